@@ -1,0 +1,118 @@
+/* bootstrap.c: finding the next allocator, the arena dlsym needs, configuration, start-up.
+ *
+ * We forward to the next allocator in the lookup chain (dlsym(RTLD_NEXT, ...)), not to
+ * __libc_malloc: a program linked with jemalloc, mimalloc or tcmalloc keeps its allocator.
+ * dlsym itself may call calloc/malloc before we know where they are; those few requests are
+ * served from a static arena and never freed.
+ */
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <time.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+struct memtrack_config memtrack_config = {
+    .settle_ms = 50,   /* tens of ms: most blocks die sooner, a person reading `ls` never notices */
+    .depth = 12,       /* gets past operator new, std::allocator and a vector's growth into user code */
+    .freeres = 1,      /* as valgrind: libc's own buffers are not the program's leaks */
+    .quarantine_bytes = 8u << 20,  /* catches stale frees a few thousand blocks back; see README */
+};
+struct memtrack_next_allocator memtrack_next;
+MEMTRACK_THREAD_LOCAL int memtrack_busy;
+atomic_int memtrack_ready;
+
+// ---- The arena for dlsym's own allocations -----------------------------------------------
+/* glibc's dlsym allocates at most a few hundred bytes (its error buffer); 64 KiB leaves room
+ * for other loaders and is static, so it costs nothing until touched. */
+#define ARENA_BYTES (64 * 1024)
+static _Alignas(64) unsigned char arena[ARENA_BYTES];
+static atomic_size_t arena_used;
+
+void *memtrack_arena_allocate(size_t size) {
+    size_t rounded = (size + 15) & ~(size_t)15;   /* malloc's alignment on x86_64 */
+    size_t offset = atomic_fetch_add(&arena_used, rounded);
+    if (offset + rounded > ARENA_BYTES) return NULL;
+    return arena + offset;   /* static storage is already zero: calloc is satisfied too */
+}
+
+int memtrack_arena_owns(const void *pointer) {
+    const unsigned char *p = pointer;
+    return p >= arena && p < arena + ARENA_BYTES;
+}
+
+static void read_configuration(void);
+
+// ---- Finding the next allocator -----------------------------------------------------------
+static void *next_symbol(const char *name) {
+    return dlsym(RTLD_NEXT, name);
+}
+
+static atomic_int bootstrap_owner;   /* thread id of the thread resolving symbols, 0 when none */
+
+void memtrack_bootstrap(void) {
+    if (atomic_load(&memtrack_ready)) return;
+    int me = (int)syscall(SYS_gettid);
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&bootstrap_owner, &expected, me)) {
+        /* Another thread is resolving (or we re-entered through dlsym: then memtrack_busy is
+         * set and the entry points use the arena instead of calling us). */
+        while (!atomic_load(&memtrack_ready)) sched_yield();
+        return;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    memtrack_start_milliseconds = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+    memtrack_busy++;
+    memtrack_next.malloc = next_symbol("malloc");
+    memtrack_next.free = next_symbol("free");
+    memtrack_next.calloc = next_symbol("calloc");
+    memtrack_next.realloc = next_symbol("realloc");
+    memtrack_next.reallocarray = next_symbol("reallocarray");
+    memtrack_next.posix_memalign = next_symbol("posix_memalign");
+    memtrack_next.aligned_alloc = next_symbol("aligned_alloc");
+    memtrack_next.memalign = next_symbol("memalign");
+    memtrack_next.valloc = next_symbol("valloc");
+    memtrack_next.pvalloc = next_symbol("pvalloc");
+    memtrack_next.malloc_usable_size = next_symbol("malloc_usable_size");
+    memtrack_busy--;
+    read_configuration();   /* environ may not be set this early; the constructor reads it again */
+    atomic_store(&memtrack_ready, 1);
+}
+
+// ---- Configuration --------------------------------------------------------------------------
+/* Parses a whole non-negative decimal number; anything else keeps the default. */
+static int parse_number(const char *text, unsigned long long *value) {
+    if (!text || !*text) return 0;
+    unsigned long long result = 0;
+    for (const char *c = text; *c; c++) {
+        if (*c < '0' || *c > '9') return 0;
+        if (result > (ULLONG_MAX - 9) / 10) return 0;
+        result = result * 10 + (unsigned)(*c - '0');
+    }
+    *value = result;
+    return 1;
+}
+
+static void read_configuration(void) {
+    unsigned long long value;
+    if (parse_number(getenv("MEM_SETTLE_MS"), &value))
+        memtrack_config.settle_ms = value > 600000 ? 600000 : (int)value;
+    if (parse_number(getenv("MEM_DEPTH"), &value))
+        memtrack_config.depth = value < 1 ? 1 : value > MEMTRACK_MAX_DEPTH ? MEMTRACK_MAX_DEPTH : (int)value;
+    if (parse_number(getenv("MEM_FREERES"), &value)) memtrack_config.freeres = value != 0;
+    if (parse_number(getenv("MEM_QUARANTINE"), &value)) memtrack_config.quarantine_bytes = (size_t)value;
+}
+
+/* Runs before main and before the program's own constructors. Entry points that run even
+ * earlier (the loader's first mallocs) call memtrack_bootstrap themselves. */
+__attribute__((constructor(101))) static void memtrack_constructor(void) {
+    memtrack_bootstrap();
+    read_configuration();
+    memtrack_process_start();
+}

@@ -1,0 +1,190 @@
+/* internal.h: what the parts of the interposer share.
+ *
+ * The parts, one job each:
+ *   entry.c       the exported allocation entry points (malloc, free, ...): thin
+ *   bootstrap.c   finding the next allocator, the arena dlsym needs, configuration, start-up
+ *   shadow.c      the live-set index: which addresses are live, freed or never allocated
+ *   pending.c     deferred records: the table of young blocks and the writer thread
+ *   quarantine.c  freed blocks held back from reuse, so stale frees are still caught
+ *   records.c     formatting and writing record files (never stdio, never malloc)
+ *   process.c     the run directory, fork, exec, exit and fatal signals
+ *   unwind.c      the call-stack capture
+ *
+ * Rules for everything here: no stdio, nothing that can allocate, no lock a signal handler
+ * could deadlock on without noticing, errno left as the program had it.
+ */
+#ifndef MEMTRACK_INTERNAL_H
+#define MEMTRACK_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MEMTRACK_EXPORT __attribute__((visibility("default")))
+/* initial-exec: the glibc manual's rule for malloc replacements, so no TLS access can call malloc. */
+#define MEMTRACK_THREAD_LOCAL __thread __attribute__((tls_model("initial-exec")))
+#define MEMTRACK_LIKELY(x) __builtin_expect(!!(x), 1)
+#define MEMTRACK_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* The deepest stack MEM_DEPTH may ask for; deeper requests are clamped. */
+#define MEMTRACK_MAX_DEPTH 32
+
+enum memtrack_via {
+    MEMTRACK_VIA_MALLOC, MEMTRACK_VIA_CALLOC, MEMTRACK_VIA_REALLOC, MEMTRACK_VIA_REALLOCARRAY,
+    MEMTRACK_VIA_POSIX_MEMALIGN, MEMTRACK_VIA_ALIGNED_ALLOC, MEMTRACK_VIA_MEMALIGN,
+    MEMTRACK_VIA_VALLOC, MEMTRACK_VIA_PVALLOC, MEMTRACK_VIA_FREE, MEMTRACK_VIA_CFREE,
+};
+const char *memtrack_via_name(int via);
+
+struct memtrack_stack {
+    uint32_t depth;
+    uintptr_t frames[MEMTRACK_MAX_DEPTH];
+};
+
+/* ---- bootstrap.c ---------------------------------------------------------------------- */
+
+struct memtrack_config {
+    int settle_ms;            /* MEM_SETTLE_MS: 0 = synchronous records */
+    int depth;                /* MEM_DEPTH */
+    int freeres;              /* MEM_FREERES */
+    size_t quarantine_bytes;  /* MEM_QUARANTINE */
+};
+extern struct memtrack_config memtrack_config;
+
+struct memtrack_next_allocator {
+    void *(*malloc)(size_t);
+    void (*free)(void *);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    void *(*reallocarray)(void *, size_t, size_t);
+    int (*posix_memalign)(void **, size_t, size_t);
+    void *(*aligned_alloc)(size_t, size_t);
+    void *(*memalign)(size_t, size_t);
+    void *(*valloc)(size_t);
+    void *(*pvalloc)(size_t);
+    size_t (*malloc_usable_size)(void *);
+};
+extern struct memtrack_next_allocator memtrack_next;
+
+/* Non-zero while this thread runs tracker code: allocations made then are the tracker's own
+ * (or libc's on its behalf) and are never recorded. Per thread, unlike the seeds' global flag. */
+extern MEMTRACK_THREAD_LOCAL int memtrack_busy;
+
+/* 0 until the next allocator is known; 1 after. */
+extern atomic_int memtrack_ready;
+void memtrack_bootstrap(void);
+int memtrack_arena_owns(const void *pointer);
+void *memtrack_arena_allocate(size_t size);
+
+/* ---- shadow.c ------------------------------------------------------------------------- */
+
+enum memtrack_shadow_state {
+    MEMTRACK_NEVER = 0,          /* never returned by an allocation function */
+    MEMTRACK_LIVE = 1,           /* live, recorded */
+    MEMTRACK_FREED = 2,          /* freed (possibly handed out again later) */
+    MEMTRACK_LIVE_INTERNAL = 3,  /* live, allocated on the tracker's behalf: never recorded */
+};
+/* Sets the state of the block at pointer and returns the previous one. */
+int memtrack_shadow_exchange(const void *pointer, int state);
+/* Moves a live block to FREED atomically; returns the previous state (the caller reports
+ * NEVER or FREED as a bad free, and must then leave the state as it was). */
+int memtrack_shadow_release(const void *pointer);
+int memtrack_shadow_get(const void *pointer);
+
+/* ---- records.c ------------------------------------------------------------------------ */
+
+struct memtrack_block {
+    uintptr_t address;
+    uint64_t size;
+    uint64_t sequence;
+    uint32_t milliseconds;  /* since the process started */
+    int32_t thread;
+    uint8_t via;
+    struct memtrack_stack stack;
+};
+
+struct memtrack_bad_free {
+    uintptr_t address;
+    int double_free;            /* 1: allocated and already freed; 0: never allocated */
+    uint64_t sequence;
+    uint32_t milliseconds;
+    int32_t thread;
+    uint8_t via;
+    struct memtrack_stack stack;
+    uint64_t size;              /* 0 when unknown */
+    struct memtrack_stack alloc_stack;  /* depth 0 when unknown */
+    struct memtrack_stack free_stack;   /* depth 0 when unknown */
+};
+
+/* The run directory this process writes into; -1 when recording is impossible. */
+extern atomic_int memtrack_run_directory;
+extern char memtrack_run_name[64];
+extern uint64_t memtrack_start_milliseconds;   /* monotonic, for the ms= field */
+extern atomic_uint_fast64_t memtrack_sequence;
+
+int memtrack_write_block(const struct memtrack_block *block);
+void memtrack_remove_block_file(uintptr_t address);
+void memtrack_write_bad_free(const struct memtrack_bad_free *event);
+void memtrack_write_process_file(const char *parent_run_name);
+void memtrack_write_status(const char *state, int value, const char *exec_path);
+void memtrack_write_modules(int force_rewrite);
+/* One warning per process, on the first thing the tracker could not do. */
+void memtrack_note_failure(const char *operation, int error_number, atomic_uint_fast64_t *counter);
+extern atomic_uint_fast64_t memtrack_unrecorded_blocks, memtrack_unremoved_records,
+    memtrack_unrecorded_events;
+void memtrack_say(const char *text);   /* one line on stderr, no allocation */
+uint32_t memtrack_milliseconds_now(void);
+int32_t memtrack_thread_id(void);
+void memtrack_forget_thread_id(void);
+
+/* Small formatting helpers that never allocate; each returns the new end of the buffer. */
+char *memtrack_put_text(char *out, const char *end, const char *text);
+char *memtrack_put_decimal(char *out, const char *end, uint64_t value);
+char *memtrack_put_hex(char *out, const char *end, uintptr_t value);
+char *memtrack_put_stack(char *out, const char *end, const struct memtrack_stack *stack);
+
+/* ---- pending.c ------------------------------------------------------------------------ */
+
+void memtrack_pending_add(const struct memtrack_block *block);
+/* Forgets the block's record: removes its table entry or its file. If known, copies the
+ * allocation stack and size out (for the quarantine's double-free reports). */
+void memtrack_pending_remove(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size);
+/* Writes every pending record and removes every queued file. in_signal: do not wait on
+ * locks this thread may hold. */
+void memtrack_pending_flush(int in_signal);
+void memtrack_pending_start_writer(void);
+void memtrack_pending_fork_prepare(void);
+void memtrack_pending_fork_parent(void);
+void memtrack_pending_fork_child(void);
+/* After the final record at exit: everything later is written synchronously. */
+extern atomic_int memtrack_synchronous;
+
+/* ---- quarantine.c --------------------------------------------------------------------- */
+
+/* Takes ownership of a freed block; releases older blocks to the next allocator's free. */
+void memtrack_quarantine_put(void *pointer, uint64_t size, const struct memtrack_stack *alloc_stack,
+                             const struct memtrack_stack *free_stack);
+/* For a bad free: what the quarantine still knows of that address. Returns 1 if found. */
+int memtrack_quarantine_find(uintptr_t address, uint64_t *size, struct memtrack_stack *alloc_stack,
+                             struct memtrack_stack *free_stack);
+void memtrack_quarantine_fork_prepare(void);
+void memtrack_quarantine_fork_parent(void);
+void memtrack_quarantine_fork_child(void);
+
+/* ---- process.c ------------------------------------------------------------------------ */
+
+void memtrack_process_start(void);
+extern pid_t memtrack_pid;
+
+/* ---- spin locks ----------------------------------------------------------------------- */
+/* The lock word holds the owner's thread id, so a signal handler can tell "held by me"
+ * (skip: the interrupted code owns it) from "held by another thread" (wait). */
+typedef atomic_int memtrack_lock;
+void memtrack_lock_acquire(memtrack_lock *lock);
+int memtrack_lock_try_for_signal(memtrack_lock *lock);  /* 0 when this thread holds it */
+static inline void memtrack_lock_release(memtrack_lock *lock) {
+    atomic_store_explicit(lock, 0, memory_order_release);
+}
+
+#endif

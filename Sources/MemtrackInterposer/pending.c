@@ -1,0 +1,247 @@
+/* pending.c: deferred records. A new block first goes into a bounded in-memory table; only
+ * blocks that outlive the settle time (MEM_SETTLE_MS) become files. Most blocks die within
+ * microseconds, so most frees are a table removal with no system call.
+ *
+ * The table is split into shards by address, each with its own small lock: no global lock,
+ * and two threads collide only when their blocks hash to the same shard. A writer thread
+ * wakes every half settle time, removes the files of freed blocks (queued per shard by the
+ * freeing thread, so the program never waits for unlink) and writes the survivors. When a
+ * shard is full, the thread that adds to it writes its oldest entry itself: the tracker's
+ * memory stays bounded and a program that allocates faster than the writer pays for it.
+ *
+ * Ordering: a file for address A is only ever removed by a free of A, and A can only be handed
+ * out again after that free. The writer empties the removal queues first and then writes only
+ * entries allocated before it began (seq < the sequence number read before emptying), so a
+ * queued removal can never delete the file of a block allocated later at the same address.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+/* 64 shards x 128 slots: 8,192 young blocks, about 2.5 MiB at the deepest stacks. Shards are
+ * filled to 3/4 at most, so probes stay short. */
+#define SHARD_COUNT 64
+#define SHARD_SLOTS 128
+#define SHARD_LIMIT (SHARD_SLOTS * 3 / 4)
+/* Removals a shard can queue between two writer wakes before the freeing thread unlinks
+ * itself. */
+#define REMOVAL_SLOTS 256
+/* Files written per lock hold, so a thread freeing into the same shard never waits long. */
+#define WRITES_PER_HOLD 8
+
+struct shard {
+    memtrack_lock lock;
+    int count;
+    int removal_count;
+    uintptr_t removals[REMOVAL_SLOTS];
+    struct memtrack_block slots[SHARD_SLOTS];   /* address 0 marks an empty slot */
+} __attribute__((aligned(64)));
+
+static struct shard shards[SHARD_COUNT];
+atomic_int memtrack_synchronous;
+static atomic_int writer_running;
+
+static inline uint64_t hash_address(uintptr_t address) {
+    return (uint64_t)(address >> 4) * 0x9E3779B97F4A7C15ull;   /* Fibonacci hashing */
+}
+static inline struct shard *shard_for(uintptr_t address) {
+    return &shards[hash_address(address) >> 58];
+}
+static inline unsigned home_slot(uintptr_t address) {
+    return (unsigned)(hash_address(address) >> 20) & (SHARD_SLOTS - 1);
+}
+
+static int find_slot(struct shard *shard, uintptr_t address) {
+    for (unsigned i = home_slot(address), probes = 0; probes < SHARD_SLOTS; i = (i + 1) & (SHARD_SLOTS - 1), probes++) {
+        if (shard->slots[i].address == address) return (int)i;
+        if (!shard->slots[i].address) return -1;
+    }
+    return -1;
+}
+
+/* Linear-probing deletion by backward shift: no tombstones, so probes never lengthen. */
+static void delete_slot(struct shard *shard, unsigned hole) {
+    unsigned next = hole;
+    for (;;) {
+        next = (next + 1) & (SHARD_SLOTS - 1);
+        uintptr_t address = shard->slots[next].address;
+        if (!address) break;
+        unsigned home = home_slot(address);
+        int stays = hole <= next ? (hole < home && home <= next) : (hole < home || home <= next);
+        if (stays) continue;
+        shard->slots[hole] = shard->slots[next];
+        hole = next;
+    }
+    shard->slots[hole].address = 0;
+    shard->count--;
+}
+
+static void insert_slot(struct shard *shard, const struct memtrack_block *block) {
+    unsigned i = home_slot(block->address);
+    while (shard->slots[i].address) i = (i + 1) & (SHARD_SLOTS - 1);
+    shard->slots[i] = *block;
+    shard->count++;
+}
+
+static void write_oldest(struct shard *shard) {
+    int oldest = -1;
+    for (int i = 0; i < SHARD_SLOTS; i++)
+        if (shard->slots[i].address && (oldest < 0 || shard->slots[i].sequence < shard->slots[oldest].sequence))
+            oldest = i;
+    if (oldest < 0) return;
+    memtrack_write_block(&shard->slots[oldest]);
+    delete_slot(shard, (unsigned)oldest);
+}
+
+void memtrack_pending_add(const struct memtrack_block *block) {
+    if (atomic_load_explicit(&memtrack_synchronous, memory_order_relaxed) &&
+        atomic_load_explicit(&memtrack_run_directory, memory_order_relaxed) >= 0) {
+        memtrack_write_block(block);
+        return;
+    }
+    struct shard *shard = shard_for(block->address);
+    memtrack_lock_acquire(&shard->lock);
+    if (shard->count >= SHARD_LIMIT) write_oldest(shard);
+    insert_slot(shard, block);
+    memtrack_lock_release(&shard->lock);
+}
+
+void memtrack_pending_remove(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size) {
+    struct shard *shard = shard_for(address);
+    memtrack_lock_acquire(&shard->lock);
+    int slot = find_slot(shard, address);
+    if (slot >= 0) {
+        if (alloc_stack) *alloc_stack = shard->slots[slot].stack;
+        if (size) *size = shard->slots[slot].size;
+        delete_slot(shard, (unsigned)slot);
+        memtrack_lock_release(&shard->lock);
+        return;
+    }
+    /* The block has a file (or had no chance of one). Queue its removal for the writer. */
+    int queued = 0;
+    if (atomic_load_explicit(&writer_running, memory_order_relaxed) &&
+        !atomic_load_explicit(&memtrack_synchronous, memory_order_relaxed) &&
+        shard->removal_count < REMOVAL_SLOTS) {
+        shard->removals[shard->removal_count++] = address;
+        queued = 1;
+    }
+    memtrack_lock_release(&shard->lock);
+    if (!queued) memtrack_remove_block_file(address);
+}
+
+// ---- Writing out ---------------------------------------------------------------------------
+/* Empties one shard's removal queue. Returns 0 if the shard could not be locked (signal). */
+static int drain_removals(struct shard *shard, int in_signal) {
+    uintptr_t removals[REMOVAL_SLOTS];
+    if (in_signal) { if (!memtrack_lock_try_for_signal(&shard->lock)) return 0; }
+    else memtrack_lock_acquire(&shard->lock);
+    int count = shard->removal_count;
+    memcpy(removals, shard->removals, (size_t)count * sizeof removals[0]);
+    shard->removal_count = 0;
+    memtrack_lock_release(&shard->lock);
+    for (int i = 0; i < count; i++) memtrack_remove_block_file(removals[i]);
+    return 1;
+}
+
+/* Writes the shard's entries allocated at or before `cutoff_ms` and before `before_sequence`. */
+static void write_settled(struct shard *shard, uint32_t cutoff_ms, uint64_t before_sequence, int in_signal) {
+    if (in_signal) { if (!memtrack_lock_try_for_signal(&shard->lock)) return; }
+    else memtrack_lock_acquire(&shard->lock);
+    int written = 0;
+    for (unsigned i = 0; i < SHARD_SLOTS;) {
+        struct memtrack_block *block = &shard->slots[i];
+        if (!block->address || block->milliseconds > cutoff_ms || block->sequence >= before_sequence) { i++; continue; }
+        memtrack_write_block(block);
+        delete_slot(shard, i);   /* another entry may have moved into slot i: look at it again */
+        if (++written % WRITES_PER_HOLD == 0 && !in_signal) {
+            memtrack_lock_release(&shard->lock);
+            memtrack_lock_acquire(&shard->lock);
+        }
+    }
+    memtrack_lock_release(&shard->lock);
+}
+
+static void write_out(uint32_t cutoff_ms, uint64_t before_sequence, int in_signal) {
+    for (int i = 0; i < SHARD_COUNT; i++) drain_removals(&shards[i], in_signal);
+    for (int i = 0; i < SHARD_COUNT; i++) write_settled(&shards[i], cutoff_ms, before_sequence, in_signal);
+}
+
+void memtrack_pending_flush(int in_signal) {
+    if (atomic_load(&memtrack_run_directory) < 0) return;
+    write_out(UINT32_MAX, UINT64_MAX, in_signal);
+    /* Frees that raced with the pass above queued their removals after it looked. */
+    for (int i = 0; i < SHARD_COUNT; i++) drain_removals(&shards[i], in_signal);
+}
+
+// ---- The writer thread ------------------------------------------------------------------------
+static void *writer_main(void *unused) {
+    (void)unused;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);   /* signals are the program's, not ours */
+    memtrack_busy = 1;                          /* whatever libc allocates for us is ours */
+    int tick_ms = memtrack_config.settle_ms / 2;
+    if (tick_ms < 1) tick_ms = 1;
+    if (tick_ms > 100) tick_ms = 100;          /* an idle server's survivors appear within settle + 100 ms */
+    struct timespec tick = {tick_ms / 1000, (long)(tick_ms % 1000) * 1000000L};
+    for (;;) {
+        nanosleep(&tick, NULL);
+        if (atomic_load(&memtrack_synchronous)) continue;
+        uint64_t before_sequence = atomic_load(&memtrack_sequence) + 1;
+        uint32_t now = memtrack_milliseconds_now();
+        uint32_t cutoff = now > (uint32_t)memtrack_config.settle_ms ? now - (uint32_t)memtrack_config.settle_ms : 0;
+        write_out(cutoff, before_sequence, 0);
+        memtrack_write_modules(0);
+    }
+    return NULL;
+}
+
+void memtrack_pending_start_writer(void) {
+    if (memtrack_config.settle_ms == 0 || atomic_load(&memtrack_run_directory) < 0) return;
+    if (atomic_exchange(&writer_running, 1)) return;
+    pthread_attr_t attributes;
+    pthread_t thread;
+    memtrack_busy++;
+    pthread_attr_init(&attributes);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attributes, 256 * 1024);   /* formatting buffers are a few KiB */
+    int error = pthread_create(&thread, &attributes, writer_main, NULL);
+    pthread_attr_destroy(&attributes);
+    if (!error) pthread_setname_np(thread, "memtrack-writer");
+    memtrack_busy--;
+    if (error) {
+        /* No thread: fall back to synchronous records, which need none. */
+        atomic_store(&writer_running, 0);
+        atomic_store(&memtrack_synchronous, 1);
+        memtrack_pending_flush(0);
+    }
+}
+
+// ---- fork ------------------------------------------------------------------------------------
+void memtrack_pending_fork_prepare(void) {
+    for (int i = 0; i < SHARD_COUNT; i++) memtrack_lock_acquire(&shards[i].lock);
+}
+
+void memtrack_pending_fork_parent(void) {
+    for (int i = 0; i < SHARD_COUNT; i++) memtrack_lock_release(&shards[i].lock);
+}
+
+/* The child's young blocks belong to the parent's record, which the parent will write; the
+ * child's record holds only what the child allocates. Only occupied slots are cleared, so the
+ * child does not copy the whole table. */
+void memtrack_pending_fork_child(void) {
+    for (int i = 0; i < SHARD_COUNT; i++) {
+        struct shard *shard = &shards[i];
+        if (shard->count)
+            for (int j = 0; j < SHARD_SLOTS; j++)
+                if (shard->slots[j].address) shard->slots[j].address = 0;
+        shard->count = 0;
+        shard->removal_count = 0;
+        memtrack_lock_release(&shard->lock);
+    }
+    atomic_store(&writer_running, 0);   /* threads do not survive fork */
+}

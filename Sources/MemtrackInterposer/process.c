@@ -1,0 +1,373 @@
+/* process.c: process bookkeeping. Every process gets its own run directory under MEM_DIR
+ * (LD_PRELOAD is inherited, so children and exec'd images load us too), and the record must
+ * be complete however the process ends:
+ *   exit()          on_exit handler: freeres, final write-out, status "exit"
+ *   _exit/_Exit     wrapped: final write-out, status "exit"
+ *   exec*           wrapped: write-out, status "exec"; the new image starts its own record
+ *   fork            pthread_atfork: the child starts a record of its own
+ *   fatal signals   our handler writes out, then hands on to the program's handler
+ *   SIGKILL         nothing can run: at most the last settle window is lost
+ */
+#include "internal.h"
+#include "unwind.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+pid_t memtrack_pid;
+static int mem_directory = -1;          /* MEM_DIR itself */
+static atomic_int finished;             /* the final record has been written */
+
+// ---- The run directory ----------------------------------------------------------------------
+/* Creates MEM_DIR/<pid> (or <pid>.2, <pid>.3... when taken: after exec the pid is the same)
+ * with mode 0700, opened without following symlinks and checked to be ours. */
+static int open_run_directory(void) {
+    if (mem_directory < 0) {
+        const char *path = getenv("MEM_DIR");
+        if (!path || !*path) path = "mem";
+        mkdir(path, 0700);   /* EEXIST is the usual case */
+        mem_directory = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+        if (mem_directory < 0) { memtrack_note_failure("opening MEM_DIR", errno, NULL); return -1; }
+        /* Keep our descriptors out of the low numbers a program may expect to get. */
+        int high = fcntl(mem_directory, F_DUPFD_CLOEXEC, 512);
+        if (high >= 0) { syscall(SYS_close, mem_directory); mem_directory = high; }
+    }
+    char name[64];
+    for (int attempt = 1; attempt < 1000; attempt++) {
+        char *out = name, *end = name + sizeof name - 1;
+        out = memtrack_put_decimal(out, end, (uint64_t)memtrack_pid);
+        if (attempt > 1) { out = memtrack_put_text(out, end, "."); out = memtrack_put_decimal(out, end, (uint64_t)attempt); }
+        *out = 0;
+        if (mkdirat(mem_directory, name, 0700) == 0) break;
+        if (errno != EEXIST) { memtrack_note_failure("creating a run directory in MEM_DIR", errno, NULL); return -1; }
+    }
+    int directory = (int)syscall(SYS_openat, mem_directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    struct stat status;
+    if (directory < 0 || fstat(directory, &status) != 0 || status.st_uid != geteuid()) {
+        memtrack_note_failure("opening the run directory", directory < 0 ? errno : EPERM, NULL);
+        if (directory >= 0) syscall(SYS_close, directory);
+        return -1;
+    }
+    int high = fcntl(directory, F_DUPFD_CLOEXEC, 512);
+    if (high >= 0) { syscall(SYS_close, directory); directory = high; }
+    memcpy(memtrack_run_name, name, sizeof name);
+    return directory;
+}
+
+static void begin_record(const char *parent_run_name) {
+    memtrack_pid = getpid();
+    int directory = open_run_directory();
+    atomic_store(&memtrack_run_directory, directory);
+    if (directory < 0) return;
+    memtrack_write_process_file(parent_run_name);
+    memtrack_write_status("running", 0, NULL);
+    memtrack_write_modules(1);
+    if (memtrack_config.settle_ms == 0) {
+        atomic_store(&memtrack_synchronous, 1);
+        memtrack_pending_flush(0);   /* blocks allocated before the directory existed */
+    } else {
+        memtrack_pending_start_writer();
+    }
+}
+
+/* The vfork child, or a clone that skipped fork's handlers, shares or copies our memory
+ * without being us: it must not write into our record. */
+static int is_our_process(void) {
+    return atomic_load(&memtrack_run_directory) >= 0 && (pid_t)syscall(SYS_getpid) == memtrack_pid;
+}
+
+// ---- Ending -------------------------------------------------------------------------------------
+static void call_freeres(void) {
+    memtrack_busy++;   /* dlsym's own allocations are ours, not the program's */
+    void (*cxx_freeres)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZN9__gnu_cxx9__freeresEv");
+    void (*libc_freeres)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "__libc_freeres");
+    memtrack_busy--;
+    /* The frees made now are the program's and must remove its records. */
+    if (cxx_freeres) cxx_freeres();
+    if (libc_freeres) libc_freeres();
+}
+
+/* The last word of this process image. */
+static void finish(const char *state, int value, const char *exec_path, int in_signal) {
+    if (!is_our_process()) return;
+    atomic_store(&memtrack_synchronous, 1);   /* anything after this is written at once */
+    memtrack_pending_flush(in_signal);
+    if (!in_signal) memtrack_write_modules(0);
+    memtrack_write_status(state, value, exec_path);
+    atomic_store(&finished, 1);
+}
+
+static void at_exit(int status, void *unused) {
+    (void)unused;
+    if (!is_our_process()) return;
+    if (memtrack_config.freeres) call_freeres();
+    finish("exit", status, NULL, 0);
+}
+
+MEMTRACK_EXPORT void _exit(int status) {
+    memtrack_busy = 1;
+    finish("exit", status, NULL, 0);
+    syscall(SYS_exit_group, status);
+    __builtin_unreachable();
+}
+
+MEMTRACK_EXPORT void _Exit(int status) { _exit(status); }
+
+// ---- exec ---------------------------------------------------------------------------------------
+static void before_exec(const char *path) {
+    memtrack_busy++;
+    finish("exec", 0, path, 0);
+    memtrack_busy--;
+}
+
+/* exec failed: this image goes on, and so does its record. */
+static void after_failed_exec(void) {
+    int saved_errno = errno;
+    if (is_our_process() && atomic_exchange(&finished, 0)) {
+        memtrack_write_status("running", 0, NULL);
+        if (memtrack_config.settle_ms) atomic_store(&memtrack_synchronous, 0);
+    }
+    errno = saved_errno;
+}
+
+#define NEXT(name) ((__typeof__(&name))dlsym(RTLD_NEXT, #name))
+
+MEMTRACK_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
+    before_exec(path);
+    int result = NEXT(execve)(path, argv, envp);
+    after_failed_exec();
+    return result;
+}
+
+MEMTRACK_EXPORT int execv(const char *path, char *const argv[]) {
+    before_exec(path);
+    int result = NEXT(execv)(path, argv);
+    after_failed_exec();
+    return result;
+}
+
+MEMTRACK_EXPORT int execvp(const char *file, char *const argv[]) {
+    before_exec(file);
+    int result = NEXT(execvp)(file, argv);
+    after_failed_exec();
+    return result;
+}
+
+MEMTRACK_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
+    before_exec(file);
+    int result = NEXT(execvpe)(file, argv, envp);
+    after_failed_exec();
+    return result;
+}
+
+MEMTRACK_EXPORT int fexecve(int fd, char *const argv[], char *const envp[]) {
+    before_exec("(fexecve)");
+    int result = NEXT(fexecve)(fd, argv, envp);
+    after_failed_exec();
+    return result;
+}
+
+/* execl, execlp and execle take their arguments as a list; gather them (on the stack: no
+ * allocation) and go through the vector forms above. */
+#define GATHER_ARGUMENTS(first, arguments)                                          \
+    va_list list;                                                                   \
+    size_t count = 1;                                                               \
+    va_start(list, first);                                                          \
+    while (va_arg(list, char *)) count++;                                           \
+    va_end(list);                                                                   \
+    char *arguments[count + 1];                                                     \
+    arguments[0] = (char *)first;                                                   \
+    va_start(list, first);                                                          \
+    for (size_t i = 1; i <= count; i++) arguments[i] = va_arg(list, char *);
+
+#include <stdarg.h>
+MEMTRACK_EXPORT int execl(const char *path, const char *argument, ...) {
+    GATHER_ARGUMENTS(argument, arguments)
+    va_end(list);
+    return execv(path, arguments);
+}
+
+MEMTRACK_EXPORT int execlp(const char *file, const char *argument, ...) {
+    GATHER_ARGUMENTS(argument, arguments)
+    va_end(list);
+    return execvp(file, arguments);
+}
+
+MEMTRACK_EXPORT int execle(const char *path, const char *argument, ...) {
+    GATHER_ARGUMENTS(argument, arguments)
+    char *const *environment = va_arg(list, char *const *);
+    va_end(list);
+    return execve(path, arguments, environment);
+}
+
+// ---- dlclose --------------------------------------------------------------------------------------
+/* Before a library goes away, make sure the module map has it: leaks it made must still
+ * resolve. (dlopen is not wrapped: glibc uses dlopen's caller to find RUNPATH, and a wrapper
+ * would change which libraries a program finds.) */
+MEMTRACK_EXPORT int dlclose(void *handle) {
+    if (is_our_process()) {
+        memtrack_busy++;
+        memtrack_write_modules(0);
+        memtrack_busy--;
+    }
+    int result = NEXT(dlclose)(handle);
+    memtrack_unwind_invalidate();
+    return result;
+}
+
+// ---- fork -----------------------------------------------------------------------------------------
+static void fork_prepare(void) {
+    memtrack_busy++;
+    memtrack_pending_fork_prepare();
+    memtrack_quarantine_fork_prepare();
+}
+
+static void fork_parent(void) {
+    memtrack_quarantine_fork_parent();
+    memtrack_pending_fork_parent();
+    memtrack_busy--;
+}
+
+static void fork_child(void) {
+    memtrack_forget_thread_id();
+    memtrack_quarantine_fork_child();
+    memtrack_pending_fork_child();
+    char parent[64];
+    memcpy(parent, memtrack_run_name, sizeof parent);
+    int inherited = atomic_exchange(&memtrack_run_directory, -1);
+    if (inherited >= 0) syscall(SYS_close, inherited);
+    atomic_store(&finished, 0);
+    begin_record(parent);
+    memtrack_busy--;
+}
+
+// ---- Fatal signals ----------------------------------------------------------------------------------
+/* Signals whose default action ends the process. Our handler sits in front of the program's
+ * (the sigaction and signal wrappers below keep it there and show the program its own). */
+static const int watched_signals[] = {
+    SIGSEGV, SIGABRT, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS,
+    SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGALRM, SIGUSR1, SIGUSR2, SIGXCPU, SIGXFSZ,
+};
+static struct sigaction program_action[NSIG];
+static int watching[NSIG];
+
+static int is_watched(int signal_number) {
+    return signal_number > 0 && signal_number < NSIG && watching[signal_number];
+}
+
+static int real_sigaction(int signal_number, const struct sigaction *action, struct sigaction *old) {
+    return (int)syscall(SYS_rt_sigaction, signal_number, action, old, _NSIG / 8) == 0 ? 0 : -1;
+}
+
+static void on_signal(int signal_number, siginfo_t *info, void *context);
+static int (*libc_sigaction)(int, const struct sigaction *, struct sigaction *);
+
+/* Puts our handler in front, with the program's flags and mask so its semantics (SA_RESTART,
+ * SA_ONSTACK, what is blocked) stay as the program asked. */
+static void install_handler(int signal_number, const struct sigaction *program) {
+    struct sigaction ours;
+    memset(&ours, 0, sizeof ours);
+    ours.sa_sigaction = on_signal;
+    ours.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+    if (program->sa_handler != SIG_DFL) {
+        ours.sa_flags = (program->sa_flags | SA_SIGINFO) & ~SA_RESETHAND;
+        ours.sa_mask = program->sa_mask;
+    }
+    libc_sigaction(signal_number, &ours, NULL);   /* libc's, not ours: it supplies the restorer */
+}
+
+static void on_signal(int signal_number, siginfo_t *info, void *context) {
+    int saved_errno = errno;
+    struct sigaction program = program_action[signal_number];
+    if (program.sa_handler == SIG_DFL) {
+        /* The process is about to die: write out everything, then die as it would have. */
+        memtrack_busy++;
+        finish("signal", signal_number, NULL, 1);
+        struct sigaction default_action;
+        memset(&default_action, 0, sizeof default_action);
+        default_action.sa_handler = SIG_DFL;
+        real_sigaction(signal_number, &default_action, NULL);
+        int from_fault = info && info->si_code > 0 &&
+            (signal_number == SIGSEGV || signal_number == SIGBUS || signal_number == SIGILL ||
+             signal_number == SIGFPE || signal_number == SIGTRAP);
+        /* A fault re-executes its instruction and dies; anything else is raised again. The
+         * signal is blocked while we run, so it arrives as soon as we return. */
+        if (!from_fault) syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), signal_number);
+        errno = saved_errno;
+        return;
+    }
+    if (program.sa_handler == SIG_IGN) { errno = saved_errno; return; }
+    /* The program handles it and may well go on: write out what is pending, keep recording. */
+    if (signal_number == SIGSEGV || signal_number == SIGBUS || signal_number == SIGILL ||
+        signal_number == SIGFPE || signal_number == SIGABRT) {
+        memtrack_busy++;
+        if (is_our_process()) memtrack_pending_flush(1);
+        memtrack_busy--;
+    }
+    if (program.sa_flags & SA_RESETHAND) {
+        program_action[signal_number].sa_handler = SIG_DFL;
+        program_action[signal_number].sa_flags &= ~SA_SIGINFO;
+    }
+    errno = saved_errno;
+    if (program.sa_flags & SA_SIGINFO) program.sa_sigaction(signal_number, info, context);
+    else program.sa_handler(signal_number);
+}
+
+MEMTRACK_EXPORT int sigaction(int signal_number, const struct sigaction *action, struct sigaction *old) {
+    if (!libc_sigaction) libc_sigaction = NEXT(sigaction);
+    if (!is_watched(signal_number)) return libc_sigaction(signal_number, action, old);
+    if (old) *old = program_action[signal_number];
+    if (!action) return 0;
+    if (action->sa_handler == SIG_IGN) {
+        /* Honoured for real: an ignored signal must not even interrupt a system call. */
+        int result = libc_sigaction(signal_number, action, NULL);
+        if (result == 0) program_action[signal_number] = *action;
+        return result;
+    }
+    program_action[signal_number] = *action;
+    install_handler(signal_number, action);
+    return 0;
+}
+
+MEMTRACK_EXPORT sighandler_t signal(int signal_number, sighandler_t handler) {
+    struct sigaction action, old;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = handler;
+    action.sa_flags = SA_RESTART;   /* glibc's signal() has BSD semantics */
+    sigemptyset(&action.sa_mask);
+    sigaddset(&action.sa_mask, signal_number);
+    if (sigaction(signal_number, &action, &old) < 0) return SIG_ERR;
+    return old.sa_handler;
+}
+
+static void watch_signals(void) {
+    if (!libc_sigaction) libc_sigaction = NEXT(sigaction);
+    for (size_t i = 0; i < sizeof watched_signals / sizeof watched_signals[0]; i++) {
+        int signal_number = watched_signals[i];
+        struct sigaction current;
+        if (real_sigaction(signal_number, NULL, &current) != 0) continue;
+        /* Ignored at start (nohup, a shell's background job): leave it ignored and unwatched. */
+        if (current.sa_handler == SIG_IGN) continue;
+        program_action[signal_number] = current;
+        watching[signal_number] = 1;
+        install_handler(signal_number, &current);
+    }
+}
+
+// ---- Start ------------------------------------------------------------------------------------------
+void memtrack_process_start(void) {
+    memtrack_busy++;
+    begin_record(NULL);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    on_exit(at_exit, NULL);
+    watch_signals();
+    memtrack_busy--;
+}

@@ -1,0 +1,109 @@
+/* quarantine.c: freed blocks held back from reuse.
+ *
+ * glibc hands a just-freed address straight to the next malloc of that size. A stale free(p)
+ * would then remove the new block's record and go unnoticed. Holding freed blocks for a while
+ * (MEM_QUARANTINE bytes, oldest released first) keeps their addresses out of circulation, so a
+ * stale free finds them FREED and is reported, with the stack that first freed them.
+ *
+ * Split into shards by address, each a ring with its own lock, like the pending table.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+/* 16 shards x 256 blocks bounds the quarantine at 4,096 blocks whatever MEM_QUARANTINE says,
+ * so its bookkeeping stays near 1.2 MiB. Stacks kept here are cut to 16 frames: enough to name
+ * the first free's site in a report. */
+#define QUARANTINE_SHARDS 16
+#define QUARANTINE_SLOTS 256
+#define KEPT_FRAMES 16
+
+struct kept_stack { uint32_t depth; uintptr_t frames[KEPT_FRAMES]; };
+struct held_block {
+    void *pointer;
+    uint64_t bytes;      /* what it holds back: the allocator's usable size */
+    uint64_t size;       /* what the program asked for, when known */
+    struct kept_stack alloc_stack, free_stack;
+};
+struct quarantine_shard {
+    memtrack_lock lock;
+    unsigned head, count;
+    uint64_t bytes;
+    struct held_block ring[QUARANTINE_SLOTS];
+} __attribute__((aligned(64)));
+
+static struct quarantine_shard quarantine[QUARANTINE_SHARDS];
+
+static void keep(struct kept_stack *kept, const struct memtrack_stack *stack) {
+    kept->depth = stack && stack->depth < KEPT_FRAMES ? stack->depth : (stack ? KEPT_FRAMES : 0);
+    if (kept->depth) memcpy(kept->frames, stack->frames, kept->depth * sizeof(uintptr_t));
+}
+
+static void unkeep(struct memtrack_stack *stack, const struct kept_stack *kept) {
+    stack->depth = kept->depth;
+    memcpy(stack->frames, kept->frames, kept->depth * sizeof(uintptr_t));
+}
+
+static struct quarantine_shard *shard_for(const void *pointer) {
+    return &quarantine[((uintptr_t)pointer >> 4) * 0x9E3779B97F4A7C15ull >> 60];
+}
+
+void memtrack_quarantine_put(void *pointer, uint64_t size, const struct memtrack_stack *alloc_stack,
+                             const struct memtrack_stack *free_stack) {
+    uint64_t bytes = memtrack_next.malloc_usable_size ? memtrack_next.malloc_usable_size(pointer) : size;
+    uint64_t budget = memtrack_config.quarantine_bytes / QUARANTINE_SHARDS;
+    void *release[QUARANTINE_SLOTS];
+    int release_count = 0;
+    struct quarantine_shard *shard = shard_for(pointer);
+    memtrack_lock_acquire(&shard->lock);
+    struct held_block *held = &shard->ring[(shard->head + shard->count) % QUARANTINE_SLOTS];
+    if (shard->count == QUARANTINE_SLOTS) {   /* full ring: the oldest goes first */
+        release[release_count++] = shard->ring[shard->head].pointer;
+        shard->bytes -= shard->ring[shard->head].bytes;
+        shard->head = (shard->head + 1) % QUARANTINE_SLOTS;
+        shard->count--;
+    }
+    held->pointer = pointer;
+    held->bytes = bytes;
+    held->size = size;
+    keep(&held->alloc_stack, alloc_stack);
+    keep(&held->free_stack, free_stack);
+    shard->count++;
+    shard->bytes += bytes;
+    while (shard->count && shard->bytes > budget) {
+        release[release_count++] = shard->ring[shard->head].pointer;
+        shard->bytes -= shard->ring[shard->head].bytes;
+        shard->head = (shard->head + 1) % QUARANTINE_SLOTS;
+        shard->count--;
+    }
+    memtrack_lock_release(&shard->lock);
+    /* Released addresses stay FREED in the shadow index until an allocator hands them out. */
+    for (int i = 0; i < release_count; i++) memtrack_next.free(release[i]);
+}
+
+int memtrack_quarantine_find(uintptr_t address, uint64_t *size, struct memtrack_stack *alloc_stack,
+                             struct memtrack_stack *free_stack) {
+    struct quarantine_shard *shard = shard_for((void *)address);
+    int found = 0;
+    memtrack_lock_acquire(&shard->lock);
+    for (unsigned i = 0; i < shard->count && !found; i++) {
+        struct held_block *held = &shard->ring[(shard->head + i) % QUARANTINE_SLOTS];
+        if ((uintptr_t)held->pointer != address) continue;
+        *size = held->size;
+        unkeep(alloc_stack, &held->alloc_stack);
+        unkeep(free_stack, &held->free_stack);
+        found = 1;
+    }
+    memtrack_lock_release(&shard->lock);
+    return found;
+}
+
+void memtrack_quarantine_fork_prepare(void) {
+    for (int i = 0; i < QUARANTINE_SHARDS; i++) memtrack_lock_acquire(&quarantine[i].lock);
+}
+void memtrack_quarantine_fork_parent(void) {
+    for (int i = 0; i < QUARANTINE_SHARDS; i++) memtrack_lock_release(&quarantine[i].lock);
+}
+void memtrack_quarantine_fork_child(void) {
+    for (int i = 0; i < QUARANTINE_SHARDS; i++) memtrack_lock_release(&quarantine[i].lock);
+}

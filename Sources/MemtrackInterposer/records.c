@@ -1,0 +1,435 @@
+/* records.c: formatting and writing record files.
+ *
+ * Every record is formatted into a buffer on the stack and written with one write(2): no
+ * stdio (it allocates and is not signal-safe). File operations go through syscall(2) rather
+ * than the libc wrappers so that none of them is a pthread cancellation point: a thread
+ * cancelled inside malloc must not die holding a lock. A block file costs exactly three
+ * system calls (openat, write, close); removing it costs one (unlinkat). No fsync: the
+ * records must survive the process, not the machine.
+ */
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <sched.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+atomic_int memtrack_run_directory = -1;
+char memtrack_run_name[64];
+uint64_t memtrack_start_milliseconds;
+atomic_uint_fast64_t memtrack_sequence;
+atomic_uint_fast64_t memtrack_unrecorded_blocks, memtrack_unremoved_records, memtrack_unrecorded_events;
+
+static const char *const via_names[] = {
+    "malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
+    "memalign", "valloc", "pvalloc", "free", "cfree",
+};
+const char *memtrack_via_name(int via) { return via_names[via]; }
+
+// ---- System calls that are never cancellation points ------------------------------------
+static int raw_openat(int directory, const char *name, int flags, int mode) {
+    return (int)syscall(SYS_openat, directory, name, flags, mode);
+}
+static int raw_close(int fd) { return (int)syscall(SYS_close, fd); }
+static int raw_unlinkat(int directory, const char *name) {
+    return (int)syscall(SYS_unlinkat, directory, name, 0);
+}
+static ssize_t raw_write_all(int fd, const char *text, size_t length) {
+    size_t done = 0;
+    while (done < length) {
+        ssize_t n = syscall(SYS_write, fd, text + done, length - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return n < 0 ? -1 : (ssize_t)done;
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
+}
+
+// ---- Small things ------------------------------------------------------------------------
+void memtrack_say(const char *text) {
+    raw_write_all(2, text, strlen(text));
+}
+
+uint32_t memtrack_milliseconds_now(void) {
+    struct timespec now;
+    /* The coarse clock is read from the vDSO without a system call; its few-ms resolution is
+     * far finer than any settle time worth using. */
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    uint64_t ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+    return (uint32_t)(ms - memtrack_start_milliseconds);
+}
+
+static MEMTRACK_THREAD_LOCAL int32_t cached_thread_id;
+int32_t memtrack_thread_id(void) {
+    if (MEMTRACK_UNLIKELY(!cached_thread_id)) cached_thread_id = (int32_t)syscall(SYS_gettid);
+    return cached_thread_id;
+}
+void memtrack_forget_thread_id(void) { cached_thread_id = 0; }
+
+void memtrack_lock_acquire(memtrack_lock *lock) {
+    int me = memtrack_thread_id();
+    for (unsigned spins = 0;; spins++) {
+        int free_value = 0;
+        if (atomic_load_explicit(lock, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_weak_explicit(lock, &free_value, me, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return;
+        /* Critical sections are a few hundred nanoseconds, or one file write when the table
+         * is full; yield rather than burn the other core for longer. */
+        if (spins > 64) sched_yield();
+        else __builtin_ia32_pause();
+    }
+}
+
+int memtrack_lock_try_for_signal(memtrack_lock *lock) {
+    int me = memtrack_thread_id();
+    for (;;) {
+        int owner = atomic_load(lock);
+        if (owner == me) return 0;     /* the interrupted code holds it: its data may be half-written */
+        int free_value = 0;
+        if (owner == 0 && atomic_compare_exchange_weak(lock, &free_value, me)) return 1;
+        sched_yield();                 /* another thread holds it and will let go */
+    }
+}
+
+char *memtrack_put_text(char *out, const char *end, const char *text) {
+    while (*text && out < end) *out++ = *text++;
+    return out;
+}
+
+char *memtrack_put_decimal(char *out, const char *end, uint64_t value) {
+    char digits[20];
+    int count = 0;
+    do { digits[count++] = (char)('0' + value % 10); value /= 10; } while (value);
+    while (count && out < end) *out++ = digits[--count];
+    return out;
+}
+
+char *memtrack_put_hex(char *out, const char *end, uintptr_t value) {
+    static const char hex[] = "0123456789abcdef";
+    char digits[16];
+    int count = 0;
+    do { digits[count++] = hex[value & 15]; value >>= 4; } while (value);
+    out = memtrack_put_text(out, end, "0x");
+    while (count && out < end) *out++ = digits[--count];
+    return out;
+}
+
+char *memtrack_put_stack(char *out, const char *end, const struct memtrack_stack *stack) {
+    for (uint32_t i = 0; i < stack->depth; i++) {
+        if (i) out = memtrack_put_text(out, end, ",");
+        out = memtrack_put_hex(out, end, stack->frames[i]);
+    }
+    return out;
+}
+
+/* Escapes a value that runs to the end of its line (README: \\ \n \t \xHH). */
+static char *put_escaped(char *out, const char *end, const char *text, size_t length) {
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < length && out + 4 < end; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c == '\\') { *out++ = '\\'; *out++ = '\\'; }
+        else if (c == '\n') { *out++ = '\\'; *out++ = 'n'; }
+        else if (c == '\t') { *out++ = '\\'; *out++ = 't'; }
+        else if (c < 0x20 || c == 0x7f) { *out++ = '\\'; *out++ = 'x'; *out++ = hex[c >> 4]; *out++ = hex[c & 15]; }
+        else *out++ = (char)c;
+    }
+    return out;
+}
+
+// ---- Failures ----------------------------------------------------------------------------
+static atomic_int warned;
+static char first_error[160];
+
+void memtrack_note_failure(const char *operation, int error_number, atomic_uint_fast64_t *counter) {
+    if (counter) atomic_fetch_add(counter, 1);
+    if (atomic_exchange(&warned, 1)) return;
+    const char *description = strerrordesc_np(error_number);   /* static text: no allocation */
+    char *out = first_error, *end = first_error + sizeof first_error - 1;
+    out = memtrack_put_text(out, end, operation);
+    out = memtrack_put_text(out, end, ": ");
+    out = memtrack_put_text(out, end, description ? description : "unknown error");
+    *out = 0;
+    char line[320];
+    out = line;
+    end = line + sizeof line - 1;
+    out = memtrack_put_text(out, end, "memtrack: warning: ");
+    out = memtrack_put_text(out, end, first_error);
+    out = memtrack_put_text(out, end, "; the leak record is incomplete from here on\n");
+    raw_write_all(2, line, (size_t)(out - line));
+}
+
+// ---- Block files -------------------------------------------------------------------------
+static char *put_block_name(char *out, const char *end, uintptr_t address) {
+    out = memtrack_put_hex(out, end, address);
+    return memtrack_put_text(out, end, ".mem");
+}
+
+/* Creates (or replaces) a record file with one write. Returns 0 or an errno value. */
+static int write_file(const char *name, const char *text, size_t length) {
+    int directory = atomic_load(&memtrack_run_directory);
+    if (directory < 0) return EBADF;
+    int fd = raw_openat(directory, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return errno;
+    ssize_t written = raw_write_all(fd, text, length);
+    int error = written == (ssize_t)length ? 0 : (written < 0 ? errno : ENOSPC);
+    raw_close(fd);
+    if (error) raw_unlinkat(directory, name);   /* a cut-short record would read as malformed */
+    return error;
+}
+
+int memtrack_write_block(const struct memtrack_block *block) {
+    char name[32], line[128 + MEMTRACK_MAX_DEPTH * 20];
+    *put_block_name(name, name + sizeof name - 1, block->address) = 0;
+    char *out = line, *end = line + sizeof line - 1;
+    out = memtrack_put_text(out, end, "memtrack/1 block address=");
+    out = memtrack_put_hex(out, end, block->address);
+    out = memtrack_put_text(out, end, " size=");
+    out = memtrack_put_decimal(out, end, block->size);
+    out = memtrack_put_text(out, end, " seq=");
+    out = memtrack_put_decimal(out, end, block->sequence);
+    out = memtrack_put_text(out, end, " thread=");
+    out = memtrack_put_decimal(out, end, (uint64_t)block->thread);
+    out = memtrack_put_text(out, end, " ms=");
+    out = memtrack_put_decimal(out, end, block->milliseconds);
+    out = memtrack_put_text(out, end, " via=");
+    out = memtrack_put_text(out, end, memtrack_via_name(block->via));
+    out = memtrack_put_text(out, end, " stack=");
+    out = memtrack_put_stack(out, end, &block->stack);
+    *out++ = '\n';
+    int error = write_file(name, line, (size_t)(out - line));
+    if (error) memtrack_note_failure("writing a block record", error, &memtrack_unrecorded_blocks);
+    return error;
+}
+
+void memtrack_remove_block_file(uintptr_t address) {
+    int directory = atomic_load(&memtrack_run_directory);
+    if (directory < 0) return;
+    char name[32];
+    *put_block_name(name, name + sizeof name - 1, address) = 0;
+    /* ENOENT is expected and harmless: a block inherited across fork (its file is in the
+     * parent's record) or one whose record could not be written. The shadow index, not the
+     * file, decides whether a free is legitimate. */
+    if (raw_unlinkat(directory, name) < 0 && errno != ENOENT)
+        memtrack_note_failure("removing a block record", errno, &memtrack_unremoved_records);
+}
+
+// ---- Bad frees ---------------------------------------------------------------------------
+void memtrack_write_bad_free(const struct memtrack_bad_free *event) {
+    char line[256 + 3 * MEMTRACK_MAX_DEPTH * 20];
+    char *out = line, *end = line + sizeof line - 1;
+    out = memtrack_put_text(out, end, event->double_free ? "memtrack/1 double-free" : "memtrack/1 invalid-free");
+    out = memtrack_put_text(out, end, " address=");
+    out = memtrack_put_hex(out, end, event->address);
+    out = memtrack_put_text(out, end, " seq=");
+    out = memtrack_put_decimal(out, end, event->sequence);
+    out = memtrack_put_text(out, end, " thread=");
+    out = memtrack_put_decimal(out, end, (uint64_t)event->thread);
+    out = memtrack_put_text(out, end, " ms=");
+    out = memtrack_put_decimal(out, end, event->milliseconds);
+    out = memtrack_put_text(out, end, " via=");
+    out = memtrack_put_text(out, end, memtrack_via_name(event->via));
+    out = memtrack_put_text(out, end, " stack=");
+    out = memtrack_put_stack(out, end, &event->stack);
+    if (event->size) {
+        out = memtrack_put_text(out, end, " size=");
+        out = memtrack_put_decimal(out, end, event->size);
+    }
+    if (event->alloc_stack.depth) {
+        out = memtrack_put_text(out, end, " alloc-stack=");
+        out = memtrack_put_stack(out, end, &event->alloc_stack);
+    }
+    if (event->free_stack.depth) {
+        out = memtrack_put_text(out, end, " free-stack=");
+        out = memtrack_put_stack(out, end, &event->free_stack);
+    }
+    *out++ = '\n';
+
+    char name[48];
+    char *n = name, *name_end = name + sizeof name - 1;
+    n = memtrack_put_text(n, name_end, "bad-");
+    n = memtrack_put_decimal(n, name_end, event->sequence);
+    n = memtrack_put_text(n, name_end, ".free");
+    *n = 0;
+    int error = write_file(name, line, (size_t)(out - line));
+    if (error) memtrack_note_failure("writing a bad-free record", error, &memtrack_unrecorded_events);
+
+    /* The one line on stderr that says what happened and where to look. */
+    char message[256];
+    char *m = message, *message_end = message + sizeof message - 1;
+    m = memtrack_put_text(m, message_end, event->double_free ? "memtrack: double free of " : "memtrack: invalid free of ");
+    m = memtrack_put_hex(m, message_end, event->address);
+    m = memtrack_put_text(m, message_end, " from ");
+    m = memtrack_put_hex(m, message_end, event->stack.depth ? event->stack.frames[0] : 0);
+    m = memtrack_put_text(m, message_end, " (not passed to free; recorded as ");
+    m = memtrack_put_text(m, message_end, memtrack_run_name);
+    m = memtrack_put_text(m, message_end, "/");
+    m = memtrack_put_text(m, message_end, name);
+    m = memtrack_put_text(m, message_end, ")\n");
+    raw_write_all(2, message, (size_t)(m - message));
+}
+
+// ---- process, status and modules --------------------------------------------------------
+static char *put_key(char *out, const char *end, const char *key, const char *value, size_t length) {
+    out = memtrack_put_text(out, end, key);
+    out = memtrack_put_text(out, end, " ");
+    out = put_escaped(out, end, value, length);
+    return memtrack_put_text(out, end, "\n");
+}
+
+static char *put_key_number(char *out, const char *end, const char *key, uint64_t value) {
+    out = memtrack_put_text(out, end, key);
+    out = memtrack_put_text(out, end, " ");
+    out = memtrack_put_decimal(out, end, value);
+    return memtrack_put_text(out, end, "\n");
+}
+
+/* Reads a small /proc file into buffer; returns its length. */
+static size_t read_proc(const char *path, char *buffer, size_t capacity) {
+    int fd = raw_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    size_t length = 0;
+    while (length < capacity) {
+        ssize_t n = syscall(SYS_read, fd, buffer + length, capacity - length);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        length += (size_t)n;
+    }
+    raw_close(fd);
+    return length;
+}
+
+static char executable_path[4096];
+
+void memtrack_write_process_file(const char *parent_run_name) {
+    /* Static: 64 KiB of command line does not belong on a stack we may be borrowing. */
+    static char text[80 * 1024], arguments[64 * 1024];
+    char *out = text, *end = text + sizeof text - 1;
+    out = memtrack_put_text(out, end, "memtrack/1 process\n");
+    out = put_key_number(out, end, "pid", (uint64_t)getpid());
+    out = put_key_number(out, end, "ppid", (uint64_t)getppid());
+    if (parent_run_name) out = put_key(out, end, "parent", parent_run_name, strlen(parent_run_name));
+    ssize_t length = readlink("/proc/self/exe", executable_path, sizeof executable_path - 1);
+    executable_path[length > 0 ? length : 0] = 0;
+    out = put_key(out, end, "exe", executable_path, strlen(executable_path));
+    size_t argument_bytes = read_proc("/proc/self/cmdline", arguments, sizeof arguments);
+    for (size_t start = 0; start < argument_bytes;) {
+        size_t stop = start;
+        while (stop < argument_bytes && arguments[stop]) stop++;
+        out = put_key(out, end, "arg", arguments + start, stop - start);
+        start = stop + 1;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    out = put_key_number(out, end, "start-unix-ms", (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000);
+    out = put_key_number(out, end, "settle-ms", (uint64_t)memtrack_config.settle_ms);
+    out = put_key_number(out, end, "depth", (uint64_t)memtrack_config.depth);
+    out = put_key_number(out, end, "quarantine-bytes", (uint64_t)memtrack_config.quarantine_bytes);
+    out = put_key_number(out, end, "freeres", (uint64_t)memtrack_config.freeres);
+    int error = write_file("process", text, (size_t)(out - text));
+    if (error) memtrack_note_failure("writing the process record", error, NULL);
+}
+
+static memtrack_lock status_lock;
+
+void memtrack_write_status(const char *state, int value, const char *exec_path) {
+    char text[1024 + 4096];
+    char *out = text, *end = text + sizeof text - 1;
+    out = memtrack_put_text(out, end, "memtrack/1 status\nstate ");
+    out = memtrack_put_text(out, end, state);
+    out = memtrack_put_text(out, end, "\n");
+    if (!strcmp(state, "exit")) out = put_key_number(out, end, "code", (uint64_t)value);
+    if (!strcmp(state, "signal")) {
+        out = put_key_number(out, end, "signal", (uint64_t)value);
+        const char *abbreviation = sigabbrev_np(value);   /* static text */
+        if (abbreviation) {
+            out = memtrack_put_text(out, end, "signal-name SIG");
+            out = memtrack_put_text(out, end, abbreviation);
+            out = memtrack_put_text(out, end, "\n");
+        }
+    }
+    if (exec_path) out = put_key(out, end, "exec-path", exec_path, strlen(exec_path));
+    out = put_key_number(out, end, "unrecorded-blocks", atomic_load(&memtrack_unrecorded_blocks));
+    out = put_key_number(out, end, "unremoved-records", atomic_load(&memtrack_unremoved_records));
+    out = put_key_number(out, end, "unrecorded-events", atomic_load(&memtrack_unrecorded_events));
+    if (atomic_load(&warned) && first_error[0]) out = put_key(out, end, "error", first_error, strlen(first_error));
+    write_file("status", text, (size_t)(out - text));
+}
+
+// ---- The module map ------------------------------------------------------------------------
+/* Every executable segment ever seen, so an address recorded before a dlclose still finds its
+ * library. 1024 segments covers programs with hundreds of libraries. */
+#define MAX_SEGMENTS 1024
+struct segment { uintptr_t base, start, end; uint64_t path_hash; };
+static struct segment segments[MAX_SEGMENTS];
+static int segment_count, segments_written;
+static unsigned long long last_adds = ~0ull, last_subs = ~0ull;
+static memtrack_lock modules_lock;
+static char modules_text[128 * 1024];
+static size_t modules_length;
+
+static uint64_t hash_text(const char *text) {
+    uint64_t hash = 1469598103934665603ull;
+    while (*text) hash = (hash ^ (unsigned char)*text++) * 1099511628211ull;
+    return hash;
+}
+
+static int collect_segments(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)data;
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
+        last_adds = info->dlpi_adds;
+        last_subs = info->dlpi_subs;
+    }
+    const char *path = info->dlpi_name;
+    if (!path || !*path) path = executable_path;           /* the main program */
+    if (!*path || !strncmp(path, "linux-vdso", 10)) return 0;  /* no file to resolve against */
+    uint64_t hash = hash_text(path);
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *header = &info->dlpi_phdr[i];
+        if (header->p_type != PT_LOAD || !(header->p_flags & PF_X)) continue;
+        uintptr_t start = info->dlpi_addr + header->p_vaddr, end = start + header->p_memsz;
+        int known = 0;
+        for (int j = 0; j < segment_count && !known; j++)
+            known = segments[j].start == start && segments[j].end == end && segments[j].path_hash == hash;
+        if (known || segment_count == MAX_SEGMENTS) continue;
+        segments[segment_count++] = (struct segment){info->dlpi_addr, start, end, hash};
+        char *out = modules_text + modules_length, *limit = modules_text + sizeof modules_text - 1;
+        out = memtrack_put_text(out, limit, "module seq=");
+        out = memtrack_put_decimal(out, limit, atomic_load(&memtrack_sequence));
+        out = memtrack_put_text(out, limit, " base=");
+        out = memtrack_put_hex(out, limit, info->dlpi_addr);
+        out = memtrack_put_text(out, limit, " start=");
+        out = memtrack_put_hex(out, limit, start);
+        out = memtrack_put_text(out, limit, " end=");
+        out = memtrack_put_hex(out, limit, end);
+        out = memtrack_put_text(out, limit, " path=");
+        out = put_escaped(out, limit, path, strlen(path));
+        out = memtrack_put_text(out, limit, "\n");
+        if (out < limit) modules_length = (size_t)(out - modules_text);
+    }
+    return 0;
+}
+
+/* Brings the modules file up to date. Cheap when nothing was loaded or unloaded since the last
+ * call: dl_iterate_phdr's first callback carries the load and unload counters. */
+void memtrack_write_modules(int force_rewrite) {
+    memtrack_lock_acquire(&modules_lock);
+    if (!modules_length) {
+        modules_length = (size_t)(memtrack_put_text(modules_text, modules_text + 64, "memtrack/1 modules\n") - modules_text);
+    }
+    unsigned long long adds = last_adds, subs = last_subs;
+    dl_iterate_phdr(collect_segments, NULL);
+    if (force_rewrite || adds != last_adds || subs != last_subs || segments_written != segment_count) {
+        if (force_rewrite || segments_written != segment_count) {
+            int error = write_file("modules", modules_text, modules_length);
+            if (error) memtrack_note_failure("writing the module map", error, NULL);
+            segments_written = segment_count;
+        }
+    }
+    memtrack_lock_release(&modules_lock);
+}

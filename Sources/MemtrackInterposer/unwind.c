@@ -1,0 +1,766 @@
+/* memtrack: call-stack capture for every allocation.
+ *
+ * Why not backtrace() / _Unwind_Backtrace: they re-interpret the DWARF CFI of every frame on
+ * every call (~600 ns for 4 frames, ~940 ns for 8), they may allocate or take the loader lock
+ * on first use, and they would make libmemtrack.so depend on libgcc_s.
+ * Why not a frame-pointer walk: Debian's libc, libstdc++ and most -O2 user code are built
+ * without frame pointers, so the rbp chain skips or invents frames.
+ *
+ * Design (x86_64 Linux, glibc >= 2.35):
+ *  - An assembly entry stub captures the caller's exact pc, rsp and rbp (no compiler guesswork
+ *    about our own frame layout), then tail-jumps into the C walker.
+ *  - A frame is described by three rules, which is all that gcc and clang emit at call sites:
+ *    how to get the CFA (rsp+off, rbp+off, or *(rbp+off) for stack-realigned functions),
+ *    where the caller's rbp is saved (unchanged, at CFA+off, or at rbp+off), and where the
+ *    return address is saved (CFA+off, in practice -8). Other registers are not needed,
+ *    because a CFA rule in terms of anything but rsp/rbp never occurs at a call site.
+ *  - The rules of a return address are found through _dl_find_object() (lock-free and
+ *    async-signal-safe, unlike dl_iterate_phdr), the binary-search table of .eh_frame_hdr,
+ *    and a small interpreter of the CIE/FDE CFA program run up to that address.
+ *  - The result is cached per thread in a direct-mapped cache keyed by return address, so a
+ *    warm frame costs one 16-byte load, one compare and two stack loads. Per-thread means no
+ *    lock and no atomics; entries are read and written with single 16-byte vector moves so a
+ *    signal handler that unwinds on the same thread can never see a half-written entry.
+ *  - Every stack read is checked against the bounds of the stack we are running on (see the
+ *    "stack bounds" section), the CFA must strictly increase and stay 8-aligned, so corrupt
+ *    stacks or wrong rules end the walk instead of faulting.
+ *  - The walk stops (without error) at: pc 0, an address with no FDE, an undefined return
+ *    address (_start, clone), a signal trampoline (CIE augmentation "S"), any rule outside
+ *    the supported set, a CFA that does not increase, or max_frames.
+ *
+ * Other architectures get a bounded frame-pointer walk (last section).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "unwind.h"
+
+#include <stddef.h>
+#include <string.h>
+
+// ---- generation counter (shared by both implementations) ----
+
+/* Bumped by memtrack_unwind_invalidate(); each thread compares it with the generation its
+ * cache was filled under. Relaxed atomics: a walk racing with a dlclose may use a stale rule
+ * once, which the stack bounds checks make harmless. */
+static unsigned g_unwind_generation;
+
+void memtrack_unwind_invalidate(void)
+{
+    __atomic_fetch_add(&g_unwind_generation, 1, __ATOMIC_RELAXED);
+}
+
+#if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) \
+    && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
+
+#include <dlfcn.h>
+#include <emmintrin.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+// ---- constants ----
+
+/* DWARF register numbers of the x86_64 psABI. */
+enum { DW_REG_RBP = 6, DW_REG_RSP = 7, DW_REG_RA = 16 };
+
+/* 1024 entries x 16 bytes = 16 KiB of static TLS per thread. glibc carves static TLS out of
+ * every thread's stack, so a bigger cache would hurt programs that create threads with small
+ * stacks; 1024 return addresses cover the hot allocation paths of typical programs. */
+#define UNWIND_CACHE_BITS 10
+#define UNWIND_CACHE_SIZE (1u << UNWIND_CACHE_BITS)
+
+/* The kernel keeps at least 128 MiB free below the top of the main stack (mmap_base is placed
+ * at least MIN_GAP = 128 MiB + stack randomisation below TASK_SIZE), so any address between
+ * our rsp and __libc_stack_end, when they are less than this apart, is main-stack memory. */
+#define MAIN_STACK_WINDOW ((uintptr_t)128 << 20)
+
+/* glibc puts struct pthread (the thread pointer) at the very top of every thread's stack
+ * block, also for stacks given with pthread_attr_setstack, so [rsp, pthread_self()) is the
+ * live part of the stack. The window bounds how far below it we believe that: default thread
+ * stacks are 8 MiB (RLIMIT_STACK) and deeper stacks are rare; past it we use the safe
+ * one-page fallback rather than risk walking into an unrelated mapping. */
+#define THREAD_STACK_WINDOW ((uintptr_t)64 << 20)
+
+/* A page is the unit of mapping: the page holding rsp is certainly mapped. */
+#define PAGE_SIZE_MIN 4096u
+
+/* remember_state nesting seen in practice is 1 (gcc's epilogue duplication); 8 is plenty. */
+#define CFA_STATE_STACK 8
+
+// ---- rules ----
+
+enum cfa_kind {
+    CFA_RSP = 0,        // CFA = rsp + cfa_off
+    CFA_RBP = 1,        // CFA = rbp + cfa_off
+    CFA_DEREF_RBP = 2,  // CFA = *(rbp + cfa_off)  (gcc's DW_OP_breg6 off; DW_OP_deref, after realigning)
+    CFA_STOP = 3,       // end of the walk at this pc
+};
+
+enum rbp_kind {
+    RBP_SAME = 0,       // rbp is unchanged in the caller
+    RBP_AT_CFA = 1,     // caller's rbp = *(CFA + rbp_off)
+    RBP_AT_RBP = 2,     // caller's rbp = *(rbp + rbp_off)  (gcc's DW_OP_breg6 off, after realigning)
+};
+
+/* The unpacked rule for one return address. */
+struct frame_rule {
+    int cfa_kind;
+    int rbp_kind;
+    int64_t cfa_off;
+    int64_t rbp_off;
+    int64_t ra_off;     // return address is at CFA + ra_off
+};
+
+/* One cache slot: exactly 16 bytes so that it moves with a single SSE instruction. */
+union cache_entry {
+    struct {
+        uintptr_t pc;       // the return address this rule is for; 0 = empty
+        int32_t cfa_off;
+        int16_t rbp_off;
+        int8_t ra_off;
+        uint8_t kinds;      // cfa_kind | rbp_kind << 2
+    } f;
+    __m128i v;
+};
+
+_Static_assert(sizeof(union cache_entry) == 16, "cache entry must be one SSE register");
+
+static __thread union cache_entry t_cache[UNWIND_CACHE_SIZE]
+    __attribute__((tls_model("initial-exec"), aligned(16)));
+static __thread unsigned t_cache_generation __attribute__((tls_model("initial-exec")));
+
+// ---- reading CFI ----
+
+/* CFI lives in the read-only segments of loaded objects, which stay mapped while the object
+ * is loaded; it is trusted like libgcc trusts it. The end pointers only protect against
+ * running off a malformed record, not against unmapped memory. */
+
+struct reader {
+    const uint8_t *p;
+    const uint8_t *end;
+    int bad;            // set once anything was out of range or unsupported
+};
+
+static uint64_t rd_u8(struct reader *r)
+{
+    if (r->p + 1 > r->end) { r->bad = 1; return 0; }
+    return *r->p++;
+}
+
+static uint64_t rd_fixed(struct reader *r, int size)
+{
+    uint64_t v = 0;
+    if (r->p + size > r->end) { r->bad = 1; return 0; }
+    memcpy(&v, r->p, (size_t)size);   // little endian: the low bytes come first
+    r->p += size;
+    return v;
+}
+
+static uint64_t rd_uleb(struct reader *r)
+{
+    uint64_t v = 0;
+    unsigned shift = 0;
+    for (;;) {
+        if (r->p >= r->end) { r->bad = 1; return 0; }
+        uint8_t b = *r->p++;
+        if (shift < 64)
+            v |= (uint64_t)(b & 0x7f) << shift;
+        shift += 7;
+        if (!(b & 0x80))
+            return v;
+    }
+}
+
+static int64_t rd_sleb(struct reader *r)
+{
+    uint64_t v = 0;
+    unsigned shift = 0;
+    uint8_t b;
+    do {
+        if (r->p >= r->end) { r->bad = 1; return 0; }
+        b = *r->p++;
+        if (shift < 64)
+            v |= (uint64_t)(b & 0x7f) << shift;
+        shift += 7;
+    } while (b & 0x80);
+    if (shift < 64 && (b & 0x40))
+        v |= ~(uint64_t)0 << shift;
+    return (int64_t)v;
+}
+
+/* DW_EH_PE_* pointer encodings. */
+enum {
+    PE_absptr = 0x00, PE_uleb128 = 0x01, PE_udata2 = 0x02, PE_udata4 = 0x03, PE_udata8 = 0x04,
+    PE_sleb128 = 0x09, PE_sdata2 = 0x0a, PE_sdata4 = 0x0b, PE_sdata8 = 0x0c,
+    PE_pcrel = 0x10, PE_datarel = 0x30, PE_aligned = 0x50, PE_indirect = 0x80, PE_omit = 0xff,
+};
+
+/* Reads a pointer with encoding enc. datarel is resolved against data_base (the
+ * .eh_frame_hdr start, which is what glibc's dlfo_eh_dbase would be on x86_64 for hdr
+ * tables; .eh_frame itself never uses datarel there). Indirect pointers are returned
+ * undereferenced: only the personality uses them, and we only skip it. */
+static uintptr_t rd_encoded(struct reader *r, uint8_t enc, uintptr_t data_base)
+{
+    if (enc == PE_omit)
+        return 0;
+    uintptr_t field = (uintptr_t)r->p;
+    uint64_t v;
+    if ((enc & 0x70) == PE_aligned) {
+        uintptr_t aligned = (field + 7) & ~(uintptr_t)7;   // aligned means to pointer size
+        r->p = (const uint8_t *)aligned;
+        return (uintptr_t)rd_fixed(r, 8);
+    }
+    switch (enc & 0x0f) {
+    case PE_absptr: v = rd_fixed(r, 8); break;
+    case PE_uleb128: v = rd_uleb(r); break;
+    case PE_udata2: v = rd_fixed(r, 2); break;
+    case PE_udata4: v = rd_fixed(r, 4); break;
+    case PE_udata8: v = rd_fixed(r, 8); break;
+    case PE_sleb128: v = (uint64_t)rd_sleb(r); break;
+    case PE_sdata2: v = (uint64_t)(int64_t)(int16_t)rd_fixed(r, 2); break;
+    case PE_sdata4: v = (uint64_t)(int64_t)(int32_t)rd_fixed(r, 4); break;
+    case PE_sdata8: v = rd_fixed(r, 8); break;
+    default: r->bad = 1; return 0;
+    }
+    switch (enc & 0x70) {
+    case 0: break;
+    case PE_pcrel: v += field; break;
+    case PE_datarel: v += data_base; break;
+    default: r->bad = 1; return 0;   // textrel/funcrel: never used on x86_64
+    }
+    return (uintptr_t)v;
+}
+
+// ---- finding the FDE ----
+
+/* Returns the FDE covering pc (a byte inside the function) or NULL. */
+static const uint8_t *find_fde(uintptr_t pc)
+{
+    struct dl_find_object dlfo;
+    if (_dl_find_object((void *)pc, &dlfo) != 0 || dlfo.dlfo_eh_frame == NULL)
+        return NULL;    // not in any loaded object (JIT code), or no PT_GNU_EH_FRAME
+    const uint8_t *hdr = dlfo.dlfo_eh_frame;
+    if (hdr[0] != 1)
+        return NULL;    // .eh_frame_hdr version 1 is the only one ever defined
+    uint8_t eh_frame_ptr_enc = hdr[1], fde_count_enc = hdr[2], table_enc = hdr[3];
+    /* The header's fields have no explicit length; 16 bytes covers two 8-byte pointers. */
+    struct reader r = { hdr + 4, hdr + 4 + 16, 0 };
+    (void)rd_encoded(&r, eh_frame_ptr_enc, (uintptr_t)hdr);
+    uintptr_t count = rd_encoded(&r, fde_count_enc, (uintptr_t)hdr);
+    /* GNU ld, gold, lld and mold all emit datarel|sdata4 tables; anything else would need a
+     * linear scan of .eh_frame, which we do not do (the walk just stops here). */
+    if (r.bad || table_enc != (PE_datarel | PE_sdata4) || count == 0)
+        return NULL;
+    const int32_t *table = (const int32_t *)(const void *)r.p;
+    intptr_t rel = (intptr_t)(pc - (uintptr_t)hdr);
+    /* Binary search for the last entry whose initial location is <= pc. */
+    uintptr_t lo = 0, hi = count;
+    while (hi - lo > 1) {
+        uintptr_t mid = lo + (hi - lo) / 2;
+        if ((intptr_t)table[2 * mid] <= rel)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    if ((intptr_t)table[2 * lo] > rel)
+        return NULL;    // pc lies before the first function with CFI
+    return hdr + table[2 * lo + 1];
+}
+
+// ---- CIE / FDE parsing and the CFA program ----
+
+enum { REG_SAME, REG_AT_CFA, REG_AT_RBP, REG_UNDEF, REG_BAD };
+
+struct reg_rule { int kind; int64_t off; };
+
+struct cfa_state {
+    int cfa_kind;       // CFA_RSP / CFA_RBP / CFA_DEREF_RBP, or -1 if unsupported
+    int64_t cfa_off;    // for CFA_DEREF_RBP: the offset inside the expression
+    struct reg_rule rbp, ra;
+};
+
+struct cie_info {
+    uint64_t code_align;
+    int64_t data_align;
+    uint64_t ra_reg;
+    uint8_t fde_enc;
+    int signal_frame;
+    int has_z;
+    const uint8_t *insns, *insns_end;
+};
+
+static int parse_cie(const uint8_t *cie, struct cie_info *ci)
+{
+    uint32_t len;
+    memcpy(&len, cie, 4);
+    if (len == 0 || len == 0xffffffffu)
+        return 0;       // terminator, or a 64-bit length (never produced for .eh_frame on Linux)
+    struct reader r = { cie + 4, cie + 4 + len, 0 };
+    if (rd_fixed(&r, 4) != 0)
+        return 0;       // CIE id must be 0 in .eh_frame
+    uint64_t version = rd_u8(&r);
+    if (version != 1 && version != 3 && version != 4)
+        return 0;
+    const char *aug = (const char *)r.p;
+    size_t aug_len = strnlen(aug, (size_t)(r.end - r.p));
+    r.p += aug_len + 1;
+    if (version == 4) {
+        (void)rd_u8(&r);  // address_size
+        (void)rd_u8(&r);  // segment_size
+    }
+    ci->code_align = rd_uleb(&r);
+    ci->data_align = rd_sleb(&r);
+    ci->ra_reg = version == 1 ? rd_u8(&r) : rd_uleb(&r);
+    ci->fde_enc = PE_absptr;
+    ci->signal_frame = 0;
+    ci->has_z = aug[0] == 'z';
+    if (aug[0] != '\0' && aug[0] != 'z')
+        return 0;       // "eh" and other pre-'z' augmentations: cannot find the instructions
+    if (ci->has_z) {
+        uint64_t aug_data_len = rd_uleb(&r);
+        const uint8_t *aug_end = r.p + aug_data_len;
+        if (aug_end > r.end || r.bad)
+            return 0;
+        for (size_t i = 1; i < aug_len && !r.bad; i++) {
+            switch (aug[i]) {
+            case 'R': ci->fde_enc = (uint8_t)rd_u8(&r); break;
+            case 'L': (void)rd_u8(&r); break;                       // LSDA encoding
+            case 'P': { uint8_t e = (uint8_t)rd_u8(&r); (void)rd_encoded(&r, e, 0); break; }
+            case 'S': ci->signal_frame = 1; break;
+            case 'B': break;                                        // AArch64 BTI; harmless
+            default: i = aug_len; break;  // unknown: 'z' lets us skip the rest safely
+            }
+        }
+        r.p = aug_end;
+    }
+    if (r.bad || ci->code_align == 0)
+        return 0;
+    ci->insns = r.p;
+    ci->insns_end = r.end;
+    return 1;
+}
+
+/* Recognises the only expressions gcc emits for frames that call: after realigning the stack,
+ * "DW_OP_breg6 <off>; DW_OP_deref" for the CFA and "DW_OP_breg6 <off>" for rbp.
+ * Returns 1 and the offset if the block [p, end) is exactly breg6 (+ deref if want_deref). */
+static int match_rbp_expr(const uint8_t *p, const uint8_t *end, int want_deref, int64_t *off)
+{
+    struct reader r = { p, end, 0 };
+    if (rd_u8(&r) != 0x76)  // DW_OP_breg6 (rbp)
+        return 0;
+    *off = rd_sleb(&r);
+    if (want_deref && rd_u8(&r) != 0x06)  // DW_OP_deref
+        return 0;
+    return !r.bad && r.p == end;
+}
+
+static void set_reg_rule(struct cfa_state *s, uint64_t reg, uint64_t ra_reg, int kind, int64_t off)
+{
+    struct reg_rule rule = { kind, off };
+    if (reg == DW_REG_RBP)
+        s->rbp = rule;
+    if (reg == ra_reg)
+        s->ra = rule;
+}
+
+static void restore_reg_rule(struct cfa_state *s, const struct cfa_state *init, uint64_t reg,
+                             uint64_t ra_reg)
+{
+    if (reg == DW_REG_RBP)
+        s->rbp = init->rbp;
+    if (reg == ra_reg)
+        s->ra = init->ra;
+}
+
+/* Runs the CFA program [p, end) from location *loc while *loc < target. init is the state
+ * after the CIE's initial instructions (for DW_CFA_restore), NULL while running those.
+ * Returns 0 on an unsupported opcode or malformed program. */
+static int run_cfa_program(const uint8_t *p, const uint8_t *end, const struct cie_info *ci,
+                           uintptr_t *loc, uintptr_t target, struct cfa_state *s,
+                           const struct cfa_state *init)
+{
+    struct cfa_state saved[CFA_STATE_STACK];
+    int depth = 0;
+    struct reader r = { p, end, 0 };
+    uint64_t ra = ci->ra_reg;
+    while (r.p < r.end && *loc < target) {
+        uint8_t op = (uint8_t)rd_u8(&r);
+        uint64_t reg, u;
+        int64_t off = 0;
+        const uint8_t *block;
+        switch (op >> 6) {
+        case 1:  // DW_CFA_advance_loc
+            *loc += (op & 0x3f) * ci->code_align;
+            continue;
+        case 2:  // DW_CFA_offset
+            off = (int64_t)rd_uleb(&r) * ci->data_align;
+            set_reg_rule(s, op & 0x3f, ra, REG_AT_CFA, off);
+            continue;
+        case 3:  // DW_CFA_restore
+            if (!init)
+                return 0;
+            restore_reg_rule(s, init, op & 0x3f, ra);
+            continue;
+        }
+        switch (op) {
+        case 0x00:  // DW_CFA_nop
+            break;
+        case 0x01:  // DW_CFA_set_loc
+            *loc = rd_encoded(&r, ci->fde_enc, 0);
+            break;
+        case 0x02: *loc += rd_fixed(&r, 1) * ci->code_align; break;  // DW_CFA_advance_loc1
+        case 0x03: *loc += rd_fixed(&r, 2) * ci->code_align; break;  // DW_CFA_advance_loc2
+        case 0x04: *loc += rd_fixed(&r, 4) * ci->code_align; break;  // DW_CFA_advance_loc4
+        case 0x05:  // DW_CFA_offset_extended
+            reg = rd_uleb(&r);
+            off = (int64_t)rd_uleb(&r) * ci->data_align;
+            set_reg_rule(s, reg, ra, REG_AT_CFA, off);
+            break;
+        case 0x06:  // DW_CFA_restore_extended
+            reg = rd_uleb(&r);
+            if (!init)
+                return 0;
+            restore_reg_rule(s, init, reg, ra);
+            break;
+        case 0x07:  // DW_CFA_undefined
+            set_reg_rule(s, rd_uleb(&r), ra, REG_UNDEF, 0);
+            break;
+        case 0x08:  // DW_CFA_same_value
+            set_reg_rule(s, rd_uleb(&r), ra, REG_SAME, 0);
+            break;
+        case 0x09:  // DW_CFA_register: rbp or RA kept in another register is not tracked
+            reg = rd_uleb(&r);
+            (void)rd_uleb(&r);
+            set_reg_rule(s, reg, ra, REG_BAD, 0);
+            break;
+        case 0x0a:  // DW_CFA_remember_state
+            if (depth == CFA_STATE_STACK)
+                return 0;
+            saved[depth++] = *s;
+            break;
+        case 0x0b:  // DW_CFA_restore_state
+            if (depth == 0)
+                return 0;
+            *s = saved[--depth];
+            break;
+        case 0x0c:  // DW_CFA_def_cfa
+            reg = rd_uleb(&r);
+            s->cfa_off = (int64_t)rd_uleb(&r);
+            s->cfa_kind = reg == DW_REG_RSP ? CFA_RSP : reg == DW_REG_RBP ? CFA_RBP : -1;
+            break;
+        case 0x0d:  // DW_CFA_def_cfa_register
+            reg = rd_uleb(&r);
+            s->cfa_kind = reg == DW_REG_RSP ? CFA_RSP : reg == DW_REG_RBP ? CFA_RBP : -1;
+            break;
+        case 0x0e:  // DW_CFA_def_cfa_offset
+            s->cfa_off = (int64_t)rd_uleb(&r);
+            break;
+        case 0x0f:  // DW_CFA_def_cfa_expression
+            u = rd_uleb(&r);
+            block = r.p;
+            r.p += u;
+            if (r.p > r.end)
+                return 0;
+            s->cfa_kind = match_rbp_expr(block, r.p, 1, &off) ? CFA_DEREF_RBP : -1;
+            s->cfa_off = off;
+            break;
+        case 0x10:  // DW_CFA_expression
+            reg = rd_uleb(&r);
+            u = rd_uleb(&r);
+            block = r.p;
+            r.p += u;
+            if (r.p > r.end)
+                return 0;
+            if (match_rbp_expr(block, r.p, 0, &off))
+                set_reg_rule(s, reg, ra, REG_AT_RBP, off);
+            else
+                set_reg_rule(s, reg, ra, REG_BAD, 0);
+            break;
+        case 0x11:  // DW_CFA_offset_extended_sf
+            reg = rd_uleb(&r);
+            off = rd_sleb(&r) * ci->data_align;
+            set_reg_rule(s, reg, ra, REG_AT_CFA, off);
+            break;
+        case 0x12:  // DW_CFA_def_cfa_sf
+            reg = rd_uleb(&r);
+            s->cfa_off = rd_sleb(&r) * ci->data_align;
+            s->cfa_kind = reg == DW_REG_RSP ? CFA_RSP : reg == DW_REG_RBP ? CFA_RBP : -1;
+            break;
+        case 0x13:  // DW_CFA_def_cfa_offset_sf
+            s->cfa_off = rd_sleb(&r) * ci->data_align;
+            break;
+        case 0x14:  // DW_CFA_val_offset: a value rule; not emitted for rbp/RA by compilers
+        case 0x15:  // DW_CFA_val_offset_sf
+            reg = rd_uleb(&r);
+            if (op == 0x14) (void)rd_uleb(&r); else (void)rd_sleb(&r);
+            set_reg_rule(s, reg, ra, REG_BAD, 0);
+            break;
+        case 0x16:  // DW_CFA_val_expression
+            reg = rd_uleb(&r);
+            u = rd_uleb(&r);
+            r.p += u;
+            if (r.p > r.end)
+                return 0;
+            set_reg_rule(s, reg, ra, REG_BAD, 0);
+            break;
+        case 0x2e:  // DW_CFA_GNU_args_size: only matters for landing pads
+            (void)rd_uleb(&r);
+            break;
+        case 0x2f:  // DW_CFA_GNU_negative_offset_extended
+            reg = rd_uleb(&r);
+            off = -(int64_t)rd_uleb(&r) * ci->data_align;
+            set_reg_rule(s, reg, ra, REG_AT_CFA, off);
+            break;
+        default:    // vendor opcodes of other architectures, or garbage
+            return 0;
+        }
+        if (r.bad)
+            return 0;
+    }
+    return !r.bad;
+}
+
+/* Computes the rule for return address ra (the instruction after a call). Never fails:
+ * anything it cannot express becomes CFA_STOP. Kept out of line so the warm path of the
+ * walk does not pay for this function's large frame (the remember_state stack). */
+static __attribute__((noinline)) void compute_rule(uintptr_t ra, struct frame_rule *out)
+{
+    out->cfa_kind = CFA_STOP;
+    out->rbp_kind = RBP_SAME;
+    out->cfa_off = out->rbp_off = out->ra_off = 0;
+
+    /* ra - 1 is still inside the calling function even when the call is its last
+     * instruction (calls to noreturn functions). */
+    const uint8_t *fde = find_fde(ra - 1);
+    if (!fde)
+        return;
+    uint32_t len;
+    memcpy(&len, fde, 4);
+    if (len == 0 || len == 0xffffffffu)
+        return;
+    struct reader r = { fde + 4, fde + 4 + len, 0 };
+    uint32_t cie_delta = (uint32_t)rd_fixed(&r, 4);
+    if (cie_delta == 0)
+        return;         // that is a CIE, the table was wrong
+    struct cie_info ci;
+    if (!parse_cie(fde + 4 - cie_delta, &ci))
+        return;
+    if (ci.signal_frame)
+        return;         // __restore_rt: the interrupted context is in a ucontext; we stop
+    uintptr_t pc_begin = rd_encoded(&r, ci.fde_enc, 0);
+    uintptr_t pc_range = rd_encoded(&r, ci.fde_enc & 0x0f, 0);  // a length: no pcrel
+    if (r.bad || ra - 1 < pc_begin || ra - 1 - pc_begin >= pc_range)
+        return;         // the nearest FDE does not cover ra (a gap without CFI)
+    if (ci.has_z) {
+        uint64_t aug_len = rd_uleb(&r);
+        r.p += aug_len;     // LSDA pointer: not needed
+        if (r.bad || r.p > r.end)
+            return;
+    }
+
+    /* The CIE's initial instructions give the state at function entry. */
+    struct cfa_state init = { -1, 0, { REG_SAME, 0 }, { REG_SAME, 0 } };
+    uintptr_t loc = 0;
+    if (!run_cfa_program(ci.insns, ci.insns_end, &ci, &loc, UINTPTR_MAX, &init, NULL))
+        return;
+    struct cfa_state s = init;
+    loc = pc_begin;
+    /* Rows whose location is <= ra - 1 apply, i.e. loc < ra, as in libgcc. */
+    if (!run_cfa_program(r.p, r.end, &ci, &loc, ra, &s, &init))
+        return;
+
+    if (s.cfa_kind < 0 || s.ra.kind != REG_AT_CFA)
+        return;         // unsupported CFA, or RA undefined (outermost frame) / elsewhere
+    switch (s.rbp.kind) {
+    case REG_SAME: out->rbp_kind = RBP_SAME; break;
+    case REG_AT_CFA: out->rbp_kind = RBP_AT_CFA; break;
+    case REG_AT_RBP: out->rbp_kind = RBP_AT_RBP; break;
+    default: return;    // rbp in another register, or undefined: we would lose track of it
+    }
+    out->cfa_kind = s.cfa_kind;
+    out->cfa_off = s.cfa_off;
+    out->rbp_off = s.rbp.off;
+    out->ra_off = s.ra.off;
+}
+
+// ---- per-thread rule cache ----
+
+static inline unsigned cache_index(uintptr_t pc)
+{
+    /* Return addresses are spread over the low bits already; folding in higher bits keeps
+     * code of different libraries at the same page offset apart. */
+    return (unsigned)((pc ^ (pc >> UNWIND_CACHE_BITS) ^ (pc >> 2 * UNWIND_CACHE_BITS))
+                      & (UNWIND_CACHE_SIZE - 1));
+}
+
+static void lookup_rule(uintptr_t pc, struct frame_rule *rule)
+{
+    union cache_entry *slot = &t_cache[cache_index(pc)];
+    union cache_entry e;
+    e.v = _mm_load_si128(&slot->v);     // one instruction: a signal cannot split it
+    if (__builtin_expect(e.f.pc == pc, 1)) {
+        rule->cfa_kind = e.f.kinds & 3;
+        rule->rbp_kind = e.f.kinds >> 2;
+        rule->cfa_off = e.f.cfa_off;
+        rule->rbp_off = e.f.rbp_off;
+        rule->ra_off = e.f.ra_off;
+        return;
+    }
+    compute_rule(pc, rule);
+    /* Rules whose offsets do not fit the compact entry are recomputed every time. */
+    if (rule->cfa_off != (int32_t)rule->cfa_off || rule->rbp_off != (int16_t)rule->rbp_off
+        || rule->ra_off != (int8_t)rule->ra_off)
+        return;
+    e.f.pc = pc;
+    e.f.cfa_off = (int32_t)rule->cfa_off;
+    e.f.rbp_off = (int16_t)rule->rbp_off;
+    e.f.ra_off = (int8_t)rule->ra_off;
+    e.f.kinds = (uint8_t)(rule->cfa_kind | rule->rbp_kind << 2);
+    _mm_store_si128(&slot->v, e.v);
+}
+
+// ---- stack bounds ----
+
+extern void *__libc_stack_end;  // exported by ld.so: the initial rsp of the main thread
+
+/* Returns the exclusive upper end of memory known to be mapped from sp upwards. */
+static uintptr_t stack_top(uintptr_t sp)
+{
+    uintptr_t main_top = (uintptr_t)__libc_stack_end;
+    if (sp < main_top && main_top - sp < MAIN_STACK_WINDOW)
+        return main_top;
+    uintptr_t self = (uintptr_t)pthread_self();
+    if (sp < self && self - sp < THREAD_STACK_WINDOW)
+        return self;
+    /* Not on a known stack: a signal handler on sigaltstack, or a coroutine. The raw
+     * syscall is async-signal-safe and only paid in this rare case. */
+    stack_t ss;
+    if (syscall(SYS_sigaltstack, NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK)) {
+        uintptr_t lo = (uintptr_t)ss.ss_sp, hi = lo + ss.ss_size;
+        if (sp >= lo && sp < hi)
+            return hi;
+    }
+    return (sp | (PAGE_SIZE_MIN - 1)) + 1;  // only the page we are on is certain
+}
+
+// ---- the walk ----
+
+/* Called by the entry stub with the state right after memtrack_unwind returns to its caller:
+ * pc is that return address, sp the caller's rsp, bp the caller's rbp. */
+__attribute__((visibility("hidden"), used, noinline))
+int memtrack_unwind_from(uintptr_t *frames, int max_frames, uintptr_t pc, uintptr_t sp,
+                         uintptr_t bp);
+
+int memtrack_unwind_from(uintptr_t *frames, int max_frames, uintptr_t pc, uintptr_t sp,
+                         uintptr_t bp)
+{
+    if (max_frames <= 0)
+        return 0;
+    unsigned generation = __atomic_load_n(&g_unwind_generation, __ATOMIC_RELAXED);
+    if (__builtin_expect(generation != t_cache_generation, 0)) {
+        /* Slot by slot, with single stores, so a handler interrupting us sees old or empty. */
+        for (unsigned i = 0; i < UNWIND_CACHE_SIZE; i++)
+            _mm_store_si128(&t_cache[i].v, _mm_setzero_si128());
+        t_cache_generation = generation;
+    }
+
+    const uintptr_t lo = sp;
+    const uintptr_t hi = stack_top(sp);
+    int n = 0;
+    while (n < max_frames && pc != 0) {
+        struct frame_rule rule;
+        lookup_rule(pc, &rule);
+        uintptr_t cfa;
+        switch (rule.cfa_kind) {
+        case CFA_RSP: cfa = sp + (uintptr_t)rule.cfa_off; break;
+        case CFA_RBP: cfa = bp + (uintptr_t)rule.cfa_off; break;
+        case CFA_DEREF_RBP: {
+            uintptr_t at = bp + (uintptr_t)rule.cfa_off;
+            if (at < lo || at > hi - 8 || (at & 7))
+                return n;
+            cfa = *(const uintptr_t *)at;
+            break;
+        }
+        default:
+            return n;
+        }
+        /* The CFA is the caller's rsp: it must move up, stay aligned and stay on the stack.
+         * hi itself is allowed, the top frame's CFA can be the stack's end. */
+        if (cfa <= sp || cfa > hi || (cfa & 7))
+            return n;
+        uintptr_t ra_at = cfa + (uintptr_t)rule.ra_off;
+        if (ra_at < lo || ra_at > hi - 8 || (ra_at & 7))
+            return n;
+        uintptr_t caller_bp = bp;
+        if (rule.rbp_kind != RBP_SAME) {
+            uintptr_t at = (rule.rbp_kind == RBP_AT_CFA ? cfa : bp) + (uintptr_t)rule.rbp_off;
+            if (at < lo || at > hi - 8 || (at & 7))
+                return n;
+            caller_bp = *(const uintptr_t *)at;
+        }
+        pc = *(const uintptr_t *)ra_at;
+        if (pc == 0)
+            break;      // a zero return address marks the end on some hand-made stacks
+        frames[n++] = pc;
+        sp = cfa;
+        bp = caller_bp;
+    }
+    return n;
+}
+
+/* The entry point: captures the caller's registers exactly, then tail-jumps so that
+ * memtrack_unwind_from returns straight to our caller. The CFI describes the stub for
+ * debuggers and for libgcc if an exception ever has to cross it. */
+__asm__(
+    ".text\n"
+    ".globl memtrack_unwind\n"
+    ".hidden memtrack_unwind\n"
+    ".type memtrack_unwind, @function\n"
+    ".p2align 4\n"
+    "memtrack_unwind:\n"
+    ".cfi_startproc\n"
+#ifdef __CET__
+    "endbr64\n"
+#endif
+    "movq (%rsp), %rdx\n"       // pc: our return address, inside the caller
+    "leaq 8(%rsp), %rcx\n"      // sp: the caller's rsp once we have returned
+    "movq %rbp, %r8\n"          // bp: untouched so far, so it is the caller's rbp
+    "jmp memtrack_unwind_from\n"
+    ".cfi_endproc\n"
+    ".size memtrack_unwind, .-memtrack_unwind\n");
+
+#else  /* ---- fallback: bounded frame-pointer walk ---- */
+
+/* Deepest distance between our frame and a frame we are willing to read: keeps a walk over
+ * frames without frame pointers from wandering far; 8 MiB is the default stack size. */
+#define FP_WALK_WINDOW ((uintptr_t)8 << 20)
+
+__attribute__((noinline))
+int memtrack_unwind(uintptr_t *frames, int max_frames)
+{
+    /* Layout shared by x86_64, AArch64, RISC-V (-fno-omit-frame-pointer) and others:
+     * fp[0] = caller's frame pointer, fp[1] = return address. */
+    uintptr_t *fp = (uintptr_t *)__builtin_frame_address(0);
+    uintptr_t lo = (uintptr_t)fp, hi = lo + FP_WALK_WINDOW;
+    int n = -1;  // our own return address is not reported
+    while (n < max_frames) {
+        uintptr_t f = (uintptr_t)fp;
+        if (f < lo || f > hi - 2 * sizeof(uintptr_t) || (f & (sizeof(uintptr_t) - 1)))
+            break;
+        uintptr_t ra = fp[1];
+        uintptr_t *next = (uintptr_t *)fp[0];
+        if (ra == 0)
+            break;
+        if (n >= 0)
+            frames[n] = ra;
+        n++;
+        if ((uintptr_t)next <= f)
+            break;      // frame pointers must strictly increase
+        fp = next;
+    }
+    return n < 0 ? 0 : n;
+}
+
+#endif
