@@ -189,6 +189,17 @@ FREE_ENTRY(cfree, MEMTRACK_VIA_CFREE)
  * old address itself. The old record goes before the call, because once the allocator has
  * freed the old address another thread may be handed it and record it anew. */
 static void *reallocate(void *pointer, size_t size, int via, struct memtrack_stack *stack) {
+    if (!pointer) {   /* realloc(NULL, n) is malloc(n), recorded as realloc */
+        void *result = memtrack_next.realloc(NULL, size);
+        if (result) {
+            struct memtrack_block block;
+            block.stack = *stack;
+            int result_errno = errno;
+            track_allocation(result, size, via, &block);
+            errno = result_errno;
+        }
+        return result;
+    }
     int state = release_state(pointer);
     if (state == MEMTRACK_NEVER || state == MEMTRACK_FREED) {
         report_bad_free(pointer, state, via, stack);
@@ -221,54 +232,41 @@ static void *reallocate(void *pointer, size_t size, int via, struct memtrack_sta
     return result;
 }
 
-MEMTRACK_EXPORT void *realloc(void *pointer, size_t size) {
-    if (!ensure_ready()) return memtrack_arena_allocate(size);
-    if (!pointer) {   /* realloc(NULL, n) is malloc(n), recorded as realloc */
-        if (memtrack_busy) return internal_block(memtrack_next.malloc(size));
-        int saved_errno = errno;
-        memtrack_busy = 1;
-        void *result = memtrack_next.realloc(NULL, size);
-        int result_errno = errno;
-        TRACK_RESULT(result, size, MEMTRACK_VIA_REALLOC);
-        memtrack_busy = 0;
-        errno = result ? saved_errno : result_errno;
-        return result;
-    }
-    if (memtrack_arena_owns(pointer)) {   /* an arena block cannot be resized in place */
-        void *result = malloc(size);
-        if (result) memcpy(result, pointer, size);   /* arena blocks are followed by arena bytes */
-        return result;
-    }
-    if (memtrack_busy) {
-        int state = release_state(pointer);
-        if (state == MEMTRACK_LIVE) memtrack_pending_remove((uintptr_t)pointer, NULL, NULL);
-        void *result = memtrack_next.realloc(pointer, size);
-        if (!result && size) memtrack_shadow_exchange(pointer, state);
-        return internal_block(result);
-    }
-    int saved_errno = errno;
-    memtrack_busy = 1;
-    struct memtrack_stack stack;
-    stack.depth = (uint32_t)memtrack_unwind(stack.frames, memtrack_config.depth);
-    void *result = reallocate(pointer, size, MEMTRACK_VIA_REALLOC, &stack);
-    int result_errno = errno;
-    memtrack_busy = 0;
-    errno = result || !size ? saved_errno : result_errno;
+/* realloc and reallocarray differ only in how they get the size; the stack must be captured
+ * in the entry point itself, hence a macro. */
+#define REALLOC_ENTRY_BODY(pointer, size, via)                                             \
+    if (!ensure_ready()) return memtrack_arena_allocate(size);                             \
+    if (memtrack_arena_owns(pointer)) {   /* an arena block cannot be resized in place */   \
+        void *moved = malloc(size);                                                        \
+        if (moved) memcpy(moved, pointer, size);   /* arena blocks are followed by arena bytes */ \
+        return moved;                                                                      \
+    }                                                                                      \
+    if (memtrack_busy) return internal_reallocate(pointer, size);                          \
+    int saved_errno = errno;                                                               \
+    memtrack_busy = 1;                                                                     \
+    struct memtrack_stack stack;                                                           \
+    stack.depth = (uint32_t)memtrack_unwind(stack.frames, memtrack_config.depth);          \
+    void *result = reallocate(pointer, size, via, &stack);                                 \
+    int result_errno = errno;                                                              \
+    memtrack_busy = 0;                                                                     \
+    errno = result || (pointer && !size) ? saved_errno : result_errno;                     \
     return result;
+
+static void *internal_reallocate(void *pointer, size_t size) {
+    if (!pointer) return internal_block(memtrack_next.malloc(size));
+    int state = release_state(pointer);
+    if (state == MEMTRACK_LIVE) memtrack_pending_remove((uintptr_t)pointer, NULL, NULL);
+    void *result = memtrack_next.realloc(pointer, size);
+    if (!result && size) memtrack_shadow_exchange(pointer, state);
+    return internal_block(result);
+}
+
+MEMTRACK_EXPORT void *realloc(void *pointer, size_t size) {
+    REALLOC_ENTRY_BODY(pointer, size, MEMTRACK_VIA_REALLOC)
 }
 
 MEMTRACK_EXPORT void *reallocarray(void *pointer, size_t count, size_t size) {
     size_t bytes;
     if (__builtin_mul_overflow(count, size, &bytes)) { errno = ENOMEM; return NULL; }
-    if (!ensure_ready()) return memtrack_arena_allocate(bytes);
-    if (!pointer || memtrack_busy || memtrack_arena_owns(pointer)) return realloc(pointer, bytes);
-    int saved_errno = errno;
-    memtrack_busy = 1;
-    struct memtrack_stack stack;
-    stack.depth = (uint32_t)memtrack_unwind(stack.frames, memtrack_config.depth);
-    void *result = reallocate(pointer, bytes, MEMTRACK_VIA_REALLOCARRAY, &stack);
-    int result_errno = errno;
-    memtrack_busy = 0;
-    errno = result || !bytes ? saved_errno : result_errno;
-    return result;
+    REALLOC_ENTRY_BODY(pointer, bytes, MEMTRACK_VIA_REALLOCARRAY)
 }

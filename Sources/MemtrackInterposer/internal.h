@@ -127,6 +127,7 @@ int memtrack_write_block(const struct memtrack_block *block);
 void memtrack_remove_block_file(uintptr_t address);
 void memtrack_write_bad_free(const struct memtrack_bad_free *event);
 void memtrack_write_process_file(const char *parent_run_name);
+void memtrack_open_status(void);
 void memtrack_write_status(const char *state, int value, const char *exec_path);
 void memtrack_write_modules(int force_rewrite);
 /* One warning per process, on the first thing the tracker could not do. */

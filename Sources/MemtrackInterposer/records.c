@@ -335,7 +335,21 @@ void memtrack_write_process_file(const char *parent_run_name) {
     if (error) memtrack_note_failure("writing the process record", error, NULL);
 }
 
-static memtrack_lock status_lock;
+/* The status file stays open from the start, so that the last word can be written even when
+ * the program has used up its file descriptors. */
+static int status_fd = -1;
+
+void memtrack_open_status(void) {
+    if (status_fd >= 0) syscall(SYS_close, status_fd);   /* a forked child's is the parent's */
+    status_fd = -1;
+    int directory = atomic_load(&memtrack_run_directory);
+    if (directory < 0) return;
+    int fd = raw_openat(directory, "status", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) { memtrack_note_failure("creating the status record", errno, NULL); return; }
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 512);   /* out of the numbers a program expects to get */
+    if (high >= 0) { raw_close(fd); fd = high; }
+    status_fd = fd;
+}
 
 void memtrack_write_status(const char *state, int value, const char *exec_path) {
     char text[1024 + 4096];
@@ -358,7 +372,10 @@ void memtrack_write_status(const char *state, int value, const char *exec_path) 
     out = put_key_number(out, end, "unremoved-records", atomic_load(&memtrack_unremoved_records));
     out = put_key_number(out, end, "unrecorded-events", atomic_load(&memtrack_unrecorded_events));
     if (atomic_load(&warned) && first_error[0]) out = put_key(out, end, "error", first_error, strlen(first_error));
-    write_file("status", text, (size_t)(out - text));
+    size_t length = (size_t)(out - text);
+    if (status_fd < 0) { write_file("status", text, length); return; }
+    if (syscall(SYS_pwrite64, status_fd, text, length, 0) == (long)length)
+        syscall(SYS_ftruncate, status_fd, length);
 }
 
 // ---- The module map ------------------------------------------------------------------------

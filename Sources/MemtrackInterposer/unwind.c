@@ -55,7 +55,6 @@ void memtrack_unwind_invalidate(void)
 
 #include <dlfcn.h>
 #include <emmintrin.h>
-#include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -113,14 +112,14 @@ struct frame_rule {
     int64_t ra_off;     // return address is at CFA + ra_off
 };
 
-/* One cache slot: exactly 16 bytes so that it moves with a single SSE instruction. */
+/* One cache slot: exactly 16 bytes so that it moves with a single SSE instruction.
+ * data packs the rule: bits 0-31 cfa_off, 32-47 rbp_off, 48-55 ra_off (all signed),
+ * 56-57 cfa_kind, 58-59 rbp_kind. Plain integers extract faster than struct fields of a
+ * vector. */
 union cache_entry {
     struct {
         uintptr_t pc;       // the return address this rule is for; 0 = empty
-        int32_t cfa_off;
-        int16_t rbp_off;
-        int8_t ra_off;
-        uint8_t kinds;      // cfa_kind | rbp_kind << 2
+        uint64_t data;
     } f;
     __m128i v;
 };
@@ -595,17 +594,17 @@ static inline unsigned cache_index(uintptr_t pc)
                       & (UNWIND_CACHE_SIZE - 1));
 }
 
-static void lookup_rule(uintptr_t pc, struct frame_rule *rule)
+static inline void lookup_rule(uintptr_t pc, struct frame_rule *rule)
 {
     union cache_entry *slot = &t_cache[cache_index(pc)];
-    union cache_entry e;
-    e.v = _mm_load_si128(&slot->v);     // one instruction: a signal cannot split it
-    if (__builtin_expect(e.f.pc == pc, 1)) {
-        rule->cfa_kind = e.f.kinds & 3;
-        rule->rbp_kind = e.f.kinds >> 2;
-        rule->cfa_off = e.f.cfa_off;
-        rule->rbp_off = e.f.rbp_off;
-        rule->ra_off = e.f.ra_off;
+    __m128i v = _mm_load_si128(&slot->v);   // one instruction: a signal cannot split it
+    uint64_t data = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(v, v));
+    if (__builtin_expect((uintptr_t)_mm_cvtsi128_si64(v) == pc, 1)) {
+        rule->cfa_off = (int32_t)(uint32_t)data;
+        rule->rbp_off = (int16_t)(uint16_t)(data >> 32);
+        rule->ra_off = (int8_t)(uint8_t)(data >> 48);
+        rule->cfa_kind = (int)(data >> 56) & 3;
+        rule->rbp_kind = (int)(data >> 58) & 3;
         return;
     }
     compute_rule(pc, rule);
@@ -613,12 +612,12 @@ static void lookup_rule(uintptr_t pc, struct frame_rule *rule)
     if (rule->cfa_off != (int32_t)rule->cfa_off || rule->rbp_off != (int16_t)rule->rbp_off
         || rule->ra_off != (int8_t)rule->ra_off)
         return;
-    e.f.pc = pc;
-    e.f.cfa_off = (int32_t)rule->cfa_off;
-    e.f.rbp_off = (int16_t)rule->rbp_off;
-    e.f.ra_off = (int8_t)rule->ra_off;
-    e.f.kinds = (uint8_t)(rule->cfa_kind | rule->rbp_kind << 2);
-    _mm_store_si128(&slot->v, e.v);
+    data = (uint64_t)(uint32_t)rule->cfa_off
+         | (uint64_t)(uint16_t)rule->rbp_off << 32
+         | (uint64_t)(uint8_t)rule->ra_off << 48
+         | (uint64_t)rule->cfa_kind << 56
+         | (uint64_t)rule->rbp_kind << 58;
+    _mm_store_si128(&slot->v, _mm_set_epi64x((long long)data, (long long)pc));
 }
 
 // ---- stack bounds ----
@@ -631,7 +630,10 @@ static uintptr_t stack_top(uintptr_t sp)
     uintptr_t main_top = (uintptr_t)__libc_stack_end;
     if (sp < main_top && main_top - sp < MAIN_STACK_WINDOW)
         return main_top;
-    uintptr_t self = (uintptr_t)pthread_self();
+    /* The x86_64 TLS ABI keeps the thread pointer itself at %fs:0; in glibc it is the
+     * struct pthread, i.e. pthread_self(), without the call. */
+    uintptr_t self;
+    __asm__("movq %%fs:0, %0" : "=r"(self));
     if (sp < self && self - sp < THREAD_STACK_WINDOW)
         return self;
     /* Not on a known stack: a signal handler on sigaltstack, or a coroutine. The raw
