@@ -50,8 +50,10 @@ void memtrack_unwind_invalidate(void)
     __atomic_fetch_add(&g_unwind_generation, 1, __ATOMIC_RELAXED);
 }
 
+/* MEMTRACK_UNWIND_FORCE_FP builds the frame-pointer fallback on x86_64 too, to test it. */
 #if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) \
-    && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
+    && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35)) \
+    && !defined(MEMTRACK_UNWIND_FORCE_FP)
 
 #include <dlfcn.h>
 #include <emmintrin.h>
@@ -112,14 +114,17 @@ struct frame_rule {
     int64_t ra_off;     // return address is at CFA + ra_off
 };
 
-/* One cache slot: exactly 16 bytes so that it moves with a single SSE instruction.
- * data packs the rule: bits 0-31 cfa_off, 32-47 rbp_off, 48-55 ra_off (all signed),
- * 56-57 cfa_kind, 58-59 rbp_kind. Plain integers extract faster than struct fields of a
- * vector. */
+/* A rule packed into 16 bytes, the cache slot format, so that a slot moves with one SSE
+ * instruction (see load16/store16):
+ *   key  = pc (bits 0-47; user-space addresses have 47 bits) | ra_off << 48 | kinds << 56
+ *   offs = cfa_off (bits 0-31) | rbp_off << 32      (all offsets signed)
+ * kinds = cfa_kind | rbp_kind << 2. pc 0 never occurs, so an all-zero slot is empty. */
+#define KEY_PC_MASK (((uint64_t)1 << 48) - 1)
+
 union cache_entry {
     struct {
-        uintptr_t pc;       // the return address this rule is for; 0 = empty
-        uint64_t data;
+        uint64_t key;
+        uint64_t offs;
     } f;
     __m128i v;
 };
@@ -196,10 +201,10 @@ enum {
     PE_pcrel = 0x10, PE_datarel = 0x30, PE_aligned = 0x50, PE_indirect = 0x80, PE_omit = 0xff,
 };
 
-/* Reads a pointer with encoding enc. datarel is resolved against data_base (the
- * .eh_frame_hdr start, which is what glibc's dlfo_eh_dbase would be on x86_64 for hdr
- * tables; .eh_frame itself never uses datarel there). Indirect pointers are returned
- * undereferenced: only the personality uses them, and we only skip it. */
+/* Reads a pointer with encoding enc. datarel is resolved against data_base: inside
+ * .eh_frame_hdr the LSB spec defines it as the start of .eh_frame_hdr, and x86_64 .eh_frame
+ * records never use datarel. Indirect pointers are returned undereferenced: only the
+ * personality uses them, and we only skip it. */
 static uintptr_t rd_encoded(struct reader *r, uint8_t enc, uintptr_t data_base)
 {
     if (enc == PE_omit)
@@ -594,30 +599,51 @@ static inline unsigned cache_index(uintptr_t pc)
                       & (UNWIND_CACHE_SIZE - 1));
 }
 
-static inline void lookup_rule(uintptr_t pc, struct frame_rule *rule)
+/* Single-instruction 16-byte load and store. Written in asm because compilers happily split
+ * a vector load into two scalar loads, and a signal handler unwinding on this thread between
+ * them could leave us with the key of one rule and the offsets of another. */
+static inline __m128i load16(const union cache_entry *e)
+{
+    __m128i v;
+    __asm__ volatile("movdqa %1, %0" : "=x"(v) : "m"(e->v));
+    return v;
+}
+
+static inline void store16(union cache_entry *e, __m128i v)
+{
+    __asm__ volatile("movdqa %1, %0" : "=m"(e->v) : "x"(v));
+}
+
+/* Packs a rule; returns 0 if it does not fit (then it is used unpacked and not cached). */
+static int pack_rule(uintptr_t pc, const struct frame_rule *r, union cache_entry *e)
+{
+    if ((pc & ~KEY_PC_MASK) || r->cfa_off != (int32_t)r->cfa_off
+        || r->rbp_off != (int32_t)r->rbp_off || r->ra_off != (int8_t)r->ra_off)
+        return 0;
+    e->f.key = pc | (uint64_t)(uint8_t)r->ra_off << 48
+             | (uint64_t)(r->cfa_kind | r->rbp_kind << 2) << 56;
+    e->f.offs = (uint64_t)(uint32_t)r->cfa_off | (uint64_t)(uint32_t)r->rbp_off << 32;
+    return 1;
+}
+
+/* Returns the packed rule for return address pc, from the cache or computed. */
+static inline union cache_entry lookup_rule(uintptr_t pc)
 {
     union cache_entry *slot = &t_cache[cache_index(pc)];
-    __m128i v = _mm_load_si128(&slot->v);   // one instruction: a signal cannot split it
-    uint64_t data = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(v, v));
-    if (__builtin_expect((uintptr_t)_mm_cvtsi128_si64(v) == pc, 1)) {
-        rule->cfa_off = (int32_t)(uint32_t)data;
-        rule->rbp_off = (int16_t)(uint16_t)(data >> 32);
-        rule->ra_off = (int8_t)(uint8_t)(data >> 48);
-        rule->cfa_kind = (int)(data >> 56) & 3;
-        rule->rbp_kind = (int)(data >> 58) & 3;
-        return;
+    union cache_entry e;
+    e.v = load16(slot);
+    if (__builtin_expect((e.f.key & KEY_PC_MASK) == pc, 1))
+        return e;
+    struct frame_rule rule;
+    compute_rule(pc, &rule);
+    if (pack_rule(pc, &rule, &e)) {
+        store16(slot, e.v);
+        return e;
     }
-    compute_rule(pc, rule);
-    /* Rules whose offsets do not fit the compact entry are recomputed every time. */
-    if (rule->cfa_off != (int32_t)rule->cfa_off || rule->rbp_off != (int16_t)rule->rbp_off
-        || rule->ra_off != (int8_t)rule->ra_off)
-        return;
-    data = (uint64_t)(uint32_t)rule->cfa_off
-         | (uint64_t)(uint16_t)rule->rbp_off << 32
-         | (uint64_t)(uint8_t)rule->ra_off << 48
-         | (uint64_t)rule->cfa_kind << 56
-         | (uint64_t)rule->rbp_kind << 58;
-    _mm_store_si128(&slot->v, _mm_set_epi64x((long long)data, (long long)pc));
+    /* Offsets beyond 32 bits or a pc above 2^48 never come out of a compiler; stop there. */
+    e.f.key = (uint64_t)CFA_STOP << 56;
+    e.f.offs = 0;
+    return e;
 }
 
 // ---- stack bounds ----
@@ -664,7 +690,7 @@ int memtrack_unwind_from(uintptr_t *frames, int max_frames, uintptr_t pc, uintpt
     if (__builtin_expect(generation != t_cache_generation, 0)) {
         /* Slot by slot, with single stores, so a handler interrupting us sees old or empty. */
         for (unsigned i = 0; i < UNWIND_CACHE_SIZE; i++)
-            _mm_store_si128(&t_cache[i].v, _mm_setzero_si128());
+            store16(&t_cache[i], _mm_setzero_si128());
         t_cache_generation = generation;
     }
 
@@ -672,14 +698,18 @@ int memtrack_unwind_from(uintptr_t *frames, int max_frames, uintptr_t pc, uintpt
     const uintptr_t hi = stack_top(sp);
     int n = 0;
     while (n < max_frames && pc != 0) {
-        struct frame_rule rule;
-        lookup_rule(pc, &rule);
+        union cache_entry rule = lookup_rule(pc);
+        const int cfa_kind = (int)(rule.f.key >> 56) & 3;
+        const int rbp_kind = (int)(rule.f.key >> 58) & 3;
+        const intptr_t ra_off = (int8_t)(uint8_t)(rule.f.key >> 48);
+        const intptr_t cfa_off = (int32_t)(uint32_t)rule.f.offs;
+        const intptr_t rbp_off = (int32_t)(uint32_t)(rule.f.offs >> 32);
         uintptr_t cfa;
-        switch (rule.cfa_kind) {
-        case CFA_RSP: cfa = sp + (uintptr_t)rule.cfa_off; break;
-        case CFA_RBP: cfa = bp + (uintptr_t)rule.cfa_off; break;
+        switch (cfa_kind) {
+        case CFA_RSP: cfa = sp + (uintptr_t)cfa_off; break;
+        case CFA_RBP: cfa = bp + (uintptr_t)cfa_off; break;
         case CFA_DEREF_RBP: {
-            uintptr_t at = bp + (uintptr_t)rule.cfa_off;
+            uintptr_t at = bp + (uintptr_t)cfa_off;
             if (at < lo || at > hi - 8 || (at & 7))
                 return n;
             cfa = *(const uintptr_t *)at;
@@ -692,12 +722,12 @@ int memtrack_unwind_from(uintptr_t *frames, int max_frames, uintptr_t pc, uintpt
          * hi itself is allowed, the top frame's CFA can be the stack's end. */
         if (cfa <= sp || cfa > hi || (cfa & 7))
             return n;
-        uintptr_t ra_at = cfa + (uintptr_t)rule.ra_off;
+        uintptr_t ra_at = cfa + (uintptr_t)ra_off;
         if (ra_at < lo || ra_at > hi - 8 || (ra_at & 7))
             return n;
         uintptr_t caller_bp = bp;
-        if (rule.rbp_kind != RBP_SAME) {
-            uintptr_t at = (rule.rbp_kind == RBP_AT_CFA ? cfa : bp) + (uintptr_t)rule.rbp_off;
+        if (rbp_kind != RBP_SAME) {
+            uintptr_t at = (rbp_kind == RBP_AT_CFA ? cfa : bp) + (uintptr_t)rbp_off;
             if (at < lo || at > hi - 8 || (at & 7))
                 return n;
             caller_bp = *(const uintptr_t *)at;
