@@ -1,0 +1,89 @@
+// Command.swift: what every subcommand is (name, one-line summary, options, run()), the
+// streams they write to, and the options `list`, `resolve` and `run` share.
+
+/// Where a command writes. The real tool writes to the process's stdout/stderr; tests capture.
+public final class Console: @unchecked Sendable {
+    public var out: (String) -> Void
+    public var err: (String) -> Void
+
+    public init(out: @escaping (String) -> Void, err: @escaping (String) -> Void) {
+        self.out = out
+        self.err = err
+    }
+
+    /// The process's own stdout and stderr, written with write(2).
+    public static var standard: Console {
+        Console(out: { writeAll(1, $0) }, err: { writeAll(2, $0) })
+    }
+
+    public func error(_ message: String) { err("memdir: error: \(message)\n") }
+    public func warning(_ message: String) { err("memdir: warning: \(message)\n") }
+}
+
+public protocol Command {
+    static var name: String { get }
+    static var summary: String { get }
+    static var usage: String { get }
+    static var discussion: String { get }
+    static var options: [OptionSpec] { get }
+    static var stopsAtFirstPositional: Bool { get }
+    init(_ arguments: ParsedArguments) throws(MemdirError)
+    func run(_ console: Console) throws(MemdirError) -> Int32
+}
+
+extension Command {
+    public static var stopsAtFirstPositional: Bool { false }
+    public static var discussion: String { "" }
+
+    public static var helpText: String {
+        var text = "OVERVIEW: \(summary)\n\nUSAGE: \(usage)\n"
+        if !discussion.isEmpty { text += "\n\(discussion)\n" }
+        text += "\nOPTIONS:\n" + ArgumentParser.helpLines(options) + "\n"
+        return text
+    }
+}
+
+/// `--by`, `--wrapper`, `--json`: how a report is grouped and printed.
+public struct ReportFlags: Sendable {
+    public static let options: [OptionSpec] = [
+        OptionSpec("--json", help: "Print the report as JSON (schema memdir-report/1)."),
+        OptionSpec("--by", value: "caller|frame|stack",
+                   help: "Group leaks by the direct caller, the first frame outside allocation wrappers (default), or the whole stack."),
+        OptionSpec("--wrapper", value: "NAME", repeatable: true,
+                   help: "Also treat function NAME (or prefix NAME*) as an allocation wrapper."),
+    ]
+
+    public var json: Bool
+    public var grouping: GroupingMode
+    public var wrappers: [String]
+
+    public init(_ a: ParsedArguments) throws(MemdirError) {
+        json = a.flag("--json")
+        let by = a.value("--by") ?? "frame"
+        guard let mode = GroupingMode(rawValue: by) else {
+            throw .usage("invalid value '\(by)' for '--by' (expected caller, frame or stack)")
+        }
+        grouping = mode
+        wrappers = a.all("--wrapper")
+    }
+
+    public var rules: WrapperRules { WrapperRules(extraFunctions: wrappers) }
+}
+
+/// Prints the report, then the record problems once each; returns the status for them.
+func emit(_ report: Report, json: Bool, to write: (String) -> Void, console: Console) -> Int32 {
+    write(json ? JSONFormatter().format(report) : TableFormatter().format(report))
+    return reportProblems(report, console: console)
+}
+
+func reportProblems(_ report: Report, console: Console) -> Int32 {
+    guard let first = report.firstProblem else { return 0 }
+    var shown = 0
+    for p in report.processes {
+        for problem in p.problems { console.error(problem.description); shown += 1 }
+    }
+    if report.problemCount > shown {
+        console.error("\(report.problemCount - shown) more unreadable records not shown")
+    }
+    return first.exitStatus
+}

@@ -1,0 +1,169 @@
+// JSONFormatter.swift: the `--json` report, schema "memdir-report/1" (documented in README).
+// Keys keep a fixed order; addresses and offsets are "0x..." strings, counts are numbers.
+
+public indirect enum JSONValue: Equatable {
+    case object([(String, JSONValue)])
+    case array([JSONValue])
+    case string(String)
+    case number(Int64)
+    case unsigned(UInt64)
+    case bool(Bool)
+    case null
+
+    public static func == (a: JSONValue, b: JSONValue) -> Bool { a.render() == b.render() }
+
+    public func render(indent: Int = 0) -> String {
+        let pad = String(repeating: "  ", count: indent + 1), end = String(repeating: "  ", count: indent)
+        switch self {
+        case .object(let pairs):
+            if pairs.isEmpty { return "{}" }
+            return "{\n" + pairs.map { "\(pad)\(JSONValue.quote($0.0)): \($0.1.render(indent: indent + 1))" }
+                .joined(separator: ",\n") + "\n\(end)}"
+        case .array(let items):
+            if items.isEmpty { return "[]" }
+            return "[\n" + items.map { pad + $0.render(indent: indent + 1) }.joined(separator: ",\n") + "\n\(end)]"
+        case .string(let s): return JSONValue.quote(s)
+        case .number(let n): return String(n)
+        case .unsigned(let n): return String(n)
+        case .bool(let b): return b ? "true" : "false"
+        case .null: return "null"
+        }
+    }
+
+    static func quote(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case _ where u.value < 0x20: out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
+    }
+}
+
+public struct JSONFormatter: OutputFormatter {
+    public static let schema = "memdir-report/1"
+    public init() {}
+
+    public func format(_ report: Report) -> String { value(report).render() + "\n" }
+
+    public func value(_ r: Report) -> JSONValue {
+        .object([
+            ("schema", .string(Self.schema)),
+            ("directory", .string(r.directory)),
+            ("grouping", .string(r.grouping.rawValue)),
+            ("resolved", .bool(r.resolved)),
+            ("summary", .object([
+                ("processes", .number(Int64(r.processes.count))),
+                ("leaked_blocks", .number(Int64(r.leakedBlocks))),
+                ("leaked_bytes", .unsigned(r.leakedBytes)),
+                ("bad_frees", .number(Int64(r.badFreeCount))),
+                ("problems", .number(Int64(r.problemCount))),
+                ("clean", .bool(r.isClean)),
+            ])),
+            ("processes", .array(r.processes.map(process))),
+            ("resolve_failures", .array(r.resolveFailures.sorted { $0.key < $1.key }.map {
+                .object([("module", .string($0.key)), ("message", .string($0.value))])
+            })),
+        ])
+    }
+
+    func opt(_ v: Int?) -> JSONValue { v.map { .number(Int64($0)) } ?? .null }
+    func opt(_ v: String?) -> JSONValue { v.map { .string($0) } ?? .null }
+
+    func process(_ p: ProcessReport) -> JSONValue {
+        .object([
+            ("run_directory", .string(p.directory)),
+            ("pid", opt(p.process?.pid)),
+            ("ppid", opt(p.process?.ppid)),
+            ("parent", opt(p.process?.parent)),
+            ("exe", opt(p.process?.exe)),
+            ("args", .array((p.process?.args ?? []).map { .string($0) })),
+            ("status", p.status.map(status) ?? .null),
+            ("leaked_blocks", .number(Int64(p.leakedBlocks))),
+            ("leaked_bytes", .unsigned(p.leakedBytes)),
+            ("leaks", .array(p.leaks.map(leak))),
+            ("bad_frees", .array(p.badFrees.map(badFree))),
+            ("problem_count", .number(Int64(p.problemCount))),
+            ("problems", .array(p.problems.map { .object([("path", opt($0.path)), ("message", .string($0.description))]) })),
+        ])
+    }
+
+    func status(_ s: StatusRecord) -> JSONValue {
+        .object([
+            ("state", .string(s.state)), ("code", opt(s.code)), ("signal", opt(s.signal)),
+            ("signal_name", opt(s.signalName)), ("exec_path", opt(s.execPath)),
+            ("complete", .bool(s.isComplete)),
+            ("unrecorded_blocks", .number(Int64(s.unrecordedBlocks))),
+            ("unremoved_records", .number(Int64(s.unremovedRecords))),
+            ("unrecorded_events", .number(Int64(s.unrecordedEvents))),
+            ("error", opt(s.error)),
+        ])
+    }
+
+    func leak(_ g: LeakGroup) -> JSONValue {
+        .object([
+            ("blocks", .number(Int64(g.blocks))),
+            ("bytes", .unsigned(g.bytes)),
+            ("location", .string(g.location)),
+            ("attributed_frame", .number(Int64(g.attributed.frame))),
+            ("sample", .object([
+                ("address", .string(hex(g.sample.address))), ("size", .unsigned(g.sample.size)),
+                ("seq", .unsigned(g.sample.seq)), ("thread", .unsigned(g.sample.thread)),
+                ("ms", .unsigned(g.sample.ms)), ("via", .string(g.sample.via)),
+            ])),
+            ("stack", stack(g.stack)),
+        ])
+    }
+
+    func badFree(_ b: BadFree) -> JSONValue {
+        .object([
+            ("kind", .string(b.record.kind)),
+            ("address", .string(hex(b.record.address))),
+            ("seq", .unsigned(b.record.seq)),
+            ("thread", .number(Int64(b.record.thread))),
+            ("ms", .number(Int64(b.record.ms))),
+            ("via", .string(b.record.via)),
+            ("size", b.record.size.map { .unsigned($0) } ?? .null),
+            ("file", .string(b.record.file)),
+            ("location", .string(b.location)),
+            ("stack", stack(b.stack)),
+            ("alloc_location", opt(b.allocLocation)),
+            ("alloc_stack", b.allocStack.map(stack) ?? .null),
+            ("free_location", opt(b.freeLocation)),
+            ("free_stack", b.freeStack.map(stack) ?? .null),
+        ])
+    }
+
+    func stack(_ frames: [Frame]) -> JSONValue {
+        .array(frames.map { f in
+            .object([
+                ("address", .string(hex(f.address))),
+                ("module", opt(f.module)),
+                ("offset", f.offset.map { .string(hex($0)) } ?? .null),
+                ("location", .string(f.moduleLocation)),
+                ("symbols", .array(f.symbols.map { s in
+                    .object([("function", opt(s.function)), ("file", opt(s.file)), ("line", opt(s.line))])
+                })),
+            ])
+        })
+    }
+}
+
+extension MemdirError {
+    /// The file or directory the error is about, when there is one.
+    public var path: String? {
+        switch self {
+        case .directoryUnreadable(let p, _), .noRecords(let p), .malformedRecord(let p, _),
+             .unsupportedVersion(let p, _), .programNotExecutable(let p, _), .system(_, let p, _): p
+        case .programNotFound(let p): p
+        case .usage, .addr2lineMissing, .libraryNotFound: nil
+        }
+    }
+}

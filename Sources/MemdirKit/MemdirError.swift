@@ -1,0 +1,67 @@
+// MemdirError.swift: every failure memdir reports, with the exit status each one means.
+// Messages are short lowercase sentences; the case carries what the user needs to act
+// (the path, the errno text, what did not parse).
+
+/// An error that ends a memdir command. `exitStatus` is the documented process status.
+public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// Unknown option, missing value, bad value. Status 2.
+    case usage(String)
+    /// The directory does not exist or cannot be read. Status 3.
+    case directoryUnreadable(path: String, reason: String)
+    /// The directory holds no tracker records at all. Status 4.
+    case noRecords(path: String)
+    /// A record file is malformed or truncated. Status 5.
+    case malformedRecord(path: String, reason: String)
+    /// A record header names a format version other than 1. Status 6.
+    case unsupportedVersion(path: String, version: String)
+    /// addr2line is not on PATH. Status 7.
+    case addr2lineMissing
+    /// libmemtrack.so was not found (run). Status 8.
+    case libraryNotFound(searched: [String])
+    /// The program exists but cannot be executed. Status 126.
+    case programNotExecutable(path: String, reason: String)
+    /// The program was not found. Status 127.
+    case programNotFound(String)
+    /// A system call failed in a way none of the above describes. Status 1.
+    case system(call: String, path: String, reason: String)
+
+    public var exitStatus: Int32 {
+        switch self {
+        case .usage: 2
+        case .directoryUnreadable: 3
+        case .noRecords: 4
+        case .malformedRecord: 5
+        case .unsupportedVersion: 6
+        case .addr2lineMissing: 7
+        case .libraryNotFound: 8
+        case .programNotExecutable: 126
+        case .programNotFound: 127
+        case .system: 1
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .usage(let text): text
+        case .directoryUnreadable(let path, let reason): "cannot read directory \(path): \(reason.lowercasedFirst)"
+        case .noRecords(let path): "no tracker records in \(path)"
+        case .malformedRecord(let path, let reason): "malformed record \(path): \(reason)"
+        case .unsupportedVersion(let path, let version):
+            "record format version \(version) is not supported (expected memtrack/1) in \(path)"
+        case .addr2lineMissing: "addr2line not found on PATH (install binutils)"
+        case .libraryNotFound(let searched):
+            "libmemtrack.so not found (looked at \(searched.joined(separator: ", ")); set MEMDIR_LIBRARY"
+        case .programNotExecutable(let path, let reason): "cannot execute \(path): \(reason.lowercasedFirst)"
+        case .programNotFound(let name): "program not found: \(name)"
+        case .system(let call, let path, let reason): "\(call) \(path): \(reason.lowercasedFirst)"
+        }
+    }
+}
+
+extension String {
+    /// "No such file" -> "no such file": errno texts inside our lowercase sentences.
+    var lowercasedFirst: String {
+        guard let first else { return self }
+        return first.lowercased() + dropFirst()
+    }
+}

@@ -1,0 +1,258 @@
+// Report.swift: the data every formatter renders, and the pipeline that makes it:
+// scan (Scanner) -> parse (Records, BlockParser) -> group (Grouper) -> resolve (Addr2Line)
+// -> regroup with function-name wrappers -> sort. Formatters (TableFormatter, JSONFormatter)
+// only read these types.
+
+/// One stack entry: a return address, where it lies, and what it resolved to.
+public struct Frame: Equatable, Sendable {
+    public var address: UInt64
+    /// Module path as recorded (after `--binary` substitution), nil when no module covers it.
+    public var module: String?
+    public var offset: UInt64?
+    /// Innermost first: `symbols[0]` is the deepest inlined function. Empty when not resolved.
+    public var symbols: [Symbol] = []
+
+    /// `module+0xOFFSET` with the basename, or the plain hex address.
+    public var moduleLocation: String {
+        guard let module, let offset else { return hex(address) }
+        return "\(baseName(module))+\(hex(offset))"
+    }
+
+    /// `function file:line` for symbol `index`, degrading to `function (module+0xOFF)` and
+    /// to `module+0xOFF` where there is no debug info.
+    public func describe(symbol index: Int = 0) -> String {
+        guard index < symbols.count else { return moduleLocation }
+        let s = symbols[index]
+        switch (s.function, s.file) {
+        case (let f?, let file?): return "\(f) \(file):\(s.line.map(String.init) ?? "?")"
+        case (let f?, nil): return "\(f) (\(moduleLocation))"
+        case (nil, let file?): return "\(moduleLocation) \(file):\(s.line.map(String.init) ?? "?")"
+        case (nil, nil): return moduleLocation
+        }
+    }
+}
+
+/// Which frame (and which inlined symbol of it) a block or event is attributed to.
+public struct Attribution: Equatable, Sendable {
+    public var frame: Int
+    public var symbol: Int
+}
+
+public struct LeakGroup: Sendable {
+    public var blocks: Int
+    public var bytes: UInt64
+    /// The sample block's whole stack.
+    public var stack: [Frame]
+    public var attributed: Attribution
+    public var sample: BlockSample
+
+    public var location: String {
+        stack.isEmpty ? "(no stack)" : stack[attributed.frame].describe(symbol: attributed.symbol)
+    }
+}
+
+public struct BadFree: Sendable {
+    public var record: BadFreeRecord
+    public var stack: [Frame]
+    public var attributed: Attribution
+    public var allocStack: [Frame]?
+    public var allocAttributed: Attribution?
+    public var freeStack: [Frame]?
+    public var freeAttributed: Attribution?
+
+    static func describe(_ stack: [Frame]?, _ a: Attribution?) -> String? {
+        guard let stack, let a else { return nil }
+        return stack.isEmpty ? "(no stack)" : stack[a.frame].describe(symbol: a.symbol)
+    }
+    public var location: String { Self.describe(stack, attributed)! }
+    public var allocLocation: String? { Self.describe(allocStack, allocAttributed) }
+    public var freeLocation: String? { Self.describe(freeStack, freeAttributed) }
+}
+
+public struct ProcessReport: Sendable {
+    public var directory: String
+    public var name: String
+    public var process: ProcessRecord?
+    public var status: StatusRecord?
+    public var leaks: [LeakGroup]
+    public var badFrees: [BadFree]
+    public var problems: [MemdirError]
+    public var problemCount: Int
+
+    public var leakedBlocks: Int { leaks.reduce(0) { $0 + $1.blocks } }
+    public var leakedBytes: UInt64 { leaks.reduce(0) { $0 + $1.bytes } }
+}
+
+public struct Report: Sendable {
+    public var directory: String
+    public var grouping: GroupingMode
+    public var resolved: Bool
+    public var processes: [ProcessReport]
+    /// addr2line failures per module file (the frames keep `module+0xOFFSET`).
+    public var resolveFailures: [String: String] = [:]
+
+    public var leakedBlocks: Int { processes.reduce(0) { $0 + $1.leakedBlocks } }
+    public var leakedBytes: UInt64 { processes.reduce(0) { $0 + $1.leakedBytes } }
+    public var badFreeCount: Int { processes.reduce(0) { $0 + $1.badFrees.count } }
+    public var isClean: Bool { leakedBlocks == 0 && badFreeCount == 0 }
+    public var problemCount: Int { processes.reduce(0) { $0 + $1.problemCount } }
+
+    /// The error a command ends with after printing the report: unsupported version (6) wins
+    /// over malformed (5), which wins over unreadable run directories (3).
+    public var firstProblem: MemdirError? {
+        let all = processes.flatMap(\.problems)
+        return all.first { if case .unsupportedVersion = $0 { true } else { false } }
+            ?? all.first { if case .malformedRecord = $0 { true } else { false } }
+            ?? all.first
+    }
+}
+
+public struct ReportOptions: Sendable {
+    public var grouping: GroupingMode = .frame
+    public var rules = WrapperRules()
+    public var resolve = false
+    /// Replaces the recorded path of the main executable (`--binary`).
+    public var binary: String?
+    public var addr2line: Addr2Line?
+
+    public init(grouping: GroupingMode = .frame, rules: WrapperRules = WrapperRules(), resolve: Bool = false,
+                binary: String? = nil, addr2line: Addr2Line? = nil) {
+        self.grouping = grouping
+        self.rules = rules
+        self.resolve = resolve
+        self.binary = binary
+        self.addr2line = addr2line
+    }
+}
+
+public enum ReportBuilder {
+    /// Runs the whole pipeline over `directory` (a MEM_DIR or one run directory).
+    /// Throws only for the directory as a whole (3, 4, 7); record problems land in the report.
+    public static func build(directory: String, options: ReportOptions) throws(MemdirError) -> Report {
+        var addr2line = options.addr2line
+        if options.resolve && addr2line == nil { addr2line = try Addr2Line.locate() }
+        let runs = try Scanner.runDirectories(in: directory)
+        // Resolving may move the attribution past frames whose *names* are wrappers, so the scan
+        // then keeps whole stacks and the final grouping happens after symbolization.
+        let scanMode: GroupingMode = options.resolve && options.grouping == .frame ? .stack : options.grouping
+        let scans = runs.map { Scanner.scan(runDirectory: $0, mode: scanMode, rules: options.rules) }
+        let mainExe = scans.first?.process?.exe
+
+        func frames(_ stack: [UInt64], seq: UInt64, modules: ModuleMap) -> [Frame] {
+            stack.map { address in
+                guard let loc = modules.locate(address, seq: seq) else { return Frame(address: address) }
+                var path = loc.path
+                if let binary = options.binary, path == mainExe { path = binary }
+                return Frame(address: address, module: path, offset: loc.offset)
+            }
+        }
+
+        var processes: [ProcessReport] = scans.map { scan in
+            let leaks = scan.leaks.map { agg in
+                LeakGroup(blocks: agg.blocks, bytes: agg.bytes, stack: frames(agg.sample.stack, seq: agg.sample.seq, modules: scan.modules),
+                          attributed: Attribution(frame: 0, symbol: 0), sample: agg.sample)
+            }
+            let badFrees = scan.badFrees.map { r in
+                BadFree(record: r, stack: frames(r.stack, seq: r.seq, modules: scan.modules), attributed: Attribution(frame: 0, symbol: 0),
+                        allocStack: r.allocStack.map { frames($0, seq: r.seq, modules: scan.modules) },
+                        freeStack: r.freeStack.map { frames($0, seq: r.seq, modules: scan.modules) })
+            }
+            return ProcessReport(directory: scan.directory, name: scan.name, process: scan.process, status: scan.status,
+                                 leaks: leaks, badFrees: badFrees, problems: scan.problems, problemCount: scan.problemCount)
+        }
+
+        var failures: [String: String] = [:]
+        if options.resolve, let addr2line {
+            failures = resolve(&processes, with: addr2line)
+        }
+        for i in processes.indices {
+            processes[i].leaks = regroup(processes[i].leaks, options: options)
+            for j in processes[i].badFrees.indices {
+                var b = processes[i].badFrees[j]
+                b.attributed = attribute(b.stack, rules: options.rules)
+                b.allocAttributed = b.allocStack.map { attribute($0, rules: options.rules) }
+                b.freeAttributed = b.freeStack.map { attribute($0, rules: options.rules) }
+                processes[i].badFrees[j] = b
+            }
+        }
+        return Report(directory: directory, grouping: options.grouping, resolved: options.resolve,
+                      processes: processes, resolveFailures: failures)
+    }
+
+    /// Every stack entry is a return address: step back into the call instruction.
+    public static func adjusted(_ offset: UInt64) -> UInt64 { offset > 0 ? offset - 1 : 0 }
+
+    static func resolve(_ processes: inout [ProcessReport], with addr2line: Addr2Line) -> [String: String] {
+        var wanted: [String: Set<UInt64>] = [:]
+        func collect(_ stack: [Frame]?) {
+            for f in stack ?? [] { if let m = f.module, let o = f.offset { wanted[m, default: []].insert(adjusted(o)) } }
+        }
+        for p in processes {
+            for g in p.leaks { collect(g.stack) }
+            for b in p.badFrees { collect(b.stack); collect(b.allocStack); collect(b.freeStack) }
+        }
+        let (symbols, failures) = addr2line.symbolize(modules: wanted)
+        func fill(_ stack: inout [Frame]) {
+            for k in stack.indices {
+                if let m = stack[k].module, let o = stack[k].offset, let s = symbols[m]?[adjusted(o)] { stack[k].symbols = s }
+            }
+        }
+        for i in processes.indices {
+            for g in processes[i].leaks.indices { fill(&processes[i].leaks[g].stack) }
+            for b in processes[i].badFrees.indices {
+                fill(&processes[i].badFrees[b].stack)
+                if processes[i].badFrees[b].allocStack != nil { fill(&processes[i].badFrees[b].allocStack!) }
+                if processes[i].badFrees[b].freeStack != nil { fill(&processes[i].badFrees[b].freeStack!) }
+            }
+        }
+        return failures
+    }
+
+    /// The first (frame, inlined symbol) outside wrappers: a frame in a wrapper module is skipped
+    /// whole; otherwise its symbols are tried innermost first against the function patterns.
+    /// If everything is a wrapper, the last frame (its outermost symbol).
+    public static func attribute(_ stack: [Frame], rules: WrapperRules) -> Attribution {
+        guard !stack.isEmpty else { return Attribution(frame: 0, symbol: 0) }
+        for (i, frame) in stack.enumerated() {
+            if let m = frame.module, rules.isWrapperModule(path: m) { continue }
+            if frame.symbols.isEmpty { return Attribution(frame: i, symbol: 0) }
+            for (j, s) in frame.symbols.enumerated() {
+                guard let f = s.function, rules.isWrapperFunction(f) else { return Attribution(frame: i, symbol: j) }
+            }
+        }
+        return Attribution(frame: stack.count - 1, symbol: max(0, stack[stack.count - 1].symbols.count - 1))
+    }
+
+    /// Final grouping: attribute each group, merge groups that share a key, sort by bytes.
+    static func regroup(_ groups: [LeakGroup], options: ReportOptions) -> [LeakGroup] {
+        var merged: [[UInt64]: LeakGroup] = [:]
+        for var g in groups {
+            let addresses = g.stack.map(\.address)
+            let key: [UInt64]
+            switch options.grouping {
+            case .caller:
+                g.attributed = Attribution(frame: 0, symbol: 0)
+                key = Array(addresses.prefix(1))
+            case .frame:
+                g.attributed = attribute(g.stack, rules: options.rules)
+                key = addresses.isEmpty ? [] : [addresses[g.attributed.frame], UInt64(g.attributed.symbol)]
+            case .stack:
+                g.attributed = attribute(g.stack, rules: options.rules)
+                key = addresses
+            }
+            if var existing = merged[key] {
+                existing.blocks += g.blocks
+                existing.bytes &+= g.bytes
+                if g.sample.seq < existing.sample.seq {
+                    existing.sample = g.sample; existing.stack = g.stack; existing.attributed = g.attributed
+                }
+                merged[key] = existing
+            } else {
+                merged[key] = g
+            }
+        }
+        return merged.values.sorted {
+            ($0.bytes, $0.blocks, $1.sample.seq) > ($1.bytes, $1.blocks, $0.sample.seq)
+        }
+    }
+}

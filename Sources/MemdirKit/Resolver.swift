@@ -1,0 +1,148 @@
+// Resolver.swift: the resolve stage's symbolizer. One addr2line process per module file, all of
+// that module's offsets sent at once on stdin (`addr2line -e PATH -f -i -C -a`); the echoed
+// address (`-a`) starts each address's block, which separates inlined frames. C++ names come
+// demangled from `-C`; Swift names (`$s...`) go through the runtime's swift_demangle.
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+
+/// One source-level frame. An address yields several when functions were inlined into it.
+public struct Symbol: Equatable, Sendable {
+    public var function: String?
+    public var file: String?
+    public var line: Int?
+
+    public init(function: String?, file: String?, line: Int?) {
+        self.function = function
+        self.file = file
+        self.line = line
+    }
+}
+
+@_silgen_name("swift_demangle")
+private func _swift_demangle(
+    _ mangledName: UnsafePointer<CChar>?, _ mangledNameLength: Int,
+    _ outputBuffer: UnsafeMutablePointer<CChar>?, _ outputBufferSize: UnsafeMutablePointer<Int>?,
+    _ flags: UInt32
+) -> UnsafeMutablePointer<CChar>?
+
+public enum Demangler {
+    /// Whether `name` looks like a mangled Swift symbol.
+    public static func isSwiftMangled(_ name: String) -> Bool {
+        ["$s", "_$s", "$S", "_$S", "$e", "_$e", "_T0"].contains { name.hasPrefix($0) }
+    }
+
+    /// The demangled Swift name, or `name` unchanged when it is not a Swift symbol.
+    public static func demangle(_ name: String) -> String {
+        guard isSwiftMangled(name) else { return name }
+        let utf8 = Array(name.utf8CString)
+        guard let result = utf8.withUnsafeBufferPointer({ _swift_demangle($0.baseAddress, utf8.count - 1, nil, nil, 0) }) else {
+            return name
+        }
+        defer { free(result) }
+        return String(cString: result)
+    }
+}
+
+public struct Addr2Line: Sendable {
+    public var executable: String
+
+    /// Finds addr2line on PATH (status 7 when missing).
+    public static func locate() throws(MemdirError) -> Addr2Line {
+        guard let found = findExecutable("addr2line"), found.executable else { throw .addr2lineMissing }
+        return Addr2Line(executable: found.path)
+    }
+
+    public init(executable: String) { self.executable = executable }
+
+    /// Symbolizes `offsets` (already adjusted; what addr2line takes) in the module file `path`.
+    /// Offsets with no debug info map to an empty array or to symbols with nil fields.
+    /// Returns nil plus addr2line's message when the tool failed for the whole file.
+    public func symbolize(path: String, offsets: [UInt64]) -> (symbols: [UInt64: [Symbol]], failure: String?) {
+        if offsets.isEmpty { return ([:], nil) }
+        let input = offsets.map { hex($0) }.joined(separator: "\n") + "\n"
+        let result: SubprocessResult
+        do {
+            result = try runSubprocess([executable, "-e", path, "-f", "-i", "-C", "-a"], input: Array(input.utf8))
+        } catch {
+            return ([:], error.description)
+        }
+        let parsed = Self.parse(String(decoding: result.stdout, as: UTF8.self))
+        if parsed.isEmpty && result.status != 0 {
+            let message = String(decoding: result.stderr, as: UTF8.self).split(separator: "\n").first.map(String.init)
+            return ([:], message ?? "addr2line exited with status \(result.status)")
+        }
+        return (parsed, nil)
+    }
+
+    /// Parses `-a -f -i` output: an address line, then (function, file:line) pairs.
+    public static func parse(_ output: String) -> [UInt64: [Symbol]] {
+        var result: [UInt64: [Symbol]] = [:]
+        var current: UInt64?
+        var pendingFunction: String?
+        for line in output.split(separator: "\n", omittingEmptySubsequences: false) {
+            if pendingFunction == nil, line.hasPrefix("0x"), let address = UInt64(line.dropFirst(2), radix: 16) {
+                current = address
+                result[address] = result[address] ?? []
+                continue
+            }
+            guard let address = current else { continue }
+            if let function = pendingFunction {
+                let (file, number) = parseLocation(line)
+                let name: String? = function == "??" ? nil : Demangler.demangle(function)
+                result[address, default: []].append(Symbol(function: name, file: file, line: number))
+                pendingFunction = nil
+            } else if !line.isEmpty {
+                pendingFunction = String(line)
+            }
+        }
+        return result
+    }
+
+    /// "file.c:12", "file.c:12 (discriminator 3)", "??:0", "??:?".
+    static func parseLocation(_ text: Substring) -> (String?, Int?) {
+        var text = text
+        if text.hasSuffix(")"), let paren = text.firstIndex(of: "("), paren > text.startIndex {
+            text = text[..<text.index(before: paren)]  // " (discriminator N)"
+        }
+        guard let colon = text.lastIndex(of: ":") else { return (text == "??" ? nil : String(text), nil) }
+        let file = text[..<colon], number = Int(text[text.index(after: colon)...])
+        if file == "??" || file.isEmpty { return (nil, nil) }
+        return (String(file), number == 0 ? nil : number)
+    }
+
+    /// Symbolizes several modules, one addr2line process each, spread over the cores.
+    public func symbolize(modules: [String: Set<UInt64>]) -> (symbols: [String: [UInt64: [Symbol]]], failures: [String: String]) {
+        let jobs = modules.map { ($0.key, $0.value.sorted()) }
+        let results = ResultSlots(count: jobs.count)
+        DispatchQueue.concurrentPerform(iterations: jobs.count) { i in
+            results.set(i, symbolize(path: jobs[i].0, offsets: jobs[i].1))
+        }
+        var symbols: [String: [UInt64: [Symbol]]] = [:], failures: [String: String] = [:]
+        for (i, job) in jobs.enumerated() {
+            let r = results.get(i)
+            symbols[job.0] = r.symbols
+            if let f = r.failure { failures[job.0] = f }
+        }
+        return (symbols, failures)
+    }
+}
+
+final class ResultSlots: @unchecked Sendable {
+    private var slots: [([UInt64: [Symbol]], String?)]
+    private var lock = pthread_mutex_t()
+    init(count: Int) { slots = Array(repeating: ([:], nil), count: count); pthread_mutex_init(&lock, nil) }
+    func set(_ i: Int, _ value: (symbols: [UInt64: [Symbol]], failure: String?)) {
+        pthread_mutex_lock(&lock); slots[i] = (value.symbols, value.failure); pthread_mutex_unlock(&lock)
+    }
+    func get(_ i: Int) -> (symbols: [UInt64: [Symbol]], failure: String?) {
+        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
+        return (slots[i].0, slots[i].1)
+    }
+}

@@ -1,0 +1,281 @@
+// Scanner.swift: the scan stage. Finds run directories under a MEM_DIR, reads `process`,
+// `modules` and `status`, then streams the block files: readdir with d_type, names batched into
+// flat byte buffers, batches parsed on all cores with openat/read/close into a reusable buffer,
+// and counted into a dictionary keyed by group. Memory follows the number of groups, not blocks.
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+
+/// Blocks counted under one group key.
+public struct LeakAggregate: Sendable {
+    public var key: [UInt64]
+    public var blocks: Int
+    public var bytes: UInt64
+    /// The earliest (smallest seq) block of the group.
+    public var sample: BlockSample
+}
+
+/// What the scan stage found in one run directory.
+public struct RunScan: Sendable {
+    public var directory: String
+    public var name: String
+    public var process: ProcessRecord?
+    public var status: StatusRecord?
+    public var modules: ModuleMap
+    public var leaks: [LeakAggregate] = []
+    public var badFrees: [BadFreeRecord] = []
+    /// The first problems met (malformed or unsupported records); `problemCount` counts all.
+    public var problems: [MemdirError] = []
+    public var problemCount = 0
+}
+
+public enum Scanner {
+    /// How many problems are kept with their text; the rest are only counted.
+    public static let keptProblems = 20
+    /// Names per batch handed to a worker: large enough to amortize dispatch, small enough to
+    /// keep memory flat.
+    static let batchSize = 4096
+
+    static func isRecordName(_ name: String) -> Bool { name.hasSuffix(".mem") || name.hasSuffix(".free") }
+
+    /// The run directories under `path`, or `[path]` when it is a run directory itself.
+    public static func runDirectories(in path: String) throws(MemdirError) -> [String] {
+        let entries = try listDirectory(path)
+        if entries.contains(where: { $0.kind != .directory && ($0.name == "process" || $0.name == "status" || isRecordName($0.name)) }) {
+            return [path]
+        }
+        let subdirectories = entries.filter { $0.kind == .directory }.map { (name: $0.name, path: join(path, $0.name)) }
+        var runs = subdirectories.filter { fileExists(join($0.path, "process")) || fileExists(join($0.path, "status")) }
+        if runs.isEmpty {
+            runs = subdirectories.filter { sub in
+                ((try? listDirectory(sub.path)) ?? []).contains { isRecordName($0.name) }
+            }
+        }
+        guard !runs.isEmpty else { throw .noRecords(path: path) }
+        return runs.sorted { runOrder($0.name, $1.name) }.map(\.path)
+    }
+
+    /// "4242" < "4242.2" < "4242.10" < "4243"; non-numeric names sort as text after.
+    static func runOrder(_ a: String, _ b: String) -> Bool {
+        let na = a.split(separator: ".").map { Int($0) }, nb = b.split(separator: ".").map { Int($0) }
+        if !na.contains(nil) && !nb.contains(nil) {
+            let ia = na.map { $0! }, ib = nb.map { $0! }
+            return ia.lexicographicallyPrecedes(ib)
+        }
+        return a < b
+    }
+
+    static func join(_ a: String, _ b: String) -> String { a.hasSuffix("/") ? a + b : a + "/" + b }
+
+    /// Scans one run directory. Problems with single records are collected, never thrown:
+    /// the scan goes on and the report shows what parsed.
+    public static func scan(runDirectory path: String, mode: GroupingMode, rules: WrapperRules) -> RunScan {
+        var problems: [MemdirError] = []
+        func small<T>(_ name: String, _ parse: (String, String) throws(MemdirError) -> T) -> T? {
+            let file = join(path, name)
+            switch readTextFile(file) {
+            case .failure(let code):
+                problems.append(.malformedRecord(path: file, reason: code == ENOENT ? "missing file" : errnoText(code).lowercasedFirst))
+                return nil
+            case .success(let text):
+                do throws(MemdirError) { return try parse(text, file) } catch { problems.append(error); return nil }
+            }
+        }
+        let process = small("process", RecordParser.parseProcess)
+        let status = small("status", RecordParser.parseStatus)
+        let modules = ModuleMap(small("modules", RecordParser.parseModules) ?? [], rules: rules)
+        var scan = RunScan(directory: path, name: baseName(path), process: process, status: status, modules: modules)
+        let accumulator = Accumulator()
+        for p in problems { accumulator.problem(p) }
+        streamBlocks(path: path, grouper: Grouper(mode: mode, modules: modules), into: accumulator, scan: &scan)
+        scan.leaks = Array(accumulator.groups.values)
+        scan.problems = accumulator.problems
+        scan.problemCount = accumulator.problemCount
+        scan.badFrees.sort { $0.seq < $1.seq }
+        return scan
+    }
+
+    /// readdir the run directory; block files go to workers in batches, bad-free files are parsed here.
+    static func streamBlocks(path: String, grouper: Grouper, into accumulator: Accumulator, scan: inout RunScan) {
+        guard let dir = opendir(path) else {
+            accumulator.problem(.directoryUnreadable(path: path, reason: errnoText(errno)))
+            return
+        }
+        defer { closedir(dir) }
+        let fd = dirfd(dir)
+        let group = DispatchGroup()
+        // At most this many batches in flight: both cores busy, memory bounded.
+        let slots = DispatchSemaphore(value: 4)
+        var batch = NameBatch()
+        func flush() {
+            guard batch.count > 0 else { return }
+            let work = batch
+            batch = NameBatch()
+            slots.wait()
+            DispatchQueue.global().async(group: group) {
+                parseBatch(work, dirfd: fd, directory: path, grouper: grouper, into: accumulator)
+                slots.signal()
+            }
+        }
+        while let entry = readdir(dir) {
+            let type = Int32(entry.pointee.d_type)
+            if type == Int32(DT_DIR) { continue }
+            let isBlock = withUnsafePointer(to: &entry.pointee.d_name) { ptr in
+                ptr.withMemoryRebound(to: UInt8.self, capacity: 256) { name -> Bool in
+                    let length = strlen(UnsafeRawPointer(name).assumingMemoryBound(to: CChar.self))
+                    guard length > 4, name[length - 4] == UInt8(ascii: "."), name[length - 3] == UInt8(ascii: "m"),
+                          name[length - 2] == UInt8(ascii: "e"), name[length - 1] == UInt8(ascii: "m") else { return false }
+                    batch.append(UnsafeBufferPointer(start: name, count: length))
+                    return true
+                }
+            }
+            if isBlock {
+                if type == Int32(DT_UNKNOWN) && entryKind(dir: dir, entry: entry) == .directory { batch.removeLast() }
+                if batch.count >= batchSize { flush() }
+                continue
+            }
+            let name = withUnsafePointer(to: &entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            guard name.hasSuffix(".free") else { continue }
+            let file = join(path, name)
+            switch readTextFile(file) {
+            case .failure(let code): accumulator.problem(.malformedRecord(path: file, reason: errnoText(code).lowercasedFirst))
+            case .success(let text):
+                do throws(MemdirError) { scan.badFrees.append(try RecordParser.parseBadFree(text, path: file)) }
+                catch { accumulator.problem(error) }
+            }
+        }
+        flush()
+        group.wait()
+    }
+
+    static func parseBatch(_ batch: NameBatch, dirfd: Int32, directory: String, grouper: Grouper, into accumulator: Accumulator) {
+        var local: [[UInt64]: LeakAggregate] = [:]
+        var problems: [MemdirError] = []
+        var problemCount = 0
+        var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+        defer { buffer.deallocate() }
+        var stack: [UInt64] = []
+        stack.reserveCapacity(64)
+        batch.forEachName { name in
+            func problem(_ error: MemdirError) {
+                problemCount += 1
+                if problems.count < keptProblems { problems.append(error) }
+            }
+            func filePath() -> String { join(directory, String(cString: name)) }
+            let fd = retryingEINTR { openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) }
+            if fd < 0 {
+                let code = errno
+                if code != ENOENT {  // ENOENT: freed between readdir and open, not a leak
+                    problem(.malformedRecord(path: filePath(), reason: errnoText(code).lowercasedFirst))
+                }
+                return
+            }
+            var filled = 0
+            var failure: Int32 = 0
+            while true {
+                if filled == buffer.count {
+                    let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: buffer.count * 2, alignment: 16)
+                    bigger.copyMemory(from: UnsafeRawBufferPointer(buffer))
+                    buffer.deallocate()
+                    buffer = bigger
+                }
+                let n = retryingEINTR { read(fd, buffer.baseAddress! + filled, buffer.count - filled) }
+                if n < 0 { failure = errno; break }
+                if n == 0 { break }
+                filled += n
+            }
+            close(fd)
+            if failure != 0 {
+                problem(.malformedRecord(path: filePath(), reason: errnoText(failure).lowercasedFirst))
+                return
+            }
+            let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<filled])
+            switch BlockParser.parse(bytes, stack: &stack) {
+            case .malformed(let reason): problem(.malformedRecord(path: filePath(), reason: reason))
+            case .unsupportedVersion(let version): problem(.unsupportedVersion(path: filePath(), version: version))
+            case .ok(let fields):
+                let key = stack.withUnsafeBufferPointer { grouper.key($0, seq: fields.seq) }
+                if var aggregate = local[key] {
+                    aggregate.blocks += 1
+                    aggregate.bytes &+= fields.size
+                    if fields.seq < aggregate.sample.seq { aggregate.sample = sample(fields, bytes, stack) }
+                    local[key] = aggregate
+                } else {
+                    local[key] = LeakAggregate(key: key, blocks: 1, bytes: fields.size, sample: sample(fields, bytes, stack))
+                }
+            }
+        }
+        accumulator.merge(local, problems: problems, problemCount: problemCount)
+    }
+
+    static func sample(_ f: BlockFields, _ bytes: UnsafeRawBufferPointer, _ stack: [UInt64]) -> BlockSample {
+        BlockSample(address: f.address, size: f.size, seq: f.seq, thread: f.thread, ms: f.ms,
+                    via: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[f.via]), as: UTF8.self), stack: stack)
+    }
+}
+
+/// File names packed into one byte buffer, NUL-terminated, ready for openat.
+struct NameBatch: @unchecked Sendable {
+    var bytes: [CChar] = []
+    var starts: [Int32] = []
+    var count: Int { starts.count }
+
+    init() { bytes.reserveCapacity(Scanner.batchSize * 24) }
+
+    mutating func append(_ name: UnsafeBufferPointer<UInt8>) {
+        starts.append(Int32(bytes.count))
+        for b in name { bytes.append(CChar(bitPattern: b)) }
+        bytes.append(0)
+    }
+
+    mutating func removeLast() {
+        guard let last = starts.popLast() else { return }
+        bytes.removeSubrange(Int(last)...)
+    }
+
+    func forEachName(_ body: (UnsafePointer<CChar>) -> Void) {
+        bytes.withUnsafeBufferPointer { buf in
+            for start in starts { body(buf.baseAddress! + Int(start)) }
+        }
+    }
+}
+
+/// The shared result of all workers, merged under a lock once per batch.
+final class Accumulator: @unchecked Sendable {
+    private var lock = pthread_mutex_t()
+    var groups: [[UInt64]: LeakAggregate] = [:]
+    var problems: [MemdirError] = []
+    var problemCount = 0
+
+    init() { pthread_mutex_init(&lock, nil) }
+    deinit { pthread_mutex_destroy(&lock) }
+
+    func problem(_ error: MemdirError) {
+        merge([:], problems: [error], problemCount: 1)
+    }
+
+    func merge(_ local: [[UInt64]: LeakAggregate], problems newProblems: [MemdirError], problemCount count: Int) {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        for (key, aggregate) in local {
+            if var existing = groups[key] {
+                existing.blocks += aggregate.blocks
+                existing.bytes &+= aggregate.bytes
+                if aggregate.sample.seq < existing.sample.seq { existing.sample = aggregate.sample }
+                groups[key] = existing
+            } else {
+                groups[key] = aggregate
+            }
+        }
+        problems.append(contentsOf: newProblems.prefix(max(0, Scanner.keptProblems - problems.count)))
+        problemCount += count
+    }
+}

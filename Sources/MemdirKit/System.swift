@@ -1,0 +1,132 @@
+// System.swift: the thin layer over libc that memdir needs: errno text, whole-file reads,
+// directory listing with readdir/d_type. Everything above it speaks Swift types and MemdirError.
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#elseif canImport(Darwin)
+import Darwin
+#else
+#error("unsupported platform")
+#endif
+
+/// The text of an errno value, e.g. "No such file or directory".
+func errnoText(_ code: Int32) -> String {
+    String(cString: strerror(code))
+}
+
+/// Calls `body` again while it fails with EINTR (swift-system's retry rule).
+@inline(__always)
+func retryingEINTR<T: BinaryInteger>(_ body: () -> T) -> T {
+    while true {
+        let result = body()
+        if result == -1 && errno == EINTR { continue }
+        return result
+    }
+}
+
+/// Kind of a directory entry as far as memdir cares.
+enum EntryKind { case file, directory, other }
+
+struct DirectoryEntry {
+    var name: String
+    var kind: EntryKind
+}
+
+/// Lists a directory with opendir/readdir, using d_type and stat-ing only when the type is unknown.
+/// "." and ".." are left out. Throws `.directoryUnreadable` with the errno text.
+func listDirectory(_ path: String) throws(MemdirError) -> [DirectoryEntry] {
+    guard let dir = opendir(path) else {
+        throw .directoryUnreadable(path: path, reason: errnoText(errno))
+    }
+    defer { closedir(dir) }
+    var entries: [DirectoryEntry] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafePointer(to: &entry.pointee.d_name) {
+            $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+        }
+        if name == "." || name == ".." { continue }
+        entries.append(DirectoryEntry(name: name, kind: entryKind(dir: dir, entry: entry)))
+    }
+    return entries
+}
+
+/// The d_type of an entry, or an fstatat on the directory when the file system does not give one.
+func entryKind(dir: OpaquePointer, entry: UnsafeMutablePointer<dirent>) -> EntryKind {
+    switch Int32(entry.pointee.d_type) {
+    case Int32(DT_REG): return .file
+    case Int32(DT_DIR): return .directory
+    case Int32(DT_UNKNOWN):
+        var st = stat()
+        let ok = withUnsafePointer(to: &entry.pointee.d_name) {
+            $0.withMemoryRebound(to: CChar.self, capacity: 256) {
+                fstatat(dirfd(dir), $0, &st, AT_SYMLINK_NOFOLLOW) == 0
+            }
+        }
+        guard ok else { return .other }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return .file
+        case S_IFDIR: return .directory
+        default: return .other
+        }
+    default: return .other
+    }
+}
+
+/// Reads a whole (small) file as UTF-8 text, or gives the errno of the failure.
+enum FileRead { case success(String), failure(Int32) }
+
+func readTextFile(_ path: String) -> FileRead {
+    let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) }
+    guard fd >= 0 else { return .failure(errno) }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { buf in
+            retryingEINTR { read(fd, buf.baseAddress, buf.count) }
+        }
+        if n < 0 { return .failure(errno) }
+        if n == 0 { break }
+        bytes.append(contentsOf: chunk[0..<n])
+    }
+    return .success(String(decoding: bytes, as: UTF8.self))
+}
+
+func fileExists(_ path: String) -> Bool {
+    var st = stat()
+    return stat(path, &st) == 0
+}
+
+func isDirectory(_ path: String) -> Bool {
+    var st = stat()
+    return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+}
+
+/// The last path component, as `basename` prints it for a plain path.
+func baseName(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return path }
+    return String(path[path.index(after: slash)...])
+}
+
+func hex(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }
+
+/// A String from a NUL-terminated C buffer.
+func string(fromNulTerminated buffer: [CChar]) -> String {
+    let end = buffer.firstIndex(of: 0) ?? buffer.count
+    return String(decoding: buffer[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// Writes all of `text` to a file descriptor (stdout/stderr of the tool).
+func writeAll(_ fd: Int32, _ text: String) {
+    var text = text
+    text.withUTF8 { buf in
+        var offset = 0
+        while offset < buf.count {
+            let n = retryingEINTR { write(fd, buf.baseAddress! + offset, buf.count - offset) }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+}
