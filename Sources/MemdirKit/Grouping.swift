@@ -34,7 +34,9 @@ public struct ModuleMap: Sendable {
         isWrapper = self.lines.map { rules.isWrapperModule(path: $0.path) }
     }
 
-    /// The line covering `address` (start <= A < end) with the largest seq not above `seq`.
+    /// The line covering `address` (start <= A < end) with the largest seq not above `seq`;
+    /// when every covering line is newer than the block (a block allocated by a library
+    /// constructor before the first module snapshot), the oldest covering line.
     public func lineIndex(of address: UInt64, seq: UInt64) -> Int? {
         var lo = 0, hi = lines.count  // first index with start > address
         while lo < hi {
@@ -42,15 +44,17 @@ public struct ModuleMap: Sendable {
             if lines[mid].start <= address { lo = mid + 1 } else { hi = mid }
         }
         var best: Int?
+        var oldest: Int?
         var i = lo - 1
         while i >= 0 && prefixMaxEnd[i] > address {
             let line = lines[i]
-            if address < line.end && line.seq <= seq && (best == nil || line.seq > lines[best!].seq) {
-                best = i
+            if address < line.end {
+                if line.seq <= seq && (best == nil || line.seq > lines[best!].seq) { best = i }
+                if oldest == nil || line.seq < lines[oldest!].seq { oldest = i }
             }
             i -= 1
         }
-        return best
+        return best ?? oldest
     }
 
     public func locate(_ address: UInt64, seq: UInt64) -> ModuleLocation? {

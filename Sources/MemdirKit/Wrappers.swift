@@ -53,6 +53,9 @@ public struct WrapperRules: Sendable {
         "swift_slowAlloc", "swift_allocObject", "swift_allocBox", "swift_allocEmptyBox",
         "swift_allocError", "swift_bufferAllocate", "swift::swift_slowAlloc*",
         "_swift_allocObject_*", "swift_initStackObject",
+        // The compiler-generated allocating initializer (`Foo.__allocating_init()`, line 0)
+        // calls swift_allocObject for the user's `Foo()`: the caller is the user's line.
+        "*.__allocating_init*",
         "Swift._allocateUninitializedArray*", "Swift._ContiguousArrayBuffer*",
         "Swift.ManagedBuffer*", "Swift._StringGuts*", "Swift._StringObject*",
         "Swift.__StringStorage*", "Swift._ArrayBuffer*", "Swift._DictionaryStorage*",

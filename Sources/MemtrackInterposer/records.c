@@ -417,7 +417,8 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data) 
         segments[segment_count++] = (struct segment){info->dlpi_addr, start, end, hash};
         char *out = modules_text + modules_length, *limit = modules_text + sizeof modules_text - 1;
         out = memtrack_put_text(out, limit, "module seq=");
-        out = memtrack_put_decimal(out, limit, atomic_load(&memtrack_sequence));
+        /* The first snapshot covers what was loaded before anything was allocated. */
+        out = memtrack_put_decimal(out, limit, segments_written ? atomic_load(&memtrack_sequence) : 0);
         out = memtrack_put_text(out, limit, " base=");
         out = memtrack_put_hex(out, limit, info->dlpi_addr);
         out = memtrack_put_text(out, limit, " start=");

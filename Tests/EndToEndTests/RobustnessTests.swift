@@ -1,0 +1,219 @@
+// RobustnessTests.swift: the tracker changes nothing a program can see (output, exit status),
+// even when it cannot record; and its counts agree with valgrind's on programs nobody here wrote.
+
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension EndToEnd {
+    @Suite struct Robustness {
+        @Test("output: stdout to a pipe, stderr and exit status byte-identical with and without the tracker",
+              arguments: bothModes)
+        func outputUnchanged(settleMs: Int?) throws {
+            let program = try E2E.example("output")
+            try withScratch { scratch in
+                let plain = runPlain(program)
+                let tracked = try runTracked(program, [], Tracking(memDir: scratch.memDir, settleMs: settleMs))
+                #expect(plain.exitedNormally && plain.status == 3)
+                #expect(tracked.exitedNormally && tracked.status == 3, "\(tracked.statusDescription)")
+                #expect(tracked.stdout == plain.stdout, "stdout differs (\(tracked.stdout.count) vs \(plain.stdout.count) bytes)")
+                #expect(plain.stdout.count > 10_000)
+                #expect(tracked.stderr == plain.stderr, "\(tracked.stderrText)")
+                let dir = try onlyRunDirectory(scratch.memDir)
+                #expect(dir.blockSizes == [64], "the stdout buffer is freed at exit (MEM_FREERES=1)")
+                #expect(dir.state == "exit" && dir.status["code"] == "3")
+            }
+            // The raw view: glibc keeps its stdout buffer (a pipe: 4096 bytes) to the end.
+            try withScratch { scratch in
+                let raw = try runTracked(program, [], Tracking(memDir: scratch.memDir, settleMs: settleMs, freeres: 0))
+                #expect(raw.exitedNormally && raw.status == 3)
+                #expect(try onlyRunDirectory(scratch.memDir).blockSizes == [64, 4096])
+            }
+        }
+
+        @Test("unwritable MEM_DIR: same output and status, exactly one warning line", arguments: bothModes)
+        func unwritableDirectory(settleMs: Int?) throws {
+            let program = try E2E.example("output")
+            try withScratch { scratch in
+                // We run as root: a read-only directory would not stop us. A path below a regular
+                // file cannot be created by anyone.
+                let file = scratch.root.appendingPathComponent("file")
+                try Data("not a directory\n".utf8).write(to: file)
+                let memDir = file.appendingPathComponent("mem")
+                let plain = runPlain(program)
+                let tracked = try runTracked(program, [], Tracking(memDir: memDir, settleMs: settleMs),
+                                             currentDirectory: scratch.root)
+                #expect(tracked.exitedNormally && tracked.status == plain.status, "\(tracked.statusDescription)")
+                #expect(tracked.stdout == plain.stdout)
+                var extra = tracked.stderrLines
+                for line in plain.stderrLines {
+                    if let i = extra.firstIndex(of: line) { extra.remove(at: i) }
+                }
+                #expect(extra.count == 1, "want exactly one tracker warning, got \(extra)")
+                #expect(tracked.stderrLines.count == plain.stderrLines.count + 1)
+                #expect(try String(contentsOf: file, encoding: .utf8) == "not a directory\n")
+            }
+        }
+
+        @Test("files exhausted (ulimit -n 16): same behaviour, status counts what was lost, memdir warns",
+              arguments: bothModes)
+        func descriptorsExhausted(settleMs: Int?) throws {
+            let program = try E2E.example("fdhog")
+            // The shell lowers the limit and execs fdhog; only fdhog gets LD_PRELOAD.
+            let script = "ulimit -n 16 || exit 99; [ -n \"$E2E_PRELOAD\" ] && export LD_PRELOAD=\"$E2E_PRELOAD\"; exec \"$0\""
+            try withScratch { scratch in
+                let plain = runPlain("/bin/sh", ["-c", script, program])
+                #expect(plain.exitedNormally && plain.status == 0, "\(plain.statusDescription) \(plain.stderrText)")
+                #expect(plain.stdoutText == "fdhog: out of descriptors\n")
+
+                var env = E2E.cleanEnvironment()
+                try Tracking(memDir: scratch.memDir, settleMs: settleMs).apply(to: &env)
+                env["E2E_PRELOAD"] = env.removeValue(forKey: "LD_PRELOAD")
+                let tracked = runProgram("/bin/sh", ["-c", script, program], environment: env, currentDirectory: scratch.root)
+                #expect(tracked.exitedNormally && tracked.status == plain.status, "\(tracked.statusDescription) \(tracked.stderrText)")
+                #expect(tracked.stdout == plain.stdout)
+                #expect(tracked.stderrLines.count <= plain.stderrLines.count + 1, "at most one warning: \(tracked.stderrText)")
+
+                let dir = try onlyRunDirectory(scratch.memDir)
+                #expect(isExecutable(dir.exe, program), "\(dir.exe ?? "nil")")
+                #expect(dir.state == "exit" && dir.status["code"] == "0", "\(dir.status)")
+                let unrecorded = dir.counter("unrecorded-blocks") ?? 0
+                #expect(unrecorded > 0, "\(dir.status)")
+                #expect(unrecorded + dir.blocks.count >= 5, "every leak is either a file or counted")
+                #expect(dir.status["error"] != nil, "\(dir.status)")
+
+                let list = try memdir(["list", scratch.memDir.path])
+                #expect((list.stdoutText + list.stderrText).lowercased().contains("incomplete"),
+                        "memdir list must warn: \(list.stdoutText)\n\(list.stderrText)")
+                let json = try parseJSON(try memdir(["list", scratch.memDir.path, "--json"]))
+                let status = (try reportView(json).processes.first?.raw["status"]) as? [String: Any]
+                #expect(status?["complete"] as? Bool == false, "\(status ?? [:])")
+            }
+        }
+    }
+}
+
+// MARK: - valgrind agreement
+
+let valgrindPath: String? = ["/usr/bin/valgrind", "/usr/local/bin/valgrind"].first {
+    FileManager.default.isExecutableFile(atPath: $0)
+}
+
+/// A program nobody here wrote, with inputs small enough to run in seconds under valgrind.
+struct ForeignProgram: CustomTestStringConvertible, Sendable {
+    var name: String
+    var executable: String
+    var arguments: [String]
+    var environment: [String: String] = [:]
+    /// Written to the scratch directory as `input.txt` before the run.
+    var input: String? = nil
+    var testDescription: String { name }
+}
+
+let sortInput: String = {
+    var state: UInt32 = 12345
+    var lines: [String] = []
+    for _ in 0..<300 {
+        var word = ""
+        for _ in 0..<8 {
+            state = state &* 1_103_515_245 &+ 12345
+            word.append(Character(UnicodeScalar(UInt8(97 + (state >> 16) % 10))))
+        }
+        lines.append(word)
+    }
+    return lines.joined(separator: "\n") + "\n"
+}()
+
+let foreignPrograms: [ForeignProgram] = [
+    ForeignProgram(name: "sort", executable: "/usr/bin/sort", arguments: ["input.txt"], input: sortInput),
+    ForeignProgram(name: "python3 json", executable: "/usr/bin/python3",
+                   arguments: ["-S", "-c", "import json; d={'a':[1,2,3],'b':{'c':'x'*50}}; s=json.dumps(d); assert json.loads(s)==d; print(len(s))"],
+                   environment: ["PYTHONMALLOC": "malloc", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"]),
+    ForeignProgram(name: "perl hash", executable: "/usr/bin/perl",
+                   arguments: ["-e", "my %h; $h{\"k$_\"} = $_ * 2 for 1..200; my $s = 0; $s += $h{$_} for keys %h; print \"$s\\n\""],
+                   environment: ["PERL_HASH_SEED": "0", "PERL_PERTURB_KEYS": "0"]),
+]
+
+/// The environment a program gets from valgrind, in its order: valgrind runs /usr/bin/env with
+/// `environment` and the printed lines come back. Debian's wrapper script adds variables
+/// (LD_LIBRARY_PATH=/usr/lib/debug, GLIBCXX_FORCE_NEW=1, PWD), its shell reorders them, and
+/// valgrind puts its own libraries in front of LD_PRELOAD.
+func environmentUnderValgrind(_ valgrind: String, _ environment: [String: String], currentDirectory: URL) -> [String]? {
+    let probe = runProgram(valgrind, ["-q", "/usr/bin/env"], environment: environment, currentDirectory: currentDirectory)
+    guard probe.exitedNormally, probe.status == 0 else { return nil }
+    return probe.stdoutText.split(separator: "\n").map(String.init).filter { $0.contains("=") }
+}
+
+/// Valgrind's own LD_PRELOAD value (its preload libraries), nothing inherited.
+let valgrindOwnPreload: String? = {
+    guard let valgrind = valgrindPath,
+          let env = environmentUnderValgrind(valgrind, ["PATH": "/usr/bin:/bin"], currentDirectory: URL(fileURLWithPath: "/"))
+    else { return nil }
+    return env.first { $0.hasPrefix("LD_PRELOAD=") }.map { String($0.dropFirst(11)) }
+}()
+
+/// "in use at exit: 1,234 bytes in 5 blocks" -> (1234, 5)
+func valgrindInUse(_ text: String) -> (bytes: Int, blocks: Int)? {
+    guard let line = text.split(separator: "\n").first(where: { $0.contains("in use at exit:") }) else { return nil }
+    let tail = line[line.range(of: "in use at exit:")!.upperBound...]
+    let words = tail.split(separator: " ").map { $0.replacingOccurrences(of: ",", with: "") }
+    guard words.count >= 4, let bytes = Int(words[0]), let blocks = Int(words[3]) else { return nil }
+    return (bytes, blocks)
+}
+
+extension EndToEnd {
+    @Suite(.enabled(if: valgrindPath != nil, "valgrind is not installed (apt-get install valgrind); .ci/run installs it"))
+    struct ValgrindAgreement {
+        @Test("live blocks and bytes at exit equal valgrind's \"in use at exit\" (MEM_FREERES=0)",
+              arguments: foreignPrograms, bothModes)
+        func agreement(program: ForeignProgram, settleMs: Int?) throws {
+            let valgrind = try #require(valgrindPath)
+            try #require(FileManager.default.isExecutableFile(atPath: program.executable), "\(program.executable) missing")
+            try withScratch { scratch in
+                if let input = program.input {
+                    try Data(input.utf8).write(to: scratch.root.appendingPathComponent("input.txt"))
+                }
+                // Programs copy their environment (perl builds %ENV at startup, and how its hash
+                // grows depends on the order of the variables), so the tracked run gets exactly the
+                // environment valgrind gives the program, in the same order (through env -i),
+                // with an LD_PRELOAD value of the same length: valgrind appends ":" + the inherited
+                // LD_PRELOAD to its own, the tracker's path takes extra leading slashes. The MEM_*
+                // settings are in both (valgrind ignores them).
+                var env = ["PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": scratch.root.path]
+                env.merge(program.environment) { $1 }
+                env["MEM_DIR"] = scratch.memDir.path
+                env["MEM_SETTLE_MS"] = String(settleMs ?? 50)
+                env["MEM_FREERES"] = "0"
+                let library = try E2E.library()
+                let valgrindPreload = try #require(valgrindOwnPreload, "cannot see valgrind's LD_PRELOAD")
+                let length = max(valgrindPreload.count + 2, library.count)
+                env["LD_PRELOAD"] = String(repeating: ":", count: length - valgrindPreload.count - 1)
+                let ordered = try #require(environmentUnderValgrind(valgrind, env, currentDirectory: scratch.root))
+                let trackedPreload = String(repeating: "/", count: length - library.count) + library
+                let trackedEnv = ordered.map { $0.hasPrefix("LD_PRELOAD=") ? "LD_PRELOAD=" + trackedPreload : $0 }
+                #expect(ordered.map(\.count) == trackedEnv.map(\.count))
+
+                let reference = runProgram(valgrind, ["--leak-check=full", "--show-leak-kinds=all", "--run-libc-freeres=no",
+                                                      "--run-cxx-freeres=no", program.executable] + program.arguments,
+                                           environment: env, currentDirectory: scratch.root, timeout: 300)
+                #expect(reference.exitedNormally && reference.status == 0, "valgrind: \(reference.statusDescription)")
+                let inUse = try #require(valgrindInUse(reference.stderrText), "no 'in use at exit' in:\n\(reference.stderrText)")
+
+                let tracked = runProgram("/usr/bin/env", ["-i"] + trackedEnv + [program.executable] + program.arguments,
+                                         environment: [:], currentDirectory: scratch.root)
+                #expect(tracked.exitedNormally && tracked.status == 0, "\(tracked.statusDescription) \(tracked.stderrText)")
+                #expect(tracked.stdout == reference.stdout, "same output as under valgrind")
+                let dir = try onlyRunDirectory(scratch.memDir)
+                #expect(dir.counter("unrecorded-blocks") == 0 && dir.counter("unremoved-records") == 0)
+                #expect(dir.blocks.count == inUse.blocks && dir.totalBytes == inUse.bytes,
+                        "tracker: \(dir.totalBytes) bytes in \(dir.blocks.count) blocks; valgrind: \(inUse.bytes) bytes in \(inUse.blocks) blocks")
+
+                let report = try listReport(scratch.memDir)
+                #expect(report.totalLeakedBlocks == inUse.blocks && report.totalLeakedBytes == inUse.bytes)
+            }
+        }
+    }
+}
