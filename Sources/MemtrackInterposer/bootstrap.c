@@ -99,20 +99,42 @@ static int parse_number(const char *text, unsigned long long *value) {
     return 1;
 }
 
-static void read_configuration(void) {
-    unsigned long long value;
-    if (parse_number(getenv("MEM_SETTLE_MS"), &value))
-        memtrack_config.settle_ms = value > 600000 ? 600000 : (int)value;
-    if (parse_number(getenv("MEM_DEPTH"), &value))
-        memtrack_config.depth = value < 1 ? 1 : value > MEMTRACK_MAX_DEPTH ? MEMTRACK_MAX_DEPTH : (int)value;
-    if (parse_number(getenv("MEM_FREERES"), &value)) memtrack_config.freeres = value != 0;
-    if (parse_number(getenv("MEM_QUARANTINE"), &value)) memtrack_config.quarantine_bytes = (size_t)value;
+/* Reads one setting; a value that is set but not a whole number keeps the default, with one
+ * warning line (only when `complain`: the first, early read may not see the environment). */
+static int read_setting(const char *name, unsigned long long *value, int complain) {
+    const char *text = getenv(name);
+    if (!text) return 0;
+    if (parse_number(text, value)) return 1;
+    if (complain) {
+        char line[256];
+        char *out = line, *end = line + sizeof line - 1;
+        out = memtrack_put_text(out, end, "memtrack: warning: ");
+        out = memtrack_put_text(out, end, name);
+        out = memtrack_put_text(out, end, "=");
+        out = memtrack_put_text(out, end, text);
+        out = memtrack_put_text(out, end, " is not a whole number; using the default\n");
+        *out = 0;
+        memtrack_say(line);
+    }
+    return 0;
 }
+
+static void read_configuration_once(int complain) {
+    unsigned long long value;
+    if (read_setting("MEM_SETTLE_MS", &value, complain))
+        memtrack_config.settle_ms = value > 600000 ? 600000 : (int)value;
+    if (read_setting("MEM_DEPTH", &value, complain))
+        memtrack_config.depth = value < 1 ? 1 : value > MEMTRACK_MAX_DEPTH ? MEMTRACK_MAX_DEPTH : (int)value;
+    if (read_setting("MEM_FREERES", &value, complain)) memtrack_config.freeres = value != 0;
+    if (read_setting("MEM_QUARANTINE", &value, complain)) memtrack_config.quarantine_bytes = (size_t)value;
+}
+
+static void read_configuration(void) { read_configuration_once(0); }
 
 /* Runs before main and before the program's own constructors. Entry points that run even
  * earlier (the loader's first mallocs) call memtrack_bootstrap themselves. */
 __attribute__((constructor(101))) static void memtrack_constructor(void) {
     memtrack_bootstrap();
-    read_configuration();
+    read_configuration_once(1);
     memtrack_process_start();
 }

@@ -34,6 +34,21 @@ extension EndToEnd {
             }
         }
 
+        @Test("a MEM_ setting that is not a whole number: one warning, the default used, the run unchanged")
+        func badSetting() throws {
+            let program = try E2E.example("seeds")
+            try withScratch { scratch in
+                let tracked = try runTracked(program, [], Tracking(memDir: scratch.memDir),
+                                             extraEnvironment: ["MEM_DEPTH": "twelve"])
+                #expect(tracked.exitedNormally && tracked.status == 0, "\(tracked.statusDescription)")
+                let warnings = tracked.stderrLines.filter { $0.hasPrefix("memtrack: warning:") }
+                #expect(warnings == ["memtrack: warning: MEM_DEPTH=twelve is not a whole number; using the default"])
+                let dir = try onlyRunDirectory(scratch.memDir)
+                #expect(dir.process["depth"] == ["12"])
+                #expect(dir.blockSizes == [30])
+            }
+        }
+
         @Test("unwritable MEM_DIR: same output and status, exactly one warning line", arguments: bothModes)
         func unwritableDirectory(settleMs: Int?) throws {
             let program = try E2E.example("output")
