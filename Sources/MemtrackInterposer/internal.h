@@ -180,12 +180,13 @@ extern pid_t memtrack_pid;
 
 /* ---- spin locks ----------------------------------------------------------------------- */
 /* The lock word holds the owner's thread id, so a signal handler can tell "held by me"
- * (skip: the interrupted code owns it) from "held by another thread" (wait). */
+ * (skip: the interrupted code owns it) from "held by another thread" (wait). Contended
+ * waiters sleep on a futex (records.c). */
 typedef atomic_int memtrack_lock;
 void memtrack_lock_acquire(memtrack_lock *lock);
-int memtrack_lock_try_for_signal(memtrack_lock *lock);  /* 0 when this thread holds it */
-static inline void memtrack_lock_release(memtrack_lock *lock) {
-    atomic_store_explicit(lock, 0, memory_order_release);
-}
+/* For signal handlers: 0 when this thread holds it, or when `attempts` waits (-1: no limit)
+ * were not enough. */
+int memtrack_lock_try_for_signal(memtrack_lock *lock, int attempts);
+void memtrack_lock_release(memtrack_lock *lock);
 
 #endif

@@ -30,8 +30,9 @@
 /* Removals a shard can queue between two writer wakes before the freeing thread unlinks
  * itself. */
 #define REMOVAL_SLOTS 256
-/* Files written per lock hold, so a thread freeing into the same shard never waits long. */
-#define WRITES_PER_HOLD 8
+/* Files written per lock hold: one, so a thread that frees into the same shard waits for at
+ * most one file write (a millisecond on a slow disk; it sleeps meanwhile, see records.c). */
+#define WRITES_PER_HOLD 1
 
 struct shard {
     memtrack_lock lock;
@@ -42,6 +43,9 @@ struct shard {
 } __attribute__((aligned(64)));
 
 static struct shard shards[SHARD_COUNT];
+/* Held by the writer for a whole pass, and by a flush: a flush must not finish (and the process
+ * exit) while the writer holds removals it has taken from the queues but not yet done. */
+static memtrack_lock pass_lock;
 atomic_int memtrack_synchronous;
 static atomic_int writer_running;
 
@@ -87,7 +91,11 @@ static void insert_slot(struct shard *shard, const struct memtrack_block *block)
     shard->count++;
 }
 
+/* A full shard writes its oldest entry. Queued removals go first: one of them may be for an
+ * earlier block at the address about to be written. */
 static void write_oldest(struct shard *shard) {
+    for (int i = 0; i < shard->removal_count; i++) memtrack_remove_block_file(shard->removals[i]);
+    shard->removal_count = 0;
     int oldest = -1;
     for (int i = 0; i < SHARD_SLOTS; i++)
         if (shard->slots[i].address && (oldest < 0 || shard->slots[i].sequence < shard->slots[oldest].sequence))
@@ -137,7 +145,7 @@ void memtrack_pending_remove(uintptr_t address, struct memtrack_stack *alloc_sta
 /* Empties one shard's removal queue. Returns 0 if the shard could not be locked (signal). */
 static int drain_removals(struct shard *shard, int in_signal) {
     uintptr_t removals[REMOVAL_SLOTS];
-    if (in_signal) { if (!memtrack_lock_try_for_signal(&shard->lock)) return 0; }
+    if (in_signal) { if (!memtrack_lock_try_for_signal(&shard->lock, -1)) return 0; }
     else memtrack_lock_acquire(&shard->lock);
     int count = shard->removal_count;
     memcpy(removals, shard->removals, (size_t)count * sizeof removals[0]);
@@ -149,7 +157,7 @@ static int drain_removals(struct shard *shard, int in_signal) {
 
 /* Writes the shard's entries allocated at or before `cutoff_ms` and before `before_sequence`. */
 static void write_settled(struct shard *shard, uint32_t cutoff_ms, uint64_t before_sequence, int in_signal) {
-    if (in_signal) { if (!memtrack_lock_try_for_signal(&shard->lock)) return; }
+    if (in_signal) { if (!memtrack_lock_try_for_signal(&shard->lock, -1)) return; }
     else memtrack_lock_acquire(&shard->lock);
     int written = 0;
     for (unsigned i = 0; i < SHARD_SLOTS;) {
@@ -172,9 +180,13 @@ static void write_out(uint32_t cutoff_ms, uint64_t before_sequence, int in_signa
 
 void memtrack_pending_flush(int in_signal) {
     if (atomic_load(&memtrack_run_directory) < 0) return;
+    /* In a signal handler the writer may be waiting for a shard this thread holds: wait for its
+     * pass a bounded while (a few thousand yields), then go ahead without it. */
+    int have_pass = in_signal ? memtrack_lock_try_for_signal(&pass_lock, 5000) : (memtrack_lock_acquire(&pass_lock), 1);
     write_out(UINT32_MAX, UINT64_MAX, in_signal);
     /* Frees that raced with the pass above queued their removals after it looked. */
     for (int i = 0; i < SHARD_COUNT; i++) drain_removals(&shards[i], in_signal);
+    if (have_pass) memtrack_lock_release(&pass_lock);
 }
 
 // ---- The writer thread ------------------------------------------------------------------------
@@ -190,12 +202,15 @@ static void *writer_main(void *unused) {
     struct timespec tick = {tick_ms / 1000, (long)(tick_ms % 1000) * 1000000L};
     for (;;) {
         nanosleep(&tick, NULL);
-        if (atomic_load(&memtrack_synchronous)) continue;
-        uint64_t before_sequence = atomic_load(&memtrack_sequence) + 1;
-        uint32_t now = memtrack_milliseconds_now();
-        uint32_t cutoff = now > (uint32_t)memtrack_config.settle_ms ? now - (uint32_t)memtrack_config.settle_ms : 0;
-        write_out(cutoff, before_sequence, 0);
-        memtrack_write_modules(0);
+        memtrack_lock_acquire(&pass_lock);
+        if (!atomic_load(&memtrack_synchronous)) {   /* after the final record, nothing is queued */
+            uint64_t before_sequence = atomic_load(&memtrack_sequence) + 1;
+            uint32_t now = memtrack_milliseconds_now();
+            uint32_t cutoff = now > (uint32_t)memtrack_config.settle_ms ? now - (uint32_t)memtrack_config.settle_ms : 0;
+            write_out(cutoff, before_sequence, 0);
+            memtrack_write_modules(0);
+        }
+        memtrack_lock_release(&pass_lock);
     }
     return NULL;
 }
@@ -223,11 +238,13 @@ void memtrack_pending_start_writer(void) {
 
 // ---- fork ------------------------------------------------------------------------------------
 void memtrack_pending_fork_prepare(void) {
+    memtrack_lock_acquire(&pass_lock);
     for (int i = 0; i < SHARD_COUNT; i++) memtrack_lock_acquire(&shards[i].lock);
 }
 
 void memtrack_pending_fork_parent(void) {
     for (int i = 0; i < SHARD_COUNT; i++) memtrack_lock_release(&shards[i].lock);
+    memtrack_lock_release(&pass_lock);
 }
 
 /* The child's young blocks belong to the parent's record, which the parent will write; the
@@ -243,5 +260,6 @@ void memtrack_pending_fork_child(void) {
         shard->removal_count = 0;
         memtrack_lock_release(&shard->lock);
     }
+    memtrack_lock_release(&pass_lock);
     atomic_store(&writer_running, 0);   /* threads do not survive fork */
 }

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <link.h>
 #include <sched.h>
+#include <linux/futex.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,30 +72,64 @@ int32_t memtrack_thread_id(void) {
 }
 void memtrack_forget_thread_id(void) { cached_thread_id = 0; }
 
+/* A lock word holds its owner's thread id, plus LOCK_WAITERS when a thread sleeps on it.
+ * Critical sections are usually a few hundred nanoseconds, so a thread spins briefly; but a
+ * writer may hold a shard for a file write, which takes a millisecond on a slow disk, so after
+ * that a thread sleeps in futex_wait instead of burning the core the writer needs. */
+#define LOCK_WAITERS 0x40000000   /* above any thread id: pid_max is at most 2^22 */
+#define LOCK_SPINS 100
+
+static void futex_wait(memtrack_lock *lock, int value) {
+    syscall(SYS_futex, lock, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
+}
+
 void memtrack_lock_acquire(memtrack_lock *lock) {
     int me = memtrack_thread_id();
-    for (unsigned spins = 0;; spins++) {
+    for (int spins = 0; spins < LOCK_SPINS; spins++) {
         int free_value = 0;
         if (atomic_load_explicit(lock, memory_order_relaxed) == 0 &&
             atomic_compare_exchange_weak_explicit(lock, &free_value, me, memory_order_acquire,
                                                   memory_order_relaxed))
             return;
-        /* Critical sections are a few hundred nanoseconds, or one file write when the table
-         * is full; yield rather than burn the other core for longer. */
-        if (spins > 64) sched_yield();
-        else __builtin_ia32_pause();
+        __builtin_ia32_pause();
+    }
+    for (;;) {
+        int value = atomic_load_explicit(lock, memory_order_relaxed);
+        if (value == 0) {
+            /* Others may still sleep on it: keep the flag so our release wakes one. */
+            if (atomic_compare_exchange_weak_explicit(lock, &value, me | LOCK_WAITERS,
+                                                      memory_order_acquire, memory_order_relaxed))
+                return;
+            continue;
+        }
+        if (!(value & LOCK_WAITERS) &&
+            !atomic_compare_exchange_weak_explicit(lock, &value, value | LOCK_WAITERS,
+                                                   memory_order_relaxed, memory_order_relaxed))
+            continue;
+        futex_wait(lock, value | LOCK_WAITERS);
     }
 }
 
-int memtrack_lock_try_for_signal(memtrack_lock *lock) {
+void memtrack_lock_release(memtrack_lock *lock) {
+    if (atomic_exchange_explicit(lock, 0, memory_order_release) & LOCK_WAITERS)
+        syscall(SYS_futex, lock, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+int memtrack_lock_try_for_signal(memtrack_lock *lock, int attempts) {
     int me = memtrack_thread_id();
-    for (;;) {
+    for (; attempts != 0; attempts--) {
         int owner = atomic_load(lock);
-        if (owner == me) return 0;     /* the interrupted code holds it: its data may be half-written */
+        if ((owner & ~LOCK_WAITERS) == me) return 0;   /* the interrupted code holds it */
         int free_value = 0;
         if (owner == 0 && atomic_compare_exchange_weak(lock, &free_value, me)) return 1;
-        sched_yield();                 /* another thread holds it and will let go */
+        if (owner & LOCK_WAITERS) {
+            /* Take it with the flag kept, so the release still wakes the sleepers. */
+            free_value = 0;
+            if (atomic_load(lock) == 0 && atomic_compare_exchange_weak(lock, &free_value, me | LOCK_WAITERS)) return 1;
+        }
+        sched_yield();   /* another thread holds it and will let go */
     }
+    return 0;
 }
 
 char *memtrack_put_text(char *out, const char *end, const char *text) {

@@ -18,7 +18,7 @@ public struct RunCommand: Command {
     public static let usage = "memdir run [--dir DIR] [--error-exitcode N] [--json] [--by caller|frame|stack] [--binary PATH] [--] PROGRAM [ARGS...]"
     public static let discussion = """
         The report goes to stderr (with --json, JSON to stdout). Records are kept in DIR (default: a new
-        memdir-run-XXXXXX in $TMPDIR or /tmp). libmemtrack.so is looked for beside the memdir executable;
+        memdir-run-XXXXXX in $TMPDIR if set, else in /dev/shm, else in /tmp). libmemtrack.so is looked for beside the memdir executable;
         the MEMDIR_LIBRARY environment variable overrides that path.
         """
     public static let options = ReportFlags.options + [
@@ -80,7 +80,8 @@ public struct RunCommand: Command {
             }
             return absolute(dir)
         }
-        let tmp = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        let tmp = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+            ?? (access("/dev/shm", W_OK | X_OK) == 0 ? "/dev/shm" : "/tmp")
         var template = Array((tmp + "/memdir-run-XXXXXX").utf8CString)
         guard mkdtemp(&template) != nil else {
             throw .directoryUnreadable(path: tmp, reason: errnoText(errno))
