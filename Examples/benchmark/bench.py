@@ -1,0 +1,719 @@
+#!/usr/bin/env python3
+"""The memdir benchmark driver (Python 3 standard library only); `run` is the entry point.
+
+It builds the package in release, compiles the C workloads in workloads/, generates the input
+data once, then times every (workload, tool) pair side by side: the program alone, under
+libmemtrack.so in several configurations, under heaptrack and under valgrind memcheck, plus
+the two plain C loops that are the floors memtrack and `memdir list` are measured against.
+
+For each pair it reports the median wall time of N runs, its ratio to the plain program, to
+heaptrack and (where there is one) to the C loop with the goal, the median peak RSS
+(ru_maxrss from wait4) and, for memtrack, how many .mem files each run left. The table goes to
+stdout and, with every individual run, to results/<date>-<host>.md and .json.
+"""
+
+import argparse
+import datetime
+import fnmatch
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent               # the Swift package
+BUILD = HERE / "build"                  # compiled workloads (ignored by git)
+RESULTS = HERE / "results"
+WORKLOAD_SOURCES = HERE / "workloads"
+HARNESS_SOURCES = HERE / "harness"      # launch.c
+
+# Sizes. FULL is the real benchmark; QUICK is a smoke test that finishes in under a minute.
+FULL = dict(churn_pairs=2_000_000, longlived_blocks=100_000, sort_mb=20, json_items=60_000,
+            perl_keys=250_000, records=1_000_000, stacks=300)
+QUICK = dict(churn_pairs=100_000, longlived_blocks=5_000, sort_mb=1, json_items=5_000,
+             perl_keys=10_000, records=5_000, stacks=50)
+
+SLOW_RUN_S = 10.0      # a pair whose first run takes longer gets at most 3 runs
+VERY_SLOW_RUN_S = 90.0 # ... and one whose first run takes longer than this, 1 run only
+DEFAULT_TIMEOUT_S = 120 # a single run taking longer is killed and reported (--timeout)
+DEPTHS = (1, 4, 12, 24)
+WORKLOAD_NAMES = ("churn", "longlived", "sort", "python-json", "perl-hash", "memdir-list")
+GOALS = {"longlived": 1.3, "memdir-list": 1.5}   # memtrack / memdir vs the C loop
+
+
+# ---------------------------------------------------------------------------------------------
+# Tools and workloads
+
+@dataclass
+class Tool:
+    """How to run a program: a command prefix, environment additions and what it needs."""
+    name: str
+    kind: str                          # plain | memtrack | heaptrack | valgrind | loop | memdir
+    env: dict = field(default_factory=dict)
+    only: tuple = ()                   # workloads this tool is limited to (empty: all programs)
+
+
+def all_tools():
+    """Every tool, in table order."""
+    tools = [Tool("plain", "plain"),
+             Tool("memtrack", "memtrack"),
+             Tool("memtrack sync", "memtrack", {"MEM_SETTLE_MS": "0"}),
+             Tool("memtrack no-quarantine", "memtrack", {"MEM_QUARANTINE": "0"})]
+    tools += [Tool(f"memtrack depth={d}", "memtrack", {"MEM_DEPTH": str(d)}, only=("churn",))
+              for d in DEPTHS]
+    tools += [Tool("heaptrack", "heaptrack"), Tool("valgrind", "valgrind"),
+              Tool("C loop", "loop"), Tool("memdir list", "memdir")]
+    return tools
+
+
+def tool_key(tool):
+    """The name --tools matches against: lower case, spaces as dashes (memtrack-depth=4)."""
+    return tool.name.lower().replace(" ", "-")
+
+
+@dataclass
+class Workload:
+    name: str
+    argv: list                          # the program; "{scratch}" is replaced by a fresh dir
+    note: str = ""
+    loop_argv: list = None              # the C loop measured next to it (the goal's floor)
+    loop_note: str = ""
+    expect_files: int = None            # .mem files a memtrack run must leave (None: any)
+    leak_argv: list = None              # untimed check: memtrack must leave leak_files files
+    leak_files: int = 0
+    memdir_only: bool = False           # timed with `memdir list` and its loop only
+
+
+def workloads(sizes, bins, data):
+    """The workloads, in table order, given the sizes, compiled binaries and generated data."""
+    json_code = ("import json\n"
+                 f"data = [{{'id': i, 'name': 'item-%d' % i, 'tags': ['x', 'y', str(i % 97)], "
+                 f"'score': i * 0.25, 'ok': i % 3 == 0, 'child': {{'n': i, 's': 'v' * (i % 17)}}}} "
+                 f"for i in range({sizes['json_items']})]\n"
+                 "back = json.loads(json.dumps(data))\n"
+                 "assert back == data\n")
+    perl_code = (f'my %h; $h{{"key-$_"}} = [$_, "value-$_"] for 1..{sizes["perl_keys"]}; '
+                 'my $n = keys %h; print "$n\\n";')
+    blocks = sizes["longlived_blocks"]
+    return [
+        Workload("churn", [bins["churn"], str(sizes["churn_pairs"]), "1024"],
+                 note=f"{sizes['churn_pairs']:,} malloc/free pairs of 16-527 B, 1,024 live",
+                 expect_files=0),
+        Workload("longlived", [bins["longlived"], str(blocks), "100"],
+                 note=f"{blocks:,} blocks held 100 ms (past the settle time: every one becomes a file), then freed",
+                 loop_argv=[bins["fileloop"], "{scratch}", str(blocks)],
+                 loop_note=f"fileloop.c: {blocks:,} x openat+write+close, then unlinkat",
+                 expect_files=0,
+                 leak_argv=[bins["longlived"], str(blocks), "100", "leak"], leak_files=blocks),
+        Workload("sort", ["/usr/bin/sort", "-o", "/dev/null", str(data["sort"])],
+                 note=f"GNU sort of {sizes['sort_mb']} MB of random lines (LC_ALL=C.UTF-8)"),
+        Workload("python-json", ["/usr/bin/python3", "-c", json_code],
+                 note=f"json dumps+loads of {sizes['json_items']:,} dicts"),
+        Workload("perl-hash", ["/usr/bin/perl", "-e", perl_code],
+                 note=f"hash of {sizes['perl_keys']:,} keys"),
+        Workload("memdir-list", [bins["memdir"], "list", str(data["records"])],
+                 note=f"{sizes['records']:,} block records, {sizes['stacks']} stacks, warm cache",
+                 loop_argv=[bins["readdirloop"], str(data["records"])],
+                 loop_note="readdirloop.c: readdir + openat/read/close each file",
+                 memdir_only=True),
+    ]
+
+
+def rows_for(workload, tools):
+    """The (tool, argv) pairs timed for a workload."""
+    rows = []
+    for tool in tools:
+        if tool.only and workload.name not in tool.only:
+            continue
+        if tool.kind == "loop":
+            if workload.loop_argv:
+                rows.append((tool, workload.loop_argv))
+        elif tool.kind == "memdir":
+            if workload.memdir_only:
+                rows.append((tool, workload.argv))
+        elif not workload.memdir_only:
+            rows.append((tool, workload.argv))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Running one program
+
+@dataclass
+class Run:
+    seconds: float
+    maxrss_kib: int
+    exit: str                           # "0", "1", "SIGSEGV"...
+    stderr_tail: str
+    mem_files: int = None               # memtrack: .mem files left in MEM_DIR
+    free_files: int = 0                 # memtrack: bad-free files
+    run_dirs: int = 0
+    status_problems: list = field(default_factory=list)
+
+
+def base_environment():
+    """The environment every run starts from: no preload, no MEM_* settings, a fixed locale."""
+    env = {k: v for k, v in os.environ.items()
+           if k != "LD_PRELOAD" and not k.startswith("MEM_")}
+    env["LC_ALL"] = "C.UTF-8"
+    return env
+
+
+def spawn_and_wait(argv, env, stderr_path, ctx):
+    """Runs argv through harness/launch.c in its own session, stdout to /dev/null.
+
+    Returns (seconds, maxrss_kib, wait status) as measured by the launcher around fork and
+    wait4 of argv (see launch.c for why Python cannot measure the peak RSS itself). A watchdog
+    kills the session after ctx.timeout (the status is then None); afterwards whatever is left of the session is killed so
+    that nothing (heaptrack's interpreter) runs into the next measurement.
+    """
+    result_path = stderr_path.with_suffix(".result")
+    actions = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+               (os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0),
+               (os.POSIX_SPAWN_OPEN, 2, str(stderr_path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                0o600)]
+    launcher = [ctx.launch, str(result_path)] + argv
+    pid = os.posix_spawn(launcher[0], launcher, env, file_actions=actions, setsid=True)
+    expired = threading.Event()
+    watchdog = threading.Timer(ctx.timeout, lambda: (expired.set(), kill_session(pid)))
+    watchdog.start()
+    _, launcher_status, _ = os.wait4(pid, 0)
+    watchdog.cancel()
+    kill_session(pid)
+    if expired.is_set():
+        result_path.unlink(missing_ok=True)
+        return float(ctx.timeout), 0, None
+    try:
+        seconds, maxrss, status = result_path.read_text().split()
+        return float(seconds), int(maxrss), int(status)
+    except (OSError, ValueError):
+        raise SystemExit(f"launch failed for {argv}: {describe_exit(launcher_status)}, "
+                         f"{tail(stderr_path)}")
+    finally:
+        result_path.unlink(missing_ok=True)
+
+
+def kill_session(pid):
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def describe_exit(status):
+    if status is None:
+        return "timeout"
+    if os.WIFSIGNALED(status):
+        return signal.Signals(os.WTERMSIG(status)).name
+    return str(os.waitstatus_to_exitcode(status))
+
+
+def tail(path, lines=6):
+    try:
+        text = Path(path).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+def command_for(tool, argv, scratch, ctx):
+    """The full command line and environment for running argv under tool."""
+    argv = [a.replace("{scratch}", str(scratch)) for a in argv]
+    env = base_environment()
+    env.update(tool.env)
+    if tool.kind == "memtrack":
+        env["BENCH_LD_PRELOAD"] = str(ctx.lib)    # LD_PRELOAD for argv, not launch.c
+        env["MEM_DIR"] = str(scratch)
+        return argv, env
+    if tool.kind == "heaptrack":
+        return [ctx.heaptrack, "-o", str(scratch / "heaptrack.out")] + argv, env
+    if tool.kind == "valgrind":
+        return [ctx.valgrind, "--tool=memcheck", "--leak-check=full", "-q"] + argv, env
+    return argv, env
+
+
+def inspect_mem_dir(mem_dir, run):
+    """Counts the records memtrack left and collects any status that is not a clean exit."""
+    run.mem_files = 0
+    for run_dir in sorted(p for p in mem_dir.iterdir() if p.is_dir()):
+        run.run_dirs += 1
+        names = os.listdir(run_dir)
+        run.mem_files += sum(1 for n in names if n.endswith(".mem"))
+        run.free_files += sum(1 for n in names if n.endswith(".free"))
+        problem = status_problem(run_dir / "status")
+        if problem:
+            run.status_problems.append(f"{run_dir.name}: {problem}")
+
+
+def status_problem(path):
+    """None for a status file saying 'state exit', 'code 0' and zero counters, else why not."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError as error:
+        return f"no status file ({error.strerror})"
+    pairs = dict(line.split(" ", 1) for line in lines[1:] if " " in line)
+    bad = []
+    if pairs.get("state") != "exit":
+        bad.append(f"state {pairs.get('state')}")
+    for key in ("unrecorded-blocks", "unremoved-records", "unrecorded-events"):
+        if pairs.get(key, "0") != "0":
+            bad.append(f"{key} {pairs[key]}")
+    if "error" in pairs:
+        bad.append(f"error {pairs['error']}")
+    return ", ".join(bad) or None
+
+
+def run_once(tool, argv, ctx):
+    """One timed run in a fresh scratch directory (MEM_DIR, loop dir or heaptrack output),
+    which is inspected and deleted afterwards, outside the timing."""
+    scratch = Path(tempfile.mkdtemp(prefix="memdir-bench-", dir=ctx.mem_root))
+    stderr_path = Path(tempfile.mkstemp(prefix="memdir-bench-stderr-")[1])
+    try:
+        full_argv, env = command_for(tool, argv, scratch, ctx)
+        seconds, maxrss, status = spawn_and_wait(full_argv, env, stderr_path, ctx)
+        run = Run(seconds, maxrss, describe_exit(status), tail(stderr_path))
+        if tool.kind == "memtrack":
+            inspect_mem_dir(scratch, run)
+        return run
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        stderr_path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring a (workload, tool) pair
+
+@dataclass
+class Row:
+    workload: str
+    tool: str
+    kind: str
+    runs: list = field(default_factory=list)
+    skipped: str = ""                   # why it was not run
+    notes: list = field(default_factory=list)
+
+    @property
+    def ok_runs(self):
+        return [r for r in self.runs if r.exit == "0"]
+
+    @property
+    def median_s(self):
+        ok = self.ok_runs
+        return statistics.median(r.seconds for r in ok) if ok else None
+
+    @property
+    def median_rss_mib(self):
+        ok = self.ok_runs
+        return statistics.median(r.maxrss_kib for r in ok) / 1024 if ok else None
+
+
+def unavailable(tool, ctx):
+    """Why tool cannot run here, or None."""
+    if tool.kind == "memtrack" and not ctx.lib:
+        return "libmemtrack.so not built"
+    if tool.kind == "memdir" and not ctx.memdir:
+        return "memdir not built"
+    if tool.kind == "heaptrack" and not ctx.heaptrack:
+        return "heaptrack not installed"
+    if tool.kind == "valgrind" and not ctx.valgrind:
+        return "valgrind not installed"
+    return None
+
+
+def measure(workload, tool, argv, ctx):
+    """Times argv under tool ctx.runs times (at most 3 when slow) and checks the results."""
+    row = Row(workload.name, tool.name, tool.kind)
+    row.skipped = unavailable(tool, ctx) or ""
+    if row.skipped:
+        return row
+    if workload.memdir_only:
+        run_once(tool, argv, ctx)           # warm the cache, untimed
+    wanted = ctx.runs
+    while len(row.runs) < wanted:
+        run = run_once(tool, argv, ctx)
+        row.runs.append(run)
+        progress(row, run)
+        if run.exit == "timeout":
+            row.notes.append(f"run {len(row.runs)} killed after the {ctx.timeout} s timeout")
+            break
+        if run.exit != "0":
+            row.notes.append(f"run {len(row.runs)} exited {run.exit}: {one_line(run.stderr_tail)}")
+            break
+        if len(row.runs) == 1 and run.seconds > VERY_SLOW_RUN_S and wanted > 1:
+            wanted = 1
+            row.notes.append(f"1 run only: slower than {VERY_SLOW_RUN_S:.0f} s")
+        elif len(row.runs) == 1 and run.seconds > SLOW_RUN_S:
+            wanted = min(wanted, 3)
+    check_memtrack(row, workload, tool, ctx)
+    return row
+
+
+def check_memtrack(row, workload, tool, ctx):
+    """Notes wrong .mem counts, unclean status files and bad-free records of memtrack runs."""
+    if tool.kind != "memtrack" or not row.ok_runs:
+        return
+    counts = sorted({r.mem_files for r in row.ok_runs})
+    if workload.expect_files is not None and counts != [workload.expect_files]:
+        row.notes.append(f"WRONG: expected {workload.expect_files} .mem files left, got {counts}")
+    problems = sorted({p for r in row.ok_runs for p in r.status_problems})
+    if problems:
+        row.notes.append("status: " + "; ".join(problems[:3]))
+    frees = sorted({r.free_files for r in row.ok_runs})
+    if frees != [0]:
+        row.notes.append(f"bad-free files: {frees}")
+    if not any(r.run_dirs for r in row.ok_runs):
+        row.notes.append("WRONG: no run directory was created")
+    if workload.leak_argv:
+        leak = run_once(tool, workload.leak_argv, ctx)
+        verdict = "ok" if leak.exit == "0" and leak.mem_files >= workload.leak_files else "WRONG"
+        row.notes.append(f"leak check {verdict}: {leak.mem_files}/{workload.leak_files} files"
+                         + (f", exit {leak.exit}" if leak.exit != "0" else ""))
+
+
+def one_line(text, width=160):
+    text = " | ".join(line.strip() for line in text.splitlines() if line.strip())
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def progress(row, run):
+    extra = f", {run.mem_files} .mem left" if run.mem_files is not None else ""
+    print(f"  {row.workload:12} {row.tool:24} run {len(row.runs)}: {run.seconds:8.3f} s, "
+          f"{run.maxrss_kib / 1024:7.1f} MiB, exit {run.exit}{extra}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Preparation: tools, build, workloads, data
+
+class Context:
+    """Everything measure() needs: paths of the tools and products, the run count."""
+    def __init__(self, args):
+        self.runs = args.runs
+        self.timeout = args.timeout
+        self.mem_root = args.mem_root
+        self.heaptrack = shutil.which("heaptrack")
+        self.valgrind = shutil.which("valgrind")
+        self.lib = None
+        self.memdir = None
+        self.launch = None                 # harness/launch.c, compiled
+
+
+def build_package(args, ctx):
+    """swift build -c release [--scratch-path DIR]; finds libmemtrack.so and memdir."""
+    command = ["swift", "build", "-c", "release"]
+    if args.scratch_path:
+        command += ["--scratch-path", args.scratch_path]
+    if not args.no_build:
+        print("$ " + " ".join(command), file=sys.stderr, flush=True)
+        result = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        if result.returncode != 0:
+            print(f"note: swift build failed (exit {result.returncode}); memtrack and memdir "
+                  f"rows are skipped:\n{tail_text(result.stdout, 15)}", file=sys.stderr)
+    bin_dir = Path(args.scratch_path or ROOT / ".build")
+    bin_dir = (bin_dir if bin_dir.is_absolute() else ROOT / bin_dir) / "release"
+    lib, memdir = bin_dir / "libmemtrack.so", bin_dir / "memdir"
+    ctx.lib = lib if lib.is_file() else None
+    ctx.memdir = memdir if memdir.is_file() else None
+    return {"memdir": str(memdir)}
+
+
+def tail_text(text, lines):
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def compile_workloads():
+    """cc -O2 -g each workloads/*.c and harness/*.c into build/, when the source is newer than
+    the binary."""
+    BUILD.mkdir(exist_ok=True)
+    bins = {}
+    for source in sorted([*WORKLOAD_SOURCES.glob("*.c"), *HARNESS_SOURCES.glob("*.c")]):
+        binary = BUILD / source.stem
+        if not binary.exists() or binary.stat().st_mtime < source.stat().st_mtime:
+            subprocess.run(["cc", "-O2", "-g", "-Wall", "-o", str(binary), str(source)],
+                           check=True)
+        bins[source.stem] = str(binary)
+    return bins
+
+
+def generate_data(sizes, bins, data_dir, wanted):
+    """The sort input and the record directory, generated once per size and then reused
+    (each only when its workload is among the wanted ones)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    sort_file = data_dir / f"sort-{sizes['sort_mb']}mb.txt"
+    if "sort" in wanted and not sort_file.exists():
+        write_sort_input(sort_file, sizes["sort_mb"] * 1024 * 1024)
+    records = data_dir / f"records-{sizes['records']}-{sizes['stacks']}"
+    run_dir = records / "4242"
+    if "memdir-list" in wanted and not run_dir.exists():
+        print(f"generating {sizes['records']:,} records in {run_dir} (once)...",
+              file=sys.stderr, flush=True)
+        shutil.rmtree(records, ignore_errors=True)
+        partial = data_dir / (records.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+        subprocess.run([bins["genrecords"], str(partial / "4242"), str(sizes["records"]),
+                        str(sizes["stacks"])], check=True)
+        partial.rename(records)             # only a complete directory is ever reused
+    return {"sort": sort_file, "records": run_dir}
+
+
+def write_sort_input(path, size):
+    """Random lines of 8-120 characters, from a fixed seed: the same file on every machine."""
+    rng = random.Random(20251125)
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 "
+    lines, total = [], 0
+    while total < size:
+        line = "".join(rng.choices(alphabet, k=rng.randint(8, 120)))
+        lines.append(line)
+        total += len(line) + 1
+    partial = path.with_suffix(".partial")
+    partial.write_text("\n".join(lines) + "\n")
+    partial.rename(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+def machine_info():
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "host": socket.gethostname(),
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(),
+        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "glibc": os.confstr("CS_GNU_LIBC_VERSION"),
+        "commit": git_describe(),
+        "heaptrack": first_line([shutil.which("heaptrack") or "heaptrack", "--version"]),
+        "valgrind": first_line([shutil.which("valgrind") or "valgrind", "--version"]),
+    }
+
+
+def first_line(command):
+    try:
+        out = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True).stdout
+        return out.strip().splitlines()[0] if out.strip() else ""
+    except OSError:
+        return "not installed"
+
+
+def git_describe():
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        return head.stdout.strip() + (" (modified)" if dirty.stdout.strip() else "")
+    except OSError:
+        return "unknown"
+
+
+COLUMNS = ("workload", "tool", "runs", "median s", "spread", "x plain", "x heaptrack",
+           "x C loop", "peak RSS MiB", ".mem left", "notes")
+
+
+def table_rows(rows):
+    """The table as lists of strings, one per row, in COLUMNS order."""
+    by_key = {(r.workload, r.kind if r.kind in ("plain", "heaptrack", "loop") else r.tool): r
+              for r in rows}
+    out = []
+    for row in rows:
+        median = row.median_s
+        if median is None and row.runs and row.runs[-1].exit == "timeout":
+            limit = row.runs[-1].seconds
+            out.append([row.workload, row.tool, "0", f">{limit:.0f}", "-",
+                        ratio(limit, by_key.get((row.workload, "plain")), ">"),
+                        ratio(limit, by_key.get((row.workload, "heaptrack")), ">"),
+                        "-", "-", "-", "; ".join(row.notes)])
+            continue
+        if median is None:
+            why = row.skipped or "failed"
+            out.append([row.workload, row.tool, str(len(row.runs)), "-", "-", "-", "-", "-", "-",
+                        "-", "; ".join([why] + row.notes)])
+            continue
+        times = [r.seconds for r in row.ok_runs]
+        spread = f"{(max(times) - min(times)) / median * 100:.0f}%" if len(times) > 1 else "-"
+        out.append([row.workload, row.tool, str(len(row.ok_runs)), f"{median:.3f}", spread,
+                    ratio(median, by_key.get((row.workload, "plain"))),
+                    ratio(median, by_key.get((row.workload, "heaptrack"))),
+                    loop_ratio(row, median, by_key.get((row.workload, "loop"))),
+                    f"{row.median_rss_mib:.1f}",
+                    mem_left(row), "; ".join(row.notes)])
+    return out
+
+
+def ratio(median, reference, prefix=""):
+    if reference is None or reference.median_s in (None, 0):
+        return "-"
+    return f"{prefix}{median / reference.median_s:.2f}"
+
+
+def loop_ratio(row, median, loop):
+    """Ratio to the C loop, with the goal verdict for memtrack (longlived) and memdir rows."""
+    if row.kind not in ("memtrack", "memdir", "loop") or loop is None or not loop.median_s:
+        return "-"
+    value = median / loop.median_s
+    goal = GOALS.get(row.workload)
+    if row.kind == "loop" or goal is None:
+        return f"{value:.2f}"
+    return f"{value:.2f} {'ok' if value <= goal else 'MISS'} (goal {goal})"
+
+
+def mem_left(row):
+    counts = sorted({r.mem_files for r in row.ok_runs if r.mem_files is not None})
+    if not counts:
+        return "-"
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]}..{counts[-1]}"
+
+
+def render_text(cells):
+    widths = [max(len(str(x[i])) for x in [COLUMNS] + cells) for i in range(len(COLUMNS))]
+    lines = []
+    for n, line in enumerate([list(COLUMNS)] + cells):
+        lines.append("  ".join(c.ljust(w) if i < 2 or i == len(COLUMNS) - 1 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(line, widths))).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render_markdown(cells):
+    escape = lambda c: c.replace("|", "\\|")
+    lines = ["| " + " | ".join(COLUMNS) + " |",
+             "|" + "|".join(" --- " if i < 2 or i == len(COLUMNS) - 1 else " ---: "
+                            for i in range(len(COLUMNS))) + "|"]
+    lines += ["| " + " | ".join(escape(c) for c in line) + " |" for line in cells]
+    return "\n".join(lines)
+
+
+def header_lines(machine, args, sizes, workload_list):
+    lines = [f"machine: {machine['host']}, {machine['nproc']} CPUs, {machine['cpu']}",
+             f"kernel {machine['kernel']}, {machine['glibc']}, {machine['heaptrack']}, "
+             f"{machine['valgrind']}",
+             f"load average at start {machine['load']}",
+             f"memdir commit {machine['commit']}, {machine['date']}, runs {args.runs}"
+             f"{' (quick)' if args.quick else ''}, MEM_DIR and scratch under {args.mem_root}",
+             "workloads:"]
+    for w in workload_list:
+        lines.append(f"  {w.name:12} {w.note}" + (f"; C loop = {w.loop_note}" if w.loop_note else ""))
+    return lines
+
+
+def save_results(machine, args, sizes, header, cells, rows):
+    RESULTS.mkdir(exist_ok=True)
+    stem = f"{datetime.date.today().isoformat()}-{machine['host']}" + ("-quick" if args.quick else "")
+    md = RESULTS / f"{stem}.md"
+    md.write_text("# memdir benchmark\n\n```\n" + "\n".join(header) + "\n```\n\n"
+                  + render_markdown(cells) + "\n\n" + LEGEND + "\n")
+    js = RESULTS / f"{stem}.json"
+    js.write_text(json.dumps({
+        "machine": machine, "sizes": sizes, "runs": args.runs, "quick": args.quick,
+        "rows": [{"workload": r.workload, "tool": r.tool, "kind": r.kind,
+                  "median_s": r.median_s, "median_rss_mib": r.median_rss_mib,
+                  "skipped": r.skipped, "notes": r.notes,
+                  "runs": [vars(run) for run in r.runs]} for r in rows],
+    }, indent=1) + "\n")
+    return md, js
+
+
+LEGEND = """\
+median s: median wall time of the successful runs; spread: (max - min) / median.
+x plain, x heaptrack, x C loop: median over the median of that row of the same workload.
+C loop: fileloop.c for longlived (the file operations memtrack must do, done directly),
+readdirloop.c for memdir-list. Goals: memtrack on longlived within 1.3x of fileloop (longlived
+holds its blocks 100 ms, past the settle time, so every mode writes every block; those 100 ms
+count against memtrack), `memdir list` within 1.5x of readdirloop.
+peak RSS: median ru_maxrss from wait4 of the command (harness/launch.c): for heaptrack (a
+shell script) the largest process of its tree, for valgrind valgrind's own process, which holds
+the program.
+.mem left: .mem files in MEM_DIR after each run (churn and longlived free everything: 0).
+leak check: one untimed run of `longlived ... leak`, which must leave one file per block."""
+
+
+# ---------------------------------------------------------------------------------------------
+
+def parse_args():
+    parser = argparse.ArgumentParser(description="Benchmark memtrack against heaptrack, "
+                                     "valgrind and plain runs.")
+    parser.add_argument("--runs", type=int, default=5, help="runs per pair (default 5)")
+    parser.add_argument("--only", help="comma-separated workloads: " + ",".join(WORKLOAD_NAMES))
+    parser.add_argument("--tools", help="comma-separated tool patterns (fnmatch), e.g. "
+                        "'plain,memtrack*,heaptrack'; names: " +
+                        ", ".join(tool_key(t) for t in all_tools()))
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                        help=f"seconds before a run is killed (default {DEFAULT_TIMEOUT_S})")
+    parser.add_argument("--quick", action="store_true", help="small sizes, 1 run: a smoke test")
+    parser.add_argument("--scratch-path", help="swift build --scratch-path (default: .build)")
+    parser.add_argument("--no-build", action="store_true", help="use the products as built")
+    # tmpfs by default: on these VMs ext4 file creation costs 170-900 us and swings with the
+    # load, which would measure the disk, not the tracker. --mem-root /tmp measures the disk.
+    parser.add_argument("--mem-root", default="/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir(),
+                        help="where each run's fresh MEM_DIR is made (default: /tmp)")
+    parser.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(),
+                        "memdir-bench-data"), help="generated inputs, kept between runs")
+    args = parser.parse_args()
+    if args.quick:
+        args.runs = 1
+    return args
+
+
+def select(items, patterns, key):
+    if not patterns:
+        return items
+    wanted = [p.strip().lower() for p in patterns.split(",") if p.strip()]
+    return [i for i in items if any(fnmatch.fnmatch(key(i), p) for p in wanted)]
+
+
+def main():
+    args = parse_args()
+    sizes = QUICK if args.quick else FULL
+    ctx = Context(args)
+    machine = machine_info()
+    tools = select(all_tools(), args.tools, tool_key)
+    products = build_package(args, ctx)
+    bins = compile_workloads()
+    bins["memdir"] = products["memdir"]
+    ctx.launch = bins["launch"]
+    wanted = set(select(WORKLOAD_NAMES, args.only, lambda name: name))
+    data = generate_data(sizes, bins, Path(args.data_dir), wanted)
+    workload_list = [w for w in workloads(sizes, bins, data) if w.name in wanted]
+    header = header_lines(machine, args, sizes, workload_list)
+    print("\n".join(header), flush=True)
+    for tool in tools:
+        if unavailable(tool, ctx):
+            print(f"note: {tool.name}: {unavailable(tool, ctx)}", flush=True)
+
+    rows = []
+    for workload in workload_list:
+        for tool, argv in rows_for(workload, tools):
+            rows.append(measure(workload, tool, argv, ctx))
+
+    cells = table_rows(rows)
+    print()
+    print(render_text(cells))
+    md, js = save_results(machine, args, sizes, header, cells, rows)
+    print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"saved {md.relative_to(ROOT)} and {js.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
