@@ -128,8 +128,14 @@ void memtrack_remove_block_file(uintptr_t address);
 void memtrack_write_bad_free(const struct memtrack_bad_free *event);
 void memtrack_write_process_file(const char *parent_run_name);
 void memtrack_open_status(void);
+void memtrack_remember_run_directory(int fd);
+int memtrack_is_run_directory(int fd);
+int memtrack_is_status_file(int fd);
 void memtrack_write_status(const char *state, int value, const char *exec_path);
-void memtrack_write_modules(int force_rewrite);
+void memtrack_write_modules(int force_rewrite, int in_signal);
+void memtrack_modules_fork_prepare(void);
+void memtrack_modules_fork_parent(void);
+void memtrack_modules_fork_child(void);
 /* One warning per process, on the first thing the tracker could not do. */
 void memtrack_note_failure(const char *operation, int error_number, atomic_uint_fast64_t *counter);
 extern atomic_uint_fast64_t memtrack_unrecorded_blocks, memtrack_unremoved_records,

@@ -142,16 +142,21 @@ void memtrack_pending_remove(uintptr_t address, struct memtrack_stack *alloc_sta
 }
 
 // ---- Writing out ---------------------------------------------------------------------------
-/* Empties one shard's removal queue. Returns 0 if the shard could not be locked (signal). */
+/* Empties one shard's removal queue. Returns 0 if the shard could not be locked (signal).
+ * Each unlink happens under the lock: an address taken off the queue but not yet unlinked
+ * would let a full shard (write_oldest) write a new block's file at that address first, and
+ * the late unlink would then delete the new record. */
 static int drain_removals(struct shard *shard, int in_signal) {
-    uintptr_t removals[REMOVAL_SLOTS];
     if (in_signal) { if (!memtrack_lock_try_for_signal(&shard->lock, -1)) return 0; }
     else memtrack_lock_acquire(&shard->lock);
-    int count = shard->removal_count;
-    memcpy(removals, shard->removals, (size_t)count * sizeof removals[0]);
-    shard->removal_count = 0;
+    for (int done = 0; shard->removal_count > 0;) {
+        memtrack_remove_block_file(shard->removals[--shard->removal_count]);
+        if (++done % WRITES_PER_HOLD == 0 && !in_signal) {
+            memtrack_lock_release(&shard->lock);
+            memtrack_lock_acquire(&shard->lock);
+        }
+    }
     memtrack_lock_release(&shard->lock);
-    for (int i = 0; i < count; i++) memtrack_remove_block_file(removals[i]);
     return 1;
 }
 
@@ -208,7 +213,7 @@ static void *writer_main(void *unused) {
             uint32_t now = memtrack_milliseconds_now();
             uint32_t cutoff = now > (uint32_t)memtrack_config.settle_ms ? now - (uint32_t)memtrack_config.settle_ms : 0;
             write_out(cutoff, before_sequence, 0);
-            memtrack_write_modules(0);
+            memtrack_write_modules(0, 0);
         }
         memtrack_lock_release(&pass_lock);
     }

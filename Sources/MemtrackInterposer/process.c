@@ -65,12 +65,13 @@ static int open_run_directory(void) {
 static void begin_record(const char *parent_run_name) {
     memtrack_pid = getpid();
     int directory = open_run_directory();
+    if (directory >= 0) memtrack_remember_run_directory(directory);
     atomic_store(&memtrack_run_directory, directory);
     if (directory < 0) return;
     memtrack_write_process_file(parent_run_name);
     memtrack_open_status();
     memtrack_write_status("running", 0, NULL);
-    memtrack_write_modules(1);
+    memtrack_write_modules(1, 0);
     if (memtrack_config.settle_ms == 0) {
         atomic_store(&memtrack_synchronous, 1);
         memtrack_pending_flush(0);   /* blocks allocated before the directory existed */
@@ -101,8 +102,9 @@ static void finish(const char *state, int value, const char *exec_path, int in_s
     if (!is_our_process()) return;
     atomic_store(&memtrack_synchronous, 1);   /* anything after this is written at once */
     memtrack_pending_flush(in_signal);
-    if (!in_signal) memtrack_write_modules(0);
     memtrack_write_status(state, value, exec_path);
+    /* Last, so that a crash inside the loader cannot cost the records or the status. */
+    memtrack_write_modules(0, in_signal);
     atomic_store(&finished, 1);
 }
 
@@ -115,7 +117,8 @@ static void at_exit(int status, void *unused) {
 
 MEMTRACK_EXPORT void _exit(int status) {
     memtrack_busy = 1;
-    finish("exit", status, NULL, 0);
+    /* _exit is async-signal-safe: a handler may call it while this thread holds a shard lock. */
+    finish("exit", status, NULL, 1);
     syscall(SYS_exit_group, status);
     __builtin_unreachable();
 }
@@ -125,7 +128,7 @@ MEMTRACK_EXPORT void _Exit(int status) { _exit(status); }
 // ---- exec ---------------------------------------------------------------------------------------
 static void before_exec(const char *path) {
     memtrack_busy++;
-    finish("exec", 0, path, 0);
+    finish("exec", 0, path, 1);   /* execve is async-signal-safe too */
     memtrack_busy--;
 }
 
@@ -216,7 +219,7 @@ MEMTRACK_EXPORT int execle(const char *path, const char *argument, ...) {
 MEMTRACK_EXPORT int dlclose(void *handle) {
     if (is_our_process()) {
         memtrack_busy++;
-        memtrack_write_modules(0);
+        memtrack_write_modules(0, 0);
         memtrack_busy--;
     }
     int result = NEXT(dlclose)(handle);
@@ -229,9 +232,11 @@ static void fork_prepare(void) {
     memtrack_busy++;
     memtrack_pending_fork_prepare();
     memtrack_quarantine_fork_prepare();
+    memtrack_modules_fork_prepare();
 }
 
 static void fork_parent(void) {
+    memtrack_modules_fork_parent();
     memtrack_quarantine_fork_parent();
     memtrack_pending_fork_parent();
     memtrack_busy--;
@@ -239,12 +244,13 @@ static void fork_parent(void) {
 
 static void fork_child(void) {
     memtrack_forget_thread_id();
+    memtrack_modules_fork_child();
     memtrack_quarantine_fork_child();
     memtrack_pending_fork_child();
     char parent[64];
     memcpy(parent, memtrack_run_name, sizeof parent);
     int inherited = atomic_exchange(&memtrack_run_directory, -1);
-    if (inherited >= 0) syscall(SYS_close, inherited);
+    if (inherited >= 0 && memtrack_is_run_directory(inherited)) syscall(SYS_close, inherited);
     atomic_store(&finished, 0);
     begin_record(parent);
     memtrack_busy--;
@@ -264,12 +270,15 @@ static int is_watched(int signal_number) {
     return signal_number > 0 && signal_number < NSIG && watching[signal_number];
 }
 
-static int real_sigaction(int signal_number, const struct sigaction *action, struct sigaction *old) {
-    return (int)syscall(SYS_rt_sigaction, signal_number, action, old, _NSIG / 8) == 0 ? 0 : -1;
-}
-
 static void on_signal(int signal_number, siginfo_t *info, void *context);
 static int (*libc_sigaction)(int, const struct sigaction *, struct sigaction *);
+
+/* libc's sigaction, not the raw system call: the kernel's struct sigaction has another layout
+ * (flags before the mask, an 8-byte mask), so the raw call would leave sa_flags uninitialized
+ * and put the kernel's flags and restorer into sa_mask. */
+static int real_sigaction(int signal_number, const struct sigaction *action, struct sigaction *old) {
+    return libc_sigaction(signal_number, action, old);
+}
 
 /* Puts our handler in front, with the program's flags and mask so its semantics (SA_RESTART,
  * SA_ONSTACK, what is blocked) stay as the program asked. */

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 atomic_int memtrack_run_directory = -1;
@@ -205,10 +206,61 @@ static char *put_block_name(char *out, const char *end, uintptr_t address) {
     return memtrack_put_text(out, end, ".mem");
 }
 
+// ---- Our descriptors, checked before use ---------------------------------------------------
+/* A program may close every descriptor (a daemon does) and open its own files, which then get
+ * our numbers. Before a descriptor of ours is used it is checked to still be the file we opened
+ * (one fstat); the run directory is opened again by its path when it is not. */
+struct identity { dev_t device; ino_t inode; };
+static struct identity run_identity, status_identity;
+static char run_path[4096];
+
+static int identify(int fd, struct identity *identity) {
+    struct stat status;
+    if (fd < 0 || syscall(SYS_fstat, fd, &status) != 0) return -1;
+    identity->device = status.st_dev;
+    identity->inode = status.st_ino;
+    return 0;
+}
+static int is_same(int fd, const struct identity *expected) {
+    struct identity now;
+    return identify(fd, &now) == 0 && now.device == expected->device && now.inode == expected->inode;
+}
+
+void memtrack_remember_run_directory(int fd) {
+    char link[32], *out = link, *end = link + sizeof link - 1;
+    out = memtrack_put_text(out, end, "/proc/self/fd/");
+    out = memtrack_put_decimal(out, end, (uint64_t)fd);
+    *out = 0;
+    ssize_t length = syscall(SYS_readlink, link, run_path, sizeof run_path - 1);
+    run_path[length > 0 ? length : 0] = 0;
+    if (identify(fd, &run_identity) != 0) run_path[0] = 0;
+}
+
+/* Whether fd is still the run directory we opened (for closing it in a forked child). */
+int memtrack_is_run_directory(int fd) { return is_same(fd, &run_identity); }
+int memtrack_is_status_file(int fd) { return is_same(fd, &status_identity); }
+
+static int run_directory(void) {
+    int directory = atomic_load(&memtrack_run_directory);
+    if (directory < 0 || is_same(directory, &run_identity)) return directory;
+    if (!run_path[0]) return -1;
+    int fresh = raw_openat(AT_FDCWD, run_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (fresh < 0) return -1;
+    if (!is_same(fresh, &run_identity)) { raw_close(fresh); errno = ENOENT; return -1; }
+    int high = (int)syscall(SYS_fcntl, fresh, F_DUPFD_CLOEXEC, 512);
+    if (high >= 0) { raw_close(fresh); fresh = high; }
+    /* The old number is the program's now: never close it. */
+    if (!atomic_compare_exchange_strong(&memtrack_run_directory, &directory, fresh)) {
+        raw_close(fresh);
+        return directory;
+    }
+    return fresh;
+}
+
 /* Creates (or replaces) a record file with one write. Returns 0 or an errno value. */
 static int write_file(const char *name, const char *text, size_t length) {
-    int directory = atomic_load(&memtrack_run_directory);
-    if (directory < 0) return EBADF;
+    int directory = run_directory();
+    if (directory < 0) return errno ? errno : EBADF;
     int fd = raw_openat(directory, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) return errno;
     ssize_t written = raw_write_all(fd, text, length);
@@ -243,8 +295,9 @@ int memtrack_write_block(const struct memtrack_block *block) {
 }
 
 void memtrack_remove_block_file(uintptr_t address) {
-    int directory = atomic_load(&memtrack_run_directory);
-    if (directory < 0) return;
+    if (atomic_load(&memtrack_run_directory) < 0) return;
+    int directory = run_directory();
+    if (directory < 0) { memtrack_note_failure("removing a block record", EBADF, &memtrack_unremoved_records); return; }
     char name[32];
     *put_block_name(name, name + sizeof name - 1, address) = 0;
     /* ENOENT is expected and harmless: a block inherited across fork (its file is in the
@@ -375,14 +428,16 @@ void memtrack_write_process_file(const char *parent_run_name) {
 static int status_fd = -1;
 
 void memtrack_open_status(void) {
-    if (status_fd >= 0) syscall(SYS_close, status_fd);   /* a forked child's is the parent's */
+    /* A forked child's is the parent's; unless the program has given its number to a file. */
+    if (status_fd >= 0 && is_same(status_fd, &status_identity)) syscall(SYS_close, status_fd);
     status_fd = -1;
-    int directory = atomic_load(&memtrack_run_directory);
+    int directory = run_directory();
     if (directory < 0) return;
     int fd = raw_openat(directory, "status", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) { memtrack_note_failure("creating the status record", errno, NULL); return; }
     int high = fcntl(fd, F_DUPFD_CLOEXEC, 512);   /* out of the numbers a program expects to get */
     if (high >= 0) { raw_close(fd); fd = high; }
+    if (identify(fd, &status_identity) != 0) { raw_close(fd); return; }
     status_fd = fd;
 }
 
@@ -408,6 +463,7 @@ void memtrack_write_status(const char *state, int value, const char *exec_path) 
     out = put_key_number(out, end, "unrecorded-events", atomic_load(&memtrack_unrecorded_events));
     if (atomic_load(&warned) && first_error[0]) out = put_key(out, end, "error", first_error, strlen(first_error));
     size_t length = (size_t)(out - text);
+    if (status_fd >= 0 && !is_same(status_fd, &status_identity)) status_fd = -1;   /* closed by the program */
     if (status_fd < 0) { write_file("status", text, length); return; }
     if (syscall(SYS_pwrite64, status_fd, text, length, 0) == (long)length)
         syscall(SYS_ftruncate, status_fd, length);
@@ -468,10 +524,19 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data) 
     return 0;
 }
 
+/* fork: the writer thread may hold modules_lock (it updates the map every tick); a child
+ * forked then would wait for it forever in begin_record. */
+void memtrack_modules_fork_prepare(void) { memtrack_lock_acquire(&modules_lock); }
+void memtrack_modules_fork_parent(void) { memtrack_lock_release(&modules_lock); }
+void memtrack_modules_fork_child(void) { memtrack_lock_release(&modules_lock); }
+
 /* Brings the modules file up to date. Cheap when nothing was loaded or unloaded since the last
  * call: dl_iterate_phdr's first callback carries the load and unload counters. */
-void memtrack_write_modules(int force_rewrite) {
-    memtrack_lock_acquire(&modules_lock);
+void memtrack_write_modules(int force_rewrite, int in_signal) {
+    /* In a signal handler (or _exit, which may be called from one), skip it if this very thread
+     * was interrupted while updating the map. dl_iterate_phdr's lock is recursive. */
+    if (in_signal) { if (!memtrack_lock_try_for_signal(&modules_lock, -1)) return; }
+    else memtrack_lock_acquire(&modules_lock);
     if (!modules_length) {
         modules_length = (size_t)(memtrack_put_text(modules_text, modules_text + 64, "memtrack/1 modules\n") - modules_text);
     }
