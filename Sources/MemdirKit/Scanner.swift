@@ -46,6 +46,10 @@ public enum Scanner {
 
     /// The run directories under `path`, or `[path]` when it is a run directory itself.
     public static func runDirectories(in path: String) throws(MemdirError) -> [String] {
+        // A run directory may hold a million block files: recognise it without listing it.
+        if fileExists(join(path, "process")) || fileExists(join(path, "status")) {
+            return [path]
+        }
         let entries = try listDirectory(path)
         if entries.contains(where: { $0.kind != .directory && ($0.name == "process" || $0.name == "status" || isRecordName($0.name)) }) {
             return [path]
