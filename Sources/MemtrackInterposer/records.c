@@ -257,6 +257,21 @@ static int run_directory(void) {
     return fresh;
 }
 
+/* The fields every block and bad-free line has, in the order README gives. */
+static char *put_event_fields(char *out, const char *end, uint64_t sequence, int32_t thread,
+                              uint32_t milliseconds, int via, const struct memtrack_stack *stack) {
+    out = memtrack_put_text(out, end, " seq=");
+    out = memtrack_put_decimal(out, end, sequence);
+    out = memtrack_put_text(out, end, " thread=");
+    out = memtrack_put_decimal(out, end, (uint64_t)thread);
+    out = memtrack_put_text(out, end, " ms=");
+    out = memtrack_put_decimal(out, end, milliseconds);
+    out = memtrack_put_text(out, end, " via=");
+    out = memtrack_put_text(out, end, memtrack_via_name(via));
+    out = memtrack_put_text(out, end, " stack=");
+    return memtrack_put_stack(out, end, stack);
+}
+
 /* Creates (or replaces) a record file with one write. Returns 0 or an errno value. */
 static int write_file(const char *name, const char *text, size_t length) {
     int directory = run_directory();
@@ -278,16 +293,7 @@ int memtrack_write_block(const struct memtrack_block *block) {
     out = memtrack_put_hex(out, end, block->address);
     out = memtrack_put_text(out, end, " size=");
     out = memtrack_put_decimal(out, end, block->size);
-    out = memtrack_put_text(out, end, " seq=");
-    out = memtrack_put_decimal(out, end, block->sequence);
-    out = memtrack_put_text(out, end, " thread=");
-    out = memtrack_put_decimal(out, end, (uint64_t)block->thread);
-    out = memtrack_put_text(out, end, " ms=");
-    out = memtrack_put_decimal(out, end, block->milliseconds);
-    out = memtrack_put_text(out, end, " via=");
-    out = memtrack_put_text(out, end, memtrack_via_name(block->via));
-    out = memtrack_put_text(out, end, " stack=");
-    out = memtrack_put_stack(out, end, &block->stack);
+    out = put_event_fields(out, end, block->sequence, block->thread, block->milliseconds, block->via, &block->stack);
     *out++ = '\n';
     int error = write_file(name, line, (size_t)(out - line));
     if (error) memtrack_note_failure("writing a block record", error, &memtrack_unrecorded_blocks);
@@ -314,16 +320,7 @@ void memtrack_write_bad_free(const struct memtrack_bad_free *event) {
     out = memtrack_put_text(out, end, event->double_free ? "memtrack/1 double-free" : "memtrack/1 invalid-free");
     out = memtrack_put_text(out, end, " address=");
     out = memtrack_put_hex(out, end, event->address);
-    out = memtrack_put_text(out, end, " seq=");
-    out = memtrack_put_decimal(out, end, event->sequence);
-    out = memtrack_put_text(out, end, " thread=");
-    out = memtrack_put_decimal(out, end, (uint64_t)event->thread);
-    out = memtrack_put_text(out, end, " ms=");
-    out = memtrack_put_decimal(out, end, event->milliseconds);
-    out = memtrack_put_text(out, end, " via=");
-    out = memtrack_put_text(out, end, memtrack_via_name(event->via));
-    out = memtrack_put_text(out, end, " stack=");
-    out = memtrack_put_stack(out, end, &event->stack);
+    out = put_event_fields(out, end, event->sequence, event->thread, event->milliseconds, event->via, &event->stack);
     if (event->size) {
         out = memtrack_put_text(out, end, " size=");
         out = memtrack_put_decimal(out, end, event->size);
