@@ -134,6 +134,22 @@ extension EndToEnd {
             }
         }
 
+        /// heaptrack keeps nothing when glibc aborts; the directory must keep the live set. The
+        /// quarantine is off so that the corrupted block reaches glibc's free at once.
+        @Test("glibc's own abort in free: the live blocks are on disk and status says SIGABRT", arguments: bothModes)
+        func glibcAbort(settleMs: Int?) throws {
+            let program = try E2E.example("crash")
+            try withScratch { scratch in
+                let run = try runTracked(program, ["glibc-abort"],
+                                         Tracking(memDir: scratch.memDir, settleMs: settleMs, quarantine: 0))
+                #expect(!run.exitedNormally && run.status == SIGABRT, "dies by SIGABRT: \(run.statusDescription)")
+                #expect(run.stderrText.contains("munmap_chunk(): invalid pointer"), "glibc's own message: \(run.stderrText)")
+                let dir = try onlyRunDirectory(scratch.memDir)
+                #expect(dir.blockSizes == [1234, 2345, 3456])
+                #expect(dir.state == "signal" && dir.status["signal-name"] == "SIGABRT", "\(dir.status)")
+            }
+        }
+
         @Test("idle: survivors get their files within MEM_SETTLE_MS + 200 ms while the program sleeps; SIGKILL keeps them",
               arguments: [("poll", 50 as Int?), ("epoll", nil), ("poll", 300)])
         func idle(mode: (String, Int?)) throws {
