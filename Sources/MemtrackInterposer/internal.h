@@ -90,7 +90,6 @@ int memtrack_shadow_exchange(const void *pointer, int state);
 /* Moves a live block to FREED atomically; returns the previous state (the caller reports
  * NEVER or FREED as a bad free, and must then leave the state as it was). */
 int memtrack_shadow_release(const void *pointer);
-int memtrack_shadow_get(const void *pointer);
 
 /* ---- records.c ------------------------------------------------------------------------ */
 
@@ -130,7 +129,6 @@ void memtrack_write_process_file(const char *parent_run_name);
 void memtrack_open_status(void);
 void memtrack_remember_run_directory(int fd);
 int memtrack_is_run_directory(int fd);
-int memtrack_is_status_file(int fd);
 void memtrack_write_status(const char *state, int value, const char *exec_path);
 void memtrack_write_modules(int force_rewrite, int in_signal);
 void memtrack_modules_fork_prepare(void);

@@ -238,7 +238,6 @@ void memtrack_remember_run_directory(int fd) {
 
 /* Whether fd is still the run directory we opened (for closing it in a forked child). */
 int memtrack_is_run_directory(int fd) { return is_same(fd, &run_identity); }
-int memtrack_is_status_file(int fd) { return is_same(fd, &status_identity); }
 
 static int run_directory(void) {
     int directory = atomic_load(&memtrack_run_directory);
@@ -484,12 +483,16 @@ static uint64_t hash_text(const char *text) {
     return hash;
 }
 
+/* data points at a flag that is set for the first module of a walk: its load and unload
+ * counters (the same in every callback) say whether anything changed since the last walk. */
 static int collect_segments(struct dl_phdr_info *info, size_t size, void *data) {
-    (void)data;
-    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
+    int *first = data;
+    if (*first && size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
+        if (info->dlpi_adds == last_adds && info->dlpi_subs == last_subs) return 1;   /* nothing new */
         last_adds = info->dlpi_adds;
         last_subs = info->dlpi_subs;
     }
+    *first = 0;
     const char *path = info->dlpi_name;
     if (!path || !*path) path = executable_path;           /* the main program */
     if (!*path || !strncmp(path, "linux-vdso", 10)) return 0;  /* no file to resolve against */
@@ -537,14 +540,12 @@ void memtrack_write_modules(int force_rewrite, int in_signal) {
     if (!modules_length) {
         modules_length = (size_t)(memtrack_put_text(modules_text, modules_text + 64, "memtrack/1 modules\n") - modules_text);
     }
-    unsigned long long adds = last_adds, subs = last_subs;
-    dl_iterate_phdr(collect_segments, NULL);
-    if (force_rewrite || adds != last_adds || subs != last_subs || segments_written != segment_count) {
-        if (force_rewrite || segments_written != segment_count) {
-            int error = write_file("modules", modules_text, modules_length);
-            if (error) memtrack_note_failure("writing the module map", error, NULL);
-            segments_written = segment_count;
-        }
+    int first = 1;
+    dl_iterate_phdr(collect_segments, &first);
+    if (force_rewrite || segments_written != segment_count) {
+        int error = write_file("modules", modules_text, modules_length);
+        if (error) memtrack_note_failure("writing the module map", error, NULL);
+        segments_written = segment_count;
     }
     memtrack_lock_release(&modules_lock);
 }
