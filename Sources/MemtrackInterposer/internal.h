@@ -9,6 +9,7 @@
  *   records.c     formatting and writing record files (never stdio, never malloc)
  *   process.c     the run directory, fork, exec, exit and fatal signals
  *   unwind.c      the call-stack capture
+ *   leakcheck.c   the leak check: which live blocks are still reachable, and which are lost
  *
  * Rules for everything here: no stdio, nothing that can allocate, no lock a signal handler
  * could deadlock on without noticing, errno left as the program had it.
@@ -49,6 +50,7 @@ struct memtrack_config {
     int depth;                /* MEM_DEPTH */
     int freeres;              /* MEM_FREERES */
     size_t quarantine_bytes;  /* MEM_QUARANTINE */
+    int leak_check;           /* MEM_LEAK_CHECK */
 };
 extern struct memtrack_config memtrack_config;
 
@@ -85,6 +87,11 @@ enum memtrack_shadow_state {
     MEMTRACK_FREED = 2,          /* freed (possibly handed out again later) */
     MEMTRACK_LIVE_INTERNAL = 3,  /* live, allocated on the tracker's behalf: never recorded */
 };
+/* For the leak check: every LIVE block in address order; whether [start, end) holds any granule
+ * ever handed out; the index's own mappings. */
+void memtrack_shadow_for_each_live(void (*visit)(uintptr_t address, void *context), void *context);
+int memtrack_shadow_any_known(uintptr_t start, uintptr_t end);
+void memtrack_shadow_for_each_mapping(void (*visit)(uintptr_t start, size_t bytes, void *context), void *context);
 /* Sets the state of the block at pointer and returns the previous one. */
 int memtrack_shadow_exchange(const void *pointer, int state);
 /* Moves a live block to FREED atomically; returns the previous state (the caller reports
@@ -143,6 +150,8 @@ uint32_t memtrack_milliseconds_now(void);
 int32_t memtrack_thread_id(void);
 void memtrack_forget_thread_id(void);
 
+int memtrack_record_directory(void);   /* -1 when there is none */
+ssize_t memtrack_write_all(int fd, const char *text, size_t length);
 /* Small formatting helpers that never allocate; each returns the new end of the buffer. */
 char *memtrack_put_text(char *out, const char *end, const char *text);
 char *memtrack_put_decimal(char *out, const char *end, uint64_t value);
@@ -162,6 +171,13 @@ void memtrack_pending_start_writer(void);
 void memtrack_pending_fork_prepare(void);
 void memtrack_pending_fork_parent(void);
 void memtrack_pending_fork_child(void);
+/* For the leak check (leakcheck.c): the young blocks' records; the writer held between passes;
+ * the writer thread's id and an address on its stack (0 until it runs). */
+void memtrack_pending_visit(void (*visit)(const struct memtrack_block *block, void *context), void *context);
+int memtrack_pending_pause_writer(void);
+void memtrack_pending_resume_writer(void);
+extern atomic_int memtrack_writer_thread;
+extern atomic_uintptr_t memtrack_writer_stack_address;
 /* After the final record at exit: everything later is written synchronously. */
 extern atomic_int memtrack_synchronous;
 
@@ -173,9 +189,19 @@ void memtrack_quarantine_put(void *pointer, uint64_t size, const struct memtrack
 /* For a bad free: what the quarantine still knows of that address. Returns 1 if found. */
 int memtrack_quarantine_find(uintptr_t address, uint64_t *size, struct memtrack_stack *alloc_stack,
                              struct memtrack_stack *free_stack);
+void memtrack_quarantine_visit(void (*visit)(uintptr_t start, size_t bytes, void *context), void *context);
 void memtrack_quarantine_fork_prepare(void);
 void memtrack_quarantine_fork_parent(void);
 void memtrack_quarantine_fork_child(void);
+
+/* ---- leakcheck.c ---------------------------------------------------------------------- */
+
+/* Classifies every live block now and writes `leak-check` (on_request 0, `when exit`) or
+ * `leak-check-SEQ` (on_request 1, `when request`). Other threads are stopped for the scan only.
+ * Returns the number of definitely and indirectly lost blocks, or -1 if it could not run. */
+int memtrack_leak_check_now(int on_request);
+/* `result skipped REASON` as `leak-check`, signal-safe (for _exit). */
+void memtrack_leak_check_skipped(const char *reason);
 
 /* ---- process.c ------------------------------------------------------------------------ */
 

@@ -48,6 +48,9 @@ static struct shard shards[SHARD_COUNT];
 static memtrack_lock pass_lock;
 atomic_int memtrack_synchronous;
 static atomic_int writer_running;
+/* The writer thread, for the leak check: it is the tracker's, never stopped or scanned. */
+atomic_int memtrack_writer_thread;
+atomic_uintptr_t memtrack_writer_stack_address;
 
 static inline uint64_t hash_address(uintptr_t address) {
     return (uint64_t)(address >> 4) * 0x9E3779B97F4A7C15ull;   /* Fibonacci hashing */
@@ -201,6 +204,8 @@ static void *writer_main(void *unused) {
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);   /* signals are the program's, not ours */
     memtrack_busy = 1;                          /* whatever libc allocates for us is ours */
+    atomic_store(&memtrack_writer_stack_address, (uintptr_t)&unused);
+    atomic_store(&memtrack_writer_thread, memtrack_thread_id());
     int tick_ms = memtrack_config.settle_ms / 2;
     if (tick_ms < 1) tick_ms = 1;
     if (tick_ms > 100) tick_ms = 100;          /* an idle server's survivors appear within settle + 100 ms */
@@ -241,6 +246,24 @@ void memtrack_pending_start_writer(void) {
     }
 }
 
+// ---- The leak check (leakcheck.c) -----------------------------------------------------------
+/* Shows the check every young block the table holds. A shard held by a thread the check has
+ * stopped is skipped after a few attempts: its blocks keep the allocator's usable size. */
+void memtrack_pending_visit(void (*visit)(const struct memtrack_block *block, void *context), void *context) {
+    for (int i = 0; i < SHARD_COUNT; i++) {
+        struct shard *shard = &shards[i];
+        if (!memtrack_lock_try_for_signal(&shard->lock, 100)) continue;
+        for (int j = 0; j < SHARD_SLOTS; j++)
+            if (shard->slots[j].address) visit(&shard->slots[j], context);
+        memtrack_lock_release(&shard->lock);
+    }
+}
+
+/* Keeps the writer between passes while the check runs (it would otherwise move entries from
+ * the table to files under the check's feet). Returns 1 if taken. */
+int memtrack_pending_pause_writer(void) { return memtrack_lock_try_for_signal(&pass_lock, 20000); }
+void memtrack_pending_resume_writer(void) { memtrack_lock_release(&pass_lock); }
+
 // ---- fork ------------------------------------------------------------------------------------
 void memtrack_pending_fork_prepare(void) {
     memtrack_lock_acquire(&pass_lock);
@@ -267,4 +290,5 @@ void memtrack_pending_fork_child(void) {
     }
     memtrack_lock_release(&pass_lock);
     atomic_store(&writer_running, 0);   /* threads do not survive fork */
+    atomic_store(&memtrack_writer_thread, 0);
 }

@@ -1,8 +1,8 @@
 /* process.c: process bookkeeping. Every process gets its own run directory under MEM_DIR
  * (LD_PRELOAD is inherited, so children and exec'd images load us too), and the record must
  * be complete however the process ends:
- *   exit()          on_exit handler: freeres, final write-out, status "exit"
- *   _exit/_Exit     wrapped: final write-out, status "exit"
+ *   exit()          on_exit handler: freeres, leak check, final write-out, status "exit"
+ *   _exit/_Exit     wrapped: `leak-check` says "skipped _exit", final write-out, status "exit"
  *   exec*           wrapped: write-out, status "exec"; the new image starts its own record
  *   fork            pthread_atfork: the child starts a record of its own
  *   fatal signals   our handler writes out, then hands on to the program's handler
@@ -112,11 +112,13 @@ static void at_exit(int status, void *unused) {
     (void)unused;
     if (!is_our_process()) return;
     if (memtrack_config.freeres) call_freeres();
+    memtrack_leak_check_now(0);   /* what is still reachable now, after destructors and freeres */
     finish("exit", status, NULL, 0);
 }
 
 MEMTRACK_EXPORT void _exit(int status) {
     memtrack_busy = 1;
+    if (is_our_process()) memtrack_leak_check_skipped("_exit");   /* no classification: say why */
     /* _exit is async-signal-safe: a handler may call it while this thread holds a shard lock. */
     finish("exit", status, NULL, 1);
     syscall(SYS_exit_group, status);

@@ -107,3 +107,17 @@ void memtrack_quarantine_fork_parent(void) {
 void memtrack_quarantine_fork_child(void) {
     for (int i = 0; i < QUARANTINE_SHARDS; i++) memtrack_lock_release(&quarantine[i].lock);
 }
+
+/* For the leak check: every held block's extent (freed memory is never a root). Shards held
+ * by a stopped thread are skipped after a few attempts. */
+void memtrack_quarantine_visit(void (*visit)(uintptr_t start, size_t bytes, void *context), void *context) {
+    for (int i = 0; i < QUARANTINE_SHARDS; i++) {
+        struct quarantine_shard *shard = &quarantine[i];
+        if (!memtrack_lock_try_for_signal(&shard->lock, 100)) continue;
+        for (unsigned k = 0; k < shard->count; k++) {
+            const struct held_block *held = &shard->ring[(shard->head + k) % QUARANTINE_SLOTS];
+            if (held->pointer) visit((uintptr_t)held->pointer, (size_t)held->bytes, context);
+        }
+        memtrack_lock_release(&shard->lock);
+    }
+}

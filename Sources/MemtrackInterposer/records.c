@@ -284,6 +284,11 @@ static int write_file(const char *name, const char *text, size_t length) {
     return error;
 }
 
+/* For records written in pieces (the leak check): the run directory, checked as above. */
+int memtrack_record_directory(void) { return run_directory(); }
+
+ssize_t memtrack_write_all(int fd, const char *text, size_t length) { return raw_write_all(fd, text, length); }
+
 int memtrack_write_block(const struct memtrack_block *block) {
     char name[32], line[128 + MEMTRACK_MAX_DEPTH * 20];
     *put_block_name(name, name + sizeof name - 1, block->address) = 0;

@@ -93,3 +93,69 @@ int memtrack_shadow_release(const void *pointer) {
     } while (!atomic_compare_exchange_weak(word, &old, updated));
     return (int)((old >> shift) & 3);
 }
+
+// ---- Walking the index (the leak check, leakcheck.c) -----------------------------------------
+/* Granules whose state is LIVE, as a mask of the low bit of each two-bit state. */
+static inline uint64_t live_bits(uint64_t word) {
+    return word & ~(word >> 1) & 0x5555555555555555ull;
+}
+
+/* Calls visit for every LIVE block, in address order: the two directories cover the same
+ * leaves, and within a granule the 16-aligned address comes before the 8-mod-16 one. */
+void memtrack_shadow_for_each_live(void (*visit)(uintptr_t address, void *context), void *context) {
+    for (uintptr_t top = 0; top < TOP_ENTRIES; top++) {
+        middle_entry *aligned_middle = atomic_load(&aligned_directory[top]);
+        middle_entry *odd_middle = atomic_load(&odd_directory[top]);
+        if (!aligned_middle && !odd_middle) continue;
+        for (uintptr_t middle = 0; middle < MIDDLE_ENTRIES; middle++) {
+            leaf_word *aligned_leaf = aligned_middle ? atomic_load(&aligned_middle[middle]) : NULL;
+            leaf_word *odd_leaf = odd_middle ? atomic_load(&odd_middle[middle]) : NULL;
+            if (!aligned_leaf && !odd_leaf) continue;
+            uintptr_t base = (top << MIDDLE_SHIFT) | (middle << LEAF_SHIFT);
+            for (uintptr_t w = 0; w < LEAF_WORDS; w++) {
+                uint64_t aligned = aligned_leaf ? live_bits(atomic_load_explicit(&aligned_leaf[w], memory_order_relaxed)) : 0;
+                uint64_t odd = odd_leaf ? live_bits(atomic_load_explicit(&odd_leaf[w], memory_order_relaxed)) : 0;
+                for (uint64_t either = aligned | odd; either; either &= either - 1) {
+                    unsigned bit = (unsigned)__builtin_ctzll(either);
+                    uintptr_t address = base + ((w * 32 + bit / 2) << GRANULE_SHIFT);
+                    if (aligned & ((uint64_t)1 << bit)) visit(address, context);
+                    if (odd & ((uint64_t)1 << bit)) visit(address + 8, context);
+                }
+            }
+        }
+    }
+}
+
+/* Whether any granule in [start, end) was ever handed out (live, freed or internal): such
+ * memory belongs to an allocator and is not a root. Word granularity (512 bytes). */
+int memtrack_shadow_any_known(uintptr_t start, uintptr_t end) {
+    for (uintptr_t address = start & ~(uintptr_t)511; address < end && !(address >> ADDRESS_BITS);) {
+        uintptr_t leaf_end = (address | (((uintptr_t)1 << LEAF_SHIFT) - 1)) + 1;
+        for (int d = 0; d < 2; d++) {
+            unsigned shift;
+            leaf_word *word = word_for(address | (d ? 8 : 0), 0, &shift);
+            if (!word) continue;
+            uintptr_t stop = end < leaf_end ? end : leaf_end;
+            for (uintptr_t a = address; a < stop; a += 512, word++)
+                if (atomic_load_explicit(word, memory_order_relaxed)) return 1;
+        }
+        address = leaf_end;
+    }
+    return 0;
+}
+
+/* Calls visit for every mapping the index itself lives in (never roots). */
+void memtrack_shadow_for_each_mapping(void (*visit)(uintptr_t start, size_t bytes, void *context), void *context) {
+    for (int d = 0; d < 2; d++) {
+        _Atomic(middle_entry *) *directory = d ? odd_directory : aligned_directory;
+        for (uintptr_t top = 0; top < TOP_ENTRIES; top++) {
+            middle_entry *middle = atomic_load(&directory[top]);
+            if (!middle) continue;
+            visit((uintptr_t)middle, MIDDLE_ENTRIES * sizeof(middle_entry), context);
+            for (uintptr_t m = 0; m < MIDDLE_ENTRIES; m++) {
+                leaf_word *leaf = atomic_load(&middle[m]);
+                if (leaf) visit((uintptr_t)leaf, LEAF_WORDS * sizeof(leaf_word), context);
+            }
+        }
+    }
+}

@@ -1,0 +1,957 @@
+/* leakcheck.c: the leak check. Which live blocks are still reachable, and which are lost, with
+ * valgrind memcheck's definitions and its default heuristics (--leak-check-heuristics=all).
+ *
+ * The steps, one function each:
+ *   collect_modules   writable PT_LOAD segments of every module (before anything is stopped:
+ *                     dl_iterate_phdr takes the loader lock, which a stopped thread may hold)
+ *   stop_threads      every other thread parks in a real-time signal handler that saved its
+ *                     registers; bounded to 100 ms, never ptrace
+ *   collect_blocks    the live set from the index (shadow.c), sorted by address for free; each
+ *                     block's extent: the requested size when the pending table still has it,
+ *                     otherwise the allocator's usable size (see README, "Leak kinds")
+ *   read_maps         /proc/self/maps: anonymous memory that may hold roots, and which file
+ *                     mappings are executable (the multipleinheritance heuristic)
+ *   mark_roots        modules, anonymous memory, thread registers and stacks
+ *   mark_loader_blocks  blocks the dynamic loader allocated are roots (as LSan)
+ *   classify_lost     valgrind's cliques: what unreached blocks reach is indirectly lost
+ *   write_result      `leak-check`, atomically (temporary name, then rename)
+ *
+ * Never malloc here: the stopped threads may hold the allocator's locks. Memory is mmapped.
+ * Mark state is 16 bytes per live block, and the work list is threaded through it.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+#include <linux/futex.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#define PAGE 4096ull
+#define RED_ZONE 128               /* x86-64 ABI: below SP, still the function's own */
+#define STOP_TIMEOUT_NS 100000000  /* a thread that cannot stop in 100 ms is not waited for */
+#define MAX_THREADS 1024           /* threads stopped per check; more are noted */
+#define MAX_RANGES 4096            /* module segments and excluded ranges */
+#define MAX_NOTES 16
+
+// ---- Memory of our own ------------------------------------------------------------------------
+/* Every mapping the check makes is remembered, so that it is never taken for a root. */
+struct range { uintptr_t start, end; };
+
+static void *map_memory(size_t bytes) {
+    void *memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return memory == MAP_FAILED ? NULL : memory;
+}
+
+// ---- Block mark state -------------------------------------------------------------------------
+/* word: the address (47 bits) and the flags above it; granules: the extent in 16-byte units
+ * (blocks over 64 GiB are cut there); next: the work list. */
+struct mark { uint64_t word; uint32_t granules; uint32_t next; };
+
+#define ADDRESS_MASK ((1ull << 47) - 1)
+#define STATE_SHIFT 47
+#define STATE_MASK (3ull << STATE_SHIFT)
+#define QUEUED (1ull << 49)      /* on the work list */
+#define EXACT (1ull << 50)       /* the extent is the requested size */
+#define LOADER (1ull << 51)      /* allocated by the dynamic loader */
+#define LOOKED_UP (1ull << 52)   /* the record has been read */
+#define PAD_SHIFT 56             /* granules * 16 - pad = size */
+#define LIST_END UINT32_MAX
+
+enum { UNREACHED = 0, POSSIBLE = 1, REACHABLE = 2, INDIRECT = 3 };
+
+static inline uintptr_t block_start(const struct mark *m) { return (uintptr_t)(m->word & ADDRESS_MASK); }
+static inline int block_state(const struct mark *m) { return (int)((m->word & STATE_MASK) >> STATE_SHIFT); }
+static inline void set_state(struct mark *m, int state) {
+    m->word = (m->word & ~STATE_MASK) | ((uint64_t)state << STATE_SHIFT);
+}
+static inline uint64_t block_size(const struct mark *m) {
+    return ((uint64_t)m->granules << 4) - ((m->word >> PAD_SHIFT) & 15);
+}
+static void set_size(struct mark *m, uint64_t size) {
+    uint64_t granules = (size + 15) >> 4;
+    uint64_t pad = (granules << 4) - size;
+    if (granules > UINT32_MAX) { granules = UINT32_MAX; pad = 0; }
+    m->granules = (uint32_t)granules;
+    m->word = (m->word & ~(15ull << PAD_SHIFT)) | (pad << PAD_SHIFT);
+}
+
+// ---- The state of one check -------------------------------------------------------------------
+struct module_range { uintptr_t start, end; int starts_only; };
+
+struct check {
+    uint64_t sequence;
+    int on_request;
+    uint32_t began_ms;
+    /* blocks */
+    struct mark *marks;
+    size_t mark_bytes, count, filled;
+    uintptr_t lowest, highest;    /* [lowest, highest): where any block lies */
+    uint32_t work;                /* top of the work list */
+    /* roots */
+    struct module_range modules[MAX_RANGES];
+    int module_count;
+    struct range own[MAX_RANGES];         /* the tracker's memory: never roots */
+    int own_count;
+    struct range loader_text[8];          /* ld.so's executable segments */
+    int loader_text_count;
+    struct range *maps;                   /* /proc/self/maps, in order */
+    unsigned char *map_kind;
+    size_t map_count, map_bytes;
+    /* threads */
+    int threads_found, threads_scanned;
+    int notes;
+    char note[MAX_NOTES][128];
+    int clique;                           /* -1 while marking from roots */
+};
+
+// ---- Finding the block a word points into --------------------------------------------------------
+/* Index of the block holding address, or -1. A zero-size block is hit by its start only. */
+static long find_block(const struct check *c, uintptr_t address) {
+    size_t low = 0, high = c->count;
+    while (low < high) {   /* first block starting above address */
+        size_t middle = (low + high) / 2;
+        if (block_start(&c->marks[middle]) <= address) low = middle + 1; else high = middle;
+    }
+    if (low == 0) return -1;
+    const struct mark *m = &c->marks[low - 1];
+    uintptr_t start = block_start(m);
+    if (address == start || address - start < block_size(m)) return (long)(low - 1);
+    return -1;
+}
+
+static inline void push(struct check *c, long index) {
+    struct mark *m = &c->marks[index];
+    if (m->word & QUEUED) return;   /* it will be scanned in its newest state */
+    m->word |= QUEUED;
+    m->next = c->work;
+    c->work = (uint32_t)index;
+}
+
+static uint64_t parse_number(const char *p) {
+    uint64_t value = 0;
+    if (p[0] == '0' && p[1] == 'x') {
+        for (p += 2;; p++) {
+            int digit = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+            if (digit < 0) break;
+            value = value * 16 + (uint64_t)digit;
+        }
+    } else {
+        while (*p >= '0' && *p <= '9') value = value * 10 + (uint64_t)(*p++ - '0');
+    }
+    return value;
+}
+
+// ---- Reading a block's record ---------------------------------------------------------------------
+/* The one place that reads block records (issue 11 may change their format): the requested size
+ * and the first frame of the allocation stack. Reads the file, or the target of a symlink.
+ * Returns 1 if the record was found. */
+static int read_block_record(uintptr_t address, uint64_t *size, uintptr_t *first_frame) {
+    int directory = memtrack_record_directory();
+    if (directory < 0) return 0;
+    char name[32], text[1024];
+    *memtrack_put_text(memtrack_put_hex(name, name + 20, address), name + sizeof name - 1, ".mem") = 0;
+    ssize_t length = -1;
+    int fd = (int)syscall(SYS_openat, directory, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (fd >= 0) {
+        length = syscall(SYS_read, fd, text, sizeof text - 1);
+        syscall(SYS_close, fd);
+    } else if (errno == ELOOP) {
+        length = syscall(SYS_readlinkat, directory, name, text, sizeof text - 1);
+    }
+    if (length <= 0) return 0;
+    text[length] = 0;
+    int found = 0;
+    for (char *p = text; *p; p++) {
+        if (p != text && p[-1] != ' ' && p[-1] != '\n') continue;
+        if (!strncmp(p, "size=", 5)) {
+            *size = parse_number(p + 5);
+            found = 1;
+        } else if (!strncmp(p, "stack=", 6)) {
+            *first_frame = (uintptr_t)parse_number(p + 6);
+        }
+    }
+    return found;
+}
+
+static int in_loader(const struct check *c, uintptr_t address) {
+    for (int i = 0; i < c->loader_text_count; i++)
+        if (address >= c->loader_text[i].start && address < c->loader_text[i].end) return 1;
+    return 0;
+}
+
+/* Learns a block's requested size (and whether the loader allocated it) from its record. */
+static void learn_record(const struct check *c, struct mark *m) {
+    if (m->word & (EXACT | LOOKED_UP)) return;
+    m->word |= LOOKED_UP;
+    uint64_t size = 0;
+    uintptr_t first_frame = 0;
+    if (!read_block_record(block_start(m), &size, &first_frame)) return;
+    if (size <= block_size(m)) set_size(m, size);
+    m->word |= EXACT;
+    if (first_frame && in_loader(c, first_frame)) m->word |= LOADER;
+}
+
+static void learn_pending(const struct memtrack_block *block, void *context) {
+    struct check *c = context;
+    long i = find_block(c, block->address);
+    if (i < 0 || block_start(&c->marks[i]) != block->address) return;
+    struct mark *m = &c->marks[i];
+    if (block->size <= block_size(m)) set_size(m, block->size);
+    m->word |= EXACT | LOOKED_UP;
+    if (block->stack.depth && in_loader(c, block->stack.frames[0])) m->word |= LOADER;
+}
+
+static void add_own(uintptr_t start, size_t bytes, void *context);
+
+// ---- /proc/self/maps ------------------------------------------------------------------------------
+enum { KIND_READ_FILE = 1, KIND_EXEC_FILE = 2, KIND_ANONYMOUS = 4 };
+
+/* Index of the mapping holding address, or -1. */
+static long find_map(const struct check *c, uintptr_t address) {
+    size_t low = 0, high = c->map_count;
+    while (low < high) {
+        size_t middle = (low + high) / 2;
+        if (c->maps[middle].start <= address) low = middle + 1; else high = middle;
+    }
+    if (low == 0 || address >= c->maps[low - 1].end) return -1;
+    return (long)(low - 1);
+}
+
+static const char *parse_hex_field(const char *p, uintptr_t *value) {
+    uintptr_t v = 0;
+    for (;; p++) {
+        int digit = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+        if (digit < 0) break;
+        v = v * 16 + (uintptr_t)digit;
+    }
+    *value = v;
+    return p;
+}
+
+/* Reads /proc/self/maps with raw system calls into memory of our own. */
+static int read_maps(struct check *c) {
+    size_t capacity = 1 << 20;
+    char *text = NULL;
+    size_t length = 0;
+    for (int attempt = 0; attempt < 6; attempt++, capacity *= 4) {
+        text = map_memory(capacity);
+        if (!text) return 0;
+        int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC, 0);
+        if (fd < 0) { munmap(text, capacity); return 0; }
+        length = 0;
+        for (;;) {
+            ssize_t n = syscall(SYS_read, fd, text + length, capacity - 1 - length);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            length += (size_t)n;
+            if (length >= capacity - 1) break;
+        }
+        syscall(SYS_close, fd);
+        if (length < capacity - 1) break;
+        munmap(text, capacity);
+        text = NULL;
+    }
+    add_own((uintptr_t)text, capacity, c);   /* it is in the maps it read, and gone after */
+    if (!text) return 0;
+    text[length] = 0;
+    size_t lines = 0;
+    for (size_t i = 0; i < length; i++) lines += text[i] == '\n';
+    c->map_bytes = (lines + 1) * (sizeof(struct range) + 1);
+    c->maps = map_memory(c->map_bytes);
+    if (!c->maps) { munmap(text, capacity); return 0; }
+    c->map_kind = (unsigned char *)(c->maps + lines + 1);
+    c->map_count = 0;
+    for (char *line = text; *line && c->map_count < lines;) {
+        char *next = strchr(line, '\n');
+        if (next) *next = 0;
+        uintptr_t start, end, ignored;
+        const char *p = parse_hex_field(line, &start);
+        p = parse_hex_field(p + 1, &end);
+        char r = p[1], w = p[2], x = p[3], shared = p[4];
+        p += 6;
+        p = parse_hex_field(p, &ignored);                  /* offset */
+        while (*p == ' ') p++;
+        while (*p && *p != ' ') p++;                        /* device */
+        while (*p == ' ') p++;
+        uintptr_t inode = 0;
+        while (*p >= '0' && *p <= '9') inode = inode * 10 + (uintptr_t)(*p++ - '0');
+        while (*p == ' ') p++;
+        const char *path = p;
+        unsigned char kind = 0;
+        if (r == 'r' && path[0] == '/' && inode && strncmp(path, "/dev/", 5)) {
+            kind |= KIND_READ_FILE;
+            if (x == 'x') kind |= KIND_EXEC_FILE;
+        }
+        /* Anonymous private writable memory, named or not; never [heap] (the allocator's),
+         * [stack] (scanned from SP), [vvar] or [vsyscall]. */
+        if (r == 'r' && w == 'w' && shared == 'p' && (!path[0] || !strncmp(path, "[anon:", 6)))
+            kind |= KIND_ANONYMOUS;
+        c->maps[c->map_count] = (struct range){start, end};
+        c->map_kind[c->map_count++] = kind;
+        if (!next) break;
+        line = next + 1;
+    }
+    munmap(text, capacity);
+    return 1;
+}
+
+// ---- The tracker's own memory -----------------------------------------------------------------
+static void add_own(uintptr_t start, size_t bytes, void *context) {
+    struct check *c = context;
+    if (c->own_count && c->own[c->own_count - 1].end == start) { c->own[c->own_count - 1].end = start + bytes; return; }
+    if (c->own_count < MAX_RANGES) c->own[c->own_count++] = (struct range){start, start + bytes};
+}
+
+/* Sorts and merges the own ranges, so a page test is one binary search. */
+static void settle_own(struct check *c) {
+    for (int gap = c->own_count / 2; gap > 0; gap /= 2)   /* shell sort: no allocation, small n */
+        for (int i = gap; i < c->own_count; i++)
+            for (int j = i; j >= gap && c->own[j - gap].start > c->own[j].start; j -= gap) {
+                struct range t = c->own[j]; c->own[j] = c->own[j - gap]; c->own[j - gap] = t;
+            }
+    int merged = 0;
+    for (int i = 0; i < c->own_count; i++) {
+        if (merged && c->own[i].start <= c->own[merged - 1].end) {
+            if (c->own[i].end > c->own[merged - 1].end) c->own[merged - 1].end = c->own[i].end;
+        } else {
+            c->own[merged++] = c->own[i];
+        }
+    }
+    c->own_count = merged;
+}
+
+static int overlaps_own(const struct check *c, uintptr_t start, uintptr_t end) {
+    int low = 0, high = c->own_count;
+    while (low < high) {
+        int middle = (low + high) / 2;
+        if (c->own[middle].start < end) low = middle + 1; else high = middle;
+    }
+    return low > 0 && c->own[low - 1].end > start;
+}
+
+// ---- Modules ---------------------------------------------------------------------------------------
+static int module_segments(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    struct check *c = data;
+    int own = 0, allocator = 0;
+    uintptr_t loader_base = (uintptr_t)getauxval(AT_BASE);
+    int loader = loader_base && info->dlpi_addr == loader_base;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *header = &info->dlpi_phdr[i];
+        if (header->p_type != PT_LOAD) continue;
+        uintptr_t start = info->dlpi_addr + header->p_vaddr, end = start + header->p_memsz;
+        if ((uintptr_t)&module_segments >= start && (uintptr_t)&module_segments < end) own = 1;
+        if ((uintptr_t)memtrack_next.malloc >= start && (uintptr_t)memtrack_next.malloc < end) allocator = 1;
+    }
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *header = &info->dlpi_phdr[i];
+        if (header->p_type != PT_LOAD) continue;
+        uintptr_t start = info->dlpi_addr + header->p_vaddr, end = start + header->p_memsz;
+        if (loader && (header->p_flags & PF_X) && c->loader_text_count < 8)
+            c->loader_text[c->loader_text_count++] = (struct range){start, end};
+        if (!(header->p_flags & PF_W)) continue;
+        if (own) { add_own(start & ~(PAGE - 1), ((end + PAGE - 1) & ~(PAGE - 1)) - (start & ~(PAGE - 1)), c); continue; }
+        /* The allocator's own state (glibc's main_arena) points at chunk headers, which lie
+         * inside the neighbouring blocks: from its segments only start pointers count. */
+        if (c->module_count < MAX_RANGES) c->modules[c->module_count++] = (struct module_range){start, end, allocator};
+    }
+    return 0;
+}
+
+// ---- Heuristics (valgrind's, for interior pointers) ----------------------------------------------
+/* A vtable: in a readable file mapping, its first up to 20 words are null or point into
+ * executable file mappings, and at least two are not null. */
+static int is_vtable(const struct check *c, uintptr_t pointer) {
+    long i = find_map(c, pointer);
+    if (i < 0 || !(c->map_kind[i] & KIND_READ_FILE)) return 0;
+    uintptr_t last = pointer + 20 * sizeof(uintptr_t);
+    if (last > c->maps[i].end - sizeof(uintptr_t)) last = c->maps[i].end - sizeof(uintptr_t);
+    int functions = 0;
+    for (uintptr_t scan = pointer; scan <= last; scan += sizeof(uintptr_t)) {
+        uintptr_t target = *(const uintptr_t *)scan;
+        if (!target) continue;
+        long j = find_map(c, target);
+        if (j < 0 || !(c->map_kind[j] & KIND_EXEC_FILE)) return 0;
+        if (++functions == 2) return 1;
+    }
+    return 0;
+}
+
+/* stdstring, length64, newarray, multipleinheritance: mc_leakcheck.c's predicates. */
+static int heuristic_accepts(const struct check *c, const struct mark *m, uintptr_t pointer) {
+    uintptr_t start = block_start(m);
+    uint64_t size = block_size(m);
+    const uint64_t *data = (const uint64_t *)start;
+    if (pointer == start + 24 && size >= 24) {           /* stdstring: length capacity refcount chars */
+        uint64_t capacity = data[1];
+        if (capacity < size && 24 + capacity + 1 == size && data[0] <= capacity) return 1;
+    }
+    if (pointer == start + 8 && size >= 8) {
+        uint64_t length = data[0];
+        if (length > 0 && size - 8 == length) return 1;     /* length64 */
+        if (length > 0 && (size - 8) % length == 0) return 1;   /* newarray: the element count */
+    }
+    if (!(pointer & 7) && pointer + 8 <= start + size && size >= 8) {   /* multipleinheritance */
+        uintptr_t inner = *(const uintptr_t *)pointer, first = data[0];
+        if (!(inner & 7) && inner >= PAGE && !(first & 7) && first >= PAGE &&
+            is_vtable(c, inner) && is_vtable(c, first))
+            return 1;
+    }
+    return 0;
+}
+
+// ---- Marking -----------------------------------------------------------------------------------
+/* Allocators keep up to 23 bytes beyond the request in a block (glibc): an interior pointer
+ * that near the end, or one a heuristic looks at, needs the requested size from the record. */
+static long confirm_interior(const struct check *c, long i, uintptr_t pointer) {
+    struct mark *m = &c->marks[i];
+    if (m->word & (EXACT | LOOKED_UP)) return i;
+    uintptr_t start = block_start(m);
+    if (pointer + 24 >= start + block_size(m) || pointer == start + 8 || pointer == start + 24) {
+        learn_record(c, m);
+        return find_block(c, pointer) == i ? i : -1;
+    }
+    return i;
+}
+
+/* One word that may point into a block. Root phase (clique < 0): valgrind's
+ * lc_push_without_clique_if_a_chunk_ptr; clique phase: lc_push_with_clique_if_a_chunk_ptr. */
+static inline void visit_word(struct check *c, uintptr_t word, int prior_definite, int starts_only) {
+    long i = find_block(c, word);
+    if (i < 0) return;
+    struct mark *m = &c->marks[i];
+    int state = block_state(m);
+    uintptr_t start = block_start(m);
+    if (c->clique >= 0) {
+        if (state != UNREACHED || i == c->clique) return;
+        if (word != start && (i = confirm_interior(c, i, word)) < 0) return;
+        set_state(m, INDIRECT);
+        push(c, i);
+        return;
+    }
+    if (state == REACHABLE) return;
+    int as_start = word == start;
+    if (!as_start) {
+        if (starts_only) return;
+        if ((i = confirm_interior(c, i, word)) < 0) return;
+        as_start = heuristic_accepts(c, m, word);
+    }
+    if (as_start && prior_definite) { set_state(m, REACHABLE); push(c, i); }
+    else if (state == UNREACHED) { set_state(m, POSSIBLE); push(c, i); }
+}
+
+/* Every aligned word of [start, end). */
+static void scan_range(struct check *c, uintptr_t start, uintptr_t end, int prior_definite, int starts_only) {
+    uintptr_t lowest = c->lowest, span = c->highest - c->lowest;
+    const uintptr_t *word = (const uintptr_t *)((start + 7) & ~(uintptr_t)7);
+    const uintptr_t *stop = (const uintptr_t *)(end & ~(uintptr_t)7);
+    for (; word < stop; word++) {
+        uintptr_t value = *word;
+        if (value - lowest < span) visit_word(c, value, prior_definite, starts_only);
+    }
+}
+
+/* Scans queued blocks until none is left (valgrind's lc_process_markstack). */
+static void drain(struct check *c) {
+    while (c->work != LIST_END) {
+        struct mark *m = &c->marks[c->work];
+        c->work = m->next;
+        m->word &= ~QUEUED;
+        uintptr_t start = block_start(m);
+        scan_range(c, start, start + block_size(m), block_state(m) != POSSIBLE, 0);
+    }
+}
+
+// ---- Live blocks ---------------------------------------------------------------------------------
+static void count_block(uintptr_t address, void *context) { (void)address; ((struct check *)context)->count++; }
+static void fill_block(uintptr_t address, void *context) {
+    struct check *c = context;
+    if (c->filled < c->count) c->marks[c->filled++].word = address;
+}
+
+/* The live set, in address order, with each block's extent. */
+static int collect_blocks(struct check *c) {
+    c->count = 0;
+    memtrack_shadow_for_each_live(count_block, c);
+    c->mark_bytes = ((c->count + 1) * sizeof(struct mark) + PAGE - 1) & ~(PAGE - 1);
+    c->marks = map_memory(c->mark_bytes);
+    if (!c->marks) return 0;
+    add_own((uintptr_t)c->marks, c->mark_bytes, c);
+    c->filled = 0;
+    memtrack_shadow_for_each_live(fill_block, c);
+    c->count = c->filled;
+    size_t (*usable)(void *) = memtrack_next.malloc_usable_size;
+    for (size_t i = 0; i < c->count; i++) {
+        struct mark *m = &c->marks[i];
+        set_size(m, usable ? usable((void *)block_start(m)) : 0);
+        m->next = LIST_END;
+    }
+    c->work = LIST_END;
+    if (c->count) {
+        c->lowest = block_start(&c->marks[0]);
+        struct mark *last = &c->marks[c->count - 1];
+        c->highest = block_start(last) + block_size(last) + 1;
+    }
+    memtrack_pending_visit(learn_pending, c);
+    return 1;
+}
+
+// ---- Stopping the other threads ------------------------------------------------------------------
+struct stopped_thread {
+    int tid;
+    atomic_int stopped;
+    uintptr_t stack_pointer;
+    uint64_t registers[NGREG];
+};
+static struct stopped_thread stopped_threads[MAX_THREADS];
+static int stopped_thread_count;
+static atomic_int stop_generation, parked_generation, stopped_count;
+
+static long raw_gettid(void) { return syscall(SYS_gettid); }
+
+/* Runs in the thread being stopped: saves its registers, says so, and parks until released.
+ * Every signal is blocked meanwhile (sa_mask), so the program's signals wait, never vanish. */
+static void on_stop_signal(int signal_number, siginfo_t *info, void *context) {
+    (void)signal_number;
+    int saved_errno = errno;
+    if (info && info->si_code == SI_QUEUE) {
+        int generation = info->si_value.sival_int >> 16, index = info->si_value.sival_int & 0xffff;
+        if (generation == atomic_load(&parked_generation) && index < MAX_THREADS &&
+            stopped_threads[index].tid == (int)raw_gettid()) {
+            struct stopped_thread *self = &stopped_threads[index];
+#if defined(__x86_64__)
+            const ucontext_t *state = context;
+            for (int r = 0; r < NGREG; r++) self->registers[r] = (uint64_t)state->uc_mcontext.gregs[r];
+            self->stack_pointer = (uintptr_t)state->uc_mcontext.gregs[REG_RSP];
+#else
+            (void)context;
+#endif
+            atomic_store(&self->stopped, 1);
+            atomic_fetch_add(&stopped_count, 1);
+            syscall(SYS_futex, &stopped_count, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+            while (atomic_load(&parked_generation) == generation)
+                syscall(SYS_futex, &parked_generation, FUTEX_WAIT_PRIVATE, generation, NULL, NULL, 0);
+        }
+    }
+    errno = saved_errno;
+}
+
+/* A real-time signal the program has no handler for. */
+static int choose_signal(struct sigaction *previous) {
+    for (int signal_number = SIGRTMAX; signal_number >= SIGRTMIN; signal_number--) {
+        struct sigaction current;
+        if (sigaction(signal_number, NULL, &current) != 0) continue;
+        if (current.sa_handler == SIG_DFL && !(current.sa_flags & SA_SIGINFO)) { *previous = current; return signal_number; }
+    }
+    return -1;
+}
+
+struct linux_dirent64 { uint64_t inode; int64_t offset; unsigned short length; unsigned char type; char name[]; };
+
+/* Stops every thread but this one and the tracker's. Returns the signal used (-1: none). */
+static int stop_threads(struct check *c, int self, int self_is_tracker, struct sigaction *previous) {
+    int writer = atomic_load(&memtrack_writer_thread);
+    stopped_thread_count = 0;
+    int overflow = 0;
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (fd >= 0) {
+        char buffer[8192];
+        for (;;) {
+            long n = syscall(SYS_getdents64, fd, buffer, sizeof buffer);
+            if (n <= 0) break;
+            for (long offset = 0; offset < n;) {
+                struct linux_dirent64 *entry = (struct linux_dirent64 *)(buffer + offset);
+                offset += entry->length;
+                int tid = (int)parse_number(entry->name);
+                if (tid <= 0 || tid == self || tid == writer) continue;
+                if (stopped_thread_count < MAX_THREADS) {
+                    stopped_threads[stopped_thread_count].tid = tid;
+                    atomic_store(&stopped_threads[stopped_thread_count].stopped, 0);
+                    stopped_thread_count++;
+                } else overflow++;
+            }
+        }
+        syscall(SYS_close, fd);
+    }
+    c->threads_found = stopped_thread_count + overflow + (self_is_tracker ? 0 : 1);
+    if (overflow && c->notes < MAX_NOTES) {
+        char *out = c->note[c->notes], *end = out + sizeof c->note[0] - 1;
+        out = memtrack_put_decimal(out, end, (uint64_t)overflow);
+        out = memtrack_put_text(out, end, " threads beyond the first 1024 were not stopped or scanned");
+        *out = 0;
+        c->notes++;
+    }
+    if (!stopped_thread_count) return -1;
+    int signal_number = choose_signal(previous);
+    if (signal_number < 0) {
+        if (c->notes < MAX_NOTES) {
+            memtrack_put_text(c->note[c->notes], c->note[c->notes] + 120, "no free real-time signal: other threads were not stopped")[0] = 0;
+            c->notes++;
+        }
+        return -1;
+    }
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = on_stop_signal;
+    action.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&action.sa_mask);
+    if (sigaction(signal_number, &action, NULL) != 0) return -1;
+
+    int generation = (atomic_load(&stop_generation) + 1) & 0x7fff;
+    if (!generation) generation = 1;
+    atomic_store(&stop_generation, generation);
+    atomic_store(&parked_generation, generation);
+    atomic_store(&stopped_count, 0);
+    int sent = 0;
+    pid_t pid = memtrack_pid ? memtrack_pid : (pid_t)syscall(SYS_getpid);
+    for (int i = 0; i < stopped_thread_count; i++) {
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        info.si_signo = signal_number;
+        info.si_code = SI_QUEUE;
+        info.si_pid = pid;
+        info.si_uid = getuid();
+        info.si_value.sival_int = (generation << 16) | i;
+        if (syscall(SYS_rt_tgsigqueueinfo, pid, stopped_threads[i].tid, signal_number, &info) == 0) sent++;
+        else { stopped_threads[i].tid = -stopped_threads[i].tid; c->threads_found--; }   /* gone */
+    }
+    struct timespec now, deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_nsec += STOP_TIMEOUT_NS;
+    if (deadline.tv_nsec >= 1000000000) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000; }
+    for (;;) {
+        int stopped = atomic_load(&stopped_count);
+        if (stopped >= sent) break;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long long left = (long long)(deadline.tv_sec - now.tv_sec) * 1000000000LL + (deadline.tv_nsec - now.tv_nsec);
+        if (left <= 0) break;
+        struct timespec wait = {(time_t)(left / 1000000000LL), (long)(left % 1000000000LL)};
+        syscall(SYS_futex, &stopped_count, FUTEX_WAIT_PRIVATE, stopped, &wait, NULL, 0);
+    }
+    for (int i = 0; i < stopped_thread_count; i++) {
+        if (stopped_threads[i].tid <= 0 || atomic_load(&stopped_threads[i].stopped)) continue;
+        if (c->notes < MAX_NOTES) {
+            char *out = c->note[c->notes], *end = out + sizeof c->note[0] - 1;
+            out = memtrack_put_text(out, end, "thread ");
+            out = memtrack_put_decimal(out, end, (uint64_t)stopped_threads[i].tid);
+            out = memtrack_put_text(out, end, " did not stop within 100 ms; its registers were not scanned");
+            *out = 0;
+            c->notes++;
+        }
+    }
+    return signal_number;
+}
+
+/* Lets the parked threads go, then puts the signal back as it was. SIG_IGN in between discards
+ * a stop signal still pending for a thread that never took it (its default would kill). */
+static void resume_threads(int signal_number, const struct sigaction *previous) {
+    if (signal_number < 0) return;
+    atomic_store(&parked_generation, 0);
+    syscall(SYS_futex, &parked_generation, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+    struct sigaction ignore;
+    memset(&ignore, 0, sizeof ignore);
+    ignore.sa_handler = SIG_IGN;
+    sigaction(signal_number, &ignore, NULL);
+    sigaction(signal_number, previous, NULL);
+}
+
+// ---- Roots ---------------------------------------------------------------------------------------
+/* Whether a page of anonymous memory belongs to an allocator or to a block: a granule the index
+ * knows, or a live block overlapping it. */
+static int page_is_heap(const struct check *c, uintptr_t page) {
+    if (memtrack_shadow_any_known(page, page + PAGE)) return 1;
+    if (!c->count || page >= c->highest || page + PAGE <= c->lowest) return 0;
+    size_t low = 0, high = c->count;
+    while (low < high) {   /* first block starting at or after the page's end */
+        size_t middle = (low + high) / 2;
+        if (block_start(&c->marks[middle]) < page + PAGE) low = middle + 1; else high = middle;
+    }
+    if (low == 0) return 0;
+    const struct mark *m = &c->marks[low - 1];
+    return block_start(m) >= page || block_start(m) + block_size(m) > page;
+}
+
+/* Anonymous memory that holds no heap block and is not ours or a thread's stack: what programs
+ * manage themselves (python's obmalloc arenas, the main thread's static TLS...). */
+static void scan_anonymous(struct check *c, const struct range *skip, int skip_count) {
+    for (size_t i = 0; i < c->map_count; i++) {
+        if (!(c->map_kind[i] & KIND_ANONYMOUS)) continue;
+        struct range map = c->maps[i];
+        int skipped = 0;
+        for (int s = 0; s < skip_count && !skipped; s++) skipped = skip[s].start >= map.start && skip[s].start < map.end;
+        if (skipped) continue;
+        uintptr_t run = 0;
+        for (uintptr_t page = map.start; page < map.end; page += PAGE) {
+            int usable = !overlaps_own(c, page, page + PAGE) && !page_is_heap(c, page);
+            if (usable && !run) run = page;
+            if (!usable && run) { scan_range(c, run, page, 1, 0); run = 0; }
+        }
+        if (run) scan_range(c, run, map.end, 1, 0);
+    }
+}
+
+/* A thread's stack: from below its SP (the red zone) to the end of the mapping holding it. */
+static void scan_stack(struct check *c, uintptr_t stack_pointer) {
+    long i = find_map(c, stack_pointer);
+    if (i < 0) return;
+    uintptr_t start = stack_pointer - RED_ZONE;
+    if (start < c->maps[i].start) start = c->maps[i].start;
+    scan_range(c, start, c->maps[i].end, 1, 0);
+}
+
+/* Loader allocations (DTV, TLS blocks, link maps) are roots, as in LSan. Only blocks nothing
+ * reached need their record read. */
+static void mark_loader_blocks(struct check *c) {
+    for (size_t i = 0; i < c->count; i++) {
+        struct mark *m = &c->marks[i];
+        if (block_state(m) == REACHABLE) continue;
+        learn_record(c, m);
+        if (m->word & LOADER) { set_state(m, REACHABLE); push(c, (long)i); }
+    }
+    drain(c);
+}
+
+/* valgrind's cliques: each block still unreached leads the blocks it reaches, which are then
+ * indirectly lost; a leader reached by a later clique joins it. */
+static void classify_lost(struct check *c) {
+    for (size_t i = 0; i < c->count; i++) {
+        if (block_state(&c->marks[i]) != UNREACHED) continue;
+        c->clique = (int)i;
+        push(c, (long)i);
+        drain(c);
+    }
+    c->clique = -1;
+}
+
+// ---- Writing the result ------------------------------------------------------------------------
+struct output { int fd; char *buffer, *out, *end; int failed; };
+
+static void flush_output(struct output *o) {
+    if (o->fd >= 0 && o->out > o->buffer &&
+        memtrack_write_all(o->fd, o->buffer, (size_t)(o->out - o->buffer)) != (ssize_t)(o->out - o->buffer))
+        o->failed = 1;
+    o->out = o->buffer;
+}
+static void put_line(struct output *o, const char *key, const char *text, int has_number, uint64_t number) {
+    if (o->end - o->out < 256) flush_output(o);
+    o->out = memtrack_put_text(o->out, o->end, key);
+    if (text) { o->out = memtrack_put_text(o->out, o->end, " "); o->out = memtrack_put_text(o->out, o->end, text); }
+    if (has_number) { o->out = memtrack_put_text(o->out, o->end, " "); o->out = memtrack_put_decimal(o->out, o->end, number); }
+    *o->out++ = '\n';
+}
+
+static void record_names(int on_request, uint64_t sequence, char *temporary, char *final) {
+    char *t = memtrack_put_text(temporary, temporary + 40, on_request ? ".leak-check-" : ".leak-check");
+    char *f = memtrack_put_text(final, final + 40, on_request ? "leak-check-" : "leak-check");
+    if (on_request) { t = memtrack_put_decimal(t, temporary + 60, sequence); f = memtrack_put_decimal(f, final + 60, sequence); }
+    *memtrack_put_text(t, temporary + 63, ".tmp") = 0;
+    *f = 0;
+}
+
+static int open_output(struct output *o, const char *temporary, char *buffer, size_t capacity) {
+    o->buffer = o->out = buffer;
+    o->end = buffer + capacity - 1;
+    o->failed = 0;
+    int directory = memtrack_record_directory();
+    o->fd = directory < 0 ? -1 : (int)syscall(SYS_openat, directory, temporary,
+                                                O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    return o->fd >= 0;
+}
+
+/* Closes the temporary file and renames it into place: a reader sees all of it or none. */
+static void publish_output(struct output *o, const char *temporary, const char *final) {
+    flush_output(o);
+    syscall(SYS_close, o->fd);
+    int directory = memtrack_record_directory();
+    if (o->failed || directory < 0 || syscall(SYS_renameat, directory, temporary, directory, final) != 0) {
+        if (directory >= 0) syscall(SYS_unlinkat, directory, temporary, 0);
+        memtrack_note_failure("writing the leak check", errno ? errno : ENOSPC, NULL);
+    }
+}
+
+static const char *const kind_names[] = {"definitely", "possibly", NULL, "indirectly"};
+
+static uint64_t write_result(const struct check *c, uint64_t duration_us) {
+    static char buffer[64 * 1024];   /* static: the check may run on the writer's small stack */
+    char temporary[64], final[64];
+    record_names(c->on_request, c->sequence, temporary, final);
+    struct output o;
+    uint64_t lost = 0;
+    for (size_t i = 0; i < c->count; i++) {
+        int state = block_state(&c->marks[i]);
+        lost += state == UNREACHED || state == INDIRECT;
+    }
+    if (!open_output(&o, temporary, buffer, sizeof buffer)) return lost;
+    put_line(&o, "memtrack/1 leak-check", NULL, 0, 0);
+    put_line(&o, "result", "complete", 0, 0);
+    put_line(&o, "when", c->on_request ? "request" : "exit", 0, 0);
+    put_line(&o, "seq", NULL, 1, c->sequence);
+    put_line(&o, "ms", NULL, 1, c->began_ms);
+    put_line(&o, "duration-us", NULL, 1, duration_us);
+    put_line(&o, "threads", NULL, 1, (uint64_t)c->threads_found);
+    put_line(&o, "threads-scanned", NULL, 1, (uint64_t)c->threads_scanned);
+    put_line(&o, "blocks", NULL, 1, c->count);
+    for (int i = 0; i < c->notes; i++) put_line(&o, "note", c->note[i], 0, 0);
+    for (size_t i = 0; i < c->count; i++) {
+        int state = block_state(&c->marks[i]);
+        if (state == REACHABLE) continue;
+        if (o.end - o.out < 256) flush_output(&o);
+        o.out = memtrack_put_text(o.out, o.end, "lost ");
+        o.out = memtrack_put_hex(o.out, o.end, block_start(&c->marks[i]));
+        o.out = memtrack_put_text(o.out, o.end, " ");
+        o.out = memtrack_put_text(o.out, o.end, kind_names[state]);
+        *o.out++ = '\n';
+    }
+    put_line(&o, "end", NULL, 0, 0);
+    publish_output(&o, temporary, final);
+    return lost;
+}
+
+static pid_t written_by;   /* the process image that wrote `leak-check` */
+
+static void write_skipped(int on_request, uint64_t sequence, const char *reason) {
+    char buffer[512], temporary[64], final[64];
+    record_names(on_request, sequence, temporary, final);
+    struct output o;
+    if (!open_output(&o, temporary, buffer, sizeof buffer)) return;
+    put_line(&o, "memtrack/1 leak-check", NULL, 0, 0);
+    put_line(&o, "result skipped", reason, 0, 0);
+    put_line(&o, "when", on_request ? "request" : "exit", 0, 0);
+    put_line(&o, "seq", NULL, 1, sequence);
+    put_line(&o, "ms", NULL, 1, memtrack_milliseconds_now());
+    put_line(&o, "end", NULL, 0, 0);
+    publish_output(&o, temporary, final);
+}
+
+void memtrack_leak_check_skipped(const char *reason) {
+    if (written_by == (pid_t)syscall(SYS_getpid)) return;   /* exit's check came first */
+    int saved_errno = errno;
+    write_skipped(0, atomic_load(&memtrack_sequence), reason);
+    written_by = (pid_t)syscall(SYS_getpid);
+    errno = saved_errno;
+}
+
+// ---- The check ----------------------------------------------------------------------------------
+static struct check the_check;   /* one check at a time (busy below); too big for a stack */
+static atomic_int busy;
+
+static uint64_t microseconds_now(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000;
+}
+
+__attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
+    /* This thread's callee-saved registers, before anything here changes them. */
+    uint64_t registers[6] = {0};
+#if defined(__x86_64__)
+    __asm__ volatile("movq %%rbx, 0(%0)\n\tmovq %%rbp, 8(%0)\n\tmovq %%r12, 16(%0)\n\t"
+                     "movq %%r13, 24(%0)\n\tmovq %%r14, 32(%0)\n\tmovq %%r15, 40(%0)"
+                     : : "r"(registers) : "memory");
+#endif
+    uintptr_t caller_stack = (uintptr_t)__builtin_frame_address(0);
+    if (atomic_load(&memtrack_run_directory) < 0) return -1;
+    int saved_errno = errno;
+    uint64_t sequence = atomic_load(&memtrack_sequence);
+    if (!memtrack_config.leak_check) {
+        if (!on_request) { write_skipped(0, sequence, "disabled"); written_by = (pid_t)syscall(SYS_getpid); }
+        errno = saved_errno;
+        return -1;
+    }
+#if !defined(__x86_64__)
+    write_skipped(on_request, sequence, "not supported on this architecture");
+    errno = saved_errno;
+    return -1;
+#endif
+    if (atomic_exchange(&busy, 1)) { errno = saved_errno; return -1; }
+    memtrack_busy++;
+    struct check *c = &the_check;
+    memset(c, 0, offsetof(struct check, modules));
+    c->module_count = c->own_count = c->loader_text_count = 0;
+    c->clique = -1;
+    c->on_request = on_request;
+    c->sequence = sequence;
+    c->began_ms = memtrack_milliseconds_now();
+    uint64_t began_us = microseconds_now();
+    int self = (int)raw_gettid();
+    int self_is_tracker = self == atomic_load(&memtrack_writer_thread);
+    int paused = self_is_tracker ? 0 : memtrack_pending_pause_writer();
+
+    dl_iterate_phdr(module_segments, c);
+    struct sigaction previous;
+    int signal_number = stop_threads(c, self, self_is_tracker, &previous);
+    uint64_t lost = 0;
+    int ran = collect_blocks(c) && read_maps(c);
+    if (ran) {
+        add_own((uintptr_t)c->maps, c->map_bytes, c);
+        memtrack_shadow_for_each_mapping(add_own, c);
+        memtrack_quarantine_visit(add_own, c);
+        settle_own(c);
+        /* Stacks are scanned from their SP only; the writer's not at all. */
+        struct range stacks[MAX_THREADS + 2];
+        int stack_count = 0;
+        uintptr_t writer_stack = atomic_load(&memtrack_writer_stack_address);
+        if (writer_stack) stacks[stack_count++] = (struct range){writer_stack, writer_stack + 1};
+        if (!self_is_tracker) stacks[stack_count++] = (struct range){caller_stack, caller_stack + 1};
+        for (int i = 0; i < stopped_thread_count; i++)
+            if (stopped_threads[i].tid > 0 && atomic_load(&stopped_threads[i].stopped))
+                stacks[stack_count++] = (struct range){stopped_threads[i].stack_pointer, stopped_threads[i].stack_pointer + 1};
+        /* scan_anonymous skips a mapping holding one of these addresses */
+        for (int i = 0; i < stack_count; i++) {
+            long m = find_map(c, stacks[i].start);
+            if (m >= 0) stacks[i].start = c->maps[m].start;
+        }
+        if (c->count) {
+            for (int i = 0; i < c->module_count; i++)
+                scan_range(c, c->modules[i].start, c->modules[i].end, 1, c->modules[i].starts_only);
+            scan_anonymous(c, stacks, stack_count);
+            for (int i = 0; i < stopped_thread_count; i++) {
+                struct stopped_thread *thread = &stopped_threads[i];
+                if (thread->tid <= 0 || !atomic_load(&thread->stopped)) continue;
+                for (int r = 0; r < NGREG; r++)
+                    if (thread->registers[r] - c->lowest < c->highest - c->lowest) visit_word(c, thread->registers[r], 1, 0);
+                scan_stack(c, thread->stack_pointer);
+                c->threads_scanned++;
+            }
+            if (!self_is_tracker) {
+                for (int r = 0; r < 6; r++)
+                    if (registers[r] - c->lowest < c->highest - c->lowest) visit_word(c, registers[r], 1, 0);
+                scan_stack(c, caller_stack + RED_ZONE);   /* from this frame up: the caller's */
+                c->threads_scanned++;
+            }
+            drain(c);
+            mark_loader_blocks(c);
+            classify_lost(c);
+        } else {
+            for (int i = 0; i < stopped_thread_count; i++)
+                c->threads_scanned += stopped_threads[i].tid > 0 && atomic_load(&stopped_threads[i].stopped);
+            c->threads_scanned += !self_is_tracker;
+        }
+    }
+    resume_threads(signal_number, &previous);
+    if (ran) {
+        lost = write_result(c, microseconds_now() - began_us);
+        if (!on_request) written_by = (pid_t)syscall(SYS_getpid);
+    } else {
+        char temporary[64], final[64];
+        record_names(on_request, sequence, temporary, final);
+        write_skipped(on_request, sequence, "no memory for the check");   /* mmap failed */
+    }
+    if (c->marks) munmap(c->marks, c->mark_bytes);
+    if (c->maps) munmap(c->maps, c->map_bytes);
+    c->marks = NULL;
+    c->maps = NULL;
+    if (paused) memtrack_pending_resume_writer();
+    memtrack_busy--;
+    atomic_store(&busy, 0);
+    errno = saved_errno;
+    return ran ? (int)(lost > INT32_MAX ? INT32_MAX : lost) : -1;
+}
