@@ -175,6 +175,7 @@ void memtrack_pending_fork_child(void);
  * the writer thread's id and an address on its stack (0 until it runs). */
 void memtrack_pending_visit(void (*visit)(const struct memtrack_block *block, void *context), void *context);
 int memtrack_pending_pause_writer(void);
+int memtrack_pending_writer_thread(void);
 void memtrack_pending_resume_writer(void);
 extern atomic_int memtrack_writer_thread;
 extern atomic_uintptr_t memtrack_writer_stack_address;

@@ -558,7 +558,7 @@ struct linux_dirent64 { uint64_t inode; int64_t offset; unsigned short length; u
 
 /* Stops every thread but this one and the tracker's. Returns the signal used (-1: none). */
 static int stop_threads(struct check *c, int self, int self_is_tracker, struct sigaction *previous) {
-    int writer = atomic_load(&memtrack_writer_thread);
+    int writer = memtrack_pending_writer_thread();
     stopped_thread_count = 0;
     int overflow = 0;
     int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);

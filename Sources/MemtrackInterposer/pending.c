@@ -200,12 +200,12 @@ void memtrack_pending_flush(int in_signal) {
 // ---- The writer thread ------------------------------------------------------------------------
 static void *writer_main(void *unused) {
     (void)unused;
+    atomic_store(&memtrack_writer_stack_address, (uintptr_t)&unused);
+    atomic_store(&memtrack_writer_thread, memtrack_thread_id());
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);   /* signals are the program's, not ours */
     memtrack_busy = 1;                          /* whatever libc allocates for us is ours */
-    atomic_store(&memtrack_writer_stack_address, (uintptr_t)&unused);
-    atomic_store(&memtrack_writer_thread, memtrack_thread_id());
     int tick_ms = memtrack_config.settle_ms / 2;
     if (tick_ms < 1) tick_ms = 1;
     if (tick_ms > 100) tick_ms = 100;          /* an idle server's survivors appear within settle + 100 ms */
@@ -234,7 +234,13 @@ void memtrack_pending_start_writer(void) {
     pthread_attr_init(&attributes);
     pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attributes, 256 * 1024);   /* formatting buffers are a few KiB */
+    /* Born with every signal blocked: no handler (the program's, or the leak check's stop
+     * signal) may ever run on the writer. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int error = pthread_create(&thread, &attributes, writer_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attributes);
     if (!error) pthread_setname_np(thread, "memtrack-writer");
     memtrack_busy--;
@@ -261,6 +267,14 @@ void memtrack_pending_visit(void (*visit)(const struct memtrack_block *block, vo
 
 /* Keeps the writer between passes while the check runs (it would otherwise move entries from
  * the table to files under the check's feet). Returns 1 if taken. */
+/* The writer's thread id, waiting (at most 100 ms) for a writer just created to say it. */
+int memtrack_pending_writer_thread(void) {
+    struct timespec pause = {0, 100000};
+    for (int i = 0; i < 1000 && atomic_load(&writer_running) && !atomic_load(&memtrack_writer_thread); i++)
+        nanosleep(&pause, NULL);
+    return atomic_load(&memtrack_writer_thread);
+}
+
 int memtrack_pending_pause_writer(void) { return memtrack_lock_try_for_signal(&pass_lock, 20000); }
 void memtrack_pending_resume_writer(void) { memtrack_lock_release(&pass_lock); }
 
