@@ -20,11 +20,14 @@
  * Mark state is 16 bytes per live block, and the work list is threaded through it.
  */
 #include "internal.h"
+#include "unwind.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <ucontext.h>
@@ -286,7 +289,9 @@ static int read_maps(struct check *c) {
         while (*p == ' ') p++;
         const char *path = p;
         unsigned char kind = 0;
-        if (r == 'r' && path[0] == '/' && inode && strncmp(path, "/dev/", 5)) {
+        /* Device files may raise SIGBUS when read: never looked at (but /dev/shm is tmpfs). */
+        int device = !strncmp(path, "/dev/", 5) && strncmp(path, "/dev/shm/", 9);
+        if (r == 'r' && path[0] == '/' && inode && !device) {
             kind |= KIND_READ_FILE;
             if (x == 'x') kind |= KIND_EXEC_FILE;
         }
@@ -707,6 +712,29 @@ static void scan_stack(struct check *c, uintptr_t stack_pointer) {
     scan_range(c, start, c->maps[i].end, 1, 0);
 }
 
+/* At exit, the exiting thread's stack below the frame that called exit() holds only the exit
+ * machinery's frames, with dead frames of the program's finished calls in their gaps (valgrind
+ * sees those as undefined and ignores them; we cannot tell). So the scan starts at the return
+ * address into exit's caller, found by unwinding. Returns `from` when it cannot be found. */
+static uintptr_t exit_caller_frame(uintptr_t from, const struct check *c) {
+    void *exit_function = dlsym(RTLD_DEFAULT, "exit");
+    Dl_info info;
+    const ElfW(Sym) *symbol = NULL;
+    if (!exit_function || !dladdr1(exit_function, &info, (void **)&symbol, RTLD_DL_SYMENT) || !symbol) return from;
+    /* exit never returns: its last instruction is a call, so a return address may be its end. */
+    uintptr_t start = (uintptr_t)exit_function, end = start + symbol->st_size;
+    uintptr_t frames[MEMTRACK_MAX_DEPTH];
+    int depth = memtrack_unwind(frames, MEMTRACK_MAX_DEPTH);
+    uintptr_t caller_return = 0;
+    for (int i = 0; i + 1 < depth && !caller_return; i++)
+        if (frames[i] > start && frames[i] <= end) caller_return = frames[i + 1];
+    long map = caller_return ? find_map(c, from) : -1;
+    if (map < 0) return from;
+    for (const uintptr_t *slot = (const uintptr_t *)(from & ~(uintptr_t)7); (uintptr_t)(slot + 1) <= c->maps[map].end; slot++)
+        if (*slot == caller_return) return (uintptr_t)slot;
+    return from;
+}
+
 /* Loader allocations (DTV, TLS blocks, link maps) are roots, as in LSan. Only blocks nothing
  * reached need their record read. */
 static void mark_loader_blocks(struct check *c) {
@@ -924,7 +952,8 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
             if (!self_is_tracker) {
                 for (int r = 0; r < 6; r++)
                     if (registers[r] - c->lowest < c->highest - c->lowest) visit_word(c, registers[r], 1, 0);
-                scan_stack(c, caller_stack + RED_ZONE);   /* from this frame up: the caller's */
+                uintptr_t live = on_request ? caller_stack : exit_caller_frame(caller_stack, c);
+                scan_stack(c, live + RED_ZONE);   /* from this frame up: the caller's */
                 c->threads_scanned++;
             }
             drain(c);
