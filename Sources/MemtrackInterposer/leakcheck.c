@@ -549,8 +549,37 @@ static void on_stop_signal(int signal_number, siginfo_t *info, void *context) {
     errno = saved_errno;
 }
 
-/* A real-time signal the program has no handler for. */
-static int choose_signal(struct sigaction *previous) {
+/* The signals a thread blocks, from /proc/self/task/TID/status (SigBlk, a hex mask). */
+static uint64_t blocked_signals(int tid) {
+    char path[64], text[2048];
+    char *out = memtrack_put_text(path, path + 40, "/proc/self/task/");
+    out = memtrack_put_decimal(out, path + 60, (uint64_t)tid);
+    *memtrack_put_text(out, path + 63, "/status") = 0;
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    ssize_t length = syscall(SYS_read, fd, text, sizeof text - 1);
+    syscall(SYS_close, fd);
+    if (length <= 0) return 0;
+    text[length] = 0;
+    const char *line = strstr(text, "SigBlk:");
+    if (!line) return 0;
+    line += 7;
+    while (*line == ' ' || *line == '\t') line++;
+    uintptr_t mask;
+    parse_hex_field(line, &mask);
+    return mask;
+}
+
+/* A real-time signal the program has no handler for, and that no thread to stop blocks (a
+ * thread started by a process that blocks signals inherits its mask). */
+static int choose_signal(uint64_t blocked_anywhere, struct sigaction *previous) {
+    for (int signal_number = SIGRTMAX; signal_number >= SIGRTMIN; signal_number--) {
+        if (blocked_anywhere & (1ull << (signal_number - 1))) continue;
+        struct sigaction current;
+        if (sigaction(signal_number, NULL, &current) != 0) continue;
+        if (current.sa_handler == SIG_DFL && !(current.sa_flags & SA_SIGINFO)) { *previous = current; return signal_number; }
+    }
+    /* Every free one is blocked somewhere: stop whoever can be stopped. */
     for (int signal_number = SIGRTMAX; signal_number >= SIGRTMIN; signal_number--) {
         struct sigaction current;
         if (sigaction(signal_number, NULL, &current) != 0) continue;
@@ -595,7 +624,9 @@ static int stop_threads(struct check *c, int self, int self_is_tracker, struct s
         c->notes++;
     }
     if (!stopped_thread_count) return -1;
-    int signal_number = choose_signal(previous);
+    uint64_t blocked_anywhere = 0;
+    for (int i = 0; i < stopped_thread_count; i++) blocked_anywhere |= blocked_signals(stopped_threads[i].tid);
+    int signal_number = choose_signal(blocked_anywhere, previous);
     if (signal_number < 0) {
         if (c->notes < MAX_NOTES) {
             memtrack_put_text(c->note[c->notes], c->note[c->notes] + 120, "no free real-time signal: other threads were not stopped")[0] = 0;
@@ -647,7 +678,9 @@ static int stop_threads(struct check *c, int self, int self_is_tracker, struct s
             char *out = c->note[c->notes], *end = out + sizeof c->note[0] - 1;
             out = memtrack_put_text(out, end, "thread ");
             out = memtrack_put_decimal(out, end, (uint64_t)stopped_threads[i].tid);
-            out = memtrack_put_text(out, end, " did not stop within 100 ms; its registers were not scanned");
+            out = memtrack_put_text(out, end, (blocked_signals(stopped_threads[i].tid) & (1ull << (signal_number - 1)))
+                                                  ? " blocks every free real-time signal and was not stopped; its registers were not scanned"
+                                                  : " did not stop within 100 ms; its registers were not scanned");
             *out = 0;
             c->notes++;
         }

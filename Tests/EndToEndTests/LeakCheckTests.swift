@@ -1,0 +1,141 @@
+// LeakCheckTests.swift: the tracker's leak check (issue 8). Each example prints the address and
+// expected kind of every block it makes ("expect ADDRESS KIND"); the `leak-check` record must
+// list exactly the lost ones, with the same kinds, and leave the still reachable ones out.
+
+import Foundation
+import Testing
+
+/// A parsed `leak-check` (or `leak-check-SEQ`) record.
+struct LeakCheck {
+    var fields: [String: String] = [:]
+    var notes: [String] = []
+    /// address -> definitely | indirectly | possibly
+    var lost: [String: String] = [:]
+    var complete = false
+    var result: String { fields["result"] ?? "" }
+
+    init(_ text: String) throws {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard lines.first == "memtrack/1 leak-check" else { throw HarnessError("bad leak-check header: \(lines.first ?? "")") }
+        for line in lines.dropFirst() where !line.isEmpty {
+            if line == "end" { complete = true; continue }
+            let key = line.prefix { $0 != " " }
+            let value = line.count > key.count ? String(line.dropFirst(key.count + 1)) : ""
+            switch key {
+            case "note": notes.append(value)
+            case "lost":
+                let words = value.split(separator: " ").map(String.init)
+                guard words.count == 2, lost[words[0]] == nil else { throw HarnessError("bad lost line: \(line)") }
+                lost[words[0]] = words[1]
+            default: fields[String(key)] = value
+            }
+        }
+    }
+
+    static func read(_ dir: RunDirectory, name: String = "leak-check") throws -> LeakCheck? {
+        let url = dir.url.appendingPathComponent(name)
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        return try LeakCheck(String(contentsOf: url, encoding: .utf8))
+    }
+}
+
+/// "expect 0x55d0c0a2b2a0 definitely" lines from a program's stdout: address -> kind.
+func expectedKinds(_ stdout: String) throws -> [String: String] {
+    var kinds: [String: String] = [:]
+    for line in stdout.split(separator: "\n") where line.hasPrefix("expect ") {
+        let words = line.split(separator: " ").map(String.init)
+        guard words.count == 3, kinds[words[1]] == nil else { throw HarnessError("bad expect line: \(line)") }
+        kinds[words[1]] = words[2]
+    }
+    return kinds
+}
+
+extension EndToEnd {
+    @Suite struct LeakKinds {
+        @Test("leak_kinds: trees, cycles, chains, interior pointers and the four heuristics get valgrind's kinds",
+              arguments: bothModes)
+        func kinds(settleMs: Int?) throws {
+            let program = try E2E.example("leak_kinds")
+            try withScratch { scratch in
+                let run = try runTracked(program, [], Tracking(memDir: scratch.memDir, settleMs: settleMs))
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                let expected = try expectedKinds(run.stdoutText)
+                #expect(expected.count == 19)
+                let dir = try onlyRunDirectory(scratch.memDir)
+                let check = try #require(try LeakCheck.read(dir), "no leak-check in \(dir.files)")
+                #expect(check.complete && check.result == "complete" && check.fields["when"] == "exit", "\(check.fields)")
+                #expect(check.fields["blocks"] == String(dir.blocks.count), "every live block was classified")
+                #expect(check.notes.isEmpty, "\(check.notes)")
+                #expect(check.lost == expected.filter { $0.value != "reachable" })
+                // Every lost line names a recorded block.
+                let recorded = Set(dir.blocks.values.compactMap(\.address))
+                #expect(Set(check.lost.keys).isSubset(of: recorded))
+            }
+        }
+
+        @Test("leak_roots: globals, a live thread's stack and register, static and dynamic TLS and pthread-specific data are roots; the exit status stays",
+              arguments: bothModes)
+        func roots(settleMs: Int?) throws {
+            let program = try E2E.example("leak_roots")
+            try withScratch { scratch in
+                let run = try runTracked(program, [], Tracking(memDir: scratch.memDir, settleMs: settleMs))
+                #expect(run.exitedNormally && run.status == 3, "the program's own status: \(run.statusDescription) \(run.stderrText)")
+                let expected = try expectedKinds(run.stdoutText)
+                #expect(expected.count == 9 && expected.values.filter { $0 == "definitely" }.count == 1, "\(expected)")
+                let dir = try onlyRunDirectory(scratch.memDir)
+                #expect(dir.state == "exit" && dir.status["code"] == "3", "\(dir.status)")
+                let check = try #require(try LeakCheck.read(dir), "no leak-check in \(dir.files)")
+                #expect(check.complete && check.result == "complete", "\(check.fields)")
+                // main, the thread blocked on a mutex and the thread spinning in a loop.
+                #expect(check.fields["threads"] == "3" && check.fields["threads-scanned"] == "3", "\(check.fields) \(check.notes)")
+                #expect(check.notes.isEmpty, "\(check.notes)")
+                #expect(check.lost == expected.filter { $0.value != "reachable" })
+            }
+        }
+
+        @Test("threads that block every signal are noted, not waited for; the check completes and the status stays")
+        func blockedThreads() throws {
+            let program = try E2E.example("leak_roots")
+            try withScratch { scratch in
+                let run = try runTracked(program, ["blocked"], Tracking(memDir: scratch.memDir))
+                #expect(run.exitedNormally && run.status == 3, "\(run.statusDescription) \(run.stderrText)")
+                let dir = try onlyRunDirectory(scratch.memDir)
+                let check = try #require(try LeakCheck.read(dir))
+                #expect(check.complete && check.result == "complete", "\(check.fields)")
+                #expect(check.fields["threads"] == "3" && check.fields["threads-scanned"] == "1", "\(check.fields)")
+                #expect(check.notes.count == 2 && check.notes.allSatisfy { $0.contains("blocks every free real-time signal") },
+                        "\(check.notes)")
+            }
+        }
+
+        @Test("a crash leaves no leak-check; _exit leaves `result skipped _exit`; MEM_LEAK_CHECK=0 `result skipped disabled`")
+        func unclassified() throws {
+            try withScratch { scratch in
+                let run = try runTracked(try E2E.example("crash"), ["segv"], Tracking(memDir: scratch.memDir))
+                #expect(!run.exitedNormally && run.status == SIGSEGV)
+                let dir = try onlyRunDirectory(scratch.memDir)
+                #expect(dir.state == "signal")
+                #expect(!dir.files.contains { $0.hasPrefix("leak-check") || $0.hasPrefix(".leak-check") }, "\(dir.files)")
+            }
+            try withScratch { scratch in
+                let run = try runTracked(try E2E.example("forking"), [], Tracking(memDir: scratch.memDir))
+                #expect(run.exitedNormally && run.status == 0)
+                let dirs = try runDirectories(scratch.memDir)
+                let underscoreExit = try #require(dirs.first { $0.blockSizes == [2222] }, "\(dirs.map(\.name))")
+                let check = try #require(try LeakCheck.read(underscoreExit))
+                #expect(check.result == "skipped _exit" && check.complete && check.lost.isEmpty, "\(check.fields)")
+                let exitChild = try #require(dirs.first { $0.blockSizes == [1111] })
+                let exitCheck = try #require(try LeakCheck.read(exitChild))
+                // Its block is kept in a global: still reachable.
+                #expect(exitCheck.result == "complete" && exitCheck.lost.isEmpty, "\(exitCheck.fields) \(exitCheck.lost)")
+            }
+            try withScratch { scratch in
+                let run = try runTracked(try E2E.example("leak_kinds"), [], Tracking(memDir: scratch.memDir),
+                                         extraEnvironment: ["MEM_LEAK_CHECK": "0"])
+                #expect(run.exitedNormally && run.status == 0)
+                let check = try #require(try LeakCheck.read(try onlyRunDirectory(scratch.memDir)))
+                #expect(check.result == "skipped disabled" && check.complete && check.lost.isEmpty, "\(check.fields)")
+            }
+        }
+    }
+}
