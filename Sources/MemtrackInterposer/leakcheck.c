@@ -768,12 +768,13 @@ static uintptr_t exit_caller_frame(uintptr_t from, const struct check *c) {
     return from;
 }
 
-/* Loader allocations (DTV, TLS blocks, link maps) are roots, as in LSan. Only blocks nothing
- * reached need their record read. */
+/* Loader allocations (DTV, TLS blocks, link maps) that nothing points to are roots, as in LSan.
+ * One that only interior pointers reach stays possibly lost, as valgrind reports it (glibc's
+ * _dl_find_object segments are such). Only unreached blocks need their record read. */
 static void mark_loader_blocks(struct check *c) {
     for (size_t i = 0; i < c->count; i++) {
         struct mark *m = &c->marks[i];
-        if (block_state(m) == REACHABLE) continue;
+        if (block_state(m) != UNREACHED) continue;
         learn_record(c, m);
         if (m->word & LOADER) { set_state(m, REACHABLE); push(c, (long)i); }
     }

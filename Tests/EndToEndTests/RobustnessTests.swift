@@ -150,6 +150,8 @@ let foreignPrograms: [ForeignProgram] = [
     ForeignProgram(name: "perl hash", executable: "/usr/bin/perl",
                    arguments: ["-e", "my %h; $h{\"k$_\"} = $_ * 2 for 1..200; my $s = 0; $s += $h{$_} for keys %h; print \"$s\\n\""],
                    environment: ["PERL_HASH_SEED": "0", "PERL_PERTURB_KEYS": "0"]),
+    ForeignProgram(name: "sed", executable: "/usr/bin/sed", arguments: ["-e", "s/a/A/g", "-e", "/b/d", "input.txt"], input: sortInput),
+    ForeignProgram(name: "ls", executable: "/usr/bin/ls", arguments: ["-l", "/usr/bin/ls", "/usr/bin/sed", "/usr/bin/sort", "/etc"]),
 ]
 
 /// The environment a program gets from valgrind, in its order: valgrind runs /usr/bin/env with
