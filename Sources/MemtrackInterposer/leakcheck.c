@@ -97,7 +97,10 @@ struct check {
     struct mark *marks;
     size_t mark_bytes, count, filled;
     uintptr_t lowest, highest;    /* [lowest, highest): where any block lies */
-    uint32_t work;                /* top of the work list */
+    uint32_t work;                /* top of the work list (depth-first mode) */
+    size_t pending;               /* blocks queued for a scan */
+    size_t sweep_low;             /* address-order mode: the lowest queued index, or above */
+    int depth_first;
     /* roots */
     struct module_range modules[MAX_RANGES];
     int module_count;
@@ -130,12 +133,17 @@ static long find_block(const struct check *c, uintptr_t address) {
     return -1;
 }
 
+/* Queues a block for a scan. Marking starts in address order (sweeps over the mark array:
+ * the heap is read in the order it lies in memory, which is several times faster than chasing
+ * pointers through it) and goes depth-first, through the `next` links, when sweeps find too
+ * little to do (long chains pointing backwards), and for the cliques. */
 static inline void push(struct check *c, long index) {
     struct mark *m = &c->marks[index];
     if (m->word & QUEUED) return;   /* it will be scanned in its newest state */
     m->word |= QUEUED;
-    m->next = c->work;
-    c->work = (uint32_t)index;
+    c->pending++;
+    if (c->depth_first) { m->next = c->work; c->work = (uint32_t)index; }
+    else if ((size_t)index < c->sweep_low) c->sweep_low = (size_t)index;
 }
 
 static uint64_t parse_number(const char *p) {
@@ -464,14 +472,37 @@ static void scan_range(struct check *c, uintptr_t start, uintptr_t end, int prio
     }
 }
 
+static void scan_block(struct check *c, size_t index) {
+    struct mark *m = &c->marks[index];
+    m->word &= ~QUEUED;
+    c->pending--;
+    uintptr_t start = block_start(m);
+    scan_range(c, start, start + block_size(m), block_state(m) != POSSIBLE, 0);
+}
+
+static void go_depth_first(struct check *c) {
+    c->depth_first = 1;
+    c->work = LIST_END;
+    for (size_t i = c->count; i-- > 0;)
+        if (c->marks[i].word & QUEUED) { c->marks[i].next = c->work; c->work = (uint32_t)i; }
+}
+
 /* Scans queued blocks until none is left (valgrind's lc_process_markstack). */
 static void drain(struct check *c) {
-    while (c->work != LIST_END) {
-        struct mark *m = &c->marks[c->work];
-        c->work = m->next;
-        m->word &= ~QUEUED;
-        uintptr_t start = block_start(m);
-        scan_range(c, start, start + block_size(m), block_state(m) != POSSIBLE, 0);
+    while (c->pending) {
+        if (c->depth_first) {
+            while (c->work != LIST_END) {
+                uint32_t index = c->work;
+                c->work = c->marks[index].next;
+                scan_block(c, index);
+            }
+            continue;
+        }
+        size_t i = c->sweep_low, passed = 0, scanned = 0;
+        c->sweep_low = c->count;
+        for (; i < c->count && c->pending; i++, passed++)
+            if (c->marks[i].word & QUEUED) { scan_block(c, i); scanned++; }
+        if (c->pending && scanned * 256 < passed) go_depth_first(c);
     }
 }
 
@@ -500,6 +531,7 @@ static int collect_blocks(struct check *c) {
         m->next = LIST_END;
     }
     c->work = LIST_END;
+    c->sweep_low = c->count;
     if (c->count) {
         c->lowest = block_start(&c->marks[0]);
         struct mark *last = &c->marks[c->count - 1];
@@ -784,6 +816,7 @@ static void mark_loader_blocks(struct check *c) {
 /* valgrind's cliques: each block still unreached leads the blocks it reaches, which are then
  * indirectly lost; a leader reached by a later clique joins it. */
 static void classify_lost(struct check *c) {
+    if (!c->depth_first) go_depth_first(c);   /* nothing is queued: cliques are small walks */
     for (size_t i = 0; i < c->count; i++) {
         if (block_state(&c->marks[i]) != UNREACHED) continue;
         c->clique = (int)i;
@@ -942,10 +975,12 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
     c->on_request = on_request;
     c->sequence = sequence;
     c->began_ms = memtrack_milliseconds_now();
-    uint64_t began_us = microseconds_now();
     int self = (int)raw_gettid();
     int self_is_tracker = self == atomic_load(&memtrack_writer_thread);
+    /* The writer finishes its pass first (at exit it may be writing many records): that wait
+     * is not the classification's. */
     int paused = self_is_tracker ? 0 : memtrack_pending_pause_writer();
+    uint64_t began_us = microseconds_now();
 
     dl_iterate_phdr(module_segments, c);
     struct sigaction previous;
