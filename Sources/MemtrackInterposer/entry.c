@@ -28,6 +28,7 @@ static void track_allocation(void *pointer, size_t size, int via, struct memtrac
     block->milliseconds = memtrack_milliseconds_now();
     block->thread = memtrack_thread_id();
     block->via = (uint8_t)via;
+    memtrack_note_allocation_site(block->address, block->stack.depth ? block->stack.frames[0] : 0);
     memtrack_pending_add(block);
 }
 

@@ -800,15 +800,61 @@ static uintptr_t exit_caller_frame(uintptr_t from, const struct check *c) {
     return from;
 }
 
-/* Loader allocations (DTV, TLS blocks, link maps) that nothing points to are roots, as in LSan.
- * One that only interior pointers reach stays possibly lost, as valgrind reports it (glibc's
- * _dl_find_object segments are such). Only unreached blocks need their record read. */
+// ---- Blocks the dynamic loader allocated -----------------------------------------------------------
+/* Loader allocations (DTV, TLS blocks, link maps) are roots, as in LSan: a running thread's DTV
+ * is reached only through an interior pointer (its TCB points one entry in), and valgrind calls
+ * it possibly lost. The allocation path notes every block whose caller is in ld.so (below), so
+ * the check reads the records of those only; the record confirms it (the address may have been
+ * freed and reused). */
+#define MAX_LOADER_BLOCKS 8192
+static atomic_uintptr_t loader_blocks[MAX_LOADER_BLOCKS];
+static atomic_uint loader_block_count;
+static uintptr_t loader_text_start = 1, loader_text_end;   /* empty until known */
+static atomic_int loader_text_state;                      /* 0 unknown, 1 finding, 2 known */
+
+/* ld.so's executable segments, from its ELF headers at AT_BASE (mapped: its first segment
+ * starts at offset 0). No allocation, no lock: this runs on the allocation path. */
+static void find_loader_text(void) {
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&loader_text_state, &expected, 1)) return;
+    uintptr_t base = (uintptr_t)getauxval(AT_BASE), start = UINTPTR_MAX, end = 0;
+    if (base) {
+        const ElfW(Ehdr) *header = (const ElfW(Ehdr) *)base;
+        const ElfW(Phdr) *program = (const ElfW(Phdr) *)(base + header->e_phoff);
+        for (int i = 0; i < header->e_phnum; i++) {
+            if (program[i].p_type != PT_LOAD || !(program[i].p_flags & PF_X)) continue;
+            if (base + program[i].p_vaddr < start) start = base + program[i].p_vaddr;
+            if (base + program[i].p_vaddr + program[i].p_memsz > end) end = base + program[i].p_vaddr + program[i].p_memsz;
+        }
+    }
+    if (end > start) { loader_text_start = start; loader_text_end = end; }
+    atomic_store(&loader_text_state, 2);
+}
+
+void memtrack_note_allocation_site(uintptr_t address, uintptr_t first_frame) {
+    if (MEMTRACK_UNLIKELY(atomic_load_explicit(&loader_text_state, memory_order_relaxed) != 2)) find_loader_text();
+    if (MEMTRACK_LIKELY(first_frame - loader_text_start >= loader_text_end - loader_text_start)) return;
+    unsigned slot = atomic_fetch_add_explicit(&loader_block_count, 1, memory_order_relaxed);
+    if (slot < MAX_LOADER_BLOCKS) atomic_store_explicit(&loader_blocks[slot], address, memory_order_relaxed);
+}
+
+static void consider_loader_block(struct check *c, long i) {
+    struct mark *m = &c->marks[i];
+    if (block_state(m) == REACHABLE) return;
+    learn_record(c, m);
+    if (m->word & LOADER) { set_state(m, REACHABLE); push(c, i); }
+}
+
 static void mark_loader_blocks(struct check *c) {
-    for (size_t i = 0; i < c->count; i++) {
-        struct mark *m = &c->marks[i];
-        if (block_state(m) != UNREACHED) continue;
-        learn_record(c, m);
-        if (m->word & LOADER) { set_state(m, REACHABLE); push(c, (long)i); }
+    unsigned noted = atomic_load(&loader_block_count);
+    if (noted <= MAX_LOADER_BLOCKS) {
+        for (unsigned k = 0; k < noted; k++) {
+            uintptr_t address = atomic_load_explicit(&loader_blocks[k], memory_order_relaxed);
+            long i = address ? find_block(c, address) : -1;
+            if (i >= 0 && block_start(&c->marks[i]) == address) consider_loader_block(c, i);
+        }
+    } else {
+        for (size_t i = 0; i < c->count; i++) consider_loader_block(c, (long)i);   /* too many to note */
     }
     drain(c);
 }
