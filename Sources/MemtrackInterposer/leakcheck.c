@@ -958,13 +958,18 @@ static uint64_t write_result(const struct check *c, uint64_t duration_us) {
 
 static pid_t written_by;   /* the process image that wrote `leak-check` */
 
-static void write_skipped(int on_request, uint64_t sequence, const char *reason) {
+/* `result skipped REASON` or `result failed REASON`: no classification. */
+static void write_unclassified(int on_request, uint64_t sequence, const char *result, const char *reason) {
     char buffer[512], temporary[64], final[64];
     record_names(on_request, sequence, temporary, final);
     struct output o;
     if (!open_output(&o, temporary, buffer, sizeof buffer)) return;
     put_line(&o, "memtrack/1 leak-check", NULL, 0, 0);
-    put_line(&o, "result skipped", reason, 0, 0);
+    if (o.end - o.out > 256) {
+        o.out = memtrack_put_text(o.out, o.end, "result ");
+        o.out = memtrack_put_text(o.out, o.end, result);
+    }
+    put_line(&o, "", reason, 0, 0);
     put_line(&o, "when", on_request ? "request" : "exit", 0, 0);
     put_line(&o, "seq", NULL, 1, sequence);
     put_line(&o, "ms", NULL, 1, memtrack_milliseconds_now());
@@ -975,7 +980,7 @@ static void write_skipped(int on_request, uint64_t sequence, const char *reason)
 void memtrack_leak_check_skipped(const char *reason) {
     if (written_by == (pid_t)syscall(SYS_getpid)) return;   /* exit's check came first */
     int saved_errno = errno;
-    write_skipped(0, atomic_load(&memtrack_sequence), reason);
+    write_unclassified(0, atomic_load(&memtrack_sequence), "skipped", reason);
     written_by = (pid_t)syscall(SYS_getpid);
     errno = saved_errno;
 }
@@ -1003,12 +1008,12 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
     int saved_errno = errno;
     uint64_t sequence = atomic_load(&memtrack_sequence);
     if (!memtrack_config.leak_check) {
-        if (!on_request) { write_skipped(0, sequence, "disabled"); written_by = (pid_t)syscall(SYS_getpid); }
+        if (!on_request) { write_unclassified(0, sequence, "skipped", "disabled"); written_by = (pid_t)syscall(SYS_getpid); }
         errno = saved_errno;
         return -1;
     }
 #if !defined(__x86_64__)
-    write_skipped(on_request, sequence, "not supported on this architecture");
+    write_unclassified(on_request, sequence, "skipped", "not supported on this architecture");
     errno = saved_errno;
     return -1;
 #endif
@@ -1085,9 +1090,7 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
         lost = write_result(c, microseconds_now() - began_us);
         if (!on_request) written_by = (pid_t)syscall(SYS_getpid);
     } else {
-        char temporary[64], final[64];
-        record_names(on_request, sequence, temporary, final);
-        write_skipped(on_request, sequence, "no memory for the check");   /* mmap failed */
+        write_unclassified(on_request, sequence, "failed", "no memory for the check");   /* mmap failed */
     }
     if (c->marks) munmap(c->marks, c->mark_bytes);
     if (c->maps) munmap(c->maps, c->map_bytes);
