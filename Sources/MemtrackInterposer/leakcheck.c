@@ -781,13 +781,21 @@ static void scan_stack(struct check *c, uintptr_t stack_pointer) {
  * machinery's frames, with dead frames of the program's finished calls in their gaps (valgrind
  * sees those as undefined and ignores them; we cannot tell). So the scan starts at the return
  * address into exit's caller, found by unwinding. Returns `from` when it cannot be found. */
-static uintptr_t exit_caller_frame(uintptr_t from, const struct check *c) {
+/* exit()'s code, looked up before any thread is stopped (dlsym and dladdr take the loader's
+ * lock, which a stopped thread may hold). */
+static struct range exit_function_code(void) {
     void *exit_function = dlsym(RTLD_DEFAULT, "exit");
     Dl_info info;
     const ElfW(Sym) *symbol = NULL;
-    if (!exit_function || !dladdr1(exit_function, &info, (void **)&symbol, RTLD_DL_SYMENT) || !symbol) return from;
+    if (!exit_function || !dladdr1(exit_function, &info, (void **)&symbol, RTLD_DL_SYMENT) || !symbol)
+        return (struct range){0, 0};
+    return (struct range){(uintptr_t)exit_function, (uintptr_t)exit_function + symbol->st_size};
+}
+
+static uintptr_t exit_caller_frame(uintptr_t from, const struct check *c, struct range exit_code) {
     /* exit never returns: its last instruction is a call, so a return address may be its end. */
-    uintptr_t start = (uintptr_t)exit_function, end = start + symbol->st_size;
+    uintptr_t start = exit_code.start, end = exit_code.end;
+    if (!start) return from;
     uintptr_t frames[MEMTRACK_MAX_DEPTH];
     int depth = memtrack_unwind(frames, MEMTRACK_MAX_DEPTH);
     uintptr_t caller_return = 0;
@@ -1020,8 +1028,7 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
     if (atomic_exchange(&busy, 1)) { errno = saved_errno; return -1; }
     memtrack_busy++;
     struct check *c = &the_check;
-    memset(c, 0, offsetof(struct check, modules));
-    c->module_count = c->own_count = c->loader_text_count = 0;
+    memset(c, 0, sizeof *c);   /* 160 KiB: nothing next to a scan of the heap */
     c->clique = -1;
     c->on_request = on_request;
     c->sequence = sequence;
@@ -1034,6 +1041,7 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
     uint64_t began_us = microseconds_now();
 
     dl_iterate_phdr(module_segments, c);
+    struct range exit_code = on_request ? (struct range){0, 0} : exit_function_code();
     struct sigaction previous;
     int signal_number = stop_threads(c, self, self_is_tracker, &previous);
     uint64_t lost = 0;
@@ -1072,7 +1080,7 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
             if (!self_is_tracker) {
                 for (int r = 0; r < 6; r++)
                     if (registers[r] - c->lowest < c->highest - c->lowest) visit_word(c, registers[r], 1, 0);
-                uintptr_t live = on_request ? caller_stack : exit_caller_frame(caller_stack, c);
+                uintptr_t live = on_request ? caller_stack : exit_caller_frame(caller_stack, c, exit_code);
                 scan_stack(c, live + RED_ZONE);   /* from this frame up: the caller's */
                 c->threads_scanned++;
             }
