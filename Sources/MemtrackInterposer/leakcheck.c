@@ -2,7 +2,7 @@
  * valgrind memcheck's definitions and its default heuristics (--leak-check-heuristics=all).
  *
  * The steps, one function each:
- *   collect_modules   writable PT_LOAD segments of every module (before anything is stopped:
+ *   module_segments   writable PT_LOAD segments of every module (before anything is stopped:
  *                     dl_iterate_phdr takes the loader lock, which a stopped thread may hold)
  *   stop_threads      every other thread parks in a real-time signal handler that saved its
  *                     registers; bounded to 100 ms, never ptrace
@@ -11,7 +11,8 @@
  *                     otherwise the allocator's usable size (see README, "Leak kinds")
  *   read_maps         /proc/self/maps: anonymous memory that may hold roots, and which file
  *                     mappings are executable (the multipleinheritance heuristic)
- *   mark_roots        modules, anonymous memory, thread registers and stacks
+ *   mark_roots        modules, anonymous memory, thread registers and stacks, then drain:
+ *                     valgrind's marking, sweeping the heap in address order
  *   mark_loader_blocks  blocks the dynamic loader allocated are roots (as LSan)
  *   classify_lost     valgrind's cliques: what unreached blocks reach is indirectly lost
  *   write_result      `leak-check`, atomically (temporary name, then rename)
@@ -808,6 +809,43 @@ static uintptr_t exit_caller_frame(uintptr_t from, const struct check *c, struct
     return from;
 }
 
+/* Every root: module segments, anonymous memory, the stopped threads' registers and stacks,
+ * and this thread's (self_stack 0: this is the tracker's writer, which holds no roots). */
+static void mark_roots(struct check *c, const uint64_t self_registers[6], uintptr_t self_stack) {
+    /* Stacks are scanned from their SP only, the writer's not at all: scan_anonymous skips the
+     * mappings that hold them. */
+    struct range stacks[MAX_THREADS + 2];
+    int stack_count = 0;
+    uintptr_t writer_stack = atomic_load(&memtrack_writer_stack_address);
+    if (writer_stack) stacks[stack_count++] = (struct range){writer_stack, writer_stack + 1};
+    if (self_stack) stacks[stack_count++] = (struct range){self_stack, self_stack + 1};
+    for (int i = 0; i < stopped_thread_count; i++)
+        if (stopped_threads[i].tid > 0 && atomic_load(&stopped_threads[i].stopped))
+            stacks[stack_count++] = (struct range){stopped_threads[i].stack_pointer, stopped_threads[i].stack_pointer + 1};
+    for (int i = 0; i < stack_count; i++) {
+        long m = find_map(c, stacks[i].start);
+        if (m >= 0) stacks[i].start = c->maps[m].start;
+    }
+    for (int i = 0; i < c->module_count; i++)
+        scan_range(c, c->modules[i].start, c->modules[i].end, 1, c->modules[i].starts_only);
+    scan_anonymous(c, stacks, stack_count);
+    uintptr_t span = c->highest - c->lowest;
+    for (int i = 0; i < stopped_thread_count; i++) {
+        struct stopped_thread *thread = &stopped_threads[i];
+        if (thread->tid <= 0 || !atomic_load(&thread->stopped)) continue;
+        for (int r = 0; r < NGREG; r++)
+            if (thread->registers[r] - c->lowest < span) visit_word(c, thread->registers[r], 1, 0);
+        scan_stack(c, thread->stack_pointer);
+        c->threads_scanned++;
+    }
+    if (self_stack) {
+        for (int r = 0; r < 6; r++)
+            if (self_registers[r] - c->lowest < span) visit_word(c, self_registers[r], 1, 0);
+        scan_stack(c, self_stack + RED_ZONE);   /* from the caller's frame up */
+        c->threads_scanned++;
+    }
+}
+
 // ---- Blocks the dynamic loader allocated -----------------------------------------------------------
 /* Loader allocations (DTV, TLS blocks, link maps) are roots, as in LSan: a running thread's DTV
  * is reached only through an interior pointer (its TCB points one entry in), and valgrind calls
@@ -1051,39 +1089,10 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
         memtrack_shadow_for_each_mapping(add_own, c);
         memtrack_quarantine_visit(add_own, c);
         settle_own(c);
-        /* Stacks are scanned from their SP only; the writer's not at all. */
-        struct range stacks[MAX_THREADS + 2];
-        int stack_count = 0;
-        uintptr_t writer_stack = atomic_load(&memtrack_writer_stack_address);
-        if (writer_stack) stacks[stack_count++] = (struct range){writer_stack, writer_stack + 1};
-        if (!self_is_tracker) stacks[stack_count++] = (struct range){caller_stack, caller_stack + 1};
-        for (int i = 0; i < stopped_thread_count; i++)
-            if (stopped_threads[i].tid > 0 && atomic_load(&stopped_threads[i].stopped))
-                stacks[stack_count++] = (struct range){stopped_threads[i].stack_pointer, stopped_threads[i].stack_pointer + 1};
-        /* scan_anonymous skips a mapping holding one of these addresses */
-        for (int i = 0; i < stack_count; i++) {
-            long m = find_map(c, stacks[i].start);
-            if (m >= 0) stacks[i].start = c->maps[m].start;
-        }
         if (c->count) {
-            for (int i = 0; i < c->module_count; i++)
-                scan_range(c, c->modules[i].start, c->modules[i].end, 1, c->modules[i].starts_only);
-            scan_anonymous(c, stacks, stack_count);
-            for (int i = 0; i < stopped_thread_count; i++) {
-                struct stopped_thread *thread = &stopped_threads[i];
-                if (thread->tid <= 0 || !atomic_load(&thread->stopped)) continue;
-                for (int r = 0; r < NGREG; r++)
-                    if (thread->registers[r] - c->lowest < c->highest - c->lowest) visit_word(c, thread->registers[r], 1, 0);
-                scan_stack(c, thread->stack_pointer);
-                c->threads_scanned++;
-            }
-            if (!self_is_tracker) {
-                for (int r = 0; r < 6; r++)
-                    if (registers[r] - c->lowest < c->highest - c->lowest) visit_word(c, registers[r], 1, 0);
-                uintptr_t live = on_request ? caller_stack : exit_caller_frame(caller_stack, c, exit_code);
-                scan_stack(c, live + RED_ZONE);   /* from this frame up: the caller's */
-                c->threads_scanned++;
-            }
+            uintptr_t live = 0;   /* this thread's stack, from the caller's frame (0: not ours to scan) */
+            if (!self_is_tracker) live = on_request ? caller_stack : exit_caller_frame(caller_stack, c, exit_code);
+            mark_roots(c, registers, live);
             drain(c);
             mark_loader_blocks(c);
             classify_lost(c);
