@@ -1,5 +1,6 @@
 /* leak_roots.c: blocks kept only in one kind of root each, printed as "expect ADDRESS KIND":
- * a global, the stack of a thread still running at exit, a register of a thread spinning at
+ * a global, memory the program mapped itself (as python's obmalloc arenas), the stack of a
+ * thread still running at exit, a register of a thread spinning at
  * exit, static TLS (__thread) of the main thread and of a live thread, the dynamic TLS of a
  * dlopened library, and pthread-specific data. One block is lost, as a control. The program
  * exits with status 3 while two threads still run: the check must not change that.
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static void expect(const void *block, const char *kind) { printf("expect %p %s\n", block, kind); }
 
@@ -79,6 +81,11 @@ int main(int argc, char **argv) {
     expect(in_global, "reachable");
     in_static_tls = malloc(48);
     expect(in_static_tls, "reachable");
+    void **arena = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (arena == MAP_FAILED) return 1;
+    arena[70000] = malloc(112);   /* in the arena's 137th page: the others were never touched */
+    expect(arena[70000], "reachable");
+    arena = NULL;
     pthread_setspecific(key, malloc(64));
     expect(pthread_getspecific(key), "reachable");
 

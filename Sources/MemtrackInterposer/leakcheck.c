@@ -753,6 +753,7 @@ static int page_is_heap(const struct check *c, uintptr_t page) {
 /* Anonymous memory that holds no heap block and is not ours or a thread's stack: what programs
  * manage themselves (python's obmalloc arenas, the main thread's static TLS...). */
 static void scan_anonymous(struct check *c, const struct range *skip, int skip_count) {
+    unsigned char resident[1024];   /* mincore's answer for 1,024 pages at a time */
     for (size_t i = 0; i < c->map_count; i++) {
         if (!(c->map_kind[i] & KIND_ANONYMOUS)) continue;
         struct range map = c->maps[i];
@@ -761,7 +762,14 @@ static void scan_anonymous(struct check *c, const struct range *skip, int skip_c
         if (skipped) continue;
         uintptr_t run = 0;
         for (uintptr_t page = map.start; page < map.end; page += PAGE) {
-            int usable = !overlaps_own(c, page, page + PAGE) && !page_is_heap(c, page);
+            /* Pages never touched hold only zeros: skipped without reading them (a huge
+             * reservation would otherwise be faulted in). */
+            size_t slot = (size_t)((page - map.start) / PAGE) % sizeof resident;
+            if (slot == 0) {
+                size_t length = (size_t)(map.end - page) < sizeof resident * PAGE ? (size_t)(map.end - page) : sizeof resident * PAGE;
+                if (mincore((void *)page, length, resident) != 0) memset(resident, 1, sizeof resident);
+            }
+            int usable = (resident[slot] & 1) && !overlaps_own(c, page, page + PAGE) && !page_is_heap(c, page);
             if (usable && !run) run = page;
             if (!usable && run) { scan_range(c, run, page, 1, 0); run = 0; }
         }

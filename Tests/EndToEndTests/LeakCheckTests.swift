@@ -81,7 +81,7 @@ extension EndToEnd {
                 let run = try runTracked(program, [], Tracking(memDir: scratch.memDir, settleMs: settleMs))
                 #expect(run.exitedNormally && run.status == 3, "the program's own status: \(run.statusDescription) \(run.stderrText)")
                 let expected = try expectedKinds(run.stdoutText)
-                #expect(expected.count == 9 && expected.values.filter { $0 == "definitely" }.count == 1, "\(expected)")
+                #expect(expected.count == 10 && expected.values.filter { $0 == "definitely" }.count == 1, "\(expected)")
                 let dir = try onlyRunDirectory(scratch.memDir)
                 #expect(dir.state == "exit" && dir.status["code"] == "3", "\(dir.status)")
                 let check = try #require(try LeakCheck.read(dir), "no leak-check in \(dir.files)")
