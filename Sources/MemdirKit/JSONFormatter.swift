@@ -161,7 +161,8 @@ extension MemdirError {
     public var path: String? {
         switch self {
         case .directoryUnreadable(let p, _), .noRecords(let p), .malformedRecord(let p, _),
-             .unsupportedVersion(let p, _), .programNotExecutable(let p, _), .system(_, let p, _): p
+             .unsupportedVersion(let p, _), .programNotExecutable(let p, _), .system(_, let p, _),
+             .suppressionsUnreadable(let p, _), .malformedSuppressions(let p, _, _), .outputUnwritable(let p, _): p
         case .programNotFound(let p): p
         case .usage, .addr2lineMissing, .libraryNotFound: nil
         }
