@@ -164,6 +164,7 @@ public struct Report: Sendable {
             !p.badFrees.isEmpty || p.recordIncomplete || kinds.contains { p.totals[$0].blocks > 0 }
         }
     }
+    /// No lost blocks (after suppressions) and no bad frees.
     public var isClean: Bool { leakedBlocks == 0 && badFreeCount == 0 }
     public var problemCount: Int { processes.reduce(0) { $0 + $1.problemCount } }
 
