@@ -261,6 +261,7 @@ public enum SuppressionWriter {
         if let kind = group.kind.valgrindName { out += "   match-leak-kinds: \(kind)\n" }
         for f in MatchFrame.stack(group.stack, via: group.sample.via) {
             if let name = f.mangled { out += "   fun:\(name)\n" } else if let o = f.object { out += "   obj:\(o)\n" } else { out += "   obj:*\n" }
+            if f.mangled == "main" { break }  // valgrind's stacks end at main (--show-below-main=no)
         }
         return out + "}\n"
     }
