@@ -191,8 +191,9 @@ public enum SuppressionMatcher {
         }
     }
 
+    /// The module is tried as a path and as a file name, so `^libfoo.so$` works as well as `libfoo`.
     static func lsanFrame(_ pattern: String, _ f: MatchFrame) -> Bool {
-        [f.object, f.function, f.file].contains { $0.map { lsanMatch(pattern, $0) } ?? false }
+        [f.object, f.object.map(baseName), f.function, f.file].contains { $0.map { lsanMatch(pattern, $0) } ?? false }
     }
 
     /// LSan's TemplateMatch: `*` any run, `^` anchors the start, `$` the end; otherwise the
