@@ -56,8 +56,9 @@ public struct MatchFrame: Equatable, Sendable {
 
     /// valgrind's allocation-function frame of a block allocated through `via`, sitting in
     /// valgrind's preload library.
-    static func entry(_ name: String) -> MatchFrame {
-        MatchFrame(mangled: name, function: name, object: "/usr/libexec/valgrind/vgpreload_memcheck-amd64-linux.so", file: nil, line: nil)
+    static func entry(_ name: String, demangled: String?) -> MatchFrame {
+        MatchFrame(mangled: name, function: demangled ?? name, object: "/usr/libexec/valgrind/vgpreload_memcheck-amd64-linux.so",
+                   file: nil, line: nil)
     }
 
     /// C++ allocation operators (libstdc++'s, called by the program, calling malloc): valgrind
@@ -80,12 +81,12 @@ public struct MatchFrame: Equatable, Sendable {
                                            file: s.file, line: s.line))
             }
         }
-        var entry = via
+        var entry = MatchFrame.entry(via, demangled: nil)
         while let first = expanded.first, let name = first.mangled, operatorNames.contains(name) {
-            entry = name
+            entry = .entry(name, demangled: first.function)
             expanded.removeFirst()
         }
-        return [.entry(entry)] + expanded
+        return [entry] + expanded
     }
 }
 
