@@ -6,6 +6,10 @@
 //   entries: `*` and `?` wildcards, `...` for any number of frames, matched from the innermost
 //   frame. valgrind's stacks start AT the allocation function (malloc, operator new) and ours at
 //   its caller, so the block's stack is first given that frame (see `MatchFrame.stack`).
+// Two differences of naming are bridged (see `MatchFrame.names`): valgrind names a constructor
+// or destructor by its complete-object symbol (C1, D1) where the debug info gives the base-object
+// one (C2, D2) at the same address; and libstdc++'s operator new[] jumps into operator new
+// without a frame of its own, so our stacks cannot tell `_Znam` from `_Znwm`.
 
 /// One suppression, from a file.
 public struct Suppression: Equatable, Sendable {
@@ -53,12 +57,50 @@ public struct MatchFrame: Equatable, Sendable {
     public var object: String?
     public var file: String?
     public var line: Int?
+    /// The first frame: the allocation function valgrind would show.
+    public var isEntry = false
+
+    /// The mangled names `fun:` patterns are tried against: the name, its C1/D1 spelling, and
+    /// for the entry frame the other operator of the new / new[] pair.
+    public var names: [String] {
+        guard let mangled else { return ["???"] }
+        var result = [mangled]
+        let complete = MatchFrame.completeObjectName(mangled)
+        if complete != mangled { result.append(complete) }
+        if isEntry, let pair = MatchFrame.operatorPairs[mangled] { result.append(pair) }
+        return result
+    }
+
+    /// `_ZN3FooC2Ev` -> `_ZN3FooC1Ev`: the complete-object constructor or destructor, the symbol
+    /// valgrind shows for the address both share.
+    public static func completeObjectName(_ mangled: String) -> String {
+        guard mangled.hasPrefix("_Z") else { return mangled }
+        var bytes = Array(mangled.utf8)
+        var i = 0
+        while i + 2 < bytes.count {
+            if (bytes[i] == UInt8(ascii: "C") || bytes[i] == UInt8(ascii: "D")) && bytes[i + 1] == UInt8(ascii: "2")
+                && (bytes[i + 2] == UInt8(ascii: "E") || bytes[i + 2] == UInt8(ascii: "I")) {
+                bytes[i + 1] = UInt8(ascii: "1")
+            }
+            i += 1
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static let operatorPairs: [String: String] = {
+        var pairs: [String: String] = [:]
+        for suffix in ["m", "mRKSt9nothrow_t", "mSt11align_val_t", "mSt11align_val_tRKSt9nothrow_t"] {
+            pairs["_Znw" + suffix] = "_Zna" + suffix
+            pairs["_Zna" + suffix] = "_Znw" + suffix
+        }
+        return pairs
+    }()
 
     /// valgrind's allocation-function frame of a block allocated through `via`, sitting in
     /// valgrind's preload library.
     static func entry(_ name: String, demangled: String?) -> MatchFrame {
         MatchFrame(mangled: name, function: demangled ?? name, object: "/usr/libexec/valgrind/vgpreload_memcheck-amd64-linux.so",
-                   file: nil, line: nil)
+                   file: nil, line: nil, isEntry: true)
     }
 
     /// C++ allocation operators (libstdc++'s, called by the program, calling malloc): valgrind
@@ -226,7 +268,7 @@ public enum SuppressionMatcher {
         switch p {
         case .function(let g):
             // valgrind names an unknown function "???"; a demangled name is accepted too.
-            return wildcardMatch(g, f.mangled ?? "???") || (f.function.map { wildcardMatch(g, $0) } ?? false)
+            return f.names.contains { wildcardMatch(g, $0) } || (f.function.map { wildcardMatch(g, $0) } ?? false)
         case .object(let g): return wildcardMatch(g, f.object ?? "???")
         case .source(let g):
             guard let file = f.file else { return wildcardMatch(g, "???") }
@@ -262,7 +304,7 @@ public enum SuppressionWriter {
         var out = "{\n   <insert_a_suppression_name_here>\n   Memcheck:Leak\n"
         if let kind = group.kind.valgrindName { out += "   match-leak-kinds: \(kind)\n" }
         for f in MatchFrame.stack(group.stack, via: group.sample.via) {
-            if let name = f.mangled { out += "   fun:\(name)\n" } else if let o = f.object { out += "   obj:\(o)\n" } else { out += "   obj:*\n" }
+            if let name = f.mangled { out += "   fun:\(MatchFrame.completeObjectName(name))\n" } else if let o = f.object { out += "   obj:\(o)\n" } else { out += "   obj:*\n" }
             if f.mangled == "main" { break }  // valgrind's stacks end at main (--show-below-main=no)
         }
         return out + "}\n"

@@ -170,6 +170,19 @@ let lsanStyleFile = """
         #expect(try match("{\n a\n Memcheck:Leak\n fun:*\n src:plugin.c:13\n}\n", pluginStack) == nil)
     }
 
+    @Test func valgrindNamesForTheSameAddress() throws {
+        // The debug info names the base-object constructor; valgrind the complete-object one.
+        #expect(MatchFrame.completeObjectName("_ZNSt6vectorIiSaIiEEC2EmRKiRKS0_") == "_ZNSt6vectorIiSaIiEEC1EmRKiRKS0_")
+        #expect(MatchFrame.completeObjectName("_ZN7WidgetD2Ev") == "_ZN7WidgetD1Ev")
+        #expect(MatchFrame.completeObjectName("_ZN7Widget2C2Ev") == "_ZN7Widget2C1Ev")
+        #expect(MatchFrame.completeObjectName("main") == "main")
+        var stack = cxxStack
+        stack[1].symbols[0].mangled = "_ZN7WidgetC2Ev"
+        #expect(try match("{\n a\n Memcheck:Leak\n fun:_Znam\n fun:_ZN7WidgetC1Ev\n}\n", stack) == "a",
+                "operator new[] reaches malloc through operator new without a frame")
+        #expect(try match("{\n a\n Memcheck:Leak\n fun:malloc\n fun:_ZN7WidgetC1Ev\n}\n", stack) == nil)
+    }
+
     @Test func lsanPatterns() throws {
         #expect(try match("leak:leak_everything\n", cxxStack) == "leak:leak_everything")
         #expect(try match("leak:cxx_new.cpp\n", cxxStack) == "leak:cxx_new.cpp", "source file")
