@@ -27,7 +27,7 @@ public struct TableFormatter: OutputFormatter {
         let n = report.processes.count
         let processes = "\(n) process" + (n == 1 ? "" : "es")
         out += "LEAK SUMMARY (\(processes)):\n"
-        out += leakSummary(report.totals, unclassifiedReason: nil)
+        out += leakSummary(report.totals, unclassifiedReason: nil, indent: "")
         out += label("bad frees") + "\(grouped(report.badFreeCount))\n"
         for (supp, tally) in report.suppressionUses {
             out += "  suppressed by \(supp.name) (\(supp.file):\(supp.line)): \(grouped(tally.bytes)) bytes in \(grouped(tally.blocks)) blocks\n"
@@ -42,15 +42,15 @@ public struct TableFormatter: OutputFormatter {
     }
 
     /// valgrind's words, labels aligned on the colon: `   definitely lost: 1,234 bytes in 5 blocks`.
-    func leakSummary(_ t: LeakTotals, unclassifiedReason: String?) -> String {
+    func leakSummary(_ t: LeakTotals, unclassifiedReason: String?, indent: String) -> String {
         var out = ""
         for kind in LeakKind.classified {
-            out += label(kind.words) + "\(grouped(t[kind].bytes)) bytes in \(grouped(t[kind].blocks)) blocks\n"
+            out += indent + label(kind.words) + "\(grouped(t[kind].bytes)) bytes in \(grouped(t[kind].blocks)) blocks\n"
         }
-        out += label("suppressed") + "\(grouped(t.suppressed.bytes)) bytes in \(grouped(t.suppressed.blocks)) blocks\n"
+        out += indent + label("suppressed") + "\(grouped(t.suppressed.bytes)) bytes in \(grouped(t.suppressed.blocks)) blocks\n"
         let unclassified = t[.notClassified]
         if unclassified.blocks > 0 {
-            out += label("not classified") + "\(grouped(unclassified.bytes)) bytes in \(grouped(unclassified.blocks)) blocks"
+            out += indent + label("not classified") + "\(grouped(unclassified.bytes)) bytes in \(grouped(unclassified.blocks)) blocks"
                 + (unclassifiedReason.map { " (\($0))" } ?? "") + "\n"
         }
         return out
@@ -76,9 +76,8 @@ public struct TableFormatter: OutputFormatter {
         out += " (\(p.status?.summary ?? "no status"))"
         if let parent = p.process?.parent { out += ", forked from \(parent)" }
         out += "\n"
-        out += leakSummary(p.totals, unclassifiedReason: p.unclassifiedReason)
-        for note in p.classification.notes { out += "  note: leak check: \(note)\n" }
         if !p.leaks.isEmpty {
+            out += "  loss records: \(p.leaks.count)\n"
             if resolved {
                 for g in p.leaks {
                     out += "    \(g.kind.words): \(g.blocks) block\(s(g.blocks)), \(g.bytes) bytes at \(g.location)\n"
@@ -120,6 +119,8 @@ public struct TableFormatter: OutputFormatter {
         if p.problemCount > 0 {
             out += "  warning: \(p.problemCount) record\(s(p.problemCount)) could not be read (see errors)\n"
         }
+        for note in p.classification.notes { out += "  note: leak check: \(note)\n" }
+        out += "  leak summary:\n" + leakSummary(p.totals, unclassifiedReason: p.unclassifiedReason, indent: "  ")
         return out
     }
 

@@ -157,19 +157,21 @@ import Testing
         let text = TableFormatter().format(try report(t.path))
         #expect(text.contains("""
             process 4242 /home/me/prog (exit 0)
-               definitely lost: 1,005 bytes in 2 blocks
-               indirectly lost: 30 bytes in 1 blocks
-                 possibly lost: 4 bytes in 1 blocks
-               still reachable: 200 bytes in 1 blocks
-                    suppressed: 0 bytes in 0 blocks
-                not classified: 2,000,000 bytes in 1 blocks (allocated after the leak check)
-              note: leak check: thread 4243 did not stop within 100 ms; its stack was not scanned
+              loss records: 5
                 blocks    bytes  kind             location
                      1     1000  definitely lost  prog+0x1100
                      1        5  definitely lost  prog+0x1400
                      1       30  indirectly lost  prog+0x1200
                      1        4  possibly lost    prog+0x1300
                      1  2000000  not classified   prog+0x1400
+              note: leak check: thread 4243 did not stop within 100 ms; its stack was not scanned
+              leak summary:
+                 definitely lost: 1,005 bytes in 2 blocks
+                 indirectly lost: 30 bytes in 1 blocks
+                   possibly lost: 4 bytes in 1 blocks
+                 still reachable: 200 bytes in 1 blocks
+                      suppressed: 0 bytes in 0 blocks
+                  not classified: 2,000,000 bytes in 1 blocks (allocated after the leak check)
 
             """), "\(text)")
         #expect(text.hasSuffix("""
@@ -253,7 +255,8 @@ import Testing
         ])
         #expect(r.processes.map { $0.totals[.notClassified].blocks } == [1, 1, 1])
         #expect(r.firstProblem == .unsupportedVersion(path: t.path + "/3/leak-check", version: "3"))
-        #expect(TableFormatter().format(r).contains("\n    not classified: 1,234 bytes in 1 blocks (killed by SIGSEGV)\n"))
+        #expect(TableFormatter().format(r).contains("\n  leak summary:\n"))
+        #expect(TableFormatter().format(r).contains("\n      not classified: 1,234 bytes in 1 blocks (killed by SIGSEGV)\n"))
         #expect(r.isClean, "not classified blocks count as in use")
     }
 }
