@@ -69,6 +69,46 @@ extension String {
     fileprivate var replacingUnderscores: String { String(map { $0 == "_" ? " " : $0 }) }
 }
 
+/// The blocks a leak check found lost, as a sorted array: 9 bytes a block, looked up by binary
+/// search from every scanning thread (a million-block heap may list a million).
+public struct LostBlocks: Equatable, Sendable, ExpressibleByDictionaryLiteral {
+    private var addresses: [UInt64] = []
+    private var kinds: [LeakKind] = []
+    private var sorted = true
+
+    public init() {}
+    public init(dictionaryLiteral elements: (UInt64, LeakKind)...) {
+        for (a, k) in elements { append(a, k) }
+        finish()
+    }
+
+    public var count: Int { addresses.count }
+
+    mutating func append(_ address: UInt64, _ kind: LeakKind) {
+        if let last = addresses.last, last >= address { sorted = false }
+        addresses.append(address)
+        kinds.append(kind)
+    }
+
+    /// Sorts by address once all lines are in (the tracker writes them in any order).
+    mutating func finish() {
+        guard !sorted else { return }
+        let order = addresses.indices.sorted { addresses[$0] < addresses[$1] }
+        addresses = order.map { addresses[$0] }
+        kinds = order.map { kinds[$0] }
+        sorted = true
+    }
+
+    public subscript(address: UInt64) -> LeakKind? {
+        var lo = 0, hi = addresses.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if addresses[mid] < address { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < addresses.count && addresses[lo] == address ? kinds[lo] : nil
+    }
+}
+
 /// The `leak-check` file as written by the tracker.
 public struct LeakCheckRecord: Equatable, Sendable {
     public enum Outcome: Equatable, Sendable {
@@ -88,7 +128,7 @@ public struct LeakCheckRecord: Equatable, Sendable {
     public var blocks: UInt64?
     public var notes: [String] = []
     /// Every block that is not still reachable.
-    public var lost: [UInt64: LeakKind] = [:]
+    public var lost = LostBlocks()
     /// Whether the `end` line was there.
     public var ended = false
 }
@@ -115,6 +155,15 @@ public enum LeakCheckParser {
             }
             if end == bytes.count { break }  // a last line without newline is cut short: no `end`
             if line.isEmpty { continue }
+            // The common line, one per lost block, parsed without making strings.
+            if line.starts(with: Self.lostPrefix), let gap = line[(start + 5)...].firstIndex(of: UInt8(ascii: " ")),
+               let address = BlockParser.number(line[(start + 5)..<gap]) {
+                let word = line[(gap + 1)...]
+                if let kind = Self.kindWords.first(where: { word.elementsEqual($0.0) })?.1 {
+                    record.lost.append(address, kind)
+                    continue
+                }
+            }
             let space = line.firstIndex(of: UInt8(ascii: " ")) ?? line.endIndex
             let key = String(decoding: line[line.startIndex..<space], as: UTF8.self)
             let value = line[min(space + 1, line.endIndex)..<line.endIndex]
@@ -130,9 +179,6 @@ public enum LeakCheckParser {
                 guard let gap = value.firstIndex(of: UInt8(ascii: " ")),
                       let address = BlockParser.number(value[value.startIndex..<gap]) else { throw bad("bad lost line") }
                 switch String(decoding: value[(gap + 1)...], as: UTF8.self) {
-                case "definitely": record.lost[address] = .definitelyLost
-                case "indirectly": record.lost[address] = .indirectlyLost
-                case "possibly": record.lost[address] = .possiblyLost
                 case let other: throw bad("unknown leak kind '\(other)'")
                 }
             case "result":
@@ -160,8 +206,14 @@ public enum LeakCheckParser {
         if record.ended && record.result == .complete && !seqSeen {
             throw .malformedRecord(path: path, reason: "missing field 'seq'")
         }
+        record.lost.finish()
         return record
     }
+
+    static let lostPrefix = Array("lost ".utf8)
+    static let kindWords: [([UInt8], LeakKind)] = [
+        (Array("definitely".utf8), .definitelyLost), (Array("indirectly".utf8), .indirectlyLost), (Array("possibly".utf8), .possiblyLost),
+    ]
 
     static func checkHeader(_ line: ArraySlice<UInt8>, path: String) throws(MemdirError) {
         let text = String(decoding: line, as: UTF8.self)
@@ -203,7 +255,7 @@ public enum LeakCheckParser {
 public struct Classification: Sendable {
     /// Blocks with a seq above this are not classified; nil when nothing is.
     public var checkSeq: UInt64?
-    public var lost: [UInt64: LeakKind]
+    public var lost: LostBlocks
     /// Why no block of the process is classified (nil when the check is usable).
     public var reason: String?
     /// The check's own notes (threads not stopped...).
@@ -211,7 +263,7 @@ public struct Classification: Sendable {
 
     public static let afterCheckReason = "allocated after the leak check"
 
-    public init(checkSeq: UInt64?, lost: [UInt64: LeakKind] = [:], reason: String?, notes: [String] = []) {
+    public init(checkSeq: UInt64?, lost: LostBlocks = [:], reason: String?, notes: [String] = []) {
         self.checkSeq = checkSeq
         self.lost = lost
         self.reason = reason

@@ -36,6 +36,13 @@ import Testing
         #expect(r.lost == [0x55d0c0a2b2a0: .definitelyLost, 0x55d0c0a2b2e0: .indirectlyLost, 0x55d0c0a2b400: .possiblyLost])
     }
 
+    @Test func lostLinesInAnyOrder() throws {
+        let r = try parse("memtrack/1 leak-check\nseq 9\nlost 0x30 possibly\nlost 0x10 definitely\nlost 0x20 indirectly\nend\n")
+        #expect(r.lost.count == 3)
+        #expect(r.lost[0x10] == .definitelyLost && r.lost[0x20] == .indirectlyLost && r.lost[0x30] == .possiblyLost)
+        #expect(r.lost[0x0] == nil && r.lost[0x15] == nil && r.lost[0x40] == nil)
+    }
+
     @Test func skippedFailedAndCutShort() throws {
         #expect(try parse("memtrack/1 leak-check\nresult skipped MEM_LEAK_CHECK=0\nend\n").result == .skipped("MEM_LEAK_CHECK=0"))
         #expect(try parse("memtrack/1 leak-check\nresult failed out of memory for the mark stack\nend\n").result
