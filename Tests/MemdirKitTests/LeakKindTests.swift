@@ -292,6 +292,19 @@ import Testing
         #expect(throws: MemdirError.self) { try runCommand(["--show-leak-kinds", "definite,everything"]) }
     }
 
+    @Test func helpNamesTheNewOptions() {
+        let c = Captured()
+        #expect(MemdirCLI.main(["run", "--help"], console: c.console) == 0)
+        for option in ["--errors-for-leak-kinds <KINDS>", "--show-leak-kinds <KINDS>", "--suppressions <FILE>", "--gen-suppressions",
+                       "--json-file <FILE>", "(default 23; 0: off)"] {
+            #expect(c.out.contains(option), "\(option)")
+        }
+        let list = Captured()
+        #expect(MemdirCLI.main(["list", "--help"], console: list.console) == 0)
+        #expect(list.out.contains("  --suppressions <FILE>") && list.out.contains("only the obj: (module) parts of suppressions can match"))
+        #expect(!list.out.contains("--errors-for-leak-kinds"), "the gate is run's")
+    }
+
     @Test func lostKindsBadFreesAndIncompleteRecords() throws {
         let t = TempDir(); defer { t.remove() }
         let run = t.run("1")
