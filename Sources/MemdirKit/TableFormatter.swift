@@ -21,7 +21,7 @@ public struct TableFormatter: OutputFormatter {
             out += "warning: could not resolve \(module): \(message)\n"
         }
         if report.suppressionsWithoutSymbols {
-            out += "note: list does not resolve function names: only the obj: and module patterns of the suppressions could match (use resolve)\n"
+            out += "note: function names were not resolved (list, or run without addr2line): only the obj: and module patterns of the suppressions could match\n"
         }
         out += "\n"
         let n = report.processes.count

@@ -269,7 +269,7 @@ let lsanStyleFile = """
         #expect(out.contains("\n   definitely lost: 10 bytes in 1 blocks\n"), "\(out)")
         #expect(out.contains("\n     possibly lost: 30 bytes in 1 blocks\n"), "\(out)")
         #expect(out.contains("  suppressed by libfoo (\(supp):2): 20 bytes in 1 blocks\n"), "\(out)")
-        #expect(out.contains("note: list does not resolve function names: only the obj: and module patterns of the suppressions could match (use resolve)\n"))
+        #expect(out.contains("note: function names were not resolved (list, or run without addr2line): only the obj: and module patterns of the suppressions could match\n"))
         let (_, json, _) = run(["list", t.path, "--suppressions", supp, "--json"])
         #expect(json.contains("""
               "suppressions": [
