@@ -1,4 +1,5 @@
-// JSONFormatter.swift: the `--json` report, schema "memdir-report/1" (documented in README).
+// JSONFormatter.swift: the `--json` report, schema "memdir-report/2" (documented in README).
+// Version 2 added leak kinds: per group, per process and in total, and suppressions.
 // Keys keep a fixed order; addresses and offsets are "0x..." strings, counts are numbers.
 
 public indirect enum JSONValue: Equatable {
@@ -48,7 +49,7 @@ public indirect enum JSONValue: Equatable {
 }
 
 public struct JSONFormatter: OutputFormatter {
-    public static let schema = "memdir-report/1"
+    public static let schema = "memdir-report/2"
     public init() {}
 
     public func format(_ report: Report) -> String { value(report).render() + "\n" }
@@ -59,6 +60,7 @@ public struct JSONFormatter: OutputFormatter {
             ("directory", .string(r.directory)),
             ("grouping", .string(r.grouping.rawValue)),
             ("resolved", .bool(r.resolved)),
+            ("shown_kinds", .array(LeakKind.classified.filter(r.shownKinds.contains).map { .string($0.jsonName) })),
             ("summary", .object([
                 ("processes", .number(Int64(r.processes.count))),
                 ("leaked_blocks", .number(Int64(r.leakedBlocks))),
@@ -66,8 +68,10 @@ public struct JSONFormatter: OutputFormatter {
                 ("bad_frees", .number(Int64(r.badFreeCount))),
                 ("problems", .number(Int64(r.problemCount))),
                 ("clean", .bool(r.isClean)),
+                ("leak_kinds", kinds(r.totals)),
             ])),
-            ("processes", .array(r.processes.map(process))),
+            ("processes", .array(r.processes.map { process($0, suppressions: r.suppressions) })),
+            ("suppressions", .array(r.suppressionUses.map { suppressionUse($0.suppression, $0.tally) })),
             ("resolve_failures", .array(r.resolveFailures.sorted { $0.key < $1.key }.map {
                 .object([("module", .string($0.key)), ("message", .string($0.value))])
             })),
@@ -77,7 +81,7 @@ public struct JSONFormatter: OutputFormatter {
     func opt(_ v: Int?) -> JSONValue { v.map { .number(Int64($0)) } ?? .null }
     func opt(_ v: String?) -> JSONValue { v.map { .string($0) } ?? .null }
 
-    func process(_ p: ProcessReport) -> JSONValue {
+    func process(_ p: ProcessReport, suppressions: [Suppression]) -> JSONValue {
         .object([
             ("run_directory", .string(p.directory)),
             ("pid", opt(p.process?.pid)),
@@ -86,9 +90,16 @@ public struct JSONFormatter: OutputFormatter {
             ("exe", opt(p.process?.exe)),
             ("args", .array((p.process?.args ?? []).map { .string($0) })),
             ("status", p.status.map(status) ?? .null),
+            ("leak_check", .object([
+                ("classified", .bool(p.classification.checkSeq != nil)),
+                ("unclassified_reason", opt(p.unclassifiedReason)),
+                ("notes", .array(p.classification.notes.map { .string($0) })),
+            ])),
+            ("leak_kinds", kinds(p.totals)),
             ("leaked_blocks", .number(Int64(p.leakedBlocks))),
             ("leaked_bytes", .unsigned(p.leakedBytes)),
             ("leaks", .array(p.leaks.map(leak))),
+            ("suppressions", .array(p.suppressionUses.keys.sorted().map { suppressionUse(suppressions[$0], p.suppressionUses[$0]!) })),
             ("bad_frees", .array(p.badFrees.map(badFree))),
             ("problem_count", .number(Int64(p.problemCount))),
             ("problems", .array(p.problems.map { .object([("path", opt($0.path)), ("message", .string($0.description))]) })),
@@ -107,8 +118,21 @@ public struct JSONFormatter: OutputFormatter {
         ])
     }
 
+    /// `{"definitely_lost": {"blocks": N, "bytes": B}, ..., "suppressed": ..., "not_classified": ...}`
+    func kinds(_ t: LeakTotals) -> JSONValue {
+        func tally(_ x: Tally) -> JSONValue { .object([("blocks", .number(Int64(x.blocks))), ("bytes", .unsigned(x.bytes))]) }
+        return .object(LeakKind.classified.map { ($0.jsonName, tally(t[$0])) }
+                       + [("suppressed", tally(t.suppressed)), (LeakKind.notClassified.jsonName, tally(t[.notClassified]))])
+    }
+
+    func suppressionUse(_ s: Suppression, _ t: Tally) -> JSONValue {
+        .object([("name", .string(s.name)), ("file", .string(s.file)), ("line", .number(Int64(s.line))),
+                 ("blocks", .number(Int64(t.blocks))), ("bytes", .unsigned(t.bytes))])
+    }
+
     func leak(_ g: LeakGroup) -> JSONValue {
         .object([
+            ("kind", .string(g.kind.jsonName)),
             ("blocks", .number(Int64(g.blocks))),
             ("bytes", .unsigned(g.bytes)),
             ("location", .string(g.location)),
@@ -161,7 +185,8 @@ extension MemdirError {
     public var path: String? {
         switch self {
         case .directoryUnreadable(let p, _), .noRecords(let p), .malformedRecord(let p, _),
-             .unsupportedVersion(let p, _), .programNotExecutable(let p, _), .system(_, let p, _): p
+             .unsupportedVersion(let p, _), .programNotExecutable(let p, _), .system(_, let p, _),
+             .suppressionsUnreadable(let p, _), .malformedSuppressions(let p, _, _), .outputUnwritable(let p, _): p
         case .programNotFound(let p): p
         case .usage, .addr2lineMissing, .libraryNotFound: nil
         }

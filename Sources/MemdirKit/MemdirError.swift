@@ -22,6 +22,12 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
     case programNotExecutable(path: String, reason: String)
     /// The program was not found. Status 127.
     case programNotFound(String)
+    /// A `--suppressions` file cannot be read. Status 9.
+    case suppressionsUnreadable(path: String, reason: String)
+    /// A `--suppressions` file has a line neither format accepts. Status 10.
+    case malformedSuppressions(path: String, line: Int, reason: String)
+    /// The `--json-file` cannot be written. Status 11.
+    case outputUnwritable(path: String, reason: String)
     /// A system call failed in a way none of the above describes. Status 1.
     case system(call: String, path: String, reason: String)
 
@@ -34,6 +40,9 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
         case .unsupportedVersion: 6
         case .addr2lineMissing: 7
         case .libraryNotFound: 8
+        case .suppressionsUnreadable: 9
+        case .malformedSuppressions: 10
+        case .outputUnwritable: 11
         case .programNotExecutable: 126
         case .programNotFound: 127
         case .system: 1
@@ -53,6 +62,9 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
             "libmemtrack.so not found (looked at \(searched.joined(separator: ", ")); set MEMDIR_LIBRARY"
         case .programNotExecutable(let path, let reason): "cannot execute \(path): \(reason.lowercasedFirst)"
         case .programNotFound(let name): "program not found: \(name)"
+        case .suppressionsUnreadable(let path, let reason): "cannot read suppressions file \(path): \(reason.lowercasedFirst)"
+        case .malformedSuppressions(let path, let line, let reason): "malformed suppressions file \(path):\(line): \(reason)"
+        case .outputUnwritable(let path, let reason): "cannot write \(path): \(reason.lowercasedFirst)"
         case .system(let call, let path, let reason): "\(call) \(path): \(reason.lowercasedFirst)"
         }
     }

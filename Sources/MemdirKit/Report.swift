@@ -1,7 +1,8 @@
 // Report.swift: the data every formatter renders, and the pipeline that makes it:
-// scan (Scanner) -> parse (Records, BlockParser) -> group (Grouper) -> resolve (Addr2Line)
-// -> regroup with function-name wrappers -> sort. Formatters (TableFormatter, JSONFormatter)
-// only read these types.
+// scan (Scanner) -> parse (Records, BlockParser, LeakCheck) -> classify (Classification)
+// -> group (Grouper) -> resolve (Addr2Line) -> suppress (Suppressions) -> regroup with
+// function-name wrappers -> sort and keep the shown kinds. Formatters (TableFormatter,
+// JSONFormatter) only read these types.
 
 /// One stack entry: a return address, where it lies, and what it resolved to.
 public struct Frame: Equatable, Sendable {
@@ -39,6 +40,8 @@ public struct Attribution: Equatable, Sendable {
 }
 
 public struct LeakGroup: Sendable {
+    /// Every block of a group has this kind: groups are keyed by (location, kind).
+    public var kind: LeakKind
     public var blocks: Int
     public var bytes: UInt64
     /// The sample block's whole stack.
@@ -78,9 +81,52 @@ public struct ProcessReport: Sendable {
     public var badFrees: [BadFree]
     public var problems: [MemdirError]
     public var problemCount: Int
+    /// The leak check's verdicts for this process, or why there are none.
+    public var classification: Classification
+    /// Blocks and bytes of every kind, shown or not, and of suppressed blocks.
+    public var totals = LeakTotals()
+    /// How many blocks each suppression (by index in ReportOptions.suppressions) took.
+    public var suppressionUses: [Int: Tally] = [:]
 
-    public var leakedBlocks: Int { leaks.reduce(0) { $0 + $1.blocks } }
-    public var leakedBytes: UInt64 { leaks.reduce(0) { $0 + $1.bytes } }
+    /// Lost blocks: definitely, indirectly and possibly lost, after suppressions.
+    public var leakedBlocks: Int { totals.lost.blocks }
+    public var leakedBytes: UInt64 { totals.lost.bytes }
+    /// Why some blocks are not classified, when some are.
+    public var unclassifiedReason: String? {
+        guard totals[.notClassified].blocks > 0 else { return nil }
+        return classification.reason ?? Classification.afterCheckReason
+    }
+    /// The tracker could not record everything (status counters), or left no status at all.
+    public var recordIncomplete: Bool { status.map { !$0.isComplete } ?? true }
+}
+
+/// A count of blocks and their bytes.
+public struct Tally: Equatable, Sendable {
+    public var blocks = 0
+    public var bytes: UInt64 = 0
+    public init(blocks: Int = 0, bytes: UInt64 = 0) { self.blocks = blocks; self.bytes = bytes }
+    public mutating func add(_ other: Tally) { blocks += other.blocks; bytes &+= other.bytes }
+}
+
+/// valgrind's LEAK SUMMARY: a tally per kind, plus the suppressed blocks.
+public struct LeakTotals: Equatable, Sendable {
+    public var byKind: [LeakKind: Tally] = [:]
+    public var suppressed = Tally()
+
+    public init() {}
+    public subscript(kind: LeakKind) -> Tally {
+        get { byKind[kind] ?? Tally() }
+        set { byKind[kind] = newValue }
+    }
+    public var lost: Tally {
+        var t = Tally()
+        for k in LeakKind.allCases where k.isLost { t.add(self[k]) }
+        return t
+    }
+    public mutating func add(_ other: LeakTotals) {
+        for (k, t) in other.byKind { self[k].add(t) }
+        suppressed.add(other.suppressed)
+    }
 }
 
 public struct Report: Sendable {
@@ -91,9 +137,34 @@ public struct Report: Sendable {
     /// addr2line failures per module file (the frames keep `module+0xOFFSET`).
     public var resolveFailures: [String: String] = [:]
 
+    /// The kinds whose groups are listed (`--show-leak-kinds`); not-classified groups are listed
+    /// unless this is empty.
+    public var shownKinds: Set<LeakKind> = LeakOptions.defaultShown
+    /// The suppressions applied, in the order given.
+    public var suppressions: [Suppression] = []
+    /// True when suppressions were applied without function names (`list`): only their module
+    /// (obj:) parts could match.
+    public var suppressionsWithoutSymbols = false
+
     public var leakedBlocks: Int { processes.reduce(0) { $0 + $1.leakedBlocks } }
     public var leakedBytes: UInt64 { processes.reduce(0) { $0 + $1.leakedBytes } }
+    public var totals: LeakTotals { processes.reduce(into: LeakTotals()) { $0.add($1.totals) } }
+    /// Blocks taken by each suppression over all processes, in the order the suppressions were given.
+    public var suppressionUses: [(suppression: Suppression, tally: Tally)] {
+        var sum: [Int: Tally] = [:]
+        for p in processes { for (i, t) in p.suppressionUses { sum[i, default: Tally()].add(t) } }
+        return sum.keys.sorted().map { (suppressions[$0], sum[$0]!) }
+    }
     public var badFreeCount: Int { processes.reduce(0) { $0 + $1.badFrees.count } }
+
+    /// The gate of `memdir run`: blocks of `kinds` (after suppressions), bad frees, or an
+    /// incomplete record. Not-classified blocks never count.
+    public func gateFails(kinds: Set<LeakKind>) -> Bool {
+        processes.contains { p in
+            !p.badFrees.isEmpty || p.recordIncomplete || kinds.contains { p.totals[$0].blocks > 0 }
+        }
+    }
+    /// No lost blocks (after suppressions) and no bad frees.
     public var isClean: Bool { leakedBlocks == 0 && badFreeCount == 0 }
     public var problemCount: Int { processes.reduce(0) { $0 + $1.problemCount } }
 
@@ -114,14 +185,30 @@ public struct ReportOptions: Sendable {
     /// Replaces the recorded path of the main executable (`--binary`).
     public var binary: String?
     public var addr2line: Addr2Line?
+    /// `--show-leak-kinds` and `--suppressions`.
+    public var leaks = LeakOptions()
 
     public init(grouping: GroupingMode = .frame, rules: WrapperRules = WrapperRules(), resolve: Bool = false,
-                binary: String? = nil, addr2line: Addr2Line? = nil) {
+                binary: String? = nil, addr2line: Addr2Line? = nil, leaks: LeakOptions = LeakOptions()) {
         self.grouping = grouping
         self.rules = rules
         self.resolve = resolve
         self.binary = binary
         self.addr2line = addr2line
+        self.leaks = leaks
+    }
+}
+
+/// Which kinds a report lists, and what it suppresses.
+public struct LeakOptions: Sendable {
+    /// valgrind's default `--show-leak-kinds=definite,possible` plus indirect: the lost kinds.
+    public static let defaultShown: Set<LeakKind> = [.definitelyLost, .indirectlyLost, .possiblyLost]
+    public var shownKinds: Set<LeakKind> = defaultShown
+    public var suppressions: [Suppression] = []
+
+    public init(shownKinds: Set<LeakKind> = defaultShown, suppressions: [Suppression] = []) {
+        self.shownKinds = shownKinds
+        self.suppressions = suppressions
     }
 }
 
@@ -134,7 +221,9 @@ public enum ReportBuilder {
         let runs = try Scanner.runDirectories(in: directory)
         // Resolving may move the attribution past frames whose *names* are wrappers, so the scan
         // then keeps whole stacks and the final grouping happens after symbolization.
-        let scanMode: GroupingMode = options.resolve && options.grouping == .frame ? .stack : options.grouping
+        // Suppressions match whole stacks, so they too need whole-stack groups first.
+        let scanMode: GroupingMode = (options.resolve && options.grouping == .frame) || !options.leaks.suppressions.isEmpty
+            ? .stack : options.grouping
         let scans = runs.map { Scanner.scan(runDirectory: $0, mode: scanMode, rules: options.rules) }
         let mainExe = scans.first?.process?.exe
 
@@ -149,7 +238,7 @@ public enum ReportBuilder {
 
         var processes: [ProcessReport] = scans.map { scan in
             let leaks = scan.leaks.map { agg in
-                LeakGroup(blocks: agg.blocks, bytes: agg.bytes, stack: frames(agg.sample.stack, seq: agg.sample.seq, modules: scan.modules),
+                LeakGroup(kind: agg.kind, blocks: agg.blocks, bytes: agg.bytes, stack: frames(agg.sample.stack, seq: agg.sample.seq, modules: scan.modules),
                           attributed: Attribution(frame: 0, symbol: 0), sample: agg.sample)
             }
             let badFrees = scan.badFrees.map { r in
@@ -158,7 +247,8 @@ public enum ReportBuilder {
                         freeStack: r.freeStack.map { frames($0, seq: r.seq, modules: scan.modules) })
             }
             return ProcessReport(directory: scan.directory, name: scan.name, process: scan.process, status: scan.status,
-                                 leaks: leaks, badFrees: badFrees, problems: scan.problems, problemCount: scan.problemCount)
+                                 leaks: leaks, badFrees: badFrees, problems: scan.problems, problemCount: scan.problemCount,
+                                 classification: scan.classification)
         }
 
         var failures: [String: String] = [:]
@@ -166,7 +256,11 @@ public enum ReportBuilder {
             failures = resolve(&processes, with: addr2line)
         }
         for i in processes.indices {
-            processes[i].leaks = regroup(processes[i].leaks, options: options)
+            suppress(&processes[i], options.leaks.suppressions)
+            for g in processes[i].leaks { processes[i].totals[g.kind].add(Tally(blocks: g.blocks, bytes: g.bytes)) }
+            processes[i].leaks = regroup(processes[i].leaks, options: options).filter {
+                $0.kind == .notClassified ? !options.leaks.shownKinds.isEmpty : options.leaks.shownKinds.contains($0.kind)
+            }
             for j in processes[i].badFrees.indices {
                 var b = processes[i].badFrees[j]
                 b.attributed = attribute(b.stack, rules: options.rules)
@@ -176,7 +270,23 @@ public enum ReportBuilder {
             }
         }
         return Report(directory: directory, grouping: options.grouping, resolved: options.resolve,
-                      processes: processes, resolveFailures: failures)
+                      processes: processes, resolveFailures: failures, shownKinds: options.leaks.shownKinds,
+                      suppressions: options.leaks.suppressions,
+                      suppressionsWithoutSymbols: !options.resolve && options.leaks.suppressions.contains(where: \.needsSymbols))
+    }
+
+    /// Takes the groups a suppression matches out of the report, counting them (the groups
+    /// hold whole stacks here).
+    static func suppress(_ process: inout ProcessReport, _ suppressions: [Suppression]) {
+        guard !suppressions.isEmpty else { return }
+        process.leaks.removeAll { g in
+            let stack = MatchFrame.stack(g.stack, via: g.sample.via)
+            guard let i = SuppressionMatcher.match(suppressions, stack: stack, kind: g.kind) else { return false }
+            let tally = Tally(blocks: g.blocks, bytes: g.bytes)
+            process.totals.suppressed.add(tally)
+            process.suppressionUses[i, default: Tally()].add(tally)
+            return true
+        }
     }
 
     /// Every stack entry is a return address: step back into the call instruction.
@@ -225,7 +335,7 @@ public enum ReportBuilder {
 
     /// Final grouping: attribute each group, merge groups that share a key, sort by bytes.
     static func regroup(_ groups: [LeakGroup], options: ReportOptions) -> [LeakGroup] {
-        var merged: [[UInt64]: LeakGroup] = [:]
+        var merged: [GroupKey: LeakGroup] = [:]
         for var g in groups {
             let addresses = g.stack.map(\.address)
             let key: [UInt64]
@@ -240,19 +350,20 @@ public enum ReportBuilder {
                 g.attributed = attribute(g.stack, rules: options.rules)
                 key = addresses
             }
-            if var existing = merged[key] {
+            if var existing = merged[GroupKey(frames: key, kind: g.kind)] {
                 existing.blocks += g.blocks
                 existing.bytes &+= g.bytes
                 if g.sample.seq < existing.sample.seq {
                     existing.sample = g.sample; existing.stack = g.stack; existing.attributed = g.attributed
                 }
-                merged[key] = existing
+                merged[GroupKey(frames: key, kind: g.kind)] = existing
             } else {
-                merged[key] = g
+                merged[GroupKey(frames: key, kind: g.kind)] = g
             }
         }
+        // valgrind's order of kinds, then bytes, largest first.
         return merged.values.sorted {
-            ($0.bytes, $0.blocks, $1.sample.seq) > ($1.bytes, $1.blocks, $0.sample.seq)
+            ($1.kind.rawValue, $0.bytes, $0.blocks, $1.sample.seq) > ($0.kind.rawValue, $1.bytes, $1.blocks, $0.sample.seq)
         }
     }
 }

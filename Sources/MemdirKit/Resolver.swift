@@ -1,7 +1,8 @@
 // Resolver.swift: the resolve stage's symbolizer. One addr2line process per module file, all of
-// that module's offsets sent at once on stdin (`addr2line -e PATH -f -i -C -a`); the echoed
-// address (`-a`) starts each address's block, which separates inlined frames. C++ names come
-// demangled from `-C`; Swift names (`$s...`) go through the runtime's swift_demangle.
+// that module's offsets sent at once on stdin (`addr2line -e PATH -f -i -a`); the echoed
+// address (`-a`) starts each address's block, which separates inlined frames. Names come
+// mangled (suppressions need them) and are demangled here: C++ by libstdc++'s __cxa_demangle,
+// Swift (`$s...`) by the runtime's swift_demangle.
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -17,11 +18,14 @@ public struct Symbol: Equatable, Sendable {
     public var function: String?
     public var file: String?
     public var line: Int?
+    /// The linkage name (`_Znwm`), which valgrind's `fun:` suppressions use; nil when unknown.
+    public var mangled: String?
 
-    public init(function: String?, file: String?, line: Int?) {
+    public init(function: String?, file: String?, line: Int?, mangled: String? = nil) {
         self.function = function
         self.file = file
         self.line = line
+        self.mangled = mangled
     }
 }
 
@@ -38,13 +42,33 @@ public enum Demangler {
         ["$s", "_$s", "$S", "_$S", "$e", "_$e", "_T0"].contains { name.hasPrefix($0) }
     }
 
-    /// The demangled Swift name, or `name` unchanged when it is not a Swift symbol.
+    /// The demangled C++ or Swift name, or `name` unchanged when it is neither.
     public static func demangle(_ name: String) -> String {
+        if name.hasPrefix("_Z") { return demangleCxx(name) ?? name }
         guard isSwiftMangled(name) else { return name }
         let utf8 = Array(name.utf8CString)
         guard let result = utf8.withUnsafeBufferPointer({ _swift_demangle($0.baseAddress, utf8.count - 1, nil, nil, 0) }) else {
             return name
         }
+        defer { free(result) }
+        return String(cString: result)
+    }
+}
+
+extension Demangler {
+    typealias CxaDemangle = @convention(c) (UnsafePointer<CChar>?, UnsafeMutablePointer<CChar>?,
+                                            UnsafeMutablePointer<Int>?, UnsafeMutablePointer<Int32>?) -> UnsafeMutablePointer<CChar>?
+
+    /// libstdc++'s demangler, already loaded with the Swift runtime (found with dlsym, so memdir
+    /// does not link it itself). It is the same code as `addr2line -C`; addr2line runs without
+    /// -C so the linkage name is kept for suppressions.
+    static let cxaDemangle: CxaDemangle? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__cxa_demangle")
+        .map { unsafeBitCast($0, to: CxaDemangle.self) }
+
+    static func demangleCxx(_ name: String) -> String? {
+        guard let cxaDemangle else { return nil }
+        var status: Int32 = 0
+        guard let result = name.withCString({ cxaDemangle($0, nil, nil, &status) }), status == 0 else { return nil }
         defer { free(result) }
         return String(cString: result)
     }
@@ -69,7 +93,7 @@ public struct Addr2Line: Sendable {
         let input = offsets.map { hex($0) }.joined(separator: "\n") + "\n"
         let result: SubprocessResult
         do {
-            result = try runSubprocess([executable, "-e", path, "-f", "-i", "-C", "-a"], input: Array(input.utf8))
+            result = try runSubprocess([executable, "-e", path, "-f", "-i", "-a"], input: Array(input.utf8))
         } catch {
             return ([:], error.description)
         }
@@ -96,7 +120,8 @@ public struct Addr2Line: Sendable {
             if let function = pendingFunction {
                 let (file, number) = parseLocation(line)
                 let name: String? = function == "??" ? nil : Demangler.demangle(function)
-                result[address, default: []].append(Symbol(function: name, file: file, line: number))
+                result[address, default: []].append(Symbol(function: name, file: file, line: number,
+                                                           mangled: function == "??" ? nil : function))
                 pendingFunction = nil
             } else if !line.isEmpty {
                 pendingFunction = String(line)

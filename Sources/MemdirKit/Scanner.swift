@@ -12,9 +12,16 @@ import Darwin
 #endif
 import Dispatch
 
+/// A group: its key frames (from the Grouper) and the blocks' leak kind.
+public struct GroupKey: Hashable, Sendable {
+    public var frames: [UInt64]
+    public var kind: LeakKind
+}
+
 /// Blocks counted under one group key.
 public struct LeakAggregate: Sendable {
-    public var key: [UInt64]
+    public var key: GroupKey
+    public var kind: LeakKind { key.kind }
     public var blocks: Int
     public var bytes: UInt64
     /// The earliest (smallest seq) block of the group.
@@ -28,6 +35,8 @@ public struct RunScan: Sendable {
     public var process: ProcessRecord?
     public var status: StatusRecord?
     public var modules: ModuleMap
+    /// The leak-check's verdicts (or why there are none), applied to every block.
+    public var classification = Classification(checkSeq: nil, reason: nil)
     public var leaks: [LeakAggregate] = []
     public var badFrees: [BadFreeRecord] = []
     /// The first problems met (malformed or unsupported records); `problemCount` counts all.
@@ -95,9 +104,11 @@ public enum Scanner {
         let status = small("status", RecordParser.parseStatus)
         let modules = ModuleMap(small("modules", RecordParser.parseModules) ?? [], rules: rules)
         var scan = RunScan(directory: path, name: baseName(path), process: process, status: status, modules: modules)
+        scan.classification = classification(runDirectory: path, status: status, problems: &problems)
         let accumulator = Accumulator()
         for p in problems { accumulator.problem(p) }
-        streamBlocks(path: path, grouper: Grouper(mode: mode, modules: modules), into: accumulator, scan: &scan)
+        streamBlocks(path: path, grouper: Grouper(mode: mode, modules: modules), classification: scan.classification,
+                     into: accumulator, scan: &scan)
         scan.leaks = Array(accumulator.groups.values)
         scan.problems = accumulator.problems
         scan.problemCount = accumulator.problemCount
@@ -105,8 +116,30 @@ public enum Scanner {
         return scan
     }
 
+    /// Reads `leak-check`; a missing file is no problem (the reason comes from `status`), an
+    /// unreadable or malformed one is, and leaves the blocks not classified.
+    static func classification(runDirectory path: String, status: StatusRecord?, problems: inout [MemdirError]) -> Classification {
+        let file = join(path, "leak-check")
+        switch LeakCheckParser.readFile(file) {
+        case .failure(let error):
+            if case .malformedRecord(_, "missing file") = error { return Classification.make(record: nil, status: status) }
+            problems.append(error)
+            return Classification(checkSeq: nil, reason: "leak-check record unreadable")
+        case .success(let bytes):
+            do throws(MemdirError) {
+                return Classification.make(record: try LeakCheckParser.parse(bytes, path: file), status: status)
+            } catch {
+                problems.append(error)
+                if case .unsupportedVersion(_, let v) = error {
+                    return Classification(checkSeq: nil, reason: "leak-check format version \(v) not supported")
+                }
+                return Classification(checkSeq: nil, reason: "leak-check record malformed")
+            }
+        }
+    }
+
     /// readdir the run directory; block files go to workers in batches, bad-free files are parsed here.
-    static func streamBlocks(path: String, grouper: Grouper, into accumulator: Accumulator, scan: inout RunScan) {
+    static func streamBlocks(path: String, grouper: Grouper, classification: Classification, into accumulator: Accumulator, scan: inout RunScan) {
         guard let dir = opendir(path) else {
             accumulator.problem(.directoryUnreadable(path: path, reason: errnoText(errno)))
             return
@@ -123,7 +156,7 @@ public enum Scanner {
             batch = NameBatch()
             slots.wait()
             DispatchQueue.global().async(group: group) {
-                parseBatch(work, dirfd: fd, directory: path, grouper: grouper, into: accumulator)
+                parseBatch(work, dirfd: fd, directory: path, grouper: grouper, classification: classification, into: accumulator)
                 slots.signal()
             }
         }
@@ -160,8 +193,9 @@ public enum Scanner {
         group.wait()
     }
 
-    static func parseBatch(_ batch: NameBatch, dirfd: Int32, directory: String, grouper: Grouper, into accumulator: Accumulator) {
-        var local: [[UInt64]: LeakAggregate] = [:]
+    static func parseBatch(_ batch: NameBatch, dirfd: Int32, directory: String, grouper: Grouper, classification: Classification,
+                           into accumulator: Accumulator) {
+        var local: [GroupKey: LeakAggregate] = [:]
         var problems: [MemdirError] = []
         var problemCount = 0
         var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
@@ -206,7 +240,8 @@ public enum Scanner {
             case .malformed(let reason): problem(.malformedRecord(path: filePath(), reason: reason))
             case .unsupportedVersion(let version): problem(.unsupportedVersion(path: filePath(), version: version))
             case .ok(let fields):
-                let key = stack.withUnsafeBufferPointer { grouper.key($0, seq: fields.seq) }
+                let frames = stack.withUnsafeBufferPointer { grouper.key($0, seq: fields.seq) }
+                let key = GroupKey(frames: frames, kind: classification.kind(address: fields.address, seq: fields.seq))
                 if var aggregate = local[key] {
                     aggregate.blocks += 1
                     aggregate.bytes &+= fields.size
@@ -255,7 +290,7 @@ struct NameBatch: @unchecked Sendable {
 /// The shared result of all workers, merged under a lock once per batch.
 final class Accumulator: @unchecked Sendable {
     private var lock = pthread_mutex_t()
-    var groups: [[UInt64]: LeakAggregate] = [:]
+    var groups: [GroupKey: LeakAggregate] = [:]
     var problems: [MemdirError] = []
     var problemCount = 0
 
@@ -266,7 +301,7 @@ final class Accumulator: @unchecked Sendable {
         merge([:], problems: [error], problemCount: 1)
     }
 
-    func merge(_ local: [[UInt64]: LeakAggregate], problems newProblems: [MemdirError], problemCount count: Int) {
+    func merge(_ local: [GroupKey: LeakAggregate], problems newProblems: [MemdirError], problemCount count: Int) {
         pthread_mutex_lock(&lock)
         defer { pthread_mutex_unlock(&lock) }
         for (key, aggregate) in local {

@@ -6,7 +6,10 @@ public protocol OutputFormatter {
 }
 
 public struct TableFormatter: OutputFormatter {
-    public init() {}
+    /// `--gen-suppressions`: a valgrind entry after each listed group.
+    public var suppressionEntries = false
+
+    public init(suppressionEntries: Bool = false) { self.suppressionEntries = suppressionEntries }
 
     public func format(_ report: Report) -> String {
         var out = ""
@@ -17,14 +20,51 @@ public struct TableFormatter: OutputFormatter {
         for (module, message) in report.resolveFailures.sorted(by: { $0.key < $1.key }) {
             out += "warning: could not resolve \(module): \(message)\n"
         }
+        if report.suppressionsWithoutSymbols {
+            out += "note: function names were not resolved (list, or run without addr2line): only the obj: and module patterns of the suppressions could match\n"
+        }
         out += "\n"
         let n = report.processes.count
         let processes = "\(n) process" + (n == 1 ? "" : "es")
+        out += "LEAK SUMMARY (\(processes)):\n"
+        out += leakSummary(report.totals, unclassifiedReason: nil, indent: "")
+        out += label("bad frees") + "\(grouped(report.badFreeCount))\n"
+        for (supp, tally) in report.suppressionUses {
+            out += "  suppressed by \(supp.name) (\(supp.file):\(supp.line)): \(grouped(tally.bytes)) bytes in \(grouped(tally.blocks)) blocks\n"
+        }
         if report.isClean {
             out += "no leaks, no bad frees in \(processes)\n"
         } else {
-            out += "total: \(report.leakedBlocks) leaked block\(s(report.leakedBlocks)), \(report.leakedBytes) bytes; "
+            out += "total: \(report.leakedBlocks) lost block\(s(report.leakedBlocks)), \(report.leakedBytes) bytes; "
                 + "\(report.badFreeCount) bad free\(s(report.badFreeCount)) in \(processes)\n"
+        }
+        return out
+    }
+
+    /// valgrind's words, labels aligned on the colon: `   definitely lost: 1,234 bytes in 5 blocks`.
+    func leakSummary(_ t: LeakTotals, unclassifiedReason: String?, indent: String) -> String {
+        var out = ""
+        for kind in LeakKind.classified {
+            out += indent + label(kind.words) + "\(grouped(t[kind].bytes)) bytes in \(grouped(t[kind].blocks)) blocks\n"
+        }
+        out += indent + label("suppressed") + "\(grouped(t.suppressed.bytes)) bytes in \(grouped(t.suppressed.blocks)) blocks\n"
+        let unclassified = t[.notClassified]
+        if unclassified.blocks > 0 {
+            out += indent + label("not classified") + "\(grouped(unclassified.bytes)) bytes in \(grouped(unclassified.blocks)) blocks"
+                + (unclassifiedReason.map { " (\($0))" } ?? "") + "\n"
+        }
+        return out
+    }
+
+    func label(_ text: String) -> String { pad(text, 18) + ": " }
+
+    /// 1234567 -> "1,234,567", as valgrind prints counts.
+    func grouped<T: BinaryInteger>(_ n: T) -> String {
+        let digits = Array(String(n))
+        var out = ""
+        for (i, d) in digits.enumerated() {
+            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+            out.append(d)
         }
         return out
     }
@@ -36,22 +76,23 @@ public struct TableFormatter: OutputFormatter {
         out += " (\(p.status?.summary ?? "no status"))"
         if let parent = p.process?.parent { out += ", forked from \(parent)" }
         out += "\n"
-        if p.leaks.isEmpty && p.badFrees.isEmpty {
-            out += "  no leaks, no bad frees\n"
-        }
         if !p.leaks.isEmpty {
-            out += "  leaks: \(p.leakedBlocks) block\(s(p.leakedBlocks)), \(p.leakedBytes) bytes in \(p.leaks.count) group\(s(p.leaks.count))\n"
+            out += "  loss records: \(p.leaks.count)\n"
             if resolved {
                 for g in p.leaks {
-                    out += "    \(g.blocks) block\(s(g.blocks)), \(g.bytes) bytes at \(g.location)\n"
+                    out += "    \(g.kind.words): \(g.blocks) block\(s(g.blocks)), \(g.bytes) bytes at \(g.location)\n"
                     out += formatStack(g.stack, attributed: g.attributed, indent: "      ")
+                    if suppressionEntries { out += SuppressionWriter.entry(for: g) }
                 }
             } else {
                 let bw = max(6, p.leaks.map { String($0.blocks).count }.max() ?? 0)
                 let yw = max(5, p.leaks.map { String($0.bytes).count }.max() ?? 0)
-                out += "    " + pad("blocks", bw) + "  " + pad("bytes", yw) + "  location\n"
+                let kw = p.leaks.map { $0.kind.words.count }.max() ?? 0
+                out += "    " + pad("blocks", bw) + "  " + pad("bytes", yw) + "  " + "kind".padding(kw) + "  location\n"
                 for g in p.leaks {
-                    out += "    " + pad(String(g.blocks), bw) + "  " + pad(String(g.bytes), yw) + "  \(g.location)\n"
+                    out += "    " + pad(String(g.blocks), bw) + "  " + pad(String(g.bytes), yw) + "  " + g.kind.words.padding(kw)
+                        + "  \(g.location)\n"
+                    if suppressionEntries { out += SuppressionWriter.entry(for: g) }
                 }
             }
         }
@@ -78,6 +119,8 @@ public struct TableFormatter: OutputFormatter {
         if p.problemCount > 0 {
             out += "  warning: \(p.problemCount) record\(s(p.problemCount)) could not be read (see errors)\n"
         }
+        for note in p.classification.notes { out += "  note: leak check: \(note)\n" }
+        out += "  leak summary:\n" + leakSummary(p.totals, unclassifiedReason: p.unclassifiedReason, indent: "  ")
         return out
     }
 
@@ -98,4 +141,9 @@ public struct TableFormatter: OutputFormatter {
     func pad(_ text: String, _ width: Int) -> String {
         String(repeating: " ", count: max(0, width - text.count)) + text
     }
+}
+
+extension String {
+    /// Left-aligned in `width` columns.
+    fileprivate func padding(_ width: Int) -> String { self + String(repeating: " ", count: max(0, width - count)) }
 }

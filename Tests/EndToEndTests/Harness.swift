@@ -401,11 +401,11 @@ func parseJSON(_ result: RunResult, sourceLocation: SourceLocation = #_sourceLoc
     return dict
 }
 
-// MARK: - memdir reports, read from `--json` ("memdir-report/1")
+// MARK: - memdir reports, read from `--json` ("memdir-report/2")
 
 /// One leak group or bad free of a memdir report.
 struct ReportGroup {
-    var kind: String            // "leak", "double-free", "invalid-free"
+    var kind: String            // "definitely_lost"... "not_classified", "double-free", "invalid-free"
     var blocks: Int
     var bytes: Int
     /// The attributed frame as `function file:line` (memdir's group location).
@@ -477,8 +477,8 @@ private func group(_ d: [String: Any], kind defaultKind: String) -> ReportGroup 
 }
 
 func reportView(_ json: [String: Any]) throws -> ReportView {
-    guard let schema = json["schema"] as? String, schema == "memdir-report/1" else {
-        throw HarnessError("not a memdir-report/1 document: \(json.keys.sorted())")
+    guard let schema = json["schema"] as? String, schema == "memdir-report/2" else {
+        throw HarnessError("not a memdir-report/2 document: \(json.keys.sorted())")
     }
     let processes = (json["processes"] as? [[String: Any]]) ?? []
     return ReportView(processes: processes.map { p in
@@ -490,17 +490,17 @@ func reportView(_ json: [String: Any]) throws -> ReportView {
     }, raw: json)
 }
 
-/// `memdir resolve DIR --json [extra]`.
+/// `memdir resolve DIR --json --show-leak-kinds all [extra]`: every live block, whatever its kind.
 func resolveReport(_ dir: URL, extra: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) throws -> ReportView {
-    let result = try memdir(["resolve", dir.path, "--json"] + extra)
+    let result = try memdir(["resolve", dir.path, "--json", "--show-leak-kinds", "all"] + extra)
     #expect(result.exitedNormally && result.status == 0,
             "memdir resolve: \(result.statusDescription)\n\(result.stderrText)", sourceLocation: sourceLocation)
     return try reportView(try parseJSON(result))
 }
 
-/// `memdir list DIR --json [extra]`.
+/// `memdir list DIR --json --show-leak-kinds all [extra]`: every live block, whatever its kind.
 func listReport(_ dir: URL, extra: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) throws -> ReportView {
-    let result = try memdir(["list", dir.path, "--json"] + extra)
+    let result = try memdir(["list", dir.path, "--json", "--show-leak-kinds", "all"] + extra)
     #expect(result.exitedNormally && result.status == 0,
             "memdir list: \(result.statusDescription)\n\(result.stderrText)", sourceLocation: sourceLocation)
     return try reportView(try parseJSON(result))

@@ -37,7 +37,7 @@ import Testing
         let second = try #require(syms["second"])
         let result = a2l.symbolize(path: bin, offsets: [second])
         #expect(result.failure == nil)
-        #expect(result.symbols[second] == [Symbol(function: "second", file: t.path + "/t.c", line: 5)])
+        #expect(result.symbols[second] == [Symbol(function: "second", file: t.path + "/t.c", line: 5, mangled: "second")])
     }
 
     /// A return address that equals the start of `second` belongs to the call in `first` (a noreturn
@@ -107,9 +107,10 @@ import Testing
 
             """
         let parsed = Addr2Line.parse(out)
-        #expect(parsed[0x1149] == [Symbol(function: "inner", file: "/src/a.c", line: 10), Symbol(function: "outer", file: "/src/a.c", line: 20)])
+        #expect(parsed[0x1149] == [Symbol(function: "inner", file: "/src/a.c", line: 10, mangled: "inner"),
+                                  Symbol(function: "outer", file: "/src/a.c", line: 20, mangled: "outer")])
         #expect(parsed[0x2000] == [Symbol(function: nil, file: nil, line: nil)])
-        #expect(parsed[0x3000] == [Symbol(function: "Swift.Int", file: nil, line: nil)])
+        #expect(parsed[0x3000] == [Symbol(function: "Swift.Int", file: nil, line: nil, mangled: "$sSi")])
         let frame = Frame(address: 0x401149, module: "/bin/p", offset: 0x1149, symbols: parsed[0x1149]!)
         #expect(frame.describe(symbol: 0) == "inner /src/a.c:10")
         #expect(Frame(address: 0x2000, module: "/bin/p", offset: 0x2000, symbols: parsed[0x2000]!).describe() == "p+0x2000")

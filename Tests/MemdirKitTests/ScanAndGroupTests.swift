@@ -55,6 +55,7 @@ import Testing
         t.block("4242", address: 0x40, size: 5, seq: 4, stack: [libfoo + 0x20, 0x401300])
         // Everything a wrapper: attributed to the last frame.
         t.block("4242", address: 0x50, size: 1, seq: 5, stack: [libc + 0x10, libc + 0x99], extra: " unknown=1")
+        t.leakCheck("4242", seq: 5, lost: [(0x10, "definitely"), (0x20, "definitely"), (0x30, "definitely"), (0x40, "definitely"), (0x50, "definitely")])
     }
 
     @Test func groupByCaller() throws {
@@ -81,6 +82,7 @@ import Testing
         let t = TempDir(); defer { t.remove() }
         fixture(t)
         t.block("4242", address: 0x60, size: 100, seq: 6, stack: [libc + 0x10, 0x401100, 0x401600])
+        t.leakCheck("4242", seq: 6, lost: [0x10, 0x20, 0x30, 0x40, 0x50, 0x60].map { ($0, "definitely") })
         let leaks = try report(t.path, .stack).processes[0].leaks
         #expect(leaks.map { "\($0.blocks) \($0.bytes) \($0.location)" }
                 == ["1 100 prog+0x1100", "2 30 prog+0x1100", "1 30 prog+0x1200", "1 5 libfoo.so.1+0x2020", "1 1 libc.so.6+0x2099"])
@@ -155,14 +157,14 @@ import Testing
         #expect(text.contains("    invalid-free of 0x20 (free) at prog+0x1410\n"))
         #expect(text.contains("  warning: record incomplete: 3 live blocks not recorded, 0 freed blocks not removed (may show as leaks), 1 bad free not recorded: openat: No space left on device\n"))
         #expect(text.contains("  note: state running:"))
-        #expect(text.hasSuffix("total: 0 leaked blocks, 0 bytes; 2 bad frees in 1 process\n"))
+        #expect(text.hasSuffix("total: 0 lost blocks, 0 bytes; 2 bad frees in 1 process\n"))
     }
 
     @Test func jsonSchema() throws {
         let t = TempDir(); defer { t.remove() }
         fixture(t)
         let json = JSONFormatter().format(try report(t.path, .frame))
-        #expect(json.hasPrefix("{\n  \"schema\": \"memdir-report/1\",\n"))
+        #expect(json.hasPrefix("{\n  \"schema\": \"memdir-report/2\",\n"))
         #expect(json.contains("\"leaked_blocks\": 5"))
         #expect(json.contains("\"location\": \"prog+0x1100\""))
         #expect(json.contains("\"module\": \"/home/me/prog\""))

@@ -51,6 +51,17 @@ struct TempDir {
     }
 }
 
+extension TempDir {
+    /// A complete `leak-check` record in run `run`: check at `seq`, `lost` as (address, kind word).
+    func leakCheck(_ run: String, seq: Int, lost: [(UInt64, String)], notes: [String] = [], result: String = "complete", end: Bool = true) {
+        var text = "memtrack/1 leak-check\nresult \(result)\nwhen exit\nseq \(seq)\nms 7\nduration-us 120\nthreads 1\nthreads-scanned 1\nblocks \(lost.count)\n"
+        for n in notes { text += "note \(n)\n" }
+        for (address, kind) in lost { text += "lost 0x\(String(address, radix: 16)) \(kind)\n" }
+        if end { text += "end\n" }
+        write("\(run)/leak-check", text)
+    }
+}
+
 /// Captures what a command prints.
 final class Captured: @unchecked Sendable {
     var out = "", err = ""

@@ -46,7 +46,7 @@ extension Command {
 /// `--by`, `--wrapper`, `--json`: how a report is grouped and printed.
 public struct ReportFlags: Sendable {
     public static let options: [OptionSpec] = [
-        OptionSpec("--json", help: "Print the report as JSON (schema memdir-report/1)."),
+        OptionSpec("--json", help: "Print the report as JSON (schema memdir-report/2)."),
         OptionSpec("--by", value: "caller|frame|stack",
                    help: "Group leaks by the direct caller, the first frame outside allocation wrappers (default), or the whole stack."),
         OptionSpec("--wrapper", value: "NAME", repeatable: true,

@@ -4,27 +4,31 @@
 public struct ResolveCommand: Command {
     public static let name = "resolve"
     public static let summary = "Like list, with every stack resolved to function file:line by addr2line."
-    public static let usage = "memdir resolve [DIR] [--binary PATH] [--json] [--by caller|frame|stack] [--wrapper NAME]..."
+    public static let usage = "memdir resolve [DIR] [--binary PATH] [--json] [--json-file FILE] [--by caller|frame|stack] [--wrapper NAME]... [--show-leak-kinds KINDS] [--suppressions FILE]... [--gen-suppressions]"
     public static let discussion = "DIR (default ./mem) is a MEM_DIR holding run directories, or one run directory."
-    public static let options = ReportFlags.options + [
+    public static let options = ReportFlags.options + LeakFlags.options + [
         OptionSpec("--binary", value: "PATH", help: "Resolve the main executable's frames in PATH (e.g. an unstripped copy)."),
     ]
 
     public var directory: String
     public var flags: ReportFlags
+    public var leakFlags: LeakFlags
     public var binary: String?
 
     public init(_ a: ParsedArguments) throws(MemdirError) {
         guard a.positionals.count <= 1 else { throw .usage("unexpected argument '\(a.positionals[1])'") }
         directory = a.positionals.first ?? "./mem"
         flags = try ReportFlags(a)
+        leakFlags = try LeakFlags(a)
         binary = a.value("--binary")
     }
 
     public func run(_ console: Console) throws(MemdirError) -> Int32 {
+        let leaks = try leakFlags.leakOptions()
+        let jsonFile = try leakFlags.jsonFile.map { (path) throws(MemdirError) in try JSONFile(path) }
         let report = try ReportBuilder.build(
             directory: directory,
-            options: ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: true, binary: binary))
-        return emit(report, json: flags.json, to: console.out, console: console)
+            options: ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: true, binary: binary, leaks: leaks))
+        return emit(report, flags: flags, leakFlags: leakFlags, jsonFile: jsonFile, to: console.out, console: console)
     }
 }

@@ -1,8 +1,9 @@
 // RunCommand.swift: `memdir run PROGRAM ARGS...`: runs a program under libmemtrack.so in a fresh
 // records directory, then prints the resolved report. The program's stdin/stdout/stderr are
 // inherited; the report goes to stderr (JSON to stdout with --json) so the program's stdout
-// stays usable in pipelines. Exit status: the program's (128+signal when killed), or N from
-// --error-exitcode when there are leaks or bad frees.
+// stays usable in pipelines. Exit status: the program's (128+signal when killed), or the gate's
+// (23, or N from --error-exitcode; 0 turns it off) when there are lost blocks of the
+// --errors-for-leak-kinds kinds, bad frees, or an incomplete record.
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -15,27 +16,39 @@ import Darwin
 public struct RunCommand: Command {
     public static let name = "run"
     public static let summary = "Run a program under libmemtrack.so and print the resolved report."
-    public static let usage = "memdir run [--dir DIR] [--error-exitcode N] [--json] [--by caller|frame|stack] [--binary PATH] [--] PROGRAM [ARGS...]"
+    public static let usage = "memdir run [--dir DIR] [--error-exitcode N] [--errors-for-leak-kinds KINDS] [--json] [--json-file FILE] [--by caller|frame|stack] [--binary PATH] [--show-leak-kinds KINDS] [--suppressions FILE]... [--gen-suppressions] [--] PROGRAM [ARGS...]"
     public static let discussion = """
         The report goes to stderr (with --json, JSON to stdout). Records are kept in DIR (default: a new
         memdir-run-XXXXXX in $TMPDIR if set, else in /dev/shm, else in /tmp). libmemtrack.so is looked for beside the memdir executable;
-        the MEMDIR_LIBRARY environment variable overrides that path.
+        the MEMDIR_LIBRARY environment variable overrides that path. Exit status: 23 (or --error-exitcode N; 0 turns the
+        gate off) when there are lost blocks of the --errors-for-leak-kinds kinds after suppressions, bad frees, or an
+        incomplete record; otherwise the program's own.
         """
-    public static let options = ReportFlags.options + [
+    public static let options = ReportFlags.options + LeakFlags.options + [
         OptionSpec("--dir", value: "DIR", help: "Write the records to DIR, which must be empty or not exist."),
-        OptionSpec("--error-exitcode", value: "N", help: "Exit with N when leaks or bad frees are found."),
+        OptionSpec("--error-exitcode", value: "N", help: "Exit with N (default 23; 0: off) when lost blocks, bad frees or an incomplete record are found."),
+        OptionSpec("--errors-for-leak-kinds", value: "KINDS", help: "The kinds that fail the run: definite,indirect,possible,reachable,all,none (default definite,indirect)."),
         OptionSpec("--binary", value: "PATH", help: "Resolve the main executable's frames in PATH."),
     ]
     public static let stopsAtFirstPositional = true
 
+    /// LSan's exit status for leaks.
+    public static let defaultErrorExitCode: Int32 = 23
+    public static let defaultErrorKinds: Set<LeakKind> = [.definitelyLost, .indirectlyLost]
+
     public var flags: ReportFlags
+    public var leakFlags: LeakFlags
     public var directory: String?
-    public var errorExitCode: Int32?
+    /// 0: the gate is off.
+    public var errorExitCode: Int32 = defaultErrorExitCode
+    public var errorKinds: Set<LeakKind> = defaultErrorKinds
     public var binary: String?
     public var program: [String]
 
     public init(_ a: ParsedArguments) throws(MemdirError) {
         flags = try ReportFlags(a)
+        leakFlags = try LeakFlags(a)
+        errorKinds = try LeakFlags.kinds(a, "--errors-for-leak-kinds") ?? Self.defaultErrorKinds
         directory = a.value("--dir")
         binary = a.value("--binary")
         if let n = a.value("--error-exitcode") {
@@ -92,6 +105,9 @@ public struct RunCommand: Command {
     public func run(_ console: Console) throws(MemdirError) -> Int32 {
         var environment = currentEnvironment()
         let library = try Self.findLibrary(environment: environment)
+        // Bad suppressions or --json-file fail before the program runs.
+        let leaks = try leakFlags.leakOptions()
+        let jsonFile = try leakFlags.jsonFile.map { (path) throws(MemdirError) in try JSONFile(path) }
         guard let found = findExecutable(program[0], path: environment["PATH"]) else {
             throw .programNotFound(program[0])
         }
@@ -112,11 +128,32 @@ public struct RunCommand: Command {
         }
         let report = try ReportBuilder.build(
             directory: dir,
-            options: ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: resolve, binary: binary, addr2line: addr2line))
-        _ = emit(report, json: flags.json, to: flags.json ? console.out : console.err, console: console)
+            options: ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: resolve, binary: binary,
+                                   addr2line: addr2line, leaks: leaks))
+        let emitted = emit(report, flags: flags, leakFlags: leakFlags, jsonFile: jsonFile,
+                           to: flags.json ? console.out : console.err, console: console)
         console.err("memdir: records kept in \(dir)\n")
-        if let n = errorExitCode, !report.isClean { return n }
-        return status
+        if emitted == MemdirError.outputUnwritable(path: "", reason: "").exitStatus { return emitted }  // --json-file failed
+        return gate(report, programStatus: status, console: console)
+    }
+
+    /// The exit status: the gate's when it fails, else the program's. Says why, in one line each.
+    func gate(_ report: Report, programStatus: Int32, console: Console) -> Int32 {
+        guard errorExitCode != 0 else { return programStatus }
+        let unclassified = report.totals[.notClassified]
+        if unclassified.blocks > 0 {
+            console.err("memdir: note: \(unclassified.blocks) block\(unclassified.blocks == 1 ? "" : "s") not classified "
+                + "(\(report.processes.compactMap(\.unclassifiedReason).uniqued.joined(separator: "; "))): not counted as lost\n")
+        }
+        guard report.gateFails(kinds: errorKinds) else { return programStatus }
+        var why: [String] = []
+        for kind in LeakKind.classified where errorKinds.contains(kind) && report.totals[kind].blocks > 0 {
+            why.append("\(report.totals[kind].blocks) \(kind.words)")
+        }
+        if report.badFreeCount > 0 { why.append("\(report.badFreeCount) bad free\(report.badFreeCount == 1 ? "" : "s")") }
+        if report.processes.contains(where: \.recordIncomplete) { why.append("record incomplete") }
+        console.err("memdir: exit status \(errorExitCode): \(why.joined(separator: ", "))\n")
+        return errorExitCode
     }
 
     /// posix_spawn with an argv array; memdir ignores SIGINT/SIGQUIT while waiting (as shells

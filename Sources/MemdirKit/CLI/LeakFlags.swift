@@ -1,0 +1,103 @@
+// LeakFlags.swift: the options about leak kinds that `list`, `resolve` and `run` share
+// (`--show-leak-kinds`, `--suppressions`, `--gen-suppressions`, `--json-file`), with valgrind's
+// names and values, and the `--json-file` writer.
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public struct LeakFlags: Sendable {
+    public static let options: [OptionSpec] = [
+        OptionSpec("--show-leak-kinds", value: "KINDS",
+                   help: "List groups of these kinds: definite,indirect,possible,reachable,all,none (default definite,indirect,possible)."),
+        OptionSpec("--suppressions", value: "FILE", repeatable: true,
+                   help: "Suppress blocks matching FILE's entries (valgrind's Memcheck:Leak or LSan's leak: format)."),
+        OptionSpec("--gen-suppressions", help: "Print a valgrind suppression entry after each listed group."),
+        OptionSpec("--json-file", value: "FILE", help: "Also write the JSON report (schema memdir-report/2) to FILE."),
+    ]
+
+    public var shownKinds: Set<LeakKind>
+    public var suppressionFiles: [String]
+    public var generateSuppressions: Bool
+    public var jsonFile: String?
+
+    public init(_ a: ParsedArguments) throws(MemdirError) {
+        shownKinds = try Self.kinds(a, "--show-leak-kinds") ?? LeakOptions.defaultShown
+        suppressionFiles = a.all("--suppressions")
+        generateSuppressions = a.flag("--gen-suppressions")
+        jsonFile = a.value("--json-file")
+        if jsonFile == "" { throw .usage("invalid value '' for '--json-file'") }
+    }
+
+    /// A valgrind kind list option, nil when not given.
+    static func kinds(_ a: ParsedArguments, _ name: String) throws(MemdirError) -> Set<LeakKind>? {
+        guard let text = a.value(name) else { return nil }
+        guard let set = LeakKind.parseSet(text) else {
+            throw .usage("invalid value '\(text)' for '\(name)' (expected definite, indirect, possible, reachable, all or none, comma-separated)")
+        }
+        return set
+    }
+
+    /// Reads the suppression files (status 9 or 10 when one is bad).
+    public func leakOptions() throws(MemdirError) -> LeakOptions {
+        LeakOptions(shownKinds: shownKinds, suppressions: try SuppressionParser.load(suppressionFiles))
+    }
+}
+
+/// `--json-file`: opened (created, truncated) before any work, so a bad path fails first.
+public struct JSONFile {
+    public let path: String
+    let fd: Int32
+
+    public init(_ path: String) throws(MemdirError) {
+        let fd = retryingEINTR { open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
+        guard fd >= 0 else { throw .outputUnwritable(path: path, reason: errnoText(errno)) }
+        self.path = path
+        self.fd = fd
+    }
+
+    /// Writes the report and closes the file.
+    public func save(_ report: Report) throws(MemdirError) {
+        defer { close(fd) }
+        var text = JSONFormatter().format(report)
+        let failure: Int32 = text.withUTF8 { buf in
+            var offset = 0
+            while offset < buf.count {
+                let n = retryingEINTR { write(fd, buf.baseAddress! + offset, buf.count - offset) }
+                if n < 0 { return errno }
+                if n == 0 { return EIO }
+                offset += n
+            }
+            return 0
+        }
+        if failure != 0 { throw .outputUnwritable(path: path, reason: errnoText(failure)) }
+    }
+}
+
+/// Prints the report (and the JSON file); the status for record problems, or 11 when the JSON
+/// file could not be written.
+func emit(_ report: Report, flags: ReportFlags, leakFlags: LeakFlags, jsonFile: JSONFile?,
+          to write: (String) -> Void, console: Console) -> Int32 {
+    write(flags.json ? JSONFormatter().format(report)
+                     : TableFormatter(suppressionEntries: leakFlags.generateSuppressions).format(report))
+    let status = reportProblems(report, console: console)
+    do throws(MemdirError) {
+        try jsonFile?.save(report)
+    } catch {
+        console.error(error.description)
+        return error.exitStatus
+    }
+    return status
+}
+
+extension Array where Element: Hashable {
+    /// The elements in order, each once.
+    var uniqued: [Element] {
+        var seen = Set<Element>()
+        return filter { seen.insert($0).inserted }
+    }
+}

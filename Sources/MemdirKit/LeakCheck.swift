@@ -1,0 +1,313 @@
+// LeakCheck.swift: the parse and classify stages for leak kinds. Reads a run directory's
+// `leak-check` record (README "The leak-check record"), written by the tracker at a normal exit,
+// and turns it into a per-process lookup (`Classification`) the block scan asks for every block:
+// definitely / indirectly / possibly lost, still reachable, or not classified (and why).
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What a block is at the end of the process, in valgrind memcheck's words.
+public enum LeakKind: Int, CaseIterable, Comparable, Sendable {
+    case definitelyLost, indirectlyLost, possiblyLost, stillReachable
+    /// No classification applies: the process ended without a check, or the block is newer.
+    case notClassified
+
+    public static func < (a: LeakKind, b: LeakKind) -> Bool { a.rawValue < b.rawValue }
+
+    /// The JSON name: `definitely_lost` ...
+    public var jsonName: String {
+        switch self {
+        case .definitelyLost: "definitely_lost"
+        case .indirectlyLost: "indirectly_lost"
+        case .possiblyLost: "possibly_lost"
+        case .stillReachable: "still_reachable"
+        case .notClassified: "not_classified"
+        }
+    }
+
+    /// valgrind's words: `definitely lost` ...
+    public var words: String { jsonName.replacingUnderscores }
+
+    /// valgrind's `--show-leak-kinds` / `match-leak-kinds` value; nil for notClassified.
+    public var valgrindName: String? {
+        switch self {
+        case .definitelyLost: "definite"
+        case .indirectlyLost: "indirect"
+        case .possiblyLost: "possible"
+        case .stillReachable: "reachable"
+        case .notClassified: nil
+        }
+    }
+
+    public var isLost: Bool { self < .stillReachable }
+
+    /// The four kinds a leak check decides.
+    public static let classified: [LeakKind] = [.definitelyLost, .indirectlyLost, .possiblyLost, .stillReachable]
+
+    /// Parses valgrind's kind list: `definite,indirect`, `all`, `none`. Nil when a word is unknown.
+    public static func parseSet(_ text: String) -> Set<LeakKind>? {
+        var result: Set<LeakKind> = []
+        for word in text.split(separator: ",", omittingEmptySubsequences: false) {
+            switch word {
+            case "all": result.formUnion(classified)
+            case "none": break
+            default:
+                guard let kind = classified.first(where: { $0.valgrindName == String(word) }) else { return nil }
+                result.insert(kind)
+            }
+        }
+        return result
+    }
+}
+
+extension String {
+    fileprivate var replacingUnderscores: String { String(map { $0 == "_" ? " " : $0 }) }
+}
+
+/// The blocks a leak check found lost, as a sorted array: 9 bytes a block, looked up by binary
+/// search from every scanning thread (a million-block heap may list a million).
+public struct LostBlocks: Equatable, Sendable, ExpressibleByDictionaryLiteral {
+    private var addresses: [UInt64] = []
+    private var kinds: [LeakKind] = []
+    private var sorted = true
+
+    public init() {}
+    public init(dictionaryLiteral elements: (UInt64, LeakKind)...) {
+        for (a, k) in elements { append(a, k) }
+        finish()
+    }
+
+    public var count: Int { addresses.count }
+
+    mutating func append(_ address: UInt64, _ kind: LeakKind) {
+        if let last = addresses.last, last >= address { sorted = false }
+        addresses.append(address)
+        kinds.append(kind)
+    }
+
+    /// Sorts by address once all lines are in (the tracker writes them in any order).
+    mutating func finish() {
+        guard !sorted else { return }
+        let order = addresses.indices.sorted { addresses[$0] < addresses[$1] }
+        addresses = order.map { addresses[$0] }
+        kinds = order.map { kinds[$0] }
+        sorted = true
+    }
+
+    public subscript(address: UInt64) -> LeakKind? {
+        var lo = 0, hi = addresses.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if addresses[mid] < address { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < addresses.count && addresses[lo] == address ? kinds[lo] : nil
+    }
+}
+
+/// The `leak-check` file as written by the tracker.
+public struct LeakCheckRecord: Equatable, Sendable {
+    public enum Outcome: Equatable, Sendable {
+        case complete
+        case skipped(String)
+        case failed(String)
+    }
+
+    public var result: Outcome = .complete
+    public var when: String?
+    /// The tracker's sequence number when the check began; newer blocks are not classified.
+    public var seq: UInt64 = 0
+    public var ms: UInt64?
+    public var durationUs: UInt64?
+    public var threads: Int?
+    public var threadsScanned: Int?
+    public var blocks: UInt64?
+    public var notes: [String] = []
+    /// Every block that is not still reachable.
+    public var lost = LostBlocks()
+    /// Whether the `end` line was there.
+    public var ended = false
+}
+
+public enum LeakCheckParser {
+    /// A leak-check lists at most one line per live block, about 40 bytes each: 1 GiB is far
+    /// beyond any real heap's record and keeps a corrupt file from exhausting memory.
+    public static let maximumSize = 1 << 30
+
+    public static func parse(_ bytes: [UInt8], path: String) throws(MemdirError) -> LeakCheckRecord {
+        if bytes.isEmpty { throw .malformedRecord(path: path, reason: "empty file") }
+        var record = LeakCheckRecord()
+        var seqSeen = false
+        var lineNumber = 0
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count && bytes[end] != UInt8(ascii: "\n") { end += 1 }
+            let line = bytes[start..<end]
+            defer { start = end + 1; lineNumber += 1 }
+            if lineNumber == 0 {
+                try checkHeader(line, path: path)
+                continue
+            }
+            if end == bytes.count { break }  // a last line without newline is cut short: no `end`
+            if line.isEmpty { continue }
+            // The common line, one per lost block, parsed without making strings.
+            if line.starts(with: Self.lostPrefix), let gap = line[(start + 5)...].firstIndex(of: UInt8(ascii: " ")),
+               let address = BlockParser.number(line[(start + 5)..<gap]) {
+                let word = line[(gap + 1)...]
+                if let kind = Self.kindWords.first(where: { word.elementsEqual($0.0) })?.1 {
+                    record.lost.append(address, kind)
+                    continue
+                }
+            }
+            let space = line.firstIndex(of: UInt8(ascii: " ")) ?? line.endIndex
+            let key = String(decoding: line[line.startIndex..<space], as: UTF8.self)
+            let value = line[min(space + 1, line.endIndex)..<line.endIndex]
+            func bad(_ what: String) -> MemdirError {
+                .malformedRecord(path: path, reason: "line \(lineNumber + 1): \(what)")
+            }
+            func numberValue() throws(MemdirError) -> UInt64 {
+                guard let n = BlockParser.number(value) else { throw bad("bad number for '\(key)'") }
+                return n
+            }
+            switch key {
+            case "lost":
+                guard let gap = value.firstIndex(of: UInt8(ascii: " ")),
+                      let address = BlockParser.number(value[value.startIndex..<gap]) else { throw bad("bad lost line") }
+                switch String(decoding: value[(gap + 1)...], as: UTF8.self) {
+                case let other: throw bad("unknown leak kind '\(other)'")
+                }
+            case "result":
+                let text = String(decoding: value, as: UTF8.self)
+                let (word, reason) = keyValue(Substring(text))
+                switch word {
+                case "complete": record.result = .complete
+                case "skipped": record.result = .skipped(unescapeValue(reason))
+                case "failed": record.result = .failed(unescapeValue(reason))
+                default: throw bad("unknown result '\(word)'")
+                }
+            case "when": record.when = String(decoding: value, as: UTF8.self)
+            case "seq": record.seq = try numberValue(); seqSeen = true
+            case "ms": record.ms = try numberValue()
+            case "duration-us": record.durationUs = try numberValue()
+            case "threads": record.threads = Int(try numberValue())
+            case "threads-scanned": record.threadsScanned = Int(try numberValue())
+            case "blocks": record.blocks = try numberValue()
+            case "note": record.notes.append(unescapeValue(Substring(String(decoding: value, as: UTF8.self))))
+            case "end": record.ended = true
+            default: break  // unknown keys are ignored
+            }
+            if record.ended { break }
+        }
+        if record.ended && record.result == .complete && !seqSeen {
+            throw .malformedRecord(path: path, reason: "missing field 'seq'")
+        }
+        record.lost.finish()
+        return record
+    }
+
+    static let lostPrefix = Array("lost ".utf8)
+    static let kindWords: [([UInt8], LeakKind)] = [
+        (Array("definitely".utf8), .definitelyLost), (Array("indirectly".utf8), .indirectlyLost), (Array("possibly".utf8), .possiblyLost),
+    ]
+
+    static func checkHeader(_ line: ArraySlice<UInt8>, path: String) throws(MemdirError) {
+        let text = String(decoding: line, as: UTF8.self)
+        guard text.hasPrefix("memtrack/") else { throw .malformedRecord(path: path, reason: "missing memtrack header") }
+        let rest = text.dropFirst("memtrack/".count)
+        let version = rest.prefix { $0 != " " }
+        guard version == supportedRecordVersion else { throw .unsupportedVersion(path: path, version: String(version)) }
+        let kind = rest.dropFirst(version.count).drop { $0 == " " }
+        guard kind == "leak-check" else {
+            throw .malformedRecord(path: path, reason: "expected a leak-check record, found '\(kind)'")
+        }
+    }
+
+    /// Reads at most `maximumSize` bytes. A missing file is `.malformedRecord(..., "missing file")`.
+    static func readFile(_ path: String) -> Result<[UInt8], MemdirError> {
+        let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) }
+        guard fd >= 0 else {
+            let code = errno
+            return .failure(code == ENOENT ? .malformedRecord(path: path, reason: "missing file")
+                                           : .malformedRecord(path: path, reason: errnoText(code).lowercasedFirst))
+        }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { buf in retryingEINTR { read(fd, buf.baseAddress, buf.count) } }
+            if n < 0 { return .failure(.malformedRecord(path: path, reason: errnoText(errno).lowercasedFirst)) }
+            if n == 0 { break }
+            if bytes.count + n > maximumSize {
+                return .failure(.malformedRecord(path: path, reason: "larger than \(maximumSize) bytes"))
+            }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        return .success(bytes)
+    }
+}
+
+/// The classify stage's lookup for one process: which kind a block has, or why it has none.
+public struct Classification: Sendable {
+    /// Blocks with a seq above this are not classified; nil when nothing is.
+    public var checkSeq: UInt64?
+    public var lost: LostBlocks
+    /// Why no block of the process is classified (nil when the check is usable).
+    public var reason: String?
+    /// The check's own notes (threads not stopped...).
+    public var notes: [String]
+
+    public static let afterCheckReason = "allocated after the leak check"
+
+    public init(checkSeq: UInt64?, lost: LostBlocks = [:], reason: String?, notes: [String] = []) {
+        self.checkSeq = checkSeq
+        self.lost = lost
+        self.reason = reason
+        self.notes = notes
+    }
+
+    @inline(__always)
+    public func kind(address: UInt64, seq: UInt64) -> LeakKind {
+        guard let checkSeq, seq <= checkSeq else { return .notClassified }
+        return lost[address] ?? .stillReachable
+    }
+
+    /// From the parsed record, or from how the process ended when there is none.
+    public static func make(record: LeakCheckRecord?, status: StatusRecord?) -> Classification {
+        guard let record else {
+            return Classification(checkSeq: nil, reason: missingReason(status))
+        }
+        switch record.result {
+        case .skipped(let why): return Classification(checkSeq: nil, reason: "leak check skipped: \(why)", notes: record.notes)
+        case .failed(let why): return Classification(checkSeq: nil, reason: "leak check failed: \(why)", notes: record.notes)
+        case .complete:
+            guard record.ended else {
+                return Classification(checkSeq: nil, reason: "leak-check record incomplete (no end line)", notes: record.notes)
+            }
+            return Classification(checkSeq: record.seq, lost: record.lost, reason: nil, notes: record.notes)
+        }
+    }
+
+    /// Why a process has no leak-check file, inferred from `status`.
+    public static func missingReason(_ status: StatusRecord?) -> String {
+        guard let status else { return "no leak-check record and no status record" }
+        switch status.state {
+        case "signal": return "killed by " + (status.signalName ?? "signal \(status.signal.map(String.init) ?? "?")")
+        case "exec": return "replaced by exec" + (status.execPath.map { " of \($0)" } ?? "")
+        case "running": return "still running or killed (e.g. SIGKILL)"
+        case "exit": return "exit through _exit, or the leak check was disabled"
+        default: return "no leak-check record (state \(status.state))"
+        }
+    }
+}
+
+extension BlockParser {
+    /// `number` over a byte slice.
+    static func number(_ slice: ArraySlice<UInt8>) -> UInt64? {
+        slice.withUnsafeBytes { number($0, 0, $0.count) }
+    }
+}
