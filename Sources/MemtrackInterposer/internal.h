@@ -9,6 +9,8 @@
  *   records.c     formatting and writing record files (never stdio, never malloc)
  *   process.c     the run directory, fork, exec, exit and fatal signals
  *   unwind.c      the call-stack capture
+ *   cxx.c         the C++ operator new/delete family, forwarded to the next one with a marker
+ *   family.c      which family (malloc, new, new[]) allocated each live block
  *
  * Rules for everything here: no stdio, nothing that can allocate, no lock a signal handler
  * could deadlock on without noticing, errno left as the program had it.
@@ -34,6 +36,8 @@ enum memtrack_via {
     MEMTRACK_VIA_MALLOC, MEMTRACK_VIA_CALLOC, MEMTRACK_VIA_REALLOC, MEMTRACK_VIA_REALLOCARRAY,
     MEMTRACK_VIA_POSIX_MEMALIGN, MEMTRACK_VIA_ALIGNED_ALLOC, MEMTRACK_VIA_MEMALIGN,
     MEMTRACK_VIA_VALLOC, MEMTRACK_VIA_PVALLOC, MEMTRACK_VIA_FREE, MEMTRACK_VIA_CFREE,
+    MEMTRACK_VIA_NEW, MEMTRACK_VIA_NEW_ARRAY, MEMTRACK_VIA_NEW_ALIGNED, MEMTRACK_VIA_NEW_ARRAY_ALIGNED,
+    MEMTRACK_VIA_DELETE, MEMTRACK_VIA_DELETE_ARRAY,
 };
 const char *memtrack_via_name(int via);
 
@@ -90,6 +94,7 @@ int memtrack_shadow_exchange(const void *pointer, int state);
 /* Moves a live block to FREED atomically; returns the previous state (the caller reports
  * NEVER or FREED as a bad free, and must then leave the state as it was). */
 int memtrack_shadow_release(const void *pointer);
+int memtrack_shadow_state(const void *pointer);   /* read only */
 
 /* ---- records.c ------------------------------------------------------------------------ */
 
@@ -100,6 +105,7 @@ struct memtrack_block {
     uint32_t milliseconds;  /* since the process started */
     int32_t thread;
     uint8_t via;
+    uint8_t family;         /* enum memtrack_family; written as family= when not malloc */
     struct memtrack_stack stack;
 };
 
@@ -114,6 +120,9 @@ struct memtrack_bad_free {
     uint64_t size;              /* 0 when unknown */
     struct memtrack_stack alloc_stack;  /* depth 0 when unknown */
     struct memtrack_stack free_stack;   /* depth 0 when unknown */
+    const char *kind;           /* NULL: double-free or invalid-free; else mismatched-free/-size */
+    uint8_t family;             /* mismatches: the family that allocated the block */
+    uint64_t freed_size;        /* mismatched-size: the size the sized delete was given */
 };
 
 /* The run directory this process writes into; -1 when recording is impossible. */
@@ -124,6 +133,7 @@ extern atomic_uint_fast64_t memtrack_sequence;
 
 int memtrack_write_block(const struct memtrack_block *block);
 void memtrack_remove_block_file(uintptr_t address);
+void memtrack_read_block(uintptr_t address, uint64_t *size, struct memtrack_stack *stack);
 void memtrack_write_bad_free(const struct memtrack_bad_free *event);
 void memtrack_write_process_file(const char *parent_run_name);
 void memtrack_open_status(void);
@@ -181,6 +191,37 @@ void memtrack_quarantine_fork_child(void);
 
 void memtrack_process_start(void);
 extern pid_t memtrack_pid;
+
+/* ---- family.c and cxx.c -------------------------------------------------------------- */
+
+enum memtrack_family { MEMTRACK_FAMILY_MALLOC = 0, MEMTRACK_FAMILY_NEW = 1, MEMTRACK_FAMILY_ARRAY = 2 };
+const char *memtrack_family_name(int family);
+void memtrack_family_set(const void *pointer, int family);
+int memtrack_family_take(const void *pointer);   /* reads and resets to MALLOC */
+int memtrack_family_peek(const void *pointer);
+
+/* Set by an operator new wrapper around its call of the next operator new; the first
+ * allocation entry point reached takes it (success or failure) and, on success, records the
+ * block with the wrapper's stack and via. */
+struct memtrack_cxx_allocation {
+    uint8_t via;
+    uint64_t size;          /* what the program asked for */
+    void *claimed;          /* the block the entry point recorded */
+    struct memtrack_stack stack;
+};
+extern MEMTRACK_THREAD_LOCAL struct memtrack_cxx_allocation *memtrack_cxx_allocation;
+
+/* Set by an operator delete wrapper around its call of the next operator delete; free takes
+ * it when the pointer matches. */
+struct memtrack_cxx_deallocation {
+    void *pointer;
+    uint8_t via;
+    uint8_t family;         /* what a matching allocation was: new or new[] */
+    uint64_t size;          /* a sized delete's size; 0 when unsized */
+    uint64_t alignment;     /* an aligned delete's alignment; 0 when none */
+    struct memtrack_stack stack;   /* depth 0: free captures its own */
+};
+extern MEMTRACK_THREAD_LOCAL struct memtrack_cxx_deallocation *memtrack_cxx_deallocation;
 
 /* ---- spin locks ----------------------------------------------------------------------- */
 /* The lock word holds the owner's thread id, so a signal handler can tell "held by me"

@@ -93,3 +93,9 @@ int memtrack_shadow_release(const void *pointer) {
     } while (!atomic_compare_exchange_weak(word, &old, updated));
     return (int)((old >> shift) & 3);
 }
+
+int memtrack_shadow_state(const void *pointer) {
+    unsigned shift;
+    leaf_word *word = word_for((uintptr_t)pointer, 0, &shift);
+    return word ? (int)((atomic_load_explicit(word, memory_order_relaxed) >> shift) & 3) : MEMTRACK_NEVER;
+}
