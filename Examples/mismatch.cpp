@@ -34,12 +34,12 @@ int main()
     delete[] static_cast<char *>(pass(new char[20]));       // MATCHED: new[] delete[]
 
     // Mismatched: each is reported once, at the deallocation's line.
-    delete static_cast<Small *>(pass(std::malloc(16)));     // MISMATCH: malloc delete
-    delete[] static_cast<char *>(pass(std::malloc(17)));    // MISMATCH: malloc delete[]
-    delete static_cast<char *>(pass(new char[18]));         // MISMATCH: new[] delete
-    std::free(pass(new char[19]));                          // MISMATCH: new[] free
-    delete[] static_cast<char *>(pass(new char));           // MISMATCH: new delete[]
-    std::free(pass(new Small));                             // MISMATCH: new free
+    delete static_cast<Small *>(pass(std::malloc(16)));     // MISMATCH: malloc then delete,
+    delete[] static_cast<char *>(pass(std::malloc(17)));    // MISMATCH: malloc then delete[]
+    delete static_cast<char *>(pass(new char[18]));         // MISMATCH: new[] then delete,
+    std::free(pass(new char[19]));                          // MISMATCH: new[] then free
+    delete[] static_cast<char *>(pass(new char));           // MISMATCH: new then delete[]
+    std::free(pass(new Small));                             // MISMATCH: new then free
 
     // A sized delete of a Derived through a Base* without a virtual destructor: the size
     // operator delete receives is Base's (8), not the 64 bytes allocated.
