@@ -100,7 +100,7 @@ static inline int ensure_ready(void) {
             } else {                                                                       \
                 block.family = MEMTRACK_FAMILY_MALLOC;                                     \
                 block.stack.depth = (uint32_t)memtrack_unwind(block.stack.frames,          \
-                                                              memtrack_config.depth);      \
+                    memtrack_depth_for((uintptr_t)__builtin_return_address(0)));           \
                 track_allocation(pointer_, size_, via_, &block);                              \
             }                                                                              \
         }                                                                                  \

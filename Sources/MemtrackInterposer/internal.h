@@ -11,6 +11,8 @@
  *   unwind.c      the call-stack capture
  *   cxx.c         the C++ operator new/delete family, forwarded to the next one with a marker
  *   family.c      which family (malloc, new, new[]) allocated each live block
+ *   deepbind.c    libraries opened with RTLD_DEEPBIND; dlmopen namespaces
+ *   loader.c      where the dynamic loader's code is (its blocks get the deepest stacks)
  *
  * Rules for everything here: no stdio, nothing that can allocate, no lock a signal handler
  * could deadlock on without noticing, errno left as the program had it.
@@ -222,6 +224,19 @@ struct memtrack_cxx_deallocation {
     struct memtrack_stack stack;   /* depth 0: free captures its own */
 };
 extern MEMTRACK_THREAD_LOCAL struct memtrack_cxx_deallocation *memtrack_cxx_deallocation;
+
+/* ---- loader.c ------------------------------------------------------------------------- */
+
+extern uintptr_t memtrack_loader_start, memtrack_loader_size;
+extern atomic_int memtrack_loader_known;
+void memtrack_loader_find(void);
+/* How many frames to capture for an allocation called from return_address. */
+static inline int memtrack_depth_for(uintptr_t return_address) {
+    if (MEMTRACK_UNLIKELY(!atomic_load_explicit(&memtrack_loader_known, memory_order_acquire)))
+        memtrack_loader_find();
+    return return_address - memtrack_loader_start < memtrack_loader_size ? MEMTRACK_MAX_DEPTH
+                                                                          : memtrack_config.depth;
+}
 
 /* ---- spin locks ----------------------------------------------------------------------- */
 /* The lock word holds the owner's thread id, so a signal handler can tell "held by me"
