@@ -63,6 +63,26 @@ extension EndToEnd {
             }
         }
 
+        @Test("big_double_free: a 2 MiB block freed twice by a thread, too large to hold back, still has all three stacks")
+        func largeDoubleFree() throws {
+            let program = try E2E.example("big_double_free")
+            let f = "big_double_free.c"
+            try withScratch { scratch in
+                let run = try runTracked(program, [], Tracking(memDir: scratch.memDir))
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                #expect(run.stderrLines.count == 1 && run.stderrText.hasPrefix("memtrack: double free of "), "\(run.stderrText)")
+                let report = try resolveReport(scratch.memDir)
+                #expect(report.leaks.isEmpty)
+                #expect(report.badFrees.count == 1)
+                let bad = try #require(report.badFrees.first)
+                #expect(bad.kind == "double-free")
+                #expect((bad.raw["size"] as? NSNumber)?.intValue == 2 << 20)
+                #expect(frame(bad.attributed ?? "", isAt: try location(f, "BIG: second free")), "\(bad.attributed ?? "nil")")
+                #expect(frame((bad.raw["alloc_location"] as? String) ?? "", isAt: try location(f, "BIG: malloc")), "\(bad.raw["alloc_location"] ?? "nil")")
+                #expect(frame((bad.raw["free_location"] as? String) ?? "", isAt: try location(f, "BIG: first free")), "\(bad.raw["free_location"] ?? "nil")")
+            }
+        }
+
         @Test("cxx_new: blocks from operator new and new[] are recorded as such, with the program's call site first")
         func newRecords() throws {
             let program = try E2E.example("cxx_new")
