@@ -81,7 +81,10 @@ static void release_block(void *pointer, int state, const struct memtrack_stack 
 }
 
 static inline int ensure_ready(void) {
-    if (MEMTRACK_LIKELY(atomic_load_explicit(&memtrack_ready, memory_order_acquire))) return 1;
+    if (MEMTRACK_LIKELY(atomic_load_explicit(&memtrack_ready, memory_order_acquire))) {
+        if (MEMTRACK_UNLIKELY(!*memtrack_fork_sentinel) && !memtrack_busy) memtrack_process_forked_unseen();
+        return 1;
+    }
     if (memtrack_busy) return 0;   /* re-entered from dlsym while bootstrapping */
     memtrack_bootstrap();
     return 1;

@@ -193,6 +193,9 @@ void memtrack_quarantine_fork_child(void);
 
 void memtrack_process_start(void);
 extern pid_t memtrack_pid;
+/* Zero in a child made by _Fork or a raw clone that has not started its own record yet. */
+extern const volatile int *memtrack_fork_sentinel;
+void memtrack_process_forked_unseen(void);
 
 /* ---- family.c and cxx.c -------------------------------------------------------------- */
 
