@@ -32,4 +32,24 @@ extension EndToEnd {
             }
         }
     }
+
+    @Suite struct SignalFrames {
+        @Test("signal_leak: a block allocated in a signal handler has the interrupted code below the handler", arguments: bothModes)
+        func leakInHandler(settleMs: Int?) throws {
+            let program = try E2E.example("signal_leak")
+            let f = "signal_leak.c"
+            try withScratch { scratch in
+                let run = try runTracked(program, [], Tracking(memDir: scratch.memDir, settleMs: settleMs))
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                let report = try resolveReport(scratch.memDir)
+                expectResolved(report, [try location(f, "LEAK: handler"): [64]])
+                let frames = try #require(report.leaks.first).frames
+                let handler = frames.firstIndex { frame($0, isAt: (try? location(f, "LEAK: handler")) ?? "") }
+                let interrupted = frames.firstIndex { frame($0, isAt: (try? location(f, "SIGNAL: interrupted")) ?? "") }
+                let main = frames.firstIndex { frame($0, isAt: (try? location(f, "SIGNAL: main")) ?? "") }
+                #expect(handler != nil && interrupted != nil && main != nil, "\(frames)")
+                if let handler, let interrupted, let main { #expect(handler < interrupted && interrupted < main, "\(frames)") }
+            }
+        }
+    }
 }
