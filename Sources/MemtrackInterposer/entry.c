@@ -17,7 +17,7 @@ static void *internal_block(void *pointer) {
     return pointer;
 }
 
-static void track_allocation(void *pointer, size_t size, int via, struct memtrack_block *block) {
+static inline __attribute__((always_inline)) void track_allocation(void *pointer, size_t size, int via, struct memtrack_block *block) {
     int previous = memtrack_shadow_exchange(pointer, MEMTRACK_LIVE);
     /* LIVE here means the block was freed by a path we do not see (another library calling
      * the allocator's internals): its record is stale. */
@@ -66,7 +66,7 @@ static void internal_free(void *pointer) {
 }
 
 /* A legitimate free of a live block: forget its record, then quarantine or release it. */
-static void release_block(void *pointer, int state, const struct memtrack_stack *free_stack) {
+static inline __attribute__((always_inline)) void release_block(void *pointer, int state, const struct memtrack_stack *free_stack) {
     if (state == MEMTRACK_LIVE_INTERNAL) { memtrack_next.free(pointer); return; }
     if (!memtrack_config.quarantine_bytes) {
         memtrack_pending_remove((uintptr_t)pointer, NULL, NULL);
@@ -120,7 +120,8 @@ static inline struct memtrack_cxx_allocation *take_cxx_allocation(void) {
 /* The block is recorded as the operator's, with the stack the wrapper took at the call site. */
 static void claim_cxx_allocation(struct memtrack_cxx_allocation *cxx, void *pointer, struct memtrack_block *block) {
     cxx->claimed = pointer;
-    block->stack = cxx->stack;
+    block->stack.depth = cxx->stack.depth;   /* only the frames taken: the struct is 264 bytes */
+    memcpy(block->stack.frames, cxx->stack.frames, cxx->stack.depth * sizeof(uintptr_t));
     block->via = cxx->via;
     block->family = cxx->via == MEMTRACK_VIA_NEW || cxx->via == MEMTRACK_VIA_NEW_ALIGNED
         ? MEMTRACK_FAMILY_NEW : MEMTRACK_FAMILY_ARRAY;

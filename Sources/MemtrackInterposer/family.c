@@ -26,7 +26,7 @@ typedef _Atomic uint64_t leaf_word;
 typedef _Atomic(leaf_word *) middle_entry;
 
 static _Atomic(middle_entry *) directory[TOP_ENTRIES];
-static atomic_int any_family;   /* 0 until the first C++ block: C programs skip the walk */
+atomic_int memtrack_any_family;   /* 0 until the first C++ block: C programs skip the walk */
 
 static void *map_zeroed(size_t bytes) {
     void *memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
@@ -70,9 +70,11 @@ static int exchange(leaf_word *word, unsigned shift, int family) {
     return (int)((old >> shift) & 3);
 }
 
-void memtrack_family_set(const void *pointer, int family) {
-    if (family != MEMTRACK_FAMILY_MALLOC && !atomic_load_explicit(&any_family, memory_order_relaxed))
-        atomic_store(&any_family, 1);
+void memtrack_family_set_slow(const void *pointer, int family) {
+    if (!atomic_load_explicit(&memtrack_any_family, memory_order_relaxed)) {
+        if (family == MEMTRACK_FAMILY_MALLOC) return;   /* a C program: nothing to clear */
+        atomic_store(&memtrack_any_family, 1);
+    }
     unsigned shift;
     leaf_word *word = word_for((uintptr_t)pointer, family != MEMTRACK_FAMILY_MALLOC, &shift);
     if (word) exchange(word, shift, family);
@@ -80,15 +82,14 @@ void memtrack_family_set(const void *pointer, int family) {
      * as a mismatch only if the index could not be extended, which mmap failing already warns. */
 }
 
-int memtrack_family_take(const void *pointer) {
-    if (!atomic_load_explicit(&any_family, memory_order_relaxed)) return MEMTRACK_FAMILY_MALLOC;
+int memtrack_family_take_slow(const void *pointer) {
     unsigned shift;
     leaf_word *word = word_for((uintptr_t)pointer, 0, &shift);
     return word ? exchange(word, shift, MEMTRACK_FAMILY_MALLOC) : MEMTRACK_FAMILY_MALLOC;
 }
 
 int memtrack_family_peek(const void *pointer) {
-    if (!atomic_load_explicit(&any_family, memory_order_relaxed)) return MEMTRACK_FAMILY_MALLOC;
+    if (!atomic_load_explicit(&memtrack_any_family, memory_order_relaxed)) return MEMTRACK_FAMILY_MALLOC;
     unsigned shift;
     leaf_word *word = word_for((uintptr_t)pointer, 0, &shift);
     return word ? (int)((atomic_load_explicit(word, memory_order_relaxed) >> shift) & 3) : MEMTRACK_FAMILY_MALLOC;

@@ -201,8 +201,19 @@ void memtrack_process_forked_unseen(void);
 
 enum memtrack_family { MEMTRACK_FAMILY_MALLOC = 0, MEMTRACK_FAMILY_NEW = 1, MEMTRACK_FAMILY_ARRAY = 2 };
 const char *memtrack_family_name(int family);
-void memtrack_family_set(const void *pointer, int family);
-int memtrack_family_take(const void *pointer);   /* reads and resets to MALLOC */
+/* Until the first C++ block every block is malloc's: a C program pays one load per call. */
+extern atomic_int memtrack_any_family;
+void memtrack_family_set_slow(const void *pointer, int family);
+int memtrack_family_take_slow(const void *pointer);
+static inline void memtrack_family_set(const void *pointer, int family) {
+    if (family != MEMTRACK_FAMILY_MALLOC || atomic_load_explicit(&memtrack_any_family, memory_order_relaxed))
+        memtrack_family_set_slow(pointer, family);
+}
+/* Reads the block's family and resets it to MALLOC. */
+static inline int memtrack_family_take(const void *pointer) {
+    if (MEMTRACK_LIKELY(!atomic_load_explicit(&memtrack_any_family, memory_order_relaxed))) return MEMTRACK_FAMILY_MALLOC;
+    return memtrack_family_take_slow(pointer);
+}
 int memtrack_family_peek(const void *pointer);
 
 /* Set by an operator new wrapper around its call of the next operator new; the first

@@ -526,6 +526,8 @@ static int run_cfa_program(const uint8_t *p, const uint8_t *end, const struct ci
     return !r.bad;
 }
 
+static void note_signal_return(uintptr_t pc, uintptr_t object_end);
+
 /* Computes the rule for return address ra (the instruction after a call). Never fails:
  * anything it cannot express becomes CFA_STOP. Kept out of line so the warm path of the
  * walk does not pay for this function's large frame (the remember_state stack). */
@@ -551,8 +553,14 @@ static __attribute__((noinline)) void compute_rule(uintptr_t ra, struct frame_ru
     struct cie_info ci;
     if (!parse_cie(fde + 4 - cie_delta, &ci))
         return;
-    if (ci.signal_frame)
-        return;         // __restore_rt: the interrupted context is in a ucontext; we stop
+    if (ci.signal_frame) {
+        /* __restore_rt: its rule is a DWARF expression over the ucontext, which the walk
+         * reads itself (step_signal_frame). */
+        struct dl_find_object dlfo;
+        if (_dl_find_object((void *)ra, &dlfo) == 0)
+            note_signal_return(ra, (uintptr_t)dlfo.dlfo_map_end);
+        return;
+    }
     uintptr_t pc_begin = rd_encoded(&r, ci.fde_enc, 0);
     uintptr_t pc_range = rd_encoded(&r, ci.fde_enc & 0x0f, 0);  // a length: no pcrel
     if (r.bad || ra - 1 < pc_begin || ra - 1 - pc_begin >= pc_range)
@@ -683,13 +691,16 @@ static uintptr_t stack_top(uintptr_t sp)
  * the ucontext the kernel put right above the handler's return address. */
 static const uint8_t restore_rt_code[9] = { 0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05 };
 
-static int is_signal_return(uintptr_t pc)
+/* Set by compute_rule when an FDE marked as a signal frame ("S") covers a return address
+ * whose code is the trampoline's. One per libc, and there is one libc: a single word. */
+static uintptr_t g_signal_return;
+
+static void note_signal_return(uintptr_t pc, uintptr_t object_end)
 {
-    struct dl_find_object dlfo;
     /* Only code of a loaded object is read: it is mapped, so the comparison cannot fault. */
-    if (_dl_find_object((void *)pc, &dlfo) != 0 || pc + sizeof restore_rt_code > (uintptr_t)dlfo.dlfo_map_end)
-        return 0;
-    return memcmp((const void *)pc, restore_rt_code, sizeof restore_rt_code) == 0;
+    if (pc + sizeof restore_rt_code <= object_end
+        && memcmp((const void *)pc, restore_rt_code, sizeof restore_rt_code) == 0)
+        __atomic_store_n(&g_signal_return, pc, __ATOMIC_RELAXED);
 }
 
 /* struct ucontext_t on x86_64: uc_flags, uc_link, uc_stack (24 bytes), then uc_mcontext,
@@ -700,8 +711,6 @@ static int is_signal_return(uintptr_t pc)
 #define GREG_RIP 16
 
 // ---- the walk ----
-
-static __thread __attribute__((tls_model("initial-exec"))) uintptr_t t_signal_return;
 
 /* Steps from __restore_rt at sp (the ucontext) to the interrupted code. The interrupted pc is
  * the instruction itself, not a return address: it is reported as pc + 1, so that a reader's
@@ -749,10 +758,7 @@ int memtrack_unwind_from(uintptr_t *frames, int max_frames, uintptr_t pc, uintpt
     uintptr_t hi = stack_top(sp);
     int n = 0;
     while (n < max_frames && pc != 0) {
-        if (__builtin_expect(pc == t_signal_return, 0) && step_signal_frame(&pc, &sp, &bp, &lo, &hi)) {
-            frames[n++] = pc;
-            continue;
-        }
+
         union cache_entry rule = lookup_rule(pc);
         const int cfa_kind = (int)(rule.f.key >> 56) & 3;
         const int rbp_kind = (int)(rule.f.key >> 58) & 3;
@@ -771,14 +777,11 @@ int memtrack_unwind_from(uintptr_t *frames, int max_frames, uintptr_t pc, uintpt
             break;
         }
         default:
-            /* No rule: perhaps the signal trampoline. Remembered per thread, so a handler
-             * that allocates a lot pays the check once. */
-            if (is_signal_return(pc)) {
-                t_signal_return = pc;
-                if (step_signal_frame(&pc, &sp, &bp, &lo, &hi)) {
-                    frames[n++] = pc;
-                    continue;
-                }
+            /* No rule: the signal trampoline (found by compute_rule), or the end. */
+            if (pc == __atomic_load_n(&g_signal_return, __ATOMIC_RELAXED)
+                && step_signal_frame(&pc, &sp, &bp, &lo, &hi)) {
+                frames[n++] = pc;
+                continue;
             }
             return n;
         }
