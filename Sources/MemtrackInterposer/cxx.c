@@ -76,13 +76,32 @@ static inline int tracking(void) {
     return atomic_load_explicit(&memtrack_ready, memory_order_acquire) && !memtrack_busy;
 }
 
+/* A program may replace operator new alone (its executable comes before us in the lookup
+ * order) and keep the library's delete, ours: its blocks reach malloc without our marker, and
+ * checking their deletes would report every one. Families are recorded and checked only when
+ * the program's new and new[] are ours; otherwise the wrappers only forward. */
+void *memtrack_own_new(size_t) __attribute__((alias("_Znwm"), visibility("hidden")));
+void *memtrack_own_new_array(size_t) __attribute__((alias("_Znam"), visibility("hidden")));
+static atomic_int families_known;   /* 0 unknown, 1 yes, 2 no */
+
+static int families_checked(void) {
+    int known = atomic_load_explicit(&families_known, memory_order_relaxed);
+    if (MEMTRACK_LIKELY(known)) return known == 1;
+    memtrack_busy++;
+    int ours = dlsym(RTLD_DEFAULT, "_Znwm") == (void *)memtrack_own_new &&
+               dlsym(RTLD_DEFAULT, "_Znam") == (void *)memtrack_own_new_array;
+    memtrack_busy--;
+    atomic_store(&families_known, ours ? 1 : 2);
+    return ours;
+}
+
 // ---- operator new -----------------------------------------------------------------------------
 /* A macro, so that the stack is captured in the exported function's own frame: its first
  * frame is then the program's call site. */
 #define NEW_WRAPPER(symbol, index, via_value, family_value, parameters, types, arguments, size_expr) \
     MEMTRACK_EXPORT void *symbol parameters {                                              \
         void *(*next) types = (void *(*) types)resolve(index);                             \
-        if (!tracking() || memtrack_cxx_allocation) return next arguments;                 \
+        if (!tracking() || memtrack_cxx_allocation || !families_checked()) return next arguments; \
         struct memtrack_cxx_allocation request;                                            \
         request.via = via_value;                                                           \
         request.size = size_expr;                                                          \
@@ -131,7 +150,7 @@ NEW_WRAPPER(_ZnamSt11align_val_tRKSt9nothrow_t, NEW_ARRAY_ALIGNED_NOTHROW, MEMTR
     MEMTRACK_EXPORT void symbol parameters {                                               \
         void (*next) types = (void (*) types)resolve(index);                               \
         struct memtrack_cxx_deallocation *outer = memtrack_cxx_deallocation;               \
-        if (!pointer || !tracking() || (outer && outer->pointer == pointer)) {             \
+        if (!pointer || !tracking() || (outer && outer->pointer == pointer) || !families_checked()) { \
             next arguments;                                                                \
             return;                                                                        \
         }                                                                                  \

@@ -63,6 +63,21 @@ extension EndToEnd {
             }
         }
 
+        @Test("own_new: a program that replaces operator new alone gets no mismatch reports, and its leak is found")
+        func programOwnNew() throws {
+            let program = try E2E.example("own_new")
+            try withScratch { scratch in
+                let run = try runTracked(program, [], Tracking(memDir: scratch.memDir))
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                #expect(run.stderr.isEmpty, "\(run.stderrText)")
+                let dir = try onlyRunDirectory(scratch.memDir)
+                #expect(dir.badFrees.isEmpty)
+                #expect(dir.blockSizes == [4])
+                let report = try resolveReport(scratch.memDir)
+                expectResolved(report, [try location("own_new.cpp", "LEAK: own new"): [4]])
+            }
+        }
+
         @Test("big_double_free: a 2 MiB block freed twice by a thread, too large to hold back, still has all three stacks")
         func largeDoubleFree() throws {
             let program = try E2E.example("big_double_free")
