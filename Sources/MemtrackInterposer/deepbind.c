@@ -130,11 +130,22 @@ static void patch_object(const struct link_map *map, const struct redirection *r
     if (plt) patch_relocations(map, plt, plt_bytes, symbols, strings, redirections, &relro);
 }
 
-/* Every object at or after the opened one in the namespace's list: what this dlopen loaded. */
-static void redirect_deep_bound(void *handle) {
-    static atomic_int ours_unknown;
+/* The last object of the base namespace's list: what a dlopen loads is appended after it. */
+static struct link_map *last_object(void) {
     struct link_map *map = NULL;
-    if (dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || !map) return;
+    void *main_handle = dlopen(NULL, RTLD_LAZY | RTLD_NOLOAD);
+    if (main_handle) { dlinfo(main_handle, RTLD_DI_LINKMAP, &map); dlclose(main_handle); }
+    while (map && map->l_next) map = map->l_next;
+    return map;
+}
+
+/* Every object after `before` in the list: what this dlopen loaded (all of it deep-bound to the
+ * opened library's scope, which `handle` looks symbols up in). A library that was already
+ * loaded keeps its bindings. */
+static void redirect_deep_bound(void *handle, struct link_map *before) {
+    static atomic_int ours_unknown;
+    struct link_map *map = before ? before->l_next : NULL;
+    if (!map) return;
     /* Our own definitions: looked up in our own scope, whatever the program defines. */
     Dl_info self;
     struct link_map *our_map = NULL;
@@ -198,8 +209,11 @@ static int deepbind_trackable(const char *file, const void *caller) {
 }
 
 static __attribute__((noinline)) void *open_deep_bound(void *(*next)(const char *, int), const char *file, int mode) {
+    memtrack_busy++;
+    struct link_map *before = last_object();
+    memtrack_busy--;
     void *handle = next(file, mode);
-    if (handle) redirect_deep_bound(handle);
+    if (handle) redirect_deep_bound(handle, before);
     return handle;
 }
 
