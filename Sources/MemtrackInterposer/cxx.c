@@ -21,6 +21,8 @@
 #include "unwind.h"
 
 #include <dlfcn.h>
+#include <link.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 MEMTRACK_THREAD_LOCAL struct memtrack_cxx_allocation *memtrack_cxx_allocation;
@@ -47,25 +49,69 @@ static const char *const operator_names[OPERATOR_COUNT] = {
 
 static _Atomic(void *) next_operator[OPERATOR_COUNT];
 
+/* Last resort, when no loaded object defines the operator (a C++ library opened RTLD_LOCAL
+ * whose C++ runtime is not libstdc++): what the default operators do, minus new_handler. A
+ * failed throwing new ends the program as an uncaught std::bad_alloc would. Extra arguments
+ * (nothrow tag, alignment, size) are ignored where they do not matter. */
+static void *fallback_new(size_t size) {
+    void *block = malloc(size ? size : 1);
+    if (!block) { memtrack_say("memtrack: fatal: operator new: out of memory and no C++ runtime to throw\n"); abort(); }
+    return block;
+}
+static void *fallback_new_nothrow(size_t size) { return malloc(size ? size : 1); }
+static void *fallback_new_aligned_nothrow(size_t size, size_t alignment) {
+    void *block = NULL;
+    return posix_memalign(&block, alignment < sizeof(void *) ? sizeof(void *) : alignment, size ? size : 1) ? NULL : block;
+}
+static void *fallback_new_aligned(size_t size, size_t alignment) {
+    void *block = fallback_new_aligned_nothrow(size, alignment);
+    if (!block) return fallback_new((size_t)-1);   /* the same fatal message */
+    return block;
+}
+static void fallback_delete(void *pointer) { free(pointer); }
+
+static void *fallback(enum operator_index index) {
+    switch (index) {
+    case NEW: case NEW_ARRAY: return (void *)fallback_new;
+    case NEW_NOTHROW: case NEW_ARRAY_NOTHROW: return (void *)fallback_new_nothrow;
+    case NEW_ALIGNED: case NEW_ARRAY_ALIGNED: return (void *)fallback_new_aligned;
+    case NEW_ALIGNED_NOTHROW: case NEW_ARRAY_ALIGNED_NOTHROW: return (void *)fallback_new_aligned_nothrow;
+    default: return (void *)fallback_delete;
+    }
+}
+
+/* Any loaded object but us that defines the name, in load order (RTLD_LOCAL ones included). */
+static void *find_in_loaded_objects(const char *name) {
+    void *found = NULL;
+    struct link_map *map = NULL;
+    void *main_handle = dlopen(NULL, RTLD_LAZY | RTLD_NOLOAD);
+    if (main_handle) { dlinfo(main_handle, RTLD_DI_LINKMAP, &map); dlclose(main_handle); }
+    Dl_info self;
+    struct link_map *our_map = NULL;
+    if (!dladdr1((void *)find_in_loaded_objects, &self, (void **)&our_map, RTLD_DL_LINKMAP)) our_map = NULL;
+    for (; map && !found; map = map->l_next) {
+        if (map == our_map || !map->l_name || !map->l_name[0]) continue;
+        void *library = dlopen(map->l_name, RTLD_LAZY | RTLD_NOLOAD);
+        if (!library) continue;
+        void *candidate = dlsym(library, name);
+        Dl_info where;
+        if (candidate && !(dladdr(candidate, &where) && where.dli_fbase == self.dli_fbase)) found = candidate;
+        dlclose(library);
+    }
+    return found;
+}
+
 /* Found on first use: libstdc++ may be loaded after us, even by dlopen. RTLD_NEXT sees the
- * global scope; a libstdc++ that only a RTLD_LOCAL library pulled in is found by name. */
+ * global scope; a C++ runtime that only a RTLD_LOCAL library pulled in is found among the
+ * loaded objects. */
 static void *resolve(enum operator_index index) {
     void *found = atomic_load_explicit(&next_operator[index], memory_order_acquire);
     if (MEMTRACK_LIKELY(found != NULL)) return found;
     memtrack_busy++;   /* dlsym may allocate: those blocks are ours */
     found = dlsym(RTLD_NEXT, operator_names[index]);
-    if (!found) {
-        void *library = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_NOLOAD);
-        if (library) {
-            found = dlsym(library, operator_names[index]);
-            dlclose(library);
-        }
-    }
+    if (!found) found = find_in_loaded_objects(operator_names[index]);
     memtrack_busy--;
-    if (!found) {
-        memtrack_say("memtrack: fatal: the program calls a C++ operator new or delete but none is loaded\n");
-        _exit(127);
-    }
+    if (!found) found = fallback(index);
     atomic_store_explicit(&next_operator[index], found, memory_order_release);
     return found;
 }

@@ -104,6 +104,9 @@ static inline int ensure_ready(void) {
                 block.family = MEMTRACK_FAMILY_MALLOC;                                     \
                 block.stack.depth = (uint32_t)memtrack_unwind(block.stack.frames,          \
                     memtrack_depth_for((uintptr_t)__builtin_return_address(0)));           \
+                if (MEMTRACK_UNLIKELY(memtrack_stack_needs_more(&block.stack)))            \
+                    block.stack.depth = (uint32_t)memtrack_unwind(block.stack.frames,      \
+                                                                  MEMTRACK_MAX_DEPTH);     \
                 track_allocation(pointer_, size_, via_, &block);                              \
             }                                                                              \
         }                                                                                  \

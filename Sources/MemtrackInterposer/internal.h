@@ -252,6 +252,16 @@ static inline int memtrack_depth_for(uintptr_t return_address) {
                                                                           : memtrack_config.depth;
 }
 
+/* A stack cut off at MEM_DEPTH that went through the loader (a library's constructor running
+ * inside dlopen) is taken again at full depth, so that it reaches the program's dlopen call. */
+static inline int memtrack_stack_needs_more(const struct memtrack_stack *stack) {
+    if (MEMTRACK_LIKELY(stack->depth < (uint32_t)memtrack_config.depth) || stack->depth >= MEMTRACK_MAX_DEPTH)
+        return 0;
+    for (uint32_t i = 0; i < stack->depth; i++)
+        if (stack->frames[i] - memtrack_loader_start < memtrack_loader_size) return 1;
+    return 0;
+}
+
 /* ---- spin locks ----------------------------------------------------------------------- */
 /* The lock word holds the owner's thread id, so a signal handler can tell "held by me"
  * (skip: the interrupted code owns it) from "held by another thread" (wait). Contended

@@ -1,5 +1,6 @@
 /* loader.c: where the dynamic loader's code lies, so that the blocks it allocates for the
- * program (link maps in dlopen, thread-local storage in pthread_create) get the deepest stack.
+ * program (link maps in dlopen, thread-local storage in pthread_create), and those a library's
+ * constructor allocates inside dlopen, get the deepest stack.
  *
  * The loader's own frames run 12 to 16 deep between malloc and the program's dlopen call;
  * MEM_DEPTH's default of 12 would stop inside the loader, and memdir could then only name a
