@@ -92,14 +92,14 @@ static inline int ensure_ready(void) {
 
 /* Every allocating entry point ends the same way; a macro keeps the stack capture in the
  * entry point's own frame (a helper function would add itself to the stack). */
-#define TRACK_RESULT(pointer_, size_, via_)                                                   \
+#define TRACK_RESULT(pointer_, size_, via_)                                                \
     do {                                                                                   \
         struct memtrack_cxx_allocation *cxx_ = take_cxx_allocation();                      \
-        if (pointer_) {                                                                     \
+        if (pointer_) {                                                                    \
             struct memtrack_block block;                                                   \
             if (MEMTRACK_UNLIKELY(cxx_ != NULL)) {                                         \
-                claim_cxx_allocation(cxx_, pointer_, &block);                               \
-                track_allocation(pointer_, (size_t)cxx_->size, block.via, &block);          \
+                claim_cxx_allocation(cxx_, pointer_, &block);                              \
+                track_allocation(pointer_, (size_t)cxx_->size, block.via, &block);         \
             } else {                                                                       \
                 block.family = MEMTRACK_FAMILY_MALLOC;                                     \
                 block.stack.depth = (uint32_t)memtrack_unwind(block.stack.frames,          \
@@ -107,7 +107,7 @@ static inline int ensure_ready(void) {
                 if (MEMTRACK_UNLIKELY(memtrack_stack_needs_more(&block.stack)))            \
                     block.stack.depth = (uint32_t)memtrack_unwind(block.stack.frames,      \
                                                                   MEMTRACK_MAX_DEPTH);     \
-                track_allocation(pointer_, size_, via_, &block);                              \
+                track_allocation(pointer_, size_, via_, &block);                           \
             }                                                                              \
         }                                                                                  \
     } while (0)
@@ -201,7 +201,7 @@ MEMTRACK_EXPORT int posix_memalign(void **result, size_t alignment, size_t size)
 // ---- free -----------------------------------------------------------------------------------
 /* A free reached from an operator delete wrapper (cxx.c) carries the delete's via, expected
  * family, size and stack. */
-#define FREE_ENTRY(name, via_)                                                              \
+#define FREE_ENTRY(name, via_)                                                             \
     MEMTRACK_EXPORT void name(void *pointer) {                                             \
         if (!pointer || memtrack_arena_owns(pointer)) return;                              \
         if (!ensure_ready()) return;                                                       \
@@ -220,7 +220,7 @@ MEMTRACK_EXPORT int posix_memalign(void **result, size_t alignment, size_t size)
         if (cxx && cxx->stack.depth) stack = &cxx->stack;                                  \
         else if (bad || checked || (state == MEMTRACK_LIVE && memtrack_config.quarantine_bytes)) \
             own_stack.depth = (uint32_t)memtrack_unwind(own_stack.frames, memtrack_config.depth); \
-        int event_via = cxx ? cxx->via : via_;                                              \
+        int event_via = cxx ? cxx->via : via_;                                             \
         if (bad) report_bad_free(pointer, state, event_via, stack);                        \
         else if (checked) release_checked(pointer, family, event_via, cxx, stack);         \
         else release_block(pointer, state, stack);                                         \
@@ -334,7 +334,7 @@ static void *reallocate(void *pointer, size_t size, int via, struct memtrack_sta
  * in the entry point itself, hence a macro. */
 #define REALLOC_ENTRY_BODY(pointer, size, via)                                             \
     if (!ensure_ready()) return memtrack_arena_allocate(size);                             \
-    if (memtrack_arena_owns(pointer)) {   /* an arena block cannot be resized in place */   \
+    if (memtrack_arena_owns(pointer)) {   /* an arena block cannot be resized in place */  \
         void *moved = malloc(size);                                                        \
         if (moved) memcpy(moved, pointer, size);   /* arena blocks are followed by arena bytes */ \
         return moved;                                                                      \
