@@ -3,6 +3,8 @@
 // (nothing leaks); `deepbind leak` keeps them (two leaks, at deepbind_lib.c's lines). A second
 // argument `lazy` opens with RTLD_LAZY instead of RTLD_NOW. `deepbind namespace` opens the library
 // twice with dlmopen in new namespaces, which have their own libc and are not tracked.
+// Built with -DBARE_NAME (deepbind_runpath), it opens the library by its bare name, which only
+// its RUNPATH finds: glibc's search depends on the caller, so the tracker leaves it alone.
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <limits.h>
@@ -17,6 +19,9 @@ int main(int argc, char **argv)
     if (length <= 0) return 2;
     path[length] = 0;
     strcpy(strrchr(path, '/') + 1, "deepbind_lib.so");
+#ifdef BARE_NAME
+    strcpy(path, "deepbind_lib.so");   // found through this program's RUNPATH ($ORIGIN)
+#endif
     if (argc > 1 && strcmp(argv[1], "namespace") == 0) {
         for (int i = 0; i < 2; i++) {
             void *isolated = dlmopen(LM_ID_NEWLM, path, RTLD_NOW);

@@ -40,6 +40,17 @@ extension EndToEnd {
             }
         }
 
+        @Test("RTLD_DEEPBIND by a bare name only the program's RUNPATH finds: still loads, left untracked with one warning")
+        func foundThroughRunpath() throws {
+            let program = try E2E.example("deepbind_runpath")
+            try withScratch { scratch in
+                let run = try runTracked(program, ["leak"], Tracking(memDir: scratch.memDir))
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                #expect(run.stdoutText == "deepbind: leak\n")
+                #expect(run.stderrLines == ["memtrack: warning: a library opened with RTLD_DEEPBIND through its caller's RUNPATH, RPATH or $ORIGIN is not tracked"])
+            }
+        }
+
         @Test("dlmopen: a new namespace is reported once on stderr as not tracked")
         func namespaces() throws {
             let program = try E2E.example("deepbind")
