@@ -162,6 +162,8 @@ public struct JSONFormatter: OutputFormatter {
             ("alloc_stack", b.allocStack.map(stack) ?? .null),
             ("free_location", opt(b.freeLocation)),
             ("free_stack", b.freeStack.map(stack) ?? .null),
+            ("family", opt(b.record.family)),
+            ("freed_size", b.record.freedSize.map { .unsigned($0) } ?? .null),
         ])
     }
 

@@ -52,7 +52,7 @@ public struct ModuleLine: Equatable, Sendable {
     public var path: String
 }
 
-/// A bad free: `double-free` or `invalid-free`.
+/// A bad free: `double-free`, `invalid-free`, `mismatched-free` or `mismatched-size`.
 public struct BadFreeRecord: Equatable, Sendable {
     public var kind: String
     public var address: UInt64
@@ -64,6 +64,10 @@ public struct BadFreeRecord: Equatable, Sendable {
     public var size: UInt64?
     public var allocStack: [UInt64]?
     public var freeStack: [UInt64]?
+    /// The mismatches: the family that allocated the block (`malloc`, `new`, `new[]`).
+    public var family: String?
+    /// `mismatched-size`: the size the sized delete was given.
+    public var freedSize: UInt64?
     /// The file it came from.
     public var file: String
 }
@@ -242,7 +246,8 @@ public enum RecordParser {
         if text.isEmpty { throw .malformedRecord(path: path, reason: "empty file") }
         // The header's kind is the event kind: memtrack/1 double-free ...
         let headerKind = text.dropFirst("memtrack/".count).drop { $0 != " " }.dropFirst().prefix { $0 != " " && $0 != "\n" }
-        let expected = headerKind == "invalid-free" ? "invalid-free" : "double-free"
+        let kinds = ["invalid-free", "mismatched-free", "mismatched-size"]
+        let expected = kinds.first { $0 == headerKind } ?? "double-free"
         _ = try checkedLines(text, kind: expected, path: path)
         let line = text.prefix { $0 != "\n" }
         var fields: [Substring: Substring] = [:]
@@ -269,6 +274,8 @@ public enum RecordParser {
         if let v = fields["size"] { record.size = try number(v, key: "size", path: path) }
         if let v = fields["alloc-stack"] { record.allocStack = try stack("alloc-stack", v) }
         if let v = fields["free-stack"] { record.freeStack = try stack("free-stack", v) }
+        if let v = fields["family"] { record.family = String(v) }
+        if let v = fields["freed-size"] { record.freedSize = try number(v, key: "freed-size", path: path) }
         return record
     }
 }

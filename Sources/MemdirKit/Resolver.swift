@@ -102,7 +102,19 @@ public struct Addr2Line: Sendable {
             let message = String(decoding: result.stderr, as: UTF8.self).split(separator: "\n").first.map(String.init)
             return ([:], message ?? "addr2line exited with status \(result.status)")
         }
-        return (parsed, nil)
+        return (Self.withoutNeighbourNames(parsed, path: path), nil)
+    }
+
+    /// A name that did not come from debug information (no file) came from the nearest symbol
+    /// below the address; it is kept only if that symbol's size covers the address.
+    static func withoutNeighbourNames(_ parsed: [UInt64: [Symbol]], path: String) -> [UInt64: [Symbol]] {
+        let suspect = parsed.filter { $0.value.count == 1 && $0.value[0].function != nil && $0.value[0].file == nil }
+        guard !suspect.isEmpty, let table = SymbolTable.read(path: path) else { return parsed }
+        var result = parsed
+        for (address, _) in suspect where !table.contains(address) {
+            result[address] = [Symbol(function: nil, file: nil, line: nil)]
+        }
+        return result
     }
 
     /// Parses `-a -f -i` output: an address line, then (function, file:line) pairs.
@@ -130,7 +142,7 @@ public struct Addr2Line: Sendable {
         return result
     }
 
-    /// "file.c:12", "file.c:12 (discriminator 3)", "??:0", "??:?".
+    /// "file.c:12", "file.c:12 (discriminator 3)", "??:0", "??:?", "crtstuff.c:?" (no file).
     static func parseLocation(_ text: Substring) -> (String?, Int?) {
         var text = text
         if text.hasSuffix(")"), let paren = text.firstIndex(of: "("), paren > text.startIndex {
@@ -138,8 +150,10 @@ public struct Addr2Line: Sendable {
         }
         guard let colon = text.lastIndex(of: ":") else { return (text == "??" ? nil : String(text), nil) }
         let file = text[..<colon], number = Int(text[text.index(after: colon)...])
-        if file == "??" || file.isEmpty { return (nil, nil) }
-        return (String(file), number == 0 ? nil : number)
+        // A file without a line ("crtstuff.c:?") is one the debug information does not really
+        // tie to the address: addr2line took it from an unrelated compile unit. Left out.
+        if file == "??" || file.isEmpty || number == nil || number == 0 { return (nil, nil) }
+        return (String(file), number)
     }
 
     /// Symbolizes several modules, one addr2line process each, spread over the cores.

@@ -100,7 +100,10 @@ public struct TableFormatter: OutputFormatter {
             out += "  bad frees: \(p.badFrees.count)\n"
             for b in p.badFrees {
                 let size = b.record.size.map { ", \($0) bytes" } ?? ""
-                out += "    \(b.record.kind) of \(hex(b.record.address)) (\(b.record.via)\(size)) at \(b.location)\n"
+                // A mismatch also says what allocated the block and what a sized delete was told.
+                let freed = b.record.freedSize.map { " of \($0) bytes" } ?? ""
+                let family = b.record.family.map { ", \($0) block" } ?? ""
+                out += "    \(b.record.kind) of \(hex(b.record.address)) (\(b.record.via)\(freed)\(family)\(size)) at \(b.location)\n"
                 if resolved { out += formatStack(b.stack, attributed: b.attributed, indent: "      ") }
                 if let a = b.allocLocation { out += "      allocated at \(a)\n" }
                 if let f = b.freeLocation { out += "      first freed at \(f)\n" }

@@ -18,6 +18,7 @@ public struct WrapperRules: Sendable {
         "libswiftCore.so",   // swift_allocObject, swift_slowAlloc, array/string storage
         "libgcc_s.so*",      // unwinder allocations (exception objects)
         "libmemtrack.so",    // the interposer itself, should it ever appear in a stack
+        "ld-linux*.so*",     // the dynamic loader: link maps for dlopen, TLS for pthread_create
     ]
 
     /// Function names (demangled) that only allocate on behalf of their caller.

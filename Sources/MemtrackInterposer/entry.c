@@ -17,11 +17,12 @@ static void *internal_block(void *pointer) {
     return pointer;
 }
 
-static void track_allocation(void *pointer, size_t size, int via, struct memtrack_block *block) {
+static inline __attribute__((always_inline)) void track_allocation(void *pointer, size_t size, int via, struct memtrack_block *block) {
     int previous = memtrack_shadow_exchange(pointer, MEMTRACK_LIVE);
     /* LIVE here means the block was freed by a path we do not see (another library calling
      * the allocator's internals): its record is stale. */
     if (previous == MEMTRACK_LIVE) memtrack_pending_remove((uintptr_t)pointer, NULL, NULL);
+    memtrack_family_set(pointer, block->family);   /* also clears a family left by an unseen free */
     block->address = (uintptr_t)pointer;
     block->size = size;
     block->sequence = atomic_fetch_add_explicit(&memtrack_sequence, 1, memory_order_relaxed) + 1;
@@ -58,12 +59,15 @@ static int release_state(void *pointer) {
 static void internal_free(void *pointer) {
     int state = release_state(pointer);
     if (state == MEMTRACK_FREED) return;   /* never hand the heap a double free */
-    if (state == MEMTRACK_LIVE) memtrack_pending_remove((uintptr_t)pointer, NULL, NULL);
+    if (state == MEMTRACK_LIVE) {
+        memtrack_family_take(pointer);
+        memtrack_pending_remove((uintptr_t)pointer, NULL, NULL);
+    }
     memtrack_next.free(pointer);
 }
 
 /* A legitimate free of a live block: forget its record, then quarantine or release it. */
-static void release_block(void *pointer, int state, const struct memtrack_stack *free_stack) {
+static inline __attribute__((always_inline)) void release_block(void *pointer, int state, const struct memtrack_stack *free_stack) {
     if (state == MEMTRACK_LIVE_INTERNAL) { memtrack_next.free(pointer); return; }
     if (!memtrack_config.quarantine_bytes) {
         memtrack_pending_remove((uintptr_t)pointer, NULL, NULL);
@@ -78,7 +82,10 @@ static void release_block(void *pointer, int state, const struct memtrack_stack 
 }
 
 static inline int ensure_ready(void) {
-    if (MEMTRACK_LIKELY(atomic_load_explicit(&memtrack_ready, memory_order_acquire))) return 1;
+    if (MEMTRACK_LIKELY(atomic_load_explicit(&memtrack_ready, memory_order_acquire))) {
+        if (MEMTRACK_UNLIKELY(!*memtrack_fork_sentinel) && !memtrack_busy) memtrack_process_forked_unseen();
+        return 1;
+    }
     if (memtrack_busy) return 0;   /* re-entered from dlsym while bootstrapping */
     memtrack_bootstrap();
     return 1;
@@ -86,15 +93,43 @@ static inline int ensure_ready(void) {
 
 /* Every allocating entry point ends the same way; a macro keeps the stack capture in the
  * entry point's own frame (a helper function would add itself to the stack). */
-#define TRACK_RESULT(pointer, size, via)                                                   \
+#define TRACK_RESULT(pointer_, size_, via_)                                                \
     do {                                                                                   \
-        if (pointer) {                                                                     \
+        struct memtrack_cxx_allocation *cxx_ = take_cxx_allocation();                      \
+        if (pointer_) {                                                                    \
             struct memtrack_block block;                                                   \
-            block.stack.depth = (uint32_t)memtrack_unwind(block.stack.frames,              \
-                                                          memtrack_config.depth);          \
-            track_allocation(pointer, size, via, &block);                                  \
+            if (MEMTRACK_UNLIKELY(cxx_ != NULL)) {                                         \
+                claim_cxx_allocation(cxx_, pointer_, &block);                              \
+                track_allocation(pointer_, (size_t)cxx_->size, block.via, &block);         \
+            } else {                                                                       \
+                block.family = MEMTRACK_FAMILY_MALLOC;                                     \
+                block.stack.depth = (uint32_t)memtrack_unwind(block.stack.frames,          \
+                    memtrack_depth_for((uintptr_t)__builtin_return_address(0)));           \
+                if (MEMTRACK_UNLIKELY(memtrack_stack_needs_more(&block.stack)))            \
+                    block.stack.depth = (uint32_t)memtrack_unwind(block.stack.frames,      \
+                                                                  MEMTRACK_MAX_DEPTH);     \
+                track_allocation(pointer_, size_, via_, &block);                           \
+            }                                                                              \
         }                                                                                  \
     } while (0)
+
+/* An operator new wrapper (cxx.c) is waiting on this allocation: it is taken on success and
+ * on failure alike, so that a bad_alloc thrown past the wrapper leaves no stale marker. */
+static inline struct memtrack_cxx_allocation *take_cxx_allocation(void) {
+    struct memtrack_cxx_allocation *cxx = memtrack_cxx_allocation;
+    if (MEMTRACK_UNLIKELY(cxx != NULL)) memtrack_cxx_allocation = NULL;
+    return cxx;
+}
+
+/* The block is recorded as the operator's, with the stack the wrapper took at the call site. */
+static void claim_cxx_allocation(struct memtrack_cxx_allocation *cxx, void *pointer, struct memtrack_block *block) {
+    cxx->claimed = pointer;
+    block->stack.depth = cxx->stack.depth;   /* only the frames taken: the struct is 264 bytes */
+    memcpy(block->stack.frames, cxx->stack.frames, cxx->stack.depth * sizeof(uintptr_t));
+    block->via = cxx->via;
+    block->family = cxx->via == MEMTRACK_VIA_NEW || cxx->via == MEMTRACK_VIA_NEW_ALIGNED
+        ? MEMTRACK_FAMILY_NEW : MEMTRACK_FAMILY_ARRAY;
+}
 
 // ---- malloc and friends ---------------------------------------------------------------------
 MEMTRACK_EXPORT void *malloc(size_t size) {
@@ -156,6 +191,8 @@ MEMTRACK_EXPORT int posix_memalign(void **result, size_t alignment, size_t size)
     if (!error) {
         TRACK_RESULT(pointer, size, MEMTRACK_VIA_POSIX_MEMALIGN);
         *result = pointer;
+    } else {
+        take_cxx_allocation();
     }
     memtrack_busy = 0;
     errno = saved_errno;
@@ -163,24 +200,79 @@ MEMTRACK_EXPORT int posix_memalign(void **result, size_t alignment, size_t size)
 }
 
 // ---- free -----------------------------------------------------------------------------------
-#define FREE_ENTRY(name, via)                                                              \
+/* A free reached from an operator delete wrapper (cxx.c) carries the delete's via, expected
+ * family, size and stack. */
+#define FREE_ENTRY(name, via_)                                                             \
     MEMTRACK_EXPORT void name(void *pointer) {                                             \
         if (!pointer || memtrack_arena_owns(pointer)) return;                              \
         if (!ensure_ready()) return;                                                       \
         int saved_errno = errno;                                                           \
         if (memtrack_busy) { internal_free(pointer); errno = saved_errno; return; }        \
         memtrack_busy = 1;                                                                 \
+        const struct memtrack_cxx_deallocation *cxx = take_cxx_deallocation(pointer);      \
         int state = release_state(pointer);                                                \
         int bad = state == MEMTRACK_NEVER || state == MEMTRACK_FREED;                      \
-        struct memtrack_stack stack;                                                       \
-        stack.depth = 0;                                                                   \
-        if (bad || (state == MEMTRACK_LIVE && memtrack_config.quarantine_bytes))           \
-            stack.depth = (uint32_t)memtrack_unwind(stack.frames, memtrack_config.depth);  \
-        if (bad) report_bad_free(pointer, state, via, &stack);                             \
-        else release_block(pointer, state, &stack);                                        \
+        int family = state == MEMTRACK_LIVE ? memtrack_family_take(pointer) : MEMTRACK_FAMILY_MALLOC; \
+        int expected = cxx ? cxx->family : MEMTRACK_FAMILY_MALLOC;                         \
+        int checked = state == MEMTRACK_LIVE && (family != expected || (cxx && cxx->size)); \
+        struct memtrack_stack own_stack;                                                   \
+        const struct memtrack_stack *stack = &own_stack;                                   \
+        own_stack.depth = 0;                                                               \
+        if (cxx && cxx->stack.depth) stack = &cxx->stack;                                  \
+        else if (bad || checked || (state == MEMTRACK_LIVE && memtrack_config.quarantine_bytes)) \
+            own_stack.depth = (uint32_t)memtrack_unwind(own_stack.frames, memtrack_config.depth); \
+        int event_via = cxx ? cxx->via : via_;                                             \
+        if (bad) report_bad_free(pointer, state, event_via, stack);                        \
+        else if (checked) release_checked(pointer, family, event_via, cxx, stack);         \
+        else release_block(pointer, state, stack);                                         \
         memtrack_busy = 0;                                                                 \
         errno = saved_errno;                                                               \
     }
+
+static inline const struct memtrack_cxx_deallocation *take_cxx_deallocation(void *pointer) {
+    struct memtrack_cxx_deallocation *cxx = memtrack_cxx_deallocation;
+    if (MEMTRACK_LIKELY(cxx == NULL) || cxx->pointer != pointer) return NULL;
+    memtrack_cxx_deallocation = NULL;
+    return cxx;
+}
+
+/* Whether a sized delete's size matches the allocation's. Aligned new rounds nothing we
+ * record (the wrapper records what the program asked for), so sizes compare exactly. */
+static int same_size(uint64_t allocated, uint64_t freed) { return allocated == freed; }
+
+/* A live block whose deallocation does not match its allocation (free of a new'd block,
+ * delete of a malloc'd one, delete[] of a new'd one...), or any sized delete. Reported as
+ * valgrind does, then freed normally: the program goes on exactly as untraced. */
+static void release_checked(void *pointer, int family, int via, const struct memtrack_cxx_deallocation *cxx,
+                            const struct memtrack_stack *free_stack) {
+    struct memtrack_bad_free event;
+    memset(&event, 0, sizeof event);
+    int expected = cxx ? cxx->family : MEMTRACK_FAMILY_MALLOC;
+    /* A settled block's stack is only in its file, which the removal below queues for unlinking. */
+    if (family != expected) memtrack_read_block((uintptr_t)pointer, &event.size, &event.alloc_stack);
+    memtrack_pending_remove((uintptr_t)pointer, &event.alloc_stack, &event.size);
+    int known = event.alloc_stack.depth != 0;   /* young (pending table) or read from its file */
+    if (family != expected) {
+        event.kind = "mismatched-free";
+    } else if (known ? !same_size(event.size, cxx->size)
+                     : memtrack_next.malloc_usable_size && cxx->size > memtrack_next.malloc_usable_size(pointer)) {
+        event.kind = "mismatched-size";
+        event.freed_size = cxx->size;
+    }
+    if (event.kind) {
+        event.address = (uintptr_t)pointer;
+        event.double_free = 0;
+        event.family = (uint8_t)family;
+        event.sequence = atomic_fetch_add(&memtrack_sequence, 1) + 1;
+        event.milliseconds = memtrack_milliseconds_now();
+        event.thread = memtrack_thread_id();
+        event.via = (uint8_t)via;
+        event.stack = *free_stack;
+        memtrack_write_bad_free(&event);
+    }
+    if (memtrack_config.quarantine_bytes) memtrack_quarantine_put(pointer, event.size, &event.alloc_stack, free_stack);
+    else memtrack_next.free(pointer);
+}
 
 FREE_ENTRY(free, MEMTRACK_VIA_FREE)
 FREE_ENTRY(cfree, MEMTRACK_VIA_CFREE)
@@ -194,6 +286,7 @@ static void *reallocate(void *pointer, size_t size, int via, struct memtrack_sta
         void *result = memtrack_next.realloc(NULL, size);
         if (result) {
             struct memtrack_block block;
+            block.family = MEMTRACK_FAMILY_MALLOC;
             block.stack = *stack;
             int result_errno = errno;
             track_allocation(result, size, via, &block);
@@ -210,7 +303,10 @@ static void *reallocate(void *pointer, size_t size, int via, struct memtrack_sta
     struct memtrack_stack old_stack;
     uint64_t old_size = 0;
     old_stack.depth = 0;
-    if (state == MEMTRACK_LIVE) memtrack_pending_remove((uintptr_t)pointer, &old_stack, &old_size);
+    if (state == MEMTRACK_LIVE) {
+        memtrack_family_take(pointer);   /* the moved or resized block is malloc's from now on */
+        memtrack_pending_remove((uintptr_t)pointer, &old_stack, &old_size);
+    }
     void *result = memtrack_next.realloc(pointer, size);
     if (!result) {
         if (size == 0) return NULL;   /* glibc's realloc(p, 0): p is freed, NULL returned */
@@ -218,6 +314,7 @@ static void *reallocate(void *pointer, size_t size, int via, struct memtrack_sta
         memtrack_shadow_exchange(pointer, state);
         if (state == MEMTRACK_LIVE) {
             struct memtrack_block block;
+            block.family = MEMTRACK_FAMILY_MALLOC;
             block.stack = old_stack.depth ? old_stack : *stack;
             block.size = old_stack.depth ? old_size : size;
             int saved_errno = errno;
@@ -228,6 +325,7 @@ static void *reallocate(void *pointer, size_t size, int via, struct memtrack_sta
     }
     if (state == MEMTRACK_LIVE_INTERNAL) return internal_block(result);
     struct memtrack_block block;
+    block.family = MEMTRACK_FAMILY_MALLOC;
     block.stack = *stack;
     track_allocation(result, size, via, &block);
     return result;
@@ -237,7 +335,7 @@ static void *reallocate(void *pointer, size_t size, int via, struct memtrack_sta
  * in the entry point itself, hence a macro. */
 #define REALLOC_ENTRY_BODY(pointer, size, via)                                             \
     if (!ensure_ready()) return memtrack_arena_allocate(size);                             \
-    if (memtrack_arena_owns(pointer)) {   /* an arena block cannot be resized in place */   \
+    if (memtrack_arena_owns(pointer)) {   /* an arena block cannot be resized in place */  \
         void *moved = malloc(size);                                                        \
         if (moved) memcpy(moved, pointer, size);   /* arena blocks are followed by arena bytes */ \
         return moved;                                                                      \
@@ -256,7 +354,10 @@ static void *reallocate(void *pointer, size_t size, int via, struct memtrack_sta
 static void *internal_reallocate(void *pointer, size_t size) {
     if (!pointer) return internal_block(memtrack_next.malloc(size));
     int state = release_state(pointer);
-    if (state == MEMTRACK_LIVE) memtrack_pending_remove((uintptr_t)pointer, NULL, NULL);
+    if (state == MEMTRACK_LIVE) {
+        memtrack_family_take(pointer);
+        memtrack_pending_remove((uintptr_t)pointer, NULL, NULL);
+    }
     void *result = memtrack_next.realloc(pointer, size);
     if (!result && size) memtrack_shadow_exchange(pointer, state);
     return internal_block(result);

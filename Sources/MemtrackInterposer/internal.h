@@ -10,6 +10,10 @@
  *   process.c     the run directory, fork, exec, exit and fatal signals
  *   unwind.c      the call-stack capture
  *   leakcheck.c   the leak check: which live blocks are still reachable, and which are lost
+ *   cxx.c         the C++ operator new/delete family, forwarded to the next one with a marker
+ *   family.c      which family (malloc, new, new[]) allocated each live block
+ *   deepbind.c    libraries opened with RTLD_DEEPBIND; dlmopen namespaces
+ *   loader.c      where the dynamic loader's code is (its blocks get the deepest stacks)
  *
  * Rules for everything here: no stdio, nothing that can allocate, no lock a signal handler
  * could deadlock on without noticing, errno left as the program had it.
@@ -35,6 +39,8 @@ enum memtrack_via {
     MEMTRACK_VIA_MALLOC, MEMTRACK_VIA_CALLOC, MEMTRACK_VIA_REALLOC, MEMTRACK_VIA_REALLOCARRAY,
     MEMTRACK_VIA_POSIX_MEMALIGN, MEMTRACK_VIA_ALIGNED_ALLOC, MEMTRACK_VIA_MEMALIGN,
     MEMTRACK_VIA_VALLOC, MEMTRACK_VIA_PVALLOC, MEMTRACK_VIA_FREE, MEMTRACK_VIA_CFREE,
+    MEMTRACK_VIA_NEW, MEMTRACK_VIA_NEW_ARRAY, MEMTRACK_VIA_NEW_ALIGNED, MEMTRACK_VIA_NEW_ARRAY_ALIGNED,
+    MEMTRACK_VIA_DELETE, MEMTRACK_VIA_DELETE_ARRAY,
 };
 const char *memtrack_via_name(int via);
 
@@ -97,6 +103,7 @@ int memtrack_shadow_exchange(const void *pointer, int state);
 /* Moves a live block to FREED atomically; returns the previous state (the caller reports
  * NEVER or FREED as a bad free, and must then leave the state as it was). */
 int memtrack_shadow_release(const void *pointer);
+int memtrack_shadow_state(const void *pointer);   /* read only */
 
 /* ---- records.c ------------------------------------------------------------------------ */
 
@@ -107,6 +114,7 @@ struct memtrack_block {
     uint32_t milliseconds;  /* since the process started */
     int32_t thread;
     uint8_t via;
+    uint8_t family;         /* enum memtrack_family; written as family= when not malloc */
     struct memtrack_stack stack;
 };
 
@@ -121,6 +129,9 @@ struct memtrack_bad_free {
     uint64_t size;              /* 0 when unknown */
     struct memtrack_stack alloc_stack;  /* depth 0 when unknown */
     struct memtrack_stack free_stack;   /* depth 0 when unknown */
+    const char *kind;           /* NULL: double-free or invalid-free; else mismatched-free/-size */
+    uint8_t family;             /* mismatches: the family that allocated the block */
+    uint64_t freed_size;        /* mismatched-size: the size the sized delete was given */
 };
 
 /* The run directory this process writes into; -1 when recording is impossible. */
@@ -131,6 +142,7 @@ extern atomic_uint_fast64_t memtrack_sequence;
 
 int memtrack_write_block(const struct memtrack_block *block);
 void memtrack_remove_block_file(uintptr_t address);
+void memtrack_read_block(uintptr_t address, uint64_t *size, struct memtrack_stack *stack);
 void memtrack_write_bad_free(const struct memtrack_bad_free *event);
 void memtrack_write_process_file(const char *parent_run_name);
 void memtrack_open_status(void);
@@ -210,6 +222,74 @@ void memtrack_leak_check_skipped(const char *reason);
 
 void memtrack_process_start(void);
 extern pid_t memtrack_pid;
+/* Zero in a child made by _Fork or a raw clone that has not started its own record yet. */
+extern const volatile int *memtrack_fork_sentinel;
+void memtrack_process_forked_unseen(void);
+
+/* ---- family.c and cxx.c -------------------------------------------------------------- */
+
+enum memtrack_family { MEMTRACK_FAMILY_MALLOC = 0, MEMTRACK_FAMILY_NEW = 1, MEMTRACK_FAMILY_ARRAY = 2 };
+const char *memtrack_family_name(int family);
+/* Until the first C++ block every block is malloc's: a C program pays one load per call. */
+extern atomic_int memtrack_any_family;
+void memtrack_family_set_slow(const void *pointer, int family);
+int memtrack_family_take_slow(const void *pointer);
+static inline void memtrack_family_set(const void *pointer, int family) {
+    if (family != MEMTRACK_FAMILY_MALLOC || atomic_load_explicit(&memtrack_any_family, memory_order_relaxed))
+        memtrack_family_set_slow(pointer, family);
+}
+/* Reads the block's family and resets it to MALLOC. */
+static inline int memtrack_family_take(const void *pointer) {
+    if (MEMTRACK_LIKELY(!atomic_load_explicit(&memtrack_any_family, memory_order_relaxed))) return MEMTRACK_FAMILY_MALLOC;
+    return memtrack_family_take_slow(pointer);
+}
+int memtrack_family_peek(const void *pointer);
+
+/* Set by an operator new wrapper around its call of the next operator new; the first
+ * allocation entry point reached takes it (success or failure) and, on success, records the
+ * block with the wrapper's stack and via. */
+struct memtrack_cxx_allocation {
+    uint8_t via;
+    uint64_t size;          /* what the program asked for */
+    void *claimed;          /* the block the entry point recorded */
+    struct memtrack_stack stack;
+};
+extern MEMTRACK_THREAD_LOCAL struct memtrack_cxx_allocation *memtrack_cxx_allocation;
+
+/* Set by an operator delete wrapper around its call of the next operator delete; free takes
+ * it when the pointer matches. */
+struct memtrack_cxx_deallocation {
+    void *pointer;
+    uint8_t via;
+    uint8_t family;         /* what a matching allocation was: new or new[] */
+    uint64_t size;          /* a sized delete's size; 0 when unsized */
+    uint64_t alignment;     /* an aligned delete's alignment; 0 when none */
+    struct memtrack_stack stack;   /* depth 0: free captures its own */
+};
+extern MEMTRACK_THREAD_LOCAL struct memtrack_cxx_deallocation *memtrack_cxx_deallocation;
+
+/* ---- loader.c ------------------------------------------------------------------------- */
+
+extern uintptr_t memtrack_loader_start, memtrack_loader_size;
+extern atomic_int memtrack_loader_known;
+void memtrack_loader_find(void);
+/* How many frames to capture for an allocation called from return_address. */
+static inline int memtrack_depth_for(uintptr_t return_address) {
+    if (MEMTRACK_UNLIKELY(!atomic_load_explicit(&memtrack_loader_known, memory_order_acquire)))
+        memtrack_loader_find();
+    return return_address - memtrack_loader_start < memtrack_loader_size ? MEMTRACK_MAX_DEPTH
+                                                                          : memtrack_config.depth;
+}
+
+/* A stack cut off at MEM_DEPTH that went through the loader (a library's constructor running
+ * inside dlopen) is taken again at full depth, so that it reaches the program's dlopen call. */
+static inline int memtrack_stack_needs_more(const struct memtrack_stack *stack) {
+    if (MEMTRACK_LIKELY(stack->depth < (uint32_t)memtrack_config.depth) || stack->depth >= MEMTRACK_MAX_DEPTH)
+        return 0;
+    for (uint32_t i = 0; i < stack->depth; i++)
+        if (stack->frames[i] - memtrack_loader_start < memtrack_loader_size) return 1;
+    return 0;
+}
 
 /* ---- spin locks ----------------------------------------------------------------------- */
 /* The lock word holds the owner's thread id, so a signal handler can tell "held by me"

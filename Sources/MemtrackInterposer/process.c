@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -62,7 +63,31 @@ static int open_run_directory(void) {
     return directory;
 }
 
+// ---- Children that skipped fork's handlers ------------------------------------------------------
+/* A child made by _Fork or a raw clone runs none of pthread_atfork's handlers, so it would go on
+ * writing into its parent's record. The sentinel page is marked MADV_WIPEONFORK: the kernel
+ * hands every such child a zeroed copy, and the entry points check the sentinel (one load) to
+ * notice. Until the page exists, and if it cannot be made, the sentinel is a constant 1. */
+static const int sentinel_constant = 1;
+const volatile int *memtrack_fork_sentinel = &sentinel_constant;
+static volatile int *sentinel_page;
+
+static void arm_fork_sentinel(void) {
+    if (!sentinel_page) {
+        void *page = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (page == MAP_FAILED) return;
+        if (madvise(page, (size_t)sysconf(_SC_PAGESIZE), MADV_WIPEONFORK) != 0) {   /* Linux < 4.14 */
+            munmap(page, (size_t)sysconf(_SC_PAGESIZE));
+            return;
+        }
+        sentinel_page = page;
+    }
+    *sentinel_page = 1;
+    memtrack_fork_sentinel = sentinel_page;
+}
+
 static void begin_record(const char *parent_run_name) {
+    arm_fork_sentinel();
     memtrack_pid = getpid();
     int directory = open_run_directory();
     if (directory >= 0) memtrack_remember_run_directory(directory);
@@ -256,6 +281,14 @@ static void fork_child(void) {
     atomic_store(&finished, 0);
     begin_record(parent);
     memtrack_busy--;
+}
+
+/* The first tracked call in a child that skipped fork's handlers: do what fork_child does. The
+ * parent's other threads do not exist here; locks they held are released as fork_child does. */
+void memtrack_process_forked_unseen(void) {
+    if ((pid_t)syscall(SYS_getpid) == memtrack_pid) { *sentinel_page = 1; return; }
+    memtrack_busy++;
+    fork_child();   /* ends with memtrack_busy-- */
 }
 
 // ---- Fatal signals ----------------------------------------------------------------------------------

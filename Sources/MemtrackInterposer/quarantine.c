@@ -13,9 +13,15 @@
 
 /* 16 shards x 256 blocks bounds the quarantine at 4,096 blocks whatever MEM_QUARANTINE says,
  * so its bookkeeping stays near 1.2 MiB. Stacks kept here are cut to 16 frames: enough to name
- * the first free's site in a report. */
+ * the first free's site in a report.
+ *
+ * History: a block leaving the quarantine (the oldest, or one too large to hold back at all)
+ * leaves its metadata behind in its shard's history ring: address, size, allocation and free
+ * stacks, no memory. A double free of it still gets all three stacks. 16 x 256 entries, about
+ * 1.1 MiB, whatever the blocks' sizes. */
 #define QUARANTINE_SHARDS 16
 #define QUARANTINE_SLOTS 256
+#define HISTORY_SLOTS 256
 #define KEPT_FRAMES 16
 
 struct kept_stack { uint32_t depth; uintptr_t frames[KEPT_FRAMES]; };
@@ -30,9 +36,28 @@ struct quarantine_shard {
     unsigned head, count;
     uint64_t bytes;
     struct held_block ring[QUARANTINE_SLOTS];
+    unsigned history_next;   /* the slot the next departing block overwrites */
+    struct held_block history[HISTORY_SLOTS];   /* pointer NULL: empty */
 } __attribute__((aligned(64)));
 
 static struct quarantine_shard quarantine[QUARANTINE_SHARDS];
+
+/* The oldest block leaves the ring for the history, and its memory for the allocator. */
+static void *release_oldest(struct quarantine_shard *shard) {
+    struct held_block *oldest = &shard->ring[shard->head];
+    struct held_block *remembered = &shard->history[shard->history_next];
+    shard->history_next = (shard->history_next + 1) % HISTORY_SLOTS;
+    remembered->pointer = oldest->pointer;
+    remembered->size = oldest->size;
+    remembered->alloc_stack.depth = oldest->alloc_stack.depth;
+    memcpy(remembered->alloc_stack.frames, oldest->alloc_stack.frames, oldest->alloc_stack.depth * sizeof(uintptr_t));
+    remembered->free_stack.depth = oldest->free_stack.depth;
+    memcpy(remembered->free_stack.frames, oldest->free_stack.frames, oldest->free_stack.depth * sizeof(uintptr_t));
+    shard->bytes -= oldest->bytes;
+    shard->head = (shard->head + 1) % QUARANTINE_SLOTS;
+    shard->count--;
+    return oldest->pointer;
+}
 
 static void keep(struct kept_stack *kept, const struct memtrack_stack *stack) {
     kept->depth = stack && stack->depth < KEPT_FRAMES ? stack->depth : (stack ? KEPT_FRAMES : 0);
@@ -57,12 +82,8 @@ void memtrack_quarantine_put(void *pointer, uint64_t size, const struct memtrack
     struct quarantine_shard *shard = shard_for(pointer);
     memtrack_lock_acquire(&shard->lock);
     struct held_block *held = &shard->ring[(shard->head + shard->count) % QUARANTINE_SLOTS];
-    if (shard->count == QUARANTINE_SLOTS) {   /* full ring: the oldest goes first */
-        release[release_count++] = shard->ring[shard->head].pointer;
-        shard->bytes -= shard->ring[shard->head].bytes;
-        shard->head = (shard->head + 1) % QUARANTINE_SLOTS;
-        shard->count--;
-    }
+    if (shard->count == QUARANTINE_SLOTS)   /* full ring: the oldest goes first */
+        release[release_count++] = release_oldest(shard);
     held->pointer = pointer;
     held->bytes = bytes;
     held->size = size;
@@ -70,12 +91,7 @@ void memtrack_quarantine_put(void *pointer, uint64_t size, const struct memtrack
     keep(&held->free_stack, free_stack);
     shard->count++;
     shard->bytes += bytes;
-    while (shard->count && shard->bytes > budget) {
-        release[release_count++] = shard->ring[shard->head].pointer;
-        shard->bytes -= shard->ring[shard->head].bytes;
-        shard->head = (shard->head + 1) % QUARANTINE_SLOTS;
-        shard->count--;
-    }
+    while (shard->count && shard->bytes > budget) release[release_count++] = release_oldest(shard);
     memtrack_lock_release(&shard->lock);
     /* Released addresses stay FREED in the shadow index until an allocator hands them out. */
     for (int i = 0; i < release_count; i++) memtrack_next.free(release[i]);
@@ -92,6 +108,15 @@ int memtrack_quarantine_find(uintptr_t address, uint64_t *size, struct memtrack_
         *size = held->size;
         unkeep(alloc_stack, &held->alloc_stack);
         unkeep(free_stack, &held->free_stack);
+        found = 1;
+    }
+    /* Not held back (any more): the most recent history entry for the address, newest first. */
+    for (unsigned i = 1; i <= HISTORY_SLOTS && !found; i++) {
+        struct held_block *remembered = &shard->history[(shard->history_next + HISTORY_SLOTS - i) % HISTORY_SLOTS];
+        if ((uintptr_t)remembered->pointer != address) continue;
+        *size = remembered->size;
+        unkeep(alloc_stack, &remembered->alloc_stack);
+        unkeep(free_stack, &remembered->free_stack);
         found = 1;
     }
     memtrack_lock_release(&shard->lock);

@@ -30,8 +30,12 @@ atomic_uint_fast64_t memtrack_unrecorded_blocks, memtrack_unremoved_records, mem
 static const char *const via_names[] = {
     "malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
     "memalign", "valloc", "pvalloc", "free", "cfree",
+    "new", "new[]", "new-aligned", "new[]-aligned", "delete", "delete[]",
 };
 const char *memtrack_via_name(int via) { return via_names[via]; }
+
+static const char *const family_names[] = { "malloc", "new", "new[]" };
+const char *memtrack_family_name(int family) { return family_names[family >= 0 && family <= 2 ? family : 0]; }
 
 // ---- System calls that are never cancellation points ------------------------------------
 static int raw_openat(int directory, const char *name, int flags, int mode) {
@@ -298,10 +302,51 @@ int memtrack_write_block(const struct memtrack_block *block) {
     out = memtrack_put_text(out, end, " size=");
     out = memtrack_put_decimal(out, end, block->size);
     out = put_event_fields(out, end, block->sequence, block->thread, block->milliseconds, block->via, &block->stack);
+    if (block->family != MEMTRACK_FAMILY_MALLOC) {   /* optional: absent means malloc's family */
+        out = memtrack_put_text(out, end, " family=");
+        out = memtrack_put_text(out, end, memtrack_family_name(block->family));
+    }
     *out++ = '\n';
     int error = write_file(name, line, (size_t)(out - line));
     if (error) memtrack_note_failure("writing a block record", error, &memtrack_unrecorded_blocks);
     return error;
+}
+
+/* For a mismatch report on a settled block: its size and allocation stack, from its file.
+ * Leaves both alone when the file is missing or does not parse. */
+void memtrack_read_block(uintptr_t address, uint64_t *size, struct memtrack_stack *stack) {
+    int directory = atomic_load(&memtrack_run_directory) < 0 ? -1 : run_directory();
+    if (directory < 0) return;
+    char name[32], text[256 + MEMTRACK_MAX_DEPTH * 20];
+    *put_block_name(name, name + sizeof name - 1, address) = 0;
+    int fd = raw_openat(directory, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (fd < 0) return;
+    ssize_t length = syscall(SYS_read, fd, text, sizeof text - 1);
+    raw_close(fd);
+    if (length <= 0) return;
+    text[length] = 0;
+    const char *field = strstr(text, " size=");
+    if (field) {
+        uint64_t value = 0;
+        for (field += 6; *field >= '0' && *field <= '9'; field++) value = value * 10 + (uint64_t)(*field - '0');
+        *size = value;
+    }
+    field = strstr(text, " stack=");
+    if (!field) return;
+    uint32_t depth = 0;
+    for (field += 7; depth < MEMTRACK_MAX_DEPTH && field[0] == '0' && field[1] == 'x';) {
+        uintptr_t value = 0;
+        for (field += 2;; field++) {
+            char c = *field;
+            int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (digit < 0) break;
+            value = value * 16 + (uintptr_t)digit;
+        }
+        stack->frames[depth++] = value;
+        if (*field != ',') break;
+        field++;
+    }
+    stack->depth = depth;
 }
 
 void memtrack_remove_block_file(uintptr_t address) {
@@ -321,7 +366,9 @@ void memtrack_remove_block_file(uintptr_t address) {
 void memtrack_write_bad_free(const struct memtrack_bad_free *event) {
     char line[256 + 3 * MEMTRACK_MAX_DEPTH * 20];
     char *out = line, *end = line + sizeof line - 1;
-    out = memtrack_put_text(out, end, event->double_free ? "memtrack/1 double-free" : "memtrack/1 invalid-free");
+    const char *kind = event->kind ? event->kind : event->double_free ? "double-free" : "invalid-free";
+    out = memtrack_put_text(out, end, "memtrack/1 ");
+    out = memtrack_put_text(out, end, kind);
     out = memtrack_put_text(out, end, " address=");
     out = memtrack_put_hex(out, end, event->address);
     out = put_event_fields(out, end, event->sequence, event->thread, event->milliseconds, event->via, &event->stack);
@@ -337,6 +384,14 @@ void memtrack_write_bad_free(const struct memtrack_bad_free *event) {
         out = memtrack_put_text(out, end, " free-stack=");
         out = memtrack_put_stack(out, end, &event->free_stack);
     }
+    if (event->kind) {   /* the mismatches: what allocated the block, what the delete was told */
+        out = memtrack_put_text(out, end, " family=");
+        out = memtrack_put_text(out, end, memtrack_family_name(event->family));
+        if (event->freed_size) {
+            out = memtrack_put_text(out, end, " freed-size=");
+            out = memtrack_put_decimal(out, end, event->freed_size);
+        }
+    }
     *out++ = '\n';
 
     char name[48];
@@ -351,11 +406,20 @@ void memtrack_write_bad_free(const struct memtrack_bad_free *event) {
     /* The one line on stderr that says what happened and where to look. */
     char message[256];
     char *m = message, *message_end = message + sizeof message - 1;
-    m = memtrack_put_text(m, message_end, event->double_free ? "memtrack: double free of " : "memtrack: invalid free of ");
+    m = memtrack_put_text(m, message_end, "memtrack: ");
+    m = memtrack_put_text(m, message_end, event->kind ? event->kind : event->double_free ? "double free" : "invalid free");
+    m = memtrack_put_text(m, message_end, " of ");
     m = memtrack_put_hex(m, message_end, event->address);
+    if (event->kind) {
+        m = memtrack_put_text(m, message_end, " (");
+        m = memtrack_put_text(m, message_end, memtrack_family_name(event->family));
+        m = memtrack_put_text(m, message_end, " block, ");
+        m = memtrack_put_text(m, message_end, memtrack_via_name(event->via));
+        m = memtrack_put_text(m, message_end, ")");
+    }
     m = memtrack_put_text(m, message_end, " from ");
     m = memtrack_put_hex(m, message_end, event->stack.depth ? event->stack.frames[0] : 0);
-    m = memtrack_put_text(m, message_end, " (not passed to free; recorded as ");
+    m = memtrack_put_text(m, message_end, event->kind ? " (freed as usual; recorded as " : " (not passed to free; recorded as ");
     m = memtrack_put_text(m, message_end, memtrack_run_name);
     m = memtrack_put_text(m, message_end, "/");
     m = memtrack_put_text(m, message_end, name);

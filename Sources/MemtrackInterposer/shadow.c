@@ -159,3 +159,9 @@ void memtrack_shadow_for_each_mapping(void (*visit)(uintptr_t start, size_t byte
         }
     }
 }
+
+int memtrack_shadow_state(const void *pointer) {
+    unsigned shift;
+    leaf_word *word = word_for((uintptr_t)pointer, 0, &shift);
+    return word ? (int)((atomic_load_explicit(word, memory_order_relaxed) >> shift) & 3) : MEMTRACK_NEVER;
+}

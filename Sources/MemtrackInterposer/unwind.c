@@ -526,6 +526,8 @@ static int run_cfa_program(const uint8_t *p, const uint8_t *end, const struct ci
     return !r.bad;
 }
 
+static void note_signal_return(uintptr_t pc, uintptr_t object_end);
+
 /* Computes the rule for return address ra (the instruction after a call). Never fails:
  * anything it cannot express becomes CFA_STOP. Kept out of line so the warm path of the
  * walk does not pay for this function's large frame (the remember_state stack). */
@@ -551,8 +553,14 @@ static __attribute__((noinline)) void compute_rule(uintptr_t ra, struct frame_ru
     struct cie_info ci;
     if (!parse_cie(fde + 4 - cie_delta, &ci))
         return;
-    if (ci.signal_frame)
-        return;         // __restore_rt: the interrupted context is in a ucontext; we stop
+    if (ci.signal_frame) {
+        /* __restore_rt: its rule is a DWARF expression over the ucontext, which the walk
+         * reads itself (step_signal_frame). */
+        struct dl_find_object dlfo;
+        if (_dl_find_object((void *)ra, &dlfo) == 0)
+            note_signal_return(ra, (uintptr_t)dlfo.dlfo_map_end);
+        return;
+    }
     uintptr_t pc_begin = rd_encoded(&r, ci.fde_enc, 0);
     uintptr_t pc_range = rd_encoded(&r, ci.fde_enc & 0x0f, 0);  // a length: no pcrel
     if (r.bad || ra - 1 < pc_begin || ra - 1 - pc_begin >= pc_range)
@@ -673,7 +681,59 @@ static uintptr_t stack_top(uintptr_t sp)
     return (sp | (PAGE_SIZE_MIN - 1)) + 1;  // only the page we are on is certain
 }
 
+// ---- signal frames ----
+
+/* A signal handler returns into the kernel's trampoline, glibc's __restore_rt:
+ *     mov $15, %rax      (48 c7 c0 0f 00 00 00; 15 = rt_sigreturn)
+ *     syscall            (0f 05)
+ * Its CFI is a DWARF expression over the ucontext that our rule set cannot express, so the
+ * trampoline is recognised by its code instead, and the interrupted registers are read from
+ * the ucontext the kernel put right above the handler's return address. */
+static const uint8_t restore_rt_code[9] = { 0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05 };
+
+/* Set by compute_rule when an FDE marked as a signal frame ("S") covers a return address
+ * whose code is the trampoline's. One per libc, and there is one libc: a single word. */
+static uintptr_t g_signal_return;
+
+static void note_signal_return(uintptr_t pc, uintptr_t object_end)
+{
+    /* Only code of a loaded object is read: it is mapped, so the comparison cannot fault. */
+    if (pc + sizeof restore_rt_code <= object_end
+        && memcmp((const void *)pc, restore_rt_code, sizeof restore_rt_code) == 0)
+        __atomic_store_n(&g_signal_return, pc, __ATOMIC_RELAXED);
+}
+
+/* struct ucontext_t on x86_64: uc_flags, uc_link, uc_stack (24 bytes), then uc_mcontext,
+ * whose gregs[] are indexed by REG_RBP (10), REG_RSP (15), REG_RIP (16). */
+#define UCONTEXT_GREGS 40
+#define GREG_RBP 10
+#define GREG_RSP 15
+#define GREG_RIP 16
+
 // ---- the walk ----
+
+/* Steps from __restore_rt at sp (the ucontext) to the interrupted code. The interrupted pc is
+ * the instruction itself, not a return address: it is reported as pc + 1, so that a reader's
+ * "return address - 1" and our own rule lookup (which also takes pc - 1) land on it. */
+static int step_signal_frame(uintptr_t *pc, uintptr_t *sp, uintptr_t *bp, uintptr_t *lo, uintptr_t *hi)
+{
+    uintptr_t gregs = *sp + UCONTEXT_GREGS;
+    if (gregs < *lo || gregs + (GREG_RIP + 1) * 8 > *hi || (gregs & 7))
+        return 0;
+    const uintptr_t *registers = (const uintptr_t *)gregs;
+    uintptr_t rip = registers[GREG_RIP], rsp = registers[GREG_RSP];
+    if (rip == 0 || rsp == 0 || (rsp & 7))
+        return 0;
+    *pc = rip + 1;
+    *bp = registers[GREG_RBP];
+    *sp = rsp;
+    /* The handler may have run on sigaltstack: the interrupted code's stack has other bounds. */
+    if (rsp < *lo || rsp >= *hi) {
+        *lo = rsp;
+        *hi = stack_top(rsp);
+    }
+    return 1;
+}
 
 /* Called by the entry stub with the state right after memtrack_unwind returns to its caller:
  * pc is that return address, sp the caller's rsp, bp the caller's rbp. */
@@ -694,10 +754,11 @@ int memtrack_unwind_from(uintptr_t *frames, int max_frames, uintptr_t pc, uintpt
         t_cache_generation = generation;
     }
 
-    const uintptr_t lo = sp;
-    const uintptr_t hi = stack_top(sp);
+    uintptr_t lo = sp;
+    uintptr_t hi = stack_top(sp);
     int n = 0;
     while (n < max_frames && pc != 0) {
+
         union cache_entry rule = lookup_rule(pc);
         const int cfa_kind = (int)(rule.f.key >> 56) & 3;
         const int rbp_kind = (int)(rule.f.key >> 58) & 3;
@@ -716,6 +777,12 @@ int memtrack_unwind_from(uintptr_t *frames, int max_frames, uintptr_t pc, uintpt
             break;
         }
         default:
+            /* No rule: the signal trampoline (found by compute_rule), or the end. */
+            if (pc == __atomic_load_n(&g_signal_return, __ATOMIC_RELAXED)
+                && step_signal_frame(&pc, &sp, &bp, &lo, &hi)) {
+                frames[n++] = pc;
+                continue;
+            }
             return n;
         }
         /* The CFA is the caller's rsp: it must move up, stay aligned and stay on the stack.

@@ -154,6 +154,18 @@ import Testing
         }
     }
 
+    @Test func mismatchRecords() throws {
+        let m = try RecordParser.parseBadFree(
+            "memtrack/1 mismatched-size address=0x20 seq=27 thread=7 ms=15 via=delete stack=0x1 size=64 alloc-stack=0x2 family=new freed-size=8\n",
+            path: "bad-27.free")
+        #expect(m == BadFreeRecord(kind: "mismatched-size", address: 0x20, seq: 27, thread: 7, ms: 15, via: "delete", stack: [1],
+                                   size: 64, allocStack: [2], freeStack: nil, family: "new", freedSize: 8, file: "bad-27.free"))
+        let f = try RecordParser.parseBadFree("memtrack/1 mismatched-free address=0x30 seq=9 thread=7 ms=1 via=free stack=0x1 family=new[]\n", path: "f")
+        #expect(f.kind == "mismatched-free" && f.family == "new[]" && f.freedSize == nil && f.size == nil)
+        let d = try RecordParser.parseBadFree("memtrack/1 double-free address=0x10 seq=23 thread=7 ms=14 via=delete[] stack=0x1\n", path: "f")
+        #expect(d.family == nil && d.via == "delete[]")
+    }
+
     @Test func unescape() {
         #expect(unescapeValue("a\\\\b\\nc\\td\\x7f") == "a\\b\nc\td\u{7f}")
     }

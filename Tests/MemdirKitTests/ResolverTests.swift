@@ -104,6 +104,9 @@ import Testing
             0x0000000000003000
             $sSi
             ??:?
+            0x0000000000004000
+            swift::threading_impl::once_slow
+            crtstuff.c:?
 
             """
         let parsed = Addr2Line.parse(out)
@@ -111,6 +114,8 @@ import Testing
                                   Symbol(function: "outer", file: "/src/a.c", line: 20, mangled: "outer")])
         #expect(parsed[0x2000] == [Symbol(function: nil, file: nil, line: nil)])
         #expect(parsed[0x3000] == [Symbol(function: "Swift.Int", file: nil, line: nil, mangled: "$sSi")])
+        // A file without a line is not the address's: left out.
+        #expect(parsed[0x4000] == [Symbol(function: "swift::threading_impl::once_slow", file: nil, line: nil)])
         let frame = Frame(address: 0x401149, module: "/bin/p", offset: 0x1149, symbols: parsed[0x1149]!)
         #expect(frame.describe(symbol: 0) == "inner /src/a.c:10")
         #expect(Frame(address: 0x2000, module: "/bin/p", offset: 0x2000, symbols: parsed[0x2000]!).describe() == "p+0x2000")

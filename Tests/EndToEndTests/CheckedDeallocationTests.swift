@@ -1,0 +1,115 @@
+// CheckedDeallocationTests.swift: every deallocation checked against the family that allocated
+// the block (Examples/mismatch.cpp marks each line: MATCHED, MISMATCH, ALLOC).
+
+import Foundation
+import Testing
+
+extension EndToEnd {
+    @Suite struct CheckedDeallocation {
+        struct Expected: Hashable {
+            var kind: String, via: String, family: String, line: String, allocLine: String
+        }
+
+        @Test("mismatch.cpp: the 6 mismatched pairs reported at their lines with the allocation's line; the 3 matched pairs not",
+              arguments: bothModes)
+        func mismatchedPairs(settleMs: Int?) throws {
+            let program = try E2E.example("mismatch")
+            let f = "mismatch.cpp"
+            func pair(_ via: String, _ family: String, _ marker: String) throws -> Expected {
+                let loc = try location(f, marker)
+                return Expected(kind: "mismatched-free", via: via, family: family, line: loc, allocLine: loc)
+            }
+            var expected: Set<Expected> = [
+                try pair("delete", "malloc", "MISMATCH: malloc then delete,"),
+                try pair("delete[]", "malloc", "MISMATCH: malloc then delete[]"),
+                try pair("delete", "new[]", "MISMATCH: new[] then delete,"),
+                try pair("free", "new[]", "MISMATCH: new[] then free"),
+                try pair("delete[]", "new", "MISMATCH: new then delete[]"),
+                try pair("free", "new", "MISMATCH: new then free"),
+            ]
+            // A sized delete's size is checked exactly while the block is young (in memory); a
+            // settled block's size is on disk only, and just a size beyond it would be caught.
+            if settleMs != 0 {
+                expected.insert(Expected(kind: "mismatched-size", via: "delete", family: "new",
+                                         line: try location(f, "MISMATCH: sized"), allocLine: try location(f, "ALLOC: sized")))
+            }
+            try withScratch { scratch in
+                let run = try runTracked(program, [], Tracking(memDir: scratch.memDir, settleMs: settleMs))
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                #expect(run.stdoutText == "mismatch: bad_alloc caught\n")
+                #expect(run.stderrLines.count == expected.count, "\(run.stderrText)")
+                #expect(run.stderrLines.allSatisfy { $0.hasPrefix("memtrack: mismatched-") }, "\(run.stderrText)")
+                let dir = try onlyRunDirectory(scratch.memDir)
+                #expect(dir.blocks.isEmpty, "every block was freed normally: \(dir.blockSizes)")
+                #expect(dir.badFrees.count == expected.count)
+
+                let report = try resolveReport(scratch.memDir)
+                #expect(report.leaks.isEmpty)
+                var got: Set<Expected> = []
+                for b in report.badFrees {
+                    let place = (b.attributed ?? "").split(separator: " ").last.map(String.init) ?? ""
+                    let allocPlace = ((b.raw["alloc_location"] as? String) ?? "").split(separator: " ").last.map(String.init) ?? ""
+                    got.insert(Expected(kind: b.kind, via: (b.raw["via"] as? String) ?? "", family: (b.raw["family"] as? String) ?? "",
+                                        line: place.split(separator: "/").last.map(String.init) ?? place,
+                                        allocLine: allocPlace.split(separator: "/").last.map(String.init) ?? allocPlace))
+                    if b.kind == "mismatched-size" {
+                        #expect((b.raw["freed_size"] as? NSNumber)?.intValue == 8)
+                        #expect((b.raw["size"] as? NSNumber)?.intValue == 64)
+                    } else {
+                        #expect(b.raw["freed_size"] is NSNull)
+                    }
+                }
+                #expect(got == expected, "missing: \(expected.subtracting(got)); unexpected: \(got.subtracting(expected))")
+            }
+        }
+
+        @Test("own_new: a program that replaces operator new alone gets no mismatch reports, and its leak is found")
+        func programOwnNew() throws {
+            let program = try E2E.example("own_new")
+            try withScratch { scratch in
+                let run = try runTracked(program, [], Tracking(memDir: scratch.memDir))
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                #expect(run.stderr.isEmpty, "\(run.stderrText)")
+                let dir = try onlyRunDirectory(scratch.memDir)
+                #expect(dir.badFrees.isEmpty)
+                #expect(dir.blockSizes == [4])
+                let report = try resolveReport(scratch.memDir)
+                expectResolved(report, [try location("own_new.cpp", "LEAK: own new"): [4]])
+            }
+        }
+
+        @Test("big_double_free: a 2 MiB block freed twice by a thread, too large to hold back, still has all three stacks")
+        func largeDoubleFree() throws {
+            let program = try E2E.example("big_double_free")
+            let f = "big_double_free.c"
+            try withScratch { scratch in
+                let run = try runTracked(program, [], Tracking(memDir: scratch.memDir))
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                #expect(run.stderrLines.count == 1 && run.stderrText.hasPrefix("memtrack: double free of "), "\(run.stderrText)")
+                let report = try resolveReport(scratch.memDir)
+                #expect(report.leaks.isEmpty)
+                #expect(report.badFrees.count == 1)
+                let bad = try #require(report.badFrees.first)
+                #expect(bad.kind == "double-free")
+                #expect((bad.raw["size"] as? NSNumber)?.intValue == 2 << 20)
+                #expect(frame(bad.attributed ?? "", isAt: try location(f, "BIG: second free")), "\(bad.attributed ?? "nil")")
+                #expect(frame((bad.raw["alloc_location"] as? String) ?? "", isAt: try location(f, "BIG: malloc")), "\(bad.raw["alloc_location"] ?? "nil")")
+                #expect(frame((bad.raw["free_location"] as? String) ?? "", isAt: try location(f, "BIG: first free")), "\(bad.raw["free_location"] ?? "nil")")
+            }
+        }
+
+        @Test("cxx_new: blocks from operator new and new[] are recorded as such, with the program's call site first")
+        func newRecords() throws {
+            let program = try E2E.example("cxx_new")
+            try withScratch { scratch in
+                let run = try runTracked(program, [], Tracking(memDir: scratch.memDir, settleMs: 0))
+                #expect(run.exitedNormally && run.status == 0)
+                let dir = try onlyRunDirectory(scratch.memDir)
+                let bySize = Dictionary(dir.blocks.values.map { ($0.size ?? -1, $0) }, uniquingKeysWith: { a, _ in a })
+                #expect(bySize[24]?.fields["via"] == "new" && bySize[24]?.fields["family"] == "new")
+                #expect(bySize[77]?.fields["via"] == "new[]" && bySize[77]?.fields["family"] == "new[]")
+                #expect(bySize[101]?.fields["family"] == "new", "a string's buffer comes from operator new")
+            }
+        }
+    }
+}
