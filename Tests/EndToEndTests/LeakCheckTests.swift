@@ -51,7 +51,7 @@ func expectedKinds(_ stdout: String) throws -> [String: String] {
 }
 
 extension EndToEnd {
-    @Suite struct LeakKinds {
+    @Suite struct TrackerLeakKinds {
         @Test("leak_kinds: trees, cycles, chains, interior pointers and the four heuristics get valgrind's kinds",
               arguments: bothModes)
         func kinds(settleMs: Int?) throws {

@@ -115,7 +115,7 @@ import Testing
         #expect(parsed[0x2000] == [Symbol(function: nil, file: nil, line: nil)])
         #expect(parsed[0x3000] == [Symbol(function: "Swift.Int", file: nil, line: nil, mangled: "$sSi")])
         // A file without a line is not the address's: left out.
-        #expect(parsed[0x4000] == [Symbol(function: "swift::threading_impl::once_slow", file: nil, line: nil)])
+        #expect(parsed[0x4000] == [Symbol(function: "swift::threading_impl::once_slow", file: nil, line: nil, mangled: "swift::threading_impl::once_slow")])
         let frame = Frame(address: 0x401149, module: "/bin/p", offset: 0x1149, symbols: parsed[0x1149]!)
         #expect(frame.describe(symbol: 0) == "inner /src/a.c:10")
         #expect(Frame(address: 0x2000, module: "/bin/p", offset: 0x2000, symbols: parsed[0x2000]!).describe() == "p+0x2000")
