@@ -28,6 +28,7 @@ static void track_allocation(void *pointer, size_t size, int via, struct memtrac
     block->milliseconds = memtrack_milliseconds_now();
     block->thread = memtrack_thread_id();
     block->via = (uint8_t)via;
+    memtrack_counters_allocated(via, pointer, size);
     memtrack_pending_add(block);
 }
 
@@ -170,6 +171,7 @@ MEMTRACK_EXPORT int posix_memalign(void **result, size_t alignment, size_t size)
         if (memtrack_busy) { internal_free(pointer); errno = saved_errno; return; }        \
         memtrack_busy = 1;                                                                 \
         int state = release_state(pointer);                                                \
+        memtrack_counters_freed(via, pointer, state);                                      \
         int bad = state == MEMTRACK_NEVER || state == MEMTRACK_FREED;                      \
         struct memtrack_stack stack;                                                       \
         stack.depth = 0;                                                                   \
@@ -201,6 +203,7 @@ static void *reallocate(void *pointer, size_t size, int via, struct memtrack_sta
         return result;
     }
     int state = release_state(pointer);
+    memtrack_counters_freed(via, pointer, state);
     if (state == MEMTRACK_NEVER || state == MEMTRACK_FREED) {
         report_bad_free(pointer, state, via, stack);
         errno = ENOMEM;   /* as valgrind: the bad pointer is left alone and the call fails */

@@ -9,6 +9,8 @@
  *   records.c     formatting and writing record files (never stdio, never malloc)
  *   process.c     the run directory, fork, exec, exit and fatal signals
  *   unwind.c      the call-stack capture
+ *   counters.c    allocation statistics in the mapped `counters` file
+ *   requests.c    requests from memdir (check-request), served by the writer thread
  *
  * Rules for everything here: no stdio, nothing that can allocate, no lock a signal handler
  * could deadlock on without noticing, errno left as the program had it.
@@ -192,5 +194,14 @@ void memtrack_lock_acquire(memtrack_lock *lock);
  * were not enough. */
 int memtrack_lock_try_for_signal(memtrack_lock *lock, int attempts);
 void memtrack_lock_release(memtrack_lock *lock);
+
+/* ---- counters.c, requests.c ----------------------------------------------------------- */
+
+/* A recorded allocation (pointer non-NULL) of `size` requested bytes through `via`. */
+void memtrack_counters_allocated(int via, void *pointer, size_t size);
+/* A free of `pointer` through `via`, whose index state was `state` (only LIVE lowers the heap). */
+void memtrack_counters_freed(int via, void *pointer, int state);
+void memtrack_counters_open(int directory);
+void memtrack_requests_poll(void);
 
 #endif

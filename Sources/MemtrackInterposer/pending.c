@@ -214,6 +214,7 @@ static void *writer_main(void *unused) {
             uint32_t cutoff = now > (uint32_t)memtrack_config.settle_ms ? now - (uint32_t)memtrack_config.settle_ms : 0;
             write_out(cutoff, before_sequence, 0);
             memtrack_write_modules(0, 0);
+            memtrack_requests_poll();
         }
         memtrack_lock_release(&pass_lock);
     }
