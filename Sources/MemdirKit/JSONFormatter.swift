@@ -163,7 +163,8 @@ extension MemdirError {
         case .directoryUnreadable(let p, _), .noRecords(let p), .malformedRecord(let p, _),
              .unsupportedVersion(let p, _), .programNotExecutable(let p, _), .system(_, let p, _): p
         case .programNotFound(let p): p
-        case .usage, .addr2lineMissing, .libraryNotFound: nil
+        case .noCounters(let p), .processNotRunning(let p, _), .checkTimedOut(let p, _): p
+        case .usage, .addr2lineMissing, .libraryNotFound, .processNotTraced: nil
         }
     }
 }

@@ -9,8 +9,9 @@
  * updated with atomic adds. The heap total is the one number that needs all threads at once:
  * each slot keeps its own unpublished change, and only when that reaches PUBLISH_BYTES either
  * way is it added to the shared total, and the peak raised. So the reader's current heap
- * (shared total + every slot's unpublished change) is exact, and the peak is low by at most
- * PUBLISH_BYTES per thread.
+ * (shared total + every slot's unpublished change) is exact. Each slot also keeps the highest
+ * its change reached since it last published; the peak is the published total plus that mark,
+ * exact for one thread and within PUBLISH_BYTES per thread otherwise.
  *
  * Heap bytes are what the allocator reports with malloc_usable_size: the requested size of a
  * block whose record has settled is no longer in memory when it is freed.
@@ -39,7 +40,7 @@ enum {
     H_HEAP_PUBLISHED, H_HEAP_PEAK, H_PID,
 };
 /* Slot words. */
-enum { S_CALLS = 0, S_BYTES = CALL_WORDS, S_HEAP_DELTA, S_LIVE_BLOCKS, S_HISTOGRAM = 32 };
+enum { S_CALLS = 0, S_BYTES = CALL_WORDS, S_HEAP_DELTA, S_LIVE_BLOCKS, S_DELTA_HIGH, S_HISTOGRAM = 32 };
 
 #define FILE_BYTES (HEADER_BYTES + (SLOT_COUNT + 1) * SLOT_WORDS * 8)
 
@@ -72,16 +73,20 @@ static inline void add(word *w, uint64_t value, int shared) {
     else atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) + value, memory_order_relaxed);
 }
 
-static void publish(word *base, word *delta_word, int64_t delta, int shared) {
+/* Moves this slot's change into the shared total and raises the peak by what the slot's own
+ * high-water mark says the heap reached since its last publish (exact with one thread). */
+static void publish(word *base, word *slot, int64_t delta, int shared) {
     if (shared) {   /* take exactly what we saw, others may be adding */
-        if (!atomic_compare_exchange_strong(delta_word, &(uint64_t){(uint64_t)delta}, 0)) return;
+        if (!atomic_compare_exchange_strong(&slot[S_HEAP_DELTA], &(uint64_t){(uint64_t)delta}, 0)) return;
     } else {
-        atomic_store_explicit(delta_word, 0, memory_order_relaxed);
+        atomic_store_explicit(&slot[S_HEAP_DELTA], 0, memory_order_relaxed);
     }
-    uint64_t heap = atomic_fetch_add_explicit(&base[H_HEAP_PUBLISHED], (uint64_t)delta, memory_order_relaxed) + (uint64_t)delta;
+    int64_t high = (int64_t)atomic_exchange_explicit(&slot[S_DELTA_HIGH], 0, memory_order_relaxed);
+    uint64_t before = atomic_fetch_add_explicit(&base[H_HEAP_PUBLISHED], (uint64_t)delta, memory_order_relaxed);
+    int64_t reached = (int64_t)before + (high > delta ? high : delta);
     uint64_t peak = atomic_load_explicit(&base[H_HEAP_PEAK], memory_order_relaxed);
-    while ((int64_t)heap > (int64_t)peak &&
-           !atomic_compare_exchange_weak_explicit(&base[H_HEAP_PEAK], &peak, heap, memory_order_relaxed, memory_order_relaxed)) {
+    while (reached > (int64_t)peak &&
+           !atomic_compare_exchange_weak_explicit(&base[H_HEAP_PEAK], &peak, (uint64_t)reached, memory_order_relaxed, memory_order_relaxed)) {
     }
 }
 
@@ -89,7 +94,9 @@ static inline void change_heap(word *base, word *slot, int64_t bytes, int shared
     word *delta_word = &slot[S_HEAP_DELTA];
     add(delta_word, (uint64_t)bytes, shared);
     int64_t delta = (int64_t)atomic_load_explicit(delta_word, memory_order_relaxed);
-    if (MEMTRACK_UNLIKELY(delta >= PUBLISH_BYTES || delta <= -PUBLISH_BYTES)) publish(base, delta_word, delta, shared);
+    if (bytes > 0 && delta > (int64_t)atomic_load_explicit(&slot[S_DELTA_HIGH], memory_order_relaxed))
+        atomic_store_explicit(&slot[S_DELTA_HIGH], (uint64_t)delta, memory_order_relaxed);
+    if (MEMTRACK_UNLIKELY(delta >= PUBLISH_BYTES || delta <= -PUBLISH_BYTES)) publish(base, slot, delta, shared);
 }
 
 static inline int bucket_of(uint64_t size) { return size ? 64 - __builtin_clzll(size) : 0; }
