@@ -114,6 +114,8 @@ public struct ReportOptions: Sendable {
     /// Replaces the recorded path of the main executable (`--binary`).
     public var binary: String?
     public var addr2line: Addr2Line?
+    /// `list --older-than`: only blocks allocated at least this many ms ago.
+    public var olderThanMs: UInt64?
 
     public init(grouping: GroupingMode = .frame, rules: WrapperRules = WrapperRules(), resolve: Bool = false,
                 binary: String? = nil, addr2line: Addr2Line? = nil) {
@@ -135,7 +137,7 @@ public enum ReportBuilder {
         // Resolving may move the attribution past frames whose *names* are wrappers, so the scan
         // then keeps whole stacks and the final grouping happens after symbolization.
         let scanMode: GroupingMode = options.resolve && options.grouping == .frame ? .stack : options.grouping
-        let scans = runs.map { Scanner.scan(runDirectory: $0, mode: scanMode, rules: options.rules) }
+        let scans = runs.map { Scanner.scan(runDirectory: $0, mode: scanMode, rules: options.rules, olderThanMs: options.olderThanMs) }
         let mainExe = scans.first?.process?.exe
 
         func frames(_ stack: [UInt64], seq: UInt64, modules: ModuleMap) -> [Frame] {
