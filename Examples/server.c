@@ -2,9 +2,11 @@
  * need no sleeps. Only read(2)/write(2): no stdio buffer allocates behind the test's back.
  *   grow N SIZE   keep N more blocks of SIZE bytes from one place (the growing group)
  *   work N        a fixed mix of entry points (see work()), then report its own tally
+ *   wait MS       sleep MS milliseconds in poll() (so a test can age blocks without sleeping)
  *   quit          free what grow kept and exit 0
  * Every command is answered with one line, after which its allocations are done. */
 #include <malloc.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +71,9 @@ int main(void) {
                 char reply[64];
                 snprintf(reply, sizeof reply, "grew %zu\n", kept_count);
                 say(reply);
+            } else if (sscanf(line, "wait %zu", &a) == 1) {
+                poll(NULL, 0, (int)a);
+                say("waited\n");
             } else if (sscanf(line, "work %zu", &a) == 1) {
                 work(a);
             } else if (strcmp(line, "quit") == 0) {

@@ -1,0 +1,244 @@
+// LongRunningTests.swift: programs that never exit (issue 9): statistics from the counters
+// file, snapshots and diffs, --older-than, folded stacks, watch, check and the HTML report,
+// all against Examples/server.c driven line by line on its stdin (no sleeps in the tests).
+
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A tracked program with a pipe on stdin and stdout: send a line, read the answer line.
+final class LiveProgram {
+    let process = Process()
+    private let input = Pipe(), output = Pipe()
+    private var buffered = Data()
+
+    init(_ executable: String, _ arguments: [String] = [], tracking: Tracking, extraEnvironment: [String: String] = [:]) throws {
+        var env = E2E.cleanEnvironment()
+        env.merge(extraEnvironment) { $1 }
+        try tracking.apply(to: &env)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = env
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    func readLine() throws -> String {
+        while true {
+            if let newline = buffered.firstIndex(of: 10) {
+                let line = String(decoding: buffered[buffered.startIndex..<newline], as: UTF8.self)
+                buffered.removeSubrange(buffered.startIndex...newline)
+                return line
+            }
+            let more = output.fileHandleForReading.availableData
+            if more.isEmpty { throw HarnessError("the program ended before answering") }
+            buffered.append(more)
+        }
+    }
+
+    /// Sends one command line and returns the program's one-line answer.
+    @discardableResult
+    func send(_ command: String) throws -> String {
+        input.fileHandleForWriting.write(Data((command + "\n").utf8))
+        return try readLine()
+    }
+
+    func kill9() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    deinit { kill9() }
+}
+
+/// The JSON object of a successful memdir run.
+func memdirJSON(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
+    let run = try memdir(arguments)
+    #expect(run.exitedNormally && run.status == 0, "memdir \(arguments): \(run.statusDescription) \(run.stderrText)", sourceLocation: sourceLocation)
+    return try parseJSON(run, sourceLocation: sourceLocation)
+}
+
+/// The counters of the only process in `memdir stats --json`.
+struct StatsView {
+    var calls: [String: Int]
+    var bytesRequested: Int
+    var heapCurrent: Int
+    var heapPeak: Int
+    var liveBlocks: Int
+    var histogram: [Int: Int]   // min size of bucket -> count
+
+    init(_ dir: URL) throws {
+        let json = try memdirJSON(["stats", dir.path, "--json"])
+        #expect(json["schema"] as? String == "memdir-stats/1")
+        let processes = try #require(json["processes"] as? [[String: Any]])
+        try #require(processes.count == 1)
+        let p = processes[0]
+        calls = ((p["calls"] as? [String: Any]) ?? [:]).mapValues { ($0 as? NSNumber)?.intValue ?? -1 }
+        bytesRequested = (p["bytes_requested"] as? NSNumber)?.intValue ?? -1
+        let heap = (p["heap"] as? [String: Any]) ?? [:]
+        heapCurrent = (heap["current"] as? NSNumber)?.intValue ?? -1
+        heapPeak = (heap["peak"] as? NSNumber)?.intValue ?? -1
+        liveBlocks = (heap["live_blocks"] as? NSNumber)?.intValue ?? -1
+        histogram = [:]
+        for b in (p["histogram"] as? [[String: Any]]) ?? [] {
+            histogram[(b["min"] as? NSNumber)?.intValue ?? -1] = (b["count"] as? NSNumber)?.intValue ?? -1
+        }
+    }
+}
+
+/// The bucket (its smallest size) a request of `size` bytes is counted in: powers of two.
+func bucketMin(_ size: Int) -> Int { size == 0 ? 0 : 1 << (Int.bitWidth - size.leadingZeroBitCount - 1) }
+
+extension EndToEnd {
+    @Suite struct LongRunning {
+        @Test("stats: calls, bytes, histogram, live blocks and heap equal what the program did; they survive SIGKILL")
+        func stats() throws {
+            let program = try E2E.example("server")
+            try withScratch { scratch in
+                let server = try LiveProgram(program, tracking: Tracking(memDir: scratch.memDir))
+                defer { server.kill9() }
+                #expect(try server.readLine() == "ready")
+                let before = try StatsView(scratch.memDir)
+                let n = 40
+                let answer = try server.send("work \(n)")
+                let heapDelta = try #require(Int(answer.replacingOccurrences(of: "work heap-delta=", with: "")), "\(answer)")
+                server.kill9()   // the counters are a mapped file: they outlive the process
+                let after = try StatsView(scratch.memDir)
+
+                // What work(n) in Examples/server.c does, counted here independently.
+                var sizes = [n * 8]                                      // calloc(n, 8)
+                for i in 0..<n { sizes += [i * 7 + 1, (i + 1) * 3, i * 5 + 40] }   // malloc, calloc, realloc
+                sizes.append(1000)                                       // posix_memalign
+                var histogram: [Int: Int] = [:]
+                for s in sizes { histogram[bucketMin(s), default: 0] += 1 }
+                let expectedCalls = ["malloc": n, "calloc": n + 1, "realloc": n, "posix_memalign": 1, "free": n + (n + 1) / 2,
+                                     "reallocarray": 0, "aligned_alloc": 0, "memalign": 0, "valloc": 0, "pvalloc": 0, "cfree": 0]
+                for (name, count) in expectedCalls {
+                    #expect((after.calls[name] ?? -1) - (before.calls[name] ?? -1) == count, "\(name)")
+                }
+                #expect(after.bytesRequested - before.bytesRequested == sizes.reduce(0, +))
+                for bucket in Set(histogram.keys).union(after.histogram.keys) {
+                    #expect((after.histogram[bucket] ?? 0) - (before.histogram[bucket] ?? 0) == (histogram[bucket] ?? 0), "bucket \(bucket)")
+                }
+                #expect(after.liveBlocks - before.liveBlocks == 1 + n - (n + 1) / 2 + 1)
+                #expect(after.heapCurrent - before.heapCurrent == heapDelta)
+                #expect(after.heapPeak >= after.heapCurrent && after.heapPeak >= before.heapPeak)
+
+                let text = try memdir(["stats", scratch.memDir.path])
+                #expect(text.status == 0)
+                #expect(text.stdoutText.contains("  heap: \(after.heapCurrent) bytes in \(after.liveBlocks) live blocks;"), "\(text.stdoutText)")
+            }
+        }
+
+        @Test("stats: a directory without a counters file is exit status 9")
+        func statsWithoutCounters() throws {
+            try withScratch { scratch in
+                let run = scratch.root.appendingPathComponent("42")
+                try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+                try "memtrack/1 status\nstate exit\ncode 0\n".write(to: run.appendingPathComponent("status"), atomically: true, encoding: .utf8)
+                let result = try memdir(["stats", run.path])
+                #expect(result.status == 9)
+                #expect(result.stderrText == "memdir: error: no counters file in \(run.path) (recorded by an older libmemtrack.so?)\n")
+            }
+        }
+
+        @Test("snapshot and diff: the growing group, by its resolved line, between two snapshots and against the live directory")
+        func snapshotAndDiff() throws {
+            let program = try E2E.example("server")
+            let grow = try location("server.c", "SERVER: grow")
+            try withScratch { scratch in
+                let server = try LiveProgram(program, tracking: Tracking(memDir: scratch.memDir, settleMs: 0))
+                defer { server.kill9() }
+                #expect(try server.readLine() == "ready")
+                #expect(try server.send("grow 10 64") == "grew 10")
+                let a = scratch.root.appendingPathComponent("a.json").path, b = scratch.root.appendingPathComponent("b.json").path
+                #expect(try memdir(["snapshot", scratch.memDir.path, "-o", a]).status == 0)
+                #expect(try server.send("grow 25 64") == "grew 35")
+                #expect(try memdir(["snapshot", scratch.memDir.path, "-o", b]).status == 0)
+
+                let snap = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: b))) as? [String: Any]
+                #expect(snap?["schema"] as? String == "memdir-snapshot/1")
+                let process = try #require((snap?["processes"] as? [[String: Any]])?.first)
+                #expect((process["pid"] as? NSNumber)?.int32Value == server.pid)
+                let groups = try #require(process["groups"] as? [[String: Any]])
+                #expect(groups.contains { ($0["blocks"] as? NSNumber)?.intValue == 35 && ($0["bytes"] as? NSNumber)?.intValue == 35 * 64 })
+
+                for second in [b, scratch.memDir.path] {
+                    let diff = try memdirJSON(["diff", a, second, "--json"])
+                    #expect(diff["schema"] as? String == "memdir-diff/1")
+                    let p = try #require((diff["processes"] as? [[String: Any]])?.first)
+                    let changed = try #require(p["groups"] as? [[String: Any]])
+                    #expect(changed.count == 1, "only the growing group changed: \(changed)")
+                    let g = try #require(changed.first)
+                    #expect(frame(g["location"] as? String ?? "", isAt: grow), "\(g)")
+                    #expect((g["bytes_growth"] as? NSNumber)?.intValue == 25 * 64)
+                    #expect((g["blocks_growth"] as? NSNumber)?.intValue == 25)
+                    #expect((g["bytes_before"] as? NSNumber)?.intValue == 10 * 64)
+                }
+                let text = try memdir(["diff", a, b])
+                let line = try #require(text.stdoutText.split(separator: "\n").first { $0.contains(grow) }, "\(text.stdoutText)")
+                #expect(line.hasPrefix("       +1600      +25  640 -> 2240 "), "\(line)")
+
+                let missing = try memdir(["diff", a])
+                #expect(missing.status == 2)
+                try "{\"schema\": \"memdir-snapshot/9\"}".write(toFile: b, atomically: true, encoding: .utf8)
+                #expect(try memdir(["diff", a, b]).status == 6)
+                try "{\"schema\": ".write(toFile: b, atomically: true, encoding: .utf8)
+                #expect(try memdir(["diff", a, b]).status == 5)
+            }
+        }
+
+        @Test("list --older-than keeps the blocks allocated at least that long ago")
+        func olderThan() throws {
+            let program = try E2E.example("server")
+            try withScratch { scratch in
+                let server = try LiveProgram(program, tracking: Tracking(memDir: scratch.memDir, settleMs: 0))
+                defer { server.kill9() }
+                #expect(try server.readLine() == "ready")
+                #expect(try server.send("grow 3 111") == "grew 3")
+                #expect(try server.send("wait 2500") == "waited")    // the program sleeps, not the test
+                #expect(try server.send("grow 4 222") == "grew 7")
+                func leakedBytes(_ extra: [String]) throws -> Int {
+                    let json = try memdirJSON(["list", scratch.memDir.path, "--json"] + extra)
+                    let p = (json["processes"] as? [[String: Any]])?.first
+                    return (p?["leaked_bytes"] as? NSNumber)?.intValue ?? -1
+                }
+                let index = 1024 * MemoryLayout<UnsafeRawPointer>.size   // grow's first realloc of its index
+                #expect(try leakedBytes([]) == index + 3 * 111 + 4 * 222)
+                #expect(try leakedBytes(["--older-than", "1s"]) == index + 3 * 111)
+                #expect(try leakedBytes(["--older-than", "1000ms"]) == index + 3 * 111)
+                #expect(try leakedBytes(["--older-than", "1h"]) == 0)
+                #expect(try memdir(["list", scratch.memDir.path, "--older-than", "soon"]).status == 2)
+            }
+        }
+
+        @Test("--format folded: one line per stack, outermost frame first, bytes last")
+        func folded() throws {
+            let program = try E2E.example("seeds")
+            try withScratch { scratch in
+                _ = try runTracked(program, [], Tracking(memDir: scratch.memDir))
+                let resolved = try memdir(["resolve", scratch.memDir.path, "--format", "folded"])
+                #expect(resolved.status == 0)
+                let lines = resolved.stdoutText.split(separator: "\n")
+                #expect(lines.count == 1, "\(resolved.stdoutText)")
+                let line = try #require(lines.first)
+                #expect(line.hasSuffix(" 30"))
+                let frames = line.dropLast(3).split(separator: ";").map(String.init)
+                #expect(frames.first?.hasPrefix("_start") == true, "\(frames)")
+                #expect(frame(frames.last ?? "", isAt: try location("seeds.c", "LEAK: p3")), "\(frames)")
+                let listed = try memdir(["list", scratch.memDir.path, "--format", "folded"])
+                let listedFrames = listed.stdoutText.dropLast(4).split(separator: ";")
+                #expect(listed.stdoutText.hasSuffix(" 30\n") && listed.stdoutText.split(separator: "\n").count == 1)
+                #expect(listedFrames.last?.hasPrefix("seeds+0x") == true, "\(listed.stdoutText)")
+                #expect(try memdir(["list", scratch.memDir.path, "--format", "svg"]).status == 2)
+            }
+        }
+    }
+}
