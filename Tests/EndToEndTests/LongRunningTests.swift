@@ -240,5 +240,59 @@ extension EndToEnd {
                 #expect(try memdir(["list", scratch.memDir.path, "--format", "svg"]).status == 2)
             }
         }
+
+        @Test("watch: JSON lines and text lines per interval, totals equal stats, groups on rescans; a PID finds its run directory")
+        func watch() throws {
+            let program = try E2E.example("server")
+            let grow = try location("server.c", "SERVER: grow")
+            try withScratch { scratch in
+                let server = try LiveProgram(program, tracking: Tracking(memDir: scratch.memDir, settleMs: 0))
+                defer { server.kill9() }
+                #expect(try server.readLine() == "ready")
+                #expect(try server.send("grow 10 100") == "grew 10")
+                let stats = try StatsView(scratch.memDir)
+
+                let run = try memdir(["watch", scratch.memDir.path, "--count", "3", "--interval", "10ms", "--rescan", "2", "--json"])
+                #expect(run.status == 0, "\(run.stderrText)")
+                let lines = run.stdoutText.split(separator: "\n")
+                #expect(lines.count == 3)
+                let samples = try lines.map { try #require(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+                for (i, s) in samples.enumerated() {
+                    #expect(s["schema"] as? String == "memdir-watch/1")
+                    #expect((s["pid"] as? NSNumber)?.int32Value == server.pid)
+                    #expect((s["heap_current"] as? NSNumber)?.intValue == stats.heapCurrent)
+                    #expect((s["live_blocks"] as? NSNumber)?.intValue == stats.liveBlocks)
+                    #expect(s["state"] as? String == "running")
+                    #expect((s["allocations_per_second"] is NSNull) == (i == 0), "rates need a previous sample")
+                    let groups = s["groups"] as? [[String: Any]]
+                    // The first sample always rescans; later ones every 2 samples, unless that would
+                    // spend more than a tenth of the time rescanning (timing: not asserted).
+                    #expect(i != 0 || groups != nil)
+                    #expect(i != 1 || groups == nil)
+                    if let groups {
+                        let g = try #require(groups.first { frame($0["location"] as? String ?? "", isAt: grow) }, "\(groups)")
+                        #expect((g["bytes"] as? NSNumber)?.intValue == 1000 && (g["blocks"] as? NSNumber)?.intValue == 10)
+                        #expect((g["growth_since_start"] as? NSNumber)?.intValue == 0)
+                    }
+                }
+
+                let byPid = try memdir(["watch", String(server.pid), "--count", "1"])
+                #expect(byPid.status == 0, "\(byPid.stderrText)")
+                let line = byPid.stdoutText
+                #expect(line.split(separator: "\n").count == 1)
+                #expect(line.contains(" pid \(server.pid) heap \(stats.heapCurrent) B in \(stats.liveBlocks) blocks, peak "), "\(line)")
+                #expect(line.hasSuffix(" (running)\n"))
+
+                let notTraced = try memdir(["watch", String(getpid()), "--count", "1"])
+                #expect(notTraced.status == 10)
+                #expect(notTraced.stderrText == "memdir: error: process \(getpid()) is not traced: libmemtrack.so is not in its LD_PRELOAD\n")
+                #expect(try memdir(["watch", scratch.memDir.path, "--interval", "0"]).status == 2)
+
+                #expect(try server.send("quit") == "bye")
+                server.process.waitUntilExit()
+                let ended = try memdir(["watch", scratch.memDir.path, "--interval", "10ms"])
+                #expect(ended.status == 0 && ended.stdoutText.hasSuffix(" (exit)\n"), "watch ends by itself when the process has ended: \(ended.stdoutText)")
+            }
+        }
     }
 }
