@@ -3,6 +3,7 @@
 // all against Examples/server.c driven line by line on its stdin (no sleeps in the tests).
 
 import Foundation
+import MemdirKit
 import Testing
 
 #if canImport(Glibc)
@@ -292,6 +293,56 @@ extension EndToEnd {
                 server.process.waitUntilExit()
                 let ended = try memdir(["watch", scratch.memDir.path, "--interval", "10ms"])
                 #expect(ended.status == 0 && ended.stdoutText.hasSuffix(" (exit)\n"), "watch ends by itself when the process has ended: \(ended.stdoutText)")
+            }
+        }
+
+        /// Chromium from the distribution (`.ci/run` installs it); nil when it is not on PATH.
+        static let chromium: String? = ["chromium", "chromium-browser", "google-chrome"]
+            .compactMap { findExecutable($0)?.path }.first
+
+        @Test("report --html in a real browser: the page renders, the script draws the icicle, the largest group is in it",
+              .enabled(if: chromium != nil, "chromium is not installed (apt-get install chromium; .ci/run does)"))
+        func htmlReport() throws {
+            let browser = try #require(Self.chromium)
+            let program = try E2E.example("server")
+            let grow = try location("server.c", "SERVER: grow")
+            try withScratch { scratch in
+                let server = try LiveProgram(program, tracking: Tracking(memDir: scratch.memDir, settleMs: 0))
+                defer { server.kill9() }
+                #expect(try server.readLine() == "ready")
+                #expect(try server.send("grow 40 100") == "grew 40")
+                let a = scratch.root.appendingPathComponent("a.json").path, b = scratch.root.appendingPathComponent("b.json").path
+                #expect(try memdir(["snapshot", scratch.memDir.path, "-o", a]).status == 0)
+                #expect(try server.send("wait 20") == "waited")
+                #expect(try server.send("grow 60 100") == "grew 100")
+                #expect(try memdir(["snapshot", scratch.memDir.path, "-o", b]).status == 0)
+                let page = scratch.root.appendingPathComponent("report.html").path
+                let made = try memdir(["report", scratch.memDir.path, "--html", page, "--snapshot", a, "--snapshot", b])
+                #expect(made.status == 0, "\(made.stderrText)")
+                let html = try String(contentsOfFile: page, encoding: .utf8)
+                #expect(!html.contains("http://") && !html.contains("https://") && !html.contains(" src="), "self-contained")
+
+                let profile = scratch.root.appendingPathComponent("chromium-profile").path
+                let common = ["--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(profile)", "--window-size=1200,900"]
+                let dom = runPlain(browser, common + ["--dump-dom", "file://\(page)"], timeout: 120)
+                #expect(dom.exitedNormally && dom.status == 0, "\(dom.statusDescription) \(dom.stderrText.suffix(500))")
+                let text = dom.stdoutText
+                // The icicle's frames exist only once the page's script has run.
+                let frames = text.components(separatedBy: "class=\"frame").count - 1
+                #expect(frames >= 8, "frames drawn by the script: \(frames)")
+                let leaf = try #require(text.components(separatedBy: "class=\"frame").dropFirst().first { frame(String($0.split(separator: ">")[1].split(separator: "<")[0]), isAt: grow) },
+                                        "no frame for the largest group in the DOM")
+                #expect(leaf.contains("data-bytes=\"10000\""), "\(leaf.prefix(300))")
+                #expect(leaf.contains("100 blocks, 10000 bytes"))
+                let growLine = try sourceLine("server.c", "SERVER: grow")
+                #expect(text.contains("id=\"largest\">grow ") && text.contains("server.c:\(growLine)</span>"))
+                #expect(text.contains("<polyline"), "the chart from the two snapshots")
+
+                let shot = scratch.root.appendingPathComponent("report.png").path
+                let picture = runPlain(browser, common + ["--screenshot=\(shot)", "file://\(page)"], timeout: 120)
+                #expect(picture.exitedNormally && picture.status == 0, "\(picture.statusDescription)")
+                let png = try Data(contentsOf: URL(fileURLWithPath: shot))
+                #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]) && png.count > 10_000, "a real picture: \(png.count) bytes")
             }
         }
     }
