@@ -24,13 +24,13 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
     case programNotFound(String)
     /// A system call failed in a way none of the above describes. Status 1.
     case system(call: String, path: String, reason: String)
-    /// A run directory has no `counters` file (a tracker older than this memdir). Status 9.
+    /// A run directory has no `counters` file (a tracker older than this memdir). Status 12.
     case noCounters(path: String)
-    /// `watch`/`check PID`: no such process, or it does not run under the tracker. Status 10.
+    /// `watch`/`check PID`: no such process, or it does not run under the tracker. Status 13.
     case processNotTraced(pid: String, reason: String)
-    /// `check`: the process is not running (its status says how it ended). Status 11.
+    /// `check`: the process is not running (its status says how it ended). Status 14.
     case processNotRunning(path: String, state: String)
-    /// `check`: no answer within the timeout. Status 12.
+    /// `check`: no answer within the timeout. Status 15.
     case checkTimedOut(path: String, seconds: Double)
 
     public var exitStatus: Int32 {
@@ -45,10 +45,10 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
         case .programNotExecutable: 126
         case .programNotFound: 127
         case .system: 1
-        case .noCounters: 9
-        case .processNotTraced: 10
-        case .processNotRunning: 11
-        case .checkTimedOut: 12
+        case .noCounters: 12
+        case .processNotTraced: 13
+        case .processNotRunning: 14
+        case .checkTimedOut: 15
         }
     }
 

@@ -202,6 +202,7 @@ void memtrack_counters_allocated(int via, void *pointer, size_t size);
 /* A free of `pointer` through `via`, whose index state was `state` (only LIVE lowers the heap). */
 void memtrack_counters_freed(int via, void *pointer, int state);
 void memtrack_counters_open(int directory);
-void memtrack_requests_poll(void);
+int memtrack_requests_take(void);
+void memtrack_requests_answer(void);
 
 #endif

@@ -1,6 +1,6 @@
 /* requests.c: requests from memdir to a running process, through its run directory.
  * `memdir check` creates `check-request`; the writer thread looks for it on every pass (one
- * unlinkat, which also consumes it) and runs the leak check now. The answer is a
+ * unlinkat, which also consumes it), writes out every young block, and runs the leak check. The answer is a
  * `leak-check-SEQ` file, written whole under a temporary name and renamed into place.
  *
  * The classification lives in leakcheck.c (memtrack_leak_check_now). It is referenced weakly:
@@ -36,14 +36,24 @@ static void write_skipped_answer(int directory) {
     else syscall(SYS_unlinkat, directory, ".leak-check.tmp", 0);
 }
 
-/* Called by the writer thread on each pass. */
-void memtrack_requests_poll(void) {
+/* Called by the writer thread at the start of each pass: 1 when a check was requested (the
+ * request is consumed). The pass then writes every young block, so the record on disk is the
+ * whole live set when the check runs. */
+int memtrack_requests_take(void) {
     int directory = atomic_load(&memtrack_run_directory);
-    if (directory < 0 || !memtrack_is_run_directory(directory)) return;
+    if (directory < 0 || !memtrack_is_run_directory(directory)) return 0;
     int saved_errno = errno;
-    if (syscall(SYS_unlinkat, directory, "check-request", 0) == 0) {
-        if (memtrack_leak_check_now) memtrack_leak_check_now(1);
-        else write_skipped_answer(directory);
-    }
+    int taken = syscall(SYS_unlinkat, directory, "check-request", 0) == 0;
+    errno = saved_errno;
+    return taken;
+}
+
+/* Runs the requested check and writes its answer (at the end of the pass). */
+void memtrack_requests_answer(void) {
+    int directory = atomic_load(&memtrack_run_directory);
+    if (directory < 0) return;
+    int saved_errno = errno;
+    if (memtrack_leak_check_now) memtrack_leak_check_now(1);
+    else write_skipped_answer(directory);
     errno = saved_errno;
 }

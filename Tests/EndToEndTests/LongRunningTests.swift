@@ -138,14 +138,14 @@ extension EndToEnd {
             }
         }
 
-        @Test("stats: a directory without a counters file is exit status 9")
+        @Test("stats: a directory without a counters file is exit status 12")
         func statsWithoutCounters() throws {
             try withScratch { scratch in
                 let run = scratch.root.appendingPathComponent("42")
                 try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
                 try "memtrack/1 status\nstate exit\ncode 0\n".write(to: run.appendingPathComponent("status"), atomically: true, encoding: .utf8)
                 let result = try memdir(["stats", run.path])
-                #expect(result.status == 9)
+                #expect(result.status == 12)
                 #expect(result.stderrText == "memdir: error: no counters file in \(run.path) (recorded by an older libmemtrack.so?)\n")
             }
         }
@@ -285,7 +285,7 @@ extension EndToEnd {
                 #expect(line.hasSuffix(" (running)\n"))
 
                 let notTraced = try memdir(["watch", String(getpid()), "--count", "1"])
-                #expect(notTraced.status == 10)
+                #expect(notTraced.status == 13)
                 #expect(notTraced.stderrText == "memdir: error: process \(getpid()) is not traced: libmemtrack.so is not in its LD_PRELOAD\n")
                 #expect(try memdir(["watch", scratch.memDir.path, "--interval", "0"]).status == 2)
 
@@ -343,6 +343,61 @@ extension EndToEnd {
                 #expect(picture.exitedNormally && picture.status == 0, "\(picture.statusDescription)")
                 let png = try Data(contentsOf: URL(fileURLWithPath: shot))
                 #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]) && png.count > 10_000, "a real picture: \(png.count) bytes")
+            }
+        }
+
+        @Test("check on a live process: the writer thread answers the request, the live set at that moment is printed, the process goes on")
+        func check() throws {
+            let program = try E2E.example("server")
+            let grow = try location("server.c", "SERVER: grow")
+            try withScratch { scratch in
+                let server = try LiveProgram(program, tracking: Tracking(memDir: scratch.memDir))
+                defer { server.kill9() }
+                #expect(try server.readLine() == "ready")
+                #expect(try server.send("grow 10 100") == "grew 10")
+                func ask() throws -> (answer: [String: Any], groups: [ReportGroup]) {
+                    let json = try memdirJSON(["check", String(server.pid), "--json"])
+                    #expect(json["schema"] as? String == "memdir-check/1")
+                    let checks = try #require(json["checks"] as? [[String: Any]])
+                    try #require(checks.count == 1)
+                    let report = try reportView(try #require(json["report"] as? [String: Any]))
+                    return (checks[0], report.leaks(at: grow))
+                }
+                let first = try ask()
+                let result = first.answer["result"] as? String
+                #expect(result == "skipped" || result == "complete", "\(first.answer)")
+                if result == "skipped" { #expect(first.answer["reason"] as? String == "classification not available") }
+                #expect(FileManager.default.fileExists(atPath: first.answer["answer"] as? String ?? "/"))
+                // The blocks were younger than the settle time: the request wrote them out first.
+                #expect(first.groups.map(\.blocks) == [10] && first.groups.map(\.bytes) == [1000], "\(first.groups)")
+
+                #expect(try server.send("grow 5 100") == "grew 15", "the process goes on")
+                let second = try ask()
+                #expect(second.answer["answer"] as? String != first.answer["answer"] as? String)
+                #expect(((second.answer["seq"] as? NSNumber)?.intValue ?? 0) > ((first.answer["seq"] as? NSNumber)?.intValue ?? 0))
+                #expect(second.groups.map(\.blocks) == [15])
+
+                #expect(try server.send("quit") == "bye")
+                server.process.waitUntilExit()
+                let ended = try memdir(["check", scratch.memDir.path])
+                #expect(ended.status == 14)
+                #expect(ended.stderrText.hasSuffix("is not running (state exit)\n"), "\(ended.stderrText)")
+            }
+        }
+
+        @Test("check: a process without a writer thread (MEM_SETTLE_MS=0) cannot answer: status 15 after --timeout, and the request is withdrawn")
+        func checkTimesOut() throws {
+            let program = try E2E.example("server")
+            try withScratch { scratch in
+                let server = try LiveProgram(program, tracking: Tracking(memDir: scratch.memDir, settleMs: 0))
+                defer { server.kill9() }
+                #expect(try server.readLine() == "ready")
+                let run = try memdir(["check", String(server.pid), "--timeout", "200ms"])
+                #expect(run.status == 15)
+                #expect(run.stderrText.contains("no answer from the process of "), "\(run.stderrText)")
+                let dir = try onlyRunDirectory(scratch.memDir)
+                #expect(!FileManager.default.fileExists(atPath: dir.url.appendingPathComponent("check-request").path))
+                #expect(try memdir(["check"]).status == 2)
             }
         }
     }
