@@ -400,5 +400,31 @@ extension EndToEnd {
                 #expect(try memdir(["check"]).status == 2)
             }
         }
+
+        @Test("stats: a forked child and an exec'd image count in counters files of their own, from zero")
+        func statsAcrossFork() throws {
+            let program = try E2E.example("forking")
+            try withScratch { scratch in
+                let run = try runTracked(program, [], Tracking(memDir: scratch.memDir))
+                #expect(run.exitedNormally && run.status == 0)
+                let dirs = try runDirectories(scratch.memDir)
+                #expect(dirs.count == 5)
+                for dir in dirs {
+                    let stats = try StatsView(dir.url)
+                    #expect(stats.calls["malloc"] != nil, "\(dir.name) has its own counters")
+                }
+                // The child that leaks 2222 bytes and calls _exit: one malloc, three frees of the
+                // blocks it inherited (they leave its heap: it may go below zero), nothing of the parent's.
+                let child = try #require(dirs.first { $0.blockSizes == [2222] })
+                let c = try StatsView(child.url)
+                #expect(c.calls["malloc"] == 1 && c.calls["free"] == 3 && c.bytesRequested == 2222)
+                #expect(c.histogram == [2048: 1])
+                #expect(c.liveBlocks == 1 - 3)
+                // The child that execs: its record (state exec) saw only the three frees.
+                let execing = try #require(dirs.first { $0.state == "exec" })
+                let e = try StatsView(execing.url)
+                #expect(e.calls["free"] == 3 && e.calls.filter { $0.key != "free" }.values.allSatisfy { $0 == 0 }, "\(e.calls)")
+            }
+        }
     }
 }
