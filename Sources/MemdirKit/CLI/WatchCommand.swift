@@ -25,7 +25,7 @@ public struct WatchCommand: Command {
     public static let options = [
         OptionSpec("--interval", value: "AGE", help: "Time between samples (default 1s; 100ms, 2s, 1m...)."),
         OptionSpec("--count", value: "N", help: "Stop after N samples."),
-        OptionSpec("--rescan", value: "N", help: "Rescan the directory for the groups every N samples (default 5; 0: never), at most a tenth of the time."),
+        OptionSpec("--rescan", value: "N", help: "Rescan the directory for the groups every N samples (default 5; 0: never), spaced to use under a tenth of one core."),
         OptionSpec("--top", value: "N", help: "Groups shown per process (default 10)."),
         OptionSpec("--json", help: "JSON lines (schema memdir-watch/1), never a screen."),
         OptionSpec("--by", value: "caller|frame|stack", help: "How groups are formed (default frame)."),
@@ -76,17 +76,18 @@ public struct WatchCommand: Command {
         while watchInterrupted == 0 {
             var samples = watches.map { $0.sample() }
             let now = samples.first?.timeUnixMs ?? BlockAge.nowUnixMs()
-            // Rescan on the first sample, then every `rescan` samples, but never sooner than ten
-            // times the last rescan took: the directory of a million blocks costs seconds.
-            let due = rescan > 0 && (lastRescan < 0 || (samplesTaken - lastRescan >= rescan && Double(now - lastRescanAt) >= 10 * rescanCostMs))
+            // Rescan on the first sample, then every `rescan` samples, but never sooner than
+            // twelve times the CPU time the last rescan took (on all cores): a directory of a
+            // million blocks costs seconds, and watch must stay under a tenth of one core.
+            let due = rescan > 0 && (lastRescan < 0 || (samplesTaken - lastRescan >= rescan && Double(now - lastRescanAt) >= 12 * rescanCostMs))
             if due {
-                let start = BlockAge.nowUnixMs()
+                let start = Self.cpuMilliseconds()
                 for (i, w) in watches.enumerated() {
                     let top = w.groups(top: top, grouping: flags.grouping, rules: flags.rules, addr2line: addr2line)
                     groups[w.runDirectory] = top
                     samples[i].groups = top
                 }
-                rescanCostMs = Double(BlockAge.nowUnixMs() - start)
+                rescanCostMs = Self.cpuMilliseconds() - start
                 lastRescan = samplesTaken
                 lastRescanAt = now
             }
@@ -106,6 +107,13 @@ public struct WatchCommand: Command {
             }
         }
         return 0
+    }
+
+    /// User and system CPU time of this process (every thread), in ms.
+    static func cpuMilliseconds() -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000
     }
 
     func terminalWidth() -> Int {
