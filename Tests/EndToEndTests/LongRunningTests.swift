@@ -398,6 +398,11 @@ extension EndToEnd {
                 let dir = try onlyRunDirectory(scratch.memDir)
                 #expect(!FileManager.default.fileExists(atPath: dir.url.appendingPathComponent("check-request").path))
                 #expect(try memdir(["check"]).status == 2)
+
+                server.kill9()   // its status still says running; the kernel knows better
+                let killed = try memdir(["check", dir.url.path])
+                #expect(killed.status == 14)
+                #expect(killed.stderrText.contains("is gone: killed by SIGKILL?"), "\(killed.stderrText)")
             }
         }
 

@@ -79,6 +79,11 @@ public struct CheckCommand: Command {
                 unlink(request)
                 throw .processNotRunning(path: run, state: state)
             }
+            // `running` stays in the status of a process killed by SIGKILL: ask the kernel too.
+            if let pid = ProcessStats.readProcess(run)?.pid, kill(pid_t(pid), 0) != 0, errno == ESRCH {
+                unlink(request)
+                throw .processNotRunning(path: run, state: "running, but process \(pid) is gone: killed by SIGKILL?")
+            }
             if BlockAge.nowUnixMs() >= deadline {
                 unlink(request)   // a later pass must not run a check nobody waits for
                 throw .checkTimedOut(path: run, seconds: timeoutMs / 1000)
