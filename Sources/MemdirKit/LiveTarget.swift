@@ -20,7 +20,7 @@ public enum LiveTarget {
     /// The run directory of a live traced process: its MEM_DIR (relative ones are relative to
     /// the process's working directory), then the newest run directory whose `process` has its pid.
     public static func runDirectory(ofPid pid: String) throws(MemdirError) -> String {
-        guard case .success(let environ) = readBinaryText("/proc/\(pid)/environ") else {
+        guard case .success(let environ) = readTextFile("/proc/\(pid)/environ") else {
             throw .processNotTraced(pid: pid, reason: fileExists("/proc/\(pid)") ? "its environment cannot be read (another user?)" : "no such process")
         }
         let variables = environ.split(separator: "\0", omittingEmptySubsequences: true)
@@ -46,6 +46,4 @@ public enum LiveTarget {
         }
         throw .processNotTraced(pid: pid, reason: "no run directory for it in \(memDir)")
     }
-
-    static func readBinaryText(_ path: String) -> FileRead { readTextFile(path) }
 }
