@@ -73,6 +73,8 @@ public struct ModuleMap: Sendable {
 public struct Grouper: Sendable {
     public var mode: GroupingMode
     public var modules: ModuleMap
+    /// `list --older-than`: blocks with a larger `ms` (younger) are left out.
+    public var maxBlockMs: Int64?
 
     public init(mode: GroupingMode, modules: ModuleMap) {
         self.mode = mode

@@ -190,7 +190,8 @@ extension MemdirError {
              .unsupportedVersion(let p, _), .programNotExecutable(let p, _), .system(_, let p, _),
              .suppressionsUnreadable(let p, _), .malformedSuppressions(let p, _, _), .outputUnwritable(let p, _): p
         case .programNotFound(let p): p
-        case .usage, .addr2lineMissing, .libraryNotFound: nil
+        case .noCounters(let p), .processNotRunning(let p, _), .checkTimedOut(let p, _): p
+        case .usage, .addr2lineMissing, .libraryNotFound, .processNotTraced: nil
         }
     }
 }

@@ -30,6 +30,14 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
     case outputUnwritable(path: String, reason: String)
     /// A system call failed in a way none of the above describes. Status 1.
     case system(call: String, path: String, reason: String)
+    /// A run directory has no `counters` file (a tracker older than this memdir). Status 12.
+    case noCounters(path: String)
+    /// `watch`/`check PID`: no such process, or it does not run under the tracker. Status 13.
+    case processNotTraced(pid: String, reason: String)
+    /// `check`: the process is not running (its status says how it ended). Status 14.
+    case processNotRunning(path: String, state: String)
+    /// `check`: no answer within the timeout. Status 15.
+    case checkTimedOut(path: String, seconds: Double)
 
     public var exitStatus: Int32 {
         switch self {
@@ -46,6 +54,10 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
         case .programNotExecutable: 126
         case .programNotFound: 127
         case .system: 1
+        case .noCounters: 12
+        case .processNotTraced: 13
+        case .processNotRunning: 14
+        case .checkTimedOut: 15
         }
     }
 
@@ -66,6 +78,10 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
         case .malformedSuppressions(let path, let line, let reason): "malformed suppressions file \(path):\(line): \(reason)"
         case .outputUnwritable(let path, let reason): "cannot write \(path): \(reason.lowercasedFirst)"
         case .system(let call, let path, let reason): "\(call) \(path): \(reason.lowercasedFirst)"
+        case .noCounters(let path): "no counters file in \(path) (recorded by an older libmemtrack.so?)"
+        case .processNotTraced(let pid, let reason): "process \(pid) is not traced: \(reason)"
+        case .processNotRunning(let path, let state): "the process of \(path) is not running (state \(state))"
+        case .checkTimedOut(let path, let seconds): "no answer from the process of \(path) within \(seconds) s (is its writer thread running? MEM_SETTLE_MS=0 has none)"
         }
     }
 }

@@ -187,6 +187,8 @@ public struct ReportOptions: Sendable {
     public var addr2line: Addr2Line?
     /// `--show-leak-kinds` and `--suppressions`.
     public var leaks = LeakOptions()
+    /// `list --older-than`: only blocks allocated at least this many ms ago.
+    public var olderThanMs: UInt64?
 
     public init(grouping: GroupingMode = .frame, rules: WrapperRules = WrapperRules(), resolve: Bool = false,
                 binary: String? = nil, addr2line: Addr2Line? = nil, leaks: LeakOptions = LeakOptions()) {
@@ -224,7 +226,7 @@ public enum ReportBuilder {
         // Suppressions match whole stacks, so they too need whole-stack groups first.
         let scanMode: GroupingMode = (options.resolve && options.grouping == .frame) || !options.leaks.suppressions.isEmpty
             ? .stack : options.grouping
-        let scans = runs.map { Scanner.scan(runDirectory: $0, mode: scanMode, rules: options.rules) }
+        let scans = runs.map { Scanner.scan(runDirectory: $0, mode: scanMode, rules: options.rules, olderThanMs: options.olderThanMs) }
         let mainExe = scans.first?.process?.exe
 
         func frames(_ stack: [UInt64], seq: UInt64, modules: ModuleMap) -> [Frame] {

@@ -88,7 +88,7 @@ public enum Scanner {
 
     /// Scans one run directory. Problems with single records are collected, never thrown:
     /// the scan goes on and the report shows what parsed.
-    public static func scan(runDirectory path: String, mode: GroupingMode, rules: WrapperRules) -> RunScan {
+    public static func scan(runDirectory path: String, mode: GroupingMode, rules: WrapperRules, olderThanMs: UInt64? = nil) -> RunScan {
         var problems: [MemdirError] = []
         func small<T>(_ name: String, _ parse: (String, String) throws(MemdirError) -> T) -> T? {
             let file = join(path, name)
@@ -107,7 +107,9 @@ public enum Scanner {
         scan.classification = classification(runDirectory: path, status: status, problems: &problems)
         let accumulator = Accumulator()
         for p in problems { accumulator.problem(p) }
-        streamBlocks(path: path, grouper: Grouper(mode: mode, modules: modules), classification: scan.classification,
+        var grouper = Grouper(mode: mode, modules: modules)
+        if let age = olderThanMs { grouper.maxBlockMs = BlockAge.cutoff(olderThanMs: age, startUnixMs: process?.startUnixMs) }
+        streamBlocks(path: path, grouper: grouper, classification: scan.classification,
                      into: accumulator, scan: &scan)
         scan.leaks = Array(accumulator.groups.values)
         scan.problems = accumulator.problems
@@ -240,6 +242,7 @@ public enum Scanner {
             case .malformed(let reason): problem(.malformedRecord(path: filePath(), reason: reason))
             case .unsupportedVersion(let version): problem(.unsupportedVersion(path: filePath(), version: version))
             case .ok(let fields):
+                if let limit = grouper.maxBlockMs, Int64(clamping: fields.ms) > limit { return }
                 let frames = stack.withUnsafeBufferPointer { grouper.key($0, seq: fields.seq) }
                 let key = GroupKey(frames: frames, kind: classification.kind(address: fields.address, seq: fields.seq))
                 if var aggregate = local[key] {

@@ -30,6 +30,7 @@ static inline __attribute__((always_inline)) void track_allocation(void *pointer
     block->thread = memtrack_thread_id();
     block->via = (uint8_t)via;
     memtrack_note_allocation_site(block->address, block->stack.depth ? block->stack.frames[0] : 0);
+    memtrack_counters_allocated(via, pointer, size);
     memtrack_pending_add(block);
 }
 
@@ -211,6 +212,7 @@ MEMTRACK_EXPORT int posix_memalign(void **result, size_t alignment, size_t size)
         memtrack_busy = 1;                                                                 \
         const struct memtrack_cxx_deallocation *cxx = take_cxx_deallocation(pointer);      \
         int state = release_state(pointer);                                                \
+        memtrack_counters_freed(via_, pointer, state);                                      \
         int bad = state == MEMTRACK_NEVER || state == MEMTRACK_FREED;                      \
         int family = state == MEMTRACK_LIVE ? memtrack_family_take(pointer) : MEMTRACK_FAMILY_MALLOC; \
         int expected = cxx ? cxx->family : MEMTRACK_FAMILY_MALLOC;                         \
@@ -295,6 +297,7 @@ static void *reallocate(void *pointer, size_t size, int via, struct memtrack_sta
         return result;
     }
     int state = release_state(pointer);
+    memtrack_counters_freed(via, pointer, state);
     if (state == MEMTRACK_NEVER || state == MEMTRACK_FREED) {
         report_bad_free(pointer, state, via, stack);
         errno = ENOMEM;   /* as valgrind: the bad pointer is left alone and the call fails */

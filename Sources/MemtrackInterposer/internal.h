@@ -14,6 +14,8 @@
  *   family.c      which family (malloc, new, new[]) allocated each live block
  *   deepbind.c    libraries opened with RTLD_DEEPBIND; dlmopen namespaces
  *   loader.c      where the dynamic loader's code is (its blocks get the deepest stacks)
+ *   counters.c    allocation statistics in the mapped `counters` file
+ *   requests.c    requests from memdir (check-request), served by the writer thread
  *
  * Rules for everything here: no stdio, nothing that can allocate, no lock a signal handler
  * could deadlock on without noticing, errno left as the program had it.
@@ -301,5 +303,15 @@ void memtrack_lock_acquire(memtrack_lock *lock);
  * were not enough. */
 int memtrack_lock_try_for_signal(memtrack_lock *lock, int attempts);
 void memtrack_lock_release(memtrack_lock *lock);
+
+/* ---- counters.c, requests.c ----------------------------------------------------------- */
+
+/* A recorded allocation (pointer non-NULL) of `size` requested bytes through `via`. */
+void memtrack_counters_allocated(int via, void *pointer, size_t size);
+/* A free of `pointer` through `via`, whose index state was `state` (only LIVE lowers the heap). */
+void memtrack_counters_freed(int via, void *pointer, int state);
+void memtrack_counters_open(int directory);
+int memtrack_requests_take(void);
+void memtrack_requests_answer(void);
 
 #endif

@@ -214,11 +214,13 @@ static void *writer_main(void *unused) {
         nanosleep(&tick, NULL);
         memtrack_lock_acquire(&pass_lock);
         if (!atomic_load(&memtrack_synchronous)) {   /* after the final record, nothing is queued */
+            int check_requested = memtrack_requests_take();   /* memdir check: write out every young block */
             uint64_t before_sequence = atomic_load(&memtrack_sequence) + 1;
             uint32_t now = memtrack_milliseconds_now();
             uint32_t cutoff = now > (uint32_t)memtrack_config.settle_ms ? now - (uint32_t)memtrack_config.settle_ms : 0;
-            write_out(cutoff, before_sequence, 0);
+            write_out(check_requested ? UINT32_MAX : cutoff, before_sequence, 0);
             memtrack_write_modules(0, 0);
+            if (check_requested) memtrack_requests_answer();
         }
         memtrack_lock_release(&pass_lock);
     }

@@ -94,6 +94,7 @@ static void begin_record(const char *parent_run_name) {
     atomic_store(&memtrack_run_directory, directory);
     if (directory < 0) return;
     memtrack_write_process_file(parent_run_name);
+    memtrack_counters_open(directory);
     memtrack_open_status();
     memtrack_write_status("running", 0, NULL);
     memtrack_write_modules(1, 0);

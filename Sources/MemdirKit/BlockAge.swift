@@ -1,0 +1,44 @@
+// BlockAge.swift: how old a block is. A block's `ms` counts from its process's start
+// (`start-unix-ms` in `process`), so its age now is now − start − ms. Also parses the
+// durations the options take (`30s`, `500ms`, `2m`, `1h`; a plain number is seconds).
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
+public enum BlockAge {
+    public static func nowUnixMs() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
+    }
+
+    /// The largest `ms` a block may have and still be at least `olderThanMs` old; nil (keep
+    /// everything) when the process's start is unknown.
+    /// Negative when no block can be old enough.
+    public static func cutoff(olderThanMs: UInt64, startUnixMs: Int?, now: Int = nowUnixMs()) -> Int64? {
+        guard let start = startUnixMs else { return nil }
+        return Int64(now - start) - Int64(clamping: olderThanMs)
+    }
+
+    /// Milliseconds in `text` ("250ms", "30s", "2m", "1h", "1.5s", "30"), or nil.
+    public static func parseDuration(_ text: String) -> Double? {
+        let units: [(String, Double)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            guard let v = Double(text.dropLast(suffix.count)), v >= 0, v.isFinite else { return nil }
+            return v * scale
+        }
+        guard let v = Double(text), v >= 0, v.isFinite else { return nil }
+        return v * 1000
+    }
+
+    /// For options: a duration or a usage error naming the option.
+    public static func option(_ text: String, name: String) throws(MemdirError) -> Double {
+        guard let ms = parseDuration(text) else {
+            throw .usage("invalid value '\(text)' for '\(name)' (expected a duration such as 30s, 500ms, 2m or 1h)")
+        }
+        return ms
+    }
+}

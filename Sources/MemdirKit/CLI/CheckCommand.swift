@@ -1,0 +1,109 @@
+// CheckCommand.swift: `memdir check PID|DIR`: asks a running process for a leak check now,
+// through its run directory: memdir creates `check-request`, the tracker's writer thread
+// notices it on its next pass, classifies (the leak-check machinery, threads stopped only for
+// the scan) and answers with `leak-check-SEQ`. memdir waits for the answer by polling the
+// directory (bounded by --timeout), then prints what is lost at that moment. The process goes on.
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
+public struct CheckCommand: Command {
+    public static let name = "check"
+    public static let summary = "Ask a running process for a leak check now and print what is lost at that moment."
+    public static let usage = "memdir check PID|DIR [--timeout AGE] [--json] [--binary PATH] [--by caller|frame|stack] [--wrapper NAME]..."
+    public static let discussion = """
+        PID is a process running under libmemtrack.so; DIR is a MEM_DIR (every running process in it is asked)
+        or one run directory. The tracker answers from its writer thread, so a process with MEM_SETTLE_MS=0
+        cannot answer.
+        """
+    public static let options = ReportFlags.options + [
+        OptionSpec("--timeout", value: "AGE", help: "How long to wait for the answer (default 10s)."),
+        OptionSpec("--binary", value: "PATH", help: "Resolve the main executable's frames in PATH."),
+    ]
+
+    public var target: String
+    public var timeoutMs: Double
+    public var binary: String?
+    public var flags: ReportFlags
+
+    public init(_ a: ParsedArguments) throws(MemdirError) {
+        guard a.positionals.count <= 1 else { throw .usage("unexpected argument '\(a.positionals[1])'") }
+        guard let target = a.positionals.first else { throw .usage("missing PID or DIR") }
+        self.target = target
+        timeoutMs = try a.value("--timeout").map { (t: String) throws(MemdirError) in try BlockAge.option(t, name: "--timeout") } ?? 10_000
+        binary = a.value("--binary")
+        flags = try ReportFlags(a)
+    }
+
+    public func run(_ console: Console) throws(MemdirError) -> Int32 {
+        let runs = try LiveTarget.runDirectories(target)
+        let running = runs.filter { ProcessStats.readStatus($0)?.state == "running" }
+        guard !running.isEmpty else {
+            throw .processNotRunning(path: runs.count == 1 ? runs[0] : target, state: runs.count == 1 ? ProcessStats.readStatus(runs[0])?.state ?? "unknown" : "none running")
+        }
+        var answers: [(run: String, answer: CheckAnswer)] = []
+        for run in running { answers.append((run, try Self.ask(run, timeoutMs: timeoutMs))) }
+        // What is lost at that moment: for now the live set of each process, read after the answer.
+        var report = try ReportBuilder.build(directory: running.count == 1 ? running[0] : target,
+                                             options: ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: true, binary: binary))
+        report.processes = report.processes.filter { p in running.contains { baseName($0) == p.name } }
+        console.out(flags.json ? CheckFormatter.json(answers, report: report) : CheckFormatter.text(answers, report: report))
+        return reportProblems(report, console: console)
+    }
+
+    /// Writes the request and waits for a new `leak-check-*` file in `run`.
+    static func ask(_ run: String, timeoutMs: Double) throws(MemdirError) -> CheckAnswer {
+        let before = Set(try answerNames(run))
+        let request = Scanner.join(run, "check-request"), temporary = Scanner.join(run, ".check-request.tmp")
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw .system(call: "open", path: temporary, reason: errnoText(errno)) }
+        writeAll(fd, "memtrack/1 check-request\n")
+        close(fd)
+        guard rename(temporary, request) == 0 else { throw .system(call: "rename", path: request, reason: errnoText(errno)) }
+
+        let deadline = BlockAge.nowUnixMs() + Int(timeoutMs)
+        var pause = 5.0   // ms; doubles up to 200 ms: the directory may hold a million files
+        while true {
+            // The tracker takes the request (unlinks it) before it answers: until then, no listing.
+            if !fileExists(request) {
+                if let name = try answerNames(run).filter({ !before.contains($0) }).sorted(by: { $0.count != $1.count ? $0.count < $1.count : $0 < $1 }).last {
+                    let path = Scanner.join(run, name)
+                    guard case .success(let text) = readTextFile(path) else { throw .malformedRecord(path: path, reason: "cannot read the answer") }
+                    return try CheckAnswer.parse(text, path: path)
+                }
+            }
+            if let state = ProcessStats.readStatus(run)?.state, state != "running" {
+                unlink(request)
+                throw .processNotRunning(path: run, state: state)
+            }
+            // `running` stays in the status of a process killed by SIGKILL: ask the kernel too.
+            if let pid = ProcessStats.readProcess(run)?.pid, kill(pid_t(pid), 0) != 0, errno == ESRCH {
+                unlink(request)
+                throw .processNotRunning(path: run, state: "running, but process \(pid) is gone: killed by SIGKILL?")
+            }
+            if BlockAge.nowUnixMs() >= deadline {
+                unlink(request)   // a later pass must not run a check nobody waits for
+                throw .checkTimedOut(path: run, seconds: timeoutMs / 1000)
+            }
+            _ = poll(nil, 0, Int32(pause))
+            pause = min(pause * 2, 200)
+        }
+    }
+
+    static func answerNames(_ run: String) throws(MemdirError) -> [String] {
+        guard let dir = opendir(run) else { throw .directoryUnreadable(path: run, reason: errnoText(errno)) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            // Block files start with "0x": skip them without making a String.
+            let first = entry.pointee.d_name.0
+            guard first == CChar(UInt8(ascii: "l")) else { continue }
+            let name = withUnsafePointer(to: &entry.pointee.d_name) { $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) } }
+            if name.hasPrefix("leak-check-") { names.append(name) }
+        }
+        return names
+    }
+}

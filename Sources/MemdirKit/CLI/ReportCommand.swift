@@ -1,0 +1,88 @@
+// ReportCommand.swift: `memdir report DIR --html FILE`: the resolved report as one
+// self-contained HTML page (HTMLReport), with a chart when snapshots or a watch history are given.
+
+public struct ReportCommand: Command {
+    public static let name = "report"
+    public static let summary = "Write the resolved report as one self-contained HTML page with an icicle graph."
+    public static let usage = "memdir report [DIR] --html FILE [--snapshot FILE]... [--history FILE] [--binary PATH] [--by caller|frame|stack] [--wrapper NAME]..."
+    public static let discussion = """
+        DIR (default ./mem) is a MEM_DIR or one run directory. The page needs no network: style, script and
+        data are inline. Snapshots (memdir snapshot) and a watch history (memdir watch --json > FILE) add a
+        chart of live bytes over time for the largest groups.
+        """
+    public static let options = [
+        OptionSpec("--html", value: "FILE", help: "Write the page to FILE (required)."),
+        OptionSpec("--snapshot", value: "FILE", repeatable: true, help: "A snapshot to chart (two or more make a line)."),
+        OptionSpec("--history", value: "FILE", help: "JSON lines written by memdir watch --json, to chart."),
+        OptionSpec("--binary", value: "PATH", help: "Resolve the main executable's frames in PATH."),
+        OptionSpec("--by", value: "caller|frame|stack", help: "Grouping of the text report (default frame)."),
+        OptionSpec("--wrapper", value: "NAME", repeatable: true, help: "Also treat function NAME (or prefix NAME*) as an allocation wrapper."),
+    ]
+
+    public var directory: String
+    public var html: String
+    public var snapshots: [String]
+    public var history: String?
+    public var binary: String?
+    public var flags: ReportFlags
+
+    public init(_ a: ParsedArguments) throws(MemdirError) {
+        guard a.positionals.count <= 1 else { throw .usage("unexpected argument '\(a.positionals[1])'") }
+        directory = a.positionals.first ?? "./mem"
+        guard let html = a.value("--html") else { throw .usage("missing '--html FILE'") }
+        self.html = html
+        snapshots = a.all("--snapshot")
+        history = a.value("--history")
+        binary = a.value("--binary")
+        flags = try ReportFlags(a)
+    }
+
+    public func run(_ console: Console) throws(MemdirError) -> Int32 {
+        var stacks = try ReportBuilder.build(
+            directory: directory,
+            options: ReportOptions(grouping: .stack, rules: flags.rules, resolve: true, binary: binary))
+        let flame = HTMLReport.flame(stacks)
+        // The text report regroups the same resolved groups the way the user asked.
+        let options = ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: true, binary: binary)
+        for i in stacks.processes.indices { stacks.processes[i].leaks = ReportBuilder.regroup(stacks.processes[i].leaks, options: options) }
+        stacks.grouping = flags.grouping
+        let largest = stacks.processes.flatMap(\.leaks).max { $0.bytes < $1.bytes }?.location
+
+        var loaded: [Snapshot] = []
+        for path in snapshots { loaded.append(try Snapshot.load(path: path)) }
+        let samples = try history.map { (path: String) throws(MemdirError) in try WatchHistory.load(path: path) } ?? []
+        let page = HTMLReport(title: "memdir report: \(directory)", flame: flame, largest: largest,
+                              series: HTMLReport.series(snapshots: loaded, history: samples),
+                              summary: TableFormatter().format(stacks))
+        try SnapshotCommand.writeAtomically(page.render(), to: html)
+        console.err("memdir: report written to \(html)\n")
+        return reportProblems(stacks, console: console)
+    }
+}
+
+/// Reads the JSON lines `memdir watch --json` writes back into samples (for the chart).
+public enum WatchHistory {
+    public static func load(path: String) throws(MemdirError) -> [WatchSample] {
+        guard case .success(let text) = readTextFile(path) else { throw .directoryUnreadable(path: path, reason: "cannot read the history file") }
+        var samples: [WatchSample] = []
+        for (n, line) in text.split(separator: "\n").enumerated() {
+            let v: JSONValue
+            do throws(JSONParser.Failure) { v = try JSONParser.parse(String(line)) } catch {
+                throw .malformedRecord(path: path, reason: "line \(n + 1): \(error.message)")
+            }
+            guard let schema = v["schema"]?.stringValue else { throw .malformedRecord(path: path, reason: "line \(n + 1): no schema") }
+            guard schema == WatchFormatter.schema else { throw .unsupportedVersion(path: path, version: schema) }
+            guard let time = v["time_unix_ms"]?.intValue, let run = v["run_directory"]?.stringValue else {
+                throw .malformedRecord(path: path, reason: "line \(n + 1): time_unix_ms or run_directory missing")
+            }
+            let groups = v["groups"]?.arrayValue?.map { g in
+                WatchGroup(key: g["key"]?.stringValue ?? "?", location: g["location"]?.stringValue ?? "?",
+                           blocks: Int(g["blocks"]?.intValue ?? 0), bytes: UInt64(max(0, g["bytes"]?.intValue ?? 0)),
+                           growthSinceStart: g["growth_since_start"]?.intValue ?? 0, growthSinceLast: g["growth_last"]?.intValue ?? 0)
+            }
+            samples.append(WatchSample(runDirectory: run, pid: v["pid"]?.intValue.map { Int($0) }, exe: nil, state: v["state"]?.stringValue,
+                                       timeUnixMs: Int(time), counters: nil, groups: groups))
+        }
+        return samples
+    }
+}

@@ -1,0 +1,57 @@
+// SnapshotCommand.swift: `memdir snapshot DIR -o FILE`: saves the grouped live set of a running
+// (or finished) process, with the time, as JSON (schema memdir-snapshot/1), for `diff` and
+// `report --html`.
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
+public struct SnapshotCommand: Command {
+    public static let name = "snapshot"
+    public static let summary = "Save the grouped live set of a directory, with the time, for diff and report --html."
+    public static let usage = "memdir snapshot [DIR] [-o FILE] [--by caller|frame|stack] [--wrapper NAME]..."
+    public static let discussion = """
+        DIR (default ./mem) is a MEM_DIR holding run directories, or one run directory; the program may still
+        be running. Without -o the snapshot goes to stdout. FILE is written whole or not at all.
+        """
+    public static let options = [
+        OptionSpec("-o", value: "FILE", help: "Write the snapshot to FILE (replaced atomically)."),
+        OptionSpec("--by", value: "caller|frame|stack", help: "Group as list does (default frame)."),
+        OptionSpec("--wrapper", value: "NAME", repeatable: true, help: "Also treat function NAME (or prefix NAME*) as an allocation wrapper."),
+    ]
+
+    public var directory: String
+    public var output: String?
+    public var flags: ReportFlags
+
+    public init(_ a: ParsedArguments) throws(MemdirError) {
+        guard a.positionals.count <= 1 else { throw .usage("unexpected argument '\(a.positionals[1])'") }
+        directory = a.positionals.first ?? "./mem"
+        output = a.value("-o")
+        flags = try ReportFlags(a)
+    }
+
+    public func run(_ console: Console) throws(MemdirError) -> Int32 {
+        let snapshot = try Snapshot.take(directory: directory, grouping: flags.grouping, rules: flags.rules)
+        let text = snapshot.json()
+        if let output { try Self.writeAtomically(text, to: output) } else { console.out(text) }
+        return snapshot.problems.map { reportProblems($0, console: console) } ?? 0
+    }
+
+    /// Writes `text` to a temporary file beside `path`, then renames it into place.
+    static func writeAtomically(_ text: String, to path: String) throws(MemdirError) {
+        let temporary = path + ".tmp.\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .system(call: "open", path: temporary, reason: errnoText(errno)) }
+        writeAll(fd, text)
+        let failed = fsync(fd) != 0
+        close(fd)
+        guard !failed, rename(temporary, path) == 0 else {
+            let reason = errnoText(errno)
+            unlink(temporary)
+            throw .system(call: "rename", path: path, reason: reason)
+        }
+    }
+}

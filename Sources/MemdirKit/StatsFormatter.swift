@@ -1,0 +1,60 @@
+// StatsFormatter.swift: renders `memdir stats` as text (in libmemusage's shape) or JSON
+// (schema memdir-stats/1, README).
+
+public enum StatsFormatter {
+    public static let schema = "memdir-stats/1"
+
+    public static func text(_ stats: [ProcessStats]) -> String {
+        var out = ""
+        for (n, p) in stats.enumerated() {
+            let c = p.counters
+            if n > 0 { out += "\n" }
+            out += p.title + "\n"
+            out += "  heap: \(c.heapCurrent) bytes in \(c.liveBlocks) live blocks; peak \(c.heapPeak) bytes (usable sizes)\n"
+            out += "  total: \(c.allocations) allocations, \(c.bytesRequested) bytes requested; \(c.calls[9] + c.calls[10]) frees; \(c.threads) threads\n"
+            out += "    entry point          calls\n"
+            for (i, name) in counterEntryPoints.enumerated() where c.calls[i] > 0 {
+                out += "    " + pad(name, 15) + leftPad(String(c.calls[i]), 11) + "\n"
+            }
+            out += "  size histogram (requested bytes):\n"
+            let total = max(c.histogram.reduce(0, +), 1)
+            let largest = max(c.histogram.max() ?? 1, 1)
+            for (b, count) in c.histogram.enumerated() where count > 0 {
+                let r = Counters.bucketRange(b)
+                let bar = String(repeating: "=", count: max(1, Int(count * 50 / largest)))
+                out += "    " + leftPad(String(r.lowerBound), 10) + "-" + pad(String(r.upperBound), 11)
+                    + leftPad(String(count), 10) + leftPad(String(count * 100 / total) + "%", 5) + " " + bar + "\n"
+            }
+        }
+        return out
+    }
+
+    public static func value(_ p: ProcessStats) -> JSONValue {
+        let c = p.counters
+        return .object([
+            ("run_directory", .string(p.directory)),
+            ("pid", p.process.map { .number(Int64($0.pid)) } ?? .null),
+            ("exe", p.process.map { .string($0.exe) } ?? .null),
+            ("state", p.status.map { .string($0.state) } ?? .null),
+            ("calls", .object(counterEntryPoints.enumerated().map { ($0.element, .unsigned(c.calls[$0.offset])) })),
+            ("allocations", .unsigned(c.allocations)),
+            ("bytes_requested", .unsigned(c.bytesRequested)),
+            ("heap", .object([("current", .number(c.heapCurrent)), ("peak", .number(c.heapPeak)),
+                              ("peak_tolerance_per_thread", .unsigned(c.peakTolerance)),
+                              ("live_blocks", .number(c.liveBlocks))])),
+            ("threads", .number(Int64(c.threads))),
+            ("histogram", .array(c.histogram.enumerated().filter { $0.element > 0 }.map { b, count in
+                let r = Counters.bucketRange(b)
+                return .object([("min", .unsigned(r.lowerBound)), ("max", .unsigned(r.upperBound)), ("count", .unsigned(count))])
+            })),
+        ])
+    }
+
+    public static func json(_ stats: [ProcessStats], directory: String) -> String {
+        JSONValue.object([("schema", .string(schema)), ("directory", .string(directory)),
+                          ("processes", .array(stats.map(value)))]).render() + "\n"
+    }
+
+    static func pad(_ s: String, _ w: Int) -> String { s.count >= w ? s : s + String(repeating: " ", count: w - s.count) }
+    static func leftPad(_ s: String, _ w: Int) -> String { s.count >= w ? s : String(repeating: " ", count: w - s.count) + s }
+}
