@@ -549,3 +549,11 @@ void memtrack_write_modules(int force_rewrite, int in_signal) {
     }
     memtrack_lock_release(&modules_lock);
 }
+
+// ---- For the other record kinds (shm.c, annotations.c) ---------------------------------------
+/* The run directory, checked to still be ours (see run_directory); -1 when unusable. */
+int memtrack_record_directory(void) { return run_directory(); }
+
+char *memtrack_put_escaped(char *out, const char *end, const char *text) {
+    return put_escaped(out, end, text, strlen(text));
+}
