@@ -64,6 +64,8 @@ public struct JSONFormatter: OutputFormatter {
                 ("leaked_blocks", .number(Int64(r.leakedBlocks))),
                 ("leaked_bytes", .unsigned(r.leakedBytes)),
                 ("bad_frees", .number(Int64(r.badFreeCount))),
+                ("mappings", .number(Int64(r.mappingCount))),
+                ("segments", .number(Int64(r.segmentCount))),
                 ("problems", .number(Int64(r.problemCount))),
                 ("clean", .bool(r.isClean)),
             ])),
@@ -90,6 +92,7 @@ public struct JSONFormatter: OutputFormatter {
             ("leaked_bytes", .unsigned(p.leakedBytes)),
             ("leaks", .array(p.leaks.map(leak))),
             ("bad_frees", .array(p.badFrees.map(badFree))),
+        ] + SharedMemory.json(p, stack: stack) + [
             ("problem_count", .number(Int64(p.problemCount))),
             ("problems", .array(p.problems.map { .object([("path", opt($0.path)), ("message", .string($0.description))]) })),
         ])

@@ -78,6 +78,9 @@ public struct ProcessReport: Sendable {
     public var badFrees: [BadFree]
     public var problems: [MemdirError]
     public var problemCount: Int
+    /// Shared memory never given back (SharedMemory.swift).
+    public var mappings: [MappingReport] = []
+    public var segments: [SegmentReport] = []
 
     public var leakedBlocks: Int { leaks.reduce(0) { $0 + $1.blocks } }
     public var leakedBytes: UInt64 { leaks.reduce(0) { $0 + $1.bytes } }
@@ -94,7 +97,9 @@ public struct Report: Sendable {
     public var leakedBlocks: Int { processes.reduce(0) { $0 + $1.leakedBlocks } }
     public var leakedBytes: UInt64 { processes.reduce(0) { $0 + $1.leakedBytes } }
     public var badFreeCount: Int { processes.reduce(0) { $0 + $1.badFrees.count } }
-    public var isClean: Bool { leakedBlocks == 0 && badFreeCount == 0 }
+    public var mappingCount: Int { processes.reduce(0) { $0 + $1.mappings.count } }
+    public var segmentCount: Int { processes.reduce(0) { $0 + $1.segments.count } }
+    public var isClean: Bool { leakedBlocks == 0 && badFreeCount == 0 && mappingCount == 0 && segmentCount == 0 }
     public var problemCount: Int { processes.reduce(0) { $0 + $1.problemCount } }
 
     /// The error a command ends with after printing the report: unsupported version (6) wins
@@ -135,7 +140,8 @@ public enum ReportBuilder {
         // Resolving may move the attribution past frames whose *names* are wrappers, so the scan
         // then keeps whole stacks and the final grouping happens after symbolization.
         let scanMode: GroupingMode = options.resolve && options.grouping == .frame ? .stack : options.grouping
-        let scans = runs.map { Scanner.scan(runDirectory: $0, mode: scanMode, rules: options.rules) }
+        var scans = runs.map { Scanner.scan(runDirectory: $0, mode: scanMode, rules: options.rules) }
+        SharedMemory.checkExistence(&scans)
         let mainExe = scans.first?.process?.exe
 
         func frames(_ stack: [UInt64], seq: UInt64, modules: ModuleMap) -> [Frame] {
@@ -157,8 +163,10 @@ public enum ReportBuilder {
                         allocStack: r.allocStack.map { frames($0, seq: r.seq, modules: scan.modules) },
                         freeStack: r.freeStack.map { frames($0, seq: r.seq, modules: scan.modules) })
             }
-            return ProcessReport(directory: scan.directory, name: scan.name, process: scan.process, status: scan.status,
-                                 leaks: leaks, badFrees: badFrees, problems: scan.problems, problemCount: scan.problemCount)
+            var report = ProcessReport(directory: scan.directory, name: scan.name, process: scan.process, status: scan.status,
+                                       leaks: leaks, badFrees: badFrees, problems: scan.problems, problemCount: scan.problemCount)
+            (report.mappings, report.segments) = SharedMemory.reports(scan.sharedMemory) { frames($0, seq: $1, modules: scan.modules) }
+            return report
         }
 
         var failures: [String: String] = [:]
@@ -173,6 +181,12 @@ public enum ReportBuilder {
                 b.allocAttributed = b.allocStack.map { attribute($0, rules: options.rules) }
                 b.freeAttributed = b.freeStack.map { attribute($0, rules: options.rules) }
                 processes[i].badFrees[j] = b
+            }
+            for m in processes[i].mappings.indices {
+                processes[i].mappings[m].attributed = attribute(processes[i].mappings[m].stack, rules: options.rules)
+            }
+            for s in processes[i].segments.indices {
+                processes[i].segments[s].attributed = attribute(processes[i].segments[s].stack, rules: options.rules)
             }
         }
         return Report(directory: directory, grouping: options.grouping, resolved: options.resolve,
@@ -190,6 +204,8 @@ public enum ReportBuilder {
         for p in processes {
             for g in p.leaks { collect(g.stack) }
             for b in p.badFrees { collect(b.stack); collect(b.allocStack); collect(b.freeStack) }
+            for m in p.mappings { collect(m.stack) }
+            for s in p.segments { collect(s.stack) }
         }
         let (symbols, failures) = addr2line.symbolize(modules: wanted)
         func fill(_ stack: inout [Frame]) {
@@ -204,6 +220,8 @@ public enum ReportBuilder {
                 if processes[i].badFrees[b].allocStack != nil { fill(&processes[i].badFrees[b].allocStack!) }
                 if processes[i].badFrees[b].freeStack != nil { fill(&processes[i].badFrees[b].freeStack!) }
             }
+            for m in processes[i].mappings.indices { fill(&processes[i].mappings[m].stack) }
+            for s in processes[i].segments.indices { fill(&processes[i].segments[s].stack) }
         }
         return failures
     }
