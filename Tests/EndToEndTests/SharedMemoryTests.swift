@@ -1,0 +1,182 @@
+// SharedMemoryTests.swift: the seeds' three shared-memory examples (anonymous mmap, /dev/zero,
+// shmget without IPC_RMID), each reported exactly, and their corrected versions reported clean.
+
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `0xADDR.map` and `*.shm` records of a run directory: file name -> record.
+func sharedMemoryRecords(_ dir: RunDirectory) throws -> [String: RecordLine] {
+    var result: [String: RecordLine] = [:]
+    for file in dir.files where file.hasSuffix(".map") || file.hasSuffix(".shm") {
+        let text = try String(contentsOf: dir.url.appendingPathComponent(file), encoding: .utf8)
+        result[file] = try RecordLine(parsing: text.split(separator: "\n").first ?? "")
+    }
+    return result
+}
+
+/// The run directory of the first process (the one not forked from another).
+func parentRunDirectory(_ memDir: URL) throws -> (RunDirectory, [RunDirectory]) {
+    let dirs = try runDirectories(memDir)
+    let parents = dirs.filter { $0.parent == nil }
+    try #require(parents.count == 1, "expected one parent run directory, found \(dirs.map(\.name))")
+    return (parents[0], dirs.filter { $0.parent != nil })
+}
+
+/// Removes a SysV segment a test run created, whatever the test's outcome.
+func removeSegment(_ id: Int32?) {
+    if let id { _ = shmctl(id, IPC_RMID, nil) }
+}
+
+/// The segment id the example printed as `id N`.
+func printedSegmentID(_ run: RunResult) -> Int32? {
+    run.stdoutText.split(separator: "\n").first { $0.hasPrefix("id ") }.flatMap { Int32($0.dropFirst(3)) }
+}
+
+func segmentExists(_ id: Int32) -> Bool {
+    var info = shmid_ds()
+    return shmctl(id, IPC_STAT, &info) == 0
+}
+
+extension EndToEnd {
+    @Suite struct SharedMemory {
+        @Test("anonymous and /dev/zero shared mappings never unmapped: one mapping each, at the mmap line",
+              arguments: [("shm_anonymous", "anonymous", "MMAP-ANON"), ("shm_dev_zero", "dev-zero", "MMAP-DEV-ZERO")])
+        func mappingLeak(example: String, kind: String, marker: String) throws {
+            let program = try E2E.example(example)
+            try withScratch { scratch in
+                let run = try runTracked(program, ["leak"], Tracking(memDir: scratch.memDir))
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)\n\(run.stderrText)")
+                #expect(run.stdoutText == "parent: abcdefghijklmnopqrstuvwxyz\n")
+                let (parent, children) = try parentRunDirectory(scratch.memDir)
+                let records = try sharedMemoryRecords(parent)
+                #expect(records.count == 1, "\(records.keys.sorted())")
+                let (name, record) = try #require(records.first)
+                #expect(record.kind == "mapping")
+                #expect(name == "\(record.address ?? "?").map")
+                #expect(record.size == 4096)
+                #expect(record.fields["via"] == "mmap")
+                #expect(record.fields["kind"] == kind)
+                #expect(record.fields["shared"] == "1")
+                #expect(parent.blocks.isEmpty)
+                // The child unmapped its inherited copy: nothing of its own to report.
+                #expect(children.count == 1)
+                for child in children { #expect(try sharedMemoryRecords(child).isEmpty) }
+
+                let report = try memdir(["resolve", scratch.memDir.path, "--json"])
+                #expect(report.status == 0, "\(report.stderrText)")
+                let json = try parseJSON(report)
+                let summary = try #require(json["summary"] as? [String: Any])
+                #expect(summary["mappings"] as? Int == 1)
+                #expect(summary["segments"] as? Int == 0)
+                #expect(summary["leaked_blocks"] as? Int == 0)
+                #expect(summary["clean"] as? Bool == false)
+                let processes = try #require(json["processes"] as? [[String: Any]])
+                let mappings = processes.flatMap { ($0["mappings"] as? [[String: Any]]) ?? [] }
+                #expect(mappings.count == 1)
+                let location = try #require(mappings.first?["location"] as? String)
+                #expect(frame(location, isAt: try EndToEndTests.location("\(example).c", marker)), "\(location)")
+
+                let table = try memdir(["resolve", scratch.memDir.path])
+                #expect(table.stdoutText.contains("mappings still mapped at exit: 1, 4096 bytes"), "\(table.stdoutText)")
+            }
+        }
+
+        @Test("the corrected mmap examples report nothing", arguments: ["shm_anonymous", "shm_dev_zero"])
+        func mappingFixed(example: String) throws {
+            let program = try E2E.example(example)
+            try withScratch { scratch in
+                let run = try runTracked(program, ["fixed"], Tracking(memDir: scratch.memDir))
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)\n\(run.stderrText)")
+                for dir in try runDirectories(scratch.memDir) { #expect(try sharedMemoryRecords(dir).isEmpty, "\(dir.files)") }
+                let report = try memdir(["list", scratch.memDir.path])
+                #expect(report.status == 0)
+                #expect(report.stdoutText.hasSuffix("no leaks, no bad frees in 2 processes\n"), "\(report.stdoutText)")
+            }
+        }
+
+        @Test("shmget without IPC_RMID: one segment outliving the process, with key, id, size and stack")
+        func segmentLeak() throws {
+            let program = try E2E.example("shm_sysv")
+            try withScratch { scratch in
+                let run = try runTracked(program, ["leak"], Tracking(memDir: scratch.memDir))
+                let id = printedSegmentID(run)
+                defer { removeSegment(id) }
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)\n\(run.stderrText)")
+                let segment = try #require(id, "no id printed: \(run.stdoutText)")
+                let (parent, children) = try parentRunDirectory(scratch.memDir)
+                let records = try sharedMemoryRecords(parent)
+                // Detached by both processes: the segment is the only record, named by its id.
+                #expect(Array(records.keys) == ["shm-\(segment).shm"])
+                let record = try #require(records["shm-\(segment).shm"])
+                #expect(record.kind == "segment")
+                #expect(record.int("id") == Int(segment))
+                #expect(record.fields["key"] == "0x0")
+                #expect(record.size == 1024)
+                #expect(record.fields["via"] == "shmget")
+                for child in children { #expect(try sharedMemoryRecords(child).isEmpty) }
+
+                let json = try parseJSON(try memdir(["resolve", scratch.memDir.path, "--json"]))
+                let summary = try #require(json["summary"] as? [String: Any])
+                #expect(summary["segments"] as? Int == 1)
+                #expect(summary["mappings"] as? Int == 0)
+                let processes = try #require(json["processes"] as? [[String: Any]])
+                let segments = processes.flatMap { ($0["segments"] as? [[String: Any]]) ?? [] }
+                #expect(segments.count == 1)
+                let first = try #require(segments.first)
+                #expect(first["kind"] as? String == "sysv")
+                #expect(first["id"] as? Int == Int(segment))
+                #expect(first["exists_now"] as? Bool == true)
+                let location = try #require(first["location"] as? String)
+                #expect(frame(location, isAt: try EndToEndTests.location("shm_sysv.c", "SHMGET")), "\(location)")
+
+                // `memdir list` tells whether the segment is still on the system.
+                let before = try memdir(["list", scratch.memDir.path])
+                #expect(before.stdoutText.contains("SysV segment id \(segment) key 0x00000000, 1024 bytes (shmget) at "), "\(before.stdoutText)")
+                #expect(before.stdoutText.contains("; still exists\n"), "\(before.stdoutText)")
+                removeSegment(segment)
+                let after = try memdir(["list", scratch.memDir.path])
+                #expect(after.stdoutText.contains("; gone now\n"), "\(after.stdoutText)")
+            }
+        }
+
+        @Test("shmget, then IPC_RMID: nothing reported, and the segment is gone")
+        func segmentFixed() throws {
+            let program = try E2E.example("shm_sysv")
+            try withScratch { scratch in
+                let run = try runTracked(program, ["fixed"], Tracking(memDir: scratch.memDir))
+                let id = printedSegmentID(run)
+                defer { removeSegment(id) }
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)\n\(run.stderrText)")
+                let segment = try #require(id)
+                #expect(!segmentExists(segment))
+                for dir in try runDirectories(scratch.memDir) { #expect(try sharedMemoryRecords(dir).isEmpty, "\(dir.files)") }
+                let report = try memdir(["list", scratch.memDir.path])
+                #expect(report.stdoutText.hasSuffix("no leaks, no bad frees in 2 processes\n"), "\(report.stdoutText)")
+            }
+        }
+
+        @Test("a SysV segment still attached at exit is a mapping too, and the segment outlives the process")
+        func segmentAttached() throws {
+            let program = try E2E.example("shm_sysv")
+            try withScratch { scratch in
+                let run = try runTracked(program, ["attached"], Tracking(memDir: scratch.memDir))
+                let id = printedSegmentID(run)
+                defer { removeSegment(id) }
+                let segment = try #require(id)
+                let (parent, _) = try parentRunDirectory(scratch.memDir)
+                let records = try sharedMemoryRecords(parent)
+                #expect(records.count == 2, "\(records.keys.sorted())")
+                let mapping = try #require(records.values.first { $0.kind == "mapping" })
+                #expect(mapping.fields["kind"] == "sysv")
+                #expect(mapping.fields["via"] == "shmat")
+                #expect(mapping.int("id") == Int(segment))
+                #expect(mapping.size == 4096)
+                #expect(records["shm-\(segment).shm"] != nil)
+            }
+        }
+    }
+}
