@@ -47,7 +47,8 @@ public struct LeakGroup: Sendable {
     public var sample: BlockSample
 
     public var location: String {
-        stack.isEmpty ? "(no stack)" : stack[attributed.frame].describe(symbol: attributed.symbol)
+        let fromStack = stack.isEmpty ? "(no stack)" : stack[attributed.frame].describe(symbol: attributed.symbol)
+        return SourceLocation.combine(fromStack: fromStack, stack: stack, attributed: attributed, source: sample.source)
     }
 }
 

@@ -230,7 +230,9 @@ public enum Scanner {
 
     static func sample(_ f: BlockFields, _ bytes: UnsafeRawBufferPointer, _ stack: [UInt64]) -> BlockSample {
         BlockSample(address: f.address, size: f.size, seq: f.seq, thread: f.thread, ms: f.ms,
-                    via: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[f.via]), as: UTF8.self), stack: stack)
+                    via: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[f.via]), as: UTF8.self), stack: stack,
+                    source: f.source.isEmpty ? nil
+                        : unescapeValue(Substring(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[f.source]), as: UTF8.self))))
     }
 }
 

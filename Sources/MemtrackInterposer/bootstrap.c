@@ -127,6 +127,8 @@ static void read_configuration_once(int complain) {
         memtrack_config.depth = value < 1 ? 1 : value > MEMTRACK_MAX_DEPTH ? MEMTRACK_MAX_DEPTH : (int)value;
     if (read_setting("MEM_FREERES", &value, complain)) memtrack_config.freeres = value != 0;
     if (read_setting("MEM_QUARANTINE", &value, complain)) memtrack_config.quarantine_bytes = (size_t)value;
+    if (read_setting("MEM_TRACE_AFTER", &value, complain))   /* seconds, capped at a day */
+        memtrack_start_tracing_after(value > 86400 ? 86400000u : (uint32_t)value * 1000u);
 }
 
 static void read_configuration(void) { read_configuration_once(0); }

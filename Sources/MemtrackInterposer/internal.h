@@ -9,6 +9,9 @@
  *   records.c     formatting and writing record files (never stdio, never malloc)
  *   process.c     the run directory, fork, exec, exit and fatal signals
  *   unwind.c      the call-stack capture
+ *   shm.c         shared memory: mappings and SysV/POSIX segments the program never gives back
+ *   annotations.c what the program tells us: pause/resume, ignore, root regions, on-demand
+ *                 checks, source locations (memtrack.h), and LSan's names for them
  *
  * Rules for everything here: no stdio, nothing that can allocate, no lock a signal handler
  * could deadlock on without noticing, errno left as the program had it.
@@ -49,6 +52,7 @@ struct memtrack_config {
     int depth;                /* MEM_DEPTH */
     int freeres;              /* MEM_FREERES */
     size_t quarantine_bytes;  /* MEM_QUARANTINE */
+    uint32_t trace_after_ms;  /* MEM_TRACE_AFTER, in ms: blocks allocated earlier are not recorded */
 };
 extern struct memtrack_config memtrack_config;
 
@@ -90,6 +94,8 @@ int memtrack_shadow_exchange(const void *pointer, int state);
 /* Moves a live block to FREED atomically; returns the previous state (the caller reports
  * NEVER or FREED as a bad free, and must then leave the state as it was). */
 int memtrack_shadow_release(const void *pointer);
+/* The state of the block at pointer, changing nothing. */
+int memtrack_shadow_state(const void *pointer);
 
 /* ---- records.c ------------------------------------------------------------------------ */
 
@@ -100,6 +106,7 @@ struct memtrack_block {
     uint32_t milliseconds;  /* since the process started */
     int32_t thread;
     uint8_t via;
+    uint32_t source, source_line;   /* memtrack.h's location (annotations.c); source 0: none */
     struct memtrack_stack stack;
 };
 
@@ -180,6 +187,24 @@ int memtrack_quarantine_find(uintptr_t address, uint64_t *size, struct memtrack_
 void memtrack_quarantine_fork_prepare(void);
 void memtrack_quarantine_fork_parent(void);
 void memtrack_quarantine_fork_child(void);
+
+/* ---- annotations.c ------------------------------------------------------------------- */
+
+/* Non-zero when this thread is paused or has noted a source location; with the global
+ * memtrack_annotations_active, the allocation path's only cost when nothing is annotated. */
+extern MEMTRACK_THREAD_LOCAL int memtrack_thread_annotations;
+extern atomic_int memtrack_annotations_active;
+/* For a new block: picks up the noted source location; returns 1 if the block must not be
+ * recorded (this thread is paused, or MEM_TRACE_AFTER has not passed yet). */
+int memtrack_annotate_allocation(struct memtrack_block *block);
+void memtrack_start_tracing_after(uint32_t milliseconds);
+/* ` src=FILE:LINE:FUNCTION` text of a block's source location (escaped). */
+char *memtrack_put_source(char *out, const char *end, uint32_t source, uint32_t line);
+/* For the leak check: blocks the program asked us to ignore (memtrack_ignore,
+ * __lsan_ignore_object), still live; and the registered root regions. */
+int memtrack_is_ignored(uintptr_t address);
+void memtrack_for_each_ignored(void (*visit)(uintptr_t start, size_t size, void *context), void *context);
+void memtrack_for_each_root_region(void (*visit)(uintptr_t start, size_t size, void *context), void *context);
 
 /* ---- process.c ------------------------------------------------------------------------ */
 

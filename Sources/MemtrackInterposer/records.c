@@ -285,7 +285,7 @@ static int write_file(const char *name, const char *text, size_t length) {
 }
 
 int memtrack_write_block(const struct memtrack_block *block) {
-    char name[32], line[128 + MEMTRACK_MAX_DEPTH * 20];
+    char name[32], line[128 + MEMTRACK_MAX_DEPTH * 20 + 2100];   /* + src: two 1,024-byte texts */
     *put_block_name(name, name + sizeof name - 1, block->address) = 0;
     char *out = line, *end = line + sizeof line - 1;
     out = memtrack_put_text(out, end, "memtrack/1 block address=");
@@ -293,6 +293,10 @@ int memtrack_write_block(const struct memtrack_block *block) {
     out = memtrack_put_text(out, end, " size=");
     out = memtrack_put_decimal(out, end, block->size);
     out = put_event_fields(out, end, block->sequence, block->thread, block->milliseconds, block->via, &block->stack);
+    if (block->source) {   /* optional; runs to the end of the line */
+        out = memtrack_put_text(out, end, " src=");
+        out = memtrack_put_source(out, end, block->source, block->source_line);
+    }
     *out++ = '\n';
     int error = write_file(name, line, (size_t)(out - line));
     if (error) memtrack_note_failure("writing a block record", error, &memtrack_unrecorded_blocks);

@@ -93,3 +93,10 @@ int memtrack_shadow_release(const void *pointer) {
     } while (!atomic_compare_exchange_weak(word, &old, updated));
     return (int)((old >> shift) & 3);
 }
+
+int memtrack_shadow_state(const void *pointer) {
+    unsigned shift;
+    leaf_word *word = word_for((uintptr_t)pointer, 0, &shift);
+    if (!word) return MEMTRACK_NEVER;
+    return (int)((atomic_load_explicit(word, memory_order_relaxed) >> shift) & 3);
+}

@@ -1,0 +1,55 @@
+/* annotated.c: a program built with memtrack.h (MEMTRACK_SOURCE_LOCATIONS), stripped and -O2 in
+ * the tests, so that only the header's locations can name its lines.
+ *   annotated located   leaks through malloc, calloc, strdup and realloc, one each
+ *   annotated pause     a leak between memtrack_pause and memtrack_resume (nested), and one after
+ *   annotated ignore    a leak passed to memtrack_ignore, and one not
+ *   annotated check     memtrack_check's result, printed as "check N"
+ * Every mode runs the same with or without the tracker. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MEMTRACK_SOURCE_LOCATIONS
+#include "memtrack.h"
+
+static void *volatile kept[8];   /* volatile: -O2 must not drop the leaks */
+
+__attribute__((noinline)) static void located(void) {
+    kept[0] = malloc(11); /* LOC-MALLOC */
+    kept[1] = calloc(3, 7); /* LOC-CALLOC */
+    kept[2] = strdup("thirteen byte"); /* LOC-STRDUP */
+    char *grown = malloc(5);
+    kept[3] = realloc(grown, 17); /* LOC-REALLOC */
+    char *temporary = malloc(9);
+    free(temporary);
+}
+
+__attribute__((noinline)) static void paused(void) {
+    memtrack_pause();
+    kept[0] = malloc(21); /* PAUSED-1 */
+    memtrack_pause();
+    kept[1] = malloc(22); /* PAUSED-2 */
+    memtrack_resume();
+    kept[2] = malloc(23); /* PAUSED-3 */
+    memtrack_resume();
+    kept[3] = malloc(24); /* RESUMED */
+    free(kept[0]);   /* a paused block's free is quiet */
+    kept[0] = NULL;
+}
+
+__attribute__((noinline)) static void ignored(void) {
+    kept[0] = malloc(31); /* IGNORED */
+    kept[1] = malloc(32); /* NOT-IGNORED */
+    printf("ignore %d\n", memtrack_ignore(kept[0]));
+}
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "";
+    if (strcmp(mode, "located") == 0) located();
+    else if (strcmp(mode, "pause") == 0) paused();
+    else if (strcmp(mode, "ignore") == 0) ignored();
+    else if (strcmp(mode, "check") == 0) { kept[0] = malloc(41); printf("check %d\n", memtrack_check()); }
+    else { fprintf(stderr, "usage: annotated located|pause|ignore|check\n"); return 2; }
+    printf("loaded %d\n", memtrack_loaded());
+    return 0;
+}
