@@ -178,5 +178,24 @@ extension EndToEnd {
                 #expect(records["shm-\(segment).shm"] != nil)
             }
         }
+
+        @Test("partial munmap and mremap: the one piece left is recorded at its final address and size")
+        func partialUnmap() throws {
+            let program = try E2E.example("shm_partial")
+            try withScratch { scratch in
+                let run = try runTracked(program, [], Tracking(memDir: scratch.memDir))
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)\n\(run.stderrText)")
+                let words = run.stdoutText.split(whereSeparator: { $0 == " " || $0 == "\n" })
+                try #require(words.count == 3 && words[0] == "left", "\(run.stdoutText)")
+                let records = try sharedMemoryRecords(try onlyRunDirectory(scratch.memDir))
+                #expect(Array(records.keys) == ["\(words[1]).map"])
+                #expect(records.values.first?.size == Int(words[2]))
+                #expect(records.values.first?.fields["via"] == "mmap")
+                let json = try parseJSON(try memdir(["resolve", scratch.memDir.path, "--json"]))
+                let processes = try #require(json["processes"] as? [[String: Any]])
+                let location = try #require((processes.first?["mappings"] as? [[String: Any]])?.first?["location"] as? String)
+                #expect(frame(location, isAt: try EndToEndTests.location("shm_partial.c", "PARTIAL-MMAP")), "\(location)")
+            }
+        }
     }
 }
