@@ -100,11 +100,39 @@ extension EndToEnd {
             }
         }
 
+        @Test("C++: a stripped -O2 program built with memtrack.h, its leak at the .cpp line, the paused block left out")
+        func cxx() throws {
+            let program = try E2E.example("annotated_cxx_stripped")
+            try withScratch { scratch in
+                let run = try runTracked(program, [], Tracking(memDir: scratch.memDir))
+                #expect(run.stdoutText == "loaded 1\n")
+                let dir = try onlyRunDirectory(scratch.memDir)
+                #expect(dir.blockSizes == [61])
+                #expect(try leakLocations(scratch.memDir) == [try annotatedAt("main", "CXX-MALLOC", file: "annotated_cxx.cpp")])
+            }
+        }
+
+        @Test("Swift: memtrack.h imported, memtrack_loaded() and pause/resume work")
+        func swift() throws {
+            let program = try E2E.example("annotated_swift")
+            try withScratch { scratch in
+                let run = try runTracked(program, [], Tracking(memDir: scratch.memDir))
+                #expect(run.stdoutText == "loaded 1 true\n")
+                let dir = try onlyRunDirectory(scratch.memDir)
+                // The Swift runtime's own start-up blocks are there too; ours are told by size.
+                #expect(dir.blockSizes.contains(72))
+                #expect(!dir.blockSizes.contains(71))
+                let plain = runPlain(program)
+                #expect(plain.stdoutText == "loaded 0 true\n")
+            }
+        }
+
         @Test("programs built with the header or LSan's weak names run unchanged without the tracker",
               arguments: [("annotated_stripped", ["located"], "loaded 0\n"), ("annotated_stripped", ["pause"], "loaded 0\n"),
                           ("annotated_stripped", ["ignore"], "ignore -1\nloaded 0\n"),
                           ("annotated_stripped", ["check"], "check -1\nloaded 0\n"),
-                          ("lsan_annotated", [], "recoverable -2\npresent 0\n")])
+                          ("lsan_annotated", [], "recoverable -2\npresent 0\n"),
+                          ("annotated_cxx_stripped", [], "loaded 0\n")])
         func withoutTracker(example: String, arguments: [String], output: String) throws {
             let run = runPlain(try E2E.example(example), arguments)
             #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)\n\(run.stderrText)")
