@@ -120,6 +120,7 @@ public struct JSONFormatter: OutputFormatter {
                 ("address", .string(hex(g.sample.address))), ("size", .unsigned(g.sample.size)),
                 ("seq", .unsigned(g.sample.seq)), ("thread", .unsigned(g.sample.thread)),
                 ("ms", .unsigned(g.sample.ms)), ("via", .string(g.sample.via)),
+                ("source", opt(g.sample.source)),
             ])),
             ("stack", stack(g.stack)),
         ])

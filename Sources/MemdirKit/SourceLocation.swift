@@ -7,6 +7,12 @@ public struct SourceLocation: Equatable, Sendable {
     public var line: Int
     public var function: String
 
+    public init(file: String, line: Int, function: String) {
+        self.file = file
+        self.line = line
+        self.function = function
+    }
+
     /// Parses `FILE:LINE:FUNCTION`; the file may itself contain ':', so it is split from the right.
     public init?(_ text: String) {
         guard let lastColon = text.lastIndex(of: ":") else { return nil }
