@@ -3,11 +3,13 @@
  *   annotated located   leaks through malloc, calloc, strdup and realloc, one each
  *   annotated pause     a leak between memtrack_pause and memtrack_resume (nested), and one after
  *   annotated ignore    a leak passed to memtrack_ignore, and one not
- *   annotated check     memtrack_check's result, printed as "check N"
+ *   annotated check     memtrack_check's result, printed as "check N", and whether the block
+ *                       allocated just before has its record on disk right after ("recorded 1")
  * Every mode runs the same with or without the tracker. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MEMTRACK_SOURCE_LOCATIONS
 #include "memtrack.h"
@@ -37,6 +39,15 @@ __attribute__((noinline)) static void paused(void) {
     kept[0] = NULL;
 }
 
+/* Whether MEM_DIR/PID/ADDRESS.mem exists now. */
+static int recorded(const void *block) {
+    const char *directory = getenv("MEM_DIR");
+    char path[4096];
+    if (!directory) return 0;
+    snprintf(path, sizeof path, "%s/%d/%p.mem", directory, (int)getpid(), block);
+    return access(path, F_OK) == 0;
+}
+
 __attribute__((noinline)) static void ignored(void) {
     kept[0] = malloc(31); /* IGNORED */
     kept[1] = malloc(32); /* NOT-IGNORED */
@@ -48,7 +59,11 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "located") == 0) located();
     else if (strcmp(mode, "pause") == 0) paused();
     else if (strcmp(mode, "ignore") == 0) ignored();
-    else if (strcmp(mode, "check") == 0) { kept[0] = malloc(41); printf("check %d\n", memtrack_check()); }
+    else if (strcmp(mode, "check") == 0) {
+        kept[0] = malloc(41);
+        int lost = memtrack_check();
+        printf("check %d recorded %d\n", lost, recorded(kept[0]));
+    }
     else { fprintf(stderr, "usage: annotated located|pause|ignore|check\n"); return 2; }
     printf("loaded %d\n", memtrack_loaded());
     return 0;

@@ -214,6 +214,7 @@ MEMTRACK_EXPORT int memtrack_check(void) {
     if (memtrack_leak_check_now) return memtrack_leak_check_now(1);
     memtrack_busy++;
     memtrack_pending_flush(0);
+    memtrack_write_modules(0, 0);
     memtrack_busy--;
     return -1;
 }

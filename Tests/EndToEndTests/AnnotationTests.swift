@@ -72,6 +72,17 @@ extension EndToEnd {
             }
         }
 
+        @Test("memtrack_check without the leak check: -1, and every pending record is on disk when it returns")
+        func check() throws {
+            let program = try E2E.example("annotated_stripped")
+            try withScratch { scratch in
+                // A settle time far longer than the run: only memtrack_check can have written the record.
+                let run = try runTracked(program, ["check"], Tracking(memDir: scratch.memDir, settleMs: 600000))
+                #expect(run.stdoutText == "check -1 recorded 1\nloaded 1\n")
+                #expect(try onlyRunDirectory(scratch.memDir).blockSizes == [41])
+            }
+        }
+
         @Test("MEM_TRACE_AFTER: start-up leaks are not recorded, double frees still are")
         func traceAfter() throws {
             let seeds = try E2E.example("seeds")
@@ -130,7 +141,7 @@ extension EndToEnd {
         @Test("programs built with the header or LSan's weak names run unchanged without the tracker",
               arguments: [("annotated_stripped", ["located"], "loaded 0\n"), ("annotated_stripped", ["pause"], "loaded 0\n"),
                           ("annotated_stripped", ["ignore"], "ignore -1\nloaded 0\n"),
-                          ("annotated_stripped", ["check"], "check -1\nloaded 0\n"),
+                          ("annotated_stripped", ["check"], "check -1 recorded 0\nloaded 0\n"),
                           ("lsan_annotated", [], "recoverable -2\npresent 0\n"),
                           ("annotated_cxx_stripped", [], "loaded 0\n")])
         func withoutTracker(example: String, arguments: [String], output: String) throws {
