@@ -13,7 +13,16 @@ func sharedMemoryRecords(_ dir: RunDirectory) throws -> [String: RecordLine] {
     var result: [String: RecordLine] = [:]
     for file in dir.files where file.hasSuffix(".map") || file.hasSuffix(".shm") {
         let text = try String(contentsOf: dir.url.appendingPathComponent(file), encoding: .utf8)
-        result[file] = try RecordLine(parsing: text.split(separator: "\n").first ?? "")
+        var line = text.split(separator: "\n").first ?? ""
+        // A POSIX segment's name runs to the end of the line and may hold spaces.
+        var name: String?
+        if let range = line.range(of: " name=") {
+            name = String(line[range.upperBound...])
+            line = line[..<range.lowerBound]
+        }
+        var record = try RecordLine(parsing: line)
+        if let name { record.fields["name"] = name }
+        result[file] = record
     }
     return result
 }
@@ -195,6 +204,41 @@ extension EndToEnd {
                 let processes = try #require(json["processes"] as? [[String: Any]])
                 let location = try #require((processes.first?["mappings"] as? [[String: Any]])?.first?["location"] as? String)
                 #expect(frame(location, isAt: try EndToEndTests.location("shm_partial.c", "PARTIAL-MMAP")), "\(location)")
+            }
+        }
+
+        @Test("POSIX shm_open without shm_unlink: one segment outliving the process; with it, nothing",
+              arguments: ["leak", "fixed"])
+        func posixSegment(mode: String) throws {
+            let program = try E2E.example("shm_posix")
+            let name = "/memdir-e2e \(getpid())-\(mode)"
+            defer { _ = shm_unlink(name) }
+            try withScratch { scratch in
+                let run = try runTracked(program, [mode, name], Tracking(memDir: scratch.memDir))
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)\n\(run.stderrText)")
+                let records = try sharedMemoryRecords(try onlyRunDirectory(scratch.memDir))
+                let list = try memdir(["list", scratch.memDir.path])
+                if mode == "fixed" {
+                    #expect(records.isEmpty)
+                    #expect(list.stdoutText.hasSuffix("no leaks, no bad frees in 1 process\n"), "\(list.stdoutText)")
+                    return
+                }
+                let fileName = "posix-memdir-e2e%20\(getpid())-leak.shm"
+                #expect(Array(records.keys) == [fileName])
+                #expect(records[fileName]?.kind == "posix-segment")
+                #expect(records[fileName]?.fields["name"] == name)
+                #expect(records[fileName]?.fields["via"] == "shm_open")
+                #expect(list.stdoutText.contains("POSIX segment \(name) (shm_open) at "), "\(list.stdoutText)")
+                #expect(list.stdoutText.contains("; still exists\n"))
+                let json = try parseJSON(try memdir(["resolve", scratch.memDir.path, "--json"]))
+                let processes = try #require(json["processes"] as? [[String: Any]])
+                let segment = try #require((processes.first?["segments"] as? [[String: Any]])?.first)
+                #expect(segment["name"] as? String == name)
+                #expect(segment["exists_now"] as? Bool == true)
+                let location = try #require(segment["location"] as? String)
+                #expect(frame(location, isAt: try EndToEndTests.location("shm_posix.c", "SHM-OPEN")), "\(location)")
+                _ = shm_unlink(name)
+                #expect(try memdir(["list", scratch.memDir.path]).stdoutText.contains("; gone now\n"))
             }
         }
     }
