@@ -3,9 +3,11 @@
  *   annotated located   leaks through malloc, calloc, strdup and realloc, one each
  *   annotated pause     a leak between memtrack_pause and memtrack_resume (nested), and one after
  *   annotated ignore    a leak passed to memtrack_ignore, and one not
+ *   annotated thread    a paused thread's leak (not reported) and another thread's (reported)
  *   annotated check     memtrack_check's result, printed as "check N", and whether the block
  *                       allocated just before has its record on disk right after ("recorded 1")
  * Every mode runs the same with or without the tracker. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,20 @@ __attribute__((noinline)) static void paused(void) {
     kept[0] = NULL;
 }
 
+static void *other_thread(void *unused) {
+    kept[1] = malloc(82); /* OTHER-THREAD */
+    return unused;
+}
+
+/* Pausing is per thread: the thread started while this one is paused is traced. */
+__attribute__((noinline)) static void paused_with_thread(void) {
+    pthread_t thread;
+    memtrack_pause();
+    if (pthread_create(&thread, NULL, other_thread, NULL) == 0) pthread_join(thread, NULL);
+    kept[0] = malloc(81);
+    memtrack_resume();
+}
+
 /* Whether MEM_DIR/PID/ADDRESS.mem exists now. */
 static int recorded(const void *block) {
     const char *directory = getenv("MEM_DIR");
@@ -59,12 +75,13 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "located") == 0) located();
     else if (strcmp(mode, "pause") == 0) paused();
     else if (strcmp(mode, "ignore") == 0) ignored();
+    else if (strcmp(mode, "thread") == 0) paused_with_thread();
     else if (strcmp(mode, "check") == 0) {
         kept[0] = malloc(41);
         int lost = memtrack_check();
         printf("check %d recorded %d\n", lost, recorded(kept[0]));
     }
-    else { fprintf(stderr, "usage: annotated located|pause|ignore|check\n"); return 2; }
+    else { fprintf(stderr, "usage: annotated located|pause|ignore|thread|check\n"); return 2; }
     printf("loaded %d\n", memtrack_loaded());
     return 0;
 }

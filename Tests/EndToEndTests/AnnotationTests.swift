@@ -60,6 +60,17 @@ extension EndToEnd {
             }
         }
 
+        @Test("pausing is per thread: another thread's block is reported, the paused thread's is not")
+        func pausePerThread() throws {
+            let program = try E2E.example("annotated_stripped")
+            try withScratch { scratch in
+                let run = try runTracked(program, ["thread"], Tracking(memDir: scratch.memDir))
+                #expect(run.exitedNormally && run.status == 0 && run.stderrText.isEmpty, "\(run.stderrText)")
+                #expect(try onlyRunDirectory(scratch.memDir).blockSizes == [82])
+                #expect(try leakLocations(scratch.memDir) == [try annotatedAt("other_thread", "OTHER-THREAD")])
+            }
+        }
+
         @Test("memtrack_ignore: the ignored block is never reported, the other one is")
         func ignore() throws {
             let program = try E2E.example("annotated_stripped")
@@ -140,6 +151,7 @@ extension EndToEnd {
 
         @Test("programs built with the header or LSan's weak names run unchanged without the tracker",
               arguments: [("annotated_stripped", ["located"], "loaded 0\n"), ("annotated_stripped", ["pause"], "loaded 0\n"),
+                          ("annotated_stripped", ["thread"], "loaded 0\n"),
                           ("annotated_stripped", ["ignore"], "ignore -1\nloaded 0\n"),
                           ("annotated_stripped", ["check"], "check -1 recorded 0\nloaded 0\n"),
                           ("lsan_annotated", [], "recoverable -2\npresent 0\n"),

@@ -91,6 +91,11 @@ extension EndToEnd {
 
                 let table = try memdir(["resolve", scratch.memDir.path])
                 #expect(table.stdoutText.contains("mappings still mapped at exit: 1, 4096 bytes"), "\(table.stdoutText)")
+
+                // A mapping is a finding: --error-exitcode applies.
+                let viaRun = try memdir(["run", "--error-exitcode", "9", "--dir", scratch.root.appendingPathComponent("run").path,
+                                         "--", program, "leak"])
+                #expect(viaRun.status == 9, "\(viaRun.stderrText)")
             }
         }
 
