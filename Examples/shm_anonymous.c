@@ -2,6 +2,7 @@
  * anonymous MAP_SHARED mapping with a forked child, which writes the alphabet into it.
  *   shm_anonymous leak    the parent never unmaps it: one mapping still mapped at exit
  *   shm_anonymous fixed   the parent unmaps it, as the seeds do: nothing to report
+ *   shm_anonymous destructor   a destructor unmaps it, during exit: nothing to report
  * The child waits on nothing and the parent waits for the child, instead of the seeds' sleeps. */
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,11 @@ static void *shm_mmap_alloc(size_t size) {
 }
 
 static int shm_mmap_free(void *addr, size_t size) { return munmap(addr, size); }
+
+static char *unmap_at_the_end;
+__attribute__((destructor)) static void unmap_late(void) {
+    if (unmap_at_the_end) shm_mmap_free(unmap_at_the_end, 1024);
+}
 
 int main(int argc, char **argv) {
     int fixed = argc > 1 && strcmp(argv[1], "fixed") == 0;
@@ -30,5 +36,6 @@ int main(int argc, char **argv) {
     waitpid(pid, NULL, 0);
     printf("parent: %s\n", addr);
     if (fixed) shm_mmap_free(addr, 1024);
+    if (argc > 1 && strcmp(argv[1], "destructor") == 0) unmap_at_the_end = addr;
     return 0;
 }

@@ -16,7 +16,8 @@
  *
  * The allocator's own mappings stay out: a malloc or free in progress on this thread sets
  * memtrack_busy (entry.c), and so does the tracker's own work. glibc's malloc and the loader
- * call the kernel directly and never reach these wrappers at all.
+ * call the kernel directly and never reach these wrappers at all. Removals are seen even then:
+ * an unmap or a removal only ever makes a record stale, whoever makes it.
  */
 #include "internal.h"
 #include "unwind.h"
@@ -69,11 +70,15 @@ static void resolve_next(void) {
     atomic_store_explicit(&next_ready, 1, memory_order_release);
 }
 
-/* Whether this call is the program's own and can be recorded. */
-static int is_programs_call(void) {
-    return !memtrack_busy && atomic_load_explicit(&memtrack_ready, memory_order_acquire) &&
-           atomic_load(&memtrack_run_directory) >= 0;
+/* Whether records can be written at all. Removals only need this: whoever unmaps or removes a
+ * tracked thing, even code running inside the tracker's or the allocator's call, makes its
+ * record stale. */
+static int can_record(void) {
+    return atomic_load_explicit(&memtrack_ready, memory_order_acquire) && atomic_load(&memtrack_run_directory) >= 0;
 }
+
+/* Whether this call is the program's own, so that what it creates is recorded. */
+static int is_programs_call(void) { return !memtrack_busy && can_record(); }
 
 // ---- Writing and removing records ------------------------------------------------------------
 /* Replaces `name` with one line of text: write under ".name", then rename over it. */
@@ -142,17 +147,21 @@ struct mapping {
 #define MAX_MAPPINGS 1024
 static struct mapping mappings[MAX_MAPPINGS];
 static memtrack_lock mappings_lock;
-static pid_t mappings_owner;   /* the process the table belongs to: a forked child starts empty */
+static atomic_int live_mappings;   /* 0: unmaps need not look (an allocator's own munmap) */
+static pid_t mappings_owner;       /* the process the table belongs to: a forked child starts empty */
 
-static void lock_mappings(void) {
+/* Returns 0 when this thread already holds the lock: a signal handler interrupted a table
+ * update, and the handler's call is then not tracked. */
+static int lock_mappings(void) {
     if (mappings_owner != memtrack_pid) {
         /* First use in a forked child: the parent's mappings are the parent's record, and a
          * lock another thread held at fork would never be released here. */
         atomic_store(&mappings_lock, 0);
         memset(mappings, 0, sizeof mappings);
+        atomic_store(&live_mappings, 0);
         mappings_owner = memtrack_pid;
     }
-    memtrack_lock_acquire(&mappings_lock);
+    return memtrack_lock_try_for_signal(&mappings_lock, -1);
 }
 
 static char *put_mapping_name(char *out, const char *end, uintptr_t start) {
@@ -195,7 +204,7 @@ static size_t page_round(size_t length) {
 
 static void add_mapping(uintptr_t start, size_t length, int kind, int shared, const char *via,
                         int segment_id, const struct memtrack_stack *stack) {
-    lock_mappings();
+    if (!lock_mappings()) return;
     struct mapping *slot = NULL;
     for (int i = 0; i < MAX_MAPPINGS && !slot; i++) if (!mappings[i].start) slot = &mappings[i];
     if (!slot) {
@@ -213,6 +222,7 @@ static void add_mapping(uintptr_t start, size_t length, int kind, int shared, co
     slot->via = via;
     slot->segment_id = segment_id;
     slot->stack = *stack;
+    atomic_fetch_add(&live_mappings, 1);
     write_mapping(slot);
     memtrack_lock_release(&mappings_lock);
 }
@@ -223,7 +233,7 @@ static void add_mapping(uintptr_t start, size_t length, int kind, int shared, co
  * creating stack, so a half-unmapped region still points at the mmap that made it. */
 static void forget_range(uintptr_t start, size_t length) {
     uintptr_t stop = start + page_round(length);
-    lock_mappings();
+    if (!atomic_load(&live_mappings) || !lock_mappings()) return;
     for (int i = 0; i < MAX_MAPPINGS; i++) {
         struct mapping *m = &mappings[i];
         if (!m->start) continue;
@@ -238,11 +248,12 @@ static void forget_range(uintptr_t start, size_t length) {
         } else {
             remove_mapping_file(m->start);
             m->start = 0;
+            atomic_fetch_sub(&live_mappings, 1);
         }
         if (has_above) {
             struct mapping *slot = m->start ? NULL : m;
             for (int j = 0; j < MAX_MAPPINGS && !slot; j++) if (!mappings[j].start) slot = &mappings[j];
-            if (slot) { *slot = above; write_mapping(slot); }
+            if (slot) { *slot = above; atomic_fetch_add(&live_mappings, 1); write_mapping(slot); }
             else memtrack_note_failure("tracking a mapping (table full)", ENOMEM, &memtrack_unrecorded_blocks);
         }
     }
@@ -252,7 +263,7 @@ static void forget_range(uintptr_t start, size_t length) {
 /* mremap moved or resized a tracked mapping: its record follows it. Returns 1 if tracked. */
 static int move_mapping(uintptr_t old_start, uintptr_t new_start, size_t new_length) {
     int found = 0;
-    lock_mappings();
+    if (!atomic_load(&live_mappings) || !lock_mappings()) return 0;
     for (int i = 0; i < MAX_MAPPINGS && !found; i++) {
         struct mapping *m = &mappings[i];
         if (m->start != old_start) continue;
@@ -282,12 +293,13 @@ static inline __attribute__((always_inline)) void *
 tracked_mmap(void *(*call)(void *, size_t, int, int, int, off_t), const char *via, void *address,
              size_t length, int protection, int flags, int fd, off_t offset) {
     void *result = call(address, length, protection, flags, fd, offset);
-    if (result == MAP_FAILED || !is_programs_call()) return result;
+    if (result == MAP_FAILED || !can_record()) return result;
     int saved_errno = errno;
+    int programs = !memtrack_busy;
     memtrack_busy++;
     if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) forget_range((uintptr_t)result, length);
-    int shared;
-    int kind = mapping_kind(flags, fd, &shared);
+    int shared = 0;
+    int kind = programs ? mapping_kind(flags, fd, &shared) : 0;
     if (kind) {
         struct memtrack_stack stack;
         stack.depth = (uint32_t)memtrack_unwind(stack.frames, memtrack_config.depth);
@@ -318,7 +330,7 @@ MEMTRACK_EXPORT int munmap(void *address, size_t length) {
     if (memtrack_busy && !atomic_load(&next_ready)) return (int)syscall(SYS_munmap, address, length);
     resolve_next();
     int result = next.munmap(address, length);
-    if (result != 0 || !is_programs_call()) return result;
+    if (result != 0 || !can_record()) return result;
     int saved_errno = errno;
     memtrack_busy++;
     forget_range((uintptr_t)address, length);
@@ -337,7 +349,7 @@ MEMTRACK_EXPORT void *mremap(void *old_address, size_t old_length, size_t new_le
     }
     resolve_next();
     void *result = next.mremap(old_address, old_length, new_length, flags, new_address);
-    if (result == MAP_FAILED || !is_programs_call()) return result;
+    if (result == MAP_FAILED || !can_record()) return result;
     int saved_errno = errno;
     memtrack_busy++;
     /* A tracked mapping keeps its record and creating stack, at its new place and size. A
@@ -418,14 +430,13 @@ MEMTRACK_EXPORT int shmdt(const void *address) {
     resolve_next();
     /* The attachment's size is in our table; shmdt detaches the whole segment. */
     size_t length = 0;
-    if (is_programs_call()) {
-        lock_mappings();
+    if (can_record() && atomic_load(&live_mappings) && lock_mappings()) {
         for (int i = 0; i < MAX_MAPPINGS; i++)
             if (mappings[i].start == (uintptr_t)address && mappings[i].kind == KIND_SYSV) length = mappings[i].length;
         memtrack_lock_release(&mappings_lock);
     }
     int result = next.shmdt(address);
-    if (result != 0 || !length || !is_programs_call()) return result;
+    if (result != 0 || !length) return result;
     int saved_errno = errno;
     memtrack_busy++;
     forget_range((uintptr_t)address, length);
@@ -437,7 +448,7 @@ MEMTRACK_EXPORT int shmdt(const void *address) {
 MEMTRACK_EXPORT int shmctl(int id, int command, struct shmid_ds *buffer) {
     resolve_next();
     int result = next.shmctl(id, command, buffer);
-    if (result != 0 || command != IPC_RMID || !is_programs_call()) return result;
+    if (result != 0 || command != IPC_RMID || !can_record()) return result;
     int saved_errno = errno;
     memtrack_busy++;
     char name[40];
@@ -507,7 +518,7 @@ MEMTRACK_EXPORT int shm_open(const char *segment, int flags, mode_t mode) {
 MEMTRACK_EXPORT int shm_unlink(const char *segment) {
     resolve_next();
     int result = next.shm_unlink(segment);
-    if (result != 0 || !is_programs_call()) return result;
+    if (result != 0 || !can_record()) return result;
     int saved_errno = errno;
     memtrack_busy++;
     char name[256];

@@ -99,11 +99,12 @@ extension EndToEnd {
             }
         }
 
-        @Test("the corrected mmap examples report nothing", arguments: ["shm_anonymous", "shm_dev_zero"])
-        func mappingFixed(example: String) throws {
+        @Test("the corrected mmap examples report nothing (also when a destructor unmaps during exit)",
+              arguments: [("shm_anonymous", "fixed"), ("shm_dev_zero", "fixed"), ("shm_anonymous", "destructor")])
+        func mappingFixed(example: String, mode: String) throws {
             let program = try E2E.example(example)
             try withScratch { scratch in
-                let run = try runTracked(program, ["fixed"], Tracking(memDir: scratch.memDir))
+                let run = try runTracked(program, [mode], Tracking(memDir: scratch.memDir))
                 #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)\n\(run.stderrText)")
                 for dir in try runDirectories(scratch.memDir) { #expect(try sharedMemoryRecords(dir).isEmpty, "\(dir.files)") }
                 let report = try memdir(["list", scratch.memDir.path])
