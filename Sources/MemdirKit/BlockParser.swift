@@ -10,6 +10,8 @@ public struct BlockFields: Equatable {
     public var thread: UInt64 = 0
     public var ms: UInt64 = 0
     public var via: Range<Int> = 0..<0
+    /// The optional `src=` value (memtrack.h's location), escaped; empty when absent.
+    public var source: Range<Int> = 0..<0
 }
 
 public enum BlockParseResult: Equatable {
@@ -27,6 +29,8 @@ public struct BlockSample: Equatable, Sendable {
     public var ms: UInt64
     public var via: String
     public var stack: [UInt64]
+    /// `FILE:LINE:FUNCTION` noted by memtrack.h (NotedSource.swift); nil when absent.
+    public var source: String? = nil
 }
 
 public enum BlockParser {
@@ -63,6 +67,10 @@ public enum BlockParser {
             while i < lineEnd && buffer[i] == space { i += 1 }
             if i >= lineEnd { break }
             let keyStart = i
+            if lineEnd - i >= 4 && matches(buffer, i, i + 4, "src=") {  // optional, runs to the end of the line
+                fields.source = (i + 4)..<lineEnd
+                break
+            }
             while i < lineEnd && buffer[i] != UInt8(ascii: "=") && buffer[i] != space { i += 1 }
             guard i < lineEnd && buffer[i] == UInt8(ascii: "=") else {
                 return .malformed("bad field '\(text(buffer, keyStart, i))'")

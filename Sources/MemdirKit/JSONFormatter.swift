@@ -66,6 +66,8 @@ public struct JSONFormatter: OutputFormatter {
                 ("leaked_blocks", .number(Int64(r.leakedBlocks))),
                 ("leaked_bytes", .unsigned(r.leakedBytes)),
                 ("bad_frees", .number(Int64(r.badFreeCount))),
+                ("mappings", .number(Int64(r.mappingCount))),
+                ("segments", .number(Int64(r.segmentCount))),
                 ("problems", .number(Int64(r.problemCount))),
                 ("clean", .bool(r.isClean)),
                 ("leak_kinds", kinds(r.totals)),
@@ -101,6 +103,7 @@ public struct JSONFormatter: OutputFormatter {
             ("leaks", .array(p.leaks.map(leak))),
             ("suppressions", .array(p.suppressionUses.keys.sorted().map { suppressionUse(suppressions[$0], p.suppressionUses[$0]!) })),
             ("bad_frees", .array(p.badFrees.map(badFree))),
+        ] + SharedMemory.json(p, stack: stack) + [
             ("problem_count", .number(Int64(p.problemCount))),
             ("problems", .array(p.problems.map { .object([("path", opt($0.path)), ("message", .string($0.description))]) })),
         ])
@@ -141,6 +144,7 @@ public struct JSONFormatter: OutputFormatter {
                 ("address", .string(hex(g.sample.address))), ("size", .unsigned(g.sample.size)),
                 ("seq", .unsigned(g.sample.seq)), ("thread", .unsigned(g.sample.thread)),
                 ("ms", .unsigned(g.sample.ms)), ("via", .string(g.sample.via)),
+                ("source", opt(g.sample.source)),
             ])),
             ("stack", stack(g.stack)),
         ])

@@ -50,7 +50,8 @@ public struct LeakGroup: Sendable {
     public var sample: BlockSample
 
     public var location: String {
-        stack.isEmpty ? "(no stack)" : stack[attributed.frame].describe(symbol: attributed.symbol)
+        let fromStack = stack.isEmpty ? "(no stack)" : stack[attributed.frame].describe(symbol: attributed.symbol)
+        return NotedSource.combine(fromStack: fromStack, stack: stack, attributed: attributed, source: sample.source)
     }
 }
 
@@ -87,6 +88,9 @@ public struct ProcessReport: Sendable {
     public var totals = LeakTotals()
     /// How many blocks each suppression (by index in ReportOptions.suppressions) took.
     public var suppressionUses: [Int: Tally] = [:]
+    /// Shared memory never given back (SharedMemory.swift).
+    public var mappings: [MappingReport] = []
+    public var segments: [SegmentReport] = []
 
     /// Lost blocks: definitely, indirectly and possibly lost, after suppressions.
     public var leakedBlocks: Int { totals.lost.blocks }
@@ -157,15 +161,17 @@ public struct Report: Sendable {
     }
     public var badFreeCount: Int { processes.reduce(0) { $0 + $1.badFrees.count } }
 
-    /// The gate of `memdir run`: blocks of `kinds` (after suppressions), bad frees, or an
-    /// incomplete record. Not-classified blocks never count.
+    /// The gate of `memdir run`: blocks of `kinds` (after suppressions), bad frees, shared memory
+    /// never given back, or an incomplete record. Not-classified blocks never count.
     public func gateFails(kinds: Set<LeakKind>) -> Bool {
-        processes.contains { p in
+        mappingCount + segmentCount > 0 || processes.contains { p in
             !p.badFrees.isEmpty || p.recordIncomplete || kinds.contains { p.totals[$0].blocks > 0 }
         }
     }
-    /// No lost blocks (after suppressions) and no bad frees.
-    public var isClean: Bool { leakedBlocks == 0 && badFreeCount == 0 }
+    public var mappingCount: Int { processes.reduce(0) { $0 + $1.mappings.count } }
+    public var segmentCount: Int { processes.reduce(0) { $0 + $1.segments.count } }
+    /// No lost blocks (after suppressions), no bad frees, no shared memory left behind.
+    public var isClean: Bool { leakedBlocks == 0 && badFreeCount == 0 && mappingCount == 0 && segmentCount == 0 }
     public var problemCount: Int { processes.reduce(0) { $0 + $1.problemCount } }
 
     /// The error a command ends with after printing the report: unsupported version (6) wins
@@ -226,7 +232,8 @@ public enum ReportBuilder {
         // Suppressions match whole stacks, so they too need whole-stack groups first.
         let scanMode: GroupingMode = (options.resolve && options.grouping == .frame) || !options.leaks.suppressions.isEmpty
             ? .stack : options.grouping
-        let scans = runs.map { Scanner.scan(runDirectory: $0, mode: scanMode, rules: options.rules, olderThanMs: options.olderThanMs) }
+        var scans = runs.map { Scanner.scan(runDirectory: $0, mode: scanMode, rules: options.rules, olderThanMs: options.olderThanMs) }
+        SharedMemory.checkExistence(&scans)
         let mainExe = scans.first?.process?.exe
 
         func frames(_ stack: [UInt64], seq: UInt64, modules: ModuleMap) -> [Frame] {
@@ -248,9 +255,11 @@ public enum ReportBuilder {
                         allocStack: r.allocStack.map { frames($0, seq: r.seq, modules: scan.modules) },
                         freeStack: r.freeStack.map { frames($0, seq: r.seq, modules: scan.modules) })
             }
-            return ProcessReport(directory: scan.directory, name: scan.name, process: scan.process, status: scan.status,
-                                 leaks: leaks, badFrees: badFrees, problems: scan.problems, problemCount: scan.problemCount,
-                                 classification: scan.classification)
+            var report = ProcessReport(directory: scan.directory, name: scan.name, process: scan.process, status: scan.status,
+                                       leaks: leaks, badFrees: badFrees, problems: scan.problems, problemCount: scan.problemCount,
+                                       classification: scan.classification)
+            (report.mappings, report.segments) = SharedMemory.reports(scan.sharedMemory) { frames($0, seq: $1, modules: scan.modules) }
+            return report
         }
 
         var failures: [String: String] = [:]
@@ -269,6 +278,12 @@ public enum ReportBuilder {
                 b.allocAttributed = b.allocStack.map { attribute($0, rules: options.rules) }
                 b.freeAttributed = b.freeStack.map { attribute($0, rules: options.rules) }
                 processes[i].badFrees[j] = b
+            }
+            for m in processes[i].mappings.indices {
+                processes[i].mappings[m].attributed = attribute(processes[i].mappings[m].stack, rules: options.rules)
+            }
+            for s in processes[i].segments.indices {
+                processes[i].segments[s].attributed = attribute(processes[i].segments[s].stack, rules: options.rules)
             }
         }
         return Report(directory: directory, grouping: options.grouping, resolved: options.resolve,
@@ -302,6 +317,8 @@ public enum ReportBuilder {
         for p in processes {
             for g in p.leaks { collect(g.stack) }
             for b in p.badFrees { collect(b.stack); collect(b.allocStack); collect(b.freeStack) }
+            for m in p.mappings { collect(m.stack) }
+            for s in p.segments { collect(s.stack) }
         }
         let (symbols, failures) = addr2line.symbolize(modules: wanted)
         func fill(_ stack: inout [Frame]) {
@@ -316,6 +333,8 @@ public enum ReportBuilder {
                 if processes[i].badFrees[b].allocStack != nil { fill(&processes[i].badFrees[b].allocStack!) }
                 if processes[i].badFrees[b].freeStack != nil { fill(&processes[i].badFrees[b].freeStack!) }
             }
+            for m in processes[i].mappings.indices { fill(&processes[i].mappings[m].stack) }
+            for s in processes[i].segments.indices { fill(&processes[i].segments[s].stack) }
         }
         return failures
     }

@@ -42,6 +42,8 @@ public struct RunScan: Sendable {
     /// The first problems met (malformed or unsupported records); `problemCount` counts all.
     public var problems: [MemdirError] = []
     public var problemCount = 0
+    /// Mappings and segments never given back (SharedMemory.swift).
+    public var sharedMemory = SharedMemoryScan()
 }
 
 public enum Scanner {
@@ -51,7 +53,9 @@ public enum Scanner {
     /// keep memory flat.
     static let batchSize = 4096
 
-    static func isRecordName(_ name: String) -> Bool { name.hasSuffix(".mem") || name.hasSuffix(".free") }
+    static func isRecordName(_ name: String) -> Bool {
+        name.hasSuffix(".mem") || name.hasSuffix(".free") || SharedMemory.isRecordName(name)
+    }
 
     /// The run directories under `path`, or `[path]` when it is a run directory itself.
     public static func runDirectories(in path: String) throws(MemdirError) -> [String] {
@@ -182,6 +186,10 @@ public enum Scanner {
             let name = withUnsafePointer(to: &entry.pointee.d_name) {
                 $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
             }
+            if SharedMemory.isRecordName(name) {
+                if let problem = SharedMemory.read(join(path, name), into: &scan.sharedMemory) { accumulator.problem(problem) }
+                continue
+            }
             guard name.hasSuffix(".free") else { continue }
             let file = join(path, name)
             switch readTextFile(file) {
@@ -260,7 +268,9 @@ public enum Scanner {
 
     static func sample(_ f: BlockFields, _ bytes: UnsafeRawBufferPointer, _ stack: [UInt64]) -> BlockSample {
         BlockSample(address: f.address, size: f.size, seq: f.seq, thread: f.thread, ms: f.ms,
-                    via: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[f.via]), as: UTF8.self), stack: stack)
+                    via: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[f.via]), as: UTF8.self), stack: stack,
+                    source: f.source.isEmpty ? nil
+                        : unescapeValue(Substring(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[f.source]), as: UTF8.self))))
     }
 }
 

@@ -36,7 +36,11 @@ public struct TableFormatter: OutputFormatter {
             out += "no leaks, no bad frees in \(processes)\n"
         } else {
             out += "total: \(report.leakedBlocks) lost block\(s(report.leakedBlocks)), \(report.leakedBytes) bytes; "
-                + "\(report.badFreeCount) bad free\(s(report.badFreeCount)) in \(processes)\n"
+                + "\(report.badFreeCount) bad free\(s(report.badFreeCount))"
+                + (report.mappingCount + report.segmentCount > 0
+                    ? "; \(report.mappingCount) mapping\(s(report.mappingCount)) still mapped, "
+                        + "\(report.segmentCount) segment\(s(report.segmentCount)) outliving the process" : "")
+                + " in \(processes)\n"
         }
         return out
     }
@@ -109,6 +113,7 @@ public struct TableFormatter: OutputFormatter {
                 if let f = b.freeLocation { out += "      first freed at \(f)\n" }
             }
         }
+        out += SharedMemory.formatTable(p, resolved: resolved) { formatStack($0, attributed: $1, indent: "      ") }
         if let st = p.status, !st.isComplete {
             out += "  warning: record incomplete: \(st.unrecordedBlocks) live block\(s(st.unrecordedBlocks)) not recorded, "
                 + "\(st.unremovedRecords) freed block\(s(st.unremovedRecords)) not removed (may show as leaks), "

@@ -129,6 +129,8 @@ static void read_configuration_once(int complain) {
     if (read_setting("MEM_FREERES", &value, complain)) memtrack_config.freeres = value != 0;
     if (read_setting("MEM_QUARANTINE", &value, complain)) memtrack_config.quarantine_bytes = (size_t)value;
     if (read_setting("MEM_LEAK_CHECK", &value, complain)) memtrack_config.leak_check = value != 0;
+    if (read_setting("MEM_TRACE_AFTER", &value, complain))   /* seconds, capped at a day */
+        memtrack_start_tracing_after(value > 86400 ? 86400000u : (uint32_t)value * 1000u);
 }
 
 static void read_configuration(void) { read_configuration_once(0); }

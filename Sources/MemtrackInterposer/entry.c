@@ -18,6 +18,14 @@ static void *internal_block(void *pointer) {
 }
 
 static inline __attribute__((always_inline)) void track_allocation(void *pointer, size_t size, int via, struct memtrack_block *block) {
+    block->source = 0;
+    if (MEMTRACK_UNLIKELY(memtrack_thread_annotations |
+                          atomic_load_explicit(&memtrack_annotations_active, memory_order_relaxed)) &&
+        memtrack_annotate_allocation(block)) {   /* paused or not tracing yet: never recorded */
+        if (memtrack_shadow_exchange(pointer, MEMTRACK_LIVE_INTERNAL) == MEMTRACK_LIVE)
+            memtrack_pending_remove((uintptr_t)pointer, NULL, NULL);
+        return;
+    }
     int previous = memtrack_shadow_exchange(pointer, MEMTRACK_LIVE);
     /* LIVE here means the block was freed by a path we do not see (another library calling
      * the allocator's internals): its record is stale. */

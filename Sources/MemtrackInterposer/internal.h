@@ -16,6 +16,9 @@
  *   loader.c      where the dynamic loader's code is (its blocks get the deepest stacks)
  *   counters.c    allocation statistics in the mapped `counters` file
  *   requests.c    requests from memdir (check-request), served by the writer thread
+ *   shm.c         shared memory: mappings and SysV/POSIX segments the program never gives back
+ *   annotations.c what the program tells us: pause/resume, ignore, root regions, on-demand
+ *                 checks, source locations (memtrack.h), and LSan's names for them
  *
  * Rules for everything here: no stdio, nothing that can allocate, no lock a signal handler
  * could deadlock on without noticing, errno left as the program had it.
@@ -59,6 +62,7 @@ struct memtrack_config {
     int freeres;              /* MEM_FREERES */
     size_t quarantine_bytes;  /* MEM_QUARANTINE */
     int leak_check;           /* MEM_LEAK_CHECK */
+    uint32_t trace_after_ms;  /* MEM_TRACE_AFTER, in ms: blocks allocated earlier are not recorded */
 };
 extern struct memtrack_config memtrack_config;
 
@@ -117,6 +121,7 @@ struct memtrack_block {
     int32_t thread;
     uint8_t via;
     uint8_t family;         /* enum memtrack_family; written as family= when not malloc */
+    uint32_t source, source_line;   /* memtrack.h's location (annotations.c); source 0: none */
     struct memtrack_stack stack;
 };
 
@@ -171,6 +176,9 @@ char *memtrack_put_text(char *out, const char *end, const char *text);
 char *memtrack_put_decimal(char *out, const char *end, uint64_t value);
 char *memtrack_put_hex(char *out, const char *end, uintptr_t value);
 char *memtrack_put_stack(char *out, const char *end, const struct memtrack_stack *stack);
+/* Escapes a value that runs to the end of its line (README: \\ \n \t \xHH). */
+char *memtrack_put_escaped(char *out, const char *end, const char *text);
+/* The run directory, re-opened if the program took our descriptor; -1 when unusable. */
 
 /* ---- pending.c ------------------------------------------------------------------------ */
 
@@ -219,6 +227,23 @@ int memtrack_leak_check_now(int on_request);
 void memtrack_note_allocation_site(uintptr_t address, uintptr_t first_frame);
 /* `result skipped REASON` as `leak-check`, signal-safe (for _exit). */
 void memtrack_leak_check_skipped(const char *reason);
+/* ---- annotations.c ------------------------------------------------------------------- */
+
+/* Non-zero when this thread is paused or has noted a source location; with the global
+ * memtrack_annotations_active, the allocation path's only cost when nothing is annotated. */
+extern MEMTRACK_THREAD_LOCAL int memtrack_thread_annotations;
+extern atomic_int memtrack_annotations_active;
+/* For a new block: picks up the noted source location; returns 1 if the block must not be
+ * recorded (this thread is paused, or MEM_TRACE_AFTER has not passed yet). */
+int memtrack_annotate_allocation(struct memtrack_block *block);
+void memtrack_start_tracing_after(uint32_t milliseconds);
+/* ` src=FILE:LINE:FUNCTION` text of a block's source location (escaped). */
+char *memtrack_put_source(char *out, const char *end, uint32_t source, uint32_t line);
+/* For the leak check: blocks the program asked us to ignore (memtrack_ignore,
+ * __lsan_ignore_object), still live; and the registered root regions. */
+int memtrack_is_ignored(uintptr_t address);
+void memtrack_for_each_ignored(void (*visit)(uintptr_t start, size_t size, void *context), void *context);
+void memtrack_for_each_root_region(void (*visit)(uintptr_t start, size_t size, void *context), void *context);
 
 /* ---- process.c ------------------------------------------------------------------------ */
 

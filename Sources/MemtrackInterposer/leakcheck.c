@@ -224,7 +224,7 @@ static void learn_pending(const struct memtrack_block *block, void *context) {
 static void add_own(uintptr_t start, size_t bytes, void *context);
 
 // ---- /proc/self/maps ------------------------------------------------------------------------------
-enum { KIND_READ_FILE = 1, KIND_EXEC_FILE = 2, KIND_ANONYMOUS = 4 };
+enum { KIND_READ_FILE = 1, KIND_EXEC_FILE = 2, KIND_ANONYMOUS = 4, KIND_READABLE = 8 };
 
 /* Index of the mapping holding address, or -1. */
 static long find_map(const struct check *c, uintptr_t address) {
@@ -300,6 +300,7 @@ static int read_maps(struct check *c) {
         unsigned char kind = 0;
         /* Device files may raise SIGBUS when read: never looked at (but /dev/shm is tmpfs). */
         int device = !strncmp(path, "/dev/", 5) && strncmp(path, "/dev/shm/", 9);
+        if (r == 'r' && !device && strcmp(path, "[vvar]") && strcmp(path, "[vsyscall]")) kind |= KIND_READABLE;
         if (r == 'r' && path[0] == '/' && inode && !device) {
             kind |= KIND_READ_FILE;
             if (x == 'x') kind |= KIND_EXEC_FILE;
@@ -817,6 +818,20 @@ static uintptr_t exit_caller_frame(uintptr_t from, const struct check *c, struct
     return from;
 }
 
+/* A region the program named as a root (__lsan_register_root_region) or a block it asked us to
+ * ignore (memtrack_ignore, __lsan_ignore_object: LSan scans those as roots too). Only the parts
+ * that are mapped readable now: a registered region may have been unmapped since. */
+static void scan_program_root(uintptr_t start, size_t size, void *context) {
+    struct check *c = context;
+    uintptr_t end = start + size;
+    for (size_t i = 0; i < c->map_count && c->maps[i].start < end; i++) {
+        if (!(c->map_kind[i] & KIND_READABLE) || c->maps[i].end <= start) continue;
+        uintptr_t from = start > c->maps[i].start ? start : c->maps[i].start;
+        uintptr_t to = end < c->maps[i].end ? end : c->maps[i].end;
+        scan_range(c, from, to, 1, 0);
+    }
+}
+
 /* Every root: module segments, anonymous memory, the stopped threads' registers and stacks,
  * and this thread's (self_stack 0: this is the tracker's writer, which holds no roots). */
 static void mark_roots(struct check *c, const uint64_t self_registers[6], uintptr_t self_stack) {
@@ -837,6 +852,8 @@ static void mark_roots(struct check *c, const uint64_t self_registers[6], uintpt
     for (int i = 0; i < c->module_count; i++)
         scan_range(c, c->modules[i].start, c->modules[i].end, 1, c->modules[i].starts_only);
     scan_anonymous(c, stacks, stack_count);
+    memtrack_for_each_root_region(scan_program_root, c);
+    memtrack_for_each_ignored(scan_program_root, c);
     uintptr_t span = c->highest - c->lowest;
     for (int i = 0; i < stopped_thread_count; i++) {
         struct stopped_thread *thread = &stopped_threads[i];

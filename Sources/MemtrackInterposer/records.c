@@ -294,7 +294,7 @@ int memtrack_record_directory(void) { return run_directory(); }
 ssize_t memtrack_write_all(int fd, const char *text, size_t length) { return raw_write_all(fd, text, length); }
 
 int memtrack_write_block(const struct memtrack_block *block) {
-    char name[32], line[128 + MEMTRACK_MAX_DEPTH * 20];
+    char name[32], line[128 + MEMTRACK_MAX_DEPTH * 20 + 2100];   /* + src: two 1,024-byte texts */
     *put_block_name(name, name + sizeof name - 1, block->address) = 0;
     char *out = line, *end = line + sizeof line - 1;
     out = memtrack_put_text(out, end, "memtrack/1 block address=");
@@ -305,6 +305,10 @@ int memtrack_write_block(const struct memtrack_block *block) {
     if (block->family != MEMTRACK_FAMILY_MALLOC) {   /* optional: absent means malloc's family */
         out = memtrack_put_text(out, end, " family=");
         out = memtrack_put_text(out, end, memtrack_family_name(block->family));
+    }
+    if (block->source) {   /* optional; runs to the end of the line */
+        out = memtrack_put_text(out, end, " src=");
+        out = memtrack_put_source(out, end, block->source, block->source_line);
     }
     *out++ = '\n';
     int error = write_file(name, line, (size_t)(out - line));
@@ -617,4 +621,10 @@ void memtrack_write_modules(int force_rewrite, int in_signal) {
         segments_written = segment_count;
     }
     memtrack_lock_release(&modules_lock);
+}
+
+// ---- For the other record kinds (shm.c, annotations.c) ---------------------------------------
+/* The run directory, checked to still be ours (see run_directory); -1 when unusable. */
+char *memtrack_put_escaped(char *out, const char *end, const char *text) {
+    return put_escaped(out, end, text, strlen(text));
 }

@@ -1,0 +1,229 @@
+/* annotations.c: what a program can tell the tracker (README "Source locations and
+ * annotations"), under memdir's names and under LeakSanitizer's:
+ *   memtrack_pause/resume, __lsan_disable/enable   per thread, nesting: blocks allocated in
+ *                                                  between are never recorded
+ *   memtrack_ignore, __lsan_ignore_object          never report this block
+ *   __lsan_(un)register_root_region                memory to scan as roots (for the leak check)
+ *   memtrack_check, __lsan_do_(recoverable_)leak_check   an on-demand leak check
+ *   memtrack_note_location                         the source location of the next allocation
+ *                                                  (called by memtrack.h's macros)
+ *   MEM_TRACE_AFTER=SECONDS                        blocks allocated earlier are never recorded
+ *
+ * Blocks that must not be recorded are marked as the tracker's own (LIVE_INTERNAL): freeing one
+ * is quiet, freeing it twice is still a double free. The allocation path pays one thread-local
+ * and one global load (entry.c) unless an annotation is in use.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+MEMTRACK_THREAD_LOCAL int memtrack_thread_annotations;   /* ANNOTATE_* bits of this thread */
+atomic_int memtrack_annotations_active;                  /* ACTIVE_* bits, for every thread */
+
+enum { ANNOTATE_PAUSED = 1, ANNOTATE_LOCATION = 2 };
+enum { ACTIVE_TRACE_AFTER = 1 };
+
+static MEMTRACK_THREAD_LOCAL int pause_depth;
+static MEMTRACK_THREAD_LOCAL const char *noted_file, *noted_function;
+static MEMTRACK_THREAD_LOCAL int noted_line;
+
+// ---- Pausing -----------------------------------------------------------------------------
+MEMTRACK_EXPORT void memtrack_pause(void) {
+    pause_depth++;
+    memtrack_thread_annotations |= ANNOTATE_PAUSED;
+}
+
+MEMTRACK_EXPORT void memtrack_resume(void) {
+    if (pause_depth > 0 && --pause_depth == 0) memtrack_thread_annotations &= ~ANNOTATE_PAUSED;
+}
+
+MEMTRACK_EXPORT void __lsan_disable(void) { memtrack_pause(); }
+MEMTRACK_EXPORT void __lsan_enable(void) { memtrack_resume(); }
+
+void memtrack_start_tracing_after(uint32_t milliseconds) {
+    memtrack_config.trace_after_ms = milliseconds;
+    if (milliseconds) atomic_fetch_or(&memtrack_annotations_active, ACTIVE_TRACE_AFTER);
+}
+
+// ---- Source locations --------------------------------------------------------------------
+/* The texts are copied once into a pool, because the program may unload the module holding
+ * __FILE__ before the block's record is written. 1,024 distinct (file, function) pairs in
+ * 64 KiB; beyond that, blocks keep only their stack. */
+#define SOURCE_SLOTS 1024
+#define SOURCE_POOL (64 * 1024)
+struct source {
+    _Atomic uintptr_t file_key;   /* published last: readers need no lock */
+    uintptr_t function_key;
+    uint32_t file_offset, function_offset;
+};
+static struct source sources[SOURCE_SLOTS];
+static char source_pool[SOURCE_POOL];
+static size_t source_pool_used = 1;   /* offset 0 means "none" */
+static memtrack_lock sources_lock;
+
+static uint32_t pool_copy(const char *text) {
+    size_t length = strnlen(text, 1024);
+    if (source_pool_used + length + 1 > SOURCE_POOL) return 0;
+    uint32_t offset = (uint32_t)source_pool_used;
+    memcpy(source_pool + offset, text, length);
+    source_pool[offset + length] = 0;
+    source_pool_used += length + 1;
+    return offset;
+}
+
+/* The slot number + 1 of (file, function), added if new; 0 when the table is full. */
+static uint32_t intern_source(const char *file, const char *function, int *locked) {
+    uintptr_t key = (uintptr_t)file, function_key = (uintptr_t)function;
+    uint32_t home = (uint32_t)((key >> 3) ^ (function_key >> 3) * 31) & (SOURCE_SLOTS - 1);
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t probe = 0; probe < SOURCE_SLOTS; probe++) {
+            struct source *s = &sources[(home + probe) & (SOURCE_SLOTS - 1)];
+            uintptr_t found = atomic_load_explicit(&s->file_key, memory_order_acquire);
+            if (found == key && s->function_key == function_key) return (uint32_t)(s - sources) + 1;
+            if (found) continue;
+            if (pass == 0) break;   /* not there: take the lock and insert */
+            uint32_t file_offset = pool_copy(file), function_offset = pool_copy(function ? function : "");
+            if (!file_offset || !function_offset) return 0;
+            s->function_key = function_key;
+            s->file_offset = file_offset;
+            s->function_offset = function_offset;
+            atomic_store_explicit(&s->file_key, key, memory_order_release);
+            return (uint32_t)(s - sources) + 1;
+        }
+        if (pass == 0) { memtrack_lock_acquire(&sources_lock); *locked = 1; }
+    }
+    return 0;
+}
+
+static uint32_t intern_locked(const char *file, const char *function) {
+    int locked = 0;
+    uint32_t id = intern_source(file, function, &locked);
+    if (locked) memtrack_lock_release(&sources_lock);
+    return id;
+}
+
+MEMTRACK_EXPORT void memtrack_note_location(const char *file, int line, const char *function) {
+    noted_file = file;
+    noted_line = line;
+    noted_function = function;
+    if (file) memtrack_thread_annotations |= ANNOTATE_LOCATION;
+    else memtrack_thread_annotations &= ~ANNOTATE_LOCATION;
+}
+
+char *memtrack_put_source(char *out, const char *end, uint32_t source, uint32_t line) {
+    if (!source || source > SOURCE_SLOTS) return out;
+    const struct source *s = &sources[source - 1];
+    out = memtrack_put_escaped(out, end, source_pool + s->file_offset);
+    out = memtrack_put_text(out, end, ":");
+    out = memtrack_put_decimal(out, end, line);
+    out = memtrack_put_text(out, end, ":");
+    return memtrack_put_escaped(out, end, source_pool + s->function_offset);
+}
+
+// ---- The allocation hook -----------------------------------------------------------------
+int memtrack_annotate_allocation(struct memtrack_block *block) {
+    int flags = memtrack_thread_annotations;
+    if (flags & ANNOTATE_LOCATION) {
+        /* One note, one block: whatever happens next, the note is used up. */
+        memtrack_thread_annotations &= ~ANNOTATE_LOCATION;
+        block->source = intern_locked(noted_file, noted_function);
+        block->source_line = (uint32_t)noted_line;
+    }
+    if (flags & ANNOTATE_PAUSED) return 1;
+    if (atomic_load_explicit(&memtrack_annotations_active, memory_order_relaxed) & ACTIVE_TRACE_AFTER) {
+        if (memtrack_milliseconds_now() < memtrack_config.trace_after_ms) return 1;
+        atomic_fetch_and(&memtrack_annotations_active, ~ACTIVE_TRACE_AFTER);
+    }
+    return 0;
+}
+
+// ---- Ignored blocks and root regions -----------------------------------------------------
+/* Small fixed tables, as LSan's: annotations are for a few special objects, not for every
+ * block. An ignored block's record is removed at once and it becomes the tracker's own, so it
+ * is never reported; the table keeps its address for the leak check (its contents are roots). */
+#define MAX_IGNORED 1024
+#define MAX_ROOT_REGIONS 256
+struct region { uintptr_t start; size_t size; };
+static struct region ignored[MAX_IGNORED];
+static struct region roots[MAX_ROOT_REGIONS];
+static memtrack_lock tables_lock;
+
+int memtrack_is_ignored(uintptr_t address) {
+    if (memtrack_shadow_state((const void *)address) != MEMTRACK_LIVE_INTERNAL) return 0;   /* freed since */
+    for (int i = 0; i < MAX_IGNORED; i++) if (ignored[i].start == address) return 1;
+    return 0;
+}
+
+void memtrack_for_each_ignored(void (*visit)(uintptr_t start, size_t size, void *context), void *context) {
+    for (int i = 0; i < MAX_IGNORED; i++)
+        if (ignored[i].start && memtrack_is_ignored(ignored[i].start)) visit(ignored[i].start, ignored[i].size, context);
+}
+
+void memtrack_for_each_root_region(void (*visit)(uintptr_t start, size_t size, void *context), void *context) {
+    for (int i = 0; i < MAX_ROOT_REGIONS; i++) if (roots[i].size) visit(roots[i].start, roots[i].size, context);
+}
+
+/* Returns 0, or -1 when pointer is not a live block recorded for the program. */
+MEMTRACK_EXPORT int memtrack_ignore(const void *pointer) {
+    if (!pointer || !atomic_load(&memtrack_ready)) return -1;
+    memtrack_busy++;
+    int previous = memtrack_shadow_exchange(pointer, MEMTRACK_LIVE_INTERNAL);
+    if (previous != MEMTRACK_LIVE) {
+        memtrack_shadow_exchange(pointer, previous);   /* not ours to change */
+        memtrack_busy--;
+        return previous == MEMTRACK_LIVE_INTERNAL ? 0 : -1;
+    }
+    memtrack_pending_remove((uintptr_t)pointer, NULL, NULL);
+    size_t size = memtrack_next.malloc_usable_size ? memtrack_next.malloc_usable_size((void *)pointer) : 0;
+    memtrack_lock_acquire(&tables_lock);
+    int slot = -1;
+    for (int i = 0; i < MAX_IGNORED && slot < 0; i++)
+        if (!ignored[i].start || !memtrack_is_ignored(ignored[i].start)) slot = i;   /* empty or freed */
+    if (slot >= 0) ignored[slot] = (struct region){ (uintptr_t)pointer, size };
+    memtrack_lock_release(&tables_lock);
+    memtrack_busy--;
+    return 0;
+}
+
+MEMTRACK_EXPORT void __lsan_ignore_object(const void *pointer) { (void)memtrack_ignore(pointer); }
+
+MEMTRACK_EXPORT void __lsan_register_root_region(const void *start, size_t size) {
+    memtrack_lock_acquire(&tables_lock);
+    for (int i = 0; i < MAX_ROOT_REGIONS; i++)
+        if (!roots[i].size) { roots[i] = (struct region){ (uintptr_t)start, size }; break; }
+    memtrack_lock_release(&tables_lock);
+}
+
+MEMTRACK_EXPORT void __lsan_unregister_root_region(const void *start, size_t size) {
+    memtrack_lock_acquire(&tables_lock);
+    for (int i = 0; i < MAX_ROOT_REGIONS; i++)
+        if (roots[i].start == (uintptr_t)start && roots[i].size == size) { roots[i].size = 0; break; }
+    memtrack_lock_release(&tables_lock);
+}
+
+// ---- On-demand checks --------------------------------------------------------------------
+/* The leak check itself lives in leakcheck.c when it is built in; found at run time so this
+ * file stands alone. */
+extern int memtrack_leak_check_now(int on_request) __attribute__((weak));
+
+/* The number of lost blocks, with the report written into the run directory; -1 when this
+ * build has no leak check: then the pending records are written out, so that the directory
+ * holds the live set as of now (`memdir list` reads it). */
+MEMTRACK_EXPORT int memtrack_check(void) {
+    if (!atomic_load(&memtrack_ready)) return -1;
+    if (memtrack_leak_check_now) return memtrack_leak_check_now(1);
+    memtrack_busy++;
+    memtrack_pending_flush(0);
+    memtrack_write_modules(0, 0);
+    memtrack_busy--;
+    return -1;
+}
+
+MEMTRACK_EXPORT int __lsan_do_recoverable_leak_check(void) { return memtrack_check() > 0; }
+
+/* LSan ends the process when this finds leaks; the tracker never changes what the program
+ * does, so it only checks, once, as LSan does. */
+MEMTRACK_EXPORT void __lsan_do_leak_check(void) {
+    static atomic_int done;
+    if (!atomic_exchange(&done, 1)) (void)memtrack_check();
+}
