@@ -84,6 +84,7 @@ enum memtrack_shadow_state {
     MEMTRACK_LIVE = 1,           /* live, recorded */
     MEMTRACK_FREED = 2,          /* freed (possibly handed out again later) */
     MEMTRACK_LIVE_INTERNAL = 3,  /* live, allocated on the tracker's behalf: never recorded */
+    MEMTRACK_UNTRACKED = -1,     /* the index has no memory for this address: not known either way */
 };
 /* Sets the state of the block at pointer and returns the previous one. */
 int memtrack_shadow_exchange(const void *pointer, int state);
@@ -116,7 +117,8 @@ struct memtrack_bad_free {
     struct memtrack_stack free_stack;   /* depth 0 when unknown */
 };
 
-/* The run directory this process writes into; -1 when recording is impossible. */
+/* >= 0 while this process records into its run directory; -1 when recording is impossible.
+ * Not a descriptor the tracker keeps open: records.c opens the directory for each use. */
 extern atomic_int memtrack_run_directory;
 extern char memtrack_run_name[64];
 extern uint64_t memtrack_start_milliseconds;   /* monotonic, for the ms= field */
@@ -126,11 +128,20 @@ int memtrack_write_block(const struct memtrack_block *block);
 void memtrack_remove_block_file(uintptr_t address);
 void memtrack_write_bad_free(const struct memtrack_bad_free *event);
 void memtrack_write_process_file(const char *parent_run_name);
-void memtrack_open_status(void);
+/* Remembers the freshly created run directory (its path and identity); the caller closes fd. */
 void memtrack_remember_run_directory(int fd);
-int memtrack_is_run_directory(int fd);
+/* Gives the calling tracker thread a descriptor table of its own (the writer, the file thread). */
+void memtrack_use_private_descriptors(void);
+/* The thread that does every file operation of program threads (see records.c). */
+void memtrack_start_file_thread(void);
+void memtrack_files_fork_prepare(void);
+void memtrack_files_fork_parent(void);
+void memtrack_files_fork_child(void);
+/* Writes name in directory under a temporary name, then renames it into place. 0 or errno. */
+int memtrack_write_file_atomically(int directory, const char *name, const char *text, size_t length);
 void memtrack_write_status(const char *state, int value, const char *exec_path);
 void memtrack_write_modules(int force_rewrite, int in_signal);
+void memtrack_modules_fork_refresh(void);
 void memtrack_modules_fork_prepare(void);
 void memtrack_modules_fork_parent(void);
 void memtrack_modules_fork_child(void);
@@ -159,6 +170,7 @@ void memtrack_pending_remove(uintptr_t address, struct memtrack_stack *alloc_sta
  * locks this thread may hold. */
 void memtrack_pending_flush(int in_signal);
 void memtrack_pending_start_writer(void);
+int memtrack_pending_writer_exists(void);
 void memtrack_pending_fork_prepare(void);
 void memtrack_pending_fork_parent(void);
 void memtrack_pending_fork_child(void);
@@ -188,6 +200,8 @@ extern pid_t memtrack_pid;
  * waiters sleep on a futex (records.c). */
 typedef atomic_int memtrack_lock;
 void memtrack_lock_acquire(memtrack_lock *lock);
+/* Whether the calling thread holds it (a signal handler that interrupted the holder). */
+int memtrack_lock_held_by_me(memtrack_lock *lock);
 /* For signal handlers: 0 when this thread holds it, or when `attempts` waits (-1: no limit)
  * were not enough. */
 int memtrack_lock_try_for_signal(memtrack_lock *lock, int attempts);
