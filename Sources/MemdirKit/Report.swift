@@ -81,6 +81,9 @@ public struct ProcessReport: Sendable {
 
     public var leakedBlocks: Int { leaks.reduce(0) { $0 + $1.blocks } }
     public var leakedBytes: UInt64 { leaks.reduce(0) { $0 + $1.bytes } }
+    /// The tracker says it could not record everything (a `status` counter is not zero), or
+    /// there is no readable `status` at all: what is shown may not be all there is.
+    public var recordIncomplete: Bool { !(status?.isComplete ?? false) }
 }
 
 public struct Report: Sendable {
@@ -94,7 +97,10 @@ public struct Report: Sendable {
     public var leakedBlocks: Int { processes.reduce(0) { $0 + $1.leakedBlocks } }
     public var leakedBytes: UInt64 { processes.reduce(0) { $0 + $1.leakedBytes } }
     public var badFreeCount: Int { processes.reduce(0) { $0 + $1.badFrees.count } }
-    public var isClean: Bool { leakedBlocks == 0 && badFreeCount == 0 }
+    /// Some process's record is incomplete: "no leaks" would not be the whole truth.
+    public var isIncomplete: Bool { processes.contains { $0.recordIncomplete } }
+    /// No leaks, no bad frees, and a complete record to say so.
+    public var isClean: Bool { leakedBlocks == 0 && badFreeCount == 0 && !isIncomplete }
     public var problemCount: Int { processes.reduce(0) { $0 + $1.problemCount } }
 
     /// The error a command ends with after printing the report: unsupported version (6) wins

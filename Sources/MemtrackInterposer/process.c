@@ -56,17 +56,17 @@ static int open_mem_directory(void) {
         refusal = "is owned by another user";
     if (refusal) {
         char line[4200], *out = line, *end = line + sizeof line - 1;
-        out = memtrack_put_text(out, end, "memtrack: warning: MEM_DIR ");
+        out = memtrack_put_text(out, end, allow_unsafe ? "memtrack: warning: MEM_DIR " : "MEM_DIR ");
         out = memtrack_put_text(out, end, path);
         out = memtrack_put_text(out, end, " ");
         out = memtrack_put_text(out, end, refusal);
         out = memtrack_put_text(out, end, allow_unsafe ? "; used anyway because MEM_ALLOW_UNSAFE_DIR=1\n"
-                                                       : "; nothing is recorded (MEM_ALLOW_UNSAFE_DIR=1 allows it)\n");
+                                                       : " (MEM_ALLOW_UNSAFE_DIR=1 allows it)");
         *out = 0;
-        memtrack_say(line);
-        if (!allow_unsafe) {
+        if (allow_unsafe) memtrack_say(line);
+        else {   /* one line: memtrack: warning: MEM_DIR ... is ...: Operation not permitted; ... */
             if (fd >= 0) syscall(SYS_close, fd);
-            memtrack_note_failure("opening MEM_DIR", EPERM, NULL);
+            memtrack_note_failure(line, EPERM, NULL);
             return -1;
         }
     }

@@ -206,11 +206,13 @@ void memtrack_note_failure(const char *operation, int error_number, atomic_uint_
     out = memtrack_put_text(out, end, ": ");
     out = memtrack_put_text(out, end, description ? description : "unknown error");
     *out = 0;
-    char line[320];
+    char line[4400];
     out = line;
     end = line + sizeof line - 1;
     out = memtrack_put_text(out, end, "memtrack: warning: ");
-    out = memtrack_put_text(out, end, first_error);
+    out = memtrack_put_text(out, end, operation);
+    out = memtrack_put_text(out, end, ": ");
+    out = memtrack_put_text(out, end, description ? description : "unknown error");
     out = memtrack_put_text(out, end, "; the leak record is incomplete from here on\n");
     *out = 0;
     memtrack_say(line);

@@ -114,7 +114,7 @@ public struct RunCommand: Command {
             directory: dir,
             options: ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: resolve, binary: binary, addr2line: addr2line))
         _ = emit(report, json: flags.json, to: flags.json ? console.out : console.err, console: console)
-        console.err("memdir: records kept in \(dir)\n")
+        console.err("memdir: records kept in \(dir.printable)\n")
         if let n = errorExitCode, !report.isClean { return n }
         return status
     }
