@@ -235,7 +235,7 @@ static char *put_block_name(char *out, const char *end, uintptr_t address) {
 struct identity { dev_t device; ino_t inode; };
 static struct identity run_identity;
 static char run_path[4096];
-static int private_directory = -1;                /* the writer's, in that table */
+static MEMTRACK_THREAD_LOCAL int private_directory = -1;   /* in this thread's own table */
 
 static int identify(int fd, struct identity *identity) {
     struct stat status;
@@ -257,7 +257,6 @@ void memtrack_remember_run_directory(int fd) {
     ssize_t length = syscall(SYS_readlink, link, run_path, sizeof run_path - 1);
     run_path[length > 0 ? length : 0] = 0;
     if (identify(fd, &run_identity) != 0) run_path[0] = 0;
-    private_directory = -1;   /* a forked child's writer opens its own */
 }
 
 /* Opens the run directory for one use; give it back with put_run_directory. */
