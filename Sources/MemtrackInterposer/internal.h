@@ -6,7 +6,8 @@
  *   shadow.c      the live-set index: which addresses are live, freed or never allocated
  *   pending.c     deferred records: the table of young blocks and the writer thread
  *   quarantine.c  freed blocks held back from reuse, so stale frees are still caught
- *   records.c     formatting and writing record files (never stdio, never malloc)
+ *   records.c     formatting and writing record files (never stdio, never malloc), atomically,
+ *                 through the file thread: no descriptor in the program's table
  *   process.c     the run directory, fork, exec, exit and fatal signals
  *   unwind.c      the call-stack capture
  *

@@ -3,9 +3,10 @@
  * Every record is formatted into a buffer on the stack and written with one write(2): no
  * stdio (it allocates and is not signal-safe). File operations go through syscall(2) rather
  * than the libc wrappers so that none of them is a pthread cancellation point: a thread
- * cancelled inside malloc must not die holding a lock. A block file costs exactly three
- * system calls (openat, write, close); removing it costs one (unlinkat). No fsync: the
- * records must survive the process, not the machine.
+ * cancelled inside malloc must not die holding a lock. A block file costs four system calls
+ * (openat, write, close, renameat: records appear whole or not at all); removing it costs one
+ * (unlinkat). No fsync: the records must survive the process, not the machine. Descriptors
+ * are used only by the tracker's own threads, in tables of their own (see "The file thread").
  */
 #include "internal.h"
 
