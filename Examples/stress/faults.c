@@ -2,7 +2,8 @@
  * behaves the same untraced and traced; what the tracker must not do is described with it.
  *
  *   forkdl LIB N      a thread loops dlopen/dlclose of LIB while main forks N children that
- *                     exec `true` (fault 1: a child must not hang on the loader's lock)
+ *                     exec `true` (fault 1: a child must not hang on the loader's lock; one
+ *                     that takes over 10 s is killed and counted as hung, and forking stops)
  *   vforkexit         a vfork child whose exec fails calls _exit; then the parent leaks 1234
  *                     bytes, frees a block twice and frees an interior pointer (fault 2)
  *   sigfree N         another thread sends N SIGUSR1 to main, whose handler frees blocks while
@@ -50,24 +51,41 @@ static void *dlopen_loop(void *unused) {
     return NULL;
 }
 
+/* Waits for a child at most 10 s (polling: the child cannot be waited on with a timeout);
+ * a child still there then is hung: it is killed, so it cannot hold the caller's pipes open. */
+static int wait_or_kill(pid_t child, int *status) {
+    for (int waited_ms = 0; waited_ms < 10000; waited_ms++) {
+        pid_t done = waitpid(child, status, WNOHANG);
+        if (done == child) return 1;
+        if (done < 0) return 0;
+        usleep(1000);
+    }
+    kill(child, SIGKILL);
+    waitpid(child, status, 0);
+    return 0;
+}
+
 static int forkdl(const char *library, int count) {
     churn_library = library;
     pthread_t thread;
     pthread_create(&thread, NULL, dlopen_loop, NULL);
-    int failures = 0;
-    for (int i = 0; i < count; i++) {
+    int failures = 0, hung = 0, forked = 0;
+    for (int i = 0; i < count && !hung; i++) {
         pid_t child = fork();
         if (child == 0) {
             execl("/bin/true", "true", (char *)NULL);
             _exit(126);
         }
+        forked++;
         int status;
-        if (child < 0 || waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status)) failures++;
+        if (child < 0) failures++;
+        else if (!wait_or_kill(child, &status)) hung++;
+        else if (!WIFEXITED(status) || WEXITSTATUS(status)) failures++;
     }
     atomic_store(&stop, 1);
     pthread_join(thread, NULL);
-    printf("forked %d, failed %d\n", count, failures);
-    return failures != 0;
+    printf("forked %d, failed %d, hung %d\n", forked, failures, hung);
+    return failures || hung;
 }
 
 // ---- vforkexit ------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ extension EndToEnd {
                     try runTracked(program, ["forkdl", library, "30"], Tracking(memDir: scratch.memDir), timeout: 60)
                 }
                 #expect(!result.timedOut, "run \(run): hung")
-                #expect(result.exitedNormally && result.status == 0 && result.stdoutText == "forked 30, failed 0\n",
+                #expect(result.exitedNormally && result.status == 0 && result.stdoutText == "forked 30, failed 0, hung 0\n",
                         "run \(run): \(result.statusDescription) \(result.stdoutText)")
                 if result.timedOut { break }
             }
