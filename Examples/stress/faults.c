@@ -117,13 +117,13 @@ static pthread_t main_thread;
 
 static void free_some(int signal_number) {
     (void)signal_number;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 16; i++) {
         int slot = (next_slot + i) % POOL;
         void *p = pool[slot];
         pool[slot] = NULL;
         free(p);
     }
-    next_slot = (next_slot + 4) % POOL;
+    next_slot = (next_slot + 16) % POOL;
 }
 
 static void *send_signals(void *count) {
@@ -142,6 +142,10 @@ static int sigfree(long count) {
     action.sa_flags = SA_RESTART;
     sigaction(SIGUSR1, &action, NULL);
     main_thread = pthread_self();
+    sigset_t usr1;   /* a parent may have started us with it blocked */
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
     for (int i = 0; i < POOL; i++) pool[i] = malloc(24);
     pthread_t sender;
     pthread_create(&sender, NULL, send_signals, (void *)count);
@@ -152,10 +156,7 @@ static int sigfree(long count) {
         free(fresh);
     }
     pthread_join(sender, NULL);
-    sigset_t block;
-    sigemptyset(&block);
-    sigaddset(&block, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &block, NULL);
+    pthread_sigmask(SIG_BLOCK, &usr1, NULL);
     for (int i = 0; i < POOL; i++) free(pool[i]);
     printf("done\n");
     return 0;

@@ -245,7 +245,9 @@ extension EndToEnd {
         func thousandLibraries() throws {
             let program = try Faults.program(), library = try Faults.library()
             try withScratch { scratch in
-                let libraries = scratch.root.appendingPathComponent("libs")
+                // A long directory name, as real install paths have: 1,000 map lines of ~230
+                // bytes no longer fit the 128 KiB the map used to stop at.
+                let libraries = scratch.root.appendingPathComponent("libs-" + String(repeating: "x", count: 120))
                 try FileManager.default.createDirectory(at: libraries, withIntermediateDirectories: false)
                 for i in 1...1000 {
                     try FileManager.default.copyItem(atPath: library, toPath: libraries.appendingPathComponent("lib\(i).so").path)
