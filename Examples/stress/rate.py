@@ -13,7 +13,7 @@ lib, n, timeout, cmd = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.ar
 outcomes = {}
 t0 = time.time()
 for i in range(n):
-    d = tempfile.mkdtemp(dir="/dev/shm")
+    d = tempfile.mkdtemp(prefix="memdir-rate-", dir="/dev/shm")
     env = dict(os.environ)
     if lib != "none":
         env["LD_PRELOAD"] = lib
