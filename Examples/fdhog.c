@@ -1,7 +1,7 @@
 /* fdhog.c: opens /dev/null until the descriptors run out (run it with a low ulimit -n), then
  * allocates and leaks five blocks while none is left, and exits with every descriptor still
- * open. The tracker cannot write their records: it must count them as unrecorded, and change
- * nothing the program can see. */
+ * open. The tracker keeps no descriptor in the program's table (its threads have their own):
+ * the records are written all the same, and nothing the program can see changes. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -20,7 +20,7 @@ public enum LiveTarget {
     /// The run directory of a live traced process: its MEM_DIR (relative ones are relative to
     /// the process's working directory), then the newest run directory whose `process` has its pid.
     public static func runDirectory(ofPid pid: String) throws(MemdirError) -> String {
-        guard case .success(let environ) = readTextFile("/proc/\(pid)/environ") else {
+        guard case .success(let environ) = readTextFile("/proc/\(pid)/environ", limit: FileLimit.procFile) else {
             throw .processNotTraced(pid: pid, reason: fileExists("/proc/\(pid)") ? "its environment cannot be read (another user?)" : "no such process")
         }
         let variables = environ.split(separator: "\0", omittingEmptySubsequences: true)
@@ -39,7 +39,7 @@ public enum LiveTarget {
             .map(\.name).sorted { Scanner.runOrder($0, $1) }
         for name in candidates.reversed() {
             let run = Scanner.join(memDir, name)
-            if case .success(let text) = readTextFile(Scanner.join(run, "process")),
+            if case .success(let text) = readTextFile(Scanner.join(run, "process"), limit: Scanner.RecordLimit.process),
                let record = try? RecordParser.parseProcess(text, path: run), String(record.pid) == pid {
                 return run
             }

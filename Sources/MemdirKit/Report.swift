@@ -170,8 +170,13 @@ public struct Report: Sendable {
     }
     public var mappingCount: Int { processes.reduce(0) { $0 + $1.mappings.count } }
     public var segmentCount: Int { processes.reduce(0) { $0 + $1.segments.count } }
-    /// No lost blocks (after suppressions), no bad frees, no shared memory left behind.
-    public var isClean: Bool { leakedBlocks == 0 && badFreeCount == 0 && mappingCount == 0 && segmentCount == 0 }
+    /// Some process's record is incomplete: "no leaks" would not be the whole truth.
+    public var isIncomplete: Bool { processes.contains { $0.recordIncomplete } }
+    /// No lost blocks (after suppressions), no bad frees, no shared memory left behind, and a
+    /// complete record to say so.
+    public var isClean: Bool {
+        leakedBlocks == 0 && badFreeCount == 0 && mappingCount == 0 && segmentCount == 0 && !isIncomplete
+    }
     public var problemCount: Int { processes.reduce(0) { $0 + $1.problemCount } }
 
     /// The error a command ends with after printing the report: unsupported version (6) wins

@@ -54,7 +54,18 @@ public enum Scanner {
     static let batchSize = 4096
 
     static func isRecordName(_ name: String) -> Bool {
-        name.hasSuffix(".mem") || name.hasSuffix(".free") || SharedMemory.isRecordName(name)
+        !name.hasPrefix(".") && (name.hasSuffix(".mem") || name.hasSuffix(".free") || SharedMemory.isRecordName(name))
+    }
+
+    /// The most bytes each kind of record can have (README, "Record files"); anything larger is
+    /// malformed and is not read. The tracker writes a block line of at most ~800 bytes, a
+    /// bad-free line of ~2,200, a process file of at most 80 KiB and a status of 5 KiB.
+    public enum RecordLimit {
+        public static let block = 4096
+        public static let badFree = 8192
+        public static let process = 128 * 1024
+        public static let status = 16 * 1024
+        public static let modules = 64 * 1024 * 1024
     }
 
     /// The run directories under `path`, or `[path]` when it is a run directory itself.
@@ -94,19 +105,22 @@ public enum Scanner {
     /// the scan goes on and the report shows what parsed.
     public static func scan(runDirectory path: String, mode: GroupingMode, rules: WrapperRules, olderThanMs: UInt64? = nil) -> RunScan {
         var problems: [MemdirError] = []
-        func small<T>(_ name: String, _ parse: (String, String) throws(MemdirError) -> T) -> T? {
+        func small<T>(_ name: String, limit: Int, _ parse: (String, String) throws(MemdirError) -> T) -> T? {
             let file = join(path, name)
-            switch readTextFile(file) {
+            switch readTextFile(file, limit: limit) {
             case .failure(let code):
                 problems.append(.malformedRecord(path: file, reason: code == ENOENT ? "missing file" : errnoText(code).lowercasedFirst))
+                return nil
+            case .rejected(let reason):
+                problems.append(.malformedRecord(path: file, reason: reason))
                 return nil
             case .success(let text):
                 do throws(MemdirError) { return try parse(text, file) } catch { problems.append(error); return nil }
             }
         }
-        let process = small("process", RecordParser.parseProcess)
-        let status = small("status", RecordParser.parseStatus)
-        let modules = ModuleMap(small("modules", RecordParser.parseModules) ?? [], rules: rules)
+        let process = small("process", limit: RecordLimit.process, RecordParser.parseProcess)
+        let status = small("status", limit: RecordLimit.status, RecordParser.parseStatus)
+        let modules = ModuleMap(small("modules", limit: RecordLimit.modules, RecordParser.parseModules) ?? [], rules: rules)
         var scan = RunScan(directory: path, name: baseName(path), process: process, status: status, modules: modules)
         scan.classification = classification(runDirectory: path, status: status, problems: &problems)
         let accumulator = Accumulator()
@@ -169,6 +183,8 @@ public enum Scanner {
         while let entry = readdir(dir) {
             let type = Int32(entry.pointee.d_type)
             if type == Int32(DT_DIR) { continue }
+            // '.' names are the tracker's temporary files (and "." and ".."): never records.
+            if withUnsafePointer(to: &entry.pointee.d_name, { $0.withMemoryRebound(to: UInt8.self, capacity: 1) { $0[0] } }) == UInt8(ascii: ".") { continue }
             let isBlock = withUnsafePointer(to: &entry.pointee.d_name) { ptr in
                 ptr.withMemoryRebound(to: UInt8.self, capacity: 256) { name -> Bool in
                     let length = strlen(UnsafeRawPointer(name).assumingMemoryBound(to: CChar.self))
@@ -192,8 +208,10 @@ public enum Scanner {
             }
             guard name.hasSuffix(".free") else { continue }
             let file = join(path, name)
-            switch readTextFile(file) {
+            switch readTextFile(file, limit: RecordLimit.badFree) {
+            case .failure(ELOOP): continue   // a symbolic link: not a v1 record, never followed
             case .failure(let code): accumulator.problem(.malformedRecord(path: file, reason: errnoText(code).lowercasedFirst))
+            case .rejected(let reason): accumulator.problem(.malformedRecord(path: file, reason: reason))
             case .success(let text):
                 do throws(MemdirError) { scan.badFrees.append(try RecordParser.parseBadFree(text, path: file)) }
                 catch { accumulator.problem(error) }
@@ -208,7 +226,7 @@ public enum Scanner {
         var local: [GroupKey: LeakAggregate] = [:]
         var problems: [MemdirError] = []
         var problemCount = 0
-        var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: RecordLimit.block + 1, alignment: 16)
         defer { buffer.deallocate() }
         var stack: [UInt64] = []
         stack.reserveCapacity(64)
@@ -218,23 +236,21 @@ public enum Scanner {
                 if problems.count < keptProblems { problems.append(error) }
             }
             func filePath() -> String { join(directory, String(cString: name)) }
-            let fd = retryingEINTR { openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) }
+            let opened = openRecordFile({ openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK) },
+                                        limit: RecordLimit.block)
+            if let refusal = opened.refusal { problem(.malformedRecord(path: filePath(), reason: refusal)); return }
+            let fd = opened.fd
             if fd < 0 {
-                let code = errno
-                if code != ENOENT {  // ENOENT: freed between readdir and open, not a leak
-                    problem(.malformedRecord(path: filePath(), reason: errnoText(code).lowercasedFirst))
+                // ENOENT: freed between readdir and open, not a leak. ELOOP: a symbolic link,
+                // which is not a v1 record and is never followed.
+                if opened.errno != ENOENT && opened.errno != ELOOP {
+                    problem(.malformedRecord(path: filePath(), reason: errnoText(opened.errno).lowercasedFirst))
                 }
                 return
             }
             var filled = 0
             var failure: Int32 = 0
-            while true {
-                if filled == buffer.count {
-                    let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: buffer.count * 2, alignment: 16)
-                    bigger.copyMemory(from: UnsafeRawBufferPointer(buffer))
-                    buffer.deallocate()
-                    buffer = bigger
-                }
+            while filled < buffer.count {   // the buffer holds RecordLimit.block bytes and one more
                 let n = retryingEINTR { read(fd, buffer.baseAddress! + filled, buffer.count - filled) }
                 if n < 0 { failure = errno; break }
                 if n == 0 { break }
@@ -243,6 +259,10 @@ public enum Scanner {
             close(fd)
             if failure != 0 {
                 problem(.malformedRecord(path: filePath(), reason: errnoText(failure).lowercasedFirst))
+                return
+            }
+            if filled > RecordLimit.block {   // it grew after the fstat
+                problem(.malformedRecord(path: filePath(), reason: "record too large (more than \(RecordLimit.block) bytes)"))
                 return
             }
             let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<filled])

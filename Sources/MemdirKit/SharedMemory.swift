@@ -75,9 +75,11 @@ public enum SharedMemory {
 
     /// Scan hook: reads one record file into `scan`, or returns the problem.
     static func read(_ path: String, into scan: inout SharedMemoryScan) -> MemdirError? {
-        switch readTextFile(path) {
+        switch readTextFile(path, limit: Scanner.RecordLimit.badFree) {
         case .failure(let code):
             return code == ENOENT ? nil : .malformedRecord(path: path, reason: errnoText(code).lowercasedFirst)
+        case .rejected(let why):
+            return .malformedRecord(path: path, reason: why)
         case .success(let text):
             do throws(MemdirError) {
                 if path.hasSuffix(".map") { scan.mappings.append(try parseMapping(text, path: path)) }
@@ -144,7 +146,7 @@ public enum SharedMemory {
 
     /// The SysV segments on the system now, by id, with their keys; nil when unreadable.
     static func systemSegments() -> [Int: UInt64]? {
-        guard case .success(let text) = readTextFile("/proc/sysvipc/shm") else { return nil }
+        guard case .success(let text) = readTextFile("/proc/sysvipc/shm", limit: FileLimit.procFile) else { return nil }
         var result: [Int: UInt64] = [:]
         for line in text.split(separator: "\n").dropFirst() {
             let columns = line.split(separator: " ")

@@ -112,8 +112,9 @@ public struct Snapshot: Sendable {
     /// Reads a saved snapshot; `path` names it in errors (status 5 malformed, 6 other schema).
     public static func load(path: String) throws(MemdirError) -> Snapshot {
         let text: String
-        switch readTextFile(path) {
+        switch readTextFile(path, limit: FileLimit.userFile, followLinks: true) {
         case .failure(let code): throw .directoryUnreadable(path: path, reason: errnoText(code))
+        case .rejected(let why): throw .malformedRecord(path: path, reason: why)
         case .success(let t): text = t
         }
         let root: JSONValue

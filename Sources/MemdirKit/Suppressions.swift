@@ -213,8 +213,9 @@ public enum SuppressionParser {
     public static func load(_ paths: [String]) throws(MemdirError) -> [Suppression] {
         var all: [Suppression] = []
         for path in paths {
-            switch readTextFile(path) {
+            switch readTextFile(path, limit: FileLimit.userFile, followLinks: true) {
             case .failure(let code): throw .suppressionsUnreadable(path: path, reason: errnoText(code))
+            case .rejected(let why): throw .suppressionsUnreadable(path: path, reason: why)
             case .success(let text): all += try parse(text, file: path)
             }
         }

@@ -74,12 +74,38 @@ func entryKind(dir: OpaquePointer, entry: UnsafeMutablePointer<dirent>) -> Entry
     }
 }
 
-/// Reads a whole (small) file as UTF-8 text, or gives the errno of the failure.
-enum FileRead { case success(String), failure(Int32) }
+/// Reads a whole (small) file as UTF-8 text, or gives the errno of the failure, or why it was
+/// refused (`rejected`): not a regular file, or larger than `limit` bytes.
+enum FileRead { case success(String), failure(Int32), rejected(String) }
 
-func readTextFile(_ path: String) -> FileRead {
-    let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) }
-    guard fd >= 0 else { return .failure(errno) }
+/// Opens a record file without hanging and without following a symbolic link: O_NONBLOCK, so a
+/// FIFO planted under a record's name cannot stall the reader, then fstat: anything but a
+/// regular file, or a file larger than `limit`, is refused before a byte is read.
+func openRecordFile(_ open: () -> Int32, limit: Int) -> (fd: Int32, refusal: String?, errno: Int32) {
+    let fd = retryingEINTR { open() }
+    guard fd >= 0 else { return (-1, nil, errno) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { let code = errno; close(fd); return (-1, nil, code) }
+    if (st.st_mode & S_IFMT) != S_IFREG { close(fd); return (-1, "not a regular file", 0) }
+    if Int(st.st_size) > limit { close(fd); return (-1, "record too large (\(st.st_size) bytes; at most \(limit))", 0) }
+    return (fd, nil, 0)
+}
+
+/// Sizes for files that are not records: what a user hands memdir (suppressions, snapshots,
+/// watch histories), the tracker's answers, and /proc files.
+enum FileLimit {
+    static let userFile = 256 * 1024 * 1024
+    static let procFile = 16 * 1024 * 1024
+}
+
+/// `followLinks`: for files the user names (a suppressions file may well be a symlink); records
+/// are never followed.
+func readTextFile(_ path: String, limit: Int, followLinks: Bool = false) -> FileRead {
+    let flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | (followLinks ? 0 : O_NOFOLLOW)
+    let opened = openRecordFile({ open(path, flags) }, limit: limit)
+    if let refusal = opened.refusal { return .rejected(refusal) }
+    guard opened.fd >= 0 else { return .failure(opened.errno) }
+    let fd = opened.fd
     defer { close(fd) }
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
@@ -90,6 +116,7 @@ func readTextFile(_ path: String) -> FileRead {
         if n < 0 { return .failure(errno) }
         if n == 0 { break }
         bytes.append(contentsOf: chunk[0..<n])
+        if bytes.count > limit { return .rejected("record too large (more than \(limit) bytes)") }   // it grew
     }
     return .success(String(decoding: bytes, as: UTF8.self))
 }
@@ -128,5 +155,23 @@ func writeAll(_ fd: Int32, _ text: String) {
             if n <= 0 { return }
             offset += n
         }
+    }
+}
+
+extension String {
+    /// The text with control characters (C0, DEL, C1) written as `\xHH` (`\n`, `\t` for newline and
+    /// tab), so a file or program name cannot forge lines or drive the terminal when printed.
+    public var printable: String {
+        guard unicodeScalars.contains(where: { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) }) else { return self }
+        var out = ""
+        for scalar in unicodeScalars {
+            switch scalar.value {
+            case 0x0a: out += "\\n"
+            case 0x09: out += "\\t"
+            case 0..<0x20, 0x7f...0x9f: out += "\\x" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 }

@@ -18,7 +18,7 @@ public struct TableFormatter: OutputFormatter {
             out += formatProcess(p, resolved: report.resolved)
         }
         for (module, message) in report.resolveFailures.sorted(by: { $0.key < $1.key }) {
-            out += "warning: could not resolve \(module): \(message)\n"
+            out += "warning: could not resolve \(module.printable): \(message.printable)\n"
         }
         if report.suppressionsWithoutSymbols {
             out += "note: function names were not resolved (list, or run without addr2line): only the obj: and module patterns of the suppressions could match\n"
@@ -34,6 +34,9 @@ public struct TableFormatter: OutputFormatter {
         }
         if report.isClean {
             out += "no leaks, no bad frees in \(processes)\n"
+        } else if report.leakedBlocks == 0 && report.badFreeCount == 0 {
+            let incomplete = report.processes.filter(\.recordIncomplete).count
+            out += "no leaks, no bad frees recorded, but the record is incomplete in \(incomplete) of \(processes)\n"
         } else {
             out += "total: \(report.leakedBlocks) lost block\(s(report.leakedBlocks)), \(report.leakedBytes) bytes; "
                 + "\(report.badFreeCount) bad free\(s(report.badFreeCount))"
@@ -76,15 +79,15 @@ public struct TableFormatter: OutputFormatter {
     func s(_ n: Int) -> String { n == 1 ? "" : "s" }
 
     func formatProcess(_ p: ProcessReport, resolved: Bool) -> String {
-        var out = "process \(p.process.map { String($0.pid) } ?? p.name) \(p.process?.exe ?? "?")"
-        out += " (\(p.status?.summary ?? "no status"))"
-        if let parent = p.process?.parent { out += ", forked from \(parent)" }
+        var out = "process \(p.process.map { String($0.pid) } ?? p.name) \((p.process?.exe ?? "?").printable)"
+        out += " (\((p.status?.summary ?? "no status").printable))"
+        if let parent = p.process?.parent { out += ", forked from \(parent.printable)" }
         out += "\n"
         if !p.leaks.isEmpty {
             out += "  loss records: \(p.leaks.count)\n"
             if resolved {
                 for g in p.leaks {
-                    out += "    \(g.kind.words): \(g.blocks) block\(s(g.blocks)), \(g.bytes) bytes at \(g.location)\n"
+                    out += "    \(g.kind.words): \(g.blocks) block\(s(g.blocks)), \(g.bytes) bytes at \(g.location.printable)\n"
                     out += formatStack(g.stack, attributed: g.attributed, indent: "      ")
                     if suppressionEntries { out += SuppressionWriter.entry(for: g) }
                 }
@@ -95,7 +98,7 @@ public struct TableFormatter: OutputFormatter {
                 out += "    " + pad("blocks", bw) + "  " + pad("bytes", yw) + "  " + "kind".padding(kw) + "  location\n"
                 for g in p.leaks {
                     out += "    " + pad(String(g.blocks), bw) + "  " + pad(String(g.bytes), yw) + "  " + g.kind.words.padding(kw)
-                        + "  \(g.location)\n"
+                        + "  \(g.location.printable)\n"
                     if suppressionEntries { out += SuppressionWriter.entry(for: g) }
                 }
             }
@@ -107,10 +110,10 @@ public struct TableFormatter: OutputFormatter {
                 // A mismatch also says what allocated the block and what a sized delete was told.
                 let freed = b.record.freedSize.map { " of \($0) bytes" } ?? ""
                 let family = b.record.family.map { ", \($0) block" } ?? ""
-                out += "    \(b.record.kind) of \(hex(b.record.address)) (\(b.record.via)\(freed)\(family)\(size)) at \(b.location)\n"
+                out += "    \(b.record.kind) of \(hex(b.record.address)) (\(b.record.via)\(freed)\(family)\(size)) at \(b.location.printable)\n"
                 if resolved { out += formatStack(b.stack, attributed: b.attributed, indent: "      ") }
-                if let a = b.allocLocation { out += "      allocated at \(a)\n" }
-                if let f = b.freeLocation { out += "      first freed at \(f)\n" }
+                if let a = b.allocLocation { out += "      allocated at \(a.printable)\n" }
+                if let f = b.freeLocation { out += "      first freed at \(f.printable)\n" }
             }
         }
         out += SharedMemory.formatTable(p, resolved: resolved) { formatStack($0, attributed: $1, indent: "      ") }
@@ -118,7 +121,7 @@ public struct TableFormatter: OutputFormatter {
             out += "  warning: record incomplete: \(st.unrecordedBlocks) live block\(s(st.unrecordedBlocks)) not recorded, "
                 + "\(st.unremovedRecords) freed block\(s(st.unremovedRecords)) not removed (may show as leaks), "
                 + "\(st.unrecordedEvents) bad free\(s(st.unrecordedEvents)) not recorded"
-                + (st.error.map { ": \($0)" } ?? "") + "\n"
+                + (st.error.map { ": \($0.printable)" } ?? "") + "\n"
         }
         if p.status?.state == "running" {
             out += "  note: state running: the process is still running or was killed (e.g. SIGKILL); "
@@ -140,7 +143,7 @@ public struct TableFormatter: OutputFormatter {
                 let marker = (i == attributed.frame && j == attributed.symbol) ? "->" : "  "
                 let number = j == 0 ? "#\(i)" : String(repeating: " ", count: "#\(i)".count)
                 let inlined = j < frame.symbols.count - 1 ? " (inlined)" : ""
-                out += "\(indent)\(marker) \(number) \(frame.describe(symbol: j))\(inlined)\n"
+                out += "\(indent)\(marker) \(number) \(frame.describe(symbol: j).printable)\(inlined)\n"
             }
         }
         return out

@@ -27,6 +27,11 @@ static inline __attribute__((always_inline)) void track_allocation(void *pointer
         return;
     }
     int previous = memtrack_shadow_exchange(pointer, MEMTRACK_LIVE);
+    if (MEMTRACK_UNLIKELY(previous == MEMTRACK_UNTRACKED)) {
+        /* The index could not grow (ulimit -v): its free will be passed on unchecked. */
+        memtrack_note_failure("indexing a live block", ENOMEM, &memtrack_unrecorded_blocks);
+        return;
+    }
     /* LIVE here means the block was freed by a path we do not see (another library calling
      * the allocator's internals): its record is stale. */
     if (previous == MEMTRACK_LIVE) memtrack_pending_remove((uintptr_t)pointer, NULL, NULL);
@@ -68,6 +73,7 @@ static int release_state(void *pointer) {
 static void internal_free(void *pointer) {
     int state = release_state(pointer);
     if (state == MEMTRACK_FREED) return;   /* never hand the heap a double free */
+    if (state == MEMTRACK_UNTRACKED) { memtrack_next.free(pointer); return; }
     if (state == MEMTRACK_LIVE) {
         memtrack_family_take(pointer);
         memtrack_pending_remove((uintptr_t)pointer, NULL, NULL);
@@ -77,7 +83,7 @@ static void internal_free(void *pointer) {
 
 /* A legitimate free of a live block: forget its record, then quarantine or release it. */
 static inline __attribute__((always_inline)) void release_block(void *pointer, int state, const struct memtrack_stack *free_stack) {
-    if (state == MEMTRACK_LIVE_INTERNAL) { memtrack_next.free(pointer); return; }
+    if (state == MEMTRACK_LIVE_INTERNAL || state == MEMTRACK_UNTRACKED) { memtrack_next.free(pointer); return; }
     if (!memtrack_config.quarantine_bytes) {
         memtrack_pending_remove((uintptr_t)pointer, NULL, NULL);
         memtrack_next.free(pointer);
@@ -305,6 +311,17 @@ static void *reallocate(void *pointer, size_t size, int via, struct memtrack_sta
         return result;
     }
     int state = release_state(pointer);
+    if (state == MEMTRACK_UNTRACKED) {   /* not known either way: as untraced */
+        void *result = memtrack_next.realloc(pointer, size);
+        if (result) {
+            struct memtrack_block block;
+            block.stack = *stack;
+            int result_errno = errno;
+            track_allocation(result, size, via, &block);
+            errno = result_errno;
+        }
+        return result;
+    }
     memtrack_counters_freed(via, pointer, state);
     if (state == MEMTRACK_NEVER || state == MEMTRACK_FREED) {
         report_bad_free(pointer, state, via, stack);
@@ -370,7 +387,7 @@ static void *internal_reallocate(void *pointer, size_t size) {
         memtrack_pending_remove((uintptr_t)pointer, NULL, NULL);
     }
     void *result = memtrack_next.realloc(pointer, size);
-    if (!result && size) memtrack_shadow_exchange(pointer, state);
+    if (!result && size && state != MEMTRACK_UNTRACKED) memtrack_shadow_exchange(pointer, state);
     return internal_block(result);
 }
 

@@ -6,7 +6,8 @@
  *   shadow.c      the live-set index: which addresses are live, freed or never allocated
  *   pending.c     deferred records: the table of young blocks and the writer thread
  *   quarantine.c  freed blocks held back from reuse, so stale frees are still caught
- *   records.c     formatting and writing record files (never stdio, never malloc)
+ *   records.c     formatting and writing record files (never stdio, never malloc), atomically,
+ *                 through the file thread: no descriptor in the program's table
  *   process.c     the run directory, fork, exec, exit and fatal signals
  *   unwind.c      the call-stack capture
  *   leakcheck.c   the leak check: which live blocks are still reachable, and which are lost
@@ -98,6 +99,7 @@ enum memtrack_shadow_state {
     MEMTRACK_LIVE = 1,           /* live, recorded */
     MEMTRACK_FREED = 2,          /* freed (possibly handed out again later) */
     MEMTRACK_LIVE_INTERNAL = 3,  /* live, allocated on the tracker's behalf: never recorded */
+    MEMTRACK_UNTRACKED = -1,     /* the index has no memory for this address: not known either way */
 };
 /* For the leak check: every LIVE block in address order; whether [start, end) holds any granule
  * ever handed out; the index's own mappings. */
@@ -141,7 +143,8 @@ struct memtrack_bad_free {
     uint64_t freed_size;        /* mismatched-size: the size the sized delete was given */
 };
 
-/* The run directory this process writes into; -1 when recording is impossible. */
+/* >= 0 while this process records into its run directory; -1 when recording is impossible.
+ * Not a descriptor the tracker keeps open: records.c opens the directory for each use. */
 extern atomic_int memtrack_run_directory;
 extern char memtrack_run_name[64];
 extern uint64_t memtrack_start_milliseconds;   /* monotonic, for the ms= field */
@@ -152,11 +155,20 @@ void memtrack_remove_block_file(uintptr_t address);
 void memtrack_read_block(uintptr_t address, uint64_t *size, struct memtrack_stack *stack);
 void memtrack_write_bad_free(const struct memtrack_bad_free *event);
 void memtrack_write_process_file(const char *parent_run_name);
-void memtrack_open_status(void);
+/* Remembers the freshly created run directory (its path and identity); the caller closes fd. */
 void memtrack_remember_run_directory(int fd);
-int memtrack_is_run_directory(int fd);
+/* Gives the calling tracker thread a descriptor table of its own (the writer, the file thread). */
+void memtrack_use_private_descriptors(void);
+/* The thread that does every file operation of program threads (see records.c). */
+void memtrack_start_file_thread(void);
+void memtrack_files_fork_prepare(void);
+void memtrack_files_fork_parent(void);
+void memtrack_files_fork_child(void);
+/* Writes name in directory under a temporary name, then renames it into place. 0 or errno. */
+int memtrack_write_file_atomically(int directory, const char *name, const char *text, size_t length);
 void memtrack_write_status(const char *state, int value, const char *exec_path);
 void memtrack_write_modules(int force_rewrite, int in_signal);
+void memtrack_modules_fork_refresh(void);
 void memtrack_modules_fork_prepare(void);
 void memtrack_modules_fork_parent(void);
 void memtrack_modules_fork_child(void);
@@ -169,7 +181,13 @@ uint32_t memtrack_milliseconds_now(void);
 int32_t memtrack_thread_id(void);
 void memtrack_forget_thread_id(void);
 
-int memtrack_record_directory(void);   /* -1 when there is none */
+/* The run directory for one use, opened by path and checked; -1 when unusable. Give it back
+ * with memtrack_record_directory_done. */
+int memtrack_record_directory(void);
+void memtrack_record_directory_done(int fd);
+/* One-line records of other kinds (shm.c), through the file thread, atomically; 0 or errno. */
+int memtrack_write_record_file(const char *name, const char *text, size_t length);
+int memtrack_remove_record_file(const char *name);
 ssize_t memtrack_write_all(int fd, const char *text, size_t length);
 /* Small formatting helpers that never allocate; each returns the new end of the buffer. */
 char *memtrack_put_text(char *out, const char *end, const char *text);
@@ -190,6 +208,7 @@ void memtrack_pending_remove(uintptr_t address, struct memtrack_stack *alloc_sta
  * locks this thread may hold. */
 void memtrack_pending_flush(int in_signal);
 void memtrack_pending_start_writer(void);
+int memtrack_pending_writer_exists(void);
 void memtrack_pending_fork_prepare(void);
 void memtrack_pending_fork_parent(void);
 void memtrack_pending_fork_child(void);
@@ -324,6 +343,8 @@ static inline int memtrack_stack_needs_more(const struct memtrack_stack *stack) 
  * waiters sleep on a futex (records.c). */
 typedef atomic_int memtrack_lock;
 void memtrack_lock_acquire(memtrack_lock *lock);
+/* Whether the calling thread holds it (a signal handler that interrupted the holder). */
+int memtrack_lock_held_by_me(memtrack_lock *lock);
 /* For signal handlers: 0 when this thread holds it, or when `attempts` waits (-1: no limit)
  * were not enough. */
 int memtrack_lock_try_for_signal(memtrack_lock *lock, int attempts);

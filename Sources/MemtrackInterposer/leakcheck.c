@@ -178,6 +178,7 @@ static int read_block_record(uintptr_t address, uint64_t *size, uintptr_t *first
     } else if (errno == ELOOP) {
         length = syscall(SYS_readlinkat, directory, name, text, sizeof text - 1);
     }
+    memtrack_record_directory_done(directory);
     if (length <= 0) return 0;
     text[length] = 0;
     int found = 0;
@@ -975,6 +976,7 @@ static int open_output(struct output *o, const char *temporary, char *buffer, si
     int directory = memtrack_record_directory();
     o->fd = directory < 0 ? -1 : (int)syscall(SYS_openat, directory, temporary,
                                                 O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    memtrack_record_directory_done(directory);
     return o->fd >= 0;
 }
 
@@ -987,6 +989,7 @@ static void publish_output(struct output *o, const char *temporary, const char *
         if (directory >= 0) syscall(SYS_unlinkat, directory, temporary, 0);
         memtrack_note_failure("writing the leak check", errno ? errno : ENOSPC, NULL);
     }
+    memtrack_record_directory_done(directory);
 }
 
 static const char *const kind_names[] = {"definitely", "possibly", NULL, "indirectly"};
@@ -1079,7 +1082,8 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
     int saved_errno = errno;
     uint64_t sequence = atomic_load(&memtrack_sequence);
     if (!memtrack_config.leak_check) {
-        if (!on_request) { write_unclassified(0, sequence, "skipped", "disabled"); written_by = (pid_t)syscall(SYS_getpid); }
+        write_unclassified(on_request, sequence, "skipped", "disabled");   /* memdir check gets an answer too */
+        if (!on_request) written_by = (pid_t)syscall(SYS_getpid);
         errno = saved_errno;
         return -1;
     }

@@ -34,8 +34,13 @@
  * most one file write (a millisecond on a slow disk; it sleeps meanwhile, see records.c). */
 #define WRITES_PER_HOLD 1
 
+/* Frees a signal handler made while its own thread held the shard (see pending_remove). */
+#define DEFERRED_SLOTS 16
+
 struct shard {
     memtrack_lock lock;
+    atomic_int deferred_count;
+    uintptr_t deferred[DEFERRED_SLOTS];
     int count;
     int removal_count;
     uintptr_t removals[REMOVAL_SLOTS];
@@ -94,6 +99,24 @@ static void insert_slot(struct shard *shard, const struct memtrack_block *block)
     shard->count++;
 }
 
+static void forget_locked(struct shard *shard, uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size, int *queued);
+
+/* Releases a shard, first doing the removals that signal handlers on this thread deferred
+ * while it was held. A handler may add more while this runs: each is taken off with a
+ * compare-and-swap, so none is lost or done twice. */
+static void unlock_shard(struct shard *shard) {
+    for (;;) {
+        int count = atomic_load(&shard->deferred_count);
+        if (!count) break;
+        uintptr_t address = shard->deferred[count - 1];
+        if (!atomic_compare_exchange_strong(&shard->deferred_count, &count, count - 1)) continue;
+        int queued = 0;
+        forget_locked(shard, address, NULL, NULL, &queued);
+        if (!queued) memtrack_remove_block_file(address);
+    }
+    memtrack_lock_release(&shard->lock);
+}
+
 /* A full shard writes its oldest entry. Queued removals go first: one of them may be for an
  * earlier block at the address about to be written. */
 static void write_oldest(struct shard *shard) {
@@ -118,29 +141,46 @@ void memtrack_pending_add(const struct memtrack_block *block) {
     memtrack_lock_acquire(&shard->lock);
     if (shard->count >= SHARD_LIMIT) write_oldest(shard);
     insert_slot(shard, block);
-    memtrack_lock_release(&shard->lock);
+    unlock_shard(shard);
 }
 
-void memtrack_pending_remove(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size) {
-    struct shard *shard = shard_for(address);
-    memtrack_lock_acquire(&shard->lock);
+/* With the shard held: drops the address's table entry, or queues its file's removal for the
+ * writer (*queued = 0 when the caller must remove the file itself). */
+static void forget_locked(struct shard *shard, uintptr_t address, struct memtrack_stack *alloc_stack,
+                          uint64_t *size, int *queued) {
     int slot = find_slot(shard, address);
     if (slot >= 0) {
         if (alloc_stack) *alloc_stack = shard->slots[slot].stack;
         if (size) *size = shard->slots[slot].size;
         delete_slot(shard, (unsigned)slot);
-        memtrack_lock_release(&shard->lock);
+        *queued = 1;   /* nothing left to remove */
         return;
     }
     /* The block has a file (or had no chance of one). Queue its removal for the writer. */
-    int queued = 0;
     if (atomic_load_explicit(&writer_running, memory_order_relaxed) &&
         !atomic_load_explicit(&memtrack_synchronous, memory_order_relaxed) &&
         shard->removal_count < REMOVAL_SLOTS) {
         shard->removals[shard->removal_count++] = address;
-        queued = 1;
+        *queued = 1;
     }
-    memtrack_lock_release(&shard->lock);
+}
+
+void memtrack_pending_remove(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size) {
+    struct shard *shard = shard_for(address);
+    if (MEMTRACK_UNLIKELY(memtrack_lock_held_by_me(&shard->lock))) {
+        /* A signal handler that frees, interrupting this thread inside the shard: waiting would
+         * wait forever. The interrupted code does the removal when it lets go of the shard,
+         * before any other thread can see the address again. */
+        int count = atomic_load(&shard->deferred_count);
+        while (count < DEFERRED_SLOTS &&
+               (shard->deferred[count] = address, !atomic_compare_exchange_strong(&shard->deferred_count, &count, count + 1))) {}
+        if (count >= DEFERRED_SLOTS) memtrack_note_failure("removing a block record in a signal handler", EAGAIN, &memtrack_unremoved_records);
+        return;
+    }
+    memtrack_lock_acquire(&shard->lock);
+    int queued = 0;
+    forget_locked(shard, address, alloc_stack, size, &queued);
+    unlock_shard(shard);
     if (!queued) memtrack_remove_block_file(address);
 }
 
@@ -155,11 +195,11 @@ static int drain_removals(struct shard *shard, int in_signal) {
     for (int done = 0; shard->removal_count > 0;) {
         memtrack_remove_block_file(shard->removals[--shard->removal_count]);
         if (++done % WRITES_PER_HOLD == 0 && !in_signal) {
-            memtrack_lock_release(&shard->lock);
+            unlock_shard(shard);
             memtrack_lock_acquire(&shard->lock);
         }
     }
-    memtrack_lock_release(&shard->lock);
+    unlock_shard(shard);
     return 1;
 }
 
@@ -174,11 +214,11 @@ static void write_settled(struct shard *shard, uint32_t cutoff_ms, uint64_t befo
         memtrack_write_block(block);
         delete_slot(shard, i);   /* another entry may have moved into slot i: look at it again */
         if (++written % WRITES_PER_HOLD == 0 && !in_signal) {
-            memtrack_lock_release(&shard->lock);
+            unlock_shard(shard);
             memtrack_lock_acquire(&shard->lock);
         }
     }
-    memtrack_lock_release(&shard->lock);
+    unlock_shard(shard);
 }
 
 static void write_out(uint32_t cutoff_ms, uint64_t before_sequence, int in_signal) {
@@ -206,6 +246,7 @@ static void *writer_main(void *unused) {
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);   /* signals are the program's, not ours */
     memtrack_busy = 1;                          /* whatever libc allocates for us is ours */
+    memtrack_use_private_descriptors();   /* records.c */
     int tick_ms = memtrack_config.settle_ms / 2;
     if (tick_ms < 1) tick_ms = 1;
     if (tick_ms > 100) tick_ms = 100;          /* an idle server's survivors appear within settle + 100 ms */
@@ -287,7 +328,7 @@ void memtrack_pending_fork_prepare(void) {
 }
 
 void memtrack_pending_fork_parent(void) {
-    for (int i = 0; i < SHARD_COUNT; i++) memtrack_lock_release(&shards[i].lock);
+    for (int i = 0; i < SHARD_COUNT; i++) unlock_shard(&shards[i]);
     memtrack_lock_release(&pass_lock);
 }
 
@@ -302,9 +343,12 @@ void memtrack_pending_fork_child(void) {
                 if (shard->slots[j].address) shard->slots[j].address = 0;
         shard->count = 0;
         shard->removal_count = 0;
+        atomic_store(&shard->deferred_count, 0);   /* the parent's to do */
         memtrack_lock_release(&shard->lock);
     }
     memtrack_lock_release(&pass_lock);
     atomic_store(&writer_running, 0);   /* threads do not survive fork */
     atomic_store(&memtrack_writer_thread, 0);
 }
+
+int memtrack_pending_writer_exists(void) { return atomic_load(&writer_running); }

@@ -24,22 +24,86 @@
 #include <sys/syscall.h>
 
 pid_t memtrack_pid;
-static int mem_directory = -1;          /* MEM_DIR itself */
+/* MEM_DIR as first opened: its absolute path and identity. A forked child (which may have
+ * changed directory) opens that path again and checks it is still the same directory. */
+static char mem_path[4096];
+static dev_t mem_device;
+static ino_t mem_inode;
 static atomic_int finished;             /* the final record has been written */
 
 // ---- The run directory ----------------------------------------------------------------------
+/* MEM_DIR must be safe to write into: in a shared sticky directory (/tmp) another user could
+ * plant a symlink or a directory of their own under the name, and a run as root would then
+ * write wherever it points. So MEM_DIR is opened without following a symlink and must belong
+ * to us or to root, unless MEM_ALLOW_UNSAFE_DIR=1. One line on stderr says what was refused
+ * (or allowed). */
+static int open_mem_directory(void) {
+    const char *path = getenv("MEM_DIR");
+    if (!path || !*path) path = "mem";
+    const char *override = getenv("MEM_ALLOW_UNSAFE_DIR");
+    int allow_unsafe = override && override[0] == '1' && !override[1];
+    int made = mkdir(path, 0700) == 0 ? 0 : errno;   /* EEXIST is the usual case */
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    const char *refusal = NULL;
+    if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+        struct stat link;
+        if (lstat(path, &link) == 0 && S_ISLNK(link.st_mode)) {
+            refusal = "is a symbolic link";
+            if (allow_unsafe) fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+        }
+    }
+    struct stat status;
+    if (fd >= 0 && !refusal && fstat(fd, &status) == 0 && status.st_uid != geteuid() && status.st_uid != 0)
+        refusal = "is owned by another user";
+    if (refusal) {
+        char line[4200], *out = line, *end = line + sizeof line - 1;
+        out = memtrack_put_text(out, end, allow_unsafe ? "memtrack: warning: MEM_DIR " : "MEM_DIR ");
+        out = memtrack_put_text(out, end, path);
+        out = memtrack_put_text(out, end, " ");
+        out = memtrack_put_text(out, end, refusal);
+        out = memtrack_put_text(out, end, allow_unsafe ? "; used anyway because MEM_ALLOW_UNSAFE_DIR=1\n"
+                                                       : " (MEM_ALLOW_UNSAFE_DIR=1 allows it)");
+        *out = 0;
+        if (allow_unsafe) memtrack_say(line);
+        else {   /* one line: memtrack: warning: MEM_DIR ... is ...: Operation not permitted; ... */
+            if (fd >= 0) syscall(SYS_close, fd);
+            memtrack_note_failure(line, EPERM, NULL);
+            return -1;
+        }
+    }
+    if (fd < 0) {
+        /* mkdir's failure says more than open's: a MEM_DIR that could not be made in a
+         * read-only parent is "read-only file system" or "permission denied", not "no such file". */
+        memtrack_note_failure("opening MEM_DIR", errno == ENOENT && made && made != EEXIST ? made : errno, NULL);
+        return -1;
+    }
+    return fd;
+}
+
 /* Creates MEM_DIR/<pid> (or <pid>.2, <pid>.3... when taken: after exec the pid is the same)
- * with mode 0700, opened without following symlinks and checked to be ours. */
+ * with mode 0700, opened without following symlinks and checked to be ours. Returns the
+ * directory open for the caller to remember and close: no descriptor is kept. */
 static int open_run_directory(void) {
-    if (mem_directory < 0) {
-        const char *path = getenv("MEM_DIR");
-        if (!path || !*path) path = "mem";
-        mkdir(path, 0700);   /* EEXIST is the usual case */
-        mem_directory = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-        if (mem_directory < 0) { memtrack_note_failure("opening MEM_DIR", errno, NULL); return -1; }
-        /* Keep our descriptors out of the low numbers a program may expect to get. */
-        int high = fcntl(mem_directory, F_DUPFD_CLOEXEC, 512);
-        if (high >= 0) { syscall(SYS_close, mem_directory); mem_directory = high; }
+    int mem_directory;
+    struct stat identity;
+    if (mem_path[0]) {
+        mem_directory = (int)syscall(SYS_openat, AT_FDCWD, mem_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+        if (mem_directory < 0 || fstat(mem_directory, &identity) != 0 ||
+            identity.st_dev != mem_device || identity.st_ino != mem_inode) {
+            memtrack_note_failure("opening MEM_DIR again", mem_directory < 0 ? errno : ESTALE, NULL);
+            if (mem_directory >= 0) syscall(SYS_close, mem_directory);
+            return -1;
+        }
+    } else {
+        mem_directory = open_mem_directory();
+        if (mem_directory < 0) return -1;
+        char link[32], *out = link;
+        out = memtrack_put_text(out, link + sizeof link - 1, "/proc/self/fd/");
+        *memtrack_put_decimal(out, link + sizeof link - 1, (uint64_t)mem_directory) = 0;
+        ssize_t length = readlink(link, mem_path, sizeof mem_path - 1);
+        mem_path[length > 0 ? length : 0] = 0;
+        if (fstat(mem_directory, &identity) == 0) { mem_device = identity.st_dev; mem_inode = identity.st_ino; }
+        else mem_path[0] = 0;
     }
     char name[64];
     for (int attempt = 1; attempt < 1000; attempt++) {
@@ -48,17 +112,22 @@ static int open_run_directory(void) {
         if (attempt > 1) { out = memtrack_put_text(out, end, "."); out = memtrack_put_decimal(out, end, (uint64_t)attempt); }
         *out = 0;
         if (mkdirat(mem_directory, name, 0700) == 0) break;
-        if (errno != EEXIST) { memtrack_note_failure("creating a run directory in MEM_DIR", errno, NULL); return -1; }
+        if (errno != EEXIST) {
+            memtrack_note_failure(errno == EROFS ? "creating a run directory in MEM_DIR (read-only)"
+                                                 : "creating a run directory in MEM_DIR", errno, NULL);
+            syscall(SYS_close, mem_directory);
+            return -1;
+        }
     }
     int directory = (int)syscall(SYS_openat, mem_directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    int open_error = errno;
+    syscall(SYS_close, mem_directory);
     struct stat status;
     if (directory < 0 || fstat(directory, &status) != 0 || status.st_uid != geteuid()) {
-        memtrack_note_failure("opening the run directory", directory < 0 ? errno : EPERM, NULL);
+        memtrack_note_failure("opening the run directory", directory < 0 ? open_error : EPERM, NULL);
         if (directory >= 0) syscall(SYS_close, directory);
         return -1;
     }
-    int high = fcntl(directory, F_DUPFD_CLOEXEC, 512);
-    if (high >= 0) { syscall(SYS_close, directory); directory = high; }
     memcpy(memtrack_run_name, name, sizeof name);
     return directory;
 }
@@ -90,12 +159,15 @@ static void begin_record(const char *parent_run_name) {
     arm_fork_sentinel();
     memtrack_pid = getpid();
     int directory = open_run_directory();
-    if (directory >= 0) memtrack_remember_run_directory(directory);
-    atomic_store(&memtrack_run_directory, directory);
+    if (directory >= 0) {
+        memtrack_remember_run_directory(directory);
+        memtrack_counters_open(directory);   /* mapped: no descriptor kept */
+        syscall(SYS_close, directory);
+    }
+    atomic_store(&memtrack_run_directory, directory >= 0 ? 1 : -1);
     if (directory < 0) return;
     memtrack_write_process_file(parent_run_name);
-    memtrack_counters_open(directory);
-    memtrack_open_status();
+    memtrack_start_file_thread();
     memtrack_write_status("running", 0, NULL);
     memtrack_write_modules(1, 0);
     if (memtrack_config.settle_ms == 0) {
@@ -143,6 +215,9 @@ static void at_exit(int status, void *unused) {
 }
 
 MEMTRACK_EXPORT void _exit(int status) {
+    /* A vfork child shares its parent's memory and thread-locals: it must leave them as they
+     * were (setting memtrack_busy here would turn tracking off in the parent). */
+    if (!is_our_process()) { syscall(SYS_exit_group, status); __builtin_unreachable(); }
     memtrack_busy = 1;
     if (is_our_process()) memtrack_leak_check_skipped("_exit");   /* no classification: say why */
     /* _exit is async-signal-safe: a handler may call it while this thread holds a shard lock. */
@@ -258,12 +333,15 @@ MEMTRACK_EXPORT int dlclose(void *handle) {
 // ---- fork -----------------------------------------------------------------------------------------
 static void fork_prepare(void) {
     memtrack_busy++;
+    memtrack_modules_fork_refresh();   /* first: it may wait for the loader, holding nothing */
     memtrack_pending_fork_prepare();
     memtrack_quarantine_fork_prepare();
     memtrack_modules_fork_prepare();
+    memtrack_files_fork_prepare();
 }
 
 static void fork_parent(void) {
+    memtrack_files_fork_parent();
     memtrack_modules_fork_parent();
     memtrack_quarantine_fork_parent();
     memtrack_pending_fork_parent();
@@ -272,13 +350,13 @@ static void fork_parent(void) {
 
 static void fork_child(void) {
     memtrack_forget_thread_id();
+    memtrack_files_fork_child();
     memtrack_modules_fork_child();
     memtrack_quarantine_fork_child();
     memtrack_pending_fork_child();
     char parent[64];
     memcpy(parent, memtrack_run_name, sizeof parent);
-    int inherited = atomic_exchange(&memtrack_run_directory, -1);
-    if (inherited >= 0 && memtrack_is_run_directory(inherited)) syscall(SYS_close, inherited);
+    atomic_store(&memtrack_run_directory, -1);   /* the parent's: no descriptor to close */
     atomic_store(&finished, 0);
     begin_record(parent);
     memtrack_busy--;

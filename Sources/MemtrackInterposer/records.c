@@ -3,9 +3,10 @@
  * Every record is formatted into a buffer on the stack and written with one write(2): no
  * stdio (it allocates and is not signal-safe). File operations go through syscall(2) rather
  * than the libc wrappers so that none of them is a pthread cancellation point: a thread
- * cancelled inside malloc must not die holding a lock. A block file costs exactly three
- * system calls (openat, write, close); removing it costs one (unlinkat). No fsync: the
- * records must survive the process, not the machine.
+ * cancelled inside malloc must not die holding a lock. A block file costs four system calls
+ * (openat, write, close, renameat: records appear whole or not at all); removing it costs one
+ * (unlinkat). No fsync: the records must survive the process, not the machine. Descriptors
+ * are used only by the tracker's own threads, in tables of their own (see "The file thread").
  */
 #include "internal.h"
 
@@ -15,9 +16,12 @@
 #include <link.h>
 #include <sched.h>
 #include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -26,6 +30,8 @@ char memtrack_run_name[64];
 uint64_t memtrack_start_milliseconds;
 atomic_uint_fast64_t memtrack_sequence;
 atomic_uint_fast64_t memtrack_unrecorded_blocks, memtrack_unremoved_records, memtrack_unrecorded_events;
+/* Set in the writer thread, which has a descriptor table of its own (see the run directory). */
+static MEMTRACK_THREAD_LOCAL int private_files;
 
 static const char *const via_names[] = {
     "malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
@@ -57,8 +63,14 @@ static ssize_t raw_write_all(int fd, const char *text, size_t length) {
 }
 
 // ---- Small things ------------------------------------------------------------------------
+/* The writer's descriptor 2 is not the program's stderr (its table is its own): it reaches the
+ * program's through /proc/self/fd/2, which names the thread group leader's table. */
 void memtrack_say(const char *text) {
-    raw_write_all(2, text, strlen(text));
+    if (!private_files) { raw_write_all(2, text, strlen(text)); return; }
+    int fd = raw_openat(AT_FDCWD, "/proc/self/fd/2", O_WRONLY | O_APPEND | O_NOCTTY | O_CLOEXEC, 0);
+    if (fd < 0) return;
+    raw_write_all(fd, text, strlen(text));
+    raw_close(fd);
 }
 
 uint32_t memtrack_milliseconds_now(void) {
@@ -118,6 +130,10 @@ void memtrack_lock_acquire(memtrack_lock *lock) {
 void memtrack_lock_release(memtrack_lock *lock) {
     if (atomic_exchange_explicit(lock, 0, memory_order_release) & LOCK_WAITERS)
         syscall(SYS_futex, lock, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+int memtrack_lock_held_by_me(memtrack_lock *lock) {
+    return (atomic_load_explicit(lock, memory_order_relaxed) & ~LOCK_WAITERS) == memtrack_thread_id();
 }
 
 int memtrack_lock_try_for_signal(memtrack_lock *lock, int attempts) {
@@ -195,13 +211,16 @@ void memtrack_note_failure(const char *operation, int error_number, atomic_uint_
     out = memtrack_put_text(out, end, ": ");
     out = memtrack_put_text(out, end, description ? description : "unknown error");
     *out = 0;
-    char line[320];
+    char line[4400];
     out = line;
     end = line + sizeof line - 1;
     out = memtrack_put_text(out, end, "memtrack: warning: ");
-    out = memtrack_put_text(out, end, first_error);
+    out = memtrack_put_text(out, end, operation);
+    out = memtrack_put_text(out, end, ": ");
+    out = memtrack_put_text(out, end, description ? description : "unknown error");
     out = memtrack_put_text(out, end, "; the leak record is incomplete from here on\n");
-    raw_write_all(2, line, (size_t)(out - line));
+    *out = 0;
+    memtrack_say(line);
 }
 
 // ---- Block files -------------------------------------------------------------------------
@@ -210,13 +229,18 @@ static char *put_block_name(char *out, const char *end, uintptr_t address) {
     return memtrack_put_text(out, end, ".mem");
 }
 
-// ---- Our descriptors, checked before use ---------------------------------------------------
-/* A program may close every descriptor (a daemon does) and open its own files, which then get
- * our numbers. Before a descriptor of ours is used it is checked to still be the file we opened
- * (one fstat); the run directory is opened again by its path when it is not. */
+// ---- The run directory, held open by no one but the writer -------------------------------
+/* A program may close every descriptor (a daemon does), close_range() them while another
+ * thread is inside the tracker, or count the descriptors it has left. So the tracker keeps no
+ * descriptor in the program's table between two uses: every record write opens the run
+ * directory by its absolute path, checks it is still the directory we created (one fstat),
+ * and closes it again. The writer thread is the exception: it has a descriptor table of its
+ * own (unshare(CLONE_FILES), see pending.c), which the program can neither see, close nor
+ * run out of, so it keeps the directory open there. */
 struct identity { dev_t device; ino_t inode; };
-static struct identity run_identity, status_identity;
+static struct identity run_identity;
 static char run_path[4096];
+static MEMTRACK_THREAD_LOCAL int private_directory = -1;   /* in this thread's own table */
 
 static int identify(int fd, struct identity *identity) {
     struct stat status;
@@ -240,24 +264,19 @@ void memtrack_remember_run_directory(int fd) {
     if (identify(fd, &run_identity) != 0) run_path[0] = 0;
 }
 
-/* Whether fd is still the run directory we opened (for closing it in a forked child). */
-int memtrack_is_run_directory(int fd) { return is_same(fd, &run_identity); }
+/* Opens the run directory for one use; give it back with put_run_directory. */
+static int get_run_directory(void) {
+    if (private_files && private_directory >= 0) return private_directory;
+    if (!run_path[0] || atomic_load(&memtrack_run_directory) < 0) { errno = EBADF; return -1; }
+    int fd = raw_openat(AT_FDCWD, run_path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (!is_same(fd, &run_identity)) { raw_close(fd); errno = ESTALE; return -1; }
+    if (private_files) private_directory = fd;
+    return fd;
+}
 
-static int run_directory(void) {
-    int directory = atomic_load(&memtrack_run_directory);
-    if (directory < 0 || is_same(directory, &run_identity)) return directory;
-    if (!run_path[0]) return -1;
-    int fresh = raw_openat(AT_FDCWD, run_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
-    if (fresh < 0) return -1;
-    if (!is_same(fresh, &run_identity)) { raw_close(fresh); errno = ENOENT; return -1; }
-    int high = (int)syscall(SYS_fcntl, fresh, F_DUPFD_CLOEXEC, 512);
-    if (high >= 0) { raw_close(fresh); fresh = high; }
-    /* The old number is the program's now: never close it. */
-    if (!atomic_compare_exchange_strong(&memtrack_run_directory, &directory, fresh)) {
-        raw_close(fresh);
-        return directory;
-    }
-    return fresh;
+static void put_run_directory(int fd) {
+    if (fd >= 0 && !(private_files && fd == private_directory)) raw_close(fd);
 }
 
 /* The fields every block and bad-free line has, in the order README gives. */
@@ -275,23 +294,151 @@ static char *put_event_fields(char *out, const char *end, uint64_t sequence, int
     return memtrack_put_stack(out, end, stack);
 }
 
-/* Creates (or replaces) a record file with one write. Returns 0 or an errno value. */
-static int write_file(const char *name, const char *text, size_t length) {
-    int directory = run_directory();
-    if (directory < 0) return errno ? errno : EBADF;
-    int fd = raw_openat(directory, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+/* Writes a record so that it appears whole or not at all: under a temporary name that memdir
+ * ignores ('.' + name + '.' + thread + '.tmp'), then renamed into place. A thread killed by
+ * exit_group between the two, or a full disk, leaves at most a stray temporary file, never a
+ * record cut short. Returns 0 or an errno value. */
+int memtrack_write_file_atomically(int directory, const char *name, const char *text, size_t length) {
+    char temporary[96], *out = temporary, *end = temporary + sizeof temporary - 1;
+    out = memtrack_put_text(out, end, ".");
+    out = memtrack_put_text(out, end, name);
+    out = memtrack_put_text(out, end, ".");
+    out = memtrack_put_decimal(out, end, (uint64_t)memtrack_thread_id());
+    out = memtrack_put_text(out, end, ".tmp");
+    *out = 0;
+    int fd = raw_openat(directory, temporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) return errno;
     ssize_t written = raw_write_all(fd, text, length);
     int error = written == (ssize_t)length ? 0 : (written < 0 ? errno : ENOSPC);
     raw_close(fd);
-    if (error) raw_unlinkat(directory, name);   /* a cut-short record would read as malformed */
+    if (!error && syscall(SYS_renameat, directory, temporary, directory, name) != 0) error = errno;
+    if (error) raw_unlinkat(directory, temporary);
     return error;
 }
 
-/* For records written in pieces (the leak check): the run directory, checked as above. */
-int memtrack_record_directory(void) { return run_directory(); }
+// ---- The file thread ----------------------------------------------------------------------
+/* Every descriptor the tracker uses lives in a table of its own. A program thread that must
+ * write or remove a record (synchronous mode, a full shard, a bad free, the final flush) does
+ * not open anything itself: a descriptor it opened could be closed by another program thread's
+ * close_range(), the number given to the program's next open(), and then written into or
+ * closed under the program. It hands the operation to the file thread, which has unshared its
+ * descriptor table, and sleeps until it is done. A signal handler that interrupted its own
+ * thread's hand-off, a thread running before the file thread exists (start-up, a fork child's
+ * first records: one thread only) or after it could not be made does the work itself. */
+enum { FILE_WRITE, FILE_REMOVE };
+struct file_request {
+    int operation;
+    const char *name;
+    const char *text;
+    size_t length;
+    int result;
+    atomic_int done;   /* futex word */
+};
+static memtrack_lock request_lock;               /* one request at a time */
+static struct file_request *_Atomic pending_request;
+static atomic_int request_signal;                /* futex word the file thread sleeps on */
+static atomic_int file_thread_running;
+
+static int do_file_operation(int operation, const char *name, const char *text, size_t length) {
+    int directory = get_run_directory();
+    if (directory < 0) return errno ? errno : EBADF;
+    int error = 0;
+    if (operation == FILE_WRITE) error = memtrack_write_file_atomically(directory, name, text, length);
+    else if (raw_unlinkat(directory, name) < 0) error = errno;
+    put_run_directory(directory);
+    return error;
+}
+
+static int file_operation(int operation, const char *name, const char *text, size_t length) {
+    if (private_files || !atomic_load(&file_thread_running) || memtrack_lock_held_by_me(&request_lock))
+        return do_file_operation(operation, name, text, length);
+    struct file_request request = {operation, name, text, length, 0, 0};
+    int saved_errno = errno;
+    memtrack_lock_acquire(&request_lock);
+    atomic_store(&pending_request, &request);
+    atomic_fetch_add(&request_signal, 1);
+    syscall(SYS_futex, &request_signal, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    while (!atomic_load(&request.done)) futex_wait(&request.done, 0);
+    memtrack_lock_release(&request_lock);
+    errno = saved_errno;
+    return request.result;
+}
+
+/* The writer (pending.c) and the file thread work in descriptor tables of their own: the
+ * program's close_range() cannot close theirs, they can never close one of the program's, and
+ * theirs do not count against the program's RLIMIT_NOFILE numbers. The copy of the program's
+ * table is closed at once (a copy of a pipe's write end would keep its reader from EOF); 0, 1
+ * and 2 are filled with /dev/null so no record is ever opened under a standard number. */
+void memtrack_use_private_descriptors(void) {
+    if (syscall(SYS_unshare, CLONE_FILES) != 0) return;   /* then it shares, as other threads do */
+    if (syscall(SYS_close_range, 0, ~0u, 0) != 0)
+        for (int fd = 0; fd < 65536; fd++) syscall(SYS_close, fd);
+    for (int i = 0; i < 3; i++) raw_openat(AT_FDCWD, "/dev/null", O_RDWR | O_CLOEXEC, 0);
+    private_files = 1;
+}
+
+static void *file_thread_main(void *unused) {
+    (void)unused;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    memtrack_busy = 1;
+    memtrack_use_private_descriptors();
+    for (int seen = 0;;) {
+        int now = atomic_load(&request_signal);
+        if (now == seen) { futex_wait(&request_signal, now); continue; }
+        seen = now;
+        struct file_request *request = atomic_exchange(&pending_request, NULL);
+        if (!request) continue;
+        request->result = do_file_operation(request->operation, request->name, request->text, request->length);
+        atomic_store(&request->done, 1);
+        syscall(SYS_futex, &request->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    }
+    return NULL;
+}
+
+void memtrack_start_file_thread(void) {
+    if (atomic_load(&file_thread_running)) return;
+    pthread_attr_t attributes;
+    pthread_t thread;
+    memtrack_busy++;
+    pthread_attr_init(&attributes);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attributes, 64 * 1024);
+    if (pthread_create(&thread, &attributes, file_thread_main, NULL) == 0) {
+        pthread_setname_np(thread, "memtrack-files");
+        atomic_store(&file_thread_running, 1);
+    }
+    pthread_attr_destroy(&attributes);
+    memtrack_busy--;
+}
+
+/* fork: no request may be in flight; the child has no file thread until it starts one. */
+void memtrack_files_fork_prepare(void) { memtrack_lock_acquire(&request_lock); }
+void memtrack_files_fork_parent(void) { memtrack_lock_release(&request_lock); }
+void memtrack_files_fork_child(void) {
+    atomic_store(&file_thread_running, 0);
+    atomic_store(&pending_request, NULL);
+    memtrack_lock_release(&request_lock);
+}
+
+/* Creates (or replaces) a record file in the run directory. Returns 0 or an errno value. */
+static int write_file(const char *name, const char *text, size_t length) {
+    return file_operation(FILE_WRITE, name, text, length);
+}
+
+/* For records written in pieces (the leak check): the run directory for one use, checked as
+ * above; give it back with memtrack_record_directory_done. */
+int memtrack_record_directory(void) { return get_run_directory(); }
+void memtrack_record_directory_done(int fd) { put_run_directory(fd); }
 
 ssize_t memtrack_write_all(int fd, const char *text, size_t length) { return raw_write_all(fd, text, length); }
+
+/* One-line records of other kinds (shm.c): through the file thread, atomically. */
+int memtrack_write_record_file(const char *name, const char *text, size_t length) {
+    return file_operation(FILE_WRITE, name, text, length);
+}
+int memtrack_remove_record_file(const char *name) { return file_operation(FILE_REMOVE, name, NULL, 0); }
 
 int memtrack_write_block(const struct memtrack_block *block) {
     char name[32], line[128 + MEMTRACK_MAX_DEPTH * 20 + 2100];   /* + src: two 1,024-byte texts */
@@ -319,11 +466,12 @@ int memtrack_write_block(const struct memtrack_block *block) {
 /* For a mismatch report on a settled block: its size and allocation stack, from its file.
  * Leaves both alone when the file is missing or does not parse. */
 void memtrack_read_block(uintptr_t address, uint64_t *size, struct memtrack_stack *stack) {
-    int directory = atomic_load(&memtrack_run_directory) < 0 ? -1 : run_directory();
+    int directory = get_run_directory();
     if (directory < 0) return;
     char name[32], text[256 + MEMTRACK_MAX_DEPTH * 20];
     *put_block_name(name, name + sizeof name - 1, address) = 0;
     int fd = raw_openat(directory, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+    put_run_directory(directory);
     if (fd < 0) return;
     ssize_t length = syscall(SYS_read, fd, text, sizeof text - 1);
     raw_close(fd);
@@ -355,15 +503,13 @@ void memtrack_read_block(uintptr_t address, uint64_t *size, struct memtrack_stac
 
 void memtrack_remove_block_file(uintptr_t address) {
     if (atomic_load(&memtrack_run_directory) < 0) return;
-    int directory = run_directory();
-    if (directory < 0) { memtrack_note_failure("removing a block record", EBADF, &memtrack_unremoved_records); return; }
     char name[32];
     *put_block_name(name, name + sizeof name - 1, address) = 0;
     /* ENOENT is expected and harmless: a block inherited across fork (its file is in the
      * parent's record) or one whose record could not be written. The shadow index, not the
      * file, decides whether a free is legitimate. */
-    if (raw_unlinkat(directory, name) < 0 && errno != ENOENT)
-        memtrack_note_failure("removing a block record", errno, &memtrack_unremoved_records);
+    int error = file_operation(FILE_REMOVE, name, NULL, 0);
+    if (error && error != ENOENT) memtrack_note_failure("removing a block record", error, &memtrack_unremoved_records);
 }
 
 // ---- Bad frees ---------------------------------------------------------------------------
@@ -428,7 +574,8 @@ void memtrack_write_bad_free(const struct memtrack_bad_free *event) {
     m = memtrack_put_text(m, message_end, "/");
     m = memtrack_put_text(m, message_end, name);
     m = memtrack_put_text(m, message_end, ")\n");
-    raw_write_all(2, message, (size_t)(m - message));
+    *m = 0;
+    memtrack_say(message);
 }
 
 // ---- process, status and modules --------------------------------------------------------
@@ -492,24 +639,6 @@ void memtrack_write_process_file(const char *parent_run_name) {
     if (error) memtrack_note_failure("writing the process record", error, NULL);
 }
 
-/* The status file stays open from the start, so that the last word can be written even when
- * the program has used up its file descriptors. */
-static int status_fd = -1;
-
-void memtrack_open_status(void) {
-    /* A forked child's is the parent's; unless the program has given its number to a file. */
-    if (status_fd >= 0 && is_same(status_fd, &status_identity)) syscall(SYS_close, status_fd);
-    status_fd = -1;
-    int directory = run_directory();
-    if (directory < 0) return;
-    int fd = raw_openat(directory, "status", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) { memtrack_note_failure("creating the status record", errno, NULL); return; }
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, 512);   /* out of the numbers a program expects to get */
-    if (high >= 0) { raw_close(fd); fd = high; }
-    if (identify(fd, &status_identity) != 0) { raw_close(fd); return; }
-    status_fd = fd;
-}
-
 void memtrack_write_status(const char *state, int value, const char *exec_path) {
     char text[1024 + 4096];
     char *out = text, *end = text + sizeof text - 1;
@@ -531,24 +660,44 @@ void memtrack_write_status(const char *state, int value, const char *exec_path) 
     out = put_key_number(out, end, "unremoved-records", atomic_load(&memtrack_unremoved_records));
     out = put_key_number(out, end, "unrecorded-events", atomic_load(&memtrack_unrecorded_events));
     if (atomic_load(&warned) && first_error[0]) out = put_key(out, end, "error", first_error, strlen(first_error));
-    size_t length = (size_t)(out - text);
-    if (status_fd >= 0 && !is_same(status_fd, &status_identity)) status_fd = -1;   /* closed by the program */
-    if (status_fd < 0) { write_file("status", text, length); return; }
-    if (syscall(SYS_pwrite64, status_fd, text, length, 0) == (long)length)
-        syscall(SYS_ftruncate, status_fd, length);
+    int error = write_file("status", text, (size_t)(out - text));
+    if (error) memtrack_note_failure("writing the status record", error, NULL);
 }
 
 // ---- The module map ------------------------------------------------------------------------
 /* Every executable segment ever seen, so an address recorded before a dlclose still finds its
- * library. 1024 segments covers programs with hundreds of libraries. */
-#define MAX_SEGMENTS 1024
+ * library. Both the segment list and the file's text live in mappings that grow (mremap) as
+ * libraries come and go: a program that loads and unloads thousands of libraries keeps all of
+ * them. If a mapping cannot grow, the map says so: the record counts it as incomplete. */
 struct segment { uintptr_t base, start, end; uint64_t path_hash; };
-static struct segment segments[MAX_SEGMENTS];
+static struct segment *segments;
+static size_t segment_capacity;
 static int segment_count, segments_written;
 static unsigned long long last_adds = ~0ull, last_subs = ~0ull;
 static memtrack_lock modules_lock;
-static char modules_text[128 * 1024];
-static size_t modules_length;
+static char *modules_text;
+static size_t modules_capacity, modules_length;
+/* In a child forked from a multi-threaded process, another thread of the parent may have held
+ * the loader's lock at the fork; dl_iterate_phdr would then wait for it forever. Such a child
+ * keeps the map its parent had at the fork (refreshed in the prepare handler) until it execs. */
+static int walk_unsafe;
+
+/* Makes room for `needed` bytes in a growing anonymous mapping. Returns 0 when it cannot. */
+static int ensure_room(void **buffer, size_t *capacity, size_t needed) {
+    if (needed <= *capacity) return 1;
+    size_t grown = *capacity ? *capacity : 64 * 1024;
+    while (grown < needed) grown *= 2;
+    void *moved = *buffer
+        ? (void *)syscall(SYS_mremap, *buffer, *capacity, grown, MREMAP_MAYMOVE)
+        : (void *)syscall(SYS_mmap, NULL, grown, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (moved == MAP_FAILED) {
+        memtrack_note_failure("growing the module map", errno, &memtrack_unrecorded_events);
+        return 0;
+    }
+    *buffer = moved;
+    *capacity = grown;
+    return 1;
+}
 
 static uint64_t hash_text(const char *text) {
     uint64_t hash = 1469598103934665603ull;
@@ -570,16 +719,22 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data) 
     if (!path || !*path) path = executable_path;           /* the main program */
     if (!*path || !strncmp(path, "linux-vdso", 10)) return 0;  /* no file to resolve against */
     uint64_t hash = hash_text(path);
+    size_t path_length = strlen(path);
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *header = &info->dlpi_phdr[i];
         if (header->p_type != PT_LOAD || !(header->p_flags & PF_X)) continue;
         uintptr_t start = info->dlpi_addr + header->p_vaddr, end = start + header->p_memsz;
         int known = 0;
-        for (int j = 0; j < segment_count && !known; j++)
+        for (int j = segment_count - 1; j >= 0 && !known; j--)
             known = segments[j].start == start && segments[j].end == end && segments[j].path_hash == hash;
-        if (known || segment_count == MAX_SEGMENTS) continue;
+        if (known) continue;
+        /* A line is at most its fixed fields plus the path escaped (4 bytes a byte at worst). */
+        size_t line_room = 160 + 4 * path_length;
+        if (!ensure_room((void **)&segments, &segment_capacity, (size_t)(segment_count + 1) * sizeof *segments) ||
+            !ensure_room((void **)&modules_text, &modules_capacity, modules_length + line_room))
+            return 1;
         segments[segment_count++] = (struct segment){info->dlpi_addr, start, end, hash};
-        char *out = modules_text + modules_length, *limit = modules_text + sizeof modules_text - 1;
+        char *out = modules_text + modules_length, *limit = modules_text + modules_length + line_room;
         out = memtrack_put_text(out, limit, "module seq=");
         /* The first snapshot covers what was loaded before anything was allocated. */
         out = memtrack_put_decimal(out, limit, segments_written ? atomic_load(&memtrack_sequence) : 0);
@@ -590,18 +745,32 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data) 
         out = memtrack_put_text(out, limit, " end=");
         out = memtrack_put_hex(out, limit, end);
         out = memtrack_put_text(out, limit, " path=");
-        out = put_escaped(out, limit, path, strlen(path));
+        out = put_escaped(out, limit, path, path_length);
         out = memtrack_put_text(out, limit, "\n");
-        if (out < limit) modules_length = (size_t)(out - modules_text);
+        modules_length = (size_t)(out - modules_text);
     }
     return 0;
 }
 
-/* fork: the writer thread may hold modules_lock (it updates the map every tick); a child
- * forked then would wait for it forever in begin_record. */
+/* fork: brings the map up to date while the parent may still walk the loader's list (the other
+ * threads run on, so a thread inside dlopen finishes and lets go of the loader's lock), and
+ * notes whether any thread besides this one and our writer could hold that lock at the fork.
+ * /proc/self/task has one link per thread plus two. */
+static int parent_had_threads;
+void memtrack_modules_fork_refresh(void) {
+    memtrack_write_modules(0, 0);
+    struct stat task;
+    long threads = syscall(SYS_newfstatat, AT_FDCWD, "/proc/self/task", &task, 0) == 0 ? (long)task.st_nlink - 2 : 99;
+    parent_had_threads = threads > 1 + memtrack_pending_writer_exists();
+}
+/* The writer may hold modules_lock (it updates the map every tick); a child forked then would
+ * wait for it forever in begin_record. */
 void memtrack_modules_fork_prepare(void) { memtrack_lock_acquire(&modules_lock); }
 void memtrack_modules_fork_parent(void) { memtrack_lock_release(&modules_lock); }
-void memtrack_modules_fork_child(void) { memtrack_lock_release(&modules_lock); }
+void memtrack_modules_fork_child(void) {
+    if (parent_had_threads) walk_unsafe = 1;
+    memtrack_lock_release(&modules_lock);
+}
 
 /* Brings the modules file up to date. Cheap when nothing was loaded or unloaded since the last
  * call: dl_iterate_phdr's first callback carries the load and unload counters. */
@@ -610,12 +779,12 @@ void memtrack_write_modules(int force_rewrite, int in_signal) {
      * was interrupted while updating the map. dl_iterate_phdr's lock is recursive. */
     if (in_signal) { if (!memtrack_lock_try_for_signal(&modules_lock, -1)) return; }
     else memtrack_lock_acquire(&modules_lock);
-    if (!modules_length) {
+    if (!modules_length && ensure_room((void **)&modules_text, &modules_capacity, 64)) {
         modules_length = (size_t)(memtrack_put_text(modules_text, modules_text + 64, "memtrack/1 modules\n") - modules_text);
     }
     int first = 1;
-    dl_iterate_phdr(collect_segments, &first);
-    if (force_rewrite || segments_written != segment_count) {
+    if (!walk_unsafe && modules_length) dl_iterate_phdr(collect_segments, &first);
+    if (modules_length && (force_rewrite || segments_written != segment_count)) {
         int error = write_file("modules", modules_text, modules_length);
         if (error) memtrack_note_failure("writing the module map", error, NULL);
         segments_written = segment_count;

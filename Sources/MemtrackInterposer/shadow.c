@@ -34,6 +34,9 @@ typedef _Atomic(leaf_word *) middle_entry;
 
 static _Atomic(middle_entry *) aligned_directory[TOP_ENTRIES];
 static _Atomic(middle_entry *) odd_directory[TOP_ENTRIES];
+/* Set once a part of the index could not be mapped (ulimit -v): from then on an address with
+ * no index is not known to be never allocated, and a free of it is passed on, not reported. */
+static atomic_int index_incomplete;
 
 static void *map_zeroed(size_t bytes) {
     void *memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
@@ -50,7 +53,7 @@ static leaf_word *word_for(uintptr_t address, int create, unsigned *shift) {
     if (!middle) {
         if (!create) return NULL;
         middle_entry *fresh = map_zeroed(MIDDLE_ENTRIES * sizeof(middle_entry));
-        if (!fresh) return NULL;
+        if (!fresh) { atomic_store(&index_incomplete, 1); return NULL; }
         middle_entry *none = NULL;
         if (atomic_compare_exchange_strong(top, &none, fresh)) middle = fresh;
         else { munmap(fresh, MIDDLE_ENTRIES * sizeof(middle_entry)); middle = none; }
@@ -60,7 +63,7 @@ static leaf_word *word_for(uintptr_t address, int create, unsigned *shift) {
     if (!leaf) {
         if (!create) return NULL;
         leaf_word *fresh = map_zeroed(LEAF_WORDS * sizeof(leaf_word));
-        if (!fresh) return NULL;
+        if (!fresh) { atomic_store(&index_incomplete, 1); return NULL; }
         leaf_word *none = NULL;
         if (atomic_compare_exchange_strong(slot, &none, fresh)) leaf = fresh;
         else { munmap(fresh, LEAF_WORDS * sizeof(leaf_word)); leaf = none; }
@@ -73,7 +76,7 @@ static leaf_word *word_for(uintptr_t address, int create, unsigned *shift) {
 int memtrack_shadow_exchange(const void *pointer, int state) {
     unsigned shift;
     leaf_word *word = word_for((uintptr_t)pointer, 1, &shift);
-    if (!word) return MEMTRACK_NEVER;   /* no memory for the index: the block goes untracked */
+    if (!word) return MEMTRACK_UNTRACKED;   /* no memory for the index: the block goes untracked */
     uint64_t old = atomic_load_explicit(word, memory_order_relaxed), updated;
     do {
         updated = (old & ~((uint64_t)3 << shift)) | ((uint64_t)state << shift);
@@ -84,7 +87,7 @@ int memtrack_shadow_exchange(const void *pointer, int state) {
 int memtrack_shadow_release(const void *pointer) {
     unsigned shift;
     leaf_word *word = word_for((uintptr_t)pointer, 0, &shift);
-    if (!word) return MEMTRACK_NEVER;
+    if (!word) return atomic_load(&index_incomplete) ? MEMTRACK_UNTRACKED : MEMTRACK_NEVER;
     uint64_t old = atomic_load_explicit(word, memory_order_relaxed), updated;
     do {
         int state = (int)((old >> shift) & 3);

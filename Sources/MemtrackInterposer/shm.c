@@ -81,37 +81,16 @@ static int can_record(void) {
 static int is_programs_call(void) { return !memtrack_busy && can_record(); }
 
 // ---- Writing and removing records ------------------------------------------------------------
-/* Replaces `name` with one line of text: write under ".name", then rename over it. */
+/* Replaces `name` with one line of text, atomically, through the file thread (records.c). */
 static void write_record(const char *name, const char *text, size_t length) {
-    int directory = memtrack_record_directory();
-    if (directory < 0) return;
-    char temporary[300];
-    char *t = memtrack_put_text(temporary, temporary + sizeof temporary - 1, ".");
-    *memtrack_put_text(t, temporary + sizeof temporary - 1, name) = 0;
-    int fd = (int)syscall(SYS_openat, directory, temporary,
-                          O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) { memtrack_note_failure("writing a shared-memory record", errno, &memtrack_unrecorded_blocks); return; }
-    size_t done = 0;
-    while (done < length) {
-        ssize_t n = syscall(SYS_write, fd, text + done, length - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        done += (size_t)n;
-    }
-    int error = done == length ? 0 : (errno ? errno : ENOSPC);
-    syscall(SYS_close, fd);
-    if (!error && syscall(SYS_renameat, directory, temporary, directory, name) != 0) error = errno;
-    if (error) {
-        syscall(SYS_unlinkat, directory, temporary, 0);
-        memtrack_note_failure("writing a shared-memory record", error, &memtrack_unrecorded_blocks);
-    }
+    int error = memtrack_write_record_file(name, text, length);
+    if (error) memtrack_note_failure("writing a shared-memory record", error, &memtrack_unrecorded_blocks);
 }
 
 static void remove_record(const char *name) {
-    int directory = memtrack_record_directory();
-    if (directory < 0) return;
-    if (syscall(SYS_unlinkat, directory, name, 0) != 0 && errno != ENOENT)
-        memtrack_note_failure("removing a shared-memory record", errno, &memtrack_unremoved_records);
+    int error = memtrack_remove_record_file(name);
+    if (error && error != ENOENT)
+        memtrack_note_failure("removing a shared-memory record", error, &memtrack_unremoved_records);
 }
 
 static char *put_common(char *out, const char *end, uint64_t sequence, uint32_t milliseconds,

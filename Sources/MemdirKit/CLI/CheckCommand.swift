@@ -71,7 +71,7 @@ public struct CheckCommand: Command {
             if !fileExists(request) {
                 if let name = try answerNames(run).filter({ !before.contains($0) }).sorted(by: { $0.count != $1.count ? $0.count < $1.count : $0 < $1 }).last {
                     let path = Scanner.join(run, name)
-                    guard case .success(let text) = readTextFile(path) else { throw .malformedRecord(path: path, reason: "cannot read the answer") }
+                    guard case .success(let text) = readTextFile(path, limit: LeakCheckParser.maximumSize) else { throw .malformedRecord(path: path, reason: "cannot read the answer") }
                     return try CheckAnswer.parse(text, path: path)
                 }
             }

@@ -16,7 +16,7 @@ public final class Console: @unchecked Sendable {
         Console(out: { writeAll(1, $0) }, err: { writeAll(2, $0) })
     }
 
-    public func error(_ message: String) { err("memdir: error: \(message)\n") }
+    public func error(_ message: String) { err("memdir: error: \(message.printable)\n") }
     public func warning(_ message: String) { err("memdir: warning: \(message)\n") }
 }
 

@@ -63,7 +63,7 @@ public struct ReportCommand: Command {
 /// Reads the JSON lines `memdir watch --json` writes back into samples (for the chart).
 public enum WatchHistory {
     public static func load(path: String) throws(MemdirError) -> [WatchSample] {
-        guard case .success(let text) = readTextFile(path) else { throw .directoryUnreadable(path: path, reason: "cannot read the history file") }
+        guard case .success(let text) = readTextFile(path, limit: FileLimit.userFile, followLinks: true) else { throw .directoryUnreadable(path: path, reason: "cannot read the history file") }
         var samples: [WatchSample] = []
         for (n, line) in text.split(separator: "\n").enumerated() {
             let v: JSONValue

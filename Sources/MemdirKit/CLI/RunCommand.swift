@@ -132,7 +132,7 @@ public struct RunCommand: Command {
                                    addr2line: addr2line, leaks: leaks))
         let emitted = emit(report, flags: flags, leakFlags: leakFlags, jsonFile: jsonFile,
                            to: flags.json ? console.out : console.err, console: console)
-        console.err("memdir: records kept in \(dir)\n")
+        console.err("memdir: records kept in \(dir.printable)\n")
         if emitted == MemdirError.outputUnwritable(path: "", reason: "").exitStatus { return emitted }  // --json-file failed
         return gate(report, programStatus: status, console: console)
     }

@@ -53,12 +53,12 @@ public struct ProcessStats: Sendable {
     }
 
     static func readProcess(_ run: String) -> ProcessRecord? {
-        guard case .success(let text) = readTextFile(Scanner.join(run, "process")) else { return nil }
+        guard case .success(let text) = readTextFile(Scanner.join(run, "process"), limit: Scanner.RecordLimit.process) else { return nil }
         return try? RecordParser.parseProcess(text, path: run)
     }
 
     static func readStatus(_ run: String) -> StatusRecord? {
-        guard case .success(let text) = readTextFile(Scanner.join(run, "status")) else { return nil }
+        guard case .success(let text) = readTextFile(Scanner.join(run, "status"), limit: Scanner.RecordLimit.status) else { return nil }
         return try? RecordParser.parseStatus(text, path: run)
     }
 
