@@ -219,6 +219,9 @@ int memtrack_pending_pause_writer(void);
 int memtrack_pending_writer_thread(void);
 void memtrack_pending_resume_writer(void);
 extern atomic_int memtrack_writer_thread;
+/* The file thread (records.c): a tracker thread too, never stopped or scanned. */
+extern atomic_int memtrack_file_thread;
+extern atomic_uintptr_t memtrack_file_thread_stack_address;
 extern atomic_uintptr_t memtrack_writer_stack_address;
 /* After the final record at exit: everything later is written synchronously. */
 extern atomic_int memtrack_synchronous;

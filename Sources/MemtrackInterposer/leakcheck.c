@@ -640,7 +640,7 @@ static int stop_threads(struct check *c, int self, int self_is_tracker, struct s
                 struct linux_dirent64 *entry = (struct linux_dirent64 *)(buffer + offset);
                 offset += entry->length;
                 int tid = (int)parse_number(entry->name);
-                if (tid <= 0 || tid == self || tid == writer) continue;
+                if (tid <= 0 || tid == self || tid == writer || tid == atomic_load(&memtrack_file_thread)) continue;
                 if (stopped_thread_count < MAX_THREADS) {
                     stopped_threads[stopped_thread_count].tid = tid;
                     atomic_store(&stopped_threads[stopped_thread_count].stopped, 0);
@@ -838,10 +838,12 @@ static void scan_program_root(uintptr_t start, size_t size, void *context) {
 static void mark_roots(struct check *c, const uint64_t self_registers[6], uintptr_t self_stack) {
     /* Stacks are scanned from their SP only, the writer's not at all: scan_anonymous skips the
      * mappings that hold them. */
-    struct range stacks[MAX_THREADS + 2];
+    struct range stacks[MAX_THREADS + 3];
     int stack_count = 0;
     uintptr_t writer_stack = atomic_load(&memtrack_writer_stack_address);
     if (writer_stack) stacks[stack_count++] = (struct range){writer_stack, writer_stack + 1};
+    uintptr_t file_thread_stack = atomic_load(&memtrack_file_thread_stack_address);
+    if (file_thread_stack) stacks[stack_count++] = (struct range){file_thread_stack, file_thread_stack + 1};
     if (self_stack) stacks[stack_count++] = (struct range){self_stack, self_stack + 1};
     for (int i = 0; i < stopped_thread_count; i++)
         if (stopped_threads[i].tid > 0 && atomic_load(&stopped_threads[i].stopped))
@@ -1101,7 +1103,7 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
     c->sequence = sequence;
     c->began_ms = memtrack_milliseconds_now();
     int self = (int)raw_gettid();
-    int self_is_tracker = self == atomic_load(&memtrack_writer_thread);
+    int self_is_tracker = self == atomic_load(&memtrack_writer_thread) || self == atomic_load(&memtrack_file_thread);
     /* The writer finishes its pass first (at exit it may be writing many records): that wait
      * is not the classification's. */
     int paused = self_is_tracker ? 0 : memtrack_pending_pause_writer();

@@ -377,8 +377,13 @@ void memtrack_use_private_descriptors(void) {
     private_files = 1;
 }
 
+atomic_int memtrack_file_thread;                  /* its thread id, for the leak check */
+atomic_uintptr_t memtrack_file_thread_stack_address;
+
 static void *file_thread_main(void *unused) {
     (void)unused;
+    atomic_store(&memtrack_file_thread_stack_address, (uintptr_t)&unused);
+    atomic_store(&memtrack_file_thread, memtrack_thread_id());
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
@@ -418,6 +423,8 @@ void memtrack_files_fork_prepare(void) { memtrack_lock_acquire(&request_lock); }
 void memtrack_files_fork_parent(void) { memtrack_lock_release(&request_lock); }
 void memtrack_files_fork_child(void) {
     atomic_store(&file_thread_running, 0);
+    atomic_store(&memtrack_file_thread, 0);
+    atomic_store(&memtrack_file_thread_stack_address, 0);
     atomic_store(&pending_request, NULL);
     memtrack_lock_release(&request_lock);
 }

@@ -7,7 +7,7 @@ import Testing
 
 /// The `location` of every leak group in memdir's JSON report, sorted.
 func leakLocations(_ memDir: URL, resolve: Bool = false) throws -> [String] {
-    let result = try memdir([resolve ? "resolve" : "list", memDir.path, "--json"])
+    let result = try memdir([resolve ? "resolve" : "list", memDir.path, "--json", "--show-leak-kinds", "all"])
     let json = try parseJSON(result)
     let processes = try #require(json["processes"] as? [[String: Any]])
     return processes.flatMap { ($0["leaks"] as? [[String: Any]]) ?? [] }.compactMap { $0["location"] as? String }.sorted()

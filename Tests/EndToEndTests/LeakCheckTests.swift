@@ -93,6 +93,27 @@ extension EndToEnd {
             }
         }
 
+        @Test("LSan's annotations take effect: a registered root region and an ignored object are scanned as roots",
+              arguments: bothModes)
+        func lsanRoots(settleMs: Int?) throws {
+            let program = try E2E.example("lsan_roots")
+            try withScratch { scratch in
+                let run = try runTracked(program, [], Tracking(memDir: scratch.memDir, settleMs: settleMs))
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                #expect(run.stdoutText.contains("recoverable 1\n"), "\(run.stdoutText)")
+                let expected = try expectedKinds(run.stdoutText)
+                #expect(expected.count == 4)
+                let dir = try onlyRunDirectory(scratch.memDir)
+                let check = try #require(try LeakCheck.read(dir), "no leak-check in \(dir.files)")
+                #expect(check.complete && check.result == "complete" && check.notes.isEmpty, "\(check.fields) \(check.notes)")
+                #expect(check.lost == expected.filter { $0.value != "reachable" })
+                // The on-demand check (__lsan_do_recoverable_leak_check) saw the same.
+                let onDemand = try #require(dir.files.first { $0.hasPrefix("leak-check-") })
+                let request = try #require(try LeakCheck.read(dir, name: onDemand))
+                #expect(request.fields["when"] == "request" && request.lost == check.lost)
+            }
+        }
+
         @Test("threads that block every signal are noted, not waited for; the check completes and the status stays")
         func blockedThreads() throws {
             let program = try E2E.example("leak_roots")
