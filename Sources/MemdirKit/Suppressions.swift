@@ -110,6 +110,11 @@ public struct MatchFrame: Equatable, Sendable {
         "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
     ]
 
+    /// The tracker's `via` for blocks from C++'s operators (their stacks start at the operator's
+    /// caller), as valgrind names the operator.
+    static let viaOperatorNames = ["new": "_Znwm", "new[]": "_Znam", "new-aligned": "_ZnwmSt11align_val_t",
+                                   "new[]-aligned": "_ZnamSt11align_val_t"]
+
     /// A block's stack the way valgrind shows it: the allocation function first (`via`, or the
     /// C++ operator new that called it), then the frames from the first one outside it.
     public static func stack(_ frames: [Frame], via: String) -> [MatchFrame] {
@@ -123,7 +128,7 @@ public struct MatchFrame: Equatable, Sendable {
                                            file: s.file, line: s.line))
             }
         }
-        var entry = MatchFrame.entry(via, demangled: nil)
+        var entry = MatchFrame.entry(viaOperatorNames[via] ?? via, demangled: nil)
         while let first = expanded.first, let name = first.mangled, operatorNames.contains(name) {
             entry = .entry(name, demangled: first.function)
             expanded.removeFirst()

@@ -204,19 +204,19 @@ MEMTRACK_EXPORT void __lsan_unregister_root_region(const void *start, size_t siz
 // ---- On-demand checks --------------------------------------------------------------------
 /* The leak check itself lives in leakcheck.c when it is built in; found at run time so this
  * file stands alone. */
-extern int memtrack_leak_check_now(int on_request) __attribute__((weak));
 
 /* The number of lost blocks, with the report written into the run directory; -1 when this
  * build has no leak check: then the pending records are written out, so that the directory
  * holds the live set as of now (`memdir list` reads it). */
+/* Writes every pending record first, so that the answer (leak-check-SEQ) and the block
+ * records on disk describe the same moment, as `memdir check` does. */
 MEMTRACK_EXPORT int memtrack_check(void) {
     if (!atomic_load(&memtrack_ready)) return -1;
-    if (memtrack_leak_check_now) return memtrack_leak_check_now(1);
     memtrack_busy++;
     memtrack_pending_flush(0);
     memtrack_write_modules(0, 0);
     memtrack_busy--;
-    return -1;
+    return memtrack_leak_check_now(1);
 }
 
 MEMTRACK_EXPORT int __lsan_do_recoverable_leak_check(void) { return memtrack_check() > 0; }
