@@ -94,10 +94,12 @@ public enum Scanner {
         let process = small("process", RecordParser.parseProcess)
         let status = small("status", RecordParser.parseStatus)
         let modules = ModuleMap(small("modules", RecordParser.parseModules) ?? [], rules: rules)
+        var stacks = StackTable.empty  // format 2: the stacks its block records name
+        do throws(MemdirError) { stacks = try StackTable.read(runDirectory: path) } catch { problems.append(error) }
         var scan = RunScan(directory: path, name: baseName(path), process: process, status: status, modules: modules)
         let accumulator = Accumulator()
         for p in problems { accumulator.problem(p) }
-        streamBlocks(path: path, grouper: Grouper(mode: mode, modules: modules), into: accumulator, scan: &scan)
+        streamBlocks(path: path, grouper: Grouper(mode: mode, modules: modules), stacks: stacks, into: accumulator, scan: &scan)
         scan.leaks = Array(accumulator.groups.values)
         scan.problems = accumulator.problems
         scan.problemCount = accumulator.problemCount
@@ -106,7 +108,7 @@ public enum Scanner {
     }
 
     /// readdir the run directory; block files go to workers in batches, bad-free files are parsed here.
-    static func streamBlocks(path: String, grouper: Grouper, into accumulator: Accumulator, scan: inout RunScan) {
+    static func streamBlocks(path: String, grouper: Grouper, stacks: StackTable = .empty, into accumulator: Accumulator, scan: inout RunScan) {
         guard let dir = opendir(path) else {
             accumulator.problem(.directoryUnreadable(path: path, reason: errnoText(errno)))
             return
@@ -123,7 +125,7 @@ public enum Scanner {
             batch = NameBatch()
             slots.wait()
             DispatchQueue.global().async(group: group) {
-                parseBatch(work, dirfd: fd, directory: path, grouper: grouper, into: accumulator)
+                parseBatch(work, dirfd: fd, directory: path, grouper: grouper, stacks: stacks, into: accumulator)
                 slots.signal()
             }
         }
@@ -160,7 +162,8 @@ public enum Scanner {
         group.wait()
     }
 
-    static func parseBatch(_ batch: NameBatch, dirfd: Int32, directory: String, grouper: Grouper, into accumulator: Accumulator) {
+    static func parseBatch(_ batch: NameBatch, dirfd: Int32, directory: String, grouper: Grouper, stacks: StackTable = .empty,
+                           into accumulator: Accumulator) {
         var local: [[UInt64]: LeakAggregate] = [:]
         var problems: [MemdirError] = []
         var problemCount = 0
@@ -174,35 +177,47 @@ public enum Scanner {
                 if problems.count < keptProblems { problems.append(error) }
             }
             func filePath() -> String { join(directory, String(cString: name)) }
-            let fd = retryingEINTR { openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) }
-            if fd < 0 {
-                let code = errno
-                if code != ENOENT {  // ENOENT: freed between readdir and open, not a leak
-                    problem(.malformedRecord(path: filePath(), reason: errnoText(code).lowercasedFirst))
-                }
-                return
-            }
+            // Format 2: a symlink, one readlinkat. Format 1: a regular file, read whole.
+            var parsed: BlockParseResult
             var filled = 0
-            var failure: Int32 = 0
-            while true {
-                if filled == buffer.count {
-                    let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: buffer.count * 2, alignment: 16)
-                    bigger.copyMemory(from: UnsafeRawBufferPointer(buffer))
-                    buffer.deallocate()
-                    buffer = bigger
-                }
-                let n = retryingEINTR { read(fd, buffer.baseAddress! + filled, buffer.count - filled) }
-                if n < 0 { failure = errno; break }
-                if n == 0 { break }
-                filled += n
-            }
-            close(fd)
-            if failure != 0 {
-                problem(.malformedRecord(path: filePath(), reason: errnoText(failure).lowercasedFirst))
+            switch BlockRecordV2.readLink(dirfd: dirfd, name: name, into: buffer) {
+            case .link(let length):
+                parsed = BlockRecordV2.parse(buffer, length: length, name: name, stacks: stacks, stack: &stack, end: &filled)
+            case .missing: return  // freed between readdir and now, not a leak
+            case .failed(let code):
+                problem(.malformedRecord(path: filePath(), reason: errnoText(code).lowercasedFirst))
                 return
+            case .notALink:
+                let fd = retryingEINTR { openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) }
+                if fd < 0 {
+                    let code = errno
+                    if code != ENOENT {  // ENOENT: freed between readdir and open, not a leak
+                        problem(.malformedRecord(path: filePath(), reason: errnoText(code).lowercasedFirst))
+                    }
+                    return
+                }
+                var failure: Int32 = 0
+                while true {
+                    if filled == buffer.count {
+                        let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: buffer.count * 2, alignment: 16)
+                        bigger.copyMemory(from: UnsafeRawBufferPointer(buffer))
+                        buffer.deallocate()
+                        buffer = bigger
+                    }
+                    let n = retryingEINTR { read(fd, buffer.baseAddress! + filled, buffer.count - filled) }
+                    if n < 0 { failure = errno; break }
+                    if n == 0 { break }
+                    filled += n
+                }
+                close(fd)
+                if failure != 0 {
+                    problem(.malformedRecord(path: filePath(), reason: errnoText(failure).lowercasedFirst))
+                    return
+                }
+                parsed = BlockParser.parse(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]), stack: &stack)
             }
             let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<filled])
-            switch BlockParser.parse(bytes, stack: &stack) {
+            switch parsed {
             case .malformed(let reason): problem(.malformedRecord(path: filePath(), reason: reason))
             case .unsupportedVersion(let version): problem(.unsupportedVersion(path: filePath(), version: version))
             case .ok(let fields):

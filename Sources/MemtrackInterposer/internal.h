@@ -7,6 +7,7 @@
  *   pending.c     deferred records: the table of young blocks and the writer thread
  *   quarantine.c  freed blocks held back from reuse, so stale frees are still caught
  *   records.c     formatting and writing record files (never stdio, never malloc)
+ *   stacks.c      call stacks interned once per process, in the run directory's `stacks` file
  *   process.c     the run directory, fork, exec, exit and fatal signals
  *   unwind.c      the call-stack capture
  *
@@ -122,7 +123,26 @@ extern char memtrack_run_name[64];
 extern uint64_t memtrack_start_milliseconds;   /* monotonic, for the ms= field */
 extern atomic_uint_fast64_t memtrack_sequence;
 
+/* A block as its record holds it: the stack interned (stacks.c). 40 bytes. */
+struct memtrack_record {
+    uintptr_t address;
+    uint64_t size;
+    uint64_t sequence;
+    uint32_t milliseconds;
+    int32_t thread;
+    uint32_t stack_id;
+    uint8_t via;
+};
+
+/* Interns the stack (if need be) and writes the block's symlink record. */
 int memtrack_write_block(const struct memtrack_block *block);
+int memtrack_write_record(const struct memtrack_record *record);
+void memtrack_make_record(struct memtrack_record *record, const struct memtrack_block *block, uint32_t stack_id);
+void memtrack_create_stacks_file(void);
+int memtrack_append_stacks_file(const char *line, size_t length);
+/* A writer pass or a flush checks the run directory once, then trusts it for its records. */
+int memtrack_begin_trusted_pass(void);
+void memtrack_end_trusted_pass(int previous);
 void memtrack_remove_block_file(uintptr_t address);
 void memtrack_write_bad_free(const struct memtrack_bad_free *event);
 void memtrack_write_process_file(const char *parent_run_name);
@@ -148,6 +168,13 @@ char *memtrack_put_text(char *out, const char *end, const char *text);
 char *memtrack_put_decimal(char *out, const char *end, uint64_t value);
 char *memtrack_put_hex(char *out, const char *end, uintptr_t value);
 char *memtrack_put_stack(char *out, const char *end, const struct memtrack_stack *stack);
+
+/* ---- stacks.c ------------------------------------------------------------------------- */
+
+/* The stack's id in this process's stacks file, its line written first if it is new. 0 when
+ * the line could not be written (*error says why). Lock-free; safe in a signal handler. */
+uint32_t memtrack_stack_id(const struct memtrack_stack *stack, int *error);
+void memtrack_stacks_reset(void);
 
 /* ---- pending.c ------------------------------------------------------------------------ */
 

@@ -69,6 +69,8 @@ static void begin_record(const char *parent_run_name) {
     atomic_store(&memtrack_run_directory, directory);
     if (directory < 0) return;
     memtrack_write_process_file(parent_run_name);
+    memtrack_stacks_reset();
+    memtrack_create_stacks_file();
     memtrack_open_status();
     memtrack_write_status("running", 0, NULL);
     memtrack_write_modules(1, 0);

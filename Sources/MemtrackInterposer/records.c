@@ -3,9 +3,9 @@
  * Every record is formatted into a buffer on the stack and written with one write(2): no
  * stdio (it allocates and is not signal-safe). File operations go through syscall(2) rather
  * than the libc wrappers so that none of them is a pthread cancellation point: a thread
- * cancelled inside malloc must not die holding a lock. A block file costs exactly three
- * system calls (openat, write, close); removing it costs one (unlinkat). No fsync: the
- * records must survive the process, not the machine.
+ * cancelled inside malloc must not die holding a lock. A block record is a symlink whose
+ * target holds its fields (format 2): one symlinkat to create, one unlinkat to remove, and no
+ * data page. No fsync: the records must survive the process, not the machine.
  */
 #include "internal.h"
 
@@ -284,32 +284,130 @@ static int write_file(const char *name, const char *text, size_t length) {
     return error;
 }
 
-int memtrack_write_block(const struct memtrack_block *block) {
-    char name[32], line[128 + MEMTRACK_MAX_DEPTH * 20];
-    *put_block_name(name, name + sizeof name - 1, block->address) = 0;
-    char *out = line, *end = line + sizeof line - 1;
-    out = memtrack_put_text(out, end, "memtrack/1 block address=");
-    out = memtrack_put_hex(out, end, block->address);
-    out = memtrack_put_text(out, end, " size=");
-    out = memtrack_put_decimal(out, end, block->size);
-    out = put_event_fields(out, end, block->sequence, block->thread, block->milliseconds, block->via, &block->stack);
-    *out++ = '\n';
-    int error = write_file(name, line, (size_t)(out - line));
+// ---- Block records, version 2: one symlink each ------------------------------------------
+/* The letter a block record's v= field gives each entry point (README, record format 2). */
+static const char via_letters[] = "mcrapAMvP";
+
+/* Outside a writer pass (or a flush) the run directory is checked (one fstat) before each use;
+ * inside one it was checked once at the start of the pass. A number the program reused for a
+ * file between the check and a use only makes symlinkat or unlinkat fail with ENOTDIR, and is
+ * then checked again. */
+static MEMTRACK_THREAD_LOCAL int directory_trusted;
+
+int memtrack_begin_trusted_pass(void) {
+    int previous = directory_trusted;
+    directory_trusted = 0;
+    directory_trusted = run_directory() >= 0;
+    return previous;
+}
+void memtrack_end_trusted_pass(int previous) { directory_trusted = previous; }
+
+static int record_directory(void) {
+    if (directory_trusted) return atomic_load_explicit(&memtrack_run_directory, memory_order_relaxed);
+    return run_directory();
+}
+static int is_stale_directory_error(int error) { return error == EBADF || error == ENOTDIR; }
+
+/* `2 s=SIZE q=SEQ t=THREAD m=MS v=LETTER k=STACKID`: about 35 bytes, at most 88. Targets up
+ * to 127 bytes live inside a tmpfs inode, up to 59 inside an ext4 one: no data page. */
+static size_t format_target(char *target, const char *end, const struct memtrack_record *record) {
+    char *out = target;
+    out = memtrack_put_text(out, end, "2 s=");
+    out = memtrack_put_decimal(out, end, record->size);
+    out = memtrack_put_text(out, end, " q=");
+    out = memtrack_put_decimal(out, end, record->sequence);
+    out = memtrack_put_text(out, end, " t=");
+    out = memtrack_put_decimal(out, end, (uint64_t)record->thread);
+    out = memtrack_put_text(out, end, " m=");
+    out = memtrack_put_decimal(out, end, record->milliseconds);
+    out = memtrack_put_text(out, end, " v=");
+    if (out < end) *out++ = via_letters[record->via < sizeof via_letters - 1 ? record->via : 0];
+    out = memtrack_put_text(out, end, " k=");
+    out = memtrack_put_decimal(out, end, record->stack_id);
+    *out = 0;
+    return (size_t)(out - target);
+}
+
+int memtrack_write_record(const struct memtrack_record *record) {
+    char name[32], target[128];
+    *put_block_name(name, name + sizeof name - 1, record->address) = 0;
+    format_target(target, target + sizeof target - 1, record);
+    int directory = record_directory(), error = 0;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (directory < 0) { error = errno ? errno : EBADF; break; }
+        if (syscall(SYS_symlinkat, target, directory, name) == 0) { error = 0; break; }
+        error = errno;
+        if (error == EEXIST) raw_unlinkat(directory, name);   /* a stale record at this address */
+        else if (is_stale_directory_error(error)) directory = run_directory();
+        else break;
+    }
     if (error) memtrack_note_failure("writing a block record", error, &memtrack_unrecorded_blocks);
+    return error;
+}
+
+void memtrack_make_record(struct memtrack_record *record, const struct memtrack_block *block, uint32_t stack_id) {
+    record->address = block->address;
+    record->size = block->size;
+    record->sequence = block->sequence;
+    record->milliseconds = block->milliseconds;
+    record->thread = block->thread;
+    record->via = block->via;
+    record->stack_id = stack_id;
+}
+
+int memtrack_write_block(const struct memtrack_block *block) {
+    int error;
+    uint32_t stack_id = memtrack_stack_id(&block->stack, &error);
+    if (!stack_id) {
+        memtrack_note_failure("writing a stack", error ? error : EIO, &memtrack_unrecorded_blocks);
+        return error ? error : EIO;
+    }
+    struct memtrack_record record;
+    memtrack_make_record(&record, block, stack_id);
+    return memtrack_write_record(&record);
+}
+
+/* The stacks file is created with its header when the run directory is; lines are appended
+ * with O_APPEND, one write each (atomic against other appenders). Opened per line: new stacks
+ * are rare next to records, and holding no descriptor leaves nothing for a daemon to close. */
+void memtrack_create_stacks_file(void) {
+    static const char header[] = "memtrack/2 stacks\n";
+    int error = write_file("stacks", header, sizeof header - 1);
+    if (error) memtrack_note_failure("creating the stacks file", error, NULL);
+}
+
+int memtrack_append_stacks_file(const char *line, size_t length) {
+    int directory = record_directory(), error = EBADF;
+    for (int attempt = 0; attempt < 2 && directory >= 0; attempt++) {
+        int fd = raw_openat(directory, "stacks", O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0);
+        if (fd < 0) {
+            error = errno;
+            if (is_stale_directory_error(error)) { directory = run_directory(); continue; }
+            return error;
+        }
+        ssize_t written = raw_write_all(fd, line, length);
+        error = written == (ssize_t)length ? 0 : (written < 0 ? errno : ENOSPC);
+        raw_close(fd);
+        return error;
+    }
     return error;
 }
 
 void memtrack_remove_block_file(uintptr_t address) {
     if (atomic_load(&memtrack_run_directory) < 0) return;
-    int directory = run_directory();
-    if (directory < 0) { memtrack_note_failure("removing a block record", EBADF, &memtrack_unremoved_records); return; }
+    int directory = record_directory();
     char name[32];
     *put_block_name(name, name + sizeof name - 1, address) = 0;
-    /* ENOENT is expected and harmless: a block inherited across fork (its file is in the
-     * parent's record) or one whose record could not be written. The shadow index, not the
-     * file, decides whether a free is legitimate. */
-    if (raw_unlinkat(directory, name) < 0 && errno != ENOENT)
-        memtrack_note_failure("removing a block record", errno, &memtrack_unremoved_records);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (directory < 0) { memtrack_note_failure("removing a block record", EBADF, &memtrack_unremoved_records); return; }
+        /* ENOENT is expected and harmless: a block inherited across fork (its file is in the
+         * parent's record) or one whose record could not be written. The shadow index, not the
+         * file, decides whether a free is legitimate. */
+        if (raw_unlinkat(directory, name) == 0 || errno == ENOENT) return;
+        if (!is_stale_directory_error(errno)) break;
+        directory = run_directory();
+    }
+    memtrack_note_failure("removing a block record", errno, &memtrack_unremoved_records);
 }
 
 // ---- Bad frees ---------------------------------------------------------------------------

@@ -276,6 +276,20 @@ struct RecordLine {
     var kind: String
     var fields: [String: String]
 
+    init(kind: String, fields: [String: String]) {
+        self.kind = kind
+        self.fields = fields
+    }
+
+    /// A block as memdir's own parser reads it (record format 1 or 2).
+    init(block: BlockSample) {
+        self.init(kind: "block", fields: [
+            "address": "0x" + String(block.address, radix: 16), "size": String(block.size), "seq": String(block.seq),
+            "thread": String(block.thread), "ms": String(block.ms), "via": block.via,
+            "stack": block.stack.map { "0x" + String($0, radix: 16) }.joined(separator: ","),
+        ])
+    }
+
     init(parsing line: Substring) throws {
         let words = line.split(separator: " ")
         guard words.count >= 2, words[0] == "memtrack/1" else { throw HarnessError("bad record line: \(line)") }
@@ -357,13 +371,13 @@ func readRunDirectory(_ url: URL) throws -> RunDirectory {
             return try? RecordLine(parsing: "memtrack/1 " + head.prefix(5).joined(separator: " "))
         }
     }
+    // Block records (symlinks in format 2, files in format 1) through memdir's own parser.
+    for (file, block) in try BlockRecordV2.readAll(runDirectory: url.path) {
+        dir.blocks[file] = RecordLine(block: block)
+    }
     for file in files {
         let fileURL = url.appendingPathComponent(file)
-        if file.hasSuffix(".mem") {
-            let text = try String(contentsOf: fileURL, encoding: .utf8)
-            let record = try RecordLine(parsing: text.split(separator: "\n").first ?? "")
-            dir.blocks[file] = record
-        } else if file.hasPrefix("bad-") && file.hasSuffix(".free") {
+        if file.hasPrefix("bad-") && file.hasSuffix(".free") {
             let text = try String(contentsOf: fileURL, encoding: .utf8)
             dir.badFrees[file] = try RecordLine(parsing: text.split(separator: "\n").first ?? "")
         }
