@@ -21,7 +21,8 @@ struct memtrack_config memtrack_config = {
     .settle_ms = 50,   /* tens of ms: most blocks die sooner, a person reading `ls` never notices */
     .depth = 12,       /* gets past operator new, std::allocator and a vector's growth into user code */
     .freeres = 1,      /* as valgrind: libc's own buffers are not the program's leaks */
-    .quarantine_bytes = 8u << 20,  /* catches stale frees a few thousand blocks back; see README */
+    .quarantine_bytes = 8u << 20,
+    .backlog_bytes = 32u << 20,    /* records waiting for the writer: about 600k; see README */  /* catches stale frees a few thousand blocks back; see README */
 };
 struct memtrack_next_allocator memtrack_next;
 MEMTRACK_THREAD_LOCAL int memtrack_busy;
@@ -127,6 +128,7 @@ static void read_configuration_once(int complain) {
         memtrack_config.depth = value < 1 ? 1 : value > MEMTRACK_MAX_DEPTH ? MEMTRACK_MAX_DEPTH : (int)value;
     if (read_setting("MEM_FREERES", &value, complain)) memtrack_config.freeres = value != 0;
     if (read_setting("MEM_QUARANTINE", &value, complain)) memtrack_config.quarantine_bytes = (size_t)value;
+    if (read_setting("MEM_BACKLOG", &value, complain)) memtrack_config.backlog_bytes = (size_t)value;
 }
 
 static void read_configuration(void) { read_configuration_once(0); }

@@ -50,6 +50,7 @@ struct memtrack_config {
     int depth;                /* MEM_DEPTH */
     int freeres;              /* MEM_FREERES */
     size_t quarantine_bytes;  /* MEM_QUARANTINE */
+    size_t backlog_bytes;     /* MEM_BACKLOG: memory for records waiting for the writer */
 };
 extern struct memtrack_config memtrack_config;
 
@@ -189,6 +190,12 @@ void memtrack_pending_start_writer(void);
 void memtrack_pending_fork_prepare(void);
 void memtrack_pending_fork_parent(void);
 void memtrack_pending_fork_child(void);
+/* How the writing was shared, for `status`: records the writer wrote, records the program's
+ * threads wrote because the backlog budget was spent, the most records ever waiting. */
+extern atomic_uint_fast64_t memtrack_writer_records, memtrack_program_records, memtrack_backlog_peak,
+    memtrack_program_removals;
+/* Set when MEM_DIR is not on tmpfs (statfs): a writer falling behind then says so once. */
+extern atomic_int memtrack_slow_directory;
 /* After the final record at exit: everything later is written synchronously. */
 extern atomic_int memtrack_synchronous;
 

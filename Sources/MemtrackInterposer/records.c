@@ -555,6 +555,11 @@ void memtrack_write_status(const char *state, int value, const char *exec_path) 
     out = put_key_number(out, end, "unrecorded-blocks", atomic_load(&memtrack_unrecorded_blocks));
     out = put_key_number(out, end, "unremoved-records", atomic_load(&memtrack_unremoved_records));
     out = put_key_number(out, end, "unrecorded-events", atomic_load(&memtrack_unrecorded_events));
+    out = put_key_number(out, end, "writer-records", atomic_load(&memtrack_writer_records));
+    out = put_key_number(out, end, "program-records", atomic_load(&memtrack_program_records));
+    out = put_key_number(out, end, "program-removals", atomic_load(&memtrack_program_removals));
+    out = put_key_number(out, end, "backlog-peak", atomic_load(&memtrack_backlog_peak));
+    out = put_key_number(out, end, "backlog-budget-bytes", memtrack_config.backlog_bytes);
     if (atomic_load(&warned) && first_error[0]) out = put_key(out, end, "error", first_error, strlen(first_error));
     size_t length = (size_t)(out - text);
     if (status_fd >= 0 && !is_same(status_fd, &status_identity)) status_fd = -1;   /* closed by the program */

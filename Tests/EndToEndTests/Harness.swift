@@ -8,6 +8,7 @@
 
 import Foundation
 import Testing
+import MemdirKit
 
 #if canImport(Glibc)
 import Glibc
