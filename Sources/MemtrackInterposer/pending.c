@@ -34,6 +34,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define SHARD_COUNT 64
 #define SHARD_SLOTS 128
@@ -403,17 +406,36 @@ static void write_out(const struct pass *pass) {
     for (int i = 0; i < SHARD_COUNT; i++) write_shard(&shards[i], pass);
 }
 
+/* The writer sleeps on this word between passes; a flush wakes it to help. */
+static atomic_int writer_wake;
+static atomic_int flush_requested;
+
+static void wake_writer(void) {
+    atomic_fetch_add(&writer_wake, 1);
+    syscall(SYS_futex, &writer_wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
 void memtrack_pending_flush(int in_signal) {
     if (atomic_load(&memtrack_run_directory) < 0) return;
-    /* In a signal handler the writer may be waiting for a shard this thread holds: wait for its
-     * pass a bounded while (a few thousand yields), then go ahead without it. */
-    int have_pass = in_signal ? memtrack_lock_try_for_signal(&pass_lock, 5000) : (memtrack_lock_acquire(&pass_lock), 1);
     int trusted = memtrack_begin_trusted_pass();
     struct pass pass = {UINT32_MAX, UINT64_MAX, in_signal};
+    if (!in_signal && atomic_load(&writer_running)) {
+        /* Two threads write a large live set at exit: the writer takes shards from the front
+         * while this thread does the same; a shard with the other's batch out waits for it. */
+        atomic_store(&flush_requested, 1);
+        wake_writer();
+        write_out(&pass);
+    }
+    /* The writer's pass must end before this one does: it may hold records or removals it has
+     * taken out but not done. In a signal handler the writer may be waiting for a shard this
+     * thread holds: wait for its pass a bounded while (a few thousand yields), then go ahead. */
+    int have_pass = in_signal ? memtrack_lock_try_for_signal(&pass_lock, 5000) : (memtrack_lock_acquire(&pass_lock), 1);
+    atomic_store(&flush_requested, 0);
     write_out(&pass);
     /* Frees that raced with the pass above queued their removals after it looked; backlog
      * entries moved by a concurrent delete may have slipped behind a sweep cursor. */
-    for (int round = 0; round < 4 && (round == 0 || backlog_waiting()); round++) write_out(&pass);
+    for (int round = 0; round < 4 && backlog_waiting(); round++) write_out(&pass);
+    write_out(&pass);
     memtrack_end_trusted_pass(trusted);
     if (have_pass) memtrack_lock_release(&pass_lock);
 }
@@ -440,15 +462,24 @@ static void *writer_main(void *unused) {
     struct timespec tick = {tick_ms / 1000, (long)(tick_ms % 1000) * 1000000L};
     uint64_t reported_peak = 0, reported_program = 0;
     for (;;) {
-        nanosleep(&tick, NULL);
+        int wake = atomic_load(&writer_wake);
+        if (!atomic_load(&flush_requested))
+            syscall(SYS_futex, &writer_wake, FUTEX_WAIT_PRIVATE, wake, &tick, NULL, 0);
         memtrack_lock_acquire(&pass_lock);
-        if (!atomic_load(&memtrack_synchronous)) {   /* after the final record, nothing is queued */
+        int helping = atomic_load(&flush_requested);
+        if (!atomic_load(&memtrack_synchronous) || helping) {   /* after the final record, only a flush's help */
             int trusted = memtrack_begin_trusted_pass();   /* one check of the directory per pass */
             uint32_t now = memtrack_milliseconds_now();
             struct pass pass = {now > (uint32_t)memtrack_config.settle_ms ? now - (uint32_t)memtrack_config.settle_ms : 0,
                                 atomic_load(&memtrack_sequence) + 1, 0};
+            if (helping) pass.cutoff_ms = UINT32_MAX;
             write_out(&pass);
             memtrack_end_trusted_pass(trusted);
+            if (helping) {   /* the flushing thread writes the status and modules */
+                atomic_store(&flush_requested, 0);
+                memtrack_lock_release(&pass_lock);
+                continue;
+            }
             memtrack_write_modules(0, 0);
             warn_if_slow();
             /* The status shows how far behind the writer got, even after a SIGKILL. */
