@@ -21,8 +21,8 @@ struct memtrack_config memtrack_config = {
     .settle_ms = 50,   /* tens of ms: most blocks die sooner, a person reading `ls` never notices */
     .depth = 12,       /* gets past operator new, std::allocator and a vector's growth into user code */
     .freeres = 1,      /* as valgrind: libc's own buffers are not the program's leaks */
-    .quarantine_bytes = 8u << 20,
-    .backlog_bytes = 64u << 20,    /* records and removals waiting for the writer: about 1M; see README */  /* catches stale frees a few thousand blocks back; see README */
+    .quarantine_bytes = 8u << 20,  /* catches stale frees a few thousand blocks back; see README */
+    .backlog_bytes = 64u << 20,    /* records and removals waiting for the writer: about 1M; see README */
 };
 struct memtrack_next_allocator memtrack_next;
 MEMTRACK_THREAD_LOCAL int memtrack_busy;
