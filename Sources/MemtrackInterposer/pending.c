@@ -297,6 +297,7 @@ struct pass {
     uint32_t cutoff_ms;          /* write blocks allocated at or before this */
     uint64_t before_sequence;    /* and before this sequence number */
     int in_signal;
+    int skip_busy;               /* leave a shard with another pass's batch out for later */
 };
 
 static int lock_shard(struct shard *shard, int in_signal) {
@@ -345,6 +346,7 @@ static void write_shard(struct shard *shard, const struct pass *pass) {
         /* A signal handler's flush may meet the writer's batch out of this shard: it does its
          * own work under the lock then, leaving the writer's in-flight list alone. */
         int hold = shard->in_flight_count != 0;
+        if (hold && !pass->in_signal && pass->skip_busy) break;
         if (hold && !pass->in_signal) {
             memtrack_lock_release(&shard->lock);
             sched_yield();
@@ -406,6 +408,11 @@ static void write_out(const struct pass *pass) {
     for (int i = 0; i < SHARD_COUNT; i++) write_shard(&shards[i], pass);
 }
 
+/* The exit flush goes from the back while the writer helps from the front: they meet once. */
+static void write_out_backwards(const struct pass *pass) {
+    for (int i = SHARD_COUNT - 1; i >= 0; i--) write_shard(&shards[i], pass);
+}
+
 /* The writer sleeps on this word between passes; a flush wakes it to help. */
 static atomic_int writer_wake;
 static atomic_int flush_requested;
@@ -418,13 +425,16 @@ static void wake_writer(void) {
 void memtrack_pending_flush(int in_signal) {
     if (atomic_load(&memtrack_run_directory) < 0) return;
     int trusted = memtrack_begin_trusted_pass();
-    struct pass pass = {UINT32_MAX, UINT64_MAX, in_signal};
+    struct pass pass = {UINT32_MAX, UINT64_MAX, in_signal, 0};
     if (!in_signal && atomic_load(&writer_running)) {
         /* Two threads write a large live set at exit: the writer takes shards from the front
-         * while this thread does the same; a shard with the other's batch out waits for it. */
+         * while this thread does the same from the back; a shard with the other's batch out is
+         * left to the other, and the passes below catch what is left. */
         atomic_store(&flush_requested, 1);
         wake_writer();
-        write_out(&pass);
+        pass.skip_busy = 1;
+        write_out_backwards(&pass);
+        pass.skip_busy = 0;
     }
     /* The writer's pass must end before this one does: it may hold records or removals it has
      * taken out but not done. In a signal handler the writer may be waiting for a shard this
@@ -471,7 +481,7 @@ static void *writer_main(void *unused) {
             int trusted = memtrack_begin_trusted_pass();   /* one check of the directory per pass */
             uint32_t now = memtrack_milliseconds_now();
             struct pass pass = {now > (uint32_t)memtrack_config.settle_ms ? now - (uint32_t)memtrack_config.settle_ms : 0,
-                                atomic_load(&memtrack_sequence) + 1, 0};
+                                atomic_load(&memtrack_sequence) + 1, 0, 1};
             if (helping) pass.cutoff_ms = UINT32_MAX;
             write_out(&pass);
             memtrack_end_trusted_pass(trusted);
