@@ -494,7 +494,7 @@ static void *writer_main(void *unused) {
             warn_if_slow();
             /* The status shows how far behind the writer got, even after a SIGKILL. */
             uint64_t peak = atomic_load(&memtrack_backlog_peak), program = atomic_load(&memtrack_program_records);
-            if (peak != reported_peak || program != reported_program) {
+            if ((peak != reported_peak || program != reported_program) && !atomic_load(&memtrack_synchronous)) {
                 memtrack_write_status("running", 0, NULL);
                 reported_peak = peak;
                 reported_program = program;
