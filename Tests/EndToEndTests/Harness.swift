@@ -270,7 +270,7 @@ func withScratch<T>(_ body: (Scratch) throws -> T) throws -> T {
     return try body(scratch)
 }
 
-// MARK: - Reading run directories (independently of MemdirKit)
+// MARK: - Reading run directories (block records through MemdirKit's parser, both formats; the rest by hand)
 
 /// One record line: `memtrack/1 KIND key=value ...`.
 struct RecordLine {
