@@ -527,14 +527,14 @@ void memtrack_pending_start_writer(void) {
 }
 
 // ---- fork ------------------------------------------------------------------------------------
+/* Not pass_lock: a writer pass over a large backlog takes seconds, and fork must not wait for
+ * it. The child starts with empty tables and no writer, so the pass is no concern of its. */
 void memtrack_pending_fork_prepare(void) {
-    memtrack_lock_acquire(&pass_lock);
     for (int i = 0; i < SHARD_COUNT; i++) memtrack_lock_acquire(&shards[i].lock);
 }
 
 void memtrack_pending_fork_parent(void) {
     for (int i = 0; i < SHARD_COUNT; i++) memtrack_lock_release(&shards[i].lock);
-    memtrack_lock_release(&pass_lock);
 }
 
 /* The child's young and backlogged blocks belong to the parent's record, which the parent will
@@ -564,6 +564,7 @@ void memtrack_pending_fork_child(void) {
     atomic_store(&memtrack_writer_records, 0);
     atomic_store(&memtrack_program_records, 0);
     atomic_store(&memtrack_program_removals, 0);
-    memtrack_lock_release(&pass_lock);
+    atomic_store(&pass_lock, 0);          /* the parent's writer may have held it */
+    atomic_store(&flush_requested, 0);
     atomic_store(&writer_running, 0);   /* threads do not survive fork */
 }
