@@ -219,6 +219,8 @@ static int in_flight(const struct shard *shard, uintptr_t address) {
     return 0;
 }
 
+static void warn_if_slow(void);
+
 /* The young part is full: its oldest entry goes to the backlog, or, with the budget spent, is
  * written by this thread. Queued removals go first then: one of them may be for an earlier
  * block at the address about to be written. */
@@ -234,6 +236,7 @@ static void make_room(struct shard *shard) {
         shard->removal_count = 0;
         memtrack_write_block(&shard->slots[oldest]);
         atomic_fetch_add_explicit(&memtrack_program_records, 1, memory_order_relaxed);
+        warn_if_slow();
     }
     delete_slot(shard, (unsigned)oldest);
 }

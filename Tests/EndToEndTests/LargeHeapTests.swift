@@ -107,3 +107,41 @@ extension EndToEnd {
         }
     }
 }
+
+extension EndToEnd.LargeHeap {
+    /// Whether the directory is on tmpfs (`stat -f`), or nil when it cannot be told.
+    static func isTmpfs(_ path: String) -> Bool? {
+        let result = runCommand(["/usr/bin/stat", "-f", "-c", "%T", path])
+        guard result.exitedNormally && result.status == 0 else { return nil }
+        return result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "tmpfs"
+    }
+
+    @Test("MEM_DIR on a disk: one warning suggesting tmpfs once the program has to write records itself",
+          .enabled(if: isTmpfs(NSTemporaryDirectory()) == false, "the temporary directory is not on a disk"))
+    func diskWarning() throws {
+        try withScratch { scratch in
+            let run = try runTracked(try E2E.example("manylive"), ["8000"], Tracking(memDir: scratch.memDir),
+                                     extraEnvironment: ["MEM_BACKLOG": "0"])
+            #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)")
+            #expect(run.stderrLines == ["memtrack: warning: MEM_DIR is not on tmpfs and the record writer is falling behind, "
+                                        + "so the program runs slower; put MEM_DIR on tmpfs (e.g. MEM_DIR=/dev/shm/mem) for speed"])
+            let dir = try onlyRunDirectory(scratch.memDir)
+            #expect(dir.blocks.count == 8000)
+        }
+    }
+
+    @Test("MEM_DIR on tmpfs: no warning, even when the program writes records itself",
+          .enabled(if: FileManager.default.isWritableFile(atPath: "/dev/shm") && isTmpfs("/dev/shm") == true))
+    func noWarningOnTmpfs() throws {
+        let memDir = URL(fileURLWithPath: "/dev/shm").appendingPathComponent("memdir-largeheap-\(getpid())")
+        try? FileManager.default.removeItem(at: memDir)
+        defer { try? FileManager.default.removeItem(at: memDir) }
+        let run = try runTracked(try E2E.example("manylive"), ["8000"], Tracking(memDir: memDir),
+                                 extraEnvironment: ["MEM_BACKLOG": "0"])
+        #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)")
+        #expect(run.stderrLines == [])
+        let dir = try onlyRunDirectory(memDir)
+        #expect(dir.blocks.count == 8000)
+        #expect((dir.counter("program-records") ?? 0) > 0)
+    }
+}
