@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #define MEMTRACK_SOURCE_LOCATIONS
 #include "memtrack.h"
@@ -55,13 +56,14 @@ __attribute__((noinline)) static void paused_with_thread(void) {
     memtrack_resume();
 }
 
-/* Whether MEM_DIR/PID/ADDRESS.mem exists now. */
+/* Whether MEM_DIR/PID/ADDRESS.mem exists now (a symlink: its target is never a path). */
 static int recorded(const void *block) {
     const char *directory = getenv("MEM_DIR");
     char path[4096];
     if (!directory) return 0;
     snprintf(path, sizeof path, "%s/%d/%p.mem", directory, (int)getpid(), block);
-    return access(path, F_OK) == 0;
+    struct stat status;
+    return lstat(path, &status) == 0;
 }
 
 __attribute__((noinline)) static void ignored(void) {

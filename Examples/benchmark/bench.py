@@ -39,15 +39,18 @@ HARNESS_SOURCES = HERE / "harness"      # launch.c
 
 # Sizes. FULL is the real benchmark; QUICK is a smoke test that finishes in under a minute.
 FULL = dict(churn_pairs=2_000_000, longlived_blocks=100_000, sort_mb=20, json_items=60_000,
-            perl_keys=250_000, records=1_000_000, stacks=300, leakcheck_blocks=1_048_576)
+            perl_keys=250_000, records=1_000_000, stacks=300, threaded_rounds=200,
+            python_dicts=300_000, live_blocks=1_000_000, leakcheck_blocks=1_048_576)
 QUICK = dict(churn_pairs=100_000, longlived_blocks=5_000, sort_mb=1, json_items=5_000,
-             perl_keys=10_000, records=5_000, stacks=50, leakcheck_blocks=20_000)
+             perl_keys=10_000, records=5_000, stacks=50, threaded_rounds=10,
+             python_dicts=10_000, live_blocks=20_000, leakcheck_blocks=20_000)
 
 SLOW_RUN_S = 10.0      # a pair whose first run takes longer gets at most 3 runs
 VERY_SLOW_RUN_S = 90.0 # ... and one whose first run takes longer than this, 1 run only
 DEFAULT_TIMEOUT_S = 120 # a single run taking longer is killed and reported (--timeout)
 DEPTHS = (1, 4, 12, 24)
-WORKLOAD_NAMES = ("churn", "longlived", "sort", "python-json", "perl-hash", "memdir-list", "leakcheck-heap")
+WORKLOAD_NAMES = ("churn", "longlived", "sort", "python-json", "perl-hash", "threaded",
+                  "python-malloc", "live-1m", "memdir-list", "leakcheck-heap")
 GOALS = {"longlived": 1.3, "memdir-list": 1.5}   # memtrack / memdir vs the C loop
 
 
@@ -92,6 +95,7 @@ class Workload:
     leak_argv: list = None              # untimed check: memtrack must leave leak_files files
     leak_files: int = 0
     memdir_only: bool = False           # timed with `memdir list` and its loop only
+    env: dict = field(default_factory=dict)   # added to every tool's environment
 
 
 def workloads(sizes, bins, data):
@@ -104,6 +108,8 @@ def workloads(sizes, bins, data):
                  "assert back == data\n")
     perl_code = (f'my %h; $h{{"key-$_"}} = [$_, "value-$_"] for 1..{sizes["perl_keys"]}; '
                  'my $n = keys %h; print "$n\\n";')
+    python_dicts_code = (f"data = [{{'id': i, 'name': 'n%d' % i}} for i in range({sizes['python_dicts']})]\n"
+                         "print(len(data))\n")
     blocks = sizes["longlived_blocks"]
     return [
         Workload("churn", [bins["churn"], str(sizes["churn_pairs"]), "1024"],
@@ -121,6 +127,16 @@ def workloads(sizes, bins, data):
                  note=f"json dumps+loads of {sizes['json_items']:,} dicts"),
         Workload("perl-hash", ["/usr/bin/perl", "-e", perl_code],
                  note=f"hash of {sizes['perl_keys']:,} keys"),
+        Workload("threaded", [bins["threaded"], "4", str(sizes["threaded_rounds"]), "500", "20000"],
+                 note=f"threaded.cpp: 4 producer threads x {sizes['threaded_rounds']} batches of 500 "
+                      "blocks freed by a consumer thread, 80,000 blocks live throughout",
+                 expect_files=0),
+        Workload("python-malloc", ["/usr/bin/python3", "-c", python_dicts_code],
+                 note=f"PYTHONMALLOC=malloc, {sizes['python_dicts']:,} small dicts built and kept",
+                 env={"PYTHONMALLOC": "malloc"}),
+        Workload("live-1m", [bins["livemany"], str(sizes["live_blocks"])],
+                 note=f"livemany.c: {sizes['live_blocks']:,} blocks of 16-79 B live at exit",
+                 expect_files=sizes["live_blocks"]),
         Workload("memdir-list", [bins["memdir"], "list", str(data["records"])],
                  note=f"{sizes['records']:,} block records, {sizes['stacks']} stacks, warm cache",
                  loop_argv=[bins["readdirloop"], str(data["records"])],
@@ -160,6 +176,10 @@ class Run:
     exit: str                           # "0", "1", "SIGSEGV"...
     stderr_tail: str
     mem_files: int = None               # memtrack: .mem files left in MEM_DIR
+    tmpfs_kib: int = None               # memtrack: data blocks the records take (st_blocks)
+    kernel_kib: int = None              # memtrack: SUnreclaim + Shmem growth while it ran
+    program_records: int = 0            # memtrack: records the program's threads wrote
+    writer_records: int = 0             # memtrack: records the writer (and exit flush) wrote
     free_files: int = 0                 # memtrack: bad-free files
     run_dirs: int = 0
     status_problems: list = field(default_factory=list)
@@ -230,10 +250,11 @@ def tail(path, lines=6):
     return "\n".join(text[-lines:])
 
 
-def command_for(tool, argv, scratch, ctx):
+def command_for(tool, argv, scratch, ctx, extra_env=None):
     """The full command line and environment for running argv under tool."""
     argv = [a.replace("{scratch}", str(scratch)) for a in argv]
     env = base_environment()
+    env.update(extra_env or {})
     env.update(tool.env)
     if tool.kind == "memtrack":
         env["BENCH_LD_PRELOAD"] = str(ctx.lib)    # LD_PRELOAD for argv, not launch.c
@@ -249,14 +270,40 @@ def command_for(tool, argv, scratch, ctx):
 def inspect_mem_dir(mem_dir, run):
     """Counts the records memtrack left and collects any status that is not a clean exit."""
     run.mem_files = 0
+    run.tmpfs_kib = 0
     for run_dir in sorted(p for p in mem_dir.iterdir() if p.is_dir()):
         run.run_dirs += 1
         names = os.listdir(run_dir)
         run.mem_files += sum(1 for n in names if n.endswith(".mem"))
         run.free_files += sum(1 for n in names if n.endswith(".free"))
+        for name in names:   # symlinks whose target fits in the inode have 0 blocks
+            if name.endswith(".mem"):
+                run.tmpfs_kib += os.lstat(run_dir / name).st_blocks // 2
+        counters = status_counters(run_dir / "status")
+        run.program_records += counters.get("program-records", 0)
+        run.writer_records += counters.get("writer-records", 0)
         problem = status_problem(run_dir / "status")
         if problem:
             run.status_problems.append(f"{run_dir.name}: {problem}")
+
+
+def status_counters(path):
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return {}
+    pairs = (line.split(" ", 1) for line in lines[1:] if " " in line)
+    return {k: int(v) for k, v in pairs if v.isdigit()}
+
+
+def kernel_memory_kib():
+    """SUnreclaim + Shmem from /proc/meminfo: where tmpfs inodes, dentries and pages live."""
+    values = {}
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("SUnreclaim", "Shmem", "SReclaimable"):
+            values[key] = int(rest.split()[0])
+    return sum(values.values())
 
 
 def status_problem(path):
@@ -277,16 +324,18 @@ def status_problem(path):
     return ", ".join(bad) or None
 
 
-def run_once(tool, argv, ctx):
+def run_once(tool, argv, ctx, extra_env=None):
     """One timed run in a fresh scratch directory (MEM_DIR, loop dir or heaptrack output),
     which is inspected and deleted afterwards, outside the timing."""
     scratch = Path(tempfile.mkdtemp(prefix="memdir-bench-", dir=ctx.mem_root))
     stderr_path = Path(tempfile.mkstemp(prefix="memdir-bench-stderr-")[1])
     try:
-        full_argv, env = command_for(tool, argv, scratch, ctx)
+        full_argv, env = command_for(tool, argv, scratch, ctx, extra_env)
+        kernel_before = kernel_memory_kib()
         seconds, maxrss, status = spawn_and_wait(full_argv, env, stderr_path, ctx)
         run = Run(seconds, maxrss, describe_exit(status), tail(stderr_path))
         if tool.kind == "memtrack":
+            run.kernel_kib = kernel_memory_kib() - kernel_before
             inspect_mem_dir(scratch, run)
         return run
     finally:
@@ -341,10 +390,10 @@ def measure(workload, tool, argv, ctx):
     if row.skipped:
         return row
     if workload.memdir_only:
-        run_once(tool, argv, ctx)           # warm the cache, untimed
+        run_once(tool, argv, ctx, workload.env)   # warm the cache, untimed
     wanted = ctx.runs
     while len(row.runs) < wanted:
-        run = run_once(tool, argv, ctx)
+        run = run_once(tool, argv, ctx, workload.env)
         row.runs.append(run)
         progress(row, run)
         if run.exit == "timeout":
@@ -378,7 +427,7 @@ def check_memtrack(row, workload, tool, ctx):
     if not any(r.run_dirs for r in row.ok_runs):
         row.notes.append("WRONG: no run directory was created")
     if workload.leak_argv:
-        leak = run_once(tool, workload.leak_argv, ctx)
+        leak = run_once(tool, workload.leak_argv, ctx, workload.env)
         verdict = "ok" if leak.exit == "0" and leak.mem_files >= workload.leak_files else "WRONG"
         row.notes.append(f"leak check {verdict}: {leak.mem_files}/{workload.leak_files} files"
                          + (f", exit {leak.exit}" if leak.exit != "0" else ""))
@@ -436,14 +485,16 @@ def tail_text(text, lines):
 
 
 def compile_workloads():
-    """cc -O2 -g each workloads/*.c and harness/*.c into build/, when the source is newer than
-    the binary."""
+    """cc -O2 -g each workloads/*.c and harness/*.c (c++ for *.cpp) into build/, when the
+    source is newer than the binary."""
     BUILD.mkdir(exist_ok=True)
     bins = {}
-    for source in sorted([*WORKLOAD_SOURCES.glob("*.c"), *HARNESS_SOURCES.glob("*.c")]):
+    for source in sorted([*WORKLOAD_SOURCES.glob("*.c"), *WORKLOAD_SOURCES.glob("*.cpp"),
+                          *HARNESS_SOURCES.glob("*.c")]):
         binary = BUILD / source.stem
         if not binary.exists() or binary.stat().st_mtime < source.stat().st_mtime:
-            subprocess.run(["cc", "-O2", "-g", "-Wall", "-o", str(binary), str(source)],
+            compiler = ["c++", "-pthread"] if source.suffix == ".cpp" else ["cc"]
+            subprocess.run(compiler + ["-O2", "-g", "-Wall", "-o", str(binary), str(source)],
                            check=True)
         bins[source.stem] = str(binary)
     return bins
@@ -456,7 +507,7 @@ def generate_data(sizes, bins, data_dir, wanted):
     sort_file = data_dir / f"sort-{sizes['sort_mb']}mb.txt"
     if "sort" in wanted and not sort_file.exists():
         write_sort_input(sort_file, sizes["sort_mb"] * 1024 * 1024)
-    records = data_dir / f"records-{sizes['records']}-{sizes['stacks']}"
+    records = data_dir / f"records-v2-{sizes['records']}-{sizes['stacks']}"
     run_dir = records / "4242"
     if "memdir-list" in wanted and not run_dir.exists():
         print(f"generating {sizes['records']:,} records in {run_dir} (once)...",
@@ -532,7 +583,8 @@ def git_describe():
 
 
 COLUMNS = ("workload", "tool", "runs", "median s", "spread", "x plain", "x heaptrack",
-           "x C loop", "peak RSS MiB", ".mem left", "notes")
+           "x C loop", "peak RSS MiB", ".mem left", "tmpfs KiB", "kernel B/record",
+           "program wrote", "notes")
 
 
 def table_rows(rows):
@@ -547,12 +599,12 @@ def table_rows(rows):
             out.append([row.workload, row.tool, "0", f">{limit:.0f}", "-",
                         ratio(limit, by_key.get((row.workload, "plain")), ">"),
                         ratio(limit, by_key.get((row.workload, "heaptrack")), ">"),
-                        "-", "-", "-", "; ".join(row.notes)])
+                        "-", "-", "-", "-", "-", "-", "; ".join(row.notes)])
             continue
         if median is None:
             why = row.skipped or "failed"
             out.append([row.workload, row.tool, str(len(row.runs)), "-", "-", "-", "-", "-", "-",
-                        "-", "; ".join([why] + row.notes)])
+                        "-", "-", "-", "-", "; ".join([why] + row.notes)])
             continue
         times = [r.seconds for r in row.ok_runs]
         spread = f"{(max(times) - min(times)) / median * 100:.0f}%" if len(times) > 1 else "-"
@@ -561,7 +613,7 @@ def table_rows(rows):
                     ratio(median, by_key.get((row.workload, "heaptrack"))),
                     loop_ratio(row, median, by_key.get((row.workload, "loop"))),
                     f"{row.median_rss_mib:.1f}",
-                    mem_left(row), "; ".join(row.notes)])
+                    mem_left(row), *memory_cells(row), "; ".join(row.notes)])
     return out
 
 
@@ -580,6 +632,20 @@ def loop_ratio(row, median, loop):
     if row.kind == "loop" or goal is None:
         return f"{value:.2f}"
     return f"{value:.2f} {'ok' if value <= goal else 'MISS'} (goal {goal})"
+
+
+def memory_cells(row):
+    """tmpfs KiB the records take, kernel bytes per record left, share the program wrote."""
+    runs = [r for r in row.ok_runs if r.tmpfs_kib is not None]
+    if not runs:
+        return ["-", "-", "-"]
+    tmpfs = statistics.median(r.tmpfs_kib for r in runs)
+    per_record = [r.kernel_kib * 1024 / r.mem_files for r in runs if r.mem_files >= 1000]
+    kernel = f"{statistics.median(per_record):.0f}" if per_record else "-"
+    shares = [r.program_records / (r.program_records + r.writer_records)
+              for r in runs if r.program_records + r.writer_records]
+    program = f"{statistics.median(shares) * 100:.1f}%" if shares else "-"
+    return [f"{tmpfs:.0f}", kernel, program]
 
 
 def mem_left(row):
@@ -650,6 +716,11 @@ peak RSS: median ru_maxrss from wait4 of the command (harness/launch.c): for hea
 shell script) the largest process of its tree, for valgrind valgrind's own process, which holds
 the program.
 .mem left: .mem files in MEM_DIR after each run (churn and longlived free everything: 0).
+tmpfs KiB: data blocks the block records take at the end (st_blocks; a symlink record whose
+target fits in the inode takes 0). kernel B/record: growth of SUnreclaim + SReclaimable + Shmem
+(/proc/meminfo) over the run, divided by the records left (only with 1,000 or more left; other
+processes on the machine add noise). program wrote: records the program's own threads wrote
+because the backlog budget (MEM_BACKLOG) was spent, as a share of all records written.
 leak check: one untimed run of `longlived ... leak`, which must leave one file per block."""
 
 
@@ -671,7 +742,8 @@ def parse_args():
     # tmpfs by default: on these VMs ext4 file creation costs 170-900 us and swings with the
     # load, which would measure the disk, not the tracker. --mem-root /tmp measures the disk.
     parser.add_argument("--mem-root", default="/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir(),
-                        help="where each run's fresh MEM_DIR is made (default: /tmp)")
+                        help="where each run's fresh MEM_DIR is made (default: /dev/shm when "
+                        "writable, else the temp directory)")
     parser.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(),
                         "memdir-bench-data"), help="generated inputs, kept between runs")
     args = parser.parse_args()

@@ -12,6 +12,8 @@ public struct BlockFields: Equatable {
     public var via: Range<Int> = 0..<0
     /// The optional `src=` value (memtrack.h's location), escaped; empty when absent.
     public var source: Range<Int> = 0..<0
+    /// The optional `family=` value (`new`, `new[]`); empty when absent (malloc's).
+    public var family: Range<Int> = 0..<0
 }
 
 public enum BlockParseResult: Equatable {
@@ -31,6 +33,8 @@ public struct BlockSample: Equatable, Sendable {
     public var stack: [UInt64]
     /// `FILE:LINE:FUNCTION` noted by memtrack.h (NotedSource.swift); nil when absent.
     public var source: String? = nil
+    /// `new` or `new[]` for a block of operator new or new[]; nil for malloc's family.
+    public var family: String? = nil
 }
 
 public enum BlockParser {
@@ -100,6 +104,8 @@ public enum BlockParser {
             case 5 where matches(buffer, keyStart, keyEnd, "stack"):
                 seen |= 1 << 4
                 if !parseStack(buffer, valueStart, valueEnd, into: &stack) { bad = "stack" }
+            case 6 where matches(buffer, keyStart, keyEnd, "family"):
+                fields.family = valueStart..<valueEnd
             case 6 where matches(buffer, keyStart, keyEnd, "thread"):
                 if let v = num(1 << 5, "thread") { fields.thread = v } else { bad = "thread" }
             case 7 where matches(buffer, keyStart, keyEnd, "address"):

@@ -66,6 +66,10 @@ public enum Scanner {
         public static let process = 128 * 1024
         public static let status = 16 * 1024
         public static let modules = 64 * 1024 * 1024
+        /// Format 2's `stacks` file (a line per distinct stack, at most ~1.3 KB each) and
+        /// `sources` file (a line per memtrack.h location, at most ~8 KB each).
+        public static let stacks = 1024 * 1024 * 1024
+        public static let sources = 64 * 1024 * 1024
     }
 
     /// The run directories under `path`, or `[path]` when it is a run directory itself.
@@ -121,13 +125,15 @@ public enum Scanner {
         let process = small("process", limit: RecordLimit.process, RecordParser.parseProcess)
         let status = small("status", limit: RecordLimit.status, RecordParser.parseStatus)
         let modules = ModuleMap(small("modules", limit: RecordLimit.modules, RecordParser.parseModules) ?? [], rules: rules)
+        var stacks = StackTable.empty  // format 2: the stacks and source locations its block records name
+        do throws(MemdirError) { stacks = try StackTable.read(runDirectory: path) } catch { problems.append(error) }
         var scan = RunScan(directory: path, name: baseName(path), process: process, status: status, modules: modules)
         scan.classification = classification(runDirectory: path, status: status, problems: &problems)
         let accumulator = Accumulator()
         for p in problems { accumulator.problem(p) }
         var grouper = Grouper(mode: mode, modules: modules)
         if let age = olderThanMs { grouper.maxBlockMs = BlockAge.cutoff(olderThanMs: age, startUnixMs: process?.startUnixMs) }
-        streamBlocks(path: path, grouper: grouper, classification: scan.classification,
+        streamBlocks(path: path, grouper: grouper, classification: scan.classification, stacks: stacks,
                      into: accumulator, scan: &scan)
         scan.leaks = Array(accumulator.groups.values)
         scan.problems = accumulator.problems
@@ -159,7 +165,8 @@ public enum Scanner {
     }
 
     /// readdir the run directory; block files go to workers in batches, bad-free files are parsed here.
-    static func streamBlocks(path: String, grouper: Grouper, classification: Classification, into accumulator: Accumulator, scan: inout RunScan) {
+    static func streamBlocks(path: String, grouper: Grouper, classification: Classification, stacks: StackTable = .empty,
+                             into accumulator: Accumulator, scan: inout RunScan) {
         guard let dir = opendir(path) else {
             accumulator.problem(.directoryUnreadable(path: path, reason: errnoText(errno)))
             return
@@ -176,7 +183,8 @@ public enum Scanner {
             batch = NameBatch()
             slots.wait()
             DispatchQueue.global().async(group: group) {
-                parseBatch(work, dirfd: fd, directory: path, grouper: grouper, classification: classification, into: accumulator)
+                parseBatch(work, dirfd: fd, directory: path, grouper: grouper, classification: classification, stacks: stacks,
+                           into: accumulator)
                 slots.signal()
             }
         }
@@ -222,7 +230,7 @@ public enum Scanner {
     }
 
     static func parseBatch(_ batch: NameBatch, dirfd: Int32, directory: String, grouper: Grouper, classification: Classification,
-                           into accumulator: Accumulator) {
+                           stacks: StackTable = .empty, into accumulator: Accumulator) {
         var local: [GroupKey: LeakAggregate] = [:]
         var problems: [MemdirError] = []
         var problemCount = 0
@@ -236,37 +244,50 @@ public enum Scanner {
                 if problems.count < keptProblems { problems.append(error) }
             }
             func filePath() -> String { join(directory, String(cString: name)) }
-            let opened = openRecordFile({ openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK) },
-                                        limit: RecordLimit.block)
-            if let refusal = opened.refusal { problem(.malformedRecord(path: filePath(), reason: refusal)); return }
-            let fd = opened.fd
-            if fd < 0 {
-                // ENOENT: freed between readdir and open, not a leak. ELOOP: a symbolic link,
-                // which is not a v1 record and is never followed.
-                if opened.errno != ENOENT && opened.errno != ELOOP {
-                    problem(.malformedRecord(path: filePath(), reason: errnoText(opened.errno).lowercasedFirst))
-                }
-                return
-            }
+            // Format 2: a symlink, one readlinkat. Format 1: a regular file, opened without
+            // following links or blocking, checked (fstat) and read whole within the limit.
+            let parsed: BlockParseResult
             var filled = 0
-            var failure: Int32 = 0
-            while filled < buffer.count {   // the buffer holds RecordLimit.block bytes and one more
-                let n = retryingEINTR { read(fd, buffer.baseAddress! + filled, buffer.count - filled) }
-                if n < 0 { failure = errno; break }
-                if n == 0 { break }
-                filled += n
-            }
-            close(fd)
-            if failure != 0 {
-                problem(.malformedRecord(path: filePath(), reason: errnoText(failure).lowercasedFirst))
+            switch BlockRecordV2.readLink(dirfd: dirfd, name: name, into: buffer) {
+            case .link(let length):
+                parsed = BlockRecordV2.parse(buffer, length: length, name: name, stacks: stacks, stack: &stack, end: &filled)
+            case .missing: return  // freed between readdir and now, not a leak
+            case .failed(let code):
+                problem(.malformedRecord(path: filePath(), reason: errnoText(code).lowercasedFirst))
                 return
-            }
-            if filled > RecordLimit.block {   // it grew after the fstat
-                problem(.malformedRecord(path: filePath(), reason: "record too large (more than \(RecordLimit.block) bytes)"))
-                return
+            case .notALink:
+                let opened = openRecordFile({ openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK) },
+                                            limit: RecordLimit.block)
+                if let refusal = opened.refusal { problem(.malformedRecord(path: filePath(), reason: refusal)); return }
+                let fd = opened.fd
+                if fd < 0 {
+                    // ENOENT: freed between readlinkat and open, not a leak. ELOOP: it became a
+                    // symbolic link meanwhile (a new record at the address): never followed.
+                    if opened.errno != ENOENT && opened.errno != ELOOP {
+                        problem(.malformedRecord(path: filePath(), reason: errnoText(opened.errno).lowercasedFirst))
+                    }
+                    return
+                }
+                var failure: Int32 = 0
+                while filled < buffer.count {   // the buffer holds RecordLimit.block bytes and one more
+                    let n = retryingEINTR { read(fd, buffer.baseAddress! + filled, buffer.count - filled) }
+                    if n < 0 { failure = errno; break }
+                    if n == 0 { break }
+                    filled += n
+                }
+                close(fd)
+                if failure != 0 {
+                    problem(.malformedRecord(path: filePath(), reason: errnoText(failure).lowercasedFirst))
+                    return
+                }
+                if filled > RecordLimit.block {   // it grew after the fstat
+                    problem(.malformedRecord(path: filePath(), reason: "record too large (more than \(RecordLimit.block) bytes)"))
+                    return
+                }
+                parsed = BlockParser.parse(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]), stack: &stack)
             }
             let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<filled])
-            switch BlockParser.parse(bytes, stack: &stack) {
+            switch parsed {
             case .malformed(let reason): problem(.malformedRecord(path: filePath(), reason: reason))
             case .unsupportedVersion(let version): problem(.unsupportedVersion(path: filePath(), version: version))
             case .ok(let fields):
@@ -290,7 +311,8 @@ public enum Scanner {
         BlockSample(address: f.address, size: f.size, seq: f.seq, thread: f.thread, ms: f.ms,
                     via: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[f.via]), as: UTF8.self), stack: stack,
                     source: f.source.isEmpty ? nil
-                        : unescapeValue(Substring(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[f.source]), as: UTF8.self))))
+                        : unescapeValue(Substring(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[f.source]), as: UTF8.self))),
+                    family: f.family.isEmpty ? nil : String(decoding: UnsafeRawBufferPointer(rebasing: bytes[f.family]), as: UTF8.self))
     }
 }
 

@@ -15,6 +15,7 @@
  */
 #include "internal.h"
 
+#include <errno.h>
 #include <string.h>
 
 MEMTRACK_THREAD_LOCAL int memtrack_thread_annotations;   /* ANNOTATE_* bits of this thread */
@@ -118,6 +119,35 @@ char *memtrack_put_source(char *out, const char *end, uint32_t source, uint32_t 
     out = memtrack_put_decimal(out, end, line);
     out = memtrack_put_text(out, end, ":");
     return memtrack_put_escaped(out, end, source_pool + s->function_offset);
+}
+
+/* Format 2 records name a location by its slot number (`l=ID:LINE`); the `sources` file maps
+ * it to `ID FILE<tab>FUNCTION` (both escaped, so neither holds a tab), written once per
+ * process before the first record that names it. */
+static atomic_uchar source_published[SOURCE_SLOTS];
+
+int memtrack_publish_source(uint32_t source) {
+    if (!source || source > SOURCE_SLOTS) return EINVAL;
+    atomic_uchar *published = &source_published[source - 1];
+    if (atomic_load_explicit(published, memory_order_acquire) == 2) return 0;
+    unsigned char expected = 0;
+    if (!atomic_compare_exchange_strong(published, &expected, 1)) return 0;   /* being written */
+    const struct source *s = &sources[source - 1];
+    char line[32 + 2 * 4 * 1024 + 4];
+    char *out = line, *end = line + sizeof line - 1;
+    out = memtrack_put_decimal(out, end, source);
+    out = memtrack_put_text(out, end, " ");
+    out = memtrack_put_escaped(out, end, source_pool + s->file_offset);
+    out = memtrack_put_text(out, end, "\t");
+    out = memtrack_put_escaped(out, end, source_pool + s->function_offset);
+    *out++ = '\n';
+    int error = memtrack_append_sources_file(line, (size_t)(out - line));
+    atomic_store_explicit(published, error ? 0 : 2, memory_order_release);
+    return error;
+}
+
+void memtrack_sources_reset(void) {
+    for (int i = 0; i < SOURCE_SLOTS; i++) atomic_store_explicit(&source_published[i], 0, memory_order_relaxed);
 }
 
 // ---- The allocation hook -----------------------------------------------------------------

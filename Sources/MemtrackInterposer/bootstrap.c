@@ -20,9 +20,10 @@
 struct memtrack_config memtrack_config = {
     .settle_ms = 50,   /* tens of ms: most blocks die sooner, a person reading `ls` never notices */
     .depth = 12,       /* gets past operator new, std::allocator and a vector's growth into user code */
-    .freeres = 1,
-    .leak_check = 1,   /* classify live blocks at exit, as valgrind's --leak-check=full */      /* as valgrind: libc's own buffers are not the program's leaks */
+    .freeres = 1,      /* as valgrind: libc's own buffers are not the program's leaks */
+    .leak_check = 1,   /* classify live blocks at exit, as valgrind's --leak-check=full */
     .quarantine_bytes = 8u << 20,  /* catches stale frees a few thousand blocks back; see README */
+    .backlog_bytes = 64u << 20,    /* records and removals waiting for the writer: about 1M; see README */
 };
 struct memtrack_next_allocator memtrack_next;
 MEMTRACK_THREAD_LOCAL int memtrack_busy;
@@ -131,6 +132,7 @@ static void read_configuration_once(int complain) {
     if (read_setting("MEM_LEAK_CHECK", &value, complain)) memtrack_config.leak_check = value != 0;
     if (read_setting("MEM_TRACE_AFTER", &value, complain))   /* seconds, capped at a day */
         memtrack_start_tracing_after(value > 86400 ? 86400000u : (uint32_t)value * 1000u);
+    if (read_setting("MEM_BACKLOG", &value, complain)) memtrack_config.backlog_bytes = (size_t)value;
 }
 
 static void read_configuration(void) { read_configuration_once(0); }

@@ -266,7 +266,7 @@ static void release_checked(void *pointer, int family, int via, const struct mem
     int expected = cxx ? cxx->family : MEMTRACK_FAMILY_MALLOC;
     /* A settled block's stack is only in its file, which the removal below queues for unlinking. */
     if (family != expected) memtrack_read_block((uintptr_t)pointer, &event.size, &event.alloc_stack);
-    memtrack_pending_remove((uintptr_t)pointer, &event.alloc_stack, &event.size);
+    memtrack_pending_remove_with_stack((uintptr_t)pointer, &event.alloc_stack, &event.size);
     int known = event.alloc_stack.depth != 0;   /* young (pending table) or read from its file */
     if (family != expected) {
         event.kind = "mismatched-free";

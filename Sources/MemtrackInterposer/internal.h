@@ -8,6 +8,7 @@
  *   quarantine.c  freed blocks held back from reuse, so stale frees are still caught
  *   records.c     formatting and writing record files (never stdio, never malloc), atomically,
  *                 through the file thread: no descriptor in the program's table
+ *   stacks.c      call stacks interned once per process, in the run directory's `stacks` file
  *   process.c     the run directory, fork, exec, exit and fatal signals
  *   unwind.c      the call-stack capture
  *   leakcheck.c   the leak check: which live blocks are still reachable, and which are lost
@@ -64,6 +65,7 @@ struct memtrack_config {
     size_t quarantine_bytes;  /* MEM_QUARANTINE */
     int leak_check;           /* MEM_LEAK_CHECK */
     uint32_t trace_after_ms;  /* MEM_TRACE_AFTER, in ms: blocks allocated earlier are not recorded */
+    size_t backlog_bytes;     /* MEM_BACKLOG: memory for records waiting for the writer */
 };
 extern struct memtrack_config memtrack_config;
 
@@ -150,9 +152,33 @@ extern char memtrack_run_name[64];
 extern uint64_t memtrack_start_milliseconds;   /* monotonic, for the ms= field */
 extern atomic_uint_fast64_t memtrack_sequence;
 
+/* A block as its record holds it: the stack interned (stacks.c). 48 bytes. */
+struct memtrack_record {
+    uintptr_t address;
+    uint64_t size;
+    uint64_t sequence;
+    uint32_t milliseconds;
+    int32_t thread;
+    uint32_t stack_id;
+    uint8_t via;
+    uint8_t family;                 /* enum memtrack_family */
+    uint32_t source, source_line;   /* as in memtrack_block */
+};
+
+/* Interns the stack (if need be) and writes the block's symlink record. */
 int memtrack_write_block(const struct memtrack_block *block);
+int memtrack_write_record(const struct memtrack_record *record);
+void memtrack_make_record(struct memtrack_record *record, const struct memtrack_block *block, uint32_t stack_id);
+void memtrack_create_stacks_file(void);
+int memtrack_append_stacks_file(const char *line, size_t length);
+/* memtrack.h's locations of format 2 records: `ID FILE\tFUNCTION` lines (annotations.c). */
+int memtrack_append_sources_file(const char *line, size_t length);
 void memtrack_remove_block_file(uintptr_t address);
 void memtrack_read_block(uintptr_t address, uint64_t *size, struct memtrack_stack *stack);
+/* The same, either record format; stack may be NULL. Returns 1 if the record was read. */
+int memtrack_read_block_record(uintptr_t address, uint64_t *size, struct memtrack_stack *stack);
+/* Stack `id` from the run directory's stacks file. Returns 1 if found. */
+int memtrack_read_stack(uint32_t id, struct memtrack_stack *stack);
 void memtrack_write_bad_free(const struct memtrack_bad_free *event);
 void memtrack_write_process_file(const char *parent_run_name);
 /* Remembers the freshly created run directory (its path and identity); the caller closes fd. */
@@ -198,12 +224,24 @@ char *memtrack_put_stack(char *out, const char *end, const struct memtrack_stack
 char *memtrack_put_escaped(char *out, const char *end, const char *text);
 /* The run directory, re-opened if the program took our descriptor; -1 when unusable. */
 
+/* ---- stacks.c ------------------------------------------------------------------------- */
+
+/* The stack's id in this process's stacks file, its line written first if it is new. 0 when
+ * the line could not be written (*error says why). Lock-free; safe in a signal handler. */
+uint32_t memtrack_stack_id(const struct memtrack_stack *stack, int *error);
+void memtrack_stacks_reset(void);
+/* The innermost frame of stack `id` (kept in memory for the leak check), 0 when unknown. */
+uintptr_t memtrack_stack_first_frame(uint32_t id);
+void memtrack_stacks_for_each_mapping(void (*visit)(uintptr_t start, size_t bytes, void *context), void *context);
+
 /* ---- pending.c ------------------------------------------------------------------------ */
 
 void memtrack_pending_add(const struct memtrack_block *block);
 /* Forgets the block's record: removes its table entry or its file. If known, copies the
  * allocation stack and size out (for the quarantine's double-free reports). */
 void memtrack_pending_remove(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size);
+/* The same, reading a backlog entry's stack back from the stacks file (mismatch reports). */
+void memtrack_pending_remove_with_stack(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size);
 /* Writes every pending record and removes every queued file. in_signal: do not wait on
  * locks this thread may hold. */
 void memtrack_pending_flush(int in_signal);
@@ -216,6 +254,8 @@ void memtrack_pending_fork_child(void);
  * the writer thread's id and an address on its stack (0 until it runs). */
 void memtrack_pending_visit(void (*visit)(const struct memtrack_block *block, void *context), void *context);
 int memtrack_pending_pause_writer(void);
+int memtrack_pending_backlog_lookup(uintptr_t address, uint64_t *size, uintptr_t *first_frame);
+void memtrack_pending_for_each_mapping(void (*visit)(uintptr_t start, size_t bytes, void *context), void *context);
 int memtrack_pending_writer_thread(void);
 void memtrack_pending_resume_writer(void);
 extern atomic_int memtrack_writer_thread;
@@ -223,6 +263,12 @@ extern atomic_int memtrack_writer_thread;
 extern atomic_int memtrack_file_thread;
 extern atomic_uintptr_t memtrack_file_thread_stack_address;
 extern atomic_uintptr_t memtrack_writer_stack_address;
+/* How the writing was shared, for `status`: records the writer wrote, records the program's
+ * threads wrote because the backlog budget was spent, the most records ever waiting. */
+extern atomic_uint_fast64_t memtrack_writer_records, memtrack_program_records, memtrack_backlog_peak,
+    memtrack_program_removals;
+/* Set when MEM_DIR is not on tmpfs (statfs): a writer falling behind then says so once. */
+extern atomic_int memtrack_slow_directory;
 /* After the final record at exit: everything later is written synchronously. */
 extern atomic_int memtrack_synchronous;
 
@@ -261,6 +307,9 @@ int memtrack_annotate_allocation(struct memtrack_block *block);
 void memtrack_start_tracing_after(uint32_t milliseconds);
 /* ` src=FILE:LINE:FUNCTION` text of a block's source location (escaped). */
 char *memtrack_put_source(char *out, const char *end, uint32_t source, uint32_t line);
+/* Format 2: appends the source's line to the `sources` file once; 0 or an errno value. */
+int memtrack_publish_source(uint32_t source);
+void memtrack_sources_reset(void);   /* a forked child's record starts its own sources file */
 /* For the leak check: blocks the program asked us to ignore (memtrack_ignore,
  * __lsan_ignore_object), still live; and the registered root regions. */
 int memtrack_is_ignored(uintptr_t address);

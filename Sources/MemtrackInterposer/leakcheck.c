@@ -166,6 +166,8 @@ static uint64_t parse_number(const char *p) {
  * and the first frame of the allocation stack. Reads the file, or the target of a symlink.
  * Returns 1 if the record was found. */
 static int read_block_record(uintptr_t address, uint64_t *size, uintptr_t *first_frame) {
+    /* A record still in the writer's backlog (pending.c) is read from there. */
+    if (memtrack_pending_backlog_lookup(address, size, first_frame)) return 1;
     int directory = memtrack_record_directory();
     if (directory < 0) return 0;
     char name[32], text[1024];
@@ -189,6 +191,11 @@ static int read_block_record(uintptr_t address, uint64_t *size, uintptr_t *first
             found = 1;
         } else if (!strncmp(p, "stack=", 6)) {
             *first_frame = (uintptr_t)parse_number(p + 6);
+        } else if (!strncmp(p, "s=", 2)) {   /* format 2 (a symlink's target) */
+            *size = parse_number(p + 2);
+            found = 1;
+        } else if (!strncmp(p, "k=", 2)) {
+            *first_frame = memtrack_stack_first_frame((uint32_t)parse_number(p + 2));
         }
     }
     return found;
@@ -1118,6 +1125,10 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
     if (ran) {
         add_own((uintptr_t)c->maps, c->map_bytes, c);
         memtrack_shadow_for_each_mapping(add_own, c);
+        /* The backlogs and the stacks table first: the quarantine's blocks (up to 4,096 ranges)
+         * may fill the table of own ranges. */
+        memtrack_pending_for_each_mapping(add_own, c);
+        memtrack_stacks_for_each_mapping(add_own, c);
         memtrack_quarantine_visit(add_own, c);
         settle_own(c);
         if (c->count) {

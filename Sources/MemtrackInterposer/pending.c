@@ -1,39 +1,56 @@
 /* pending.c: deferred records. A new block first goes into a bounded in-memory table; only
- * blocks that outlive the settle time (MEM_SETTLE_MS) become files. Most blocks die within
+ * blocks that outlive the settle time (MEM_SETTLE_MS) become records. Most blocks die within
  * microseconds, so most frees are a table removal with no system call.
  *
  * The table is split into shards by address, each with its own small lock: no global lock,
- * and two threads collide only when their blocks hash to the same shard. A writer thread
- * wakes every half settle time, removes the files of freed blocks (queued per shard by the
- * freeing thread, so the program never waits for unlink) and writes the survivors. When a
- * shard is full, the thread that adds to it writes its oldest entry itself: the tracker's
- * memory stays bounded and a program that allocates faster than the writer pays for it.
+ * and two threads collide only when their blocks hash to the same shard. Each shard has two
+ * parts:
+ *   young     128 slots of full blocks (with their stacks), filled to 3/4 at most;
+ *   backlog   a growable hash table of compact records (the stack interned, 40 bytes each)
+ *             that takes a young shard's oldest entry when the young part is full. It grows
+ *             within MEM_BACKLOG bytes for all shards together.
+ * A free finds its block in either part and no record is ever written for it. A writer thread
+ * wakes every half settle time, removes the records of freed blocks (queued per shard by the
+ * freeing thread) and writes the settled blocks of both parts. Only when the backlog budget is
+ * spent does the allocating thread write a record itself (counted in `status`).
  *
- * Ordering: a file for address A is only ever removed by a free of A, and A can only be handed
- * out again after that free. The writer empties the removal queues first and then writes only
- * entries allocated before it began (seq < the sequence number read before emptying), so a
- * queued removal can never delete the file of a block allocated later at the same address.
+ * The writer makes its system calls outside the shard locks, so the program's threads never
+ * wait for a file operation: it takes a batch of removals or of records out of a shard, notes
+ * their addresses in the shard (`in_flight`), unlocks, does the calls, and locks again to
+ * finish. A free of a block whose record is in flight marks it; the writer then removes the
+ * record it has just made. A thread that writes a record itself skips addresses in flight.
+ *
+ * Ordering: a record for address A is only ever removed by a free of A, and A can only be
+ * handed out again after that free. The writer always takes queued removals before records,
+ * and writes only blocks allocated before its pass began (seq < the sequence number read
+ * first), so a queued removal can never delete the record of a block allocated later at A.
+ *
+ * A free in a signal handler that interrupted its own thread inside a shard cannot wait for
+ * that shard: it puts the address on the shard's small lock-free deferred list, and the
+ * interrupted code does the removal when it lets go of the shard (unlock_shard).
  */
 #include "internal.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
-/* 64 shards x 128 slots: 8,192 young blocks, about 2.5 MiB at the deepest stacks. Shards are
- * filled to 3/4 at most, so probes stay short. */
 #define SHARD_COUNT 64
 #define SHARD_SLOTS 128
 #define SHARD_LIMIT (SHARD_SLOTS * 3 / 4)
 /* Removals a shard can queue between two writer wakes before the freeing thread unlinks
  * itself. */
 #define REMOVAL_SLOTS 256
-/* Files written per lock hold: one, so a thread that frees into the same shard waits for at
- * most one file write (a millisecond on a slow disk; it sleeps meanwhile, see records.c). */
-#define WRITES_PER_HOLD 1
-
+/* Records or removals the writer takes out of a shard per lock hold. */
+#define BATCH 64
+#define BACKLOG_MIN_SLOTS 1024
 /* Frees a signal handler made while its own thread held the shard (see pending_remove). */
 #define DEFERRED_SLOTS 16
 
@@ -43,16 +60,29 @@ struct shard {
     uintptr_t deferred[DEFERRED_SLOTS];
     int count;
     int removal_count;
-    uintptr_t removals[REMOVAL_SLOTS];
+    int in_flight_count;
+    int in_flight_removals;              /* 1: in_flight holds removals; 0: records */
+    unsigned backlog_slots, backlog_count, backlog_cursor;
+    struct memtrack_record *backlog;     /* mmap'd, backlog_slots entries; address 0 is empty */
+    uintptr_t in_flight[BATCH];          /* low bit set: the block was freed meanwhile */
+    uintptr_t *removals;                 /* removal_space, or a larger mmap'd queue */
+    unsigned removal_capacity;
+    uintptr_t removal_space[REMOVAL_SLOTS];
     struct memtrack_block slots[SHARD_SLOTS];   /* address 0 marks an empty slot */
 } __attribute__((aligned(64)));
 
 static struct shard shards[SHARD_COUNT];
 /* Held by the writer for a whole pass, and by a flush: a flush must not finish (and the process
- * exit) while the writer holds removals it has taken from the queues but not yet done. */
+ * exit) while the writer holds records or removals it has taken out but not yet done. */
 static memtrack_lock pass_lock;
 atomic_int memtrack_synchronous;
 static atomic_int writer_running;
+atomic_uint_fast64_t memtrack_writer_records, memtrack_program_records, memtrack_backlog_peak;
+atomic_uint_fast64_t memtrack_program_removals;
+atomic_int memtrack_slow_directory;
+static atomic_size_t backlog_bytes;      /* mapped by all shards' backlogs */
+static atomic_uint_fast64_t backlog_records;
+static atomic_int warned_slow;
 /* The writer thread, for the leak check: it is the tracker's, never stopped or scanned. */
 atomic_int memtrack_writer_thread;
 atomic_uintptr_t memtrack_writer_stack_address;
@@ -66,7 +96,11 @@ static inline struct shard *shard_for(uintptr_t address) {
 static inline unsigned home_slot(uintptr_t address) {
     return (unsigned)(hash_address(address) >> 20) & (SHARD_SLOTS - 1);
 }
+static inline unsigned backlog_home(uintptr_t address, unsigned slots) {
+    return (unsigned)(hash_address(address) >> 26) & (slots - 1);
+}
 
+// ---- The young part --------------------------------------------------------------------------
 static int find_slot(struct shard *shard, uintptr_t address) {
     for (unsigned i = home_slot(address), probes = 0; probes < SHARD_SLOTS; i = (i + 1) & (SHARD_SLOTS - 1), probes++) {
         if (shard->slots[i].address == address) return (int)i;
@@ -99,35 +133,123 @@ static void insert_slot(struct shard *shard, const struct memtrack_block *block)
     shard->count++;
 }
 
-static void forget_locked(struct shard *shard, uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size, int *queued);
-
-/* Releases a shard, first doing the removals that signal handlers on this thread deferred
- * while it was held. A handler may add more while this runs: each is taken off with a
- * compare-and-swap, so none is lost or done twice. */
-static void unlock_shard(struct shard *shard) {
-    for (;;) {
-        int count = atomic_load(&shard->deferred_count);
-        if (!count) break;
-        uintptr_t address = shard->deferred[count - 1];
-        if (!atomic_compare_exchange_strong(&shard->deferred_count, &count, count - 1)) continue;
-        int queued = 0;
-        forget_locked(shard, address, NULL, NULL, &queued);
-        if (!queued) memtrack_remove_block_file(address);
+// ---- The backlog -----------------------------------------------------------------------------
+static int backlog_find(struct shard *shard, uintptr_t address) {
+    unsigned mask = shard->backlog_slots - 1;
+    if (!shard->backlog_count) return -1;
+    for (unsigned i = backlog_home(address, shard->backlog_slots);; i = (i + 1) & mask) {
+        if (shard->backlog[i].address == address) return (int)i;
+        if (!shard->backlog[i].address) return -1;
     }
-    memtrack_lock_release(&shard->lock);
 }
 
-/* A full shard writes its oldest entry. Queued removals go first: one of them may be for an
- * earlier block at the address about to be written. */
-static void write_oldest(struct shard *shard) {
-    for (int i = 0; i < shard->removal_count; i++) memtrack_remove_block_file(shard->removals[i]);
-    shard->removal_count = 0;
+static void backlog_delete(struct shard *shard, unsigned hole) {
+    unsigned mask = shard->backlog_slots - 1, next = hole;
+    for (;;) {
+        next = (next + 1) & mask;
+        uintptr_t address = shard->backlog[next].address;
+        if (!address) break;
+        unsigned home = backlog_home(address, shard->backlog_slots);
+        int stays = hole <= next ? (hole < home && home <= next) : (hole < home || home <= next);
+        if (stays) continue;
+        shard->backlog[hole] = shard->backlog[next];
+        hole = next;
+    }
+    shard->backlog[hole].address = 0;
+    shard->backlog_count--;
+    atomic_fetch_sub_explicit(&backlog_records, 1, memory_order_relaxed);
+}
+
+static void backlog_place(struct memtrack_record *table, unsigned slots, const struct memtrack_record *record) {
+    unsigned i = backlog_home(record->address, slots);
+    while (table[i].address) i = (i + 1) & (slots - 1);
+    table[i] = *record;
+}
+
+/* Doubles the shard's backlog if the budget allows. Returns 0 when it may not grow. */
+static int backlog_grow(struct shard *shard) {
+    unsigned slots = shard->backlog_slots ? shard->backlog_slots * 2 : BACKLOG_MIN_SLOTS;
+    size_t bytes = (size_t)slots * sizeof(struct memtrack_record);
+    size_t old_bytes = (size_t)shard->backlog_slots * sizeof(struct memtrack_record);
+    if (atomic_load_explicit(&backlog_bytes, memory_order_relaxed) + bytes - old_bytes > memtrack_config.backlog_bytes)
+        return 0;
+    void *fresh = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (fresh == MAP_FAILED) return 0;
+    for (unsigned i = 0; i < shard->backlog_slots; i++)
+        if (shard->backlog[i].address) backlog_place(fresh, slots, &shard->backlog[i]);
+    if (shard->backlog) munmap(shard->backlog, old_bytes);
+    atomic_fetch_add(&backlog_bytes, bytes - old_bytes);
+    shard->backlog = fresh;
+    shard->backlog_slots = slots;
+    shard->backlog_cursor = 0;   /* places changed: the writer's sweep starts over */
+    return 1;
+}
+
+/* Doubles the shard's removal queue within the same budget. Returns 0 when it may not grow. */
+static int grow_removals(struct shard *shard) {
+    if (!shard->removals) { shard->removals = shard->removal_space; shard->removal_capacity = REMOVAL_SLOTS; return 1; }
+    unsigned capacity = shard->removal_capacity * 2;
+    size_t bytes = (size_t)capacity * sizeof(uintptr_t);
+    size_t old_bytes = shard->removals == shard->removal_space ? 0 : (size_t)shard->removal_capacity * sizeof(uintptr_t);
+    if (atomic_load_explicit(&backlog_bytes, memory_order_relaxed) + bytes - old_bytes > memtrack_config.backlog_bytes)
+        return 0;
+    uintptr_t *fresh = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (fresh == MAP_FAILED) return 0;
+    memcpy(fresh, shard->removals, (size_t)shard->removal_count * sizeof(uintptr_t));
+    if (old_bytes) munmap(shard->removals, old_bytes);
+    atomic_fetch_add(&backlog_bytes, bytes - old_bytes);
+    shard->removals = fresh;
+    shard->removal_capacity = capacity;
+    return 1;
+}
+
+static void note_backlog(void) {
+    uint64_t waiting = atomic_fetch_add_explicit(&backlog_records, 1, memory_order_relaxed) + 1;
+    uint64_t peak = atomic_load_explicit(&memtrack_backlog_peak, memory_order_relaxed);
+    while (waiting > peak && !atomic_compare_exchange_weak(&memtrack_backlog_peak, &peak, waiting)) {}
+}
+
+/* Moves a block into the backlog (its stack interned). Returns 0 when the budget is spent or
+ * its stack could not be interned. */
+static int backlog_add(struct shard *shard, const struct memtrack_block *block) {
+    if ((shard->backlog_count + 1) * 4 > shard->backlog_slots * 3 && !backlog_grow(shard)) return 0;
+    int error;
+    uint32_t stack_id = memtrack_stack_id(&block->stack, &error);
+    if (!stack_id) return 0;
+    struct memtrack_record record;
+    memtrack_make_record(&record, block, stack_id);
+    backlog_place(shard->backlog, shard->backlog_slots, &record);
+    shard->backlog_count++;
+    note_backlog();
+    return 1;
+}
+
+static int in_flight(const struct shard *shard, uintptr_t address) {
+    for (int i = 0; i < shard->in_flight_count; i++)
+        if ((shard->in_flight[i] & ~(uintptr_t)1) == address) return 1;
+    return 0;
+}
+
+static void warn_if_slow(void);
+static void unlock_shard(struct shard *shard);
+
+/* The young part is full: its oldest entry goes to the backlog, or, with the budget spent, is
+ * written by this thread. Queued removals go first then: one of them may be for an earlier
+ * block at the address about to be written. */
+static void make_room(struct shard *shard) {
     int oldest = -1;
     for (int i = 0; i < SHARD_SLOTS; i++)
-        if (shard->slots[i].address && (oldest < 0 || shard->slots[i].sequence < shard->slots[oldest].sequence))
+        if (shard->slots[i].address && !in_flight(shard, shard->slots[i].address) &&
+            (oldest < 0 || shard->slots[i].sequence < shard->slots[oldest].sequence))
             oldest = i;
-    if (oldest < 0) return;
-    memtrack_write_block(&shard->slots[oldest]);
+    if (oldest < 0) return;   /* all in flight: the spare slots take the new block */
+    if (!backlog_add(shard, &shard->slots[oldest])) {
+        for (int i = 0; i < shard->removal_count; i++) memtrack_remove_block_file(shard->removals[i]);
+        shard->removal_count = 0;
+        memtrack_write_block(&shard->slots[oldest]);
+        atomic_fetch_add_explicit(&memtrack_program_records, 1, memory_order_relaxed);
+        warn_if_slow();
+    }
     delete_slot(shard, (unsigned)oldest);
 }
 
@@ -139,33 +261,65 @@ void memtrack_pending_add(const struct memtrack_block *block) {
     }
     struct shard *shard = shard_for(block->address);
     memtrack_lock_acquire(&shard->lock);
-    if (shard->count >= SHARD_LIMIT) write_oldest(shard);
-    insert_slot(shard, block);
+    if (shard->count >= SHARD_LIMIT) make_room(shard);
+    if (shard->count < SHARD_SLOTS - 1) insert_slot(shard, block);
+    else { memtrack_write_block(block); atomic_fetch_add_explicit(&memtrack_program_records, 1, memory_order_relaxed); }
     unlock_shard(shard);
 }
 
-/* With the shard held: drops the address's table entry, or queues its file's removal for the
- * writer (*queued = 0 when the caller must remove the file itself). */
+/* With the shard held: drops the address's young or backlog entry, marks its record in flight,
+ * or queues its record's removal for the writer (*queued = 0 when the caller must remove the
+ * record itself). *stack_id: the interned stack of a backlog entry, else 0. */
 static void forget_locked(struct shard *shard, uintptr_t address, struct memtrack_stack *alloc_stack,
-                          uint64_t *size, int *queued) {
+                          uint64_t *size, uint32_t *stack_id, int *queued) {
+    *queued = 1;
     int slot = find_slot(shard, address);
     if (slot >= 0) {
         if (alloc_stack) *alloc_stack = shard->slots[slot].stack;
         if (size) *size = shard->slots[slot].size;
         delete_slot(shard, (unsigned)slot);
-        *queued = 1;   /* nothing left to remove */
         return;
     }
-    /* The block has a file (or had no chance of one). Queue its removal for the writer. */
+    slot = backlog_find(shard, address);
+    if (slot >= 0) {   /* the stack is interned: the quarantine's reports do without it */
+        if (size) *size = shard->backlog[slot].size;
+        if (stack_id) *stack_id = shard->backlog[slot].stack_id;
+        backlog_delete(shard, (unsigned)slot);
+        return;
+    }
+    if (!shard->in_flight_removals)
+        for (int i = 0; i < shard->in_flight_count; i++)
+            if (shard->in_flight[i] == address) {   /* the writer removes it once written */
+                shard->in_flight[i] |= 1;
+                return;
+            }
+    /* The block has a record (or had no chance of one). Queue its removal for the writer. */
     if (atomic_load_explicit(&writer_running, memory_order_relaxed) &&
         !atomic_load_explicit(&memtrack_synchronous, memory_order_relaxed) &&
-        shard->removal_count < REMOVAL_SLOTS) {
+        (shard->removal_count < (int)shard->removal_capacity || grow_removals(shard))) {
         shard->removals[shard->removal_count++] = address;
-        *queued = 1;
+        return;
     }
+    *queued = 0;
 }
 
-void memtrack_pending_remove(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size) {
+/* Releases a shard, first doing the removals that signal handlers on this thread deferred
+ * while it was held. A handler may add more while this runs: each is taken off with a
+ * compare-and-swap, so none is lost or done twice. */
+static void unlock_shard(struct shard *shard) {
+    for (;;) {
+        int count = atomic_load(&shard->deferred_count);
+        if (!count) break;
+        uintptr_t address = shard->deferred[count - 1];
+        if (!atomic_compare_exchange_strong(&shard->deferred_count, &count, count - 1)) continue;
+        int queued = 0;
+        forget_locked(shard, address, NULL, NULL, NULL, &queued);
+        if (!queued) memtrack_remove_block_file(address);
+    }
+    memtrack_lock_release(&shard->lock);
+}
+
+static void remove_pending(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size, uint32_t *stack_id) {
     struct shard *shard = shard_for(address);
     if (MEMTRACK_UNLIKELY(memtrack_lock_held_by_me(&shard->lock))) {
         /* A signal handler that frees, interrupting this thread inside the shard: waiting would
@@ -179,65 +333,199 @@ void memtrack_pending_remove(uintptr_t address, struct memtrack_stack *alloc_sta
     }
     memtrack_lock_acquire(&shard->lock);
     int queued = 0;
-    forget_locked(shard, address, alloc_stack, size, &queued);
+    forget_locked(shard, address, alloc_stack, size, stack_id, &queued);
     unlock_shard(shard);
-    if (!queued) memtrack_remove_block_file(address);
+    if (!queued) {
+        memtrack_remove_block_file(address);
+        atomic_fetch_add_explicit(&memtrack_program_removals, 1, memory_order_relaxed);
+    }
+}
+
+void memtrack_pending_remove(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size) {
+    remove_pending(address, alloc_stack, size, NULL);
+}
+
+/* The same, for a mismatch report: a backlog entry's stack is read back from the stacks file. */
+void memtrack_pending_remove_with_stack(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size) {
+    uint32_t stack_id = 0;
+    remove_pending(address, alloc_stack, size, &stack_id);
+    if (stack_id && alloc_stack && !alloc_stack->depth) memtrack_read_stack(stack_id, alloc_stack);
 }
 
 // ---- Writing out ---------------------------------------------------------------------------
-/* Empties one shard's removal queue. Returns 0 if the shard could not be locked (signal).
- * Each unlink happens under the lock: an address taken off the queue but not yet unlinked
- * would let a full shard (write_oldest) write a new block's file at that address first, and
- * the late unlink would then delete the new record. */
-static int drain_removals(struct shard *shard, int in_signal) {
-    if (in_signal) { if (!memtrack_lock_try_for_signal(&shard->lock, -1)) return 0; }
-    else memtrack_lock_acquire(&shard->lock);
-    for (int done = 0; shard->removal_count > 0;) {
-        memtrack_remove_block_file(shard->removals[--shard->removal_count]);
-        if (++done % WRITES_PER_HOLD == 0 && !in_signal) {
-            unlock_shard(shard);
-            memtrack_lock_acquire(&shard->lock);
-        }
-    }
-    unlock_shard(shard);
+struct pass {
+    uint32_t cutoff_ms;          /* write blocks allocated at or before this */
+    uint64_t before_sequence;    /* and before this sequence number */
+    int in_signal;
+    int skip_busy;               /* leave a shard with another pass's batch out for later */
+    int yields;                  /* the writer's own pass: ends early when the leak check waits */
+};
+
+/* Set while the leak check waits for the writer's pass to end (memtrack_pending_pause_writer). */
+static atomic_int pause_requested;
+static int pass_yields(const struct pass *pass) {
+    return pass->yields && atomic_load_explicit(&pause_requested, memory_order_relaxed);
+}
+
+static int lock_shard(struct shard *shard, int in_signal) {
+    if (in_signal) return memtrack_lock_try_for_signal(&shard->lock, -1);
+    memtrack_lock_acquire(&shard->lock);
     return 1;
 }
 
-/* Writes the shard's entries allocated at or before `cutoff_ms` and before `before_sequence`. */
-static void write_settled(struct shard *shard, uint32_t cutoff_ms, uint64_t before_sequence, int in_signal) {
-    if (in_signal) { if (!memtrack_lock_try_for_signal(&shard->lock, -1)) return; }
-    else memtrack_lock_acquire(&shard->lock);
-    int written = 0;
-    for (unsigned i = 0; i < SHARD_SLOTS;) {
+static int eligible(uintptr_t address, uint32_t milliseconds, uint64_t sequence, const struct pass *pass) {
+    return address && milliseconds <= pass->cutoff_ms && sequence < pass->before_sequence;
+}
+
+/* Takes a batch of settled records out of the shard (young entries first, then the backlog
+ * from its sweep cursor). Young entries' stacks are interned later, outside the lock. */
+static int take_records(struct shard *shard, const struct pass *pass, struct memtrack_block *young,
+                        int *young_count, struct memtrack_record *old) {
+    int taken = 0;
+    *young_count = 0;
+    for (unsigned i = 0; i < SHARD_SLOTS && taken < BATCH;) {
         struct memtrack_block *block = &shard->slots[i];
-        if (!block->address || block->milliseconds > cutoff_ms || block->sequence >= before_sequence) { i++; continue; }
-        memtrack_write_block(block);
+        if (!eligible(block->address, block->milliseconds, block->sequence, pass)) { i++; continue; }
+        young[(*young_count)++] = *block;
+        shard->in_flight[taken++] = block->address;
         delete_slot(shard, i);   /* another entry may have moved into slot i: look at it again */
-        if (++written % WRITES_PER_HOLD == 0 && !in_signal) {
+    }
+    while (shard->backlog_count && shard->backlog_cursor < shard->backlog_slots && taken < BATCH) {
+        struct memtrack_record *record = &shard->backlog[shard->backlog_cursor];
+        if (!eligible(record->address, record->milliseconds, record->sequence, pass)) { shard->backlog_cursor++; continue; }
+        old[taken - *young_count] = *record;
+        shard->in_flight[taken++] = record->address;
+        backlog_delete(shard, shard->backlog_cursor);
+    }
+    shard->in_flight_count = taken;
+    shard->in_flight_removals = 0;
+    return taken;
+}
+
+/* Empties the shard: removals first, then settled records, a batch per lock hold. */
+static void write_shard(struct shard *shard, const struct pass *pass) {
+    struct memtrack_block young[BATCH];
+    struct memtrack_record old[BATCH];
+    uintptr_t removals[BATCH];
+    if (!lock_shard(shard, pass->in_signal)) return;
+    shard->backlog_cursor = 0;
+    for (;;) {
+        /* A signal handler's flush may meet the writer's batch out of this shard: it does its
+         * own work under the lock then, leaving the writer's in-flight list alone. */
+        int hold = shard->in_flight_count != 0;
+        if (hold && !pass->in_signal && pass->skip_busy) break;
+        if (hold && !pass->in_signal) {
             unlock_shard(shard);
+            sched_yield();
             memtrack_lock_acquire(&shard->lock);
+            continue;
         }
+        int count = 0, young_count = 0, removing = shard->removal_count != 0;
+        if (removing) {
+            while (shard->removal_count && count < BATCH) {
+                removals[count] = shard->removals[--shard->removal_count];
+                count++;
+            }
+            if (hold) {
+                for (int i = 0; i < count; i++) memtrack_remove_block_file(removals[i]);
+                continue;
+            }
+            memcpy(shard->in_flight, removals, (size_t)count * sizeof removals[0]);
+            shard->in_flight_count = count;
+            shard->in_flight_removals = 1;
+        } else if (hold) {
+            struct memtrack_block *block = NULL;
+            for (unsigned i = 0; i < SHARD_SLOTS && !block; i++)
+                if (eligible(shard->slots[i].address, shard->slots[i].milliseconds, shard->slots[i].sequence, pass))
+                    block = &shard->slots[i];
+            if (block) { memtrack_write_block(block); delete_slot(shard, (unsigned)(block - shard->slots)); continue; }
+            for (unsigned i = 0; i < shard->backlog_slots; i++)
+                if (eligible(shard->backlog[i].address, shard->backlog[i].milliseconds, shard->backlog[i].sequence, pass)) {
+                    memtrack_write_record(&shard->backlog[i]);
+                    backlog_delete(shard, i);
+                    i--;
+                }
+            break;
+        } else {
+            count = take_records(shard, pass, young, &young_count, old);
+        }
+        if (!count) break;
+        unlock_shard(shard);
+        if (removing) {
+            for (int i = 0; i < count; i++) memtrack_remove_block_file(removals[i]);
+        } else {
+            for (int i = 0; i < young_count; i++) memtrack_write_block(&young[i]);
+            for (int i = 0; i < count - young_count; i++) memtrack_write_record(&old[i]);
+            atomic_fetch_add_explicit(&memtrack_writer_records, (uint64_t)count, memory_order_relaxed);
+        }
+        if (!lock_shard(shard, pass->in_signal)) return;   /* cannot happen: signals see no in-flight */
+        if (!removing)
+            for (int i = 0; i < count; i++)
+                if (shard->in_flight[i] & 1) memtrack_remove_block_file(shard->in_flight[i] & ~(uintptr_t)1);
+        shard->in_flight_count = 0;
+        if (pass_yields(pass)) break;
     }
     unlock_shard(shard);
 }
 
-static void write_out(uint32_t cutoff_ms, uint64_t before_sequence, int in_signal) {
-    for (int i = 0; i < SHARD_COUNT; i++) drain_removals(&shards[i], in_signal);
-    for (int i = 0; i < SHARD_COUNT; i++) write_settled(&shards[i], cutoff_ms, before_sequence, in_signal);
+static int backlog_waiting(void) {
+    return atomic_load_explicit(&backlog_records, memory_order_relaxed) > 0;
+}
+
+static void write_out(const struct pass *pass) {
+    for (int i = 0; i < SHARD_COUNT && !pass_yields(pass); i++) write_shard(&shards[i], pass);
+}
+
+/* The exit flush goes from the back while the writer helps from the front: they meet once. */
+static void write_out_backwards(const struct pass *pass) {
+    for (int i = SHARD_COUNT - 1; i >= 0; i--) write_shard(&shards[i], pass);
+}
+
+/* The writer sleeps on this word between passes; a flush wakes it to help. */
+static atomic_int writer_wake;
+static atomic_int flush_requested;
+
+static void wake_writer(void) {
+    atomic_fetch_add(&writer_wake, 1);
+    syscall(SYS_futex, &writer_wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 void memtrack_pending_flush(int in_signal) {
     if (atomic_load(&memtrack_run_directory) < 0) return;
-    /* In a signal handler the writer may be waiting for a shard this thread holds: wait for its
-     * pass a bounded while (a few thousand yields), then go ahead without it. */
+    struct pass pass = {UINT32_MAX, UINT64_MAX, in_signal, 0};
+    if (!in_signal && atomic_load(&writer_running)) {
+        /* Two threads write a large live set at exit: the writer takes shards from the front
+         * while this thread does the same from the back; a shard with the other's batch out is
+         * left to the other, and the passes below catch what is left. */
+        atomic_store(&flush_requested, 1);
+        wake_writer();
+        pass.skip_busy = 1;
+        write_out_backwards(&pass);
+        pass.skip_busy = 0;
+    }
+    /* The writer's pass must end before this one does: it may hold records or removals it has
+     * taken out but not done. In a signal handler the writer may be waiting for a shard this
+     * thread holds: wait for its pass a bounded while (a few thousand yields), then go ahead. */
     int have_pass = in_signal ? memtrack_lock_try_for_signal(&pass_lock, 5000) : (memtrack_lock_acquire(&pass_lock), 1);
-    write_out(UINT32_MAX, UINT64_MAX, in_signal);
-    /* Frees that raced with the pass above queued their removals after it looked. */
-    for (int i = 0; i < SHARD_COUNT; i++) drain_removals(&shards[i], in_signal);
+    atomic_store(&flush_requested, 0);
+    write_out(&pass);
+    /* Frees that raced with the pass above queued their removals after it looked; backlog
+     * entries moved by a concurrent delete may have slipped behind a sweep cursor. */
+    for (int round = 0; round < 4 && backlog_waiting(); round++) write_out(&pass);
+    write_out(&pass);
     if (have_pass) memtrack_lock_release(&pass_lock);
 }
 
 // ---- The writer thread ------------------------------------------------------------------------
+/* On a disk (not tmpfs) a writer that cannot keep up makes the program slow: say so, once. */
+static void warn_if_slow(void) {
+    if (!atomic_load_explicit(&memtrack_slow_directory, memory_order_relaxed)) return;
+    uint64_t waiting = atomic_load_explicit(&backlog_records, memory_order_relaxed);
+    if ((waiting < 100000 && !atomic_load(&memtrack_program_records)) || atomic_exchange(&warned_slow, 1)) return;
+    memtrack_say("memtrack: warning: MEM_DIR is not on tmpfs and the record writer is falling behind, "
+                 "so the program runs slower; put MEM_DIR on tmpfs (e.g. MEM_DIR=/dev/shm/mem) for speed\n");
+}
+
 static void *writer_main(void *unused) {
     (void)unused;
     atomic_store(&memtrack_writer_stack_address, (uintptr_t)&unused);
@@ -246,22 +534,42 @@ static void *writer_main(void *unused) {
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);   /* signals are the program's, not ours */
     memtrack_busy = 1;                          /* whatever libc allocates for us is ours */
-    memtrack_use_private_descriptors();   /* records.c */
+    memtrack_use_private_descriptors();         /* records.c */
     int tick_ms = memtrack_config.settle_ms / 2;
     if (tick_ms < 1) tick_ms = 1;
     if (tick_ms > 100) tick_ms = 100;          /* an idle server's survivors appear within settle + 100 ms */
     struct timespec tick = {tick_ms / 1000, (long)(tick_ms % 1000) * 1000000L};
+    uint64_t reported_peak = 0, reported_program = 0;
     for (;;) {
-        nanosleep(&tick, NULL);
+        int wake = atomic_load(&writer_wake);
+        if (!atomic_load(&flush_requested))
+            syscall(SYS_futex, &writer_wake, FUTEX_WAIT_PRIVATE, wake, &tick, NULL, 0);
         memtrack_lock_acquire(&pass_lock);
-        if (!atomic_load(&memtrack_synchronous)) {   /* after the final record, nothing is queued */
-            int check_requested = memtrack_requests_take();   /* memdir check: write out every young block */
-            uint64_t before_sequence = atomic_load(&memtrack_sequence) + 1;
+        int helping = atomic_load(&flush_requested);
+        if (!atomic_load(&memtrack_synchronous) || helping) {   /* after the final record, only a flush's help */
+            /* memdir check: write out every young block, then answer */
+            int check_requested = !helping && memtrack_requests_take();
             uint32_t now = memtrack_milliseconds_now();
-            uint32_t cutoff = now > (uint32_t)memtrack_config.settle_ms ? now - (uint32_t)memtrack_config.settle_ms : 0;
-            write_out(check_requested ? UINT32_MAX : cutoff, before_sequence, 0);
+            struct pass pass = {now > (uint32_t)memtrack_config.settle_ms ? now - (uint32_t)memtrack_config.settle_ms : 0,
+                                atomic_load(&memtrack_sequence) + 1, 0, 1};
+            if (helping || check_requested) pass.cutoff_ms = UINT32_MAX;
+            else pass.yields = 1;
+            write_out(&pass);
+            if (helping) {   /* the flushing thread writes the status and modules */
+                atomic_store(&flush_requested, 0);
+                memtrack_lock_release(&pass_lock);
+                continue;
+            }
             memtrack_write_modules(0, 0);
             if (check_requested) memtrack_requests_answer();
+            warn_if_slow();
+            /* The status shows how far behind the writer got, even after a SIGKILL. */
+            uint64_t peak = atomic_load(&memtrack_backlog_peak), program = atomic_load(&memtrack_program_records);
+            if ((peak != reported_peak || program != reported_program) && !atomic_load(&memtrack_synchronous)) {
+                memtrack_write_status("running", 0, NULL);
+                reported_peak = peak;
+                reported_program = program;
+            }
         }
         memtrack_lock_release(&pass_lock);
     }
@@ -276,7 +584,7 @@ void memtrack_pending_start_writer(void) {
     memtrack_busy++;
     pthread_attr_init(&attributes);
     pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attributes, 256 * 1024);   /* formatting buffers are a few KiB */
+    pthread_attr_setstacksize(&attributes, 256 * 1024);   /* batches and buffers: about 40 KiB */
     /* Born with every signal blocked: no handler (the program's, or the leak check's stop
      * signal) may ever run on the writer. */
     sigset_t all, old;
@@ -308,8 +616,31 @@ void memtrack_pending_visit(void (*visit)(const struct memtrack_block *block, vo
     }
 }
 
-/* Keeps the writer between passes while the check runs (it would otherwise move entries from
- * the table to files under the check's feet). Returns 1 if taken. */
+/* A block whose record waits in the backlog, read as the check reads a record (on demand):
+ * its requested size and its stack's first frame. Returns 1 if found. */
+int memtrack_pending_backlog_lookup(uintptr_t address, uint64_t *size, uintptr_t *first_frame) {
+    struct shard *shard = shard_for(address);
+    if (!memtrack_lock_try_for_signal(&shard->lock, 100)) return 0;
+    int slot = backlog_find(shard, address), found = slot >= 0;
+    if (found) {
+        *size = shard->backlog[slot].size;
+        *first_frame = memtrack_stack_first_frame(shard->backlog[slot].stack_id);
+    }
+    memtrack_lock_release(&shard->lock);
+    return found;
+}
+
+/* The backlogs' and removal queues' mappings: the tracker's own memory, which holds block
+ * addresses and must not count as roots. Read with the program's threads stopped. */
+void memtrack_pending_for_each_mapping(void (*visit)(uintptr_t start, size_t bytes, void *context), void *context) {
+    for (int i = 0; i < SHARD_COUNT; i++) {
+        struct shard *shard = &shards[i];
+        if (shard->backlog) visit((uintptr_t)shard->backlog, (size_t)shard->backlog_slots * sizeof(struct memtrack_record), context);
+        if (shard->removals && shard->removals != shard->removal_space)
+            visit((uintptr_t)shard->removals, (size_t)shard->removal_capacity * sizeof(uintptr_t), context);
+    }
+}
+
 /* The writer's thread id, waiting (at most 100 ms) for a writer just created to say it. */
 int memtrack_pending_writer_thread(void) {
     struct timespec pause = {0, 100000};
@@ -318,23 +649,38 @@ int memtrack_pending_writer_thread(void) {
     return atomic_load(&memtrack_writer_thread);
 }
 
-int memtrack_pending_pause_writer(void) { return memtrack_lock_try_for_signal(&pass_lock, 20000); }
+/* Keeps the writer between passes while the check runs (it would otherwise move entries from
+ * the table to files under the check's feet). Returns 1 if taken. */
+int memtrack_pending_pause_writer(void) {
+    atomic_store(&pause_requested, 1);   /* the writer's pass ends after its current batch */
+    int taken = memtrack_lock_try_for_signal(&pass_lock, 20000);
+    /* On a disk a batch takes tens of ms: wait for it (at most about 2 s), sleeping. */
+    struct timespec pause = {0, 1000000};
+    for (int i = 0; i < 2000 && !taken; i++) {
+        nanosleep(&pause, NULL);
+        taken = memtrack_lock_try_for_signal(&pass_lock, 1);
+    }
+    atomic_store(&pause_requested, 0);
+    return taken;
+}
 void memtrack_pending_resume_writer(void) { memtrack_lock_release(&pass_lock); }
 
+int memtrack_pending_writer_exists(void) { return atomic_load(&writer_running); }
+
 // ---- fork ------------------------------------------------------------------------------------
+/* Not pass_lock: a writer pass over a large backlog takes seconds, and fork must not wait for
+ * it. The child starts with empty tables and no writer, so the pass is no concern of its. */
 void memtrack_pending_fork_prepare(void) {
-    memtrack_lock_acquire(&pass_lock);
     for (int i = 0; i < SHARD_COUNT; i++) memtrack_lock_acquire(&shards[i].lock);
 }
 
 void memtrack_pending_fork_parent(void) {
     for (int i = 0; i < SHARD_COUNT; i++) unlock_shard(&shards[i]);
-    memtrack_lock_release(&pass_lock);
 }
 
-/* The child's young blocks belong to the parent's record, which the parent will write; the
- * child's record holds only what the child allocates. Only occupied slots are cleared, so the
- * child does not copy the whole table. */
+/* The child's young and backlogged blocks belong to the parent's record, which the parent will
+ * write; the child's record holds only what the child allocates. Only occupied slots are
+ * cleared, so the child does not copy the whole table; the backlogs are unmapped. */
 void memtrack_pending_fork_child(void) {
     for (int i = 0; i < SHARD_COUNT; i++) {
         struct shard *shard = &shards[i];
@@ -343,12 +689,25 @@ void memtrack_pending_fork_child(void) {
                 if (shard->slots[j].address) shard->slots[j].address = 0;
         shard->count = 0;
         shard->removal_count = 0;
+        if (shard->removals && shard->removals != shard->removal_space)
+            munmap(shard->removals, (size_t)shard->removal_capacity * sizeof(uintptr_t));
+        shard->removals = NULL;
+        shard->removal_capacity = 0;
+        shard->in_flight_count = 0;
         atomic_store(&shard->deferred_count, 0);   /* the parent's to do */
+        if (shard->backlog) munmap(shard->backlog, (size_t)shard->backlog_slots * sizeof(struct memtrack_record));
+        shard->backlog = NULL;
+        shard->backlog_slots = shard->backlog_count = shard->backlog_cursor = 0;
         memtrack_lock_release(&shard->lock);
     }
-    memtrack_lock_release(&pass_lock);
+    atomic_store(&backlog_bytes, 0);
+    atomic_store(&backlog_records, 0);
+    atomic_store(&memtrack_backlog_peak, 0);
+    atomic_store(&memtrack_writer_records, 0);
+    atomic_store(&memtrack_program_records, 0);
+    atomic_store(&memtrack_program_removals, 0);
+    atomic_store(&pass_lock, 0);          /* the parent's writer may have held it */
+    atomic_store(&flush_requested, 0);
     atomic_store(&writer_running, 0);   /* threads do not survive fork */
     atomic_store(&memtrack_writer_thread, 0);
 }
-
-int memtrack_pending_writer_exists(void) { return atomic_load(&writer_running); }

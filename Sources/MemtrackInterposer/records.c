@@ -3,10 +3,11 @@
  * Every record is formatted into a buffer on the stack and written with one write(2): no
  * stdio (it allocates and is not signal-safe). File operations go through syscall(2) rather
  * than the libc wrappers so that none of them is a pthread cancellation point: a thread
- * cancelled inside malloc must not die holding a lock. A block file costs four system calls
- * (openat, write, close, renameat: records appear whole or not at all); removing it costs one
- * (unlinkat). No fsync: the records must survive the process, not the machine. Descriptors
- * are used only by the tracker's own threads, in tables of their own (see "The file thread").
+ * cancelled inside malloc must not die holding a lock. A block record is a symlink whose
+ * target holds its fields (format 2): one symlinkat to create, one unlinkat to remove, and no
+ * data page; other records are written whole under a temporary name and renamed into place.
+ * No fsync: the records must survive the process, not the machine. Descriptors are used only
+ * by the tracker's own threads, in tables of their own (see "The file thread").
  */
 #include "internal.h"
 
@@ -325,7 +326,7 @@ int memtrack_write_file_atomically(int directory, const char *name, const char *
  * descriptor table, and sleeps until it is done. A signal handler that interrupted its own
  * thread's hand-off, a thread running before the file thread exists (start-up, a fork child's
  * first records: one thread only) or after it could not be made does the work itself. */
-enum { FILE_WRITE, FILE_REMOVE };
+enum { FILE_WRITE, FILE_REMOVE, FILE_SYMLINK, FILE_APPEND, FILE_APPEND_CREATE };
 struct file_request {
     int operation;
     const char *name;
@@ -339,11 +340,34 @@ static struct file_request *_Atomic pending_request;
 static atomic_int request_signal;                /* futex word the file thread sleeps on */
 static atomic_int file_thread_running;
 
+/* A block record (format 2): the target is its text. A stale record at the same address (a
+ * block whose free was not seen) is replaced. */
+static int make_symlink(int directory, const char *name, const char *target) {
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (syscall(SYS_symlinkat, target, directory, name) == 0) return 0;
+        if (errno != EEXIST) return errno;
+        raw_unlinkat(directory, name);
+    }
+    return EEXIST;
+}
+
+/* One line appended with one write (O_APPEND: atomic against other appenders). */
+static int append_line(int directory, const char *name, const char *line, size_t length, int create) {
+    int fd = raw_openat(directory, name, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+    if (fd < 0) return errno;
+    ssize_t written = raw_write_all(fd, line, length);
+    int error = written == (ssize_t)length ? 0 : (written < 0 ? errno : ENOSPC);
+    raw_close(fd);
+    return error;
+}
+
 static int do_file_operation(int operation, const char *name, const char *text, size_t length) {
     int directory = get_run_directory();
     if (directory < 0) return errno ? errno : EBADF;
     int error = 0;
     if (operation == FILE_WRITE) error = memtrack_write_file_atomically(directory, name, text, length);
+    else if (operation == FILE_SYMLINK) error = make_symlink(directory, name, text);
+    else if (operation == FILE_APPEND || operation == FILE_APPEND_CREATE) error = append_line(directory, name, text, length, operation == FILE_APPEND_CREATE);
     else if (raw_unlinkat(directory, name) < 0) error = errno;
     put_run_directory(directory);
     return error;
@@ -447,53 +471,105 @@ int memtrack_write_record_file(const char *name, const char *text, size_t length
 }
 int memtrack_remove_record_file(const char *name) { return file_operation(FILE_REMOVE, name, NULL, 0); }
 
-int memtrack_write_block(const struct memtrack_block *block) {
-    char name[32], line[128 + MEMTRACK_MAX_DEPTH * 20 + 2100];   /* + src: two 1,024-byte texts */
-    *put_block_name(name, name + sizeof name - 1, block->address) = 0;
-    char *out = line, *end = line + sizeof line - 1;
-    out = memtrack_put_text(out, end, "memtrack/1 block address=");
-    out = memtrack_put_hex(out, end, block->address);
-    out = memtrack_put_text(out, end, " size=");
-    out = memtrack_put_decimal(out, end, block->size);
-    out = put_event_fields(out, end, block->sequence, block->thread, block->milliseconds, block->via, &block->stack);
-    if (block->family != MEMTRACK_FAMILY_MALLOC) {   /* optional: absent means malloc's family */
-        out = memtrack_put_text(out, end, " family=");
-        out = memtrack_put_text(out, end, memtrack_family_name(block->family));
+// ---- Block records, version 2: one symlink each ------------------------------------------
+/* The letter a block record's v= field gives each entry point, by via number (README, record
+ * format 2). free and cfree never allocate a block. */
+static const char via_letters[] = "mcrapAMvP??nNbB";
+
+/* `2 s=SIZE q=SEQ t=THREAD m=MS v=LETTER k=STACKID`, then ` f=n` / ` f=a` for a block of new or
+ * new[], ` l=SOURCE:LINE` for one with a memtrack.h location: about 35 bytes, at most 110.
+ * Targets up to 127 bytes live inside a tmpfs inode, up to 59 inside an ext4 one: no data page. */
+static size_t format_target(char *target, const char *end, const struct memtrack_record *record) {
+    char *out = target;
+    out = memtrack_put_text(out, end, "2 s=");
+    out = memtrack_put_decimal(out, end, record->size);
+    out = memtrack_put_text(out, end, " q=");
+    out = memtrack_put_decimal(out, end, record->sequence);
+    out = memtrack_put_text(out, end, " t=");
+    out = memtrack_put_decimal(out, end, (uint64_t)record->thread);
+    out = memtrack_put_text(out, end, " m=");
+    out = memtrack_put_decimal(out, end, record->milliseconds);
+    out = memtrack_put_text(out, end, " v=");
+    if (out < end) *out++ = via_letters[record->via < sizeof via_letters - 1 ? record->via : 0];
+    out = memtrack_put_text(out, end, " k=");
+    out = memtrack_put_decimal(out, end, record->stack_id);
+    if (record->family == MEMTRACK_FAMILY_NEW) out = memtrack_put_text(out, end, " f=n");
+    if (record->family == MEMTRACK_FAMILY_ARRAY) out = memtrack_put_text(out, end, " f=a");
+    if (record->source) {
+        out = memtrack_put_text(out, end, " l=");
+        out = memtrack_put_decimal(out, end, record->source);
+        out = memtrack_put_text(out, end, ":");
+        out = memtrack_put_decimal(out, end, record->source_line);
     }
-    if (block->source) {   /* optional; runs to the end of the line */
-        out = memtrack_put_text(out, end, " src=");
-        out = memtrack_put_source(out, end, block->source, block->source_line);
-    }
-    *out++ = '\n';
-    int error = write_file(name, line, (size_t)(out - line));
+    *out = 0;
+    return (size_t)(out - target);
+}
+
+/* Writes the symlink: from a tracker thread in its own table, from a program thread through
+ * the file thread (see file_operation). */
+int memtrack_write_record(const struct memtrack_record *record) {
+    char name[32], target[128];
+    *put_block_name(name, name + sizeof name - 1, record->address) = 0;
+    size_t length = format_target(target, target + sizeof target - 1, record);
+    int error = file_operation(FILE_SYMLINK, name, target, length);
     if (error) memtrack_note_failure("writing a block record", error, &memtrack_unrecorded_blocks);
     return error;
 }
 
-/* For a mismatch report on a settled block: its size and allocation stack, from its file.
- * Leaves both alone when the file is missing or does not parse. */
-void memtrack_read_block(uintptr_t address, uint64_t *size, struct memtrack_stack *stack) {
-    int directory = get_run_directory();
-    if (directory < 0) return;
-    char name[32], text[256 + MEMTRACK_MAX_DEPTH * 20];
-    *put_block_name(name, name + sizeof name - 1, address) = 0;
-    int fd = raw_openat(directory, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
-    put_run_directory(directory);
-    if (fd < 0) return;
-    ssize_t length = syscall(SYS_read, fd, text, sizeof text - 1);
-    raw_close(fd);
-    if (length <= 0) return;
-    text[length] = 0;
-    const char *field = strstr(text, " size=");
-    if (field) {
-        uint64_t value = 0;
-        for (field += 6; *field >= '0' && *field <= '9'; field++) value = value * 10 + (uint64_t)(*field - '0');
-        *size = value;
+void memtrack_make_record(struct memtrack_record *record, const struct memtrack_block *block, uint32_t stack_id) {
+    record->address = block->address;
+    record->size = block->size;
+    record->sequence = block->sequence;
+    record->milliseconds = block->milliseconds;
+    record->thread = block->thread;
+    record->via = block->via;
+    record->family = block->family;
+    record->stack_id = stack_id;
+    /* A location whose line cannot be written is left out: the block keeps its stack. */
+    record->source = block->source && memtrack_publish_source(block->source) == 0 ? block->source : 0;
+    record->source_line = block->source_line;
+}
+
+int memtrack_write_block(const struct memtrack_block *block) {
+    int error;
+    uint32_t stack_id = memtrack_stack_id(&block->stack, &error);
+    if (!stack_id) {
+        memtrack_note_failure("writing a stack", error ? error : EIO, &memtrack_unrecorded_blocks);
+        return error ? error : EIO;
     }
-    field = strstr(text, " stack=");
-    if (!field) return;
+    struct memtrack_record record;
+    memtrack_make_record(&record, block, stack_id);
+    return memtrack_write_record(&record);
+}
+
+/* The stacks file is created with its header when the run directory is; lines are appended
+ * with O_APPEND, one write each (atomic against other appenders). Opened per line: new stacks
+ * are rare next to records, and holding no descriptor leaves nothing for a daemon to close. */
+void memtrack_create_stacks_file(void) {
+    static const char header[] = "memtrack/2 stacks\n";
+    int error = write_file("stacks", header, sizeof header - 1);
+    if (error) memtrack_note_failure("creating the stacks file", error, NULL);
+}
+
+int memtrack_append_stacks_file(const char *line, size_t length) {
+    return file_operation(FILE_APPEND, "stacks", line, length);
+}
+
+/* The `sources` file (memtrack.h's locations, format 2) is created by its first line. */
+int memtrack_append_sources_file(const char *line, size_t length) {
+    return file_operation(FILE_APPEND_CREATE, "sources", line, length);
+}
+
+static uint64_t parse_decimal(const char **text) {
+    uint64_t value = 0;
+    for (; **text >= '0' && **text <= '9'; (*text)++) value = value * 10 + (uint64_t)(**text - '0');
+    return value;
+}
+
+/* `0xFRAME,0xFRAME...` up to the end of the text or a space or newline. */
+static void parse_stack(const char *field, struct memtrack_stack *stack) {
     uint32_t depth = 0;
-    for (field += 7; depth < MEMTRACK_MAX_DEPTH && field[0] == '0' && field[1] == 'x';) {
+    while (depth < MEMTRACK_MAX_DEPTH && field[0] == '0' && field[1] == 'x') {
         uintptr_t value = 0;
         for (field += 2;; field++) {
             char c = *field;
@@ -506,6 +582,96 @@ void memtrack_read_block(uintptr_t address, uint64_t *size, struct memtrack_stac
         field++;
     }
     stack->depth = depth;
+}
+
+/* Stack `id` from the stacks file (directory: the run directory). Returns 1 if found. */
+static int read_stack_line(int directory, uint64_t id, struct memtrack_stack *stack) {
+    int fd = raw_openat(directory, "stacks", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    char key[24], *k = memtrack_put_decimal(key, key + sizeof key - 2, id);
+    *k++ = ' ';
+    *k = 0;
+    size_t key_length = (size_t)(k - key);
+    static const size_t window = 16384;   /* longer than any line */
+    char text[16384 + 1];
+    size_t kept = 0;
+    int found = 0, at_line_start = 1;
+    for (;;) {
+        ssize_t n = syscall(SYS_read, fd, text + kept, window - kept);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        size_t length = kept + (size_t)n;
+        text[length] = 0;
+        size_t start = 0;   /* the current line */
+        for (size_t i = 0; i < length; i++) {
+            if (text[i] != '\n') continue;
+            if (at_line_start && i - start > key_length && !memcmp(text + start, key, key_length)) {
+                text[i] = 0;
+                parse_stack(text + start + key_length, stack);
+                found = 1;
+                break;
+            }
+            start = i + 1;
+            at_line_start = 1;
+        }
+        if (found) break;
+        kept = length - start;   /* a line cut by the window: keep it for the next read */
+        if (kept >= window) { kept = 0; at_line_start = 0; }
+        else memmove(text, text + start, kept);
+    }
+    raw_close(fd);
+    return found;
+}
+
+/* For a mismatch report on a settled block, and the leak check: its size and allocation stack,
+ * from its record (either format; format 2's stack from the stacks file). Returns 1 if read;
+ * leaves both alone when the record is missing or does not parse. */
+int memtrack_read_block_record(uintptr_t address, uint64_t *size, struct memtrack_stack *stack) {
+    int directory = get_run_directory();
+    if (directory < 0) return 0;
+    char name[32], text[256 + MEMTRACK_MAX_DEPTH * 20 + 2100];
+    *put_block_name(name, name + sizeof name - 1, address) = 0;
+    ssize_t length = -1;
+    int fd = raw_openat(directory, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
+    if (fd >= 0) {
+        length = syscall(SYS_read, fd, text, sizeof text - 1);
+        raw_close(fd);
+    } else if (errno == ELOOP) {   /* format 2: a symlink */
+        length = syscall(SYS_readlinkat, directory, name, text, sizeof text - 1);
+    }
+    if (length <= 0) { put_run_directory(directory); return 0; }
+    text[length] = 0;
+    int found = 0;
+    if (text[0] == '2' && text[1] == ' ') {
+        const char *field = strstr(text, " s=");
+        if (field) { field += 3; *size = parse_decimal(&field); found = 1; }
+        field = strstr(text, " k=");
+        if (field && stack) {
+            field += 3;
+            uint64_t id = parse_decimal(&field);
+            read_stack_line(directory, id, stack);
+        }
+    } else {
+        const char *field = strstr(text, " size=");
+        if (field) { field += 6; *size = parse_decimal(&field); found = 1; }
+        field = strstr(text, " stack=");
+        if (field && stack) parse_stack(field + 7, stack);
+    }
+    put_run_directory(directory);
+    return found;
+}
+
+void memtrack_read_block(uintptr_t address, uint64_t *size, struct memtrack_stack *stack) {
+    memtrack_read_block_record(address, size, stack);
+}
+
+/* For a block whose record waits in the writer's backlog (pending.c): its stack by id. */
+int memtrack_read_stack(uint32_t id, struct memtrack_stack *stack) {
+    int directory = get_run_directory();
+    if (directory < 0) return 0;
+    int found = read_stack_line(directory, id, stack);
+    put_run_directory(directory);
+    return found;
 }
 
 void memtrack_remove_block_file(uintptr_t address) {
@@ -666,6 +832,11 @@ void memtrack_write_status(const char *state, int value, const char *exec_path) 
     out = put_key_number(out, end, "unrecorded-blocks", atomic_load(&memtrack_unrecorded_blocks));
     out = put_key_number(out, end, "unremoved-records", atomic_load(&memtrack_unremoved_records));
     out = put_key_number(out, end, "unrecorded-events", atomic_load(&memtrack_unrecorded_events));
+    out = put_key_number(out, end, "writer-records", atomic_load(&memtrack_writer_records));
+    out = put_key_number(out, end, "program-records", atomic_load(&memtrack_program_records));
+    out = put_key_number(out, end, "program-removals", atomic_load(&memtrack_program_removals));
+    out = put_key_number(out, end, "backlog-peak", atomic_load(&memtrack_backlog_peak));
+    out = put_key_number(out, end, "backlog-budget-bytes", memtrack_config.backlog_bytes);
     if (atomic_load(&warned) && first_error[0]) out = put_key(out, end, "error", first_error, strlen(first_error));
     int error = write_file("status", text, (size_t)(out - text));
     if (error) memtrack_note_failure("writing the status record", error, NULL);

@@ -8,6 +8,7 @@
 
 import Foundation
 import Testing
+import MemdirKit
 
 #if canImport(Glibc)
 import Glibc
@@ -269,12 +270,29 @@ func withScratch<T>(_ body: (Scratch) throws -> T) throws -> T {
     return try body(scratch)
 }
 
-// MARK: - Reading run directories (independently of MemdirKit)
+// MARK: - Reading run directories (block records through MemdirKit's parser, both formats; the rest by hand)
 
 /// One record line: `memtrack/1 KIND key=value ...`.
 struct RecordLine {
     var kind: String
     var fields: [String: String]
+
+    init(kind: String, fields: [String: String]) {
+        self.kind = kind
+        self.fields = fields
+    }
+
+    /// A block as memdir's own parser reads it (record format 1 or 2).
+    init(block: BlockSample) {
+        var fields = [
+            "address": "0x" + String(block.address, radix: 16), "size": String(block.size), "seq": String(block.seq),
+            "thread": String(block.thread), "ms": String(block.ms), "via": block.via,
+            "stack": block.stack.map { "0x" + String($0, radix: 16) }.joined(separator: ","),
+        ]
+        if let family = block.family { fields["family"] = family }
+        if let source = block.source { fields["src"] = source }
+        self.init(kind: "block", fields: fields)
+    }
 
     init(parsing line: Substring) throws {
         let words = line.split(separator: " ")
@@ -357,13 +375,13 @@ func readRunDirectory(_ url: URL) throws -> RunDirectory {
             return try? RecordLine(parsing: "memtrack/1 " + head.prefix(5).joined(separator: " "))
         }
     }
+    // Block records (symlinks in format 2, files in format 1) through memdir's own parser.
+    for (file, block) in try BlockRecordV2.readAll(runDirectory: url.path) {
+        dir.blocks[file] = RecordLine(block: block)
+    }
     for file in files {
         let fileURL = url.appendingPathComponent(file)
-        if file.hasSuffix(".mem") {
-            let text = try String(contentsOf: fileURL, encoding: .utf8)
-            let record = try RecordLine(parsing: text.split(separator: "\n").first ?? "")
-            dir.blocks[file] = record
-        } else if file.hasPrefix("bad-") && file.hasSuffix(".free") {
+        if file.hasPrefix("bad-") && file.hasSuffix(".free") {
             let text = try String(contentsOf: fileURL, encoding: .utf8)
             dir.badFrees[file] = try RecordLine(parsing: text.split(separator: "\n").first ?? "")
         }

@@ -135,10 +135,10 @@ import Testing
     @Test func unsupportedVersionExits6() throws {
         let t = TempDir(); defer { t.remove() }
         fixture(t)
-        t.write("4242/0x90.mem", "memtrack/2 block address=0x90\n")
+        t.write("4242/0x90.mem", "memtrack/3 block address=0x90\n")
         let c = Captured()
         #expect(MemdirCLI.main(["list", t.path], console: c.console) == 6)
-        #expect(c.err.contains("record format version 2 is not supported"))
+        #expect(c.err.contains("record format version 3 is not supported"))
     }
 
     @Test func badFreesIncompleteAndRunning() throws {

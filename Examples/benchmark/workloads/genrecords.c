@@ -1,10 +1,12 @@
-/* genrecords: writes a run directory of record format version 1 (README.md) for `memdir list`.
+/* genrecords: writes a run directory for `memdir list`, in block record format 2 (README.md)
+ * by default, or format 1 with `--v1`.
  *
- * usage: genrecords DIR BLOCKS STACKS
+ * usage: genrecords DIR BLOCKS STACKS [--v1]
  *
- * Creates DIR (must not exist) holding `process`, `modules`, `status` and BLOCKS block files
- * "0x<address>.mem", whose stacks cycle through STACKS distinct stacks of 4..12 frames, so a
- * reader groups them into STACKS groups. The stack frames lie inside the two modules listed:
+ * Creates DIR (must not exist) holding `process`, `modules`, `status`, `stacks` (format 2) and
+ * BLOCKS block records "0x<address>.mem" (format 2: symlinks; format 1: files), whose stacks
+ * cycle through STACKS distinct stacks of 4..12 frames, so a reader groups them into STACKS
+ * groups. The stack frames lie inside the two modules listed:
  * this program's own executable and the C library. Everything is deterministic.
  */
 #include <errno.h>
@@ -45,8 +47,9 @@ static void format_stack(char *out, size_t cap, long k) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) { fprintf(stderr, "usage: genrecords DIR BLOCKS STACKS\n"); return 2; }
+    if (argc != 4 && argc != 5) { fprintf(stderr, "usage: genrecords DIR BLOCKS STACKS [--v1]\n"); return 2; }
     long blocks = atol(argv[2]), stacks = atol(argv[3]);
+    int version1 = argc == 5 && strcmp(argv[4], "--v1") == 0;
     if (mkdir(argv[1], 0700) != 0) { perror(argv[1]); return 1; }
     int dirfd = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dirfd < 0) { perror(argv[1]); return 1; }
@@ -74,6 +77,22 @@ int main(int argc, char **argv) {
         format_stack(stack_text[k], 256, k);
     }
     char name[64], line[512];
+    if (!version1) {
+        int fd = openat(dirfd, "stacks", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        dprintf(fd, "memtrack/2 stacks\n");
+        for (long k = 0; k < stacks; k++) dprintf(fd, "%ld %s\n", k + 1, stack_text[k]);
+        close(fd);
+        for (long i = 0; i < blocks; i++) {
+            unsigned long address = 0x55d0c1000000ul + (unsigned long)i * 64;
+            snprintf(name, sizeof name, "0x%lx.mem", address);
+            snprintf(line, sizeof line, "2 s=%ld q=%ld t=%ld m=%ld v=%s k=%ld",
+                16 + (i * 37) % 4000, i + 1, 4242 + i % 4, i / 1000,
+                i % 10 == 0 ? "c" : "m", (i * 7919) % stacks + 1);
+            if (symlinkat(line, dirfd, name) != 0) { perror(name); return 1; }
+        }
+        close(dirfd);
+        return 0;
+    }
     for (long i = 0; i < blocks; i++) {
         unsigned long address = 0x55d0c1000000ul + (unsigned long)i * 64;
         snprintf(name, sizeof name, "0x%lx.mem", address);

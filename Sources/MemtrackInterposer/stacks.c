@@ -1,0 +1,153 @@
+/* stacks.c: call stacks interned once per process.
+ *
+ * A block record (a symlink, records.c) names its allocation stack by a small id. The run
+ * directory's `stacks` file maps ids to frames, one line per stack, each line appended with a
+ * single write(2) before the id is handed out, so no record can ever name a stack that is not
+ * on disk. A crash can at worst leave a torn last line, which no record refers to.
+ *
+ * The table from stack to id is lock-free: a thread that finds another one still writing the
+ * line for the same stack does not wait (it may be a signal handler interrupting that very
+ * thread): it writes a line of its own under a fresh id. Duplicate lines are harmless. When the
+ * table is full, every new stack gets a fresh line. The table (4 MiB of address space) is mapped
+ * on first use; only the pages holding stacks are ever touched.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define TABLE_SLOTS (1u << 18)
+#define TABLE_LIMIT (TABLE_SLOTS / 4 * 3)
+#define MAX_PROBES 64
+/* check: 0 while the owner writes the line; FAILED when it could not; else the second hash. */
+#define CHECK_FAILED 1u
+
+struct interned {
+    _Atomic uint64_t key;     /* first hash, never 0 */
+    uint32_t id;
+    _Atomic uint32_t check;   /* second hash with bit 1 set, published after id */
+};
+
+static _Atomic(struct interned *) table;
+static atomic_uint next_id = 1;
+static atomic_uint used_slots;
+
+static struct interned *the_table(void) {
+    struct interned *current = atomic_load_explicit(&table, memory_order_acquire);
+    if (MEMTRACK_LIKELY(current != NULL)) return current;
+    void *fresh = mmap(NULL, TABLE_SLOTS * sizeof(struct interned), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (fresh == MAP_FAILED) return NULL;
+    if (!atomic_compare_exchange_strong(&table, &current, (struct interned *)fresh)) {
+        munmap(fresh, TABLE_SLOTS * sizeof(struct interned));
+        return current;
+    }
+    return fresh;
+}
+
+static uint64_t hash_stack(const struct memtrack_stack *stack, uint64_t seed) {
+    uint64_t hash = seed ^ stack->depth;
+    for (uint32_t i = 0; i < stack->depth; i++) {
+        hash ^= stack->frames[i];
+        hash *= 0x9E3779B97F4A7C15ull;
+        hash ^= hash >> 29;
+    }
+    return hash;
+}
+
+/* One line, one write: `ID 0xFRAME,0xFRAME...\n`. Returns 0 or an errno value. */
+static int append_line(uint32_t id, const struct memtrack_stack *stack) {
+    char line[32 + MEMTRACK_MAX_DEPTH * 20];
+    char *out = line, *end = line + sizeof line - 1;
+    out = memtrack_put_decimal(out, end, id);
+    out = memtrack_put_text(out, end, " ");
+    out = memtrack_put_stack(out, end, stack);
+    *out++ = '\n';
+    return memtrack_append_stacks_file(line, (size_t)(out - line));
+}
+
+/* Each id's innermost frame, so the leak check can tell the loader's blocks from their records
+ * without reading the stacks file: 8 MiB of address space, touched only where ids are. */
+#define FIRST_FRAME_IDS (1u << 20)
+static _Atomic(uintptr_t *) first_frames;
+
+static void note_first_frame(uint32_t id, const struct memtrack_stack *stack) {
+    uintptr_t *frames = atomic_load_explicit(&first_frames, memory_order_acquire);
+    if (!frames) {
+        void *fresh = mmap(NULL, FIRST_FRAME_IDS * sizeof(uintptr_t), PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (fresh == MAP_FAILED) return;
+        uintptr_t *expected = NULL;
+        if (!atomic_compare_exchange_strong(&first_frames, &expected, (uintptr_t *)fresh)) {
+            munmap(fresh, FIRST_FRAME_IDS * sizeof(uintptr_t));
+            frames = expected;
+        } else {
+            frames = fresh;
+        }
+    }
+    if (id < FIRST_FRAME_IDS) frames[id] = stack->depth ? stack->frames[0] : 0;
+}
+
+uintptr_t memtrack_stack_first_frame(uint32_t id) {
+    uintptr_t *frames = atomic_load_explicit(&first_frames, memory_order_acquire);
+    return frames && id < FIRST_FRAME_IDS ? frames[id] : 0;
+}
+
+static uint32_t fresh_line(const struct memtrack_stack *stack, int *error) {
+    uint32_t id = atomic_fetch_add(&next_id, 1);
+    note_first_frame(id, stack);
+    *error = append_line(id, stack);
+    return *error ? 0 : id;
+}
+
+uint32_t memtrack_stack_id(const struct memtrack_stack *stack, int *error) {
+    *error = 0;
+    struct interned *slots = the_table();
+    if (!slots) return fresh_line(stack, error);
+    uint64_t key = hash_stack(stack, 0x243F6A8885A308D3ull) | 1;
+    uint32_t check = (uint32_t)hash_stack(stack, 0x13198A2E03707344ull) | 2;
+    for (uint32_t i = (uint32_t)(key >> 40) & (TABLE_SLOTS - 1), probes = 0; probes < MAX_PROBES;
+         i = (i + 1) & (TABLE_SLOTS - 1), probes++) {
+        struct interned *slot = &slots[i];
+        uint64_t found = atomic_load_explicit(&slot->key, memory_order_acquire);
+        if (found == 0) {
+            if (atomic_load_explicit(&used_slots, memory_order_relaxed) >= TABLE_LIMIT) break;
+            if (atomic_compare_exchange_strong(&slot->key, &found, key)) {
+                atomic_fetch_add_explicit(&used_slots, 1, memory_order_relaxed);
+                uint32_t id = fresh_line(stack, error);
+                slot->id = id;
+                atomic_store_explicit(&slot->check, id ? check : CHECK_FAILED, memory_order_release);
+                return id;
+            }
+        }
+        if (found != key) continue;
+        uint32_t seen = atomic_load_explicit(&slot->check, memory_order_acquire);
+        if (seen == check) return slot->id;
+        if (seen == 0) break;   /* being written by another thread, or by the one we interrupted */
+    }
+    return fresh_line(stack, error);
+}
+
+/* The table and the first frames: the tracker's own memory, for the leak check. */
+void memtrack_stacks_for_each_mapping(void (*visit)(uintptr_t start, size_t bytes, void *context), void *context) {
+    struct interned *slots = atomic_load(&table);
+    if (slots) visit((uintptr_t)slots, TABLE_SLOTS * sizeof(struct interned), context);
+    uintptr_t *frames = atomic_load(&first_frames);
+    if (frames) visit((uintptr_t)frames, FIRST_FRAME_IDS * sizeof(uintptr_t), context);
+}
+
+/* A forked child starts its own run directory and stacks file: every id starts over. */
+void memtrack_stacks_reset(void) {
+    struct interned *slots = atomic_load(&table);
+    if (slots && atomic_load(&used_slots))
+        madvise(slots, TABLE_SLOTS * sizeof(struct interned), MADV_DONTNEED);   /* back to zeros */
+    uintptr_t *frames = atomic_load(&first_frames);
+    if (frames && atomic_load(&next_id) > 1)
+        madvise(frames, FIRST_FRAME_IDS * sizeof(uintptr_t), MADV_DONTNEED);
+    atomic_store(&used_slots, 0);
+    atomic_store(&next_id, 1);
+}
