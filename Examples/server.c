@@ -1,6 +1,7 @@
 /* server.c: an idle server that never exits on its own, driven line by line on stdin so tests
  * need no sleeps. Only read(2)/write(2): no stdio buffer allocates behind the test's back.
  *   grow N SIZE   keep N more blocks of SIZE bytes from one place (the growing group)
+ *   lose N SIZE   allocate N blocks of SIZE bytes and drop every pointer to them (lost)
  *   work N        a fixed mix of entry points (see work()), then report its own tally
  *   wait MS       sleep MS milliseconds in poll() (so a test can age blocks without sleeping)
  *   quit          free what grow kept and exit 0
@@ -26,6 +27,15 @@ static void grow(size_t n, size_t size) {
             kept = realloc(kept, kept_capacity * sizeof *kept); /* SERVER: index */
         }
         kept[kept_count++] = malloc(size); /* SERVER: grow */
+    }
+}
+
+/* The pointers live only in this frame's registers and in a block that is itself lost: once
+ * it returns, nothing points to them. */
+__attribute__((noinline)) static void lose(size_t n, size_t size) {
+    for (size_t i = 0; i < n; i++) {
+        volatile char *block = malloc(size); /* SERVER: lose */
+        block[0] = 1;
     }
 }
 
@@ -71,6 +81,9 @@ int main(void) {
                 char reply[64];
                 snprintf(reply, sizeof reply, "grew %zu\n", kept_count);
                 say(reply);
+            } else if (sscanf(line, "lose %zu %zu", &a, &b) == 2) {
+                lose(a, b);
+                say("lost\n");
             } else if (sscanf(line, "wait %zu", &a) == 1) {
                 poll(NULL, 0, (int)a);
                 say("waited\n");

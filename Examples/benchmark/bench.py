@@ -71,7 +71,8 @@ def all_tools():
     tools = [Tool("plain", "plain"),
              Tool("memtrack", "memtrack"),
              Tool("memtrack sync", "memtrack", {"MEM_SETTLE_MS": "0"}),
-             Tool("memtrack no-quarantine", "memtrack", {"MEM_QUARANTINE": "0"})]
+             Tool("memtrack no-quarantine", "memtrack", {"MEM_QUARANTINE": "0"}),
+             Tool("memtrack no-leak-check", "memtrack", {"MEM_LEAK_CHECK": "0"})]
     tools += [Tool(f"memtrack depth={d}", "memtrack", {"MEM_DEPTH": str(d)}, only=("churn",))
               for d in DEPTHS]
     tools += [Tool("heaptrack", "heaptrack"), Tool("valgrind", "valgrind"),

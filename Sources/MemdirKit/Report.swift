@@ -200,6 +200,9 @@ public struct ReportOptions: Sendable {
     public var leaks = LeakOptions()
     /// `list --older-than`: only blocks allocated at least this many ms ago.
     public var olderThanMs: UInt64?
+    /// `check`: the classification to use per run directory (its name -> `leak-check-SEQ`)
+    /// instead of the exit-time `leak-check`.
+    public var leakCheckNames: [String: String] = [:]
 
     public init(grouping: GroupingMode = .frame, rules: WrapperRules = WrapperRules(), resolve: Bool = false,
                 binary: String? = nil, addr2line: Addr2Line? = nil, leaks: LeakOptions = LeakOptions()) {
@@ -237,7 +240,8 @@ public enum ReportBuilder {
         // Suppressions match whole stacks, so they too need whole-stack groups first.
         let scanMode: GroupingMode = (options.resolve && options.grouping == .frame) || !options.leaks.suppressions.isEmpty
             ? .stack : options.grouping
-        var scans = runs.map { Scanner.scan(runDirectory: $0, mode: scanMode, rules: options.rules, olderThanMs: options.olderThanMs) }
+        var scans = runs.map { Scanner.scan(runDirectory: $0, mode: scanMode, rules: options.rules, olderThanMs: options.olderThanMs,
+                                               leakCheckName: options.leakCheckNames[baseName($0)] ?? "leak-check") }
         SharedMemory.checkExistence(&scans)
         let mainExe = scans.first?.process?.exe
 

@@ -107,7 +107,8 @@ public enum Scanner {
 
     /// Scans one run directory. Problems with single records are collected, never thrown:
     /// the scan goes on and the report shows what parsed.
-    public static func scan(runDirectory path: String, mode: GroupingMode, rules: WrapperRules, olderThanMs: UInt64? = nil) -> RunScan {
+    public static func scan(runDirectory path: String, mode: GroupingMode, rules: WrapperRules, olderThanMs: UInt64? = nil,
+                            leakCheckName: String = "leak-check") -> RunScan {
         var problems: [MemdirError] = []
         func small<T>(_ name: String, limit: Int, _ parse: (String, String) throws(MemdirError) -> T) -> T? {
             let file = join(path, name)
@@ -128,7 +129,7 @@ public enum Scanner {
         var stacks = StackTable.empty  // format 2: the stacks and source locations its block records name
         do throws(MemdirError) { stacks = try StackTable.read(runDirectory: path) } catch { problems.append(error) }
         var scan = RunScan(directory: path, name: baseName(path), process: process, status: status, modules: modules)
-        scan.classification = classification(runDirectory: path, status: status, problems: &problems)
+        scan.classification = classification(runDirectory: path, name: leakCheckName, status: status, problems: &problems)
         let accumulator = Accumulator()
         for p in problems { accumulator.problem(p) }
         var grouper = Grouper(mode: mode, modules: modules)
@@ -144,8 +145,10 @@ public enum Scanner {
 
     /// Reads `leak-check`; a missing file is no problem (the reason comes from `status`), an
     /// unreadable or malformed one is, and leaves the blocks not classified.
-    static func classification(runDirectory path: String, status: StatusRecord?, problems: inout [MemdirError]) -> Classification {
-        let file = join(path, "leak-check")
+    /// `name`: `leak-check` (at exit), or the answer of an on-demand check (`leak-check-SEQ`).
+    static func classification(runDirectory path: String, name: String, status: StatusRecord?,
+                               problems: inout [MemdirError]) -> Classification {
+        let file = join(path, name)
         switch LeakCheckParser.readFile(file) {
         case .failure(let error):
             if case .malformedRecord(_, "missing file") = error { return Classification.make(record: nil, status: status) }

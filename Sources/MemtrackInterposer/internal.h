@@ -371,12 +371,15 @@ extern MEMTRACK_THREAD_LOCAL struct memtrack_cxx_deallocation *memtrack_cxx_deal
 extern uintptr_t memtrack_loader_start, memtrack_loader_size;
 extern atomic_int memtrack_loader_known;
 void memtrack_loader_find(void);
-/* How many frames to capture for an allocation called from return_address. */
-static inline int memtrack_depth_for(uintptr_t return_address) {
+/* Whether address is in the dynamic loader's code (found on first use). */
+static inline int memtrack_in_loader(uintptr_t address) {
     if (MEMTRACK_UNLIKELY(!atomic_load_explicit(&memtrack_loader_known, memory_order_acquire)))
         memtrack_loader_find();
-    return return_address - memtrack_loader_start < memtrack_loader_size ? MEMTRACK_MAX_DEPTH
-                                                                          : memtrack_config.depth;
+    return address - memtrack_loader_start < memtrack_loader_size;
+}
+/* How many frames to capture for an allocation called from return_address. */
+static inline int memtrack_depth_for(uintptr_t return_address) {
+    return memtrack_in_loader(return_address) ? MEMTRACK_MAX_DEPTH : memtrack_config.depth;
 }
 
 /* A stack cut off at MEM_DEPTH that went through the loader (a library's constructor running

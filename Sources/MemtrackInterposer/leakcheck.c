@@ -890,31 +890,9 @@ static void mark_roots(struct check *c, const uint64_t self_registers[6], uintpt
 #define MAX_LOADER_BLOCKS 8192
 static atomic_uintptr_t loader_blocks[MAX_LOADER_BLOCKS];
 static atomic_uint loader_block_count;
-static uintptr_t loader_text_start = 1, loader_text_end;   /* empty until known */
-static atomic_int loader_text_state;                      /* 0 unknown, 1 finding, 2 known */
-
-/* ld.so's executable segments, from its ELF headers at AT_BASE (mapped: its first segment
- * starts at offset 0). No allocation, no lock: this runs on the allocation path. */
-static void find_loader_text(void) {
-    int expected = 0;
-    if (!atomic_compare_exchange_strong(&loader_text_state, &expected, 1)) return;
-    uintptr_t base = (uintptr_t)getauxval(AT_BASE), start = UINTPTR_MAX, end = 0;
-    if (base) {
-        const ElfW(Ehdr) *header = (const ElfW(Ehdr) *)base;
-        const ElfW(Phdr) *program = (const ElfW(Phdr) *)(base + header->e_phoff);
-        for (int i = 0; i < header->e_phnum; i++) {
-            if (program[i].p_type != PT_LOAD || !(program[i].p_flags & PF_X)) continue;
-            if (base + program[i].p_vaddr < start) start = base + program[i].p_vaddr;
-            if (base + program[i].p_vaddr + program[i].p_memsz > end) end = base + program[i].p_vaddr + program[i].p_memsz;
-        }
-    }
-    if (end > start) { loader_text_start = start; loader_text_end = end; }
-    atomic_store(&loader_text_state, 2);
-}
 
 void memtrack_note_allocation_site(uintptr_t address, uintptr_t first_frame) {
-    if (MEMTRACK_UNLIKELY(atomic_load_explicit(&loader_text_state, memory_order_relaxed) != 2)) find_loader_text();
-    if (MEMTRACK_LIKELY(first_frame - loader_text_start >= loader_text_end - loader_text_start)) return;
+    if (MEMTRACK_LIKELY(!memtrack_in_loader(first_frame))) return;
     unsigned slot = atomic_fetch_add_explicit(&loader_block_count, 1, memory_order_relaxed);
     if (slot < MAX_LOADER_BLOCKS) atomic_store_explicit(&loader_blocks[slot], address, memory_order_relaxed);
 }

@@ -349,30 +349,35 @@ extension EndToEnd {
             }
         }
 
-        @Test("check on a live process: the writer thread answers the request, the live set at that moment is printed, the process goes on")
+        @Test("check on a live process: the writer thread classifies the live set at that moment, lost blocks by kind, and the process goes on")
         func check() throws {
             let program = try E2E.example("server")
             let grow = try location("server.c", "SERVER: grow")
+            let lose = try location("server.c", "SERVER: lose")
             try withScratch { scratch in
                 let server = try LiveProgram(program, tracking: Tracking(memDir: scratch.memDir))
                 defer { server.kill9() }
                 #expect(try server.readLine() == "ready")
                 #expect(try server.send("grow 10 100") == "grew 10")
-                func ask() throws -> (answer: [String: Any], groups: [ReportGroup]) {
-                    let json = try memdirJSON(["check", String(server.pid), "--json"])
+                #expect(try server.send("lose 3 77") == "lost")
+                func ask() throws -> (answer: [String: Any], groups: [ReportGroup], lost: [ReportGroup]) {
+                    let json = try memdirJSON(["check", String(server.pid), "--json", "--show-leak-kinds", "all"])
                     #expect(json["schema"] as? String == "memdir-check/1")
                     let checks = try #require(json["checks"] as? [[String: Any]])
                     try #require(checks.count == 1)
                     let report = try reportView(try #require(json["report"] as? [String: Any]))
-                    return (checks[0], report.leaks(at: grow))
+                    return (checks[0], report.leaks(at: grow), report.leaks(at: lose))
                 }
                 let first = try ask()
-                let result = first.answer["result"] as? String
-                #expect(result == "skipped" || result == "complete", "\(first.answer)")
-                if result == "skipped" { #expect(first.answer["reason"] as? String == "classification not available") }
+                #expect(first.answer["result"] as? String == "complete", "\(first.answer)")
                 #expect(FileManager.default.fileExists(atPath: first.answer["answer"] as? String ?? "/"))
+                #expect((first.answer["lost"] as? [String: Any])?["definitely"] as? Int == 3, "\(first.answer)")
                 // The blocks were younger than the settle time: the request wrote them out first.
+                // The kept ones are still reachable (a global points to the index); the dropped
+                // ones are definitely lost.
                 #expect(first.groups.map(\.blocks) == [10] && first.groups.map(\.bytes) == [1000], "\(first.groups)")
+                #expect(first.groups.map(\.kind) == ["still_reachable"], "\(first.groups)")
+                #expect(first.lost.map(\.kind) == ["definitely_lost"] && first.lost.map(\.blocks) == [3], "\(first.lost)")
 
                 #expect(try server.send("grow 5 100") == "grew 15", "the process goes on")
                 let second = try ask()

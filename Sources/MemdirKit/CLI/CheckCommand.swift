@@ -13,13 +13,14 @@
 public struct CheckCommand: Command {
     public static let name = "check"
     public static let summary = "Ask a running process for a leak check now and print what is lost at that moment."
-    public static let usage = "memdir check PID|DIR [--timeout AGE] [--json] [--binary PATH] [--by caller|frame|stack] [--wrapper NAME]..."
+    public static let usage = "memdir check PID|DIR [--timeout AGE] [--json] [--binary PATH] [--by caller|frame|stack] [--wrapper NAME]... [--show-leak-kinds KINDS] [--suppressions FILE]..."
     public static let discussion = """
         PID is a process running under libmemtrack.so; DIR is a MEM_DIR (every running process in it is asked)
         or one run directory. The tracker answers from its writer thread, so a process with MEM_SETTLE_MS=0
         cannot answer.
         """
-    public static let options = ReportFlags.options + [
+    public static let options = ReportFlags.options
+        + LeakFlags.options.filter { ["--show-leak-kinds", "--suppressions"].contains($0.name) } + [
         OptionSpec("--timeout", value: "AGE", help: "How long to wait for the answer (default 10s)."),
         OptionSpec("--binary", value: "PATH", help: "Resolve the main executable's frames in PATH."),
     ]
@@ -28,6 +29,7 @@ public struct CheckCommand: Command {
     public var timeoutMs: Double
     public var binary: String?
     public var flags: ReportFlags
+    public var leakFlags: LeakFlags
 
     public init(_ a: ParsedArguments) throws(MemdirError) {
         guard a.positionals.count <= 1 else { throw .usage("unexpected argument '\(a.positionals[1])'") }
@@ -36,6 +38,7 @@ public struct CheckCommand: Command {
         timeoutMs = try a.value("--timeout").map { (t: String) throws(MemdirError) in try BlockAge.option(t, name: "--timeout") } ?? 10_000
         binary = a.value("--binary")
         flags = try ReportFlags(a)
+        leakFlags = try LeakFlags(a)
     }
 
     public func run(_ console: Console) throws(MemdirError) -> Int32 {
@@ -46,9 +49,12 @@ public struct CheckCommand: Command {
         }
         var answers: [(run: String, answer: CheckAnswer)] = []
         for run in running { answers.append((run, try Self.ask(run, timeoutMs: timeoutMs))) }
-        // What is lost at that moment: for now the live set of each process, read after the answer.
-        var report = try ReportBuilder.build(directory: running.count == 1 ? running[0] : target,
-                                             options: ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: true, binary: binary))
+        // What is lost at that moment: the live set read after the answer, classified by it (blocks
+        // allocated since are "not classified").
+        var options = ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: true, binary: binary,
+                                    leaks: try leakFlags.leakOptions())
+        for (run, answer) in answers { options.leakCheckNames[baseName(run)] = baseName(answer.file) }
+        var report = try ReportBuilder.build(directory: running.count == 1 ? running[0] : target, options: options)
         report.processes = report.processes.filter { p in running.contains { baseName($0) == p.name } }
         console.out(flags.json ? CheckFormatter.json(answers, report: report) : CheckFormatter.text(answers, report: report))
         return reportProblems(report, console: console)
