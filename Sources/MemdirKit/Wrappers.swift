@@ -79,14 +79,15 @@ public struct WrapperRules: Sendable {
 }
 
 /// Glob match where `*` matches any run of characters and everything else is literal
-/// (so `operator new[]` needs no escaping).
-public func globMatch(_ pattern: String, _ text: String) -> Bool {
+/// (so `operator new[]` needs no escaping). With `anyOne`, `?` matches any one character
+/// (valgrind's and LSan's suppression patterns).
+public func globMatch(_ pattern: String, _ text: String, questionMarkMatchesAny anyOne: Bool = false) -> Bool {
     let p = Array(pattern.utf8), t = Array(text.utf8)
     var pi = 0, ti = 0, starP = -1, starT = 0
     while ti < t.count {
         if pi < p.count && p[pi] == UInt8(ascii: "*") {
             starP = pi; starT = ti; pi += 1
-        } else if pi < p.count && p[pi] == t[ti] {
+        } else if pi < p.count && (p[pi] == t[ti] || (anyOne && p[pi] == UInt8(ascii: "?"))) {
             pi += 1; ti += 1
         } else if starP >= 0 {
             pi = starP + 1; starT += 1; ti = starT
