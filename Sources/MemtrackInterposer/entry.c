@@ -42,7 +42,8 @@ static inline __attribute__((always_inline)) void track_allocation(void *pointer
     block->milliseconds = memtrack_milliseconds_now();
     block->thread = memtrack_thread_id();
     block->via = (uint8_t)via;
-    memtrack_note_allocation_site(block->address, block->stack.depth ? block->stack.frames[0] : 0);
+    if (MEMTRACK_UNLIKELY(block->stack.depth && memtrack_in_loader(block->stack.frames[0])))
+        memtrack_note_loader_block(block->address);
     memtrack_counters_allocated(via, pointer, size);
     memtrack_pending_add(block);
 }
@@ -297,31 +298,25 @@ FREE_ENTRY(cfree, MEMTRACK_VIA_CFREE)
 /* realloc cannot go through the quarantine: when the block moves, the next allocator frees the
  * old address itself. The old record goes before the call, because once the allocator has
  * freed the old address another thread may be handed it and record it anew. */
+/* Records what the next allocator's realloc returned, if anything, as a malloc-family block
+ * with the realloc's stack, errno left as realloc set it. */
+static void *track_reallocated(void *result, size_t size, int via, const struct memtrack_stack *stack) {
+    if (result) {
+        struct memtrack_block block;
+        block.family = MEMTRACK_FAMILY_MALLOC;
+        block.stack = *stack;
+        int result_errno = errno;
+        track_allocation(result, size, via, &block);
+        errno = result_errno;
+    }
+    return result;
+}
+
 static void *reallocate(void *pointer, size_t size, int via, struct memtrack_stack *stack) {
-    if (!pointer) {   /* realloc(NULL, n) is malloc(n), recorded as realloc */
-        void *result = memtrack_next.realloc(NULL, size);
-        if (result) {
-            struct memtrack_block block;
-            block.family = MEMTRACK_FAMILY_MALLOC;
-            block.stack = *stack;
-            int result_errno = errno;
-            track_allocation(result, size, via, &block);
-            errno = result_errno;
-        }
-        return result;
-    }
-    int state = release_state(pointer);
-    if (state == MEMTRACK_UNTRACKED) {   /* not known either way: as untraced */
-        void *result = memtrack_next.realloc(pointer, size);
-        if (result) {
-            struct memtrack_block block;
-            block.stack = *stack;
-            int result_errno = errno;
-            track_allocation(result, size, via, &block);
-            errno = result_errno;
-        }
-        return result;
-    }
+    /* realloc(NULL, n) is malloc(n), recorded as realloc; an untracked block (the index could
+     * not grow) is passed on as untraced. Either way the result is a new malloc-family block. */
+    int state = pointer ? release_state(pointer) : MEMTRACK_UNTRACKED;
+    if (state == MEMTRACK_UNTRACKED) return track_reallocated(memtrack_next.realloc(pointer, size), size, via, stack);
     memtrack_counters_freed(via, pointer, state);
     if (state == MEMTRACK_NEVER || state == MEMTRACK_FREED) {
         report_bad_free(pointer, state, via, stack);
@@ -352,11 +347,7 @@ static void *reallocate(void *pointer, size_t size, int via, struct memtrack_sta
         return NULL;
     }
     if (state == MEMTRACK_LIVE_INTERNAL) return internal_block(result);
-    struct memtrack_block block;
-    block.family = MEMTRACK_FAMILY_MALLOC;
-    block.stack = *stack;
-    track_allocation(result, size, via, &block);
-    return result;
+    return track_reallocated(result, size, via, stack);
 }
 
 /* realloc and reallocarray differ only in how they get the size; the stack must be captured

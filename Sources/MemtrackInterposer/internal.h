@@ -291,8 +291,8 @@ void memtrack_quarantine_fork_child(void);
  * `leak-check-SEQ` (on_request 1, `when request`). Other threads are stopped for the scan only.
  * Returns the number of definitely and indirectly lost blocks, or -1 if it could not run. */
 int memtrack_leak_check_now(int on_request);
-/* The allocation path: notes a block whose caller is the dynamic loader (two compares else). */
-void memtrack_note_allocation_site(uintptr_t address, uintptr_t first_frame);
+/* The allocation path: notes a block whose caller is the dynamic loader (memtrack_in_loader). */
+void memtrack_note_loader_block(uintptr_t address);
 /* `result skipped REASON` as `leak-check`, signal-safe (for _exit). */
 void memtrack_leak_check_skipped(const char *reason);
 /* ---- annotations.c ------------------------------------------------------------------- */

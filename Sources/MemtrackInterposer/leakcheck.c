@@ -891,8 +891,7 @@ static void mark_roots(struct check *c, const uint64_t self_registers[6], uintpt
 static atomic_uintptr_t loader_blocks[MAX_LOADER_BLOCKS];
 static atomic_uint loader_block_count;
 
-void memtrack_note_allocation_site(uintptr_t address, uintptr_t first_frame) {
-    if (MEMTRACK_LIKELY(!memtrack_in_loader(first_frame))) return;
+void memtrack_note_loader_block(uintptr_t address) {
     unsigned slot = atomic_fetch_add_explicit(&loader_block_count, 1, memory_order_relaxed);
     if (slot < MAX_LOADER_BLOCKS) atomic_store_explicit(&loader_blocks[slot], address, memory_order_relaxed);
 }
