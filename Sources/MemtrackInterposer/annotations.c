@@ -232,13 +232,9 @@ MEMTRACK_EXPORT void __lsan_unregister_root_region(const void *start, size_t siz
 }
 
 // ---- On-demand checks --------------------------------------------------------------------
-/* The leak check itself lives in leakcheck.c when it is built in; found at run time so this
- * file stands alone. */
-
-/* The number of lost blocks, with the report written into the run directory; -1 when this
- * build has no leak check: then the pending records are written out, so that the directory
- * holds the live set as of now (`memdir list` reads it). */
-/* Writes every pending record first, so that the answer (leak-check-SEQ) and the block
+/* The number of definitely and indirectly lost blocks, with the answer (leak-check-SEQ)
+ * written into the run directory by leakcheck.c; -1 when no check could run (no tracker yet,
+ * MEM_LEAK_CHECK=0). Every pending record is written first, so that the answer and the block
  * records on disk describe the same moment, as `memdir check` does. */
 MEMTRACK_EXPORT int memtrack_check(void) {
     if (!atomic_load(&memtrack_ready)) return -1;
