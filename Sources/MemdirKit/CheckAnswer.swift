@@ -15,29 +15,25 @@ public struct CheckAnswer: Equatable, Sendable {
     public var lost: [String: Int]
     public var lostAddresses: Set<UInt64>
 
+    /// The answer in the `leak-check` format, read by LeakCheckParser; only a complete file
+    /// (its `end` line) is an answer.
     public static func parse(_ text: String, path: String) throws(MemdirError) -> CheckAnswer {
-        let lines = try checkedLines(text, kind: "leak-check", path: path)
-        guard lines.last == "end" else { throw .malformedRecord(path: path, reason: "no end line (cut short)") }
-        var answer = CheckAnswer(file: path, result: "", reason: nil, seq: nil, ms: nil, notes: [], lost: [:], lostAddresses: [])
-        for line in lines.dropLast() {
-            let (key, value) = keyValue(line)
-            switch key {
-            case "result":
-                let parts = value.split(separator: " ", maxSplits: 1)
-                answer.result = parts.first.map(String.init) ?? ""
-                answer.reason = parts.count > 1 ? unescapeValue(parts[1]) : nil
-            case "seq": answer.seq = parseNumber(value)
-            case "ms": answer.ms = parseNumber(value)
-            case "note": answer.notes.append(unescapeValue(value))
-            case "lost":
-                let parts = value.split(separator: " ")
-                guard parts.count == 2, let address = parseNumber(parts[0]) else { throw .malformedRecord(path: path, reason: "bad lost line '\(line)'") }
-                answer.lost[String(parts[1]), default: 0] += 1
-                answer.lostAddresses.insert(address)
-            default: break   // unknown keys are for later versions
-            }
+        let record = try LeakCheckParser.parse(Array(text.utf8), path: path)
+        guard record.ended else { throw .malformedRecord(path: path, reason: "no end line (cut short)") }
+        var answer = CheckAnswer(file: path, result: "complete", reason: nil, seq: record.seq, ms: record.ms,
+                                 notes: record.notes, lost: [:], lostAddresses: [])
+        switch record.result {
+        case .complete: break
+        case .skipped(let why): answer.result = "skipped"; answer.reason = why
+        case .failed(let why): answer.result = "failed"; answer.reason = why
         }
-        guard !answer.result.isEmpty else { throw .malformedRecord(path: path, reason: "no result line") }
+        record.lost.forEach { address, kind in
+            answer.lost[Self.words[kind] ?? "\(kind)", default: 0] += 1
+            answer.lostAddresses.insert(address)
+        }
         return answer
     }
+
+    /// The words of the `lost` lines, which `lost` counts by.
+    static let words: [LeakKind: String] = [.definitelyLost: "definitely", .indirectlyLost: "indirectly", .possiblyLost: "possibly"]
 }

@@ -84,6 +84,11 @@ public struct LostBlocks: Equatable, Sendable, ExpressibleByDictionaryLiteral {
 
     public var count: Int { addresses.count }
 
+    /// Every lost block, in address order.
+    public func forEach(_ body: (UInt64, LeakKind) -> Void) {
+        for i in addresses.indices { body(addresses[i], kinds[i]) }
+    }
+
     mutating func append(_ address: UInt64, _ kind: LeakKind) {
         if let last = addresses.last, last >= address { sorted = false }
         addresses.append(address)
@@ -176,11 +181,10 @@ public enum LeakCheckParser {
             }
             switch key {
             case "lost":
+                // Well-formed lines were taken above: this one has a bad address or kind.
                 guard let gap = value.firstIndex(of: UInt8(ascii: " ")),
-                      let address = BlockParser.number(value[value.startIndex..<gap]) else { throw bad("bad lost line") }
-                switch String(decoding: value[(gap + 1)...], as: UTF8.self) {
-                case let other: throw bad("unknown leak kind '\(other)'")
-                }
+                      BlockParser.number(value[value.startIndex..<gap]) != nil else { throw bad("bad lost line") }
+                throw bad("unknown leak kind '\(String(decoding: value[(gap + 1)...], as: UTF8.self))'")
             case "result":
                 let text = String(decoding: value, as: UTF8.self)
                 let (word, reason) = keyValue(Substring(text))
