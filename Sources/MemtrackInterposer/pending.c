@@ -368,7 +368,14 @@ static int pass_yields(const struct pass *pass) {
 }
 
 static int lock_shard(struct shard *shard, int in_signal) {
-    if (in_signal) return memtrack_lock_try_for_signal(&shard->lock, -1);
+    if (in_signal) {
+        if (memtrack_lock_try_for_signal(&shard->lock, -1)) return 1;
+        /* Held by the code this handler interrupted, or by a thread stuck for seconds: the
+         * shard's young records are not written, and the record says it is incomplete. */
+        memtrack_note_failure("writing records in a signal handler: a record table stayed locked", EDEADLK,
+                              &memtrack_unrecorded_events);
+        return 0;
+    }
     memtrack_lock_acquire(&shard->lock);
     return 1;
 }

@@ -137,9 +137,21 @@ int memtrack_lock_held_by_me(memtrack_lock *lock) {
     return (atomic_load_explicit(lock, memory_order_relaxed) & ~LOCK_WAITERS) == memtrack_thread_id();
 }
 
+/* attempts < 0: until the lock is free, but at most SIGNAL_LOCK_PATIENCE_NS. A handler at exit
+ * or a fatal signal must not outlive the program by waiting forever: a holder may itself be
+ * stuck (stopped, or waiting for this thread), and untraced the program would have ended. */
+#define SIGNAL_LOCK_PATIENCE_NS 2000000000ll
+static long long monotonic_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);   /* async-signal-safe, through the vDSO */
+    return now.tv_sec * 1000000000ll + now.tv_nsec;
+}
+
 int memtrack_lock_try_for_signal(memtrack_lock *lock, int attempts) {
     int me = memtrack_thread_id();
-    for (; attempts != 0; attempts--) {
+    long long deadline = attempts < 0 ? monotonic_ns() + SIGNAL_LOCK_PATIENCE_NS : 0;
+    for (unsigned tries = 1; attempts != 0; attempts -= attempts > 0, tries++) {
+        if (deadline && tries % 64 == 0 && monotonic_ns() > deadline) return 0;
         int owner = atomic_load(lock);
         if ((owner & ~LOCK_WAITERS) == me) return 0;   /* the interrupted code holds it */
         int free_value = 0;
