@@ -55,6 +55,17 @@ static void *next_symbol(const char *name) {
     return dlsym(RTLD_NEXT, name);
 }
 
+/* Whether the next allocator is glibc's own (not a preloaded jemalloc or libc_malloc_debug),
+ * whose chunk headers memtrack_usable_size may read; dladdr takes the loader's lock, as the
+ * dlsym calls above do. */
+static int allocator_is_glibcs(void) {
+    Dl_info where;
+    if (!memtrack_next.malloc_usable_size || !dladdr((void *)memtrack_next.malloc_usable_size, &where) || !where.dli_fname)
+        return 0;
+    const char *slash = strrchr(where.dli_fname, '/');
+    return !strncmp(slash ? slash + 1 : where.dli_fname, "libc.so.", 8);
+}
+
 static atomic_int bootstrap_owner;   /* thread id of the thread resolving symbols, 0 when none */
 
 void memtrack_bootstrap(void) {
@@ -82,6 +93,7 @@ void memtrack_bootstrap(void) {
     memtrack_next.valloc = next_symbol("valloc");
     memtrack_next.pvalloc = next_symbol("pvalloc");
     memtrack_next.malloc_usable_size = next_symbol("malloc_usable_size");
+    if (allocator_is_glibcs()) memtrack_counters_probe_chunk_headers();
     memtrack_busy--;
     read_configuration();   /* environ may not be set this early; the constructor reads it again */
     atomic_store(&memtrack_ready, 1);

@@ -4,8 +4,8 @@
  * mapped, and the page cache keeps the numbers when the process dies, like the records.
  *
  * No contended cache line on the hot path: every thread takes a slot of its own (1 KiB) and
- * updates it with plain relaxed loads and stores (one writer per slot, so no read-modify-write
- * is needed); the reader sums the slots. Threads beyond SLOT_COUNT share one overflow slot,
+ * updates it with plain adds (one writer per slot, so no atomic read-modify-write is needed;
+ * the inline half is in counters.h); the reader sums the slots. Threads beyond SLOT_COUNT share one overflow slot,
  * updated with atomic adds. The heap total is the one number that needs all threads at once:
  * each slot keeps its own unpublished change, and only when that reaches PUBLISH_BYTES either
  * way is it added to the shared total, and the peak raised. So the reader's current heap
@@ -13,12 +13,13 @@
  * its change reached since it last published; the peak is the published total plus that mark,
  * exact for one thread and within PUBLISH_BYTES per thread otherwise.
  *
- * Heap bytes are what the allocator reports with malloc_usable_size: the requested size of a
- * block whose record has settled is no longer in memory when it is freed.
+ * Heap bytes are what the allocator reports with malloc_usable_size (read from glibc's chunk
+ * header when glibc is the allocator): the requested size of a block whose record has settled
+ * is no longer in memory when it is freed.
  *
  * Layout (little-endian, README "counters"): a 4 KiB header page, then SLOT_COUNT + 1 slots.
  */
-#include "internal.h"
+#include "counters.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,108 +28,129 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 
-#define HEADER_BYTES 4096
-#define SLOT_COUNT 128                    /* threads with a slot of their own */
-#define SLOT_WORDS 128                    /* 1 KiB per slot: whole cache lines, never shared */
-#define CALL_WORDS 16                     /* calls[via], via < 16 */
+#define HEADER_BYTES (MEMTRACK_COUNTER_HEADER_WORDS * 8)
+#define SLOT_COUNT MEMTRACK_COUNTER_SLOTS
+#define SLOT_WORDS MEMTRACK_COUNTER_SLOT_WORDS
 #define BUCKETS 65                        /* bucket b: sizes with bit length b (0 for size 0) */
-#define PUBLISH_BYTES (64 * 1024)         /* error bound of the peak, per thread */
 
 /* Header words, after the 32-byte text "memtrack/1 counters\n". */
 enum {
     H_SLOT_COUNT = 4, H_SLOT_WORDS, H_SLOTS_OFFSET, H_BUCKETS, H_PUBLISH_BYTES,
     H_HEAP_PUBLISHED, H_HEAP_PEAK, H_PID,
 };
-/* Slot words. */
-enum { S_CALLS = 0, S_BYTES = CALL_WORDS, S_HEAP_DELTA, S_LIVE_BLOCKS, S_DELTA_HIGH, S_HISTOGRAM = 32 };
 
 #define FILE_BYTES (HEADER_BYTES + (SLOT_COUNT + 1) * SLOT_WORDS * 8)
 
-typedef _Atomic uint64_t word;
-
 /* Counts made before the run directory exists (loader, constructors) go here, and are copied
  * into the file when it is mapped. */
-static word bootstrap_area[FILE_BYTES / 8] __attribute__((aligned(64)));
-static word *_Atomic area = bootstrap_area;
-static atomic_int next_slot;
-/* 1 + this thread's slot index; 0 until the thread first counts. Survives fork with the one
- * thread the child has, which keeps its slot (the child's file starts at zero). */
+static uint64_t bootstrap_area[FILE_BYTES / 8] __attribute__((aligned(64)));
+uint64_t *memtrack_counter_area = bootstrap_area;
+static int next_slot;
+/* 1 + this thread's slot index, 0 until assigned. Both survive fork with the one thread the
+ * child has, which keeps its slot (the child's file starts at zero). */
 static MEMTRACK_THREAD_LOCAL int my_slot;
+MEMTRACK_THREAD_LOCAL size_t memtrack_counter_slot_offset;
+int memtrack_chunk_headers_readable;
 
-static inline word *slot_words(word *base, int index) {
-    return base + HEADER_BYTES / 8 + (size_t)index * SLOT_WORDS;
+static uint64_t *slot_words(uint64_t *base, int index) {
+    return base + MEMTRACK_COUNTER_HEADER_WORDS + (size_t)index * SLOT_WORDS;
 }
 
-static inline int slot_index(void) {
-    if (MEMTRACK_LIKELY(my_slot)) return my_slot - 1;
-    int index = atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed);
-    if (index >= SLOT_COUNT) index = SLOT_COUNT;   /* the shared overflow slot */
+/* This thread's slot index, assigned at its first count; SLOT_COUNT is the shared overflow slot. */
+static int slot_index(void) {
+    if (my_slot) return my_slot - 1;
+    int index = __atomic_fetch_add(&next_slot, 1, __ATOMIC_RELAXED);
+    if (index >= SLOT_COUNT) index = SLOT_COUNT;
     my_slot = index + 1;
+    if (index < SLOT_COUNT)   /* from now on, the inline path */
+        memtrack_counter_slot_offset = MEMTRACK_COUNTER_HEADER_WORDS + (size_t)index * SLOT_WORDS;
     return index;
 }
 
-/* One writer per slot: a plain add. The overflow slot has many: an atomic add. */
-static inline void add(word *w, uint64_t value, int shared) {
-    if (shared) atomic_fetch_add_explicit(w, value, memory_order_relaxed);
-    else atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) + value, memory_order_relaxed);
-}
-
-/* Moves this slot's change into the shared total and raises the peak by what the slot's own
- * high-water mark says the heap reached since its last publish (exact with one thread). */
-static void publish(word *base, word *slot, int64_t delta, int shared) {
+/* Raises the peak by what the slot's high-water mark says the heap reached since its last
+ * publish (exact with one thread), and moves the slot's change into the shared total. */
+static void publish_delta(uint64_t *base, uint64_t *slot, int64_t delta, int shared) {
     if (shared) {   /* take exactly what we saw, others may be adding */
-        if (!atomic_compare_exchange_strong(&slot[S_HEAP_DELTA], &(uint64_t){(uint64_t)delta}, 0)) return;
+        uint64_t expected = (uint64_t)delta;
+        if (!__atomic_compare_exchange_n(&slot[MEMTRACK_SLOT_HEAP_DELTA], &expected, 0, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+            return;
     } else {
-        atomic_store_explicit(&slot[S_HEAP_DELTA], 0, memory_order_relaxed);
+        __atomic_store_n(&slot[MEMTRACK_SLOT_HEAP_DELTA], 0, __ATOMIC_RELAXED);
     }
-    int64_t high = (int64_t)atomic_exchange_explicit(&slot[S_DELTA_HIGH], 0, memory_order_relaxed);
-    uint64_t before = atomic_fetch_add_explicit(&base[H_HEAP_PUBLISHED], (uint64_t)delta, memory_order_relaxed);
+    int64_t high = (int64_t)__atomic_exchange_n(&slot[MEMTRACK_SLOT_DELTA_HIGH], 0, __ATOMIC_RELAXED);
+    uint64_t before = __atomic_fetch_add(&base[H_HEAP_PUBLISHED], (uint64_t)delta, __ATOMIC_RELAXED);
     int64_t reached = (int64_t)before + (high > delta ? high : delta);
-    uint64_t peak = atomic_load_explicit(&base[H_HEAP_PEAK], memory_order_relaxed);
+    uint64_t peak = __atomic_load_n(&base[H_HEAP_PEAK], __ATOMIC_RELAXED);
     while (reached > (int64_t)peak &&
-           !atomic_compare_exchange_weak_explicit(&base[H_HEAP_PEAK], &peak, (uint64_t)reached, memory_order_relaxed, memory_order_relaxed)) {
+           !__atomic_compare_exchange_n(&base[H_HEAP_PEAK], &peak, (uint64_t)reached, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
     }
 }
 
-static inline void change_heap(word *base, word *slot, int64_t bytes, int shared) {
-    word *delta_word = &slot[S_HEAP_DELTA];
+void memtrack_counters_publish(uint64_t *slot) {
+    publish_delta(__atomic_load_n(&memtrack_counter_area, __ATOMIC_RELAXED), slot,
+                  (int64_t)slot[MEMTRACK_SLOT_HEAP_DELTA], 0);
+}
+
+/* The slow path: a thread's first count, or the overflow slot many threads share (atomic adds). */
+static void add(uint64_t *w, uint64_t value, int shared) {
+    if (shared) __atomic_fetch_add(w, value, __ATOMIC_RELAXED);
+    else *w += value;
+}
+
+static void change_heap(uint64_t *slot, int64_t bytes, int shared) {
+    uint64_t *delta_word = &slot[MEMTRACK_SLOT_HEAP_DELTA];
     add(delta_word, (uint64_t)bytes, shared);
-    int64_t delta = (int64_t)atomic_load_explicit(delta_word, memory_order_relaxed);
-    if (bytes > 0 && delta > (int64_t)atomic_load_explicit(&slot[S_DELTA_HIGH], memory_order_relaxed))
-        atomic_store_explicit(&slot[S_DELTA_HIGH], (uint64_t)delta, memory_order_relaxed);
-    if (MEMTRACK_UNLIKELY(delta >= PUBLISH_BYTES || delta <= -PUBLISH_BYTES)) publish(base, slot, delta, shared);
+    int64_t delta = (int64_t)__atomic_load_n(delta_word, __ATOMIC_RELAXED);
+    if (bytes > 0 && delta > (int64_t)__atomic_load_n(&slot[MEMTRACK_SLOT_DELTA_HIGH], __ATOMIC_RELAXED))
+        __atomic_store_n(&slot[MEMTRACK_SLOT_DELTA_HIGH], (uint64_t)delta, __ATOMIC_RELAXED);
+    if (delta >= MEMTRACK_COUNTER_PUBLISH || delta <= -MEMTRACK_COUNTER_PUBLISH)
+        publish_delta(__atomic_load_n(&memtrack_counter_area, __ATOMIC_RELAXED), slot, delta, shared);
 }
 
-static inline int bucket_of(uint64_t size) { return size ? 64 - __builtin_clzll(size) : 0; }
-
-void memtrack_counters_allocated(int via, void *pointer, size_t size) {
-    word *base = atomic_load_explicit(&area, memory_order_relaxed);
+void memtrack_counters_allocated_slow(int via, void *pointer, size_t size) {
     int index = slot_index();
     int shared = index == SLOT_COUNT;
-    word *slot = slot_words(base, index);
-    add(&slot[S_CALLS + via], 1, shared);
-    add(&slot[S_BYTES], size, shared);
-    add(&slot[S_HISTOGRAM + bucket_of(size)], 1, shared);
-    add(&slot[S_LIVE_BLOCKS], 1, shared);
-    change_heap(base, slot, (int64_t)memtrack_next.malloc_usable_size(pointer), shared);
+    uint64_t *slot = slot_words(__atomic_load_n(&memtrack_counter_area, __ATOMIC_RELAXED), index);
+    add(&slot[MEMTRACK_SLOT_CALLS + via], 1, shared);
+    add(&slot[MEMTRACK_SLOT_BYTES], size, shared);
+    add(&slot[MEMTRACK_SLOT_HISTOGRAM + memtrack_size_bucket(size)], 1, shared);
+    add(&slot[MEMTRACK_SLOT_LIVE_BLOCKS], 1, shared);
+    change_heap(slot, (int64_t)memtrack_usable_size(pointer), shared);
 }
 
-void memtrack_counters_freed(int via, void *pointer, int state) {
-    word *base = atomic_load_explicit(&area, memory_order_relaxed);
+void memtrack_counters_freed_slow(int via, void *pointer, int state) {
     int index = slot_index();
     int shared = index == SLOT_COUNT;
-    word *slot = slot_words(base, index);
-    /* realloc's release of the old block is part of the realloc call, counted once above. */
-    if (via == MEMTRACK_VIA_FREE || via == MEMTRACK_VIA_CFREE) add(&slot[S_CALLS + via], 1, shared);
+    uint64_t *slot = slot_words(__atomic_load_n(&memtrack_counter_area, __ATOMIC_RELAXED), index);
+    if (via == MEMTRACK_VIA_FREE || via == MEMTRACK_VIA_CFREE) add(&slot[MEMTRACK_SLOT_CALLS + via], 1, shared);
     if (state != MEMTRACK_LIVE) return;
-    add(&slot[S_LIVE_BLOCKS], (uint64_t)-1, shared);
-    change_heap(base, slot, -(int64_t)memtrack_next.malloc_usable_size(pointer), shared);
+    add(&slot[MEMTRACK_SLOT_LIVE_BLOCKS], (uint64_t)-1, shared);
+    change_heap(slot, -(int64_t)memtrack_usable_size(pointer), shared);
+}
+
+/* Whether glibc's chunk size word can stand in for malloc_usable_size: the next allocator must
+ * be glibc's (not a preloaded jemalloc or malloc-debug), which the probes show by agreeing on
+ * a small block, a large one and a page-aligned one (mmapped chunks, too). */
+void memtrack_counters_probe_chunk_headers(void) {
+    if (!memtrack_next.malloc || !memtrack_next.free || !memtrack_next.malloc_usable_size || !memtrack_next.memalign) return;
+    static const size_t sizes[] = {24, 1000, 300000};
+    int agree = 1;
+    for (int i = 0; i < 4 && agree; i++) {
+        void *probe = i < 3 ? memtrack_next.malloc(sizes[i]) : memtrack_next.memalign(4096, 100);
+        if (!probe) return;
+        memtrack_chunk_headers_readable = 1;
+        size_t from_header = memtrack_usable_size(probe);
+        memtrack_chunk_headers_readable = 0;
+        agree = from_header == memtrack_next.malloc_usable_size(probe);
+        memtrack_next.free(probe);
+    }
+    memtrack_chunk_headers_readable = agree;
 }
 
 /* Creates and maps `counters` in the new run directory (at start, and in a forked child). */
 void memtrack_counters_open(int directory) {
     int saved_errno = errno;
-    word *old = atomic_load(&area);
+    uint64_t *old = __atomic_load_n(&memtrack_counter_area, __ATOMIC_RELAXED);
     int fd = (int)syscall(SYS_openat, directory, "counters", O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     void *mapped = MAP_FAILED;
     if (fd >= 0 && ftruncate(fd, FILE_BYTES) == 0)
@@ -139,19 +161,19 @@ void memtrack_counters_open(int directory) {
         errno = saved_errno;
         return;
     }
-    word *fresh = mapped;
+    uint64_t *fresh = mapped;
     /* The first image keeps what it counted before the directory existed; a forked child
      * counts only its own calls. */
     if (old == bootstrap_area) memcpy((void *)fresh, (const void *)bootstrap_area, FILE_BYTES);
     else memset((void *)fresh, 0, FILE_BYTES);
     memcpy((void *)fresh, "memtrack/1 counters\n", 20);
-    atomic_store(&fresh[H_SLOT_COUNT], SLOT_COUNT + 1);
-    atomic_store(&fresh[H_SLOT_WORDS], SLOT_WORDS);
-    atomic_store(&fresh[H_SLOTS_OFFSET], HEADER_BYTES);
-    atomic_store(&fresh[H_BUCKETS], BUCKETS);
-    atomic_store(&fresh[H_PUBLISH_BYTES], PUBLISH_BYTES);
-    atomic_store(&fresh[H_PID], (uint64_t)memtrack_pid);
-    atomic_store(&area, fresh);
+    __atomic_store_n(&fresh[H_SLOT_COUNT], SLOT_COUNT + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&fresh[H_SLOT_WORDS], SLOT_WORDS, __ATOMIC_RELAXED);
+    __atomic_store_n(&fresh[H_SLOTS_OFFSET], HEADER_BYTES, __ATOMIC_RELAXED);
+    __atomic_store_n(&fresh[H_BUCKETS], BUCKETS, __ATOMIC_RELAXED);
+    __atomic_store_n(&fresh[H_PUBLISH_BYTES], MEMTRACK_COUNTER_PUBLISH, __ATOMIC_RELAXED);
+    __atomic_store_n(&fresh[H_PID], (uint64_t)memtrack_pid, __ATOMIC_RELAXED);
+    __atomic_store_n(&memtrack_counter_area, fresh, __ATOMIC_RELEASE);
     if (old != bootstrap_area) munmap((void *)old, FILE_BYTES);   /* the parent's, in a child */
     errno = saved_errno;
 }

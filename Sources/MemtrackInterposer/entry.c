@@ -6,6 +6,7 @@
  * directly and its block is marked as the tracker's own: never recorded, freed quietly.
  */
 #include "internal.h"
+#include "counters.h"
 #include "unwind.h"
 
 #include <errno.h>

@@ -407,11 +407,9 @@ void memtrack_lock_release(memtrack_lock *lock);
 
 /* ---- counters.c, requests.c ----------------------------------------------------------- */
 
-/* A recorded allocation (pointer non-NULL) of `size` requested bytes through `via`. */
-void memtrack_counters_allocated(int via, void *pointer, size_t size);
-/* A free of `pointer` through `via`, whose index state was `state` (only LIVE lowers the heap). */
-void memtrack_counters_freed(int via, void *pointer, int state);
+/* The per-call counters are inline, in counters.h. */
 void memtrack_counters_open(int directory);
+void memtrack_counters_probe_chunk_headers(void);
 int memtrack_requests_take(void);
 void memtrack_requests_answer(void);
 

@@ -8,6 +8,7 @@
  * Split into shards by address, each a ring with its own lock, like the pending table.
  */
 #include "internal.h"
+#include "counters.h"
 
 #include <string.h>
 
@@ -75,7 +76,8 @@ static struct quarantine_shard *shard_for(const void *pointer) {
 
 void memtrack_quarantine_put(void *pointer, uint64_t size, const struct memtrack_stack *alloc_stack,
                              const struct memtrack_stack *free_stack) {
-    uint64_t bytes = memtrack_next.malloc_usable_size ? memtrack_next.malloc_usable_size(pointer) : size;
+    uint64_t bytes = memtrack_usable_size(pointer);
+    if (!bytes) bytes = size;
     uint64_t budget = memtrack_config.quarantine_bytes / QUARANTINE_SHARDS;
     void *release[QUARANTINE_SLOTS];
     int release_count = 0;
