@@ -208,9 +208,13 @@ struct Tracking {
     var depth: Int? = nil
     var freeres: Int? = nil
     var quarantine: Int? = nil
+    /// Libraries preloaded after the tracker (its "next" allocator), and settings for them.
+    var preloadAfter: [String] = []
+    var environment: [String: String] = [:]
 
     func apply(to env: inout [String: String]) throws {
-        env["LD_PRELOAD"] = try E2E.library()
+        env.merge(environment) { $1 }
+        env["LD_PRELOAD"] = ([try E2E.library()] + preloadAfter).joined(separator: " ")
         env["MEM_DIR"] = memDir.path
         if let settleMs { env["MEM_SETTLE_MS"] = String(settleMs) }
         if let depth { env["MEM_DEPTH"] = String(depth) }

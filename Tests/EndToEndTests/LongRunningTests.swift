@@ -99,11 +99,19 @@ func bucketMin(_ size: Int) -> Int { size == 0 ? 0 : 1 << (Int.bitWidth - size.l
 
 extension EndToEnd {
     @Suite struct LongRunning {
-        @Test("stats: calls, bytes, histogram, live blocks and heap equal what the program did; they survive SIGKILL")
-        func stats() throws {
+        /// Twice: over glibc's allocator (the heap read from its chunk headers), and over another
+        /// allocator preloaded after the tracker (Examples/other_allocator.c, whose usable size is
+        /// the requested size): the tracker must notice it is not glibc's and ask it instead.
+        @Test("stats: calls, bytes, histogram, live blocks and heap equal what the program did; they survive SIGKILL",
+              arguments: [false, true])
+        func stats(overOtherAllocator: Bool) throws {
             let program = try E2E.example("server")
             try withScratch { scratch in
-                let server = try LiveProgram(program, tracking: Tracking(memDir: scratch.memDir))
+                var tracking = Tracking(memDir: scratch.memDir)
+                if overOtherAllocator {
+                    tracking.preloadAfter = [try E2E.example("other_allocator.so")]
+                }
+                let server = try LiveProgram(program, tracking: tracking)
                 defer { server.kill9() }
                 #expect(try server.readLine() == "ready")
                 let before = try StatsView(scratch.memDir)
