@@ -23,7 +23,7 @@ struct memtrack_config memtrack_config = {
     .freeres = 1,      /* as valgrind: libc's own buffers are not the program's leaks */
     .leak_check = 1,   /* classify live blocks at exit, as valgrind's --leak-check=full */
     .quarantine_bytes = 8u << 20,  /* catches stale frees a few thousand blocks back; see README */
-    .backlog_bytes = 64u << 20,    /* records and removals waiting for the writer: about 1M; see README */
+    .backlog_bytes = 128u << 20,   /* records and removals waiting for the writer: about 1.5M; see README */
 };
 struct memtrack_next_allocator memtrack_next;
 MEMTRACK_THREAD_LOCAL int memtrack_busy;

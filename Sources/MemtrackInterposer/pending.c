@@ -68,6 +68,9 @@ struct shard {
     uintptr_t *removals;                 /* removal_space, or a larger mmap'd queue */
     unsigned removal_capacity;
     uintptr_t removal_space[REMOVAL_SLOTS];
+    /* Each slot's sequence, 0 when empty: make_room finds the oldest young block in 1 KiB
+     * instead of reading a line of each 312-byte slot (9 % of perl's samples before). */
+    uint64_t slot_sequence[SHARD_SLOTS];
     struct memtrack_block slots[SHARD_SLOTS];   /* address 0 marks an empty slot */
 } __attribute__((aligned(64)));
 
@@ -120,9 +123,11 @@ static void delete_slot(struct shard *shard, unsigned hole) {
         int stays = hole <= next ? (hole < home && home <= next) : (hole < home || home <= next);
         if (stays) continue;
         shard->slots[hole] = shard->slots[next];
+        shard->slot_sequence[hole] = shard->slot_sequence[next];
         hole = next;
     }
     shard->slots[hole].address = 0;
+    shard->slot_sequence[hole] = 0;
     shard->count--;
 }
 
@@ -130,6 +135,7 @@ static void insert_slot(struct shard *shard, const struct memtrack_block *block)
     unsigned i = home_slot(block->address);
     while (shard->slots[i].address) i = (i + 1) & (SHARD_SLOTS - 1);
     shard->slots[i] = *block;
+    shard->slot_sequence[i] = block->sequence;
     shard->count++;
 }
 
@@ -238,10 +244,18 @@ static void unlock_shard(struct shard *shard);
  * block at the address about to be written. */
 static void make_room(struct shard *shard) {
     int oldest = -1;
-    for (int i = 0; i < SHARD_SLOTS; i++)
-        if (shard->slots[i].address && !in_flight(shard, shard->slots[i].address) &&
-            (oldest < 0 || shard->slots[i].sequence < shard->slots[oldest].sequence))
-            oldest = i;
+    if (shard->in_flight_count) {   /* the writer has a batch out: skip what it holds */
+        for (int i = 0; i < SHARD_SLOTS; i++)
+            if (shard->slot_sequence[i] && !in_flight(shard, shard->slots[i].address) &&
+                (oldest < 0 || shard->slot_sequence[i] < shard->slot_sequence[oldest]))
+                oldest = i;
+    } else {
+        uint64_t best = UINT64_MAX;
+        for (int i = 0; i < SHARD_SLOTS; i++) {
+            uint64_t sequence = shard->slot_sequence[i];
+            if (sequence && sequence < best) { best = sequence; oldest = i; }
+        }
+    }
     if (oldest < 0) return;   /* all in flight: the spare slots take the new block */
     if (!backlog_add(shard, &shard->slots[oldest])) {
         for (int i = 0; i < shard->removal_count; i++) memtrack_remove_block_file(shard->removals[i]);
@@ -693,7 +707,7 @@ void memtrack_pending_fork_child(void) {
         struct shard *shard = &shards[i];
         if (shard->count)
             for (int j = 0; j < SHARD_SLOTS; j++)
-                if (shard->slots[j].address) shard->slots[j].address = 0;
+                if (shard->slots[j].address) shard->slots[j].address = 0, shard->slot_sequence[j] = 0;
         shard->count = 0;
         shard->removal_count = 0;
         if (shard->removals && shard->removals != shard->removal_space)
