@@ -20,6 +20,8 @@
  *                     and frees it (or leaks it) (faults 8 and 9)
  *   dlchurn DIR N     dlopen/dlclose DIR/lib1.so .. DIR/libN.so; only libN's churn_leak leaks
  *                     (fault 12)
+ *   forkannotate N    a thread loops __lsan_register/unregister_root_region while main forks N
+ *                     children that register one too (fault 1's kin: no child may hang)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -296,6 +298,48 @@ static int dlchurn(const char *directory, int count) {
     return 0;
 }
 
+// ---- forkannotate ------------------------------------------------------------------------
+/* LSan's annotations, provided by libmemtrack.so when it is preloaded (weak: this program links
+ * without it). */
+extern void __lsan_register_root_region(const void *start, size_t size) __attribute__((weak));
+extern void __lsan_unregister_root_region(const void *start, size_t size) __attribute__((weak));
+static char root_region[64];
+
+static void *annotate_loop(void *unused) {
+    (void)unused;
+    while (!atomic_load(&stop)) {
+        __lsan_register_root_region(root_region, sizeof root_region);
+        __lsan_unregister_root_region(root_region, sizeof root_region);
+    }
+    return NULL;
+}
+
+/* A thread registers and unregisters a root region in a loop while main forks children that
+ * register one too (the tracker's table lock, held by the looping thread at the fork, must not
+ * stay held in the child). */
+static int forkannotate(int count) {
+    if (!__lsan_register_root_region) { printf("not preloaded\n"); return 2; }
+    pthread_t thread;
+    pthread_create(&thread, NULL, annotate_loop, NULL);
+    int failures = 0, hung = 0, forked = 0;
+    for (int i = 0; i < count && !hung; i++) {
+        pid_t child = fork();
+        if (child == 0) {
+            __lsan_register_root_region(root_region, sizeof root_region);
+            _exit(0);
+        }
+        forked++;
+        int status;
+        if (child < 0) failures++;
+        else if (!wait_or_kill(child, &status)) hung++;
+        else if (!WIFEXITED(status) || WEXITSTATUS(status)) failures++;
+    }
+    atomic_store(&stop, 1);
+    pthread_join(thread, NULL);
+    printf("forked %d, failed %d, hung %d\n", forked, failures, hung);
+    return failures || hung;
+}
+
 int main(int argc, char **argv) {
     const char *what = argc > 1 ? argv[1] : "";
     if (!strcmp(what, "forkdl") && argc > 3) return forkdl(argv[2], atoi(argv[3]));
@@ -307,6 +351,7 @@ int main(int argc, char **argv) {
     if (!strcmp(what, "freefds") && argc > 2) return freefds(atoi(argv[2]));
     if (!strcmp(what, "vlimit")) return vlimit(argc > 2 && !strcmp(argv[2], "leak"));
     if (!strcmp(what, "dlchurn") && argc > 3) return dlchurn(argv[2], atoi(argv[3]));
-    fprintf(stderr, "usage: faults forkdl|vforkexit|sigfree|exitrace|daemonfork|closerange|freefds|vlimit|dlchurn ...\n");
+    if (!strcmp(what, "forkannotate") && argc > 2) return forkannotate(atoi(argv[2]));
+    fprintf(stderr, "usage: faults forkdl|vforkexit|sigfree|exitrace|daemonfork|closerange|freefds|vlimit|dlchurn|forkannotate ...\n");
     return 2;
 }

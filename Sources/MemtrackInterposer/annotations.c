@@ -231,6 +231,17 @@ MEMTRACK_EXPORT void __lsan_unregister_root_region(const void *start, size_t siz
     memtrack_lock_release(&tables_lock);
 }
 
+/* fork: another thread inside an annotation at the fork would leave its lock held forever in
+ * the child. Both locks are leaves (nothing else is taken under them), so they go last. */
+void memtrack_annotations_fork_prepare(void) {
+    memtrack_lock_acquire(&sources_lock);
+    memtrack_lock_acquire(&tables_lock);
+}
+void memtrack_annotations_fork_release(void) {
+    memtrack_lock_release(&tables_lock);
+    memtrack_lock_release(&sources_lock);
+}
+
 // ---- On-demand checks --------------------------------------------------------------------
 /* The number of definitely and indirectly lost blocks, with the answer (leak-check-SEQ)
  * written into the run directory by leakcheck.c; -1 when no check could run (no tracker yet,

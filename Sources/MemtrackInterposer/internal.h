@@ -409,6 +409,8 @@ void memtrack_lock_release(memtrack_lock *lock);
 
 /* The per-call counters are inline, in counters.h. */
 void memtrack_counters_open(int directory);
+void memtrack_annotations_fork_prepare(void);
+void memtrack_annotations_fork_release(void);
 void memtrack_counters_probe_chunk_headers(void);
 int memtrack_requests_take(void);
 void memtrack_requests_answer(void);

@@ -351,9 +351,11 @@ static void fork_prepare(void) {
     memtrack_pending_fork_prepare();
     memtrack_quarantine_fork_prepare();
     memtrack_files_fork_prepare();
+    memtrack_annotations_fork_prepare();
 }
 
 static void fork_parent(void) {
+    memtrack_annotations_fork_release();
     memtrack_files_fork_parent();
     memtrack_quarantine_fork_parent();
     memtrack_pending_fork_parent();
@@ -363,6 +365,7 @@ static void fork_parent(void) {
 
 static void fork_child(void) {
     memtrack_forget_thread_id();
+    memtrack_annotations_fork_release();
     memtrack_files_fork_child();
     memtrack_modules_fork_child();
     memtrack_quarantine_fork_child();

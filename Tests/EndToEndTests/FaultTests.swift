@@ -74,6 +74,23 @@ extension EndToEnd {
             }
         }
 
+        /// The same kind of hang through the tracker's annotation tables: a thread registering
+        /// LSan root regions held their lock at the fork, and the child's first registration
+        /// waited for it forever (the first fork hung in 5 runs out of 5 before the fix).
+        @Test("fault 1, annotations: fork while another thread registers root regions: no child hangs (3 runs of 200 forks)")
+        func forkDuringAnnotation() throws {
+            let program = try Faults.program()
+            for run in 0..<3 {
+                let result = try withScratch { scratch in
+                    try runTracked(program, ["forkannotate", "200"], Tracking(memDir: scratch.memDir), timeout: 60)
+                }
+                #expect(!result.timedOut, "run \(run): hung")
+                #expect(result.exitedNormally && result.status == 0 && result.stdoutText == "forked 200, failed 0, hung 0\n",
+                        "run \(run): \(result.statusDescription) \(result.stdoutText)")
+                if result.timedOut || result.status != 0 { break }
+            }
+        }
+
         // 2 ------------------------------------------------------------------------------------
         @Test("fault 2: a vfork child's _exit leaves tracking on in the parent: its leaks and bad frees are recorded")
         func vforkExit() throws {
