@@ -122,7 +122,7 @@ static void delete_slot(struct shard *shard, unsigned hole) {
         unsigned home = home_slot(address);
         int stays = hole <= next ? (hole < home && home <= next) : (hole < home || home <= next);
         if (stays) continue;
-        shard->slots[hole] = shard->slots[next];
+        memtrack_copy_block(&shard->slots[hole], &shard->slots[next]);
         shard->slot_sequence[hole] = shard->slot_sequence[next];
         hole = next;
     }
@@ -134,7 +134,7 @@ static void delete_slot(struct shard *shard, unsigned hole) {
 static void insert_slot(struct shard *shard, const struct memtrack_block *block) {
     unsigned i = home_slot(block->address);
     while (shard->slots[i].address) i = (i + 1) & (SHARD_SLOTS - 1);
-    shard->slots[i] = *block;
+    memtrack_copy_block(&shard->slots[i], block);
     shard->slot_sequence[i] = block->sequence;
     shard->count++;
 }
@@ -289,7 +289,7 @@ static void forget_locked(struct shard *shard, uintptr_t address, struct memtrac
     *queued = 1;
     int slot = find_slot(shard, address);
     if (slot >= 0) {
-        if (alloc_stack) *alloc_stack = shard->slots[slot].stack;
+        if (alloc_stack) memtrack_copy_stack(alloc_stack, &shard->slots[slot].stack);
         if (size) *size = shard->slots[slot].size;
         delete_slot(shard, (unsigned)slot);
         return;
@@ -407,7 +407,7 @@ static int take_records(struct shard *shard, const struct pass *pass, struct mem
     for (unsigned i = 0; i < SHARD_SLOTS && taken < BATCH;) {
         struct memtrack_block *block = &shard->slots[i];
         if (!eligible(block->address, block->milliseconds, block->sequence, pass)) { i++; continue; }
-        young[(*young_count)++] = *block;
+        memtrack_copy_block(&young[(*young_count)++], block);
         shard->in_flight[taken++] = block->address;
         delete_slot(shard, i);   /* another entry may have moved into slot i: look at it again */
     }
