@@ -66,6 +66,8 @@ struct mark { uint64_t word; uint32_t granules; uint32_t next; };
 #define EXACT (1ull << 50)       /* the extent is the requested size */
 #define LOADER (1ull << 51)      /* allocated by the dynamic loader */
 #define LOOKED_UP (1ull << 52)   /* the record has been read */
+#define FIRST_CHECKED (1ull << 53)  /* FIRST_IS_VTABLE is known */
+#define FIRST_IS_VTABLE (1ull << 54) /* the block's first word points at a vtable */
 #define PAD_SHIFT 56             /* granules * 16 - pad = size */
 #define LIST_END UINT32_MAX
 
@@ -409,7 +411,7 @@ static int is_vtable(const struct check *c, uintptr_t pointer) {
 }
 
 /* stdstring, length64, newarray, multipleinheritance: mc_leakcheck.c's predicates. */
-static int heuristic_accepts(const struct check *c, const struct mark *m, uintptr_t pointer) {
+static int heuristic_accepts(const struct check *c, struct mark *m, uintptr_t pointer) {
     uintptr_t start = block_start(m);
     uint64_t size = block_size(m);
     const uint64_t *data = (const uint64_t *)start;
@@ -423,9 +425,15 @@ static int heuristic_accepts(const struct check *c, const struct mark *m, uintpt
         if (length > 0 && (size - 8) % length == 0) return 1;   /* newarray: the element count */
     }
     if (!(pointer & 7) && pointer + 8 <= start + size && size >= 8) {   /* multipleinheritance */
-        uintptr_t inner = *(const uintptr_t *)pointer, first = data[0];
-        if (!(inner & 7) && inner >= PAGE && !(first & 7) && first >= PAGE &&
-            is_vtable(c, inner) && is_vtable(c, first))
+        /* Whether the first word is a vtable is asked once per block: an interpreter's arenas
+         * take millions of interior pointers (perl's leak check spent most of its time here). */
+        if (!(m->word & FIRST_CHECKED)) {
+            uintptr_t first = data[0];
+            m->word |= FIRST_CHECKED;
+            if (!(first & 7) && first >= PAGE && is_vtable(c, first)) m->word |= FIRST_IS_VTABLE;
+        }
+        uintptr_t inner = *(const uintptr_t *)pointer;
+        if ((m->word & FIRST_IS_VTABLE) && !(inner & 7) && inner >= PAGE && is_vtable(c, inner))
             return 1;
     }
     return 0;
@@ -464,8 +472,11 @@ static inline void visit_word(struct check *c, uintptr_t word, int prior_definit
     int as_start = word == start;
     if (!as_start) {
         if (starts_only) return;
+        /* Not from definite memory, an interior pointer can only make an unreached block
+         * possibly reachable: a heuristic's answer would change nothing. */
+        if (!prior_definite && state != UNREACHED) return;
         if ((i = confirm_interior(c, i, word)) < 0) return;
-        as_start = heuristic_accepts(c, m, word);
+        if (prior_definite) as_start = heuristic_accepts(c, m, word);
     }
     if (as_start && prior_definite) { set_state(m, REACHABLE); push(c, i); }
     else if (state == UNREACHED) { set_state(m, POSSIBLE); push(c, i); }
