@@ -67,17 +67,15 @@ static int wait_or_kill(pid_t child, int *status) {
     return 0;
 }
 
-static int forkdl(const char *library, int count) {
-    churn_library = library;
+/* Runs `loop` on a thread while main forks `count` children, each running `in_child` (which
+ * execs or exits); a child that takes over 10 s is hung, and forking stops. */
+static int fork_during(void *(*loop)(void *), void (*in_child)(void), int count) {
     pthread_t thread;
-    pthread_create(&thread, NULL, dlopen_loop, NULL);
+    pthread_create(&thread, NULL, loop, NULL);
     int failures = 0, hung = 0, forked = 0;
     for (int i = 0; i < count && !hung; i++) {
         pid_t child = fork();
-        if (child == 0) {
-            execl("/bin/true", "true", (char *)NULL);
-            _exit(126);
-        }
+        if (child == 0) in_child();
         forked++;
         int status;
         if (child < 0) failures++;
@@ -88,6 +86,16 @@ static int forkdl(const char *library, int count) {
     pthread_join(thread, NULL);
     printf("forked %d, failed %d, hung %d\n", forked, failures, hung);
     return failures || hung;
+}
+
+static void exec_true(void) {
+    execl("/bin/true", "true", (char *)NULL);
+    _exit(126);
+}
+
+static int forkdl(const char *library, int count) {
+    churn_library = library;
+    return fork_during(dlopen_loop, exec_true, count);
 }
 
 // ---- vforkexit ------------------------------------------------------------------------------
@@ -314,30 +322,17 @@ static void *annotate_loop(void *unused) {
     return NULL;
 }
 
+static void register_and_exit(void) {
+    __lsan_register_root_region(root_region, sizeof root_region);
+    _exit(0);
+}
+
 /* A thread registers and unregisters a root region in a loop while main forks children that
  * register one too (the tracker's table lock, held by the looping thread at the fork, must not
  * stay held in the child). */
 static int forkannotate(int count) {
     if (!__lsan_register_root_region) { printf("not preloaded\n"); return 2; }
-    pthread_t thread;
-    pthread_create(&thread, NULL, annotate_loop, NULL);
-    int failures = 0, hung = 0, forked = 0;
-    for (int i = 0; i < count && !hung; i++) {
-        pid_t child = fork();
-        if (child == 0) {
-            __lsan_register_root_region(root_region, sizeof root_region);
-            _exit(0);
-        }
-        forked++;
-        int status;
-        if (child < 0) failures++;
-        else if (!wait_or_kill(child, &status)) hung++;
-        else if (!WIFEXITED(status) || WEXITSTATUS(status)) failures++;
-    }
-    atomic_store(&stop, 1);
-    pthread_join(thread, NULL);
-    printf("forked %d, failed %d, hung %d\n", forked, failures, hung);
-    return failures || hung;
+    return fork_during(annotate_loop, register_and_exit, count);
 }
 
 int main(int argc, char **argv) {
