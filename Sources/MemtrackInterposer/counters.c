@@ -5,8 +5,8 @@
  *
  * No contended cache line on the hot path: every thread takes a slot of its own (1 KiB) and
  * updates it with plain adds (one writer per slot, so no atomic read-modify-write is needed;
- * the inline half is in counters.h); the reader sums the slots. Threads beyond SLOT_COUNT share one overflow slot,
- * updated with atomic adds. The heap total is the one number that needs all threads at once:
+ * the inline half is in counters.h); the reader sums the slots. Threads beyond SLOT_COUNT
+ * share one overflow slot, updated with atomic adds. The heap total is the one number that needs all threads at once:
  * each slot keeps its own unpublished change, and only when that reaches PUBLISH_BYTES either
  * way is it added to the shared total, and the peak raised. So the reader's current heap
  * (shared total + every slot's unpublished change) is exact. Each slot also keeps the highest

@@ -411,8 +411,8 @@ typedef atomic_int memtrack_lock;
 void memtrack_lock_acquire(memtrack_lock *lock);
 /* Whether the calling thread holds it (a signal handler that interrupted the holder). */
 int memtrack_lock_held_by_me(memtrack_lock *lock);
-/* For signal handlers: 0 when this thread holds it, or when `attempts` waits (-1: no limit)
- * were not enough. */
+/* For signal handlers: 0 when this thread holds it, or when `attempts` waits (-1: as many as
+ * 2 seconds allow) were not enough. */
 int memtrack_lock_try_for_signal(memtrack_lock *lock, int attempts);
 void memtrack_lock_release(memtrack_lock *lock);
 
