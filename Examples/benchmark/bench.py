@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import socket
@@ -40,10 +41,12 @@ HARNESS_SOURCES = HERE / "harness"      # launch.c
 # Sizes. FULL is the real benchmark; QUICK is a smoke test that finishes in under a minute.
 FULL = dict(churn_pairs=2_000_000, longlived_blocks=100_000, sort_mb=20, json_items=60_000,
             perl_keys=250_000, records=1_000_000, stacks=300, threaded_rounds=200,
-            python_dicts=300_000, live_blocks=1_000_000, leakcheck_blocks=1_048_576)
+            python_dicts=300_000, live_blocks=1_000_000, leakcheck_blocks=1_048_576,
+            instruction_pairs=200_000)
 QUICK = dict(churn_pairs=100_000, longlived_blocks=5_000, sort_mb=1, json_items=5_000,
              perl_keys=10_000, records=5_000, stacks=50, threaded_rounds=10,
-             python_dicts=10_000, live_blocks=20_000, leakcheck_blocks=20_000)
+             python_dicts=10_000, live_blocks=20_000, leakcheck_blocks=20_000,
+             instruction_pairs=20_000)
 
 SLOW_RUN_S = 10.0      # a pair whose first run takes longer gets at most 3 runs
 VERY_SLOW_RUN_S = 90.0 # ... and one whose first run takes longer than this, 1 run only
@@ -72,7 +75,8 @@ def all_tools():
              Tool("memtrack", "memtrack"),
              Tool("memtrack sync", "memtrack", {"MEM_SETTLE_MS": "0"}),
              Tool("memtrack no-quarantine", "memtrack", {"MEM_QUARANTINE": "0"}),
-             Tool("memtrack no-leak-check", "memtrack", {"MEM_LEAK_CHECK": "0"})]
+             Tool("memtrack no-leak-check", "memtrack", {"MEM_LEAK_CHECK": "0"}),
+             Tool("memtrack no-counters", "memtrack", {"MEM_COUNTERS": "0"}, only=("churn",))]
     tools += [Tool(f"memtrack depth={d}", "memtrack", {"MEM_DEPTH": str(d)}, only=("churn",))
               for d in DEPTHS]
     tools += [Tool("heaptrack", "heaptrack"), Tool("valgrind", "valgrind"),
@@ -676,6 +680,54 @@ def render_markdown(cells):
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------------------------
+# Instructions: what the counters cost, measured without the noise of wall time
+
+INSTRUCTION_VARIANTS = (("memtrack", {}), ("memtrack no-counters", {"MEM_COUNTERS": "0"}))
+
+
+def count_instructions(ctx, bins, pairs):
+    """churn under callgrind with each variant: the instructions executed, deterministic to a
+    few hundred. The library is stripped first: callgrind cannot read its debug information."""
+    if not ctx.valgrind or not shutil.which("strip"):
+        return []
+    scratch = Path(tempfile.mkdtemp(prefix="memdir-bench-instructions-", dir=ctx.mem_root))
+    try:
+        lib = scratch / "libmemtrack.so"
+        subprocess.run(["strip", "-g", ctx.lib, "-o", str(lib)], check=True)
+        results = []
+        for name, extra in INSTRUCTION_VARIANTS:
+            mem_dir = scratch / name.replace(" ", "-")
+            mem_dir.mkdir()
+            env = dict(base_environment(), LD_PRELOAD=str(lib), MEM_DIR=str(mem_dir), **extra)
+            done = subprocess.run([ctx.valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                                   bins["churn"], str(pairs), "1024"],
+                                  env=env, capture_output=True, text=True, timeout=ctx.timeout)
+            found = re.search(r"Collected : (\d+)", done.stderr)
+            results.append((name, int(found.group(1)) if found else None))
+            print(f"  churn {pairs} under callgrind, {name}: "
+                  f"{results[-1][1] if found else 'failed'} instructions", file=sys.stderr, flush=True)
+        return results
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def render_instructions(results, pairs):
+    if not results:
+        return ""
+    base = dict(results).get("memtrack no-counters")
+    lines = [f"Instructions: churn {pairs:,} pairs under callgrind (deterministic; counters: "
+             "memtrack over memtrack no-counters, MEM_COUNTERS=0)", "",
+             "| tool | instructions | per pair | x no-counters |", "| --- | ---: | ---: | ---: |"]
+    for name, count in results:
+        if count is None:
+            lines.append(f"| {name} | failed | | |")
+            continue
+        versus = f"{count / base:.4f}" if base else "-"
+        lines.append(f"| {name} | {count:,} | {count / pairs:.0f} | {versus} |")
+    return "\n".join(lines)
+
+
 def header_lines(machine, args, sizes, workload_list):
     lines = [f"machine: {machine['host']}, {machine['nproc']} CPUs, {machine['cpu']}",
              f"kernel {machine['kernel']}, {machine['glibc']}, {machine['heaptrack']}, "
@@ -689,15 +741,23 @@ def header_lines(machine, args, sizes, workload_list):
     return lines
 
 
-def save_results(machine, args, sizes, header, cells, rows):
+def save_results(machine, args, sizes, header, cells, rows, instructions):
     RESULTS.mkdir(exist_ok=True)
     stem = f"{datetime.date.today().isoformat()}-{machine['host']}" + ("-quick" if args.quick else "")
+    # A second run the same day gets -2, -3, ...: an earlier run's results are never overwritten.
+    base, number = stem, 1
+    while (RESULTS / f"{stem}.md").exists() or (RESULTS / f"{stem}.json").exists():
+        number += 1
+        stem = f"{base}-{number}"
     md = RESULTS / f"{stem}.md"
+    counted = render_instructions(instructions, sizes["instruction_pairs"])
     md.write_text("# memdir benchmark\n\n```\n" + "\n".join(header) + "\n```\n\n"
-                  + render_markdown(cells) + "\n\n" + LEGEND + "\n")
+                  + render_markdown(cells) + "\n\n" + (counted + "\n\n" if counted else "") + LEGEND + "\n")
     js = RESULTS / f"{stem}.json"
     js.write_text(json.dumps({
         "machine": machine, "sizes": sizes, "runs": args.runs, "quick": args.quick,
+        "instructions": [{"tool": name, "churn_pairs": sizes["instruction_pairs"], "instructions": count}
+                         for name, count in instructions],
         "rows": [{"workload": r.workload, "tool": r.tool, "kind": r.kind,
                   "median_s": r.median_s, "median_rss_mib": r.median_rss_mib,
                   "skipped": r.skipped, "notes": r.notes,
@@ -784,10 +844,17 @@ def main():
         for tool, argv in rows_for(workload, tools):
             rows.append(measure(workload, tool, argv, ctx))
 
+    instructions = []
+    if "churn" in wanted and any(t.kind == "memtrack" for t in tools):
+        instructions = count_instructions(ctx, bins, sizes["instruction_pairs"])
+
     cells = table_rows(rows)
     print()
     print(render_text(cells))
-    md, js = save_results(machine, args, sizes, header, cells, rows)
+    counted = render_instructions(instructions, sizes["instruction_pairs"])
+    if counted:
+        print("\n" + counted)
+    md, js = save_results(machine, args, sizes, header, cells, rows, instructions)
     print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"saved {md.relative_to(ROOT)} and {js.relative_to(ROOT)}")
 

@@ -78,7 +78,7 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
         case .malformedSuppressions(let path, let line, let reason): "malformed suppressions file \(path):\(line): \(reason)"
         case .outputUnwritable(let path, let reason): "cannot write \(path): \(reason.lowercasedFirst)"
         case .system(let call, let path, let reason): "\(call) \(path): \(reason.lowercasedFirst)"
-        case .noCounters(let path): "no counters file in \(path) (recorded by an older libmemtrack.so?)"
+        case .noCounters(let path): "no counters file in \(path) (the run had MEM_COUNTERS=0, or was recorded by an older libmemtrack.so)"
         case .processNotTraced(let pid, let reason): "process \(pid) is not traced: \(reason)"
         case .processNotRunning(let path, let state): "the process of \(path) is not running (state \(state))"
         case .checkTimedOut(let path, let seconds): "no answer from the process of \(path) within \(seconds) s (is its writer thread running? MEM_SETTLE_MS=0 has none)"

@@ -22,6 +22,7 @@ struct memtrack_config memtrack_config = {
     .depth = 12,       /* gets past operator new, std::allocator and a vector's growth into user code */
     .freeres = 1,      /* as valgrind: libc's own buffers are not the program's leaks */
     .leak_check = 1,   /* classify live blocks at exit, as valgrind's --leak-check=full */
+    .counters = 1,     /* the counters file (memdir stats, watch) */
     .quarantine_bytes = 8u << 20,  /* catches stale frees a few thousand blocks back; see README */
     .backlog_bytes = 128u << 20,   /* records and removals waiting for the writer: about 1.5M; see README */
 };
@@ -142,6 +143,7 @@ static void read_configuration_once(int complain) {
     if (read_setting("MEM_FREERES", &value, complain)) memtrack_config.freeres = value != 0;
     if (read_setting("MEM_QUARANTINE", &value, complain)) memtrack_config.quarantine_bytes = (size_t)value;
     if (read_setting("MEM_LEAK_CHECK", &value, complain)) memtrack_config.leak_check = value != 0;
+    if (read_setting("MEM_COUNTERS", &value, complain)) memtrack_config.counters = value != 0;
     if (read_setting("MEM_TRACE_AFTER", &value, complain))   /* seconds, capped at a day */
         memtrack_start_tracing_after(value > 86400 ? 86400000u : (uint32_t)value * 1000u);
     if (read_setting("MEM_BACKLOG", &value, complain)) memtrack_config.backlog_bytes = (size_t)value;

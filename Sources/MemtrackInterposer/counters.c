@@ -107,7 +107,9 @@ static void change_heap(uint64_t *slot, int64_t bytes, int shared) {
         publish_delta(__atomic_load_n(&memtrack_counter_area, __ATOMIC_RELAXED), slot, delta, shared);
 }
 
+/* With MEM_COUNTERS=0 no thread gets a slot, so every call comes here and ends at once. */
 void memtrack_counters_allocated_slow(int via, void *pointer, size_t size) {
+    if (!memtrack_config.counters) return;
     int index = slot_index();
     int shared = index == SLOT_COUNT;
     uint64_t *slot = slot_words(__atomic_load_n(&memtrack_counter_area, __ATOMIC_RELAXED), index);
@@ -119,6 +121,7 @@ void memtrack_counters_allocated_slow(int via, void *pointer, size_t size) {
 }
 
 void memtrack_counters_freed_slow(int via, void *pointer, int state) {
+    if (!memtrack_config.counters) return;
     int index = slot_index();
     int shared = index == SLOT_COUNT;
     uint64_t *slot = slot_words(__atomic_load_n(&memtrack_counter_area, __ATOMIC_RELAXED), index);
@@ -149,6 +152,10 @@ void memtrack_counters_probe_chunk_headers(void) {
 
 /* Creates and maps `counters` in the new run directory (at start, and in a forked child). */
 void memtrack_counters_open(int directory) {
+    if (!memtrack_config.counters) {   /* start-up may have counted before the setting was read */
+        memtrack_counter_slot_offset = 0;
+        return;
+    }
     int saved_errno = errno;
     uint64_t *old = __atomic_load_n(&memtrack_counter_area, __ATOMIC_RELAXED);
     int fd = (int)syscall(SYS_openat, directory, "counters", O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);

@@ -2,8 +2,8 @@
  * described in counters.c. A thread with a slot of its own updates it with plain adds (one
  * writer per slot; the reader is memdir, in another process, summing whole words); the first
  * call of a thread, and threads beyond SLOT_COUNT, take counters.c's slow path. Inlining, plain
- * adds and reading the chunk header took the counters from 110 to 52 instructions per
- * malloc/free pair (callgrind on churn 200000: +2.6 %, from +5.5 %; README "Long-running"). */
+ * adds and reading the chunk header took the counters from 110 to 51 instructions per
+ * malloc/free pair (callgrind on churn 200000: +2.7 %, from +5.5 %; README "Long-running"). */
 #ifndef MEMTRACK_COUNTERS_H
 #define MEMTRACK_COUNTERS_H
 
@@ -57,7 +57,10 @@ static inline int memtrack_size_bucket(uint64_t size) { return size ? 64 - __bui
 /* A recorded allocation (pointer non-NULL) of `size` requested bytes through `via`. */
 static inline void memtrack_counters_allocated(int via, void *pointer, size_t size) {
     uint64_t *slot = memtrack_own_counter_slot();
-    if (MEMTRACK_UNLIKELY(!slot)) { memtrack_counters_allocated_slow(via, pointer, size); return; }
+    if (MEMTRACK_UNLIKELY(!slot)) {   /* a thread's first count, the overflow slot, or MEM_COUNTERS=0 */
+        if (memtrack_config.counters) memtrack_counters_allocated_slow(via, pointer, size);
+        return;
+    }
     slot[MEMTRACK_SLOT_CALLS + via]++;
     slot[MEMTRACK_SLOT_BYTES] += size;
     slot[MEMTRACK_SLOT_HISTOGRAM + memtrack_size_bucket(size)]++;
@@ -72,7 +75,10 @@ static inline void memtrack_counters_allocated(int via, void *pointer, size_t si
 /* A free of `pointer` through `via`, whose index state was `state` (only LIVE lowers the heap). */
 static inline void memtrack_counters_freed(int via, void *pointer, int state) {
     uint64_t *slot = memtrack_own_counter_slot();
-    if (MEMTRACK_UNLIKELY(!slot)) { memtrack_counters_freed_slow(via, pointer, state); return; }
+    if (MEMTRACK_UNLIKELY(!slot)) {
+        if (memtrack_config.counters) memtrack_counters_freed_slow(via, pointer, state);
+        return;
+    }
     /* realloc's release of the old block is part of the realloc call, counted once. */
     if (via == MEMTRACK_VIA_FREE || via == MEMTRACK_VIA_CFREE) slot[MEMTRACK_SLOT_CALLS + via]++;
     if (state != MEMTRACK_LIVE) return;

@@ -64,6 +64,7 @@ struct memtrack_config {
     int freeres;              /* MEM_FREERES */
     size_t quarantine_bytes;  /* MEM_QUARANTINE */
     int leak_check;           /* MEM_LEAK_CHECK */
+    int counters;             /* MEM_COUNTERS */
     uint32_t trace_after_ms;  /* MEM_TRACE_AFTER, in ms: blocks allocated earlier are not recorded */
     size_t backlog_bytes;     /* MEM_BACKLOG: memory for records waiting for the writer */
 };

@@ -154,7 +154,23 @@ extension EndToEnd {
                 try "memtrack/1 status\nstate exit\ncode 0\n".write(to: run.appendingPathComponent("status"), atomically: true, encoding: .utf8)
                 let result = try memdir(["stats", run.path])
                 #expect(result.status == 12)
-                #expect(result.stderrText == "memdir: error: no counters file in \(run.path) (recorded by an older libmemtrack.so?)\n")
+                #expect(result.stderrText == "memdir: error: no counters file in \(run.path) (the run had MEM_COUNTERS=0, or was recorded by an older libmemtrack.so)\n")
+            }
+        }
+
+        @Test("MEM_COUNTERS=0: no counters file (stats says why, exit 12), and the record is otherwise the same")
+        func countersOff() throws {
+            let program = try E2E.example("seeds")
+            try withScratch { scratch in
+                let result = try runTracked(program, [], Tracking(memDir: scratch.memDir),
+                                            extraEnvironment: ["MEM_COUNTERS": "0"])
+                #expect(result.exitedNormally)
+                let run = try onlyRunDirectory(scratch.memDir)
+                #expect(!FileManager.default.fileExists(atPath: run.url.appendingPathComponent("counters").path))
+                #expect(!run.blocks.isEmpty && run.state == "exit")
+                let stats = try memdir(["stats", run.url.path])
+                #expect(stats.status == 12)
+                #expect(stats.stderrText == "memdir: error: no counters file in \(run.url.path) (the run had MEM_COUNTERS=0, or was recorded by an older libmemtrack.so)\n")
             }
         }
 
