@@ -305,7 +305,7 @@ static void *track_reallocated(void *result, size_t size, int via, const struct 
     if (result) {
         struct memtrack_block block;
         block.family = MEMTRACK_FAMILY_MALLOC;
-        block.stack = *stack;
+        memtrack_copy_stack(&block.stack, stack);
         int result_errno = errno;
         track_allocation(result, size, via, &block);
         errno = result_errno;

@@ -161,13 +161,19 @@ extension EndToEnd {
         @Test("MEM_COUNTERS=0: no counters file (stats says why, exit 12), and the record is otherwise the same")
         func countersOff() throws {
             let program = try E2E.example("seeds")
+            let counted = try withScratch { scratch in
+                _ = try runTracked(program, [], Tracking(memDir: scratch.memDir))
+                return try onlyRunDirectory(scratch.memDir)
+            }
             try withScratch { scratch in
                 let result = try runTracked(program, [], Tracking(memDir: scratch.memDir),
                                             extraEnvironment: ["MEM_COUNTERS": "0"])
                 #expect(result.exitedNormally)
                 let run = try onlyRunDirectory(scratch.memDir)
                 #expect(!FileManager.default.fileExists(atPath: run.url.appendingPathComponent("counters").path))
-                #expect(!run.blocks.isEmpty && run.state == "exit")
+                #expect(run.state == "exit" && !run.blocks.isEmpty)
+                #expect(run.blockSizes == counted.blockSizes, "\(run.blockSizes) against \(counted.blockSizes)")
+                #expect(run.badFrees.values.map(\.kind).sorted() == counted.badFrees.values.map(\.kind).sorted())
                 let stats = try memdir(["stats", run.url.path])
                 #expect(stats.status == 12)
                 #expect(stats.stderrText == "memdir: error: no counters file in \(run.url.path) (the run had MEM_COUNTERS=0, or was recorded by an older libmemtrack.so)\n")
