@@ -141,6 +141,8 @@ def workloads(sizes, bins, data):
                  env={"PYTHONMALLOC": "malloc"}),
         Workload("live-1m", [bins["livemany"], str(sizes["live_blocks"])],
                  note=f"livemany.c: {sizes['live_blocks']:,} blocks of 16-79 B live at exit",
+                 loop_argv=[bins["symlinkloop"], "{scratch}", str(sizes["live_blocks"]), "2"],
+                 loop_note=f"symlinkloop.c: {sizes['live_blocks']:,} x symlinkat in one directory, 2 threads",
                  expect_files=sizes["live_blocks"]),
         Workload("memdir-list", [bins["memdir"], "list", str(data["records"])],
                  note=f"{sizes['records']:,} block records, {sizes['stacks']} stacks, warm cache",
@@ -498,7 +500,7 @@ def compile_workloads():
                           *HARNESS_SOURCES.glob("*.c")]):
         binary = BUILD / source.stem
         if not binary.exists() or binary.stat().st_mtime < source.stat().st_mtime:
-            compiler = ["c++", "-pthread"] if source.suffix == ".cpp" else ["cc"]
+            compiler = ["c++", "-pthread"] if source.suffix == ".cpp" else ["cc", "-pthread"]
             subprocess.run(compiler + ["-O2", "-g", "-Wall", "-o", str(binary), str(source)],
                            check=True)
         bins[source.stem] = str(binary)
@@ -770,7 +772,8 @@ LEGEND = """\
 median s: median wall time of the successful runs; spread: (max - min) / median.
 x plain, x heaptrack, x C loop: median over the median of that row of the same workload.
 C loop: fileloop.c for longlived (the file operations memtrack must do, done directly),
-readdirloop.c for memdir-list. Goals: memtrack on longlived within 1.3x of fileloop (longlived
+symlinkloop.c for live-1m (its 1,000,000 symlinkat calls in one directory from 2 threads, as
+memtrack's exit makes them), readdirloop.c for memdir-list. Goals: memtrack on longlived within 1.3x of fileloop (longlived
 holds its blocks 100 ms, past the settle time, so every mode writes every block; those 100 ms
 count against memtrack), `memdir list` within 1.5x of readdirloop.
 peak RSS: median ru_maxrss from wait4 of the command (harness/launch.c): for heaptrack (a
