@@ -120,6 +120,7 @@ static inline int ensure_ready(void) {
                 track_allocation(pointer_, (size_t)cxx_->size, block.via, &block);         \
             } else {                                                                       \
                 block.family = MEMTRACK_FAMILY_MALLOC;                                     \
+                memtrack_pending_prefetch_add((uintptr_t)pointer_);                        \
                 block.stack.depth = (uint32_t)memtrack_unwind(block.stack.frames,          \
                     memtrack_depth_for((uintptr_t)__builtin_return_address(0)));           \
                 if (MEMTRACK_UNLIKELY(memtrack_stack_needs_more(&block.stack)))            \
@@ -228,6 +229,7 @@ MEMTRACK_EXPORT int posix_memalign(void **result, size_t alignment, size_t size)
         memtrack_busy = 1;                                                                 \
         const struct memtrack_cxx_deallocation *cxx = take_cxx_deallocation(pointer);      \
         int state = release_state(pointer);                                                \
+        if (state == MEMTRACK_LIVE) memtrack_pending_prefetch_free((uintptr_t)pointer);    \
         memtrack_counters_freed(via_, pointer, state);                                      \
         int bad = state == MEMTRACK_NEVER || state == MEMTRACK_FREED;                      \
         int family = state == MEMTRACK_LIVE ? memtrack_family_take(pointer) : MEMTRACK_FAMILY_MALLOC; \

@@ -249,6 +249,9 @@ void memtrack_stacks_for_each_mapping(void (*visit)(uintptr_t start, size_t byte
 /* ---- pending.c ------------------------------------------------------------------------ */
 
 void memtrack_pending_add(const struct memtrack_block *block);
+/* Cache hints for the table slots an add or a free of this address will touch. */
+void memtrack_pending_prefetch_add(uintptr_t address);
+void memtrack_pending_prefetch_free(uintptr_t address);
 /* Forgets the block's record: removes its table entry or its file. If known, copies the
  * allocation stack and size out (for the quarantine's double-free reports). */
 void memtrack_pending_remove(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size);

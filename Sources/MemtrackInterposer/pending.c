@@ -2,12 +2,12 @@
  * blocks that outlive the settle time (MEM_SETTLE_MS) become records. Most blocks die within
  * microseconds, so most frees are a table removal with no system call.
  *
- * The table is split into shards by address, each with its own small lock: no global lock,
- * and two threads collide only when their blocks hash to the same shard. Each shard has two
- * parts:
+ * The table is split into shards by address (256-byte chunks), each with its own small lock:
+ * no global lock, and two threads collide only when their blocks hash to the same shard. Each
+ * shard has two parts:
  *   young     128 slots of full blocks (with their stacks), filled to 3/4 at most;
- *   backlog   a growable hash table of compact records (the stack interned, 40 bytes each)
- *             that takes a young shard's oldest entry when the young part is full. It grows
+ *   backlog   a growable hash table of compact records (the stack interned, 48 bytes each)
+ *             that takes a young shard's oldest quarter when the young part is full. It grows
  *             within MEM_BACKLOG bytes for all shards together.
  * A free finds its block in either part and no record is ever written for it. A writer thread
  * wakes every half settle time, removes the records of freed blocks (queued per shard by the
@@ -292,11 +292,34 @@ static void make_room(struct shard *shard) {
     }
     if (!newest) return;   /* all in flight: the spare slots take the new block */
     uint64_t limit = oldest + (newest - oldest) / 4;
+    if (shard->backlog_slots)   /* the batch's backlog slots, fetched in parallel */
+        for (int i = 0; i < SHARD_SLOTS; i++)
+            if (shard->slot_sequence[i] && shard->slot_sequence[i] <= limit)
+                __builtin_prefetch(&shard->backlog[backlog_home(shard->slot_address[i], shard->backlog_slots)], 1);
     for (unsigned i = 0; i < SHARD_SLOTS;) {
         uint64_t sequence = shard->slot_sequence[i];
         if (!sequence || sequence > limit || (busy && in_flight(shard, shard->slot_address[i]))) { i++; continue; }
         move_out(shard, i);   /* another entry may have moved into slot i: look at it again */
     }
+}
+
+/* Hints, read without the shard's lock (a stale table or size only makes a useless prefetch,
+ * which cannot fault): the entry points call these before they unwind, so the cache misses of
+ * the table lookups overlap the walk instead of following it. The backlog is tens of MiB for a
+ * large heap; its misses were most of a free's time in perl's and python's teardowns. */
+void memtrack_pending_prefetch_free(uintptr_t address) {
+    struct shard *shard = shard_for(address);
+    __builtin_prefetch(&shard->slot_address[home_slot(address)]);
+    struct memtrack_record *table = __atomic_load_n(&shard->backlog, __ATOMIC_RELAXED);
+    unsigned slots = __atomic_load_n(&shard->backlog_slots, __ATOMIC_RELAXED);
+    if (table && slots) __builtin_prefetch(&table[backlog_home(address, slots)]);
+}
+
+void memtrack_pending_prefetch_add(uintptr_t address) {
+    struct shard *shard = shard_for(address);
+    unsigned home = home_slot(address);
+    __builtin_prefetch(&shard->slot_address[home], 1);
+    __builtin_prefetch(&shard->slots[home], 1);
 }
 
 void memtrack_pending_add(const struct memtrack_block *block) {
