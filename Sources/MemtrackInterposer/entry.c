@@ -120,7 +120,6 @@ static inline int ensure_ready(void) {
                 track_allocation(pointer_, (size_t)cxx_->size, block.via, &block);         \
             } else {                                                                       \
                 block.family = MEMTRACK_FAMILY_MALLOC;                                     \
-                memtrack_pending_prefetch_add((uintptr_t)pointer_);                        \
                 block.stack.depth = (uint32_t)memtrack_unwind(block.stack.frames,          \
                     memtrack_depth_for((uintptr_t)__builtin_return_address(0)));           \
                 if (MEMTRACK_UNLIKELY(memtrack_stack_needs_more(&block.stack)))            \

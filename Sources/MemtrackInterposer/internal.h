@@ -249,8 +249,7 @@ void memtrack_stacks_for_each_mapping(void (*visit)(uintptr_t start, size_t byte
 /* ---- pending.c ------------------------------------------------------------------------ */
 
 void memtrack_pending_add(const struct memtrack_block *block);
-/* Cache hints for the table slots an add or a free of this address will touch. */
-void memtrack_pending_prefetch_add(uintptr_t address);
+/* A cache hint for the backlog slot a free of this address will look at. */
 void memtrack_pending_prefetch_free(uintptr_t address);
 /* Forgets the block's record: removes its table entry or its file. If known, copies the
  * allocation stack and size out (for the quarantine's double-free reports). */

@@ -303,23 +303,16 @@ static void make_room(struct shard *shard) {
     }
 }
 
-/* Hints, read without the shard's lock (a stale table or size only makes a useless prefetch,
- * which cannot fault): the entry points call these before they unwind, so the cache misses of
- * the table lookups overlap the walk instead of following it. The backlog is tens of MiB for a
- * large heap; its misses were most of a free's time in perl's and python's teardowns. */
+/* A hint, read without the shard's lock (a stale table or size only makes a useless prefetch,
+ * which cannot fault): free calls it before it unwinds, so the cache miss of the backlog lookup
+ * overlaps the walk instead of following it. The backlog is tens of MiB for a large heap, and
+ * its misses were most of a free's own time in perl's and python's teardowns. (The same hint
+ * for the young slot an allocation takes gained nothing measurable: that table is 2.5 MiB.) */
 void memtrack_pending_prefetch_free(uintptr_t address) {
     struct shard *shard = shard_for(address);
-    __builtin_prefetch(&shard->slot_address[home_slot(address)]);
     struct memtrack_record *table = __atomic_load_n(&shard->backlog, __ATOMIC_RELAXED);
     unsigned slots = __atomic_load_n(&shard->backlog_slots, __ATOMIC_RELAXED);
     if (table && slots) __builtin_prefetch(&table[backlog_home(address, slots)]);
-}
-
-void memtrack_pending_prefetch_add(uintptr_t address) {
-    struct shard *shard = shard_for(address);
-    unsigned home = home_slot(address);
-    __builtin_prefetch(&shard->slot_address[home], 1);
-    __builtin_prefetch(&shard->slots[home], 1);
 }
 
 void memtrack_pending_add(const struct memtrack_block *block) {
