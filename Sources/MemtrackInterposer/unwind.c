@@ -779,20 +779,25 @@ int memtrack_unwind_from(uintptr_t *frames, int max_frames, uintptr_t pc, uintpt
         const intptr_t cfa_off = (int32_t)(uint32_t)rule.f.offs;
         const intptr_t rbp_off = (int32_t)(uint32_t)(rule.f.offs >> 32);
         uintptr_t cfa;
-        switch (cfa_kind) {
-        case CFA_RSP: cfa = sp + (uintptr_t)cfa_off; break;
-        case CFA_RBP: cfa = bp + (uintptr_t)cfa_off; break;
-        case CFA_DEREF_RBP: {
+        /* Tests in order of frequency rather than a jump table: most frames of -O2 code have an
+         * rsp-based CFA, frame-pointer code an rbp-based one. */
+        if (__builtin_expect(cfa_kind == CFA_RSP, 1)) {
+            cfa = sp + (uintptr_t)cfa_off;
+        } else if (cfa_kind == CFA_RBP) {
+            cfa = bp + (uintptr_t)cfa_off;
+        } else if (cfa_kind == CFA_DEREF_RBP) {
             uintptr_t at = bp + (uintptr_t)cfa_off;
             if (at < lo || at > hi - 8 || (at & 7))
                 return n;
             cfa = *(const uintptr_t *)at;
-            break;
-        }
-        default:
-            /* No rule: the signal trampoline (found by compute_rule), or the end. */
+        } else {
+            /* No rule: the signal trampoline (found by compute_rule), or the end. The state
+             * goes through copies: taking the addresses of pc, sp, bp, lo and hi themselves kept
+             * them in memory for the whole walk (five loads and stores a frame). */
+            uintptr_t to_pc = pc, to_sp = sp, to_bp = bp, to_lo = lo, to_hi = hi;
             if (pc == __atomic_load_n(&g_signal_return, __ATOMIC_RELAXED)
-                && step_signal_frame(&pc, &sp, &bp, &lo, &hi)) {
+                && step_signal_frame(&to_pc, &to_sp, &to_bp, &to_lo, &to_hi)) {
+                pc = to_pc, sp = to_sp, bp = to_bp, lo = to_lo, hi = to_hi;
                 frames[n++] = pc;
                 continue;
             }
@@ -802,8 +807,10 @@ int memtrack_unwind_from(uintptr_t *frames, int max_frames, uintptr_t pc, uintpt
          * hi itself is allowed, the top frame's CFA can be the stack's end. */
         if (cfa <= sp || cfa > hi || (cfa & 7))
             return n;
+        /* The return address right below the CFA, which is all compilers emit, needs no checks
+         * of its own: lo <= sp < cfa, both 8-aligned, and cfa <= hi put cfa - 8 in [lo, hi - 8]. */
         uintptr_t ra_at = cfa + (uintptr_t)ra_off;
-        if (ra_at < lo || ra_at > hi - 8 || (ra_at & 7))
+        if (__builtin_expect(ra_off != -8, 0) && (ra_at < lo || ra_at > hi - 8 || (ra_at & 7)))
             return n;
         uintptr_t caller_bp = bp;
         if (rbp_kind != RBP_SAME) {
