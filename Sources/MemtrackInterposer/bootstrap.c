@@ -25,6 +25,7 @@ struct memtrack_config memtrack_config = {
     .counters = 1,     /* the counters file (memdir stats, watch) */
     .quarantine_bytes = 8u << 20,  /* catches stale frees a few thousand blocks back; see README */
     .backlog_bytes = 128u << 20,   /* records and removals waiting for the writer: about 1.5M; see README */
+    .settle_backlog_ms = 1000,     /* a large backlog's blocks wait this long: see pending.c's writer */
 };
 struct memtrack_next_allocator memtrack_next;
 MEMTRACK_THREAD_LOCAL int memtrack_busy;
@@ -147,6 +148,8 @@ static void read_configuration_once(int complain) {
     if (read_setting("MEM_TRACE_AFTER", &value, complain))   /* seconds, capped at a day */
         memtrack_start_tracing_after(value > 86400 ? 86400000u : (uint32_t)value * 1000u);
     if (read_setting("MEM_BACKLOG", &value, complain)) memtrack_config.backlog_bytes = (size_t)value;
+    if (read_setting("MEM_SETTLE_BACKLOG_MS", &value, complain))
+        memtrack_config.settle_backlog_ms = value > 600000 ? 600000 : (int)value;
 }
 
 static void read_configuration(void) { read_configuration_once(0); }

@@ -67,7 +67,10 @@ struct memtrack_config {
     int counters;             /* MEM_COUNTERS */
     uint32_t trace_after_ms;  /* MEM_TRACE_AFTER, in ms: blocks allocated earlier are not recorded */
     size_t backlog_bytes;     /* MEM_BACKLOG: memory for records waiting for the writer */
+    int settle_backlog_ms;    /* MEM_SETTLE_BACKLOG_MS: the settle time while the backlog is large */
 };
+/* The backlog is large from this many blocks on (see pending.c's writer). */
+#define MEMTRACK_LARGE_BACKLOG 100000
 extern struct memtrack_config memtrack_config;
 
 struct memtrack_next_allocator {

@@ -869,6 +869,9 @@ void memtrack_write_status(const char *state, int value, const char *exec_path) 
     out = put_key_number(out, end, "program-removals", atomic_load(&memtrack_program_removals));
     out = put_key_number(out, end, "backlog-peak", atomic_load(&memtrack_backlog_peak));
     out = put_key_number(out, end, "backlog-budget-bytes", memtrack_config.backlog_bytes);
+    out = put_key_number(out, end, "settle-ms", (uint64_t)memtrack_config.settle_ms);
+    out = put_key_number(out, end, "settle-backlog-ms", (uint64_t)memtrack_config.settle_backlog_ms);
+    out = put_key_number(out, end, "large-backlog-blocks", MEMTRACK_LARGE_BACKLOG);
     if (atomic_load(&warned) && first_error[0]) out = put_key(out, end, "error", first_error, strlen(first_error));
     int error = write_file("status", text, (size_t)(out - text));
     if (error) memtrack_note_failure("writing the status record", error, NULL);

@@ -68,6 +68,38 @@ extension EndToEnd {
             }
         }
 
+        @Test("a large backlog waits MEM_SETTLE_BACKLOG_MS: a heap held past MEM_SETTLE_MS and freed costs no record; with 0 the writer makes them")
+        func largeBacklogSettles() throws {
+            // 150,000 blocks (a backlog past 100,000) held past MEM_SETTLE_MS, then freed. The long
+            // settle time leaves a slow machine (a debug build under load) seconds to allocate them.
+            let cases: [(settleMs: Int, settleBacklog: String, holdMs: String, expectRecords: Bool)] = [
+                (5000, "60000", "5500", false),
+                (200, "0", "1000", true),
+            ]
+            for item in cases {
+                try withScratch { scratch in
+                    let run = try runTracked(try E2E.example("manylive"), ["150000", "free", item.holdMs],
+                                             Tracking(memDir: scratch.memDir, settleMs: item.settleMs),
+                                             extraEnvironment: ["MEM_SETTLE_BACKLOG_MS": item.settleBacklog])
+                    #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)")
+                    let dir = try onlyRunDirectory(scratch.memDir)
+                    #expect(dir.blocks.isEmpty, "orphans: \(dir.blocks.count)")
+                    #expect(dir.counter("unremoved-records") == 0)
+                    #expect(dir.counter("settle-ms") == item.settleMs)
+                    #expect(dir.counter("settle-backlog-ms") == Int(item.settleBacklog))
+                    #expect(dir.counter("large-backlog-blocks") == 100000)
+                    let written = try #require(dir.counter("writer-records"))
+                    if item.expectRecords {
+                        // How many it makes before the free depends on the disk under MEM_DIR
+                        // (all 150,001 on tmpfs, about 1,500 a second on this VM's ext4).
+                        #expect(written > 0, "past MEM_SETTLE_MS, the held blocks are written: \(written)")
+                    } else {
+                        #expect(written == 0, "no block is 60 s old: \(written)")
+                    }
+                }
+            }
+        }
+
         @Test("freed before exit: a large live set leaves an empty record")
         func allFreed() throws {
             try withScratch { scratch in
