@@ -635,9 +635,10 @@ static void warn_if_slow(void) {
  * last blocks written just before it frees them. The price is the SIGKILL bound, which becomes
  * the larger of this time and the backlog meanwhile; the backlog was about a second of
  * allocations in such runs anyway. Called by the writer thread only. */
+static int large_seen;          /* the backlog was large at large_seen_ms (a forked child's is not) */
+static uint32_t large_seen_ms;
+
 static uint32_t writer_settle_ms(uint32_t now) {
-    static int large_seen;
-    static uint32_t large_seen_ms;
     uint32_t settle = (uint32_t)memtrack_config.settle_ms;
     if (atomic_load_explicit(&backlog_records, memory_order_relaxed) >= MEMTRACK_LARGE_BACKLOG) {
         large_seen = 1;
@@ -672,15 +673,16 @@ static void *writer_main(void *unused) {
             /* memdir check: write out every young block, then answer */
             int check_requested = !helping && memtrack_requests_take();
             uint32_t now = memtrack_milliseconds_now();
-            uint32_t settle = writer_settle_ms(now);
-            struct pass pass = {.cutoff_ms = now > settle ? now - settle : 0,
-                                .before_sequence = atomic_load(&memtrack_sequence) + 1, .skip_busy = 1,
-                                .removals_first = !helping};
-            if (helping || check_requested) pass.cutoff_ms = UINT32_MAX;
-            else pass.yields = 1;
-            /* Younger than the settle time, the process has no block old enough: a cutoff of 0
-             * would pass the blocks of its first millisecond (thousands in a tight loop). */
-            if (!helping && !check_requested && now < settle) pass.before_sequence = 0;
+            struct pass pass = {.cutoff_ms = UINT32_MAX, .before_sequence = atomic_load(&memtrack_sequence) + 1,
+                                .skip_busy = 1, .removals_first = !helping};
+            if (!helping && !check_requested) {
+                uint32_t settle = writer_settle_ms(now);
+                pass.yields = 1;
+                /* Younger than the settle time, the process has no block old enough: a cutoff of
+                 * 0 would pass the blocks of its first millisecond (thousands in a tight loop). */
+                if (now >= settle) pass.cutoff_ms = now - settle;
+                else pass.before_sequence = 0;
+            }
             write_out(&pass);
             if (helping) {   /* the flushing thread writes the status and modules */
                 atomic_store(&flush_requested, 0);
@@ -831,6 +833,7 @@ void memtrack_pending_fork_child(void) {
     atomic_store(&backlog_records, 0);
     atomic_store(&memtrack_backlog_peak, 0);
     atomic_store(&memtrack_writer_records, 0);
+    large_seen = 0;
     atomic_store(&memtrack_program_records, 0);
     atomic_store(&memtrack_program_removals, 0);
     atomic_store(&pass_lock, 0);          /* the parent's writer may have held it */
