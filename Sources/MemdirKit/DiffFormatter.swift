@@ -3,20 +3,20 @@
 public enum DiffFormatter {
     public static let schema = "memdir-diff/1"
 
-    static func signed(_ n: Int64) -> String { n > 0 ? "+\(n)" : "\(n)" }
+    static func signed(_ n: Int64) -> String { n > 0 ? "+" + countText(n) : countText(n) }
 
     public static func text(_ d: SnapshotDiff) -> String {
         var out = "diff over \(String(format3(d.seconds))) s (\(d.before.directory) -> \(d.after.directory))\n"
         for p in d.processes {
             let state = p.state.map { " (\($0))" } ?? ""
             out += "process \(p.pid.map(String.init) ?? p.name) \(p.exe ?? "?")\(state): "
-            out += "\(p.after?.liveBytes ?? 0) bytes in \(p.after?.liveBlocks ?? 0) blocks, "
+            out += "\(countText(p.after?.liveBytes ?? 0)) bytes in \(countText(p.after?.liveBlocks ?? 0)) blocks, "
             out += "\(signed(p.bytesGrowth)) bytes, \(signed(Int64(p.blocksGrowth))) blocks\n"
             if p.groups.isEmpty { out += "  no group changed\n"; continue }
             out += "  " + pad("bytes", 10, left: true) + pad("blocks", 9, left: true) + "  " + pad("before -> after", 24) + "location\n"
             for g in p.groups {
                 out += "  " + pad(signed(g.bytesGrowth), 10, left: true) + pad(signed(Int64(g.blocksGrowth)), 9, left: true) + "  "
-                    + pad("\(g.bytesBefore) -> \(g.bytesAfter)", 24) + g.location + "\n"
+                    + pad("\(countText(g.bytesBefore)) -> \(countText(g.bytesAfter))", 24) + g.location + "\n"
             }
         }
         return out

@@ -38,6 +38,10 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
     case processNotRunning(path: String, state: String)
     /// `check`: no answer within the timeout. Status 15.
     case checkTimedOut(path: String, seconds: Double)
+    /// `--binary` names a file that does not exist or cannot be read. Status 16.
+    case binaryUnreadable(path: String, reason: String)
+    /// `--binary` is not the executable that ran (its build-id differs). Status 17.
+    case binaryMismatch(path: String, recorded: String, found: String, executable: String)
 
     public var exitStatus: Int32 {
         switch self {
@@ -58,6 +62,8 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
         case .processNotTraced: 13
         case .processNotRunning: 14
         case .checkTimedOut: 15
+        case .binaryUnreadable: 16
+        case .binaryMismatch: 17
         }
     }
 
@@ -81,6 +87,10 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
         case .noCounters(let path): "no counters file in \(path) (the run had MEM_COUNTERS=0, or was recorded by an older libmemtrack.so)"
         case .processNotTraced(let pid, let reason): "process \(pid) is not traced: \(reason)"
         case .processNotRunning(let path, let state): "the process of \(path) is not running (state \(state))"
+        case .binaryUnreadable(let path, let reason): "cannot read --binary \(path): \(reason.lowercasedFirst)"
+        case .binaryMismatch(let path, let recorded, let found, let executable):
+            "--binary \(path) is not the program that ran: its build-id is \(found), \(executable) had \(recorded) "
+                + "(rebuilt since? --ignore-build-id resolves in it anyway)"
         case .checkTimedOut(let path, let seconds): "no answer from the process of \(path) within \(seconds) s (is its writer thread running? MEM_SETTLE_MS=0 has none)"
         }
     }

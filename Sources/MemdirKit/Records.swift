@@ -50,6 +50,8 @@ public struct ModuleLine: Equatable, Sendable {
     public var start: UInt64
     public var end: UInt64
     public var path: String
+    /// The module's GNU build-id as hex, when the tracker recorded one.
+    public var buildID: String? = nil
 }
 
 /// A bad free: `double-free`, `invalid-free`, `mismatched-free` or `mismatched-size`.
@@ -213,7 +215,7 @@ public enum RecordParser {
         for line in try checkedLines(text, kind: "modules", path: path) where !line.isEmpty {
             let (key, rest) = keyValue(line)
             guard key == "module" else { continue }
-            var seq: UInt64?, base: UInt64?, start: UInt64?, end: UInt64?, modulePath: String?
+            var seq: UInt64?, base: UInt64?, start: UInt64?, end: UInt64?, modulePath: String?, buildID: String?
             var remaining = rest
             while !remaining.isEmpty {
                 if remaining.hasPrefix("path=") {  // runs to the end of the line
@@ -231,13 +233,14 @@ public enum RecordParser {
                 case "base": base = try number(v, key: k, path: path)
                 case "start": start = try number(v, key: k, path: path)
                 case "end": end = try number(v, key: k, path: path)
+                case "build-id": buildID = v.allSatisfy(\.isHexDigit) && !v.isEmpty && v.count <= 128 ? v.lowercased() : nil
                 default: break
                 }
             }
             result.append(ModuleLine(
                 seq: try required(seq, "seq", path), base: try required(base, "base", path),
                 start: try required(start, "start", path), end: try required(end, "end", path),
-                path: try required(modulePath, "path", path)))
+                path: try required(modulePath, "path", path), buildID: buildID))
         }
         return result
     }

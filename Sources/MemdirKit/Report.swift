@@ -195,6 +195,8 @@ public struct ReportOptions: Sendable {
     public var resolve = false
     /// Replaces the recorded path of the main executable (`--binary`).
     public var binary: String?
+    /// `--ignore-build-id`: use `binary` even when its build-id is not the recorded one.
+    public var ignoreBuildID = false
     public var addr2line: Addr2Line?
     /// `--show-leak-kinds` and `--suppressions`.
     public var leaks = LeakOptions()
@@ -229,6 +231,13 @@ public struct LeakOptions: Sendable {
 }
 
 public enum ReportBuilder {
+    /// `--binary` must exist, and be the executable that ran when both have a build-id.
+    static func checkBinary(_ binary: String, against module: ModuleLine?, ignoreBuildID: Bool) throws(MemdirError) {
+        let found = try BuildID.read(path: binary)
+        guard !ignoreBuildID, let recorded = module?.buildID, let found, found != recorded else { return }
+        throw .binaryMismatch(path: binary, recorded: recorded, found: found, executable: module?.path ?? "the program")
+    }
+
     /// Runs the whole pipeline over `directory` (a MEM_DIR or one run directory).
     /// Throws only for the directory as a whole (3, 4, 7); record problems land in the report.
     public static func build(directory: String, options: ReportOptions) throws(MemdirError) -> Report {
@@ -244,6 +253,9 @@ public enum ReportBuilder {
                                                leakCheckName: options.leakCheckNames[baseName($0)] ?? "leak-check") }
         SharedMemory.checkExistence(&scans)
         let mainExe = scans.first?.process?.exe
+        if let binary = options.binary {
+            try checkBinary(binary, against: scans.first?.modules.lines.first { $0.path == mainExe }, ignoreBuildID: options.ignoreBuildID)
+        }
 
         func frames(_ stack: [UInt64], seq: UInt64, modules: ModuleMap) -> [Frame] {
             stack.map { address in

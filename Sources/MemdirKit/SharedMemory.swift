@@ -202,16 +202,16 @@ public enum SharedMemory {
         var out = ""
         if !p.mappings.isEmpty {
             let bytes = p.mappings.reduce(UInt64(0)) { $0 + $1.record.size }
-            out += "  mappings still mapped at exit: \(p.mappings.count), \(bytes) bytes\n"
+            out += "  mappings still mapped at exit: \(countText(p.mappings.count)), \(countText(bytes)) bytes\n"
             for m in p.mappings {
                 let r = m.record
                 let what = "\(r.kind)\(r.shared ? " shared" : " private")" + (r.segmentID.map { " id \($0)" } ?? "")
-                out += "    \(r.size) bytes at \(hex(r.address)) (\(r.via), \(what)) at \(m.location)\n"
+                out += "    \(countText(r.size)) bytes at \(hex(r.address)) (\(r.via), \(what)) at \(m.location)\n"
                 if resolved { out += stack(m.stack, m.attributed) }
             }
         }
         if !p.segments.isEmpty {
-            out += "  segments outliving the process: \(p.segments.count)\n"
+            out += "  segments outliving the process: \(countText(p.segments.count))\n"
             for s in p.segments {
                 out += "    \(describe(s.record)) (\(s.record.via)) at \(s.location); \(existence(s.record))\n"
                 if resolved { out += stack(s.stack, s.attributed) }

@@ -10,11 +10,11 @@ public enum StatsFormatter {
             let c = p.counters
             if n > 0 { out += "\n" }
             out += p.title + "\n"
-            out += "  heap: \(c.heapCurrent) bytes in \(c.liveBlocks) live blocks; peak \(c.heapPeak) bytes (usable sizes)\n"
-            out += "  total: \(c.allocations) allocations, \(c.bytesRequested) bytes requested; \(c.calls[9] + c.calls[10]) frees; \(c.threads) threads\n"
+            out += "  heap: \(countText(c.heapCurrent)) bytes in \(countText(c.liveBlocks)) live blocks; peak \(countText(c.heapPeak)) bytes (usable sizes)\n"
+            out += "  total: \(countText(c.allocations)) allocations, \(countText(c.bytesRequested)) bytes requested; \(countText(c.calls[9] &+ c.calls[10])) frees; \(countText(c.threads)) threads\n"
             out += "    entry point          calls\n"
             for (i, name) in counterEntryPoints.enumerated() where c.calls[i] > 0 {
-                out += "    " + pad(name, 15) + leftPad(String(c.calls[i]), 11) + "\n"
+                out += "    " + pad(name, 15) + leftPad(countText(c.calls[i]), 11) + "\n"
             }
             out += "  size histogram (requested bytes):\n"
             let total = max(c.histogram.reduce(0, +), 1)
@@ -22,8 +22,8 @@ public enum StatsFormatter {
             for (b, count) in c.histogram.enumerated() where count > 0 {
                 let r = Counters.bucketRange(b)
                 let bar = String(repeating: "=", count: max(1, Int(count * 50 / largest)))
-                out += "    " + leftPad(String(r.lowerBound), 10) + "-" + pad(String(r.upperBound), 11)
-                    + leftPad(String(count), 10) + leftPad(String(count * 100 / total) + "%", 5) + " " + bar + "\n"
+                out += "    " + leftPad(countText(r.lowerBound), 10) + "-" + pad(countText(r.upperBound), 11)
+                    + leftPad(countText(count), 10) + leftPad(String(count * 100 / total) + "%", 5) + " " + bar + "\n"
             }
         }
         return out

@@ -8,8 +8,13 @@ public protocol OutputFormatter {
 public struct TableFormatter: OutputFormatter {
     /// `--gen-suppressions`: a valgrind entry after each listed group.
     public var suppressionEntries = false
+    /// Colour on a terminal (`--color`); plain by default.
+    public var palette: Palette
 
-    public init(suppressionEntries: Bool = false) { self.suppressionEntries = suppressionEntries }
+    public init(suppressionEntries: Bool = false, palette: Palette = .plain) {
+        self.suppressionEntries = suppressionEntries
+        self.palette = palette
+    }
 
     public func format(_ report: Report) -> String {
         var out = ""
@@ -26,24 +31,24 @@ public struct TableFormatter: OutputFormatter {
         out += "\n"
         let n = report.processes.count
         let processes = "\(n) process" + (n == 1 ? "" : "es")
-        out += "LEAK SUMMARY (\(processes)):\n"
+        out += palette.heading("LEAK SUMMARY (\(processes)):") + "\n"
         out += leakSummary(report.totals, unclassifiedReason: nil, indent: "")
-        out += label("bad frees") + "\(grouped(report.badFreeCount))\n"
+        out += paintIf(report.badFreeCount > 0, label("bad frees"), palette.badFree) + "\(grouped(report.badFreeCount))\n"
         for (supp, tally) in report.suppressionUses {
             out += "  suppressed by \(supp.name) (\(supp.file):\(supp.line)): \(grouped(tally.bytes)) bytes in \(grouped(tally.blocks)) blocks\n"
         }
         if report.isClean {
-            out += "no leaks, no bad frees in \(processes)\n"
+            out += palette.good("no leaks, no bad frees in \(processes)") + "\n"
         } else if report.leakedBlocks == 0 && report.badFreeCount == 0 {
             let incomplete = report.processes.filter(\.recordIncomplete).count
-            out += "no leaks, no bad frees recorded, but the record is incomplete in \(incomplete) of \(processes)\n"
+            out += palette.warning("no leaks, no bad frees recorded, but the record is incomplete in \(incomplete) of \(processes)") + "\n"
         } else {
-            out += "total: \(report.leakedBlocks) lost block\(s(report.leakedBlocks)), \(report.leakedBytes) bytes; "
-                + "\(report.badFreeCount) bad free\(s(report.badFreeCount))"
+            out += palette.bad("total: \(grouped(report.leakedBlocks)) lost block\(s(report.leakedBlocks)), \(grouped(report.leakedBytes)) bytes; "
+                + "\(grouped(report.badFreeCount)) bad free\(s(report.badFreeCount))"
                 + (report.mappingCount + report.segmentCount > 0
-                    ? "; \(report.mappingCount) mapping\(s(report.mappingCount)) still mapped, "
-                        + "\(report.segmentCount) segment\(s(report.segmentCount)) outliving the process" : "")
-                + " in \(processes)\n"
+                    ? "; \(grouped(report.mappingCount)) mapping\(s(report.mappingCount)) still mapped, "
+                        + "\(grouped(report.segmentCount)) segment\(s(report.segmentCount)) outliving the process" : "")
+                + " in \(processes)") + "\n"
         }
         return out
     }
@@ -52,7 +57,8 @@ public struct TableFormatter: OutputFormatter {
     func leakSummary(_ t: LeakTotals, unclassifiedReason: String?, indent: String) -> String {
         var out = ""
         for kind in LeakKind.classified {
-            out += indent + label(kind.words) + "\(grouped(t[kind].bytes)) bytes in \(grouped(t[kind].blocks)) blocks\n"
+            out += indent + paintIf(t[kind].blocks > 0, label(kind.words)) { palette.kind(kind, $0) }
+                + "\(grouped(t[kind].bytes)) bytes in \(grouped(t[kind].blocks)) blocks\n"
         }
         out += indent + label("suppressed") + "\(grouped(t.suppressed.bytes)) bytes in \(grouped(t.suppressed.blocks)) blocks\n"
         let unclassified = t[.notClassified]
@@ -65,21 +71,16 @@ public struct TableFormatter: OutputFormatter {
 
     func label(_ text: String) -> String { pad(text, 18) + ": " }
 
-    /// 1234567 -> "1,234,567", as valgrind prints counts.
-    func grouped<T: BinaryInteger>(_ n: T) -> String {
-        let digits = Array(String(n))
-        var out = ""
-        for (i, d) in digits.enumerated() {
-            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
-            out.append(d)
-        }
-        return out
+    func paintIf(_ condition: Bool, _ text: String, _ paint: (String) -> String) -> String {
+        condition ? paint(text) : text
     }
+
+    func grouped<T: BinaryInteger>(_ n: T) -> String { countText(n) }
 
     func s(_ n: Int) -> String { n == 1 ? "" : "s" }
 
     func formatProcess(_ p: ProcessReport, resolved: Bool) -> String {
-        var out = "process \(p.process.map { String($0.pid) } ?? p.name) \((p.process?.exe ?? "?").printable)"
+        var out = palette.heading("process \(p.process.map { String($0.pid) } ?? p.name) \((p.process?.exe ?? "?").printable)")
         out += " (\((p.status?.summary ?? "no status").printable))"
         if let parent = p.process?.parent { out += ", forked from \(parent.printable)" }
         out += "\n"
@@ -87,30 +88,30 @@ public struct TableFormatter: OutputFormatter {
             out += "  loss records: \(p.leaks.count)\n"
             if resolved {
                 for g in p.leaks {
-                    out += "    \(g.kind.words): \(g.blocks) block\(s(g.blocks)), \(g.bytes) bytes at \(g.location.printable)\n"
+                    out += "    \(palette.kind(g.kind, g.kind.words)): \(grouped(g.blocks)) block\(s(g.blocks)), \(grouped(g.bytes)) bytes at \(palette.location(g.location.printable))\n"
                     out += formatStack(g.stack, attributed: g.attributed, indent: "      ")
                     if suppressionEntries { out += SuppressionWriter.entry(for: g) }
                 }
             } else {
-                let bw = max(6, p.leaks.map { String($0.blocks).count }.max() ?? 0)
-                let yw = max(5, p.leaks.map { String($0.bytes).count }.max() ?? 0)
+                let bw = max(6, p.leaks.map { grouped($0.blocks).count }.max() ?? 0)
+                let yw = max(5, p.leaks.map { grouped($0.bytes).count }.max() ?? 0)
                 let kw = p.leaks.map { $0.kind.words.count }.max() ?? 0
                 out += "    " + pad("blocks", bw) + "  " + pad("bytes", yw) + "  " + "kind".padding(kw) + "  location\n"
                 for g in p.leaks {
-                    out += "    " + pad(String(g.blocks), bw) + "  " + pad(String(g.bytes), yw) + "  " + g.kind.words.padding(kw)
-                        + "  \(g.location.printable)\n"
+                    out += "    " + pad(grouped(g.blocks), bw) + "  " + pad(grouped(g.bytes), yw) + "  "
+                        + palette.kind(g.kind, g.kind.words.padding(kw)) + "  \(palette.location(g.location.printable))\n"
                     if suppressionEntries { out += SuppressionWriter.entry(for: g) }
                 }
             }
         }
         if !p.badFrees.isEmpty {
-            out += "  bad frees: \(p.badFrees.count)\n"
+            out += "  bad frees: \(grouped(p.badFrees.count))\n"
             for b in p.badFrees {
-                let size = b.record.size.map { ", \($0) bytes" } ?? ""
+                let size = b.record.size.map { ", \(grouped($0)) bytes" } ?? ""
                 // A mismatch also says what allocated the block and what a sized delete was told.
-                let freed = b.record.freedSize.map { " of \($0) bytes" } ?? ""
+                let freed = b.record.freedSize.map { " of \(grouped($0)) bytes" } ?? ""
                 let family = b.record.family.map { ", \($0) block" } ?? ""
-                out += "    \(b.record.kind) of \(hex(b.record.address)) (\(b.record.via)\(freed)\(family)\(size)) at \(b.location.printable)\n"
+                out += "    \(palette.badFree(b.record.kind)) of \(hex(b.record.address)) (\(b.record.via)\(freed)\(family)\(size)) at \(palette.location(b.location.printable))\n"
                 if resolved { out += formatStack(b.stack, attributed: b.attributed, indent: "      ") }
                 if let a = b.allocLocation { out += "      allocated at \(a.printable)\n" }
                 if let f = b.freeLocation { out += "      first freed at \(f.printable)\n" }
@@ -118,9 +119,9 @@ public struct TableFormatter: OutputFormatter {
         }
         out += SharedMemory.formatTable(p, resolved: resolved) { formatStack($0, attributed: $1, indent: "      ") }
         if let st = p.status, !st.isComplete {
-            out += "  warning: record incomplete: \(st.unrecordedBlocks) live block\(s(st.unrecordedBlocks)) not recorded, "
-                + "\(st.unremovedRecords) freed block\(s(st.unremovedRecords)) not removed (may show as leaks), "
-                + "\(st.unrecordedEvents) bad free\(s(st.unrecordedEvents)) not recorded"
+            out += "  " + palette.warning("warning:") + " record incomplete: \(grouped(st.unrecordedBlocks)) live block\(s(st.unrecordedBlocks)) not recorded, "
+                + "\(grouped(st.unremovedRecords)) freed block\(s(st.unremovedRecords)) not removed (may show as leaks), "
+                + "\(grouped(st.unrecordedEvents)) bad free\(s(st.unrecordedEvents)) not recorded"
                 + (st.error.map { ": \($0.printable)" } ?? "") + "\n"
         }
         if p.status?.state == "running" {
@@ -128,7 +129,7 @@ public struct TableFormatter: OutputFormatter {
                 + "the last settle window may be missing\n"
         }
         if p.problemCount > 0 {
-            out += "  warning: \(p.problemCount) record\(s(p.problemCount)) could not be read (see errors)\n"
+            out += "  " + palette.warning("warning:") + " \(grouped(p.problemCount)) record\(s(p.problemCount)) could not be read (see errors)\n"
         }
         for note in p.classification.notes { out += "  note: leak check: \(note)\n" }
         out += "  leak summary:\n" + leakSummary(p.totals, unclassifiedReason: p.unclassifiedReason, indent: "  ")
@@ -143,7 +144,8 @@ public struct TableFormatter: OutputFormatter {
                 let marker = (i == attributed.frame && j == attributed.symbol) ? "->" : "  "
                 let number = j == 0 ? "#\(i)" : String(repeating: " ", count: "#\(i)".count)
                 let inlined = j < frame.symbols.count - 1 ? " (inlined)" : ""
-                out += "\(indent)\(marker) \(number) \(frame.describe(symbol: j).printable)\(inlined)\n"
+                let text = frame.describe(symbol: j).printable
+                out += "\(indent)\(marker) \(number) \(marker == "->" ? palette.location(text) : text)\(inlined)\n"
             }
         }
         return out
@@ -157,4 +159,18 @@ public struct TableFormatter: OutputFormatter {
 extension String {
     /// Left-aligned in `width` columns.
     fileprivate func padding(_ width: Int) -> String { self + String(repeating: " ", count: max(0, width - count)) }
+}
+
+/// The one number format of every text output: 1234567 -> "1,234,567", as valgrind prints
+/// counts (and -1234 -> "-1,234").
+public func countText<T: BinaryInteger>(_ n: T) -> String {
+    let text = String(n)
+    let negative = text.hasPrefix("-")
+    let digits = Array(negative ? text.dropFirst() : Substring(text))
+    var out = negative ? "-" : ""
+    for (i, d) in digits.enumerated() {
+        if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+        out.append(d)
+    }
+    return out
 }

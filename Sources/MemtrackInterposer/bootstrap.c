@@ -156,7 +156,9 @@ static void read_configuration(void) { read_configuration_once(0); }
 
 /* Runs before main and before the program's own constructors. Entry points that run even
  * earlier (the loader's first mallocs) call memtrack_bootstrap themselves. */
-__attribute__((constructor(101))) static void memtrack_constructor(void) {
+__attribute__((constructor(101))) static void memtrack_constructor(int argc, char **argv, char **envp) {
+    (void)argc;
+    memtrack_restart_if_untraced(argv, envp);   /* returns only in a process we trace */
     memtrack_bootstrap();
     read_configuration_once(1);
     memtrack_process_start();

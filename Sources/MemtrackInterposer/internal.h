@@ -3,6 +3,7 @@
  * The parts, one job each:
  *   entry.c       the exported allocation entry points (malloc, free, ...): thin
  *   bootstrap.c   finding the next allocator, the arena dlsym needs, configuration, start-up
+ *   children.c    which processes are traced (MEM_TRACE_CHILDREN): the others restart untraced
  *   shadow.c      the live-set index: which addresses are live, freed or never allocated
  *   pending.c     deferred records: the table of young blocks and the writer thread
  *   quarantine.c  freed blocks held back from reuse, so stale frees are still caught
@@ -55,6 +56,12 @@ struct memtrack_stack {
     uint32_t depth;
     uintptr_t frames[MEMTRACK_MAX_DEPTH];
 };
+
+/* ---- children.c ----------------------------------------------------------------------- */
+
+/* In a process MEM_TRACE_CHILDREN or MEM_TRACE_CHILDREN_SKIP leave untraced: execs the same
+ * program again without libmemtrack.so in LD_PRELOAD, and does not return. */
+void memtrack_restart_if_untraced(char **argv, char **envp);
 
 /* ---- bootstrap.c ---------------------------------------------------------------------- */
 

@@ -918,6 +918,37 @@ static uint64_t hash_text(const char *text) {
     return hash;
 }
 
+/* The module's GNU build-id (NT_GNU_BUILD_ID in a PT_NOTE segment, which is always inside a
+ * loaded segment), as hex, so that memdir can tell a `--binary` that is not the program that ran.
+ * Writes nothing when the module has none. */
+static char *put_build_id(char *out, const char *end, const struct dl_phdr_info *info) {
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *header = &info->dlpi_phdr[i];
+        if (header->p_type != PT_NOTE) continue;
+        const unsigned char *note = (const unsigned char *)(info->dlpi_addr + header->p_vaddr);
+        const unsigned char *notes_end = note + header->p_memsz;
+        while (note + sizeof(ElfW(Nhdr)) <= notes_end) {
+            const ElfW(Nhdr) *h = (const ElfW(Nhdr) *)note;
+            const unsigned char *name = note + sizeof *h;
+            const unsigned char *desc = name + ((h->n_namesz + 3) & ~3u);
+            const unsigned char *next = desc + ((h->n_descsz + 3) & ~3u);
+            if (next > notes_end || next <= note) break;
+            if (h->n_type == NT_GNU_BUILD_ID && h->n_namesz == 4 && !memcmp(name, "GNU", 4) &&
+                h->n_descsz > 0 && h->n_descsz <= 64) {
+                static const char hex[] = "0123456789abcdef";
+                out = memtrack_put_text(out, end, " build-id=");
+                for (unsigned j = 0; j < h->n_descsz && out + 2 < end; j++) {
+                    *out++ = hex[desc[j] >> 4];
+                    *out++ = hex[desc[j] & 15];
+                }
+                return out;
+            }
+            note = next;
+        }
+    }
+    return out;
+}
+
 /* data points at a flag that is set for the first module of a walk: its load and unload
  * counters (the same in every callback) say whether anything changed since the last walk. */
 static int collect_segments(struct dl_phdr_info *info, size_t size, void *data) {
@@ -941,8 +972,9 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data) 
         for (int j = segment_count - 1; j >= 0 && !known; j--)
             known = segments[j].start == start && segments[j].end == end && segments[j].path_hash == hash;
         if (known) continue;
-        /* A line is at most its fixed fields plus the path escaped (4 bytes a byte at worst). */
-        size_t line_room = 160 + 4 * path_length;
+        /* A line is at most its fixed fields and build-id plus the path escaped (4 bytes a byte
+         * at worst). */
+        size_t line_room = 320 + 4 * path_length;
         if (!ensure_room((void **)&segments, &segment_capacity, (size_t)(segment_count + 1) * sizeof *segments) ||
             !ensure_room((void **)&modules_text, &modules_capacity, modules_length + line_room))
             return 1;
@@ -957,6 +989,7 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data) 
         out = memtrack_put_hex(out, limit, start);
         out = memtrack_put_text(out, limit, " end=");
         out = memtrack_put_hex(out, limit, end);
+        out = put_build_id(out, limit, info);
         out = memtrack_put_text(out, limit, " path=");
         out = put_escaped(out, limit, path, path_length);
         out = memtrack_put_text(out, limit, "\n");

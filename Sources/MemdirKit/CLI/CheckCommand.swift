@@ -22,12 +22,14 @@ public struct CheckCommand: Command {
     public static let options = ReportFlags.options
         + LeakFlags.options.filter { ["--show-leak-kinds", "--suppressions"].contains($0.name) } + [
         OptionSpec("--timeout", value: "AGE", help: "How long to wait for the answer (default 10s)."),
-        OptionSpec("--binary", value: "PATH", help: "Resolve the main executable's frames in PATH."),
+        OptionSpec("--binary", value: "PATH", help: "Resolve the main executable's frames in PATH (it must be the program that ran: same build-id)."),
+        OptionSpec("--ignore-build-id", help: "Use --binary even when its build-id is not the one recorded."),
     ]
 
     public var target: String
     public var timeoutMs: Double
     public var binary: String?
+    public var ignoreBuildID = false
     public var flags: ReportFlags
     public var leakFlags: LeakFlags
 
@@ -37,6 +39,7 @@ public struct CheckCommand: Command {
         self.target = target
         timeoutMs = try a.value("--timeout").map { (t: String) throws(MemdirError) in try BlockAge.option(t, name: "--timeout") } ?? 10_000
         binary = a.value("--binary")
+        ignoreBuildID = a.flag("--ignore-build-id")
         flags = try ReportFlags(a)
         leakFlags = try LeakFlags(a)
     }
@@ -53,6 +56,7 @@ public struct CheckCommand: Command {
         // allocated since are "not classified").
         var options = ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: true, binary: binary,
                                     leaks: try leakFlags.leakOptions())
+        options.ignoreBuildID = ignoreBuildID
         for (run, answer) in answers { options.leakCheckNames[baseName(run)] = baseName(answer.file) }
         var report = try ReportBuilder.build(directory: running.count == 1 ? running[0] : target, options: options)
         report.processes = report.processes.filter { p in running.contains { baseName($0) == p.name } }

@@ -47,6 +47,7 @@ extension Command {
 public struct ReportFlags: Sendable {
     public static let options: [OptionSpec] = [
         OptionSpec("--json", help: "Print the report as JSON (schema memdir-report/2)."),
+        OptionSpec("--color", value: "auto|always|never", help: "Colour the text report: auto (default) on a terminal unless NO_COLOR is set."),
         OptionSpec("--by", value: "caller|frame|stack",
                    help: "Group leaks by the direct caller, the first frame outside allocation wrappers (default), or the whole stack."),
         OptionSpec("--wrapper", value: "NAME", repeatable: true,
@@ -56,9 +57,15 @@ public struct ReportFlags: Sendable {
     public var json: Bool
     public var grouping: GroupingMode
     public var wrappers: [String]
+    public var color: ColorChoice
 
     public init(_ a: ParsedArguments) throws(MemdirError) {
         json = a.flag("--json")
+        let colorText = a.value("--color") ?? "auto"
+        guard let color = ColorChoice(rawValue: colorText) else {
+            throw .usage("invalid value '\(colorText)' for '--color' (expected auto, always or never)")
+        }
+        self.color = color
         let by = a.value("--by") ?? "frame"
         guard let mode = GroupingMode(rawValue: by) else {
             throw .usage("invalid value '\(by)' for '--by' (expected caller, frame or stack)")
@@ -68,11 +75,40 @@ public struct ReportFlags: Sendable {
     }
 
     public var rules: WrapperRules { WrapperRules(extraFunctions: wrappers) }
+
+    /// The colours for text written to `fd`.
+    public func palette(for fd: Int32) -> Palette {
+        Palette.choose(color, fd: fd, environment: currentEnvironment())
+    }
+}
+
+/// `--binary PATH` and `--ignore-build-id`: where the main executable's frames are resolved.
+public struct BinaryFlags: Sendable {
+    public static func options(help: String = "Resolve the main executable's frames in PATH (it must be the program that ran: same build-id).") -> [OptionSpec] {
+        [
+            OptionSpec("--binary", value: "PATH", help: help),
+            OptionSpec("--ignore-build-id", help: "Use --binary even when its build-id is not the one recorded."),
+        ]
+    }
+
+    public var binary: String?
+    public var ignoreBuildID: Bool
+
+    public init(_ a: ParsedArguments) {
+        binary = a.value("--binary")
+        ignoreBuildID = a.flag("--ignore-build-id")
+    }
+
+    /// Sets both on the report options.
+    public func apply(to options: inout ReportOptions) {
+        options.binary = binary
+        options.ignoreBuildID = ignoreBuildID
+    }
 }
 
 /// Prints the report, then the record problems once each; returns the status for them.
-func emit(_ report: Report, json: Bool, to write: (String) -> Void, console: Console) -> Int32 {
-    write(json ? JSONFormatter().format(report) : TableFormatter().format(report))
+func emit(_ report: Report, json: Bool, palette: Palette = .plain, to write: (String) -> Void, console: Console) -> Int32 {
+    write(json ? JSONFormatter().format(report) : TableFormatter(palette: palette).format(report))
     return reportProblems(report, console: console)
 }
 

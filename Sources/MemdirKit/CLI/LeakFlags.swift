@@ -48,21 +48,33 @@ public struct LeakFlags: Sendable {
     }
 }
 
-/// `--json-file`: opened (created, truncated) before any work, so a bad path fails first.
+/// `--json-file` (opened, created, truncated before any work, so a bad path fails first) or
+/// `run --json-fd N` (checked to be open for writing before the program runs).
 public struct JSONFile {
     public let path: String
     let fd: Int32
+    let ownsDescriptor: Bool
 
     public init(_ path: String) throws(MemdirError) {
         let fd = retryingEINTR { open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
         guard fd >= 0 else { throw .outputUnwritable(path: path, reason: errnoText(errno)) }
         self.path = path
         self.fd = fd
+        ownsDescriptor = true
     }
 
-    /// Writes the report and closes the file.
+    public init(descriptor: Int32) throws(MemdirError) {
+        path = "--json-fd \(descriptor)"
+        let flags = fcntl(descriptor, F_GETFL)
+        guard flags >= 0 else { throw .outputUnwritable(path: path, reason: "descriptor \(descriptor) is not open") }
+        guard flags & O_ACCMODE != O_RDONLY else { throw .outputUnwritable(path: path, reason: "descriptor \(descriptor) is open read-only") }
+        fd = descriptor
+        ownsDescriptor = false
+    }
+
+    /// Writes the report and closes the file (not a descriptor the caller gave).
     public func save(_ report: Report) throws(MemdirError) {
-        defer { close(fd) }
+        defer { if ownsDescriptor { close(fd) } }
         var text = JSONFormatter().format(report)
         let failure: Int32 = text.withUTF8 { buf in
             var offset = 0
@@ -80,10 +92,10 @@ public struct JSONFile {
 
 /// Prints the report (and the JSON file); the status for record problems, or 11 when the JSON
 /// file could not be written.
-func emit(_ report: Report, flags: ReportFlags, leakFlags: LeakFlags, jsonFile: JSONFile?,
+func emit(_ report: Report, flags: ReportFlags, leakFlags: LeakFlags, jsonFile: JSONFile?, palette: Palette,
           to write: (String) -> Void, console: Console) -> Int32 {
     write(flags.json ? JSONFormatter().format(report)
-                     : TableFormatter(suppressionEntries: leakFlags.generateSuppressions).format(report))
+                     : TableFormatter(suppressionEntries: leakFlags.generateSuppressions, palette: palette).format(report))
     let status = reportProblems(report, console: console)
     do throws(MemdirError) {
         try jsonFile?.save(report)

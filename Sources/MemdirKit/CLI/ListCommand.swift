@@ -36,6 +36,6 @@ public struct ListCommand: Command {
         options.olderThanMs = olderThanMs
         let report = try ReportBuilder.build(directory: directory, options: options)
         if folded { console.out(FoldedFormatter().format(report)); return reportProblems(report, console: console) }
-        return emit(report, flags: flags, leakFlags: leakFlags, jsonFile: jsonFile, to: console.out, console: console)
+        return emit(report, flags: flags, leakFlags: leakFlags, jsonFile: jsonFile, palette: flags.palette(for: 1), to: console.out, console: console)
     }
 }

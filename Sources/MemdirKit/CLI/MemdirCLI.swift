@@ -2,7 +2,7 @@
 // commands' declarations, and turns a MemdirError into one `memdir: error:` line and its status.
 
 public enum MemdirCLI {
-    public static var commands: [any Command.Type] { [ListCommand.self, ResolveCommand.self, RunCommand.self, StatsCommand.self, SnapshotCommand.self, DiffCommand.self, WatchCommand.self, ReportCommand.self, CheckCommand.self] }
+    public static var commands: [any Command.Type] { [ListCommand.self, ResolveCommand.self, RunCommand.self, StatsCommand.self, SnapshotCommand.self, DiffCommand.self, WatchCommand.self, ReportCommand.self, CheckCommand.self, CleanCommand.self] }
 
     public static var helpText: String {
         let width = (commands.map { $0.name.count }.max() ?? 0) + 2

@@ -14,7 +14,8 @@ public struct ReportCommand: Command {
         OptionSpec("--html", value: "FILE", help: "Write the page to FILE (required)."),
         OptionSpec("--snapshot", value: "FILE", repeatable: true, help: "A snapshot to chart (two or more make a line)."),
         OptionSpec("--history", value: "FILE", help: "JSON lines written by memdir watch --json, to chart."),
-        OptionSpec("--binary", value: "PATH", help: "Resolve the main executable's frames in PATH."),
+        OptionSpec("--binary", value: "PATH", help: "Resolve the main executable's frames in PATH (it must be the program that ran: same build-id)."),
+        OptionSpec("--ignore-build-id", help: "Use --binary even when its build-id is not the one recorded."),
         OptionSpec("--by", value: "caller|frame|stack", help: "Grouping of the text report (default frame)."),
         OptionSpec("--wrapper", value: "NAME", repeatable: true, help: "Also treat function NAME (or prefix NAME*) as an allocation wrapper."),
     ]
@@ -24,6 +25,7 @@ public struct ReportCommand: Command {
     public var snapshots: [String]
     public var history: String?
     public var binary: String?
+    public var ignoreBuildID = false
     public var flags: ReportFlags
 
     public init(_ a: ParsedArguments) throws(MemdirError) {
@@ -34,13 +36,14 @@ public struct ReportCommand: Command {
         snapshots = a.all("--snapshot")
         history = a.value("--history")
         binary = a.value("--binary")
+        ignoreBuildID = a.flag("--ignore-build-id")
         flags = try ReportFlags(a)
     }
 
     public func run(_ console: Console) throws(MemdirError) -> Int32 {
-        var stacks = try ReportBuilder.build(
-            directory: directory,
-            options: ReportOptions(grouping: .stack, rules: flags.rules, resolve: true, binary: binary))
+        var stackOptions = ReportOptions(grouping: .stack, rules: flags.rules, resolve: true, binary: binary)
+        stackOptions.ignoreBuildID = ignoreBuildID
+        var stacks = try ReportBuilder.build(directory: directory, options: stackOptions)
         let flame = HTMLReport.flame(stacks)
         // The text report regroups the same resolved groups the way the user asked.
         let options = ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: true, binary: binary)

@@ -1,0 +1,130 @@
+// CleanCommand.swift: `memdir clean`: removes the records directories that `memdir run` made and
+// kept, once nothing uses them. Never anything else: only directories named memdir-run-XXXXXX
+// in the places run makes them, owned by this user, marked by run (or, made by an older
+// memdir, holding nothing but tracker run directories), and whose memdir and traced processes
+// have all ended.
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public struct CleanCommand: Command {
+    public static let name = "clean"
+    public static let summary = "Remove the records directories memdir run kept, once their processes have ended."
+    public static let usage = "memdir clean [--dry-run] [--older-than AGE] [DIR...]"
+    public static let discussion = """
+        Looks in $TMPDIR, /dev/shm and /tmp (or the DIRs given) for directories named memdir-run-XXXXXX that memdir run
+        made. A directory is removed only when it is owned by you and neither its memdir nor any process it records is
+        still running. Exit status 0, or 1 when a directory could not be removed.
+        """
+    public static let options = [
+        OptionSpec("--dry-run", help: "Print what would be removed, remove nothing."),
+        OptionSpec("--older-than", value: "AGE", help: "Only directories last changed at least AGE ago (e.g. 1h, 2d is 48h)."),
+    ]
+
+    public var places: [String]
+    public var dryRun: Bool
+    public var olderThanMs: Double?
+
+    public init(_ a: ParsedArguments) throws(MemdirError) {
+        dryRun = a.flag("--dry-run")
+        olderThanMs = try a.value("--older-than").map { (t: String) throws(MemdirError) in try BlockAge.option(t, name: "--older-than") }
+        places = a.positionals
+    }
+
+    public func run(_ console: Console) throws(MemdirError) -> Int32 {
+        var roots = places
+        if roots.isEmpty {
+            roots = [RunCommand.temporaryRoot(), "/dev/shm", "/tmp"].uniqued.filter { isDirectory($0) }
+        }
+        var removed = 0, kept = 0, failed = 0
+        for root in roots {
+            guard isDirectory(root) else { throw .directoryUnreadable(path: root, reason: "not a directory") }
+            let entries = (try? listDirectory(root)) ?? []
+            for entry in entries.sorted(by: { $0.name < $1.name })
+            where entry.kind == .directory && Self.isRunDirectoryName(entry.name) {
+                let path = root.hasSuffix("/") ? root + entry.name : root + "/" + entry.name
+                switch Self.verdict(path, olderThanMs: olderThanMs) {
+                case .notOurs: continue
+                case .inUse(let why):
+                    kept += 1
+                    console.err("memdir: keeping \(path.printable): \(why)\n")
+                case .removable:
+                    if dryRun {
+                        console.out("would remove \(path.printable)\n")
+                        removed += 1
+                    } else if let error = removeTree(path) {
+                        failed += 1
+                        console.error("cannot remove \(path.printable): \(error)")
+                    } else {
+                        console.out("removed \(path.printable)\n")
+                        removed += 1
+                    }
+                }
+            }
+        }
+        console.out("\(dryRun ? "would remove" : "removed") \(countText(removed)) records director\(removed == 1 ? "y" : "ies")"
+            + (kept > 0 ? ", kept \(countText(kept)) in use" : "") + "\n")
+        return failed > 0 ? 1 : 0
+    }
+
+    enum Verdict: Equatable { case notOurs, inUse(String), removable }
+
+    /// memdir-run- and six characters of mkdtemp's alphabet.
+    static func isRunDirectoryName(_ name: String) -> Bool {
+        guard name.hasPrefix(RunCommand.directoryPrefix) else { return false }
+        let suffix = name.dropFirst(RunCommand.directoryPrefix.count)
+        return suffix.count == 6 && suffix.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) }
+    }
+
+    static func verdict(_ path: String, olderThanMs: Double?) -> Verdict {
+        var st = stat()
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == getuid() else { return .notOurs }
+        let entries = (try? listDirectory(path)) ?? []
+        let marker = entries.first { $0.name == RunCommand.madeByMarker && $0.kind == .file }
+        let runs = entries.filter { $0.name != RunCommand.madeByMarker }
+        if marker == nil {
+            // Made by a memdir older than the marker: every entry must be a tracker run directory.
+            guard !runs.isEmpty, runs.allSatisfy({ $0.kind == .directory && isTrackerRun(path + "/" + $0.name) }) else { return .notOurs }
+        }
+        if let marker, let text = try? readSmallText(path + "/" + marker.name),
+           let pid = Int32(text.split(separator: " ").last?.split(separator: "\n").first ?? ""), isAlive(pid) {
+            return .inUse("memdir (pid \(pid)) is still running")
+        }
+        for run in runs where run.kind == .directory {
+            if let status = ProcessStats.readStatus(path + "/" + run.name), status.state == "running",
+               let pid = Int32(run.name.split(separator: ".").first ?? ""), isAlive(pid) {
+                return .inUse("process \(pid) is still running")
+            }
+        }
+        if let olderThanMs {
+            let ageMs = (Double(time(nil)) - Double(st.st_mtim.tv_sec)) * 1000
+            if ageMs < olderThanMs { return .inUse("changed less than --older-than ago") }
+        }
+        return .removable
+    }
+
+    static func isTrackerRun(_ path: String) -> Bool {
+        guard let text = try? readSmallText(path + "/process") else { return false }
+        return text.hasPrefix("memtrack/")
+    }
+
+    static func isAlive(_ pid: Int32) -> Bool { pid > 0 && (kill(pid, 0) == 0 || errno == EPERM) }
+
+    /// The first 4 KiB of a regular file, not following links and never blocking on a FIFO.
+    static func readSmallText(_ path: String) throws(MemdirError) -> String {
+        let fd = retryingEINTR { open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }
+        guard fd >= 0 else { throw .system(call: "open", path: path, reason: errnoText(errno)) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { throw .system(call: "open", path: path, reason: "not a regular file") }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, 4096) }
+        guard n >= 0 else { throw .system(call: "read", path: path, reason: errnoText(errno)) }
+        return String(decoding: buffer[0..<n], as: UTF8.self)
+    }
+}
