@@ -121,14 +121,14 @@ extension EndToEnd {
                 try #require(mount.exitedNormally && mount.status == 0, "mount: \(mount.stderrText)")
                 defer { _ = runCommand(["/bin/umount", mountPoint.path]) }
                 let records = mountPoint.appendingPathComponent("records")
+                let jsonFile = scratch.root.appendingPathComponent("report.json")
                 let result = runProgram(try E2E.memdirPath(),
-                                        ["run", "--json", "--dir", records.path, "--", try E2E.example("manylive"), "1000000"],
+                                        ["run", "--json-file", jsonFile.path, "--dir", records.path, "--", try E2E.example("manylive"), "1000000"],
                                         environment: E2E.cleanEnvironment(), currentDirectory: nil, timeout: 300)
                 // 23: the gate, for a million definitely lost blocks.
                 #expect(result.exitedNormally && result.status == 23, "\(result.statusDescription): \(result.stderrText)")
-                let lines = result.stdoutText.split(separator: "\n", maxSplits: 1)
-                #expect(lines.first == "\(manyliveBytes(1_000_000))", "the program's own output comes first")
-                let json = try JSONSerialization.jsonObject(with: Data((lines.last ?? "").utf8)) as? [String: Any]
+                #expect(result.stdoutText == "\(manyliveBytes(1_000_000))\n", "the program's own output, alone")
+                let json = try JSONSerialization.jsonObject(with: try Data(contentsOf: jsonFile)) as? [String: Any]
                 let summary = try #require(json?["summary"] as? [String: Any])
                 #expect(summary["leaked_blocks"] as? Int == 1_000_000)
                 #expect(summary["leaked_bytes"] as? Int == manyliveBytes(1_000_000))

@@ -202,17 +202,17 @@ extension EndToEnd {
                 #expect(run.stdoutText.contains(runPlain(output).stdoutText), "the program's own stdout passes through")
             }
             try withScratch { scratch in
-                // --json: the program's own stdout, then the report.
+                // --json-fd: the report on a descriptor of its own, the program's stdout untouched.
                 let allocKinds = try E2E.example("alloc_kinds")
-                let run = try memdir(["run", "--dir", scratch.memDir.path, "--json", "--error-exitcode", "0", "--show-leak-kinds", "all",
-                                      "--", allocKinds], currentDirectory: scratch.root)
+                let memdirPath = try E2E.memdirPath()
+                let jsonFile = scratch.root.appendingPathComponent("report.json")
+                let run = runProgram("/bin/sh", ["-c", "exec \"$0\" run --dir \"$1\" --json-fd 3 --error-exitcode 0 --show-leak-kinds all -- \"$2\" 3>\"$3\"",
+                                                 memdirPath, scratch.memDir.path, allocKinds, jsonFile.path],
+                                     environment: E2E.cleanEnvironment(), currentDirectory: scratch.root)
                 #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)\n\(run.stderrText)")
-                let text = run.stdoutText
-                #expect(text.hasPrefix("alloc_kinds: 9 leaks\n"))
-                let json = try #require(text.range(of: "\n{\n").map { String(text[text.index(after: $0.lowerBound)...]) },
-                                        "no JSON document after the program's output: \(text)")
+                #expect(run.stdoutText == "alloc_kinds: 9 leaks\n")
                 var result = run
-                result.stdout = Data(json.utf8)
+                result.stdout = try Data(contentsOf: jsonFile)
                 let report = try reportView(try parseJSON(result))
                 #expect(report.totalLeakedBlocks == 9 && report.totalLeakedBytes == 6254)
             }

@@ -14,7 +14,8 @@
  * With MEMTRACK_SOURCE_LOCATIONS defined before the first inclusion, malloc, calloc, realloc,
  * free, strdup, strndup and aligned_alloc become macros that note __FILE__, __LINE__ and
  * __func__ for the block they make; memdir shows that location where the stack has no debug
- * information. Include this header after <stdlib.h> and <string.h>.
+ * information. The header includes <stdlib.h> and <string.h> itself before it defines them,
+ * so it may come first or last among a file's includes.
  *
  * From Swift (whose importer does not see the macros) check memtrack_loaded() first.
  */
@@ -58,6 +59,10 @@ static inline int memtrack_loaded(void) { return memtrack_pause != 0; }
 #endif
 
 #ifdef MEMTRACK_SOURCE_LOCATIONS
+/* Declared before the macros exist: a later #include of either is then a no-op (include guards)
+ * instead of a declaration the macros would mangle. */
+#include <stdlib.h>
+#include <string.h>
 /* The note is used by the next allocation of this thread; it is cleared after the call in
  * case that allocation failed, so it never sticks to an unrelated block. */
 static inline void memtrack_note_here(const char *file, int line, const char *function) {
