@@ -53,6 +53,8 @@ public struct RunCommand: Command {
     public var keep: Bool
     public var traceChildren: Bool
     public var traceChildrenSkip: String?
+    /// Whether --trace-children or --trace-children-skip was given (no preset then).
+    public var traceChildrenGiven: Bool
     public var jsonFD: Int32?
     /// 0: the gate is off.
     public var errorExitCode: Int32 = defaultErrorExitCode
@@ -75,6 +77,7 @@ public struct RunCommand: Command {
         case let other: throw .usage("invalid value '\(other)' for '--trace-children' (expected yes or no)")
         }
         traceChildrenSkip = a.value("--trace-children-skip")
+        traceChildrenGiven = a.value("--trace-children") != nil || traceChildrenSkip != nil
         if let skip = traceChildrenSkip, !traceChildren {
             throw .usage("--trace-children-skip=\(skip) needs --trace-children=yes (children are not traced by default)")
         }
@@ -171,8 +174,9 @@ public struct RunCommand: Command {
         environment["LD_PRELOAD"] = [library, environment["LD_PRELOAD"]].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ":")
         // The program is the process whose parent is memdir (children.c in the tracker).
         environment["MEM_TRACE_PARENT"] = String(getpid())
-        environment["MEM_TRACE_CHILDREN"] = traceChildren ? "yes" : "no"
-        if let skip = traceChildrenSkip { environment["MEM_TRACE_CHILDREN_SKIP"] = skip } else { environment["MEM_TRACE_CHILDREN_SKIP"] = nil }
+        let swiftTest = traceChildrenGiven ? nil : SwiftTestPreset(program: program, path: Self.absolute(found.path))
+        environment["MEM_TRACE_CHILDREN"] = traceChildren || swiftTest != nil ? "yes" : "no"
+        environment["MEM_TRACE_CHILDREN_SKIP"] = swiftTest?.skipPatterns ?? traceChildrenSkip
 
         let status = try Self.spawnAndWait(path: found.path, argv: program, environment: environment)
 
@@ -186,9 +190,16 @@ public struct RunCommand: Command {
         binary.apply(to: &options)
         var report = try ReportBuilder.build(directory: dir, options: options)
         let untracedExecs = report.removeProcessesReplacedByUntracedExec()
+        var presetLine = ""
+        if swiftTest != nil {
+            let all = report.processes.count
+            report.processes.removeAll { !SwiftTestPreset.isTestProcess($0.process?.exe ?? "") }
+            presetLine = "memdir: swift test: reporting the \(countText(report.processes.count)) test process\(report.processes.count == 1 ? "" : "es"); "
+                + "the toolchain's own \(countText(all - report.processes.count)) are traced but not reported (--trace-children=yes reports them)\n"
+        }
         let emitted = emit(report, flags: flags, leakFlags: leakFlags, jsonFile: jsonFile,
                            palette: flags.palette(for: 2), to: console.err, console: console)
-        console.err(tracedLine(report, untracedExecs: untracedExecs))
+        console.err(presetLine.isEmpty ? tracedLine(report, untracedExecs: untracedExecs) : presetLine)
         let exitStatus = emitted == MemdirError.outputUnwritable(path: "", reason: "").exitStatus
             ? emitted   // --json-file failed
             : gate(report, programStatus: status, console: console)
