@@ -195,6 +195,7 @@ extension MemdirError {
              .suppressionsUnreadable(let p, _), .malformedSuppressions(let p, _, _), .outputUnwritable(let p, _): p
         case .programNotFound(let p): p
         case .noCounters(let p), .processNotRunning(let p, _), .checkTimedOut(let p, _): p
+        case .wrongFileKind(let p, _, _, _): p
         case .usage, .addr2lineMissing, .libraryNotFound, .processNotTraced: nil
         }
     }

@@ -38,6 +38,9 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
     case processNotRunning(path: String, state: String)
     /// `check`: no answer within the timeout. Status 15.
     case checkTimedOut(path: String, seconds: Double)
+    /// A file of another memdir format than the one wanted (a report given as a snapshot):
+    /// what it is, what was wanted, and how to make one. Status 6, as another format version.
+    case wrongFileKind(path: String, found: String, expected: String, hint: String)
 
     public var exitStatus: Int32 {
         switch self {
@@ -58,6 +61,7 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
         case .processNotTraced: 13
         case .processNotRunning: 14
         case .checkTimedOut: 15
+        case .wrongFileKind: 6
         }
     }
 
@@ -82,6 +86,7 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
         case .processNotTraced(let pid, let reason): "process \(pid) is not traced: \(reason)"
         case .processNotRunning(let path, let state): "the process of \(path) is not running (state \(state))"
         case .checkTimedOut(let path, let seconds): "no answer from the process of \(path) within \(seconds) s (is its writer thread running? MEM_SETTLE_MS=0 has none)"
+        case .wrongFileKind(let path, let found, let expected, let hint): "\(path) is \(found), not \(expected); \(hint)"
         }
     }
 }
