@@ -128,6 +128,7 @@ public enum ManPage {
         for c in commands {
             page += ".SS \(c.name)\n\(text(c.summary))\n.PP\n.B Usage:\n\(text(c.usage))\n"
             if !c.discussion.isEmpty { page += ".PP\n\(text(c.discussion))\n" }
+            if !c.options.isEmpty { page += ".PP\nOptions:\n" }
             for o in c.options {
                 page += ".TP\n.B \(text(o.name))"
                 if let v = o.value { page += " \\fI\(text(v))\\fR" }
