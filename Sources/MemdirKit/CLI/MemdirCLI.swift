@@ -98,7 +98,7 @@ public struct HelpCommand: Command {
 
 /// What to do when a command that reads records finds no records directory: how to make one.
 enum RecordsHint {
-    static let readers: Set<String> = ["list", "resolve", "stats", "snapshot", "watch", "report", "check", "diff"]
+    static let readers: Set<String> = ["list", "resolve", "stats", "snapshot", "watch", "report", "check"]
 
     static func hint(for error: MemdirError, command: String, positionals: [String]) -> String {
         guard readers.contains(command) else { return "" }
