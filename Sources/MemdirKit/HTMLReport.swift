@@ -38,10 +38,35 @@ public final class FlameNode {
     }
 }
 
-/// A line of the chart: one group's live bytes at moments (unix ms).
+/// A line of the chart: one group's live bytes at moments (unix ms), or a process's total.
 public struct ChartSeries: Sendable {
     public var label: String
     public var points: [(time: Int, bytes: UInt64)]
+    /// A process's whole live heap (its counters), drawn dashed behind the groups.
+    public var total = false
+}
+
+/// What the chart was made from, so a page without a line can say precisely what is missing.
+public struct ChartInputs: Sendable {
+    public var snapshots = 0
+    public var history: String?
+    /// Lines of the history, the distinct moments among them, and those with groups (watch
+    /// rescans the directory for groups every --rescan samples) or with totals (counters).
+    public var historySamples = 0
+    public var historyMoments = 0
+    public var historyGroupMoments = 0
+    public var historyTotalMoments = 0
+
+    public init() {}
+
+    public init(snapshots: Int, history: String?, samples: [WatchSample]) {
+        self.snapshots = snapshots
+        self.history = history
+        historySamples = samples.count
+        historyMoments = Set(samples.map(\.timeUnixMs)).count
+        historyGroupMoments = Set(samples.filter { !($0.groups ?? []).isEmpty }.map(\.timeUnixMs)).count
+        historyTotalMoments = Set(samples.filter { $0.counters != nil }.map(\.timeUnixMs)).count
+    }
 }
 
 public struct HTMLReport {
@@ -51,41 +76,53 @@ public struct HTMLReport {
     public var largest: String?
     public var series: [ChartSeries]
     public var summary: String
+    public var inputs = ChartInputs()
+    /// What the icicle holds, said above it.
+    public var flameNote = ""
 
-    /// The icicle from a report grouped by whole stack: per process a root frame.
+    /// The icicle from a report grouped by whole stack: per process a root frame, then (once the
+    /// blocks are classified, after exit) the kind, then the stack.
     public static func flame(_ report: Report) -> FlameNode {
         let root = FlameNode(name: "all live blocks")
         for p in report.processes {
             let process = "process \(p.process.map { String($0.pid) } ?? p.name) \(baseName(p.process?.exe ?? "?"))"
             for g in p.leaks {
-                root.add([process] + FoldedFormatter.frameNames(g.stack), bytes: g.bytes, blocks: g.blocks)
+                let kind = g.kind == .notClassified ? [] : [g.kind.words]
+                root.add([process] + kind + FoldedFormatter.frameNames(g.stack), bytes: g.bytes, blocks: g.blocks)
             }
         }
         return root
     }
 
-    /// Series for the `top` groups (largest at the last moment) from snapshots and watch samples.
-    public static func series(snapshots: [Snapshot], history: [WatchSample], top: Int = 5) -> [ChartSeries] {
+    /// Series for the `top` groups (largest at the last moment) from snapshots and watch samples,
+    /// named by `labels` (key -> resolved location) where the group has no location of its own;
+    /// plus each process's total live bytes where counters are known.
+    public static func series(snapshots: [Snapshot], history: [WatchSample], labels: [String: String] = [:], top: Int = 5) -> [ChartSeries] {
         var points: [String: [(Int, UInt64)]] = [:]
-        var labels: [String: String] = [:]
+        var names: [String: String] = [:]
+        var totals: [String: [(Int, UInt64)]] = [:]
         for s in snapshots {
             for p in s.processes {
                 var byKey: [String: UInt64] = [:]
                 for g in p.groups { byKey[g.key, default: 0] &+= g.bytes }
-                for (k, v) in byKey { points["\(p.name) \(k)", default: []].append((s.takenUnixMs, v)); labels["\(p.name) \(k)"] = k }
+                for (k, v) in byKey { points["\(p.name) \(k)", default: []].append((s.takenUnixMs, v)); names["\(p.name) \(k)"] = labels[k] ?? k }
+                if let c = p.counters { totals[p.pid.map(String.init) ?? p.name, default: []].append((s.takenUnixMs, UInt64(max(0, c.heapCurrent)))) }
             }
         }
         for h in history {
             for g in h.groups ?? [] {
                 let id = "\(baseName(h.runDirectory)) \(g.key)"
                 points[id, default: []].append((h.timeUnixMs, g.bytes))
-                labels[id] = g.location
+                names[id] = g.location == g.key ? labels[g.key] ?? g.location : g.location
             }
+            if let c = h.counters { totals[h.pid.map(String.init) ?? baseName(h.runDirectory), default: []].append((h.timeUnixMs, UInt64(max(0, c.heapCurrent)))) }
         }
+        func line(_ list: [(Int, UInt64)]) -> [(time: Int, bytes: UInt64)] { list.sorted { $0.0 < $1.0 }.map { (time: $0.0, bytes: $0.1) } }
         let last = points.mapValues { $0.max { $0.0 < $1.0 }?.1 ?? 0 }
-        return points.keys.sorted { (last[$0]!, $1) > (last[$1]!, $0) }.prefix(top).map { id in
-            ChartSeries(label: labels[id] ?? id, points: points[id]!.sorted { $0.0 < $1.0 }.map { (time: $0.0, bytes: $0.1) })
+        let groups = points.keys.sorted { (last[$0]!, $1) > (last[$1]!, $0) }.prefix(top).map { id in
+            ChartSeries(label: names[id] ?? id, points: line(points[id]!))
         }
+        return totals.keys.sorted().map { ChartSeries(label: "all live bytes of process \($0)", points: line(totals[$0]!), total: true) } + groups
     }
 
     static func escape(_ s: String) -> String {
@@ -102,32 +139,60 @@ public struct HTMLReport {
         return out
     }
 
-    /// The chart as inline SVG: time on x, bytes on y, one polyline per series.
+    /// Why there is no line, or what the line lacks, in words that name the inputs given.
+    func chartNotes(moments: Int) -> [String] {
+        let i = inputs
+        if i.snapshots == 0 && i.history == nil {
+            return ["No history: give <code>--snapshot FILE</code> (from <code>memdir snapshot</code>, two or more) or <code>--history FILE</code> (from <code>memdir watch --json</code>) for a chart of live bytes over time."]
+        }
+        var notes: [String] = []
+        if let history = i.history {
+            let file = "<code>\(Self.escape(history))</code>"
+            if i.historySamples == 0 {
+                notes.append("The history \(file) has no samples.")
+            } else if i.historyMoments < 2 {
+                notes.append("The history \(file) has \(i.historySamples == 1 ? "one sample" : "\(i.historySamples) samples of one moment"): let <code>memdir watch --json</code> run for two intervals or more (<code>--count 2</code>) for a line.")
+            } else if i.historyGroupMoments < i.historyMoments {
+                notes.append("The history \(file) has \(i.historyMoments) moments\(i.historyTotalMoments > 0 ? " of totals" : ""), groups at \(i.historyGroupMoments) of them (<code>memdir watch</code> rescans the directory for groups every 5 samples by default; <code>--rescan 1</code> samples them every time).")
+            }
+        }
+        if i.snapshots == 1 { notes.append("One snapshot was given: take another (<code>memdir snapshot DIR -o FILE</code>) for a line.") }
+        if moments < 2 && notes.isEmpty { notes.append("The snapshots and history hold \(moments) moment\(moments == 1 ? "" : "s"): a line needs two.") }
+        return notes
+    }
+
+    /// The chart as inline SVG: time on x, bytes on y, one polyline per series (a dot for a
+    /// group seen at one moment only), and a note for what is missing.
     func chart() -> String {
         let all = series.flatMap(\.points)
-        guard all.count >= 2, let t0 = all.map(\.time).min(), let t1 = all.map(\.time).max(), t1 > t0 else {
-            return "<p class=\"note\">No history: give <code>--snapshot FILE</code> (from <code>memdir snapshot</code>, two or more) or <code>--history FILE</code> (from <code>memdir watch --json</code>) for a chart of live bytes over time.</p>"
-        }
+        let moments = Set(all.map(\.time)).count
+        let notes = chartNotes(moments: moments).map { "<p class=\"note\" id=\"chart-note\">\($0)</p>" }.joined()
+        guard moments >= 2, let t0 = all.map(\.time).min(), let t1 = all.map(\.time).max() else { return notes }
         let maxBytes = max(all.map(\.bytes).max() ?? 1, 1)
         let w = 900.0, h = 260.0, left = 70.0, bottom = 24.0
         let colors = ["#d9480f", "#1c7ed6", "#2b8a3e", "#ae3ec9", "#f08c00"]
+        func color(_ i: Int) -> String { series[i].total ? "#868e96" : colors[(i - series.filter(\.total).count) % colors.count] }
         var svg = "<svg id=\"chart\" viewBox=\"0 0 \(Int(w + 10)) \(Int(h + bottom + 6))\" width=\"100%\" role=\"img\">"
         svg += "<line x1=\"\(left)\" y1=\"\(h)\" x2=\"\(w)\" y2=\"\(h)\" stroke=\"#888\"/><line x1=\"\(left)\" y1=\"0\" x2=\"\(left)\" y2=\"\(h)\" stroke=\"#888\"/>"
         svg += "<text x=\"\(left - 4)\" y=\"10\" text-anchor=\"end\" class=\"axis\">\(maxBytes) B</text><text x=\"\(left - 4)\" y=\"\(h)\" text-anchor=\"end\" class=\"axis\">0</text>"
         svg += "<text x=\"\(w)\" y=\"\(h + 18)\" text-anchor=\"end\" class=\"axis\">+\(String(format1(Double(t1 - t0) / 1000))) s</text>"
         for (i, s) in series.enumerated() {
-            let pts = s.points.map { p -> String in
-                let x = left + (w - left) * Double(p.time - t0) / Double(t1 - t0)
-                let y = h - h * Double(p.bytes) / Double(maxBytes)
-                return "\(format1(x)),\(format1(y))"
-            }.joined(separator: " ")
-            svg += "<polyline fill=\"none\" stroke=\"\(colors[i % colors.count])\" stroke-width=\"2\" points=\"\(pts)\"><title>\(Self.escape(s.label))</title></polyline>"
+            let xy = s.points.map { p -> (String, String) in
+                (format1(left + (w - left) * Double(p.time - t0) / Double(t1 - t0)), format1(h - h * Double(p.bytes) / Double(maxBytes)))
+            }
+            let title = "<title>\(Self.escape(s.label))</title>"
+            if xy.count == 1 {
+                svg += "<circle cx=\"\(xy[0].0)\" cy=\"\(xy[0].1)\" r=\"4\" fill=\"\(color(i))\">\(title)</circle>"
+            } else {
+                let dash = s.total ? " stroke-dasharray=\"6 4\"" : ""
+                svg += "<polyline fill=\"none\" stroke=\"\(color(i))\" stroke-width=\"2\"\(dash) points=\"\(xy.map { "\($0.0),\($0.1)" }.joined(separator: " "))\">\(title)</polyline>"
+            }
         }
         svg += "</svg><ul class=\"legend\">"
         for (i, s) in series.enumerated() {
-            svg += "<li><span style=\"background:\(colors[i % colors.count])\"></span>\(Self.escape(s.label)): \(s.points.last?.bytes ?? 0) bytes</li>"
+            svg += "<li><span style=\"background:\(color(i))\"></span>\(Self.escape(s.label)): \(s.points.last?.bytes ?? 0) bytes</li>"
         }
-        return svg + "</ul>"
+        return svg + "</ul>" + notes
     }
 
     func format1(_ v: Double) -> String {
@@ -158,6 +223,7 @@ public struct HTMLReport {
             <h1>\(Self.escape(title))</h1>
             <p>Largest group: <span id="largest">\(Self.escape(largest ?? "none"))</span></p>
             <h2>Live bytes by stack</h2>
+            <p class="note" id="flame-note">\(Self.escape(flameNote))</p>
             <p class="note">Outermost frame on top. Click a frame to zoom in, click a faded frame above it to zoom out; hover for details.</p>
             <div id="details"></div>
             <div id="flame"></div>

@@ -196,6 +196,7 @@ extension MemdirError {
         case .programNotFound(let p): p
         case .noCounters(let p), .processNotRunning(let p, _), .checkTimedOut(let p, _): p
         case .binaryUnreadable(let p, _), .binaryMismatch(let p, _, _, _): p
+        case .wrongFileKind(let p, _, _, _): p
         case .usage, .addr2lineMissing, .libraryNotFound, .processNotTraced: nil
         }
     }

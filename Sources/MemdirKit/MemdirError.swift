@@ -42,6 +42,9 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
     case binaryUnreadable(path: String, reason: String)
     /// `--binary` is not the executable that ran (its build-id differs). Status 17.
     case binaryMismatch(path: String, recorded: String, found: String, executable: String)
+    /// A file of another memdir format than the one wanted (a report given as a snapshot):
+    /// what it is, what was wanted, and how to make one. Status 6, as another format version.
+    case wrongFileKind(path: String, found: String, expected: String, hint: String)
 
     public var exitStatus: Int32 {
         switch self {
@@ -64,6 +67,7 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
         case .checkTimedOut: 15
         case .binaryUnreadable: 16
         case .binaryMismatch: 17
+        case .wrongFileKind: 6
         }
     }
 
@@ -92,6 +96,7 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
             "--binary \(path) is not the program that ran: its build-id is \(found), \(executable) had \(recorded) "
                 + "(rebuilt since? --ignore-build-id resolves in it anyway)"
         case .checkTimedOut(let path, let seconds): "no answer from the process of \(path) within \(seconds) s (is its writer thread running? MEM_SETTLE_MS=0 has none)"
+        case .wrongFileKind(let path, let found, let expected, let hint): "\(path) is \(found), not \(expected); \(hint)"
         }
     }
 }

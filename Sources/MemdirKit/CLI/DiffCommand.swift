@@ -30,8 +30,13 @@ public struct DiffCommand: Command {
     }
 
     public func run(_ console: Console) throws(MemdirError) -> Int32 {
-        let a = try Snapshot.open(first, grouping: .frame, rules: rules)
-        let b = try Snapshot.open(second, grouping: a.grouping, rules: rules)
+        let a: Snapshot, b: Snapshot
+        do {
+            a = try Snapshot.open(first, grouping: .frame, rules: rules)
+            b = try Snapshot.open(second, grouping: a.grouping, rules: rules)
+        } catch {
+            throw FileKinds.explain(error, expected: FileKinds.snapshot, hint: FileKinds.snapshotHint)
+        }
         var addr2line: Addr2Line?
         do { addr2line = try Addr2Line.locate() } catch { console.warning("addr2line not found on PATH: locations are not resolved") }
         let diff = SnapshotDiff.compare(a, b, addr2line: addr2line, rules: rules)

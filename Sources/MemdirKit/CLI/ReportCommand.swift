@@ -41,25 +41,61 @@ public struct ReportCommand: Command {
     }
 
     public func run(_ console: Console) throws(MemdirError) -> Int32 {
-        var stackOptions = ReportOptions(grouping: .stack, rules: flags.rules, resolve: true, binary: binary)
+        // Every live block, still reachable ones included, for the icicle ("all live blocks").
+        let addr2line = try Addr2Line.locate()
+        var stackOptions = ReportOptions(grouping: .stack, rules: flags.rules, resolve: true, binary: binary, addr2line: addr2line,
+                                         leaks: LeakOptions(shownKinds: Set(LeakKind.allCases)))
         stackOptions.ignoreBuildID = ignoreBuildID
         var stacks = try ReportBuilder.build(directory: directory, options: stackOptions)
         let flame = HTMLReport.flame(stacks)
-        // The text report regroups the same resolved groups the way the user asked.
+        let kinds = Set(stacks.processes.flatMap { $0.leaks.map(\.kind) })
+        // The text report lists the kinds resolve lists by default, regrouped the way the user asked.
         let options = ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: true, binary: binary)
-        for i in stacks.processes.indices { stacks.processes[i].leaks = ReportBuilder.regroup(stacks.processes[i].leaks, options: options) }
+        for i in stacks.processes.indices {
+            let shown = stacks.processes[i].leaks.filter { $0.kind == .notClassified || LeakOptions.defaultShown.contains($0.kind) }
+            stacks.processes[i].leaks = ReportBuilder.regroup(shown, options: options)
+        }
         stacks.grouping = flags.grouping
+        stacks.shownKinds = LeakOptions.defaultShown
         let largest = stacks.processes.flatMap(\.leaks).max { $0.bytes < $1.bytes }?.location
 
         var loaded: [Snapshot] = []
-        for path in snapshots { loaded.append(try Snapshot.load(path: path)) }
+        for path in snapshots {
+            do { loaded.append(try Snapshot.load(path: path)) } catch {
+                throw FileKinds.explain(error, expected: FileKinds.snapshot, hint: FileKinds.snapshotHint)
+            }
+        }
         let samples = try history.map { (path: String) throws(MemdirError) in try WatchHistory.load(path: path) } ?? []
-        let page = HTMLReport(title: "memdir report: \(directory)", flame: flame, largest: largest,
-                              series: HTMLReport.series(snapshots: loaded, history: samples),
+        var page = HTMLReport(title: "memdir report: \(directory)", flame: flame, largest: largest,
+                              series: HTMLReport.series(snapshots: loaded, history: samples,
+                                                        labels: Self.locations(of: loaded, addr2line: addr2line, rules: flags.rules)),
                               summary: TableFormatter().format(stacks))
+        page.inputs = ChartInputs(snapshots: loaded.count, history: history, samples: samples)
+        page.flameNote = kinds.isEmpty ? "No live blocks."
+            : !kinds.contains(.notClassified) ? "Every block live at exit, by kind: the lost ones and the still reachable ones (the report below lists the lost kinds)."
+            : kinds == [.notClassified] ? "Every block live now (blocks are classified by kind at exit, or by memdir check)."
+            : "Every live block: by kind for the processes that have ended, unclassified for those still running."
         try SnapshotCommand.writeAtomically(page.render(), to: html)
         console.err("memdir: report written to \(html)\n")
         return reportProblems(stacks, console: console)
+    }
+
+    /// Each snapshot group's key -> its resolved location (`function file:line`), attributed as
+    /// resolve does, for the chart's legend.
+    static func locations(of snapshots: [Snapshot], addr2line: Addr2Line, rules: WrapperRules) -> [String: String] {
+        var changes: [GroupChange] = []
+        var stacks: [String: [SnapshotFrame]] = [:], attributed: [String: Int] = [:]
+        for s in snapshots {
+            for p in s.processes {
+                for g in p.groups where stacks[g.key] == nil {
+                    changes.append(GroupChange(key: g.key, location: g.key, blocksBefore: 0, blocksAfter: g.blocks, bytesBefore: 0, bytesAfter: g.bytes))
+                    stacks[g.key] = g.stack; attributed[g.key] = g.attributedFrame
+                }
+            }
+        }
+        guard !changes.isEmpty else { return [:] }
+        SnapshotDiff.resolve(&changes, stacks: stacks, attributed: attributed, with: addr2line, rules: rules)
+        return Dictionary(changes.map { ($0.key, $0.location) }, uniquingKeysWith: { a, _ in a })
     }
 }
 
@@ -71,10 +107,16 @@ public enum WatchHistory {
         for (n, line) in text.split(separator: "\n").enumerated() {
             let v: JSONValue
             do throws(JSONParser.Failure) { v = try JSONParser.parse(String(line)) } catch {
+                // A pretty-printed memdir file (a snapshot, a report) is one JSON document.
+                if n == 0, let schema = FileKinds.schema(ofJSON: text) {
+                    throw FileKinds.explain(.unsupportedVersion(path: path, version: schema), expected: FileKinds.history, hint: FileKinds.historyHint)
+                }
                 throw .malformedRecord(path: path, reason: "line \(n + 1): \(error.message)")
             }
             guard let schema = v["schema"]?.stringValue else { throw .malformedRecord(path: path, reason: "line \(n + 1): no schema") }
-            guard schema == WatchFormatter.schema else { throw .unsupportedVersion(path: path, version: schema) }
+            guard schema == WatchFormatter.schema else {
+                throw FileKinds.explain(.unsupportedVersion(path: path, version: schema), expected: FileKinds.history, hint: FileKinds.historyHint)
+            }
             guard let time = v["time_unix_ms"]?.intValue, let run = v["run_directory"]?.stringValue else {
                 throw .malformedRecord(path: path, reason: "line \(n + 1): time_unix_ms or run_directory missing")
             }
@@ -83,8 +125,14 @@ public enum WatchHistory {
                            blocks: Int(g["blocks"]?.intValue ?? 0), bytes: UInt64(max(0, g["bytes"]?.intValue ?? 0)),
                            growthSinceStart: g["growth_since_start"]?.intValue ?? 0, growthSinceLast: g["growth_last"]?.intValue ?? 0)
             }
+            // The totals, where the line has them (null without a counters file).
+            let counters = v["heap_current"]?.intValue.map { current in
+                Counters(calls: Array(repeating: 0, count: counterEntryPoints.count), bytesRequested: 0, heapCurrent: current,
+                         liveBlocks: v["live_blocks"]?.intValue ?? 0, heapPeak: v["heap_peak"]?.intValue ?? current,
+                         peakTolerance: 0, histogram: [], threads: 0)
+            }
             samples.append(WatchSample(runDirectory: run, pid: v["pid"]?.intValue.map { Int($0) }, exe: nil, state: v["state"]?.stringValue,
-                                       timeUnixMs: Int(time), counters: nil, groups: groups))
+                                       timeUnixMs: Int(time), counters: counters, groups: groups))
         }
         return samples
     }
