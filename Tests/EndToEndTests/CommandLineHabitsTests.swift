@@ -257,7 +257,7 @@ extension EndToEnd {
                 // After run's PROGRAM the words are the program's: its options are not memdir's.
                 #expect(bashComplete(script, ["memdir", "run", "--by", "caller", "bas"]).contains("bash"), "a command name")
                 #expect(bashComplete(script, ["memdir", "run", "bash", "--js"]) == [], "the program's own options")
-                #expect(bashComplete(script, ["memdir", "run", "--js"]).sorted() == ["--json", "--json-file"])
+                #expect(bashComplete(script, ["memdir", "run", "--js"]).sorted() == ["--json", "--json-fd", "--json-file"])
             }
         }
 
