@@ -48,7 +48,7 @@ public struct Suppression: Equatable, Sendable {
         case badFree(Set<String>?)
     }
 
-    public init(name: String, file: String, line: Int, kinds: Set<LeakKind>?, pattern: Pattern,
+    public init(name: String, file: String, line: Int, kinds: Set<LeakKind>? = nil, pattern: Pattern,
                 target: Target = .leak, builtIn: Bool = false) {
         self.name = name
         self.file = file

@@ -265,7 +265,7 @@ extension EndToEnd {
                 let line = try #require(lines.first)
                 #expect(line.hasSuffix(" 30"))
                 let frames = line.dropLast(3).split(separator: ";").map(String.init)
-                #expect(frames.first?.hasPrefix("_start") == true, "\(frames)")
+                #expect(frames.first?.hasPrefix("main") == true, "stacks stop at main: \(frames)")
                 #expect(frame(frames.last ?? "", isAt: try location("seeds.c", "LEAK: p3")), "\(frames)")
                 let listed = try memdir(["list", scratch.memDir.path, "--format", "folded"])
                 let listedFrames = listed.stdoutText.dropLast(4).split(separator: ";")
