@@ -48,7 +48,7 @@ extension EndToEnd {
             try withScratch { scratch in
                 let (run, report) = try runWithJSONFile(scratch, [], binary, [SwiftTestPackage.cleanTests])
                 #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)\n\(run.stderrText)")
-                #expect(run.stderrText.contains("Executed 3 tests, with 0 failures"), "\(run.stderrText)")
+                #expect(run.stdoutText.contains("Executed 3 tests, with 0 failures"), "\(run.stdoutText)")
                 #expect(report.leaks.isEmpty, "\(report.leaks.map { "\($0.kind) \($0.attributed ?? "?")" })")
                 let uses = try #require(report.raw["suppressions"] as? [[String: Any]])
                 let xctest = uses.filter { ($0["name"] as? String)?.hasPrefix("swift-xctest-") == true }
