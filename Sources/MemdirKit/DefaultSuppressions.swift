@@ -7,7 +7,8 @@
 // as valgrind prints them), never a whole library: a block the user's code allocates, in a test
 // too, has the user's frames there and is still reported. Found by running a leak-free Swift test
 // package's xctest binary, a plain Swift program and a Swift Testing run under memdir and under
-// valgrind 3.19 (which agrees on every block), with Swift 6.3 on Debian 12. C and C++ programs
+// valgrind 3.19 (which counts the same definitely and indirectly lost blocks, and more possibly
+// lost ones), with Swift 6.3 on Debian 12. C and C++ programs
 // (glibc, libstdc++ with its emergency pool) show nothing at exit: no entries for them.
 // `fun:*` as the first frame: the allocation function (malloc, or posix_memalign when the
 // runtime asks for a larger alignment).
