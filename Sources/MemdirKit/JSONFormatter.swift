@@ -66,6 +66,7 @@ public struct JSONFormatter: OutputFormatter {
                 ("leaked_blocks", .number(Int64(r.leakedBlocks))),
                 ("leaked_bytes", .unsigned(r.leakedBytes)),
                 ("bad_frees", .number(Int64(r.badFreeCount))),
+                ("suppressed_bad_frees", .number(Int64(r.suppressedBadFreeCount))),
                 ("mappings", .number(Int64(r.mappingCount))),
                 ("segments", .number(Int64(r.segmentCount))),
                 ("problems", .number(Int64(r.problemCount))),
@@ -73,7 +74,7 @@ public struct JSONFormatter: OutputFormatter {
                 ("leak_kinds", kinds(r.totals)),
             ])),
             ("processes", .array(r.processes.map { process($0, suppressions: r.suppressions) })),
-            ("suppressions", .array(r.suppressionUses.map { suppressionUse($0.suppression, $0.tally) })),
+            ("suppressions", .array(uses(r.processes.map { ($0.suppressionUses, $0.badFreeSuppressionUses) }, r.suppressions))),
             ("resolve_failures", .array(r.resolveFailures.sorted { $0.key < $1.key }.map {
                 .object([("module", .string($0.key)), ("message", .string($0.value))])
             })),
@@ -101,8 +102,9 @@ public struct JSONFormatter: OutputFormatter {
             ("leaked_blocks", .number(Int64(p.leakedBlocks))),
             ("leaked_bytes", .unsigned(p.leakedBytes)),
             ("leaks", .array(p.leaks.map(leak))),
-            ("suppressions", .array(p.suppressionUses.keys.sorted().map { suppressionUse(suppressions[$0], p.suppressionUses[$0]!) })),
+            ("suppressions", .array(uses([(p.suppressionUses, p.badFreeSuppressionUses)], suppressions))),
             ("bad_frees", .array(p.badFrees.map(badFree))),
+            ("suppressed_bad_frees", .number(Int64(p.suppressedBadFrees))),
         ] + SharedMemory.json(p, stack: stack) + [
             ("problem_count", .number(Int64(p.problemCount))),
             ("problems", .array(p.problems.map { .object([("path", opt($0.path)), ("message", .string($0.description))]) })),
@@ -128,9 +130,22 @@ public struct JSONFormatter: OutputFormatter {
                        + [("suppressed", tally(t.suppressed)), (LeakKind.notClassified.jsonName, tally(t[.notClassified]))])
     }
 
-    func suppressionUse(_ s: Suppression, _ t: Tally) -> JSONValue {
+    /// Each suppression that took blocks or bad frees, in the order given, summed over `counts`.
+    func uses(_ counts: [([Int: Tally], [Int: Int])], _ suppressions: [Suppression]) -> [JSONValue] {
+        var tallies: [Int: Tally] = [:], frees: [Int: Int] = [:]
+        for (t, f) in counts {
+            for (i, x) in t { tallies[i, default: Tally()].add(x) }
+            for (i, n) in f { frees[i, default: 0] += n }
+        }
+        return Set(tallies.keys).union(frees.keys).sorted().map {
+            suppressionUse(suppressions[$0], tallies[$0] ?? Tally(), badFrees: frees[$0] ?? 0)
+        }
+    }
+
+    func suppressionUse(_ s: Suppression, _ t: Tally, badFrees: Int) -> JSONValue {
         .object([("name", .string(s.name)), ("file", .string(s.file)), ("line", .number(Int64(s.line))),
-                 ("blocks", .number(Int64(t.blocks))), ("bytes", .unsigned(t.bytes))])
+                 ("blocks", .number(Int64(t.blocks))), ("bytes", .unsigned(t.bytes)),
+                 ("bad_frees", .number(Int64(badFrees))), ("default", .bool(s.builtIn))])
     }
 
     func leak(_ g: LeakGroup) -> JSONValue {

@@ -1,6 +1,7 @@
 // Report.swift: the data every formatter renders, and the pipeline that makes it:
 // scan (Scanner) -> parse (Records, BlockParser, LeakCheck) -> classify (Classification)
-// -> group (Grouper) -> resolve (Addr2Line) -> suppress (Suppressions) -> regroup with
+// -> group (Grouper) -> resolve (Addr2Line) -> cut below main (BelowMain)
+// -> suppress (Suppressions) -> regroup with
 // function-name wrappers -> sort and keep the shown kinds. Formatters (TableFormatter,
 // JSONFormatter) only read these types.
 
@@ -88,6 +89,9 @@ public struct ProcessReport: Sendable {
     public var totals = LeakTotals()
     /// How many blocks each suppression (by index in ReportOptions.suppressions) took.
     public var suppressionUses: [Int: Tally] = [:]
+    /// Bad frees taken out by `Memcheck:Free` entries, and how many each entry (by index) took.
+    public var suppressedBadFrees = 0
+    public var badFreeSuppressionUses: [Int: Int] = [:]
     /// Shared memory never given back (SharedMemory.swift).
     public var mappings: [MappingReport] = []
     public var segments: [SegmentReport] = []
@@ -160,6 +164,14 @@ public struct Report: Sendable {
         return sum.keys.sorted().map { (suppressions[$0], sum[$0]!) }
     }
     public var badFreeCount: Int { processes.reduce(0) { $0 + $1.badFrees.count } }
+    /// Bad frees a suppression took out (they never fail the gate).
+    public var suppressedBadFreeCount: Int { processes.reduce(0) { $0 + $1.suppressedBadFrees } }
+    /// Bad frees taken by each `Memcheck:Free` entry over all processes, in the order given.
+    public var badFreeSuppressionUses: [(suppression: Suppression, count: Int)] {
+        var sum: [Int: Int] = [:]
+        for p in processes { for (i, n) in p.badFreeSuppressionUses { sum[i, default: 0] += n } }
+        return sum.keys.sorted().map { (suppressions[$0], sum[$0]!) }
+    }
 
     /// The gate of `memdir run`: blocks of `kinds` (after suppressions), bad frees, shared memory
     /// never given back, or an incomplete record. Not-classified blocks never count.
@@ -223,6 +235,8 @@ public struct LeakOptions: Sendable {
     public static let defaultShown: Set<LeakKind> = [.definitelyLost, .indirectlyLost, .possiblyLost]
     public var shownKinds: Set<LeakKind> = defaultShown
     public var suppressions: [Suppression] = []
+    /// `--show-below-main=yes` (BelowMain.swift).
+    public var showBelowMain = false
 
     public init(shownKinds: Set<LeakKind> = defaultShown, suppressions: [Suppression] = []) {
         self.shownKinds = shownKinds
@@ -246,8 +260,10 @@ public enum ReportBuilder {
         let runs = try Scanner.runDirectories(in: directory)
         // Resolving may move the attribution past frames whose *names* are wrappers, so the scan
         // then keeps whole stacks and the final grouping happens after symbolization.
-        // Suppressions match whole stacks, so they too need whole-stack groups first.
-        let scanMode: GroupingMode = (options.resolve && options.grouping == .frame) || !options.leaks.suppressions.isEmpty
+        // Suppressions match whole stacks, so they too need whole-stack groups first. Without
+        // names, the default suppressions (all of them name functions) cannot match: left out.
+        let suppressions = options.leaks.suppressions.filter { options.resolve || !$0.builtIn || !$0.needsSymbols }
+        let scanMode: GroupingMode = (options.resolve && options.grouping == .frame) || !suppressions.isEmpty
             ? .stack : options.grouping
         var scans = runs.map { Scanner.scan(runDirectory: $0, mode: scanMode, rules: options.rules, olderThanMs: options.olderThanMs,
                                                leakCheckName: options.leakCheckNames[baseName($0)] ?? "leak-check") }
@@ -287,8 +303,12 @@ public enum ReportBuilder {
         if options.resolve, let addr2line {
             failures = resolve(&processes, with: addr2line)
         }
+        if !options.leaks.showBelowMain {
+            let executables = Set(scans.compactMap { $0.process?.exe } + [options.binary].compactMap { $0 })
+            BelowMain.truncate(&processes, executables: executables)
+        }
         for i in processes.indices {
-            suppress(&processes[i], options.leaks.suppressions)
+            suppress(&processes[i], suppressions)
             for g in processes[i].leaks { processes[i].totals[g.kind].add(Tally(blocks: g.blocks, bytes: g.bytes)) }
             processes[i].leaks = regroup(processes[i].leaks, options: options).filter {
                 $0.kind == .notClassified ? !options.leaks.shownKinds.isEmpty : options.leaks.shownKinds.contains($0.kind)
@@ -309,8 +329,8 @@ public enum ReportBuilder {
         }
         return Report(directory: directory, grouping: options.grouping, resolved: options.resolve,
                       processes: processes, resolveFailures: failures, shownKinds: options.leaks.shownKinds,
-                      suppressions: options.leaks.suppressions,
-                      suppressionsWithoutSymbols: !options.resolve && options.leaks.suppressions.contains(where: \.needsSymbols))
+                      suppressions: suppressions,
+                      suppressionsWithoutSymbols: !options.resolve && suppressions.contains { $0.needsSymbols && !$0.builtIn })
     }
 
     /// Takes the groups a suppression matches out of the report, counting them (the groups
@@ -323,6 +343,13 @@ public enum ReportBuilder {
             let tally = Tally(blocks: g.blocks, bytes: g.bytes)
             process.totals.suppressed.add(tally)
             process.suppressionUses[i, default: Tally()].add(tally)
+            return true
+        }
+        process.badFrees.removeAll { b in
+            let stack = MatchFrame.stack(b.stack, via: b.record.via)
+            guard let i = SuppressionMatcher.matchBadFree(suppressions, stack: stack, kind: b.record.kind) else { return false }
+            process.suppressedBadFrees += 1
+            process.badFreeSuppressionUses[i, default: 0] += 1
             return true
         }
     }

@@ -6,6 +6,11 @@
 //   entries: `*` and `?` wildcards, `...` for any number of frames, matched from the innermost
 //   frame. valgrind's stacks start AT the allocation function (malloc, operator new) and ours at
 //   its caller, so the block's stack is first given that frame (see `MatchFrame.stack`).
+// - valgrind's `Memcheck:Free` entries match bad frees (double, invalid and mismatched frees:
+//   valgrind's kind Free covers InvalidFree and MismatchedFree), against the free's stack with the
+//   deallocation function in front; `Memcheck:SizeMismatch` (valgrind 3.22) matches a sized
+//   delete given the wrong size. Every other kind (Addr4, Cond, Param...) is read and never
+//   matches: memdir sees no reads or writes. LSan's files have no bad-free type.
 // Two differences of naming are bridged (see `MatchFrame.names`): valgrind names a constructor
 // or destructor by its complete-object symbol (C1, D1) where the debug info gives the base-object
 // one (C2, D2) at the same address; and libstdc++'s operator new[] jumps into operator new
@@ -32,6 +37,27 @@ public struct Suppression: Equatable, Sendable {
     /// `match-leak-kinds:`; nil matches every kind.
     public var kinds: Set<LeakKind>?
     public var pattern: Pattern
+    /// What the entry suppresses: leaked blocks (`Memcheck:Leak`, `leak:`) or bad frees.
+    public var target: Target = .leak
+    /// One of memdir's default suppressions (DefaultSuppressions.swift), not a user's file.
+    public var builtIn = false
+
+    public enum Target: Equatable, Sendable {
+        case leak
+        /// Bad frees of these kinds (`double-free`, `invalid-free`, ...); nil: every kind.
+        case badFree(Set<String>?)
+    }
+
+    public init(name: String, file: String, line: Int, kinds: Set<LeakKind>? = nil, pattern: Pattern,
+                target: Target = .leak, builtIn: Bool = false) {
+        self.name = name
+        self.file = file
+        self.line = line
+        self.kinds = kinds
+        self.pattern = pattern
+        self.target = target
+        self.builtIn = builtIn
+    }
 
     /// Whether the pattern needs function names or source files (which `list` does not resolve).
     public var needsSymbols: Bool {
@@ -68,6 +94,9 @@ public struct MatchFrame: Equatable, Sendable {
         let complete = MatchFrame.completeObjectName(mangled)
         if complete != mangled { result.append(complete) }
         if isEntry, let pair = MatchFrame.operatorPairs[mangled] { result.append(pair) }
+        if isEntry, let forms = MatchFrame.deleteForms[mangled] { result += forms }
+        // valgrind names glibc's start-up functions "(below main)" in its stacks and entries.
+        if BelowMain.isBelowMain(mangled) || function.map(BelowMain.isBelowMain) == true { result.append("(below main)") }
         return result
     }
 
@@ -96,6 +125,13 @@ public struct MatchFrame: Equatable, Sendable {
         return pairs
     }()
 
+    /// Every form of operator delete and delete[] (sized, aligned, nothrow): the tracker's `via`
+    /// says only `delete` or `delete[]`.
+    static let deleteForms: [String: [String]] = {
+        let suffixes = ["", "m", "RKSt9nothrow_t", "St11align_val_t", "St11align_val_tRKSt9nothrow_t", "mSt11align_val_t"]
+        return ["_ZdlPv": suffixes.map { "_ZdlPv" + $0 }, "_ZdaPv": suffixes.map { "_ZdaPv" + $0 }]
+    }()
+
     /// valgrind's allocation-function frame of a block allocated through `via`, sitting in
     /// valgrind's preload library.
     static func entry(_ name: String, demangled: String?) -> MatchFrame {
@@ -105,21 +141,23 @@ public struct MatchFrame: Equatable, Sendable {
 
     /// C++ allocation operators (libstdc++'s, called by the program, calling malloc): valgrind
     /// replaces them, so they are its stack's first frame.
-    static let operatorNames: Set<String> = [
+    static let operatorNames: Set<String> = Set([
         "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t",
         "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
-    ]
+    ] + deleteForms.values.joined())
 
     /// The tracker's `via` for blocks from C++'s operators (their stacks start at the operator's
     /// caller), as valgrind names the operator.
     static let viaOperatorNames = ["new": "_Znwm", "new[]": "_Znam", "new-aligned": "_ZnwmSt11align_val_t",
-                                   "new[]-aligned": "_ZnamSt11align_val_t"]
+                                   "new[]-aligned": "_ZnamSt11align_val_t", "delete": "_ZdlPv", "delete[]": "_ZdaPv"]
 
-    /// A block's stack the way valgrind shows it: the allocation function first (`via`, or the
-    /// C++ operator new that called it), then the frames from the first one outside it.
+    /// A block's (or a bad free's) stack the way valgrind shows it: the allocation (or
+    /// deallocation) function first (`via`, or the C++ operator new or delete that called it),
+    /// then the frames from the first one outside it. The tracker's own frames (a block the
+    /// loader allocated is recorded from inside libmemtrack.so) are not in valgrind's stacks.
     public static func stack(_ frames: [Frame], via: String) -> [MatchFrame] {
         var expanded: [MatchFrame] = []
-        for frame in frames {
+        for frame in frames where !(frame.module.map { baseName($0) == "libmemtrack.so" } ?? false) {
             if frame.symbols.isEmpty {
                 expanded.append(MatchFrame(mangled: nil, function: nil, object: frame.module, file: nil, line: nil))
             }
@@ -189,7 +227,14 @@ public enum SuppressionParser {
             throw .malformedSuppressions(path: file, line: body[1].0, reason: "expected Tool:Kind, found '\(toolLine)'")
         }
         let tools = toolLine[..<colon].split(separator: ",")
-        guard tools.contains("Memcheck"), toolLine[toolLine.index(after: colon)...] == "Leak" else { return nil }
+        guard tools.contains("Memcheck") else { return nil }
+        let target: Suppression.Target
+        switch toolLine[toolLine.index(after: colon)...] {
+        case "Leak": target = .leak
+        case "Free": target = .badFree(nil)
+        case "SizeMismatch": target = .badFree(["mismatched-size"])
+        default: return nil   // reads and writes (Addr4, Cond, Param...), or a kind of a later valgrind
+        }
         var kinds: Set<LeakKind>?
         var frames: [Suppression.FramePattern] = []
         for (number, l) in body.dropFirst(2) {
@@ -211,7 +256,8 @@ public enum SuppressionParser {
                 throw .malformedSuppressions(path: file, line: number, reason: "expected fun:, obj:, src: or ..., found '\(l)'")
             }
         }
-        return Suppression(name: name, file: file, line: line, kinds: kinds, pattern: .valgrind(frames))
+        return Suppression(name: name, file: file, line: line, kinds: target == .leak ? kinds : nil,
+                           pattern: .valgrind(frames), target: target)
     }
 
     /// Reads and parses every file, in order (status 9 unreadable, 10 malformed).
@@ -232,11 +278,22 @@ public enum SuppressionMatcher {
     /// The first suppression that matches a block of `kind` with this stack.
     public static func match(_ suppressions: [Suppression], stack: [MatchFrame], kind: LeakKind) -> Int? {
         suppressions.firstIndex { s in
+            guard s.target == .leak else { return false }
             if let kinds = s.kinds, !kinds.contains(kind) { return false }
             switch s.pattern {
             case .lsan(let p): return stack.dropFirst().contains { lsanFrame(p, $0) }
             case .valgrind(let frames): return valgrindMatch(frames[...], stack[...])
             }
+        }
+    }
+
+    /// The first `Memcheck:Free` (or `SizeMismatch`) entry that matches a bad free of `kind`
+    /// (`double-free`, `invalid-free`, `mismatched-free`, `mismatched-size`) with this stack.
+    public static func matchBadFree(_ suppressions: [Suppression], stack: [MatchFrame], kind: String) -> Int? {
+        suppressions.firstIndex { s in
+            guard case .badFree(let kinds) = s.target, kinds?.contains(kind) ?? true,
+                  case .valgrind(let frames) = s.pattern else { return false }
+            return valgrindMatch(frames[...], stack[...])
         }
     }
 
@@ -292,14 +349,30 @@ public enum SuppressionMatcher {
 
 /// `--gen-suppressions`: the entry valgrind's `--gen-suppressions=all` prints for a loss record.
 public enum SuppressionWriter {
+    /// The stack is the one shown: the model has already cut it at `main` (BelowMain.swift)
+    /// unless `--show-below-main=yes`.
     public static func entry(for group: LeakGroup) -> String {
         var out = "{\n   <insert_a_suppression_name_here>\n   Memcheck:Leak\n"
         if let kind = group.kind.valgrindName { out += "   match-leak-kinds: \(kind)\n" }
-        for f in MatchFrame.stack(group.stack, via: group.sample.via) {
-            if let name = f.mangled { out += "   fun:\(MatchFrame.completeObjectName(name))\n" } else if let o = f.object { out += "   obj:\(o)\n" } else { out += "   obj:*\n" }
-            if f.mangled == "main" { break }  // valgrind's stacks end at main (--show-below-main=no)
+        return out + frames(MatchFrame.stack(group.stack, via: group.sample.via)) + "}\n"
+    }
+
+    /// valgrind's entry for a bad free: kind Free (its InvalidFree and MismatchedFree) and the
+    /// free's stack from the deallocation function.
+    public static func entry(for badFree: BadFree) -> String {
+        "{\n   <insert_a_suppression_name_here>\n   Memcheck:Free\n"
+            + frames(MatchFrame.stack(badFree.stack, via: badFree.record.via)) + "}\n"
+    }
+
+    static func frames(_ stack: [MatchFrame]) -> String {
+        var out = ""
+        for f in stack {
+            if let name = f.mangled {
+                let shown = f.names.contains("(below main)") ? "(below main)" : MatchFrame.completeObjectName(name)
+                out += "   fun:\(shown)\n"
+            } else if let o = f.object { out += "   obj:\(o)\n" } else { out += "   obj:*\n" }
         }
-        return out + "}\n"
+        return out
     }
 }
 

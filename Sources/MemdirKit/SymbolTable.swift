@@ -40,8 +40,25 @@ public struct SymbolTable: Sendable {
 
     /// Reads the function symbols of an ELF64 little-endian file; nil when it is not one.
     public static func read(path: String) -> SymbolTable? {
+        var ranges: [(start: UInt64, end: UInt64)] = []
+        guard forEachFunction(path: path, named: nil, { ranges.append(($0, $1)) }) else { return nil }
+        ranges.sort { $0.start < $1.start }
+        return SymbolTable(ranges: ranges)
+    }
+
+    /// The [start, end) ranges of the function symbols called `name` (e.g. `main`; several when
+    /// both tables hold it); empty when there is none or the file is not ELF64.
+    public static func ranges(of name: String, path: String) -> [(start: UInt64, end: UInt64)] {
+        var ranges: [(start: UInt64, end: UInt64)] = []
+        _ = forEachFunction(path: path, named: name) { ranges.append(($0, $1)) }
+        return ranges
+    }
+
+    /// Calls `body(start, end)` for each sized function symbol (only those called `name` when
+    /// given) of .symtab and .dynsym; false when the file is not an ELF64 little-endian file.
+    static func forEachFunction(path: String, named name: String?, _ body: (UInt64, UInt64) -> Void) -> Bool {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { return nil }
+        if fd < 0 { return false }
         defer { close(fd) }
         func bytes(_ offset: UInt64, _ count: Int) -> [UInt8]? {
             var buffer = [UInt8](repeating: 0, count: count)
@@ -59,26 +76,39 @@ public struct SymbolTable: Sendable {
             return value
         }
         guard let header = bytes(0, 64), header[0] == 0x7f, header[1] == 0x45, header[2] == 0x4c, header[3] == 0x46,
-              header[4] == 2, header[5] == 1 else { return nil }
+              header[4] == 2, header[5] == 1 else { return false }
         let sectionOffset = integer(header, 0x28, 8)
         let sectionSize = Int(integer(header, 0x3A, 2)), sectionCount = Int(integer(header, 0x3C, 2))
         guard sectionSize >= 64, sectionCount > 0, sectionCount < 65536,
-              let sections = bytes(sectionOffset, sectionSize * sectionCount) else { return nil }
-        var ranges: [(start: UInt64, end: UInt64)] = []
+              let sections = bytes(sectionOffset, sectionSize * sectionCount) else { return false }
+        let wanted = name.map { Array($0.utf8) + [0] }
         for s in 0..<sectionCount {
             let base = s * sectionSize
             let type = integer(sections, base + 4, 4)
             guard type == 2 || type == 11 else { continue }   // SHT_SYMTAB, SHT_DYNSYM
             let offset = integer(sections, base + 0x18, 8), size = integer(sections, base + 0x20, 8)
             guard size > 0, size < 1 << 31, let table = bytes(offset, Int(size)) else { continue }
+            // Names only when asked for: the string table is the section sh_link names.
+            var strings: [UInt8] = []
+            if wanted != nil {
+                let link = Int(integer(sections, base + 0x28, 4))
+                guard link < sectionCount else { continue }
+                let strOffset = integer(sections, link * sectionSize + 0x18, 8), strSize = integer(sections, link * sectionSize + 0x20, 8)
+                guard strSize > 0, strSize < 1 << 31, let text = bytes(strOffset, Int(strSize)) else { continue }
+                strings = text
+            }
             for at in stride(from: 0, to: Int(size) - 23, by: 24) {
                 let kind = table[at + 4] & 0xf
                 guard kind == 2 || kind == 10 else { continue }   // STT_FUNC, STT_GNU_IFUNC
                 let value = integer(table, at + 8, 8), length = integer(table, at + 16, 8)
-                if value != 0 && length != 0 { ranges.append((value, value + length)) }
+                guard value != 0 && length != 0 else { continue }
+                if let wanted {
+                    let at = Int(integer(table, at, 4))
+                    guard at + wanted.count <= strings.count, strings[at..<(at + wanted.count)].elementsEqual(wanted) else { continue }
+                }
+                body(value, value + length)
             }
         }
-        ranges.sort { $0.start < $1.start }
-        return SymbolTable(ranges: ranges)
+        return true
     }
 }

@@ -34,8 +34,20 @@ public struct TableFormatter: OutputFormatter {
         out += palette.heading("LEAK SUMMARY (\(processes)):") + "\n"
         out += leakSummary(report.totals, unclassifiedReason: nil, indent: "")
         out += paintIf(report.badFreeCount > 0, label("bad frees"), palette.badFree) + "\(grouped(report.badFreeCount))\n"
+        if report.suppressedBadFreeCount > 0 { out += label("suppressed bad frees") + "\(grouped(report.suppressedBadFreeCount))\n" }
+        var defaults = Tally(), defaultFrees = 0
         for (supp, tally) in report.suppressionUses {
+            if supp.builtIn { defaults.add(tally); continue }
             out += "  suppressed by \(supp.name) (\(supp.file):\(supp.line)): \(grouped(tally.bytes)) bytes in \(grouped(tally.blocks)) blocks\n"
+        }
+        for (supp, count) in report.badFreeSuppressionUses {
+            if supp.builtIn { defaultFrees += count; continue }
+            out += "  suppressed by \(supp.name) (\(supp.file):\(supp.line)): \(grouped(count)) bad free\(s(count))\n"
+        }
+        if defaults.blocks + defaultFrees > 0 {
+            // The toolchain's own leaks, one line: --default-suppressions=no lists them.
+            out += "  suppressed by default suppressions: \(grouped(defaults.bytes)) bytes in \(grouped(defaults.blocks)) blocks"
+                + (defaultFrees > 0 ? ", \(grouped(defaultFrees)) bad free\(s(defaultFrees))" : "") + " (--default-suppressions=no shows them)\n"
         }
         if report.isClean {
             out += palette.good("no leaks, no bad frees in \(processes)") + "\n"
@@ -115,6 +127,7 @@ public struct TableFormatter: OutputFormatter {
                 if resolved { out += formatStack(b.stack, attributed: b.attributed, indent: "      ") }
                 if let a = b.allocLocation { out += "      allocated at \(a.printable)\n" }
                 if let f = b.freeLocation { out += "      first freed at \(f.printable)\n" }
+                if suppressionEntries { out += SuppressionWriter.entry(for: b) }
             }
         }
         out += SharedMemory.formatTable(p, resolved: resolved) { formatStack($0, attributed: $1, indent: "      ") }
@@ -133,6 +146,7 @@ public struct TableFormatter: OutputFormatter {
         }
         for note in p.classification.notes { out += "  note: leak check: \(note)\n" }
         out += "  leak summary:\n" + leakSummary(p.totals, unclassifiedReason: p.unclassifiedReason, indent: "  ")
+        if p.suppressedBadFrees > 0 { out += "  " + label("suppressed bad frees") + "\(grouped(p.suppressedBadFrees))\n" }
         return out
     }
 

@@ -203,7 +203,11 @@ let lsanStyleFile = """
                   symbols: [Symbol(function: "__libc_start_call_main", file: nil, line: nil, mangled: "__libc_start_call_main")]),
         ], attributed: Attribution(frame: 1, symbol: 0),
            sample: BlockSample(address: 0x10, size: 4, seq: 1, thread: 1, ms: 0, via: "malloc", stack: []))
-        let entry = SuppressionWriter.entry(for: group)
+        // The writer writes the stack shown: the model has cut it at main (BelowMain).
+        var shown = group
+        shown.stack.removeLast(group.stack.count - BelowMain.shownCount(group.stack))
+        #expect(shown.stack.count == cxxStack.count)
+        let entry = SuppressionWriter.entry(for: shown)
         #expect(entry == """
             {
                <insert_a_suppression_name_here>
@@ -278,7 +282,9 @@ let lsanStyleFile = """
                   "file": "\(supp)",
                   "line": 2,
                   "blocks": 1,
-                  "bytes": 20
+                  "bytes": 20,
+                  "bad_frees": 0,
+                  "default": false
                 }
               ],
             """), "\(json)")

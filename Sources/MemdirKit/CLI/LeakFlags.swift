@@ -18,12 +18,16 @@ public struct LeakFlags: Sendable {
                    help: "Suppress blocks matching FILE's entries (valgrind's Memcheck:Leak or LSan's leak: format)."),
         OptionSpec("--gen-suppressions", help: "Print a valgrind suppression entry after each listed group."),
         OptionSpec("--json-file", value: "FILE", help: "Also write the JSON report (schema memdir-report/2) to FILE."),
+        OptionSpec("--show-below-main", value: "yes|no", help: "Show the frames below main (default no: stacks stop at main, as valgrind's)."),
+        OptionSpec("--default-suppressions", value: "yes|no", help: "Apply the built-in suppressions of the toolchain's own leaks (default yes)."),
     ]
 
     public var shownKinds: Set<LeakKind>
     public var suppressionFiles: [String]
     public var generateSuppressions: Bool
     public var jsonFile: String?
+    public var showBelowMain = false
+    public var defaultSuppressions = true
 
     public init(_ a: ParsedArguments) throws(MemdirError) {
         shownKinds = try Self.kinds(a, "--show-leak-kinds") ?? LeakOptions.defaultShown
@@ -31,6 +35,18 @@ public struct LeakFlags: Sendable {
         generateSuppressions = a.flag("--gen-suppressions")
         jsonFile = a.value("--json-file")
         if jsonFile == "" { throw .usage("invalid value '' for '--json-file'") }
+        showBelowMain = try Self.yesNo(a, "--show-below-main") ?? false
+        defaultSuppressions = try Self.yesNo(a, "--default-suppressions") ?? true
+    }
+
+    /// valgrind's `yes|no` option, nil when not given.
+    static func yesNo(_ a: ParsedArguments, _ name: String) throws(MemdirError) -> Bool? {
+        guard let text = a.value(name) else { return nil }
+        switch text {
+        case "yes": return true
+        case "no": return false
+        default: throw .usage("invalid value '\(text)' for '\(name)' (expected yes or no)")
+        }
     }
 
     /// A valgrind kind list option, nil when not given.
@@ -42,9 +58,13 @@ public struct LeakFlags: Sendable {
         return set
     }
 
-    /// Reads the suppression files (status 9 or 10 when one is bad).
+    /// Reads the suppression files (status 9 or 10 when one is bad); the user's come first, then
+    /// the default ones unless `--default-suppressions=no`.
     public func leakOptions() throws(MemdirError) -> LeakOptions {
-        LeakOptions(shownKinds: shownKinds, suppressions: try SuppressionParser.load(suppressionFiles))
+        var options = LeakOptions(shownKinds: shownKinds, suppressions: try SuppressionParser.load(suppressionFiles)
+                                                          + (defaultSuppressions ? DefaultSuppressions.all : []))
+        options.showBelowMain = showBelowMain
+        return options
     }
 }
 

@@ -4,7 +4,7 @@
 public struct ListCommand: Command {
     public static let name = "list"
     public static let summary = "List leaked blocks and bad frees recorded in a directory, by module offset."
-    public static let usage = "memdir list [DIR] [--json] [--json-file FILE] [--by caller|frame|stack] [--wrapper NAME]... [--show-leak-kinds KINDS] [--suppressions FILE]... [--gen-suppressions] [--older-than AGE] [--format table|folded]"
+    public static let usage = "memdir list [DIR] [--json] [--json-file FILE] [--by caller|frame|stack] [--wrapper NAME]... [--show-leak-kinds KINDS] [--suppressions FILE]... [--gen-suppressions] [--show-below-main yes|no] [--default-suppressions yes|no] [--older-than AGE] [--format table|folded]"
     public static let discussion = """
         DIR (default ./mem) is a MEM_DIR holding run directories, or one run directory. Function names are not
         resolved, so only the obj: (module) parts of suppressions can match; use resolve for the rest.

@@ -4,7 +4,7 @@
 public struct ResolveCommand: Command {
     public static let name = "resolve"
     public static let summary = "Like list, with every stack resolved to function file:line by addr2line."
-    public static let usage = "memdir resolve [DIR] [--binary PATH [--ignore-build-id]] [--color auto|always|never] [--json] [--json-file FILE] [--by caller|frame|stack] [--wrapper NAME]... [--show-leak-kinds KINDS] [--suppressions FILE]... [--gen-suppressions] [--format table|folded]"
+    public static let usage = "memdir resolve [DIR] [--binary PATH [--ignore-build-id]] [--color auto|always|never] [--json] [--json-file FILE] [--by caller|frame|stack] [--wrapper NAME]... [--show-leak-kinds KINDS] [--suppressions FILE]... [--gen-suppressions] [--show-below-main yes|no] [--default-suppressions yes|no] [--format table|folded]"
     public static let discussion = "DIR (default ./mem) is a MEM_DIR holding run directories, or one run directory."
     public static let options = ReportFlags.options + LeakFlags.options
         + BinaryFlags.options(help: "Resolve the main executable's frames in PATH (e.g. an unstripped copy of the same build).") + [

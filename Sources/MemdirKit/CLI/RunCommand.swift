@@ -16,7 +16,7 @@ import Darwin
 public struct RunCommand: Command {
     public static let name = "run"
     public static let summary = "Run a program under libmemtrack.so and print the resolved report."
-    public static let usage = "memdir run [--dir DIR] [--keep] [--trace-children yes|no] [--trace-children-skip PATTERNS] [--error-exitcode N] [--errors-for-leak-kinds KINDS] [--json-file FILE] [--json-fd N] [--by caller|frame|stack] [--binary PATH [--ignore-build-id]] [--show-leak-kinds KINDS] [--suppressions FILE]... [--gen-suppressions] [--color auto|always|never] [--] PROGRAM [ARGS...]"
+    public static let usage = "memdir run [--dir DIR] [--keep] [--trace-children yes|no] [--trace-children-skip PATTERNS] [--error-exitcode N] [--errors-for-leak-kinds KINDS] [--json-file FILE] [--json-fd N] [--by caller|frame|stack] [--binary PATH [--ignore-build-id]] [--show-leak-kinds KINDS] [--suppressions FILE]... [--gen-suppressions] [--show-below-main yes|no] [--default-suppressions yes|no] [--color auto|always|never] [--] PROGRAM [ARGS...]"
     public static let discussion = """
         The report goes to stderr; the program's own stdout and stderr are left alone. For JSON, use --json-file FILE or
         --json-fd N (e.g. `3>&1 >/dev/null --json-fd 3 | jq`): --json alone would mix it with what the program prints.
