@@ -16,7 +16,7 @@ import Darwin
 public struct RunCommand: Command {
     public static let name = "run"
     public static let summary = "Run a program under libmemtrack.so and print the resolved report."
-    public static let usage = "memdir run [--dir DIR] [--error-exitcode N] [--errors-for-leak-kinds KINDS] [--json] [--json-file FILE] [--by caller|frame|stack] [--binary PATH] [--show-leak-kinds KINDS] [--suppressions FILE]... [--gen-suppressions] [--] PROGRAM [ARGS...]"
+    public static let usage = "memdir run [--dir DIR] [--error-exitcode N] [--errors-for-leak-kinds KINDS] [--json] [--json-file FILE] [--by caller|frame|stack] [--binary PATH] [--show-leak-kinds KINDS] [--suppressions FILE]... [--gen-suppressions] [--xml-file FILE] [--xml-fd N] [--sarif-file FILE] [--source-root DIR] [--] PROGRAM [ARGS...]"
     public static let discussion = """
         The report goes to stderr (with --json, JSON to stdout). Records are kept in DIR (default: a new
         memdir-run-XXXXXX in $TMPDIR if set, else in /dev/shm, else in /tmp). libmemtrack.so is looked for beside the memdir executable;
@@ -24,7 +24,7 @@ public struct RunCommand: Command {
         gate off) when there are lost blocks of the --errors-for-leak-kinds kinds after suppressions, bad frees, or an
         incomplete record; otherwise the program's own.
         """
-    public static let options = ReportFlags.options + LeakFlags.options + [
+    public static let options = ReportFlags.options + LeakFlags.options + FormatFlags.options + [
         OptionSpec("--dir", value: "DIR", help: "Write the records to DIR, which must be empty or not exist."),
         OptionSpec("--error-exitcode", value: "N", help: "Exit with N (default 23; 0: off) when lost blocks, bad frees or an incomplete record are found."),
         OptionSpec("--errors-for-leak-kinds", value: "KINDS", help: "The kinds that fail the run: definite,indirect,possible,reachable,all,none (default definite,indirect)."),
@@ -38,6 +38,7 @@ public struct RunCommand: Command {
 
     public var flags: ReportFlags
     public var leakFlags: LeakFlags
+    public var formats: FormatFlags
     public var directory: String?
     /// 0: the gate is off.
     public var errorExitCode: Int32 = defaultErrorExitCode
@@ -48,6 +49,7 @@ public struct RunCommand: Command {
     public init(_ a: ParsedArguments) throws(MemdirError) {
         flags = try ReportFlags(a)
         leakFlags = try LeakFlags(a)
+        formats = try FormatFlags(a)
         errorKinds = try LeakFlags.kinds(a, "--errors-for-leak-kinds") ?? Self.defaultErrorKinds
         directory = a.value("--dir")
         binary = a.value("--binary")
@@ -108,6 +110,7 @@ public struct RunCommand: Command {
         // Bad suppressions or --json-file fail before the program runs.
         let leaks = try leakFlags.leakOptions()
         let jsonFile = try leakFlags.jsonFile.map { (path) throws(MemdirError) in try JSONFile(path) }
+        let outputs = try formats.open()
         guard let found = findExecutable(program[0], path: environment["PATH"]) else {
             throw .programNotFound(program[0])
         }
@@ -130,8 +133,8 @@ public struct RunCommand: Command {
             directory: dir,
             options: ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: resolve, binary: binary,
                                    addr2line: addr2line, leaks: leaks))
-        let emitted = emit(report, flags: flags, leakFlags: leakFlags, jsonFile: jsonFile,
-                           to: flags.json ? console.out : console.err, console: console)
+        let emitted = outputs.finish(report, status: emit(report, flags: flags, leakFlags: leakFlags, jsonFile: jsonFile,
+                           to: flags.json ? console.out : console.err, console: console), console: console)
         console.err("memdir: records kept in \(dir.printable)\n")
         if emitted == MemdirError.outputUnwritable(path: "", reason: "").exitStatus { return emitted }  // --json-file failed
         return gate(report, programStatus: status, console: console)

@@ -1,0 +1,251 @@
+// ValgrindXMLFormatter.swift: the report as valgrind's XML, protocol version 4
+// (valgrind's docs/internals/xml-output-protocol4.txt), in the element order and with the error
+// kinds memcheck 3.19 writes, so that tools that read valgrind's XML (ValgrindCI,
+// valgrind-codequality, Jenkins' valgrind plugin, Qt Creator, CLion) read memdir's findings.
+// One document covers the processes it is given: `--xml-file` with `%p` writes one per process.
+// Bad frees come before the FINISHED status (valgrind reports them as they happen), loss records
+// after it (the leak check runs at exit). Blocks not classified and shared memory have no
+// memcheck kind and are left out; SARIF and JSON carry them.
+
+public struct ValgrindXMLFormatter {
+    /// memdir's own command line, written as valgrind writes its own in `<vargv>`.
+    public var commandLine: [String]
+
+    public init(commandLine: [String] = []) { self.commandLine = commandLine }
+
+    /// valgrind's kind for each bad-free kind.
+    public static func kind(ofBadFree kind: String) -> String {
+        switch kind {
+        case "mismatched-free": "MismatchedFree"
+        case "mismatched-size": "MismatchedAllocateDeallocateSize"
+        default: "InvalidFree"   // double-free, invalid-free
+        }
+    }
+
+    /// valgrind's kind for a leak kind; nil for blocks not classified.
+    public static func kind(ofLeak kind: LeakKind) -> String? {
+        switch kind {
+        case .definitelyLost: "Leak_DefinitelyLost"
+        case .indirectlyLost: "Leak_IndirectlyLost"
+        case .possiblyLost: "Leak_PossiblyLost"
+        case .stillReachable: "Leak_StillReachable"
+        case .notClassified: nil
+        }
+    }
+
+    /// One document for `processes` (pid, ppid and args are the first one's).
+    public func document(_ processes: [ProcessReport], suppressions: [Suppression]) -> String {
+        var out = XMLWriter()
+        let first = processes.first
+        out.raw("<?xml version=\"1.0\"?>\n\n<valgrindoutput>\n\n")
+        out.raw("<protocolversion>4</protocolversion>\n<protocoltool>memcheck</protocoltool>\n\n")
+        out.raw("<preamble>\n")
+        out.element("line", "memdir: leaks and bad frees recorded by libmemtrack.so, in valgrind's XML", indent: 1)
+        let args = first?.process?.args ?? []
+        let command = (args.isEmpty ? [first?.process?.exe ?? first?.name ?? "?"] : args).joined(separator: " ")
+        out.element("line", "Command: \(command)", indent: 1)
+        for p in processes {
+            let unclassified = p.totals[.notClassified]
+            if unclassified.blocks > 0 {
+                out.element("line", "process \(p.process.map { String($0.pid) } ?? p.name): \(unclassified.blocks) blocks (\(unclassified.bytes) bytes) not classified"
+                            + (p.unclassifiedReason.map { " (\($0))" } ?? "") + ": not listed", indent: 1)
+            }
+            if p.recordIncomplete { out.element("line", "process \(p.process.map { String($0.pid) } ?? p.name): the record is incomplete", indent: 1) }
+        }
+        out.raw("</preamble>\n\n")
+        out.element("pid", first?.process.map { String($0.pid) } ?? "0")
+        out.element("ppid", first?.process?.ppid.map(String.init) ?? "0")
+        out.element("tool", "memcheck")
+        out.raw("\n<args>\n  <vargv>\n")
+        out.element("exe", commandLine.first ?? "memdir", indent: 2)
+        for a in commandLine.dropFirst() { out.element("arg", a, indent: 2) }
+        out.raw("  </vargv>\n  <argv>\n")
+        out.element("exe", args.first ?? first?.process?.exe ?? "?", indent: 2)
+        for a in args.dropFirst() { out.element("arg", a, indent: 2) }
+        out.raw("  </argv>\n</args>\n\n")
+        status(&out, "RUNNING", ms: 0)
+
+        var unique: UInt64 = 0
+        var counts: [(unique: UInt64, count: Int)] = []
+        var lastMs: UInt64 = 0
+        for p in processes {
+            let tidOf = { (thread: Int) in p.process.map { $0.pid == thread ? 1 : thread } ?? thread }
+            for (b, count) in Self.distinct(p.badFrees) {
+                badFree(&out, b, unique: unique, tid: tidOf(b.record.thread))
+                counts.append((unique, count))
+                unique += 1
+                lastMs = max(lastMs, UInt64(max(0, b.record.ms)))
+            }
+            lastMs = max(lastMs, p.leaks.map(\.sample.ms).max() ?? 0)
+        }
+        out.raw("\n")
+        if processes.contains(where: { $0.status?.state != "running" }) { status(&out, "FINISHED", ms: lastMs) }
+
+        for p in processes {
+            let records = p.leaks.filter { Self.kind(ofLeak: $0.kind) != nil }
+            for (n, g) in records.enumerated() {
+                let tid = p.process.map { UInt64($0.pid) == g.sample.thread ? 1 : Int(g.sample.thread) } ?? Int(g.sample.thread)
+                leak(&out, g, number: n + 1, of: records.count, unique: unique, tid: tid)
+                unique += 1
+            }
+        }
+
+        out.raw("<errorcounts>\n")
+        for c in counts {
+            out.raw("  <pair>\n")
+            out.element("count", String(c.count), indent: 2)
+            out.element("unique", Self.hexUpper(c.unique), indent: 2)
+            out.raw("  </pair>\n")
+        }
+        out.raw("</errorcounts>\n\n<suppcounts>\n")
+        var used: [Int: Tally] = [:]
+        for p in processes { for (i, t) in p.suppressionUses { used[i, default: Tally()].add(t) } }
+        for i in used.keys.sorted() where i < suppressions.count {
+            out.raw("  <pair>\n")
+            out.element("count", String(used[i]!.blocks), indent: 2)
+            out.element("name", suppressions[i].name, indent: 2)
+            out.raw("  </pair>\n")
+        }
+        out.raw("</suppcounts>\n\n</valgrindoutput>\n\n")
+        return out.text
+    }
+
+    /// Bad frees of one kind at one stack are one error that occurred N times, as in valgrind.
+    static func distinct(_ badFrees: [BadFree]) -> [(BadFree, Int)] {
+        var order: [[UInt64]] = []
+        var found: [[UInt64]: (BadFree, Int)] = [:]
+        for b in badFrees {
+            let key = [UInt64(kindCode(b.record.kind))] + b.stack.map(\.address)
+            if let seen = found[key] { found[key] = (seen.0, seen.1 + 1) } else { found[key] = (b, 1); order.append(key) }
+        }
+        return order.map { found[$0]! }
+    }
+
+    private static func kindCode(_ kind: String) -> Int {
+        ["double-free", "invalid-free", "mismatched-free", "mismatched-size"].firstIndex(of: kind) ?? 4
+    }
+
+    func status(_ out: inout XMLWriter, _ state: String, ms: UInt64) {
+        out.raw("<status>\n")
+        out.element("state", state, indent: 1)
+        // valgrind's elapsed time, dd:hh:mm:ss.mmm (here: since the process started, as recorded).
+        let s = ms / 1000
+        out.element("time", "\(Self.two(s / 86400)):\(Self.two(s / 3600 % 24)):\(Self.two(s / 60 % 60)):\(Self.two(s % 60)).\(Self.three(ms % 1000)) ", indent: 1)
+        out.raw("</status>\n\n")
+    }
+
+    static func two(_ n: UInt64) -> String { n < 10 ? "0\(n)" : "\(n)" }
+    static func three(_ n: UInt64) -> String { n < 10 ? "00\(n)" : n < 100 ? "0\(n)" : "\(n)" }
+    static func hexUpper(_ n: UInt64) -> String { "0x" + String(n, radix: 16, uppercase: true) }
+
+    func leak(_ out: inout XMLWriter, _ g: LeakGroup, number: Int, of total: Int, unique: UInt64, tid: Int) {
+        out.raw("<error>\n")
+        out.element("unique", Self.hexUpper(unique), indent: 1)
+        out.element("tid", String(tid), indent: 1)
+        out.element("kind", Self.kind(ofLeak: g.kind)!, indent: 1)
+        out.raw("  <xwhat>\n")
+        out.element("text", "\(Self.grouped(g.bytes)) bytes in \(Self.grouped(UInt64(g.blocks))) blocks are \(g.kind.words) in loss record \(Self.grouped(UInt64(number))) of \(Self.grouped(UInt64(total)))", indent: 2)
+        out.element("leakedbytes", String(g.bytes), indent: 2)
+        out.element("leakedblocks", String(g.blocks), indent: 2)
+        out.raw("  </xwhat>\n")
+        stack(&out, g.stack)
+        out.raw("</error>\n\n")
+    }
+
+    func badFree(_ out: inout XMLWriter, _ b: BadFree, unique: UInt64, tid: Int) {
+        let r = b.record
+        let address = hex(r.address)
+        let size = r.size.map { " of size \(Self.grouped($0))" } ?? ""
+        out.raw("<error>\n")
+        out.element("unique", Self.hexUpper(unique), indent: 1)
+        out.element("tid", String(tid), indent: 1)
+        out.element("kind", Self.kind(ofBadFree: r.kind), indent: 1)
+        switch r.kind {
+        case "mismatched-free": out.element("what", "Mismatched free() / delete / delete []", indent: 1)
+        case "mismatched-size": out.element("what", "Mismatched new/delete size value: \(r.freedSize.map(String.init) ?? "?")", indent: 1)
+        default: out.element("what", "Invalid free() / delete / delete[] / realloc()", indent: 1)
+        }
+        stack(&out, b.stack)
+        switch r.kind {
+        case "double-free":
+            out.element("auxwhat", "Address \(address) is 0 bytes inside a block\(size) free'd", indent: 1)
+            if let s = b.freeStack, !s.isEmpty { stack(&out, s) }
+            if let s = b.allocStack, !s.isEmpty {
+                out.element("auxwhat", "Block was alloc'd at", indent: 1)
+                stack(&out, s)
+            }
+        case "mismatched-free", "mismatched-size":
+            out.element("auxwhat", "Address \(address) is 0 bytes inside a block\(size) alloc'd", indent: 1)
+            if let s = b.allocStack, !s.isEmpty { stack(&out, s) }
+        default:
+            out.element("auxwhat", "Address \(address) is not stack'd, malloc'd or (recently) free'd", indent: 1)
+        }
+        out.raw("</error>\n\n")
+    }
+
+    /// A frame per inlined function (innermost first), all with the frame's address, as valgrind
+    /// writes them; `<dir>` and `<file>` split the source path, `<dir>` only with a line.
+    func stack(_ out: inout XMLWriter, _ frames: [Frame]) {
+        out.raw("  <stack>\n")
+        for f in frames {
+            let symbols: [Symbol?] = f.symbols.isEmpty ? [nil] : f.symbols
+            for s in symbols {
+                out.raw("    <frame>\n")
+                out.element("ip", Self.hexUpper(f.address), indent: 3)
+                if let m = f.module { out.element("obj", m, indent: 3) }
+                if let fn = s?.function { out.element("fn", fn, indent: 3) }
+                if let file = s?.file {
+                    if let line = s?.line, let slash = file.lastIndex(of: "/") {
+                        out.element("dir", slash == file.startIndex ? "/" : String(file[..<slash]), indent: 3)
+                        out.element("file", String(file[file.index(after: slash)...]), indent: 3)
+                        out.element("line", String(line), indent: 3)
+                    } else {
+                        out.element("file", file, indent: 3)
+                        if let line = s?.line { out.element("line", String(line), indent: 3) }
+                    }
+                }
+                out.raw("    </frame>\n")
+            }
+        }
+        out.raw("  </stack>\n")
+    }
+
+    /// valgrind's numbers in text: thousands separated by commas.
+    static func grouped(_ n: UInt64) -> String {
+        let digits = Array(String(n))
+        var out = ""
+        for (i, d) in digits.enumerated() {
+            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+            out.append(d)
+        }
+        return out
+    }
+}
+
+/// Text with XML elements; text is escaped, characters XML 1.0 forbids become '?'.
+struct XMLWriter {
+    var text = ""
+
+    mutating func raw(_ s: String) { text += s }
+
+    mutating func element(_ name: String, _ value: String, indent: Int = 0) {
+        text += String(repeating: "  ", count: indent) + "<\(name)>" + Self.escape(value) + "</\(name)>\n"
+    }
+
+    static func escape(_ s: String) -> String {
+        var out = ""
+        out.reserveCapacity(s.utf8.count)
+        for u in s.unicodeScalars {
+            switch u {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "\t", "\n", "\r": out.unicodeScalars.append(u)
+            case _ where u.value < 0x20 || u.value == 0xFFFE || u.value == 0xFFFF: out += "?"
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out
+    }
+}
