@@ -14,7 +14,8 @@ public struct SnapshotCommand: Command {
     public static let usage = "memdir snapshot [DIR|PID] [-o FILE] [--format json|pprof] [--by caller|frame|stack] [--wrapper NAME]..."
     public static let discussion = """
         DIR (default ./mem) is a MEM_DIR holding run directories, or one run directory; the program may still
-        be running. Without -o the snapshot goes to stdout. FILE is written whole or not at all.
+        be running. A PID names a running traced process (its run directory is found as watch finds it).
+        Without -o the snapshot goes to stdout. FILE is written whole or not at all.
         """
     public static let options = [
         OptionSpec("-o", value: "FILE", help: "Write the snapshot to FILE (replaced atomically)."),
