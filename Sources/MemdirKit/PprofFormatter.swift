@@ -7,12 +7,6 @@
 // when resolved, a line per inlined function. Per-stack allocation totals are not recorded, so
 // there are no alloc_* sample types; the process's counters go into the comments.
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#endif
-
 public struct PprofFormatter {
     public var timeNanos: Int64
     public var comments: [String]
@@ -131,44 +125,5 @@ public struct PprofFormatter {
         for c in commentIDs { out.int(13, c) }
         out.int(14, space.0)
         return out.bytes
-    }
-}
-
-/// The GNU build-id of an ELF file (its NT_GNU_BUILD_ID note), in hex, as pprof and debuginfod
-/// name binaries; nil when the file cannot be read or has none.
-enum BuildID {
-    static func read(path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        func bytes(_ offset: UInt64, _ count: Int) -> [UInt8]? {
-            guard count > 0, count <= 1 << 20 else { return nil }
-            var buffer = [UInt8](repeating: 0, count: count)
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(offset)) }
-            return n == count ? buffer : nil
-        }
-        func le(_ b: [UInt8], _ at: Int, _ size: Int) -> UInt64 {
-            (0..<size).reduce(UInt64(0)) { $0 | UInt64(b[at + $1]) << (8 * UInt64($1)) }
-        }
-        // ELF64, little-endian: program headers of type PT_NOTE hold the notes.
-        guard let header = bytes(0, 64), header[0...3] == [0x7F, 0x45, 0x4C, 0x46], header[4] == 2, header[5] == 1 else { return nil }
-        let phoff = le(header, 32, 8), phentsize = Int(le(header, 54, 2)), phnum = Int(le(header, 56, 2))
-        guard phentsize >= 56, phnum < 4096, let table = bytes(phoff, phentsize * phnum) else { return nil }
-        for i in 0..<phnum {
-            let ph = i * phentsize
-            guard le(table, ph, 4) == 4 else { continue }   // PT_NOTE
-            guard let notes = bytes(le(table, ph + 8, 8), Int(le(table, ph + 32, 8))) else { continue }
-            var at = 0
-            while at + 12 <= notes.count {
-                let namesz = Int(le(notes, at, 4)), descsz = Int(le(notes, at + 4, 4)), type = le(notes, at + 8, 4)
-                let name = at + 12, desc = name + (namesz + 3) & ~3
-                guard desc + descsz <= notes.count else { break }
-                if type == 3, namesz == 4, notes[name..<name + 3] == [0x47, 0x4E, 0x55] {   // NT_GNU_BUILD_ID, "GNU"
-                    return notes[desc..<desc + descsz].map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-                }
-                at = desc + (descsz + 3) & ~3
-            }
-        }
-        return nil
     }
 }

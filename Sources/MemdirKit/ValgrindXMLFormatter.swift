@@ -68,10 +68,12 @@ public struct ValgrindXMLFormatter {
         var unique: UInt64 = 0
         var counts: [(unique: UInt64, count: Int)] = []
         var lastMs: UInt64 = 0
-        for p in processes {
+        let entries = processes.map { EntryFrames(runDirectory: $0.directory) }
+        for (i, p) in processes.enumerated() {
             let tidOf = { (thread: Int) in p.process.map { $0.pid == thread ? 1 : thread } ?? thread }
             for (b, count) in Self.distinct(p.badFrees) {
-                badFree(&out, b, unique: unique, tid: tidOf(b.record.thread))
+                let entry = entries[i]?.frame(via: b.record.via, sized: b.record.kind == "mismatched-size")
+                badFree(&out, b, unique: unique, tid: tidOf(b.record.thread), entry: entry)
                 counts.append((unique, count))
                 unique += 1
                 lastMs = max(lastMs, UInt64(max(0, b.record.ms)))
@@ -81,11 +83,12 @@ public struct ValgrindXMLFormatter {
         out.raw("\n")
         if processes.contains(where: { $0.status?.state != "running" }) { status(&out, "FINISHED", ms: lastMs) }
 
-        for p in processes {
+        for (i, p) in processes.enumerated() {
             let records = p.leaks.filter { Self.kind(ofLeak: $0.kind) != nil }
             for (n, g) in records.enumerated() {
                 let tid = p.process.map { UInt64($0.pid) == g.sample.thread ? 1 : Int(g.sample.thread) } ?? Int(g.sample.thread)
-                leak(&out, g, number: n + 1, of: records.count, unique: unique, tid: tid)
+                leak(&out, g, number: n + 1, of: records.count, unique: unique, tid: tid,
+                     entry: entries[i]?.frame(via: g.sample.via, sized: false))
                 unique += 1
             }
         }
@@ -138,7 +141,7 @@ public struct ValgrindXMLFormatter {
     static func three(_ n: UInt64) -> String { n < 10 ? "00\(n)" : n < 100 ? "0\(n)" : "\(n)" }
     static func hexUpper(_ n: UInt64) -> String { "0x" + String(n, radix: 16, uppercase: true) }
 
-    func leak(_ out: inout XMLWriter, _ g: LeakGroup, number: Int, of total: Int, unique: UInt64, tid: Int) {
+    func leak(_ out: inout XMLWriter, _ g: LeakGroup, number: Int, of total: Int, unique: UInt64, tid: Int, entry: EntryFrames.Frame?) {
         out.raw("<error>\n")
         out.element("unique", Self.hexUpper(unique), indent: 1)
         out.element("tid", String(tid), indent: 1)
@@ -148,11 +151,11 @@ public struct ValgrindXMLFormatter {
         out.element("leakedbytes", String(g.bytes), indent: 2)
         out.element("leakedblocks", String(g.blocks), indent: 2)
         out.raw("  </xwhat>\n")
-        stack(&out, g.stack)
+        stack(&out, g.stack, entry: entry)
         out.raw("</error>\n\n")
     }
 
-    func badFree(_ out: inout XMLWriter, _ b: BadFree, unique: UInt64, tid: Int) {
+    func badFree(_ out: inout XMLWriter, _ b: BadFree, unique: UInt64, tid: Int, entry: EntryFrames.Frame?) {
         let r = b.record
         let address = hex(r.address)
         let size = r.size.map { " of size \(Self.grouped($0))" } ?? ""
@@ -165,7 +168,7 @@ public struct ValgrindXMLFormatter {
         case "mismatched-size": out.element("what", "Mismatched new/delete size value: \(r.freedSize.map(String.init) ?? "?")", indent: 1)
         default: out.element("what", "Invalid free() / delete / delete[] / realloc()", indent: 1)
         }
-        stack(&out, b.stack)
+        stack(&out, b.stack, entry: entry)
         switch r.kind {
         case "double-free":
             out.element("auxwhat", "Address \(address) is 0 bytes inside a block\(size) free'd", indent: 1)
@@ -184,9 +187,17 @@ public struct ValgrindXMLFormatter {
     }
 
     /// A frame per inlined function (innermost first), all with the frame's address, as valgrind
-    /// writes them; `<dir>` and `<file>` split the source path, `<dir>` only with a line.
-    func stack(_ out: inout XMLWriter, _ frames: [Frame]) {
+    /// writes them; `<dir>` and `<file>` split the source path, `<dir>` only with a line. `entry`,
+    /// the tracker's function the program called, comes first, as memcheck's own does.
+    func stack(_ out: inout XMLWriter, _ frames: [Frame], entry: EntryFrames.Frame? = nil) {
         out.raw("  <stack>\n")
+        if let entry {
+            out.raw("    <frame>\n")
+            out.element("ip", Self.hexUpper(entry.ip), indent: 3)
+            out.element("obj", entry.obj, indent: 3)
+            out.element("fn", entry.fn, indent: 3)
+            out.raw("    </frame>\n")
+        }
         for f in frames {
             let symbols: [Symbol?] = f.symbols.isEmpty ? [nil] : f.symbols
             for s in symbols {
@@ -219,6 +230,48 @@ public struct ValgrindXMLFormatter {
             out.append(d)
         }
         return out
+    }
+}
+
+/// The tracker's entry points in one process (libmemtrack.so's load address from `modules`,
+/// the functions' values from its `.dynsym`): the frame on top of each primary stack, where
+/// memcheck puts its own malloc or free. Without them a stack can be one frame long, which some
+/// readers of valgrind's XML do not expect.
+struct EntryFrames {
+    struct Frame { var ip: UInt64; var obj: String; var fn: String }
+
+    /// `via` -> (symbol, the name valgrind shows).
+    static let functions: [String: (symbol: String, name: String)] = {
+        var table: [String: (String, String)] = [:]
+        for c in ["malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc", "memalign", "valloc", "pvalloc", "free", "cfree"] {
+            table[c] = (c, c)
+        }
+        table["new"] = ("_Znwm", "operator new(unsigned long)")
+        table["new[]"] = ("_Znam", "operator new[](unsigned long)")
+        table["new-aligned"] = ("_ZnwmSt11align_val_t", "operator new(unsigned long, std::align_val_t)")
+        table["new[]-aligned"] = ("_ZnamSt11align_val_t", "operator new[](unsigned long, std::align_val_t)")
+        table["delete"] = ("_ZdlPv", "operator delete(void*)")
+        table["delete-sized"] = ("_ZdlPvm", "operator delete(void*, unsigned long)")
+        table["delete[]"] = ("_ZdaPv", "operator delete[](void*)")
+        return table
+    }()
+
+    let library: String
+    let base: UInt64
+    let values: [String: UInt64]
+
+    init?(runDirectory: String) {
+        guard case .success(let text) = readTextFile(Scanner.join(runDirectory, "modules"), limit: Scanner.RecordLimit.modules),
+              let lines = try? RecordParser.parseModules(text, path: runDirectory),
+              let line = lines.first(where: { baseName($0.path) == "libmemtrack.so" }) else { return nil }
+        library = line.path
+        base = line.base
+        values = DynamicSymbols.read(path: line.path, names: Set(Self.functions.values.map(\.symbol)))
+    }
+
+    func frame(via: String, sized: Bool) -> Frame? {
+        guard let f = Self.functions[sized && via == "delete" ? "delete-sized" : via], let value = values[f.symbol] else { return nil }
+        return Frame(ip: base &+ value, obj: library, fn: f.name)
     }
 }
 

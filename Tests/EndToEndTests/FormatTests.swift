@@ -125,6 +125,31 @@ extension EndToEnd {
             }
         }
 
+        @Test("one-frame stacks (MEM_DEPTH=1): the tracker's malloc and free on top, as memcheck's, keep valgrind-codequality reading them")
+        func xmlEntryFrames() throws {
+            let seeds = try E2E.example("seeds")
+            let codeQuality = try readerTool("valgrind-codequality", install: "pip install valgrind-codequality")
+            try withScratch { scratch in
+                #expect(try runTracked(seeds, [], Tracking(memDir: scratch.memDir, depth: 1)).exitedNormally)
+                let xml = scratch.root.appendingPathComponent("d1.xml")
+                #expect(try memdir(["resolve", scratch.memDir.path, "--xml-file", xml.path]).status == 0)
+                let text = try String(contentsOf: xml, encoding: .utf8)
+                // Each primary stack: the tracker's function (its address in this process), then the one recorded frame.
+                let library = try E2E.library()
+                for fn in ["malloc", "free"] {
+                    let entry = "<obj>\(canonicalPath(library))</obj>\n      <fn>\(fn)</fn>"
+                    #expect(text.components(separatedBy: entry).count == 2, "\(fn) on top once:\n\(text)")
+                }
+                #expect(text.components(separatedBy: "<frame>").count - 1 == 2 + 2 + 2, "two errors of two frames, two aux stacks of one")
+                let quality = scratch.root.appendingPathComponent("q.json")
+                _ = try runReader(codeQuality, ["-i", xml.path, "-o", quality.path, "-b", E2E.examplesSource.path])
+                #expect(try codeQualityIssues(quality) == [
+                    "InvalidFree seeds.c:\(try sourceLine("seeds.c", "DOUBLE-FREE: p4"))",
+                    "Leak_DefinitelyLost seeds.c:\(try sourceLine("seeds.c", "LEAK: p3"))",
+                ])
+            }
+        }
+
         @Test("memdir's XML and valgrind's own, read by ValgrindCI and valgrind-codequality, give the same errors, kinds and lines",
               arguments: ["seeds", "leak_kinds", "mismatch"])
         func xmlAgreesWithValgrind(program name: String) throws {
