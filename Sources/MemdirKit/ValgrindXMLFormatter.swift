@@ -10,8 +10,13 @@
 public struct ValgrindXMLFormatter {
     /// memdir's own command line, written as valgrind writes its own in `<vargv>`.
     public var commandLine: [String]
+    /// `--gen-suppressions`: each loss record carries the suppression that would hide it.
+    public var suppressionEntries: Bool
 
-    public init(commandLine: [String] = []) { self.commandLine = commandLine }
+    public init(commandLine: [String] = [], suppressionEntries: Bool = false) {
+        self.commandLine = commandLine
+        self.suppressionEntries = suppressionEntries
+    }
 
     /// valgrind's kind for each bad-free kind.
     public static func kind(ofBadFree kind: String) -> String {
@@ -152,6 +157,7 @@ public struct ValgrindXMLFormatter {
         out.element("leakedblocks", String(g.blocks), indent: 2)
         out.raw("  </xwhat>\n")
         stack(&out, g.stack, entry: entry)
+        if suppressionEntries { suppression(&out, SuppressionWriter.entry(for: g)) }
         out.raw("</error>\n\n")
     }
 
@@ -219,6 +225,24 @@ public struct ValgrindXMLFormatter {
             }
         }
         out.raw("  </stack>\n")
+    }
+
+    /// A suppression entry as valgrind's XML gives it: its parts, then the whole text.
+    func suppression(_ out: inout XMLWriter, _ entry: String) {
+        let lines = entry.split(separator: "\n").map { String($0.drop { $0 == " " }) }
+        guard lines.count >= 4, lines.first == "{", lines.last == "}" else { return }
+        out.raw("  <suppression>\n")
+        out.element("sname", String(lines[1].filter { $0 != "<" && $0 != ">" }), indent: 2)
+        out.element("skind", lines[2], indent: 2)
+        for line in lines[3..<(lines.count - 1)] {
+            if line.hasPrefix("fun:") || line.hasPrefix("obj:") {
+                let tag = String(line.prefix(3))
+                out.raw("    <sframe> <\(tag)>" + XMLWriter.escape(String(line.dropFirst(4))) + "</\(tag)> </sframe>\n")
+            } else {
+                out.element("skaux", line, indent: 2)
+            }
+        }
+        out.raw("    <rawtext>\n<![CDATA[\n" + entry.split(separator: "]]>", omittingEmptySubsequences: false).joined(separator: "]]]]><![CDATA[>") + "]]>\n    </rawtext>\n  </suppression>\n")
     }
 
     /// valgrind's numbers in text: thousands separated by commas.

@@ -49,6 +49,18 @@ func valgrindCISummary(_ text: String) -> [String: Int] {
     return result
 }
 
+/// The `<suppression>` elements of the loss records (valgrind 3.19 repeats each after its
+/// `</error>`; only those inside count), sorted.
+func leakSuppressions(_ xml: String) -> [String] {
+    var found: [String] = []
+    for error in xml.components(separatedBy: "<error>").dropFirst() {
+        let body = error.components(separatedBy: "</error>")[0]
+        guard body.contains("<kind>Leak_"), let start = body.range(of: "<suppression>"), let end = body.range(of: "</suppression>") else { continue }
+        found.append(String(body[start.lowerBound..<end.upperBound]))
+    }
+    return found.sorted()
+}
+
 /// valgrind-codequality's issues as "KIND path:line", sorted.
 func codeQualityIssues(_ json: URL) throws -> [String] {
     let issues = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [[String: Any]])
@@ -160,11 +172,11 @@ extension EndToEnd {
             try withScratch { scratch in
                 let theirs = scratch.root.appendingPathComponent("valgrind.xml"), ours = scratch.root.appendingPathComponent("memdir.xml")
                 // valgrind's loss records are per whole allocation stack: memdir's --by stack.
-                let reference = runProgram(valgrind, ["--xml=yes", "--xml-file=\(theirs.path)", "--leak-check=full",
+                let reference = runProgram(valgrind, ["--xml=yes", "--xml-file=\(theirs.path)", "--leak-check=full", "--gen-suppressions=all",
                                                       "--show-leak-kinds=definite,indirect,possible", program],
                                            environment: E2E.cleanEnvironment(), currentDirectory: scratch.root)
                 #expect(reference.exitedNormally, "valgrind: \(reference.statusDescription)")
-                let run = try memdir(["run", "--dir", scratch.memDir.path, "--by", "stack", "--xml-file", ours.path, program])
+                let run = try memdir(["run", "--dir", scratch.memDir.path, "--by", "stack", "--gen-suppressions", "--xml-file", ours.path, program])
                 #expect(run.exitedNormally && run.status == 23, "\(run.statusDescription) \(run.stderrText)")
 
                 var mine = valgrindCISummary(try runReader(ci, [ours.path, "--summary"]))
@@ -176,6 +188,10 @@ extension EndToEnd {
                     #expect(mine.removeValue(forKey: sized) == 1, "\(mine)")
                 }
                 #expect(mine == reference2, "memdir: \(mine)\nvalgrind: \(reference2)")
+                // --gen-suppressions: the same <suppression> elements, byte for byte, in the loss records.
+                let ourText = try String(contentsOf: ours, encoding: .utf8), theirText = try String(contentsOf: theirs, encoding: .utf8)
+                #expect(leakSuppressions(ourText) == leakSuppressions(theirText), "memdir:\n\(leakSuppressions(ourText))\nvalgrind:\n\(leakSuppressions(theirText))")
+                #expect(leakSuppressions(ourText).count == (name == "mismatch" ? 0 : reference2.filter { $0.key.contains(" Leak_") }.values.reduce(0, +)))
 
                 let q1 = scratch.root.appendingPathComponent("q1.json"), q2 = scratch.root.appendingPathComponent("q2.json")
                 _ = try runReader(codeQuality, ["-i", ours.path, "-o", q1.path, "-b", E2E.examplesSource.path])

@@ -31,11 +31,14 @@ public struct FormatFlags: Sendable {
     public var sarifFile: String?
     public var sourceRoot: String?
     public var format: ListFormat = .table
+    /// `--gen-suppressions` (LeakFlags' option): the XML carries the entries too.
+    public var suppressionEntries = false
 
     public init(_ a: ParsedArguments, json: Bool = false) throws(MemdirError) {
         xmlFile = a.value("--xml-file")
         sarifFile = a.value("--sarif-file")
         sourceRoot = a.value("--source-root")
+        suppressionEntries = a.flag("--gen-suppressions")
         for (name, value) in [("--xml-file", xmlFile), ("--sarif-file", sarifFile), ("--source-root", sourceRoot)] where value == "" {
             throw .usage("invalid value '' for '\(name)'")
         }
@@ -174,7 +177,7 @@ public struct FormatOutputs {
     public func finish(_ report: Report, status: Int32, console: Console) -> Int32 {
         var failed: MemdirError?
         func note(_ e: MemdirError) { console.error(e.description); if failed == nil { failed = e } }
-        let xmlFormatter = ValgrindXMLFormatter(commandLine: CommandLine.arguments)
+        let xmlFormatter = ValgrindXMLFormatter(commandLine: CommandLine.arguments, suppressionEntries: flags.suppressionEntries)
         if let pattern = flags.xmlFile {
             if let xml {
                 do throws(MemdirError) { try xml.save(Array(xmlFormatter.document(report.processes, suppressions: report.suppressions).utf8)) } catch { note(error) }
