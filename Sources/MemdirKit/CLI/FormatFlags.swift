@@ -94,7 +94,7 @@ public struct FormatFlags: Sendable {
             if pattern.contains("%p") {
                 let dir = pattern.contains("/") ? String(pattern[..<pattern.lastIndex(of: "/")!]) : "."
                 let expanded = try Self.expand(dir.isEmpty ? "/" : dir, pid: "0")
-                guard access(expanded, W_OK | X_OK) == 0 else { throw .outputUnwritable(path: pattern, reason: errnoText(errno)) }
+                guard dir.contains("%p") || access(expanded, W_OK | X_OK) == 0 else { throw .outputUnwritable(path: pattern, reason: errnoText(errno)) }
             } else {
                 outputs.xml = try OutputFile(try Self.expand(pattern, pid: "0"))
             }
