@@ -9,7 +9,8 @@ public struct ListCommand: Command {
         DIR (default ./mem) is a MEM_DIR holding run directories, or one run directory. Function names are not
         resolved, so only the obj: (module) parts of suppressions can match; use resolve for the rest.
         """
-    public static let options = ReportFlags.options + LeakFlags.options + FormatFlags.options + [FormatFlags.listFormatOption, 
+    public static let options = ReportFlags.options + LeakFlags.options + FormatFlags.options + [
+        FormatFlags.listFormatOption,
         OptionSpec("--older-than", value: "AGE", help: "Only blocks allocated at least AGE ago (30s, 500ms, 2m, 1h; a plain number is seconds)."),
     ]
 
@@ -37,8 +38,8 @@ public struct ListCommand: Command {
         var options = ReportOptions(grouping: formats.wholeStacks ? .stack : flags.grouping, rules: flags.rules, leaks: leaks)
         options.olderThanMs = olderThanMs
         let report = try ReportBuilder.build(directory: directory, options: options)
-        if formats.format == .pprof { return formats.writePprof(report, console: console) }
-        if folded { console.out(FoldedFormatter().format(report)); return reportProblems(report, console: console) }
+        if formats.format == .pprof { return outputs.finish(report, status: formats.writePprof(report, console: console), console: console) }
+        if folded { console.out(FoldedFormatter().format(report)); return outputs.finish(report, status: reportProblems(report, console: console), console: console) }
         return outputs.finish(report, status: emit(report, flags: flags, leakFlags: leakFlags, jsonFile: jsonFile, to: console.out, console: console), console: console)
     }
 }
