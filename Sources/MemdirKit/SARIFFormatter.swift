@@ -84,7 +84,7 @@ public struct SARIFFormatter: OutputFormatter {
                     }
                 }
                 let size = rec.size.map { ", \($0) bytes" } ?? ""
-                let family = rec.family.map { ", \($0) block" } ?? ""
+                let family = (rec.freedSize.map { " of \($0) bytes" } ?? "") + (rec.family.map { ", \($0) block" } ?? "")
                 results.append(result(rule: rec.kind, message: "\(rec.kind.replacing("-", with: " ")) of \(hex(rec.address)) (\(rec.via)\(family)\(size)) (\(who))",
                                       stack: b.stack, attributed: b.attributed, stackName: "freed at",
                                       properties: [("kind", .string(rec.kind)), ("address", .string(hex(rec.address))),
