@@ -42,7 +42,7 @@ extension EndToEnd {
                 #expect(lines.contains("memdir: note: 3 blocks not classified (killed by SIGSEGV): not counted as lost"), "\(run.stderrText)")
                 #expect(!lines.contains { $0.hasPrefix("memdir: exit status") }, "\(run.stderrText)")
                 let leakLine = try location("crash.c", "LEAK: crash 1234")
-                #expect(lines.contains { $0.hasPrefix("    not classified: 1 block, 1234 bytes at main ") && $0.hasSuffix(leakLine) },
+                #expect(lines.contains { $0.hasPrefix("    not classified: 1 block, 1,234 bytes at main ") && $0.hasSuffix(leakLine) },
                         "\(run.stderrText)")
                 let report = try resolveReport(scratch.memDir)
                 let process = try #require(report.processes.first?.raw)
@@ -139,13 +139,12 @@ extension EndToEnd {
                 let file = scratch.root.appendingPathComponent("cxx_new.supp")
                 try Data((entries.joined(separator: "\n") + "\n").utf8).write(to: file)
 
+                let jsonFile = scratch.root.appendingPathComponent("report.json")
                 let run = try memdir(["run", "--dir", scratch.memDir.path, "--suppressions", file.path, "--show-leak-kinds", "all",
-                                      "--json", "--", program], currentDirectory: scratch.root)
+                                      "--json-file", jsonFile.path, "--", program], currentDirectory: scratch.root)
                 #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)\n\(run.stderrText)")
-                let text = run.stdoutText
-                let json = try #require(text.range(of: "\n{\n").map { String(text[text.index(after: $0.lowerBound)...]) })
                 var result = run
-                result.stdout = Data(json.utf8)
+                result.stdout = try Data(contentsOf: jsonFile)
                 let report = try reportView(try parseJSON(result))
                 #expect(report.leaks.isEmpty, "not suppressed: \(report.leaks.map { $0.attributed ?? "?" })")
                 let summary = try #require(report.raw["summary"] as? [String: Any])

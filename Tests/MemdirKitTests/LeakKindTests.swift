@@ -165,12 +165,12 @@ import Testing
         #expect(text.contains("""
             process 4242 /home/me/prog (exit 0)
               loss records: 5
-                blocks    bytes  kind             location
-                     1     1000  definitely lost  prog+0x1100
-                     1        5  definitely lost  prog+0x1400
-                     1       30  indirectly lost  prog+0x1200
-                     1        4  possibly lost    prog+0x1300
-                     1  2000000  not classified   prog+0x1400
+                blocks      bytes  kind             location
+                     1      1,000  definitely lost  prog+0x1100
+                     1          5  definitely lost  prog+0x1400
+                     1         30  indirectly lost  prog+0x1200
+                     1          4  possibly lost    prog+0x1300
+                     1  2,000,000  not classified   prog+0x1400
               note: leak check: thread 4243 did not stop within 100 ms; its stack was not scanned
               leak summary:
                  definitely lost: 1,005 bytes in 2 blocks
@@ -190,7 +190,7 @@ import Testing
                     suppressed: 0 bytes in 0 blocks
                 not classified: 2,000,000 bytes in 1 blocks
                      bad frees: 0
-            total: 4 lost blocks, 1039 bytes; 0 bad frees in 1 process
+            total: 4 lost blocks, 1,039 bytes; 0 bad frees in 1 process
 
             """), "\(text)")
     }

@@ -16,7 +16,7 @@ import Darwin
 public struct RunCommand: Command {
     public static let name = "run"
     public static let summary = "Run a program under libmemtrack.so and print the resolved report."
-    public static let usage = "memdir run [--dir DIR] [--keep] [--trace-children yes|no] [--trace-children-skip PATTERNS] [--error-exitcode N] [--errors-for-leak-kinds KINDS] [--json-file FILE] [--json-fd N] [--by caller|frame|stack] [--binary PATH [--ignore-build-id]] [--show-leak-kinds KINDS] [--suppressions FILE]... [--gen-suppressions] [--show-below-main yes|no] [--default-suppressions yes|no] [--color auto|always|never] [--] PROGRAM [ARGS...]"
+    public static let usage = "memdir run [--dir DIR] [--keep] [--trace-children yes|no] [--trace-children-skip PATTERNS] [--error-exitcode N] [--errors-for-leak-kinds KINDS] [--json-file FILE] [--json-fd N] [--by caller|frame|stack] [--binary PATH [--ignore-build-id]] [--show-leak-kinds KINDS] [--suppressions FILE]... [--gen-suppressions] [--show-below-main yes|no] [--default-suppressions yes|no] [--xml-file FILE] [--xml-fd N] [--sarif-file FILE] [--source-root DIR] [--color auto|always|never] [--] PROGRAM [ARGS...]"
     public static let discussion = """
         The report goes to stderr; the program's own stdout and stderr are left alone. For JSON, use --json-file FILE or
         --json-fd N (e.g. `3>&1 >/dev/null --json-fd 3 | jq`): --json alone would mix it with what the program prints.
@@ -28,7 +28,7 @@ public struct RunCommand: Command {
         of the --errors-for-leak-kinds kinds after suppressions, bad frees, or an incomplete record; otherwise the
         program's own.
         """
-    public static let options = ReportFlags.options + LeakFlags.options + BinaryFlags.options() + [
+    public static let options = ReportFlags.options + LeakFlags.options + BinaryFlags.options() + FormatFlags.options + [
         OptionSpec("--dir", value: "DIR", help: "Write the records to DIR, which must be empty or not exist (kept)."),
         OptionSpec("--keep", help: "Keep the records directory even when the run found nothing."),
         OptionSpec("--trace-children", value: "yes|no", help: "Also trace the processes the program starts (default no: only the program, through its own execs)."),
@@ -49,6 +49,7 @@ public struct RunCommand: Command {
     public var flags: ReportFlags
     public var leakFlags: LeakFlags
     public var binary: BinaryFlags
+    public var formats: FormatFlags
     public var directory: String?
     public var keep: Bool
     public var traceChildren: Bool
@@ -68,6 +69,7 @@ public struct RunCommand: Command {
         }
         leakFlags = try LeakFlags(a)
         binary = BinaryFlags(a)
+        formats = try FormatFlags(a)
         errorKinds = try LeakFlags.kinds(a, "--errors-for-leak-kinds") ?? Self.defaultErrorKinds
         directory = a.value("--dir")
         keep = a.flag("--keep")
@@ -163,6 +165,7 @@ public struct RunCommand: Command {
             jsonFile = try JSONFile(path)
         }
         if let path = binary.binary { _ = try BuildID.read(path: path) }
+        let outputs = try formats.open()
         guard let found = findExecutable(program[0], path: environment["PATH"]) else {
             throw .programNotFound(program[0])
         }
@@ -197,8 +200,9 @@ public struct RunCommand: Command {
             presetLine = "memdir: swift test: reporting the \(countText(report.processes.count)) test process\(report.processes.count == 1 ? "" : "es"); "
                 + "the toolchain's own \(countText(all - report.processes.count)) are traced but not reported (--trace-children=yes reports them)\n"
         }
-        let emitted = emit(report, flags: flags, leakFlags: leakFlags, jsonFile: jsonFile,
-                           palette: flags.palette(for: 2), to: console.err, console: console)
+        let emitted = outputs.finish(report, status: emit(report, flags: flags, leakFlags: leakFlags, jsonFile: jsonFile,
+                                                          palette: flags.palette(for: 2), to: console.err, console: console),
+                                     console: console)
         console.err(presetLine.isEmpty ? tracedLine(report, untracedExecs: untracedExecs) : presetLine)
         let exitStatus = emitted == MemdirError.outputUnwritable(path: "", reason: "").exitStatus
             ? emitted   // --json-file failed

@@ -11,13 +11,15 @@
 public struct SnapshotCommand: Command {
     public static let name = "snapshot"
     public static let summary = "Save the grouped live set of a directory, with the time, for diff and report --html."
-    public static let usage = "memdir snapshot [DIR] [-o FILE] [--by caller|frame|stack] [--wrapper NAME]..."
+    public static let usage = "memdir snapshot [DIR|PID] [-o FILE] [--format json|pprof] [--by caller|frame|stack] [--wrapper NAME]..."
     public static let discussion = """
         DIR (default ./mem) is a MEM_DIR holding run directories, or one run directory; the program may still
-        be running. Without -o the snapshot goes to stdout. FILE is written whole or not at all.
+        be running. A PID names a running traced process (its run directory is found as watch finds it).
+        Without -o the snapshot goes to stdout. FILE is written whole or not at all.
         """
     public static let options = [
         OptionSpec("-o", value: "FILE", help: "Write the snapshot to FILE (replaced atomically)."),
+        FormatFlags.snapshotFormatOption,
         OptionSpec("--by", value: "caller|frame|stack", help: "Group as list does (default frame)."),
         OptionSpec("--wrapper", value: "NAME", repeatable: true, help: "Also treat function NAME (or prefix NAME*) as an allocation wrapper."),
     ]
@@ -25,16 +27,19 @@ public struct SnapshotCommand: Command {
     public var directory: String
     public var output: String?
     public var flags: ReportFlags
+    public var pprof: Bool
 
     public init(_ a: ParsedArguments) throws(MemdirError) {
         guard a.positionals.count <= 1 else { throw .usage("unexpected argument '\(a.positionals[1])'") }
         directory = a.positionals.first ?? "./mem"
         output = a.value("-o")
         flags = try ReportFlags(a)
+        pprof = try FormatFlags.snapshotFormat(a)
     }
 
     public func run(_ console: Console) throws(MemdirError) -> Int32 {
-        let snapshot = try Snapshot.take(directory: directory, grouping: flags.grouping, rules: flags.rules)
+        if pprof { return try FormatFlags.snapshotPprof(target: directory, output: output, rules: flags.rules, console: console) }
+        let snapshot = try Snapshot.take(directory: FormatFlags.snapshotDirectory(directory), grouping: flags.grouping, rules: flags.rules)
         let text = snapshot.json()
         if let output { try Self.writeAtomically(text, to: output) } else { console.out(text) }
         return snapshot.problems.map { reportProblems($0, console: console) } ?? 0
