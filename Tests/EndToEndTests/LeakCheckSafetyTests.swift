@@ -38,21 +38,26 @@ private func expectValgrindLostKinds(_ arguments: [String], _ dir: RunDirectory,
 }
 
 /// A tracked program serving on stdin ("ready PID", then "tick N" per line) until stdin closes.
+/// stdin is a socket, written with MSG_NOSIGNAL: a program that died must fail the test, not
+/// kill the test process with SIGPIPE.
 private final class Server {
     let process = Process()
-    private let input = Pipe(), output = Pipe(), errors = Pipe()
+    private let output = Pipe(), errors = Pipe()
+    private var sockets: [Int32] = [-1, -1]
     private var buffered = Data()
 
     init(_ executable: String, _ arguments: [String], tracking: Tracking) throws {
         var env = E2E.cleanEnvironment()
         try tracking.apply(to: &env)
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &sockets) == 0 else { throw HarnessError("socketpair failed") }
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.environment = env
-        process.standardInput = input
+        process.standardInput = FileHandle(fileDescriptor: sockets[1], closeOnDealloc: false)
         process.standardOutput = output
         process.standardError = errors
         try process.run()
+        close(sockets[1])
     }
 
     func readLine() throws -> String {
@@ -69,13 +74,13 @@ private final class Server {
     }
 
     func tick() throws -> String {
-        input.fileHandleForWriting.write(Data("\n".utf8))
+        guard send(sockets[0], "\n", 1, Int32(MSG_NOSIGNAL)) == 1 else { throw HarnessError("the program is gone") }
         return try readLine()
     }
 
     /// Closes stdin and waits for the end: the rest of stdout and stderr.
     func finish() -> (stdout: String, stderr: String) {
-        input.fileHandleForWriting.closeFile()
+        if sockets[0] >= 0 { close(sockets[0]); sockets[0] = -1 }
         let rest = output.fileHandleForReading.readDataToEndOfFile()
         let stderr = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
@@ -84,6 +89,7 @@ private final class Server {
 
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if sockets[0] >= 0 { close(sockets[0]) }
     }
 }
 
