@@ -127,6 +127,7 @@ struct check {
     size_t map_count, map_bytes;
     /* reading */
     int stable;                           /* nothing can change: plain loads where KIND_DIRECT */
+    int copy_only;                        /* for now, every read is a copy */
     int copy_unavailable;                 /* process_vm_readv is not allowed here */
     int allocator_glibc;                  /* the allocator is glibc's: its chunk header is known */
     long map_hint;                        /* the mapping of the last plain load */
@@ -428,7 +429,7 @@ static int module_segments(struct dl_phdr_info *info, size_t size, void *data) {
 /* Whether [address, end) may be read with plain loads: every thread is stopped, so no mapping
  * changes, and the maps say it is private memory no file backs, in one mapping. */
 static int direct_ok(struct check *c, uintptr_t address, uintptr_t end) {
-    if (!c->stable) return 0;
+    if (!c->stable || c->copy_only) return 0;
     long i = c->map_hint;
     if (i < 0 || (size_t)i >= c->map_count || address < c->maps[i].start || address >= c->maps[i].end) {
         i = find_map(c, address);
@@ -851,7 +852,11 @@ static void mark_roots(struct check *c, const uint64_t self_registers[6], uintpt
     }
     for (int i = 0; i < c->module_count; i++)
         scan_range(c, c->modules[i].start, c->modules[i].end, 1, c->modules[i].starts_only);
+    /* Anonymous memory is copied even when every thread is stopped: the tracker's own file
+     * thread runs on, and may unmap a buffer of its own after the maps were read. */
+    c->copy_only = 1;
     scan_anonymous(c, stacks, stack_count);
+    c->copy_only = 0;
     memtrack_for_each_root_region(scan_program_root, c);
     memtrack_for_each_ignored(scan_program_root, c);
     uintptr_t span = c->highest - c->lowest;
