@@ -69,6 +69,48 @@ static void futex_wait(_Atomic int *word, int value, long long timeout_ns) {
     raw6(SYS_futex, (long)word, FUTEX_WAIT, value, (long)&wait, 0, 0);
 }
 
+struct linux_dirent64 { uint64_t inode; int64_t offset; unsigned short length; unsigned char type; char name[]; };
+
+static int parse_decimal(const char *p) {
+    int value = 0;
+    for (; *p >= '0' && *p <= '9'; p++) value = value * 10 + (*p - '0');
+    return *p ? -1 : value;
+}
+
+/* Adds the threads of the process not listed yet (none of self or skip); returns how many.
+ * Raw system calls: the tracer runs it too. */
+static int list_threads(struct memtrack_world *world) {
+    char path[64];
+    char *out = memtrack_put_text(path, path + 40, "/proc/");
+    out = memtrack_put_decimal(out, path + 56, (uint64_t)world->pid);
+    *memtrack_put_text(out, path + 63, "/task") = 0;
+    int fd = (int)raw(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    char buffer[4096];
+    int added = 0;
+    for (;;) {
+        long n = raw(SYS_getdents64, fd, buffer, sizeof buffer, 0);
+        if (n <= 0) break;
+        for (long offset = 0; offset < n;) {
+            struct linux_dirent64 *entry = (struct linux_dirent64 *)(buffer + offset);
+            offset += entry->length;
+            int tid = parse_decimal(entry->name);
+            int known = tid <= 0 || tid == world->self;
+            for (int s = 0; s < world->skip_count && !known; s++) known = world->skip[s] == tid;
+            for (int i = 0; i < world->count && !known; i++) known = world->threads[i].tid == tid;
+            if (known) continue;
+            if (world->count == MEMTRACK_WORLD_MAX_THREADS) { world->overflow++; continue; }
+            struct memtrack_world_thread *t = &world->threads[world->count];
+            memset(t, 0, sizeof *t);
+            t->tid = tid;
+            world->count++;
+            added++;
+        }
+    }
+    raw(SYS_close, fd, 0, 0, 0);
+    return added;
+}
+
 // ---- The tracer (a task of its own, on its own stack) -----------------------------------------
 /* Waits, until the deadline, for the seized threads to report their interrupt stop. A real
  * signal met on the way is delivered as it would have been (PTRACE_CONT with it). */
@@ -127,15 +169,22 @@ static int tracer_main(void *argument) {
     raw(SYS_prctl, PR_SET_PDEATHSIG, 9 /* SIGKILL */, 0, 0);
     long long give_up = now_ns() + (long long)TRACER_DEADLINE_MS * 1000000ll;
     while (atomic_load(&world->phase) == PHASE_WAIT && now_ns() < give_up) futex_wait(&world->phase, PHASE_WAIT, 10000000);
-    for (int i = 0; i < world->count; i++) {
-        struct memtrack_world_thread *t = &world->threads[i];
-        long r = raw(SYS_ptrace, PTRACE_SEIZE, t->tid, 0, 0);
-        if (r < 0) { t->error = (int)-r; if (r == -ESRCH) atomic_store(&t->state, MEMTRACK_THREAD_GONE); continue; }
-        t->seized = 1;
-        r = raw(SYS_ptrace, PTRACE_INTERRUPT, t->tid, 0, 0);
-        if (r < 0) t->error = (int)-r;
+    /* A thread not stopped yet may start another: list again until no new one appears
+     * (LSan does the same). */
+    long long deadline = now_ns() + STOP_DEADLINE_NS;
+    for (int pass = 0, from = 0; pass < 16; pass++) {
+        for (int i = from; i < world->count; i++) {
+            struct memtrack_world_thread *t = &world->threads[i];
+            long r = raw(SYS_ptrace, PTRACE_SEIZE, t->tid, 0, 0);
+            if (r < 0) { t->error = (int)-r; if (r == -ESRCH) atomic_store(&t->state, MEMTRACK_THREAD_GONE); continue; }
+            t->seized = 1;
+            r = raw(SYS_ptrace, PTRACE_INTERRUPT, t->tid, 0, 0);
+            if (r < 0) t->error = (int)-r;
+        }
+        collect_stops(world, deadline, 0);
+        from = world->count;
+        if (!list_threads(world)) break;
     }
-    collect_stops(world, now_ns() + STOP_DEADLINE_NS, 0);
     for (int i = 0; i < world->count; i++)
         if (atomic_load(&world->threads[i].state) == MEMTRACK_THREAD_RUNNING && !world->threads[i].error)
             world->threads[i].error = ETIMEDOUT;
@@ -154,14 +203,6 @@ static int tracer_main(void *argument) {
 }
 
 // ---- The calling side ---------------------------------------------------------------------------
-struct linux_dirent64 { uint64_t inode; int64_t offset; unsigned short length; unsigned char type; char name[]; };
-
-static int parse_decimal(const char *p) {
-    int value = 0;
-    for (; *p >= '0' && *p <= '9'; p++) value = value * 10 + (*p - '0');
-    return *p ? -1 : value;
-}
-
 /* Yama's ptrace_scope (-1: no Yama). */
 static int yama_scope(void) {
     char text[8] = {0};
@@ -218,30 +259,6 @@ static void describe_running(struct memtrack_world_thread *t) {
     }
 }
 
-static void list_threads(struct memtrack_world *world, int self, const int *skip, int skip_count) {
-    int fd = (int)raw(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-    if (fd < 0) return;
-    char buffer[8192];
-    for (;;) {
-        long n = raw(SYS_getdents64, fd, buffer, sizeof buffer, 0);
-        if (n <= 0) break;
-        for (long offset = 0; offset < n;) {
-            struct linux_dirent64 *entry = (struct linux_dirent64 *)(buffer + offset);
-            offset += entry->length;
-            int tid = parse_decimal(entry->name);
-            if (tid <= 0 || tid == self) continue;
-            int skipped = 0;
-            for (int s = 0; s < skip_count; s++) skipped |= skip[s] == tid;
-            if (skipped) continue;
-            if (world->count == MEMTRACK_WORLD_MAX_THREADS) { world->overflow++; continue; }
-            struct memtrack_world_thread *t = &world->threads[world->count++];
-            memset(t, 0, sizeof *t);
-            t->tid = tid;
-        }
-    }
-    raw(SYS_close, fd, 0, 0, 0);
-}
-
 static void finish_running(struct memtrack_world *world) {
     world->running = 0;
     for (int i = 0; i < world->count; i++) {
@@ -256,9 +273,13 @@ void memtrack_world_stop(struct memtrack_world *world, int self, const int *skip
     world->count = world->overflow = world->running = 0;
     world->tracer = 0;
     world->tracer_stack = NULL;
+    world->pid = (pid_t)raw(SYS_getpid, 0, 0, 0, 0);
+    world->self = self;
+    world->skip_count = skip_count < 4 ? skip_count : 4;
+    for (int s = 0; s < world->skip_count; s++) world->skip[s] = skip[s];
     atomic_store(&world->phase, PHASE_WAIT);
-    list_threads(world, self, skip, skip_count);
-    if (!world->count) return;
+    list_threads(world);
+    if (!world->count) return;   /* no other thread: nothing to stop */
     world->tracer_stack_bytes = TRACER_STACK;
     void *stack = mmap(NULL, TRACER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     int error = ENOMEM;

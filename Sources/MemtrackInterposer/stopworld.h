@@ -31,7 +31,8 @@ struct memtrack_world {
     int count;
     int overflow;          /* threads beyond MEMTRACK_WORLD_MAX_THREADS */
     int running;           /* threads not stopped (not counting those gone) */
-    pid_t tracer;
+    pid_t pid, tracer;
+    int self, skip[4], skip_count;   /* threads never stopped: the caller, the tracker's */
     void *tracer_stack;
     size_t tracer_stack_bytes;
     _Atomic int phase;
