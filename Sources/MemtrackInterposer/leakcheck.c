@@ -4,13 +4,15 @@
  * The steps, one function each:
  *   module_segments   writable PT_LOAD segments of every module (before anything is stopped:
  *                     dl_iterate_phdr takes the loader lock, which a stopped thread may hold)
- *   stop_threads      every other thread parks in a real-time signal handler that saved its
- *                     registers; bounded to 100 ms, never ptrace
+ *   stop_world        every other thread is stopped by a ptrace tracer (stopworld.c): no
+ *                     signal; one that cannot be stopped runs on and is read as it runs
+ *   read_maps         /proc/self/maps: anonymous memory that may hold roots, which file
+ *                     mappings are executable (the multipleinheritance heuristic), and which
+ *                     memory may be read with plain loads
  *   collect_blocks    the live set from the index (shadow.c), sorted by address for free; each
  *                     block's extent: the requested size when the pending table still has it,
- *                     otherwise the allocator's usable size (see README, "Leak kinds")
- *   read_maps         /proc/self/maps: anonymous memory that may hold roots, and which file
- *                     mappings are executable (the multipleinheritance heuristic)
+ *                     otherwise the allocator's usable size, read from glibc's chunk header
+ *                     without trusting it (see README, "Leak kinds")
  *   mark_roots        modules, anonymous memory, thread registers and stacks, then drain:
  *                     valgrind's marking, sweeping the heap in address order
  *   mark_loader_blocks  blocks the dynamic loader allocated are roots (as LSan)
@@ -19,29 +21,34 @@
  *
  * Never malloc here: the stopped threads may hold the allocator's locks. Memory is mmapped.
  * Mark state is 16 bytes per live block, and the work list is threaded through it.
+ *
+ * Never fault here either: the program's memory may be damaged (a header overwritten), hold
+ * guard pages (PROT_NONE inside a block or a data segment), or change under us (a thread that
+ * could not be stopped). Plain loads are used only where nothing can change (every thread
+ * stopped) and the maps read after the stop say the memory is private anonymous and readable;
+ * everything else is copied with process_vm_readv (saferead.c), which fails instead of faulting.
  */
 #include "internal.h"
+#include "saferead.h"
+#include "stopworld.h"
 #include "unwind.h"
 
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <ucontext.h>
 #include <unistd.h>
-#include <linux/futex.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 
 #define PAGE 4096ull
 #define RED_ZONE 128               /* x86-64 ABI: below SP, still the function's own */
-#define STOP_TIMEOUT_NS 100000000  /* a thread that cannot stop in 100 ms is not waited for */
-#define MAX_THREADS 1024           /* threads stopped per check; more are noted */
+#define MAX_THREADS MEMTRACK_WORLD_MAX_THREADS   /* threads stopped per check; more are noted */
+#define WINDOW_BYTES (256 * 1024)  /* memory read by copy goes through a window this large */
 #define MAX_RANGES 4096            /* module segments and excluded ranges */
 #define MAX_NOTES 16
 
@@ -68,6 +75,7 @@ struct mark { uint64_t word; uint32_t granules; uint32_t next; };
 #define LOOKED_UP (1ull << 52)   /* the record has been read */
 #define FIRST_CHECKED (1ull << 53)  /* FIRST_IS_VTABLE is known */
 #define FIRST_IS_VTABLE (1ull << 54) /* the block's first word points at a vtable */
+#define UNSIZED (1ull << 55)     /* the allocator's header did not give a believable extent */
 #define PAD_SHIFT 56             /* granules * 16 - pad = size */
 #define LIST_END UINT32_MAX
 
@@ -114,7 +122,16 @@ struct check {
     struct range *maps;                   /* /proc/self/maps, in order */
     unsigned char *map_kind;
     size_t map_count, map_bytes;
+    /* reading */
+    int stable;                           /* nothing can change: plain loads where KIND_DIRECT */
+    int copy_only;                        /* for now, every read is a copy */
+    int copy_unavailable;                 /* process_vm_readv is not allowed here */
+    int allocator_glibc;                  /* the allocator is glibc's: its chunk header is known */
+    long map_hint;                        /* the mapping of the last plain load */
+    uintptr_t *window;                    /* WINDOW_BYTES for copied memory */
+    uintptr_t main_stack_start, main_stack_end;   /* the [stack] mapping */
     /* threads */
+    struct memtrack_world world;
     int threads_found, threads_scanned;
     int notes;
     char note[MAX_NOTES][128];
@@ -216,8 +233,8 @@ static void learn_record(const struct check *c, struct mark *m) {
     uint64_t size = 0;
     uintptr_t first_frame = 0;
     if (!read_block_record(block_start(m), &size, &first_frame)) return;
-    if (size <= block_size(m)) set_size(m, size);
-    m->word |= EXACT;
+    if (size <= block_size(m) || (m->word & UNSIZED)) set_size(m, size);
+    m->word = (m->word & ~UNSIZED) | EXACT;
     if (first_frame && in_loader(c, first_frame)) m->word |= LOADER;
 }
 
@@ -226,15 +243,15 @@ static void learn_pending(const struct memtrack_block *block, void *context) {
     long i = find_block(c, block->address);
     if (i < 0 || block_start(&c->marks[i]) != block->address) return;
     struct mark *m = &c->marks[i];
-    if (block->size <= block_size(m)) set_size(m, block->size);
-    m->word |= EXACT | LOOKED_UP;
+    if (block->size <= block_size(m) || (m->word & UNSIZED)) set_size(m, block->size);
+    m->word = (m->word & ~UNSIZED) | EXACT | LOOKED_UP;
     if (block->stack.depth && in_loader(c, block->stack.frames[0])) m->word |= LOADER;
 }
 
 static void add_own(uintptr_t start, size_t bytes, void *context);
 
 // ---- /proc/self/maps ------------------------------------------------------------------------------
-enum { KIND_READ_FILE = 1, KIND_EXEC_FILE = 2, KIND_ANONYMOUS = 4, KIND_READABLE = 8 };
+enum { KIND_READ_FILE = 1, KIND_EXEC_FILE = 2, KIND_ANONYMOUS = 4, KIND_READABLE = 8, KIND_DIRECT = 16 };
 
 /* Index of the mapping holding address, or -1. */
 static long find_map(const struct check *c, uintptr_t address) {
@@ -319,6 +336,12 @@ static int read_maps(struct check *c) {
          * [stack] (scanned from SP), [vvar] or [vsyscall]. */
         if (r == 'r' && w == 'w' && shared == 'p' && (!path[0] || !strncmp(path, "[anon:", 6)))
             kind |= KIND_ANONYMOUS;
+        /* Private memory no file backs: a plain load cannot fault while nothing changes (a
+         * file mapping can raise SIGBUS once its file is truncated). */
+        if (r == 'r' && shared == 'p' && (!path[0] || !strncmp(path, "[anon:", 6) || !strcmp(path, "[heap]") ||
+                                          !strcmp(path, "[stack]")))
+            kind |= KIND_DIRECT;
+        if (!strcmp(path, "[stack]")) { c->main_stack_start = start; c->main_stack_end = end; }
         c->maps[c->map_count] = (struct range){start, end};
         c->map_kind[c->map_count++] = kind;
         if (!next) break;
@@ -376,10 +399,18 @@ static int module_segments(struct dl_phdr_info *info, size_t size, void *data) {
         if ((uintptr_t)&module_segments >= start && (uintptr_t)&module_segments < end) own = 1;
         if ((uintptr_t)memtrack_next.malloc >= start && (uintptr_t)memtrack_next.malloc < end) allocator = 1;
     }
+    if (allocator && info->dlpi_name) {   /* glibc's malloc: its chunk header is known */
+        const char *base = strrchr(info->dlpi_name, '/');
+        c->allocator_glibc = !strncmp(base ? base + 1 : info->dlpi_name, "libc.so", 7);
+    }
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *header = &info->dlpi_phdr[i];
         if (header->p_type != PT_LOAD) continue;
         uintptr_t start = info->dlpi_addr + header->p_vaddr, end = start + header->p_memsz;
+        /* The rest of the last page is mapped with the segment, and ld.so keeps its private
+         * heap there (its early allocations, e.g. the main link map, which holds the global
+         * scope that dlopen(RTLD_GLOBAL) grows in a heap block): valgrind scans it too. */
+        if (header->p_flags & PF_W) end = (end + PAGE - 1) & ~(PAGE - 1);
         if (loader && (header->p_flags & PF_X) && c->loader_text_count < 8)
             c->loader_text[c->loader_text_count++] = (struct range){start, end};
         if (!(header->p_flags & PF_W)) continue;
@@ -391,17 +422,65 @@ static int module_segments(struct dl_phdr_info *info, size_t size, void *data) {
     return 0;
 }
 
+// ---- Reading the program's memory ------------------------------------------------------------
+/* Whether [address, end) may be read with plain loads: every thread is stopped, so no mapping
+ * changes, and the maps say it is private memory no file backs, in one mapping. */
+static int direct_ok(struct check *c, uintptr_t address, uintptr_t end) {
+    if (!c->stable || c->copy_only) return 0;
+    long i = c->map_hint;
+    if (i < 0 || (size_t)i >= c->map_count || address < c->maps[i].start || address >= c->maps[i].end) {
+        i = find_map(c, address);
+        if (i < 0) return 0;
+        c->map_hint = i;
+    }
+    return (c->map_kind[i] & KIND_DIRECT) && end <= c->maps[i].end;
+}
+
+/* Copies words from the program's memory; returns how many bytes could be read (0 at a page
+ * that cannot be). */
+static size_t copy_memory(struct check *c, void *to, uintptr_t from, size_t bytes) {
+    if (!c->copy_unavailable) {
+        long copied = memtrack_safe_copy(to, from, bytes);
+        if (copied >= 0) return (size_t)copied;
+        c->copy_unavailable = 1;
+        if (c->notes < MAX_NOTES)
+            memtrack_put_text(c->note[c->notes], c->note[c->notes] + 120, "process_vm_readv is not allowed: memory that may change was not read")[0] = 0;
+        if (c->notes < MAX_NOTES) c->notes++;
+    }
+    /* Without a safe copy, only what cannot change is read: readable in the maps, with
+     * every thread stopped. */
+    long i = find_map(c, from);
+    if (!c->stable || i < 0 || !(c->map_kind[i] & KIND_READABLE) || from + bytes > c->maps[i].end) return 0;
+    memcpy(to, (const void *)from, bytes);
+    return bytes;
+}
+
+/* Up to `count` words at address (8-aligned): how many could be read. */
+static int read_words(struct check *c, uintptr_t address, uint64_t *out, int count) {
+    if (direct_ok(c, address, address + (size_t)count * 8)) {
+        memcpy(out, (const void *)address, (size_t)count * 8);
+        return count;
+    }
+    return (int)(copy_memory(c, out, address, (size_t)count * 8) / 8);
+}
+
+static int read_word(struct check *c, uintptr_t address, uint64_t *value) {
+    return read_words(c, address, value, 1) == 1;
+}
+
 // ---- Heuristics (valgrind's, for interior pointers) ----------------------------------------------
 /* A vtable: in a readable file mapping, its first up to 20 words are null or point into
  * executable file mappings, and at least two are not null. */
-static int is_vtable(const struct check *c, uintptr_t pointer) {
+static int is_vtable(struct check *c, uintptr_t pointer) {
     long i = find_map(c, pointer);
     if (i < 0 || !(c->map_kind[i] & KIND_READ_FILE)) return 0;
     uintptr_t last = pointer + 20 * sizeof(uintptr_t);
     if (last > c->maps[i].end - sizeof(uintptr_t)) last = c->maps[i].end - sizeof(uintptr_t);
+    uint64_t words[21];
+    int count = last >= pointer ? read_words(c, pointer, words, (int)((last - pointer) / 8 + 1)) : 0;
     int functions = 0;
-    for (uintptr_t scan = pointer; scan <= last; scan += sizeof(uintptr_t)) {
-        uintptr_t target = *(const uintptr_t *)scan;
+    for (int k = 0; k < count; k++) {
+        uintptr_t target = words[k];
         if (!target) continue;
         long j = find_map(c, target);
         if (j < 0 || !(c->map_kind[j] & KIND_EXEC_FILE)) return 0;
@@ -411,20 +490,21 @@ static int is_vtable(const struct check *c, uintptr_t pointer) {
 }
 
 /* stdstring, length64, newarray, multipleinheritance: mc_leakcheck.c's predicates. */
-static int heuristic_accepts(const struct check *c, struct mark *m, uintptr_t pointer) {
+static int heuristic_accepts(struct check *c, struct mark *m, uintptr_t pointer) {
     uintptr_t start = block_start(m);
     uint64_t size = block_size(m);
-    const uint64_t *data = (const uint64_t *)start;
-    if (pointer == start + 24 && size >= 24) {           /* stdstring: length capacity refcount chars */
+    uint64_t data[2];
+    int words = size >= 16 ? read_words(c, start, data, 2) : size >= 8 ? read_words(c, start, data, 1) : 0;
+    if (pointer == start + 24 && size >= 24 && words == 2) {   /* stdstring: length capacity refcount chars */
         uint64_t capacity = data[1];
         if (capacity < size && 24 + capacity + 1 == size && data[0] <= capacity) return 1;
     }
-    if (pointer == start + 8 && size >= 8) {
+    if (pointer == start + 8 && size >= 8 && words >= 1) {
         uint64_t length = data[0];
         if (length > 0 && size - 8 == length) return 1;     /* length64 */
         if (length > 0 && (size - 8) % length == 0) return 1;   /* newarray: the element count */
     }
-    if (!(pointer & 7) && pointer + 8 <= start + size && size >= 8) {   /* multipleinheritance */
+    if (!(pointer & 7) && pointer + 8 <= start + size && size >= 8 && words >= 1) {   /* multipleinheritance */
         /* Whether the first word is a vtable is asked once per block: an interpreter's arenas
          * take millions of interior pointers (perl's leak check spent most of its time here). */
         if (!(m->word & FIRST_CHECKED)) {
@@ -432,8 +512,9 @@ static int heuristic_accepts(const struct check *c, struct mark *m, uintptr_t po
             m->word |= FIRST_CHECKED;
             if (!(first & 7) && first >= PAGE && is_vtable(c, first)) m->word |= FIRST_IS_VTABLE;
         }
-        uintptr_t inner = *(const uintptr_t *)pointer;
-        if ((m->word & FIRST_IS_VTABLE) && !(inner & 7) && inner >= PAGE && is_vtable(c, inner))
+        uint64_t inner;
+        if ((m->word & FIRST_IS_VTABLE) && read_word(c, pointer, &inner) && !(inner & 7) && inner >= PAGE &&
+            is_vtable(c, inner))
             return 1;
     }
     return 0;
@@ -482,14 +563,56 @@ static inline void visit_word(struct check *c, uintptr_t word, int prior_definit
     else if (state == UNREACHED) { set_state(m, POSSIBLE); push(c, i); }
 }
 
-/* Every aligned word of [start, end). */
-static void scan_range(struct check *c, uintptr_t start, uintptr_t end, int prior_definite, int starts_only) {
+static void scan_words(struct check *c, const uintptr_t *word, const uintptr_t *stop, int prior_definite, int starts_only) {
     uintptr_t lowest = c->lowest, span = c->highest - c->lowest;
-    const uintptr_t *word = (const uintptr_t *)((start + 7) & ~(uintptr_t)7);
-    const uintptr_t *stop = (const uintptr_t *)(end & ~(uintptr_t)7);
     for (; word < stop; word++) {
         uintptr_t value = *word;
         if (value - lowest < span) visit_word(c, value, prior_definite, starts_only);
+    }
+}
+
+/* Every aligned word of [start, end) that can be read: plain loads where nothing can change,
+ * otherwise copied through the window; an unreadable page (a guard page, or one a running
+ * thread just protected) is skipped, and where the maps say nothing is mapped or readable,
+ * the whole mapping is. */
+static void scan_range(struct check *c, uintptr_t start, uintptr_t end, int prior_definite, int starts_only) {
+    start = (start + 7) & ~(uintptr_t)7;
+    end &= ~(uintptr_t)7;
+    while (start < end) {
+        if (direct_ok(c, start, end)) {
+            scan_words(c, (const uintptr_t *)start, (const uintptr_t *)end, prior_definite, starts_only);
+            return;
+        }
+        long i = find_map(c, start);
+        if (i < 0 || !(c->map_kind[i] & KIND_READABLE)) {
+            /* Not mapped, or not readable, when the maps were read: on to the next mapping. */
+            size_t next = i < 0 ? 0 : (size_t)i + 1;
+            if (i < 0) {
+                size_t low = 0, high = c->map_count;
+                while (low < high) {
+                    size_t middle = (low + high) / 2;
+                    if (c->maps[middle].start <= start) low = middle + 1; else high = middle;
+                }
+                next = low;
+            }
+            if (next >= c->map_count || c->maps[next].start >= end) return;
+            start = c->maps[next].start;
+            continue;
+        }
+        uintptr_t to = end < c->maps[i].end ? end : c->maps[i].end;
+        if (direct_ok(c, start, to)) {
+            scan_words(c, (const uintptr_t *)start, (const uintptr_t *)to, prior_definite, starts_only);
+            start = to;
+            continue;
+        }
+        while (start < to) {
+            size_t want = to - start < WINDOW_BYTES ? (size_t)(to - start) : WINDOW_BYTES;
+            size_t got = copy_memory(c, c->window, start, want) & ~(size_t)7;
+            scan_words(c, c->window, c->window + got / 8, prior_definite, starts_only);
+            start += got;
+            if (got < want) start = (start & ~(PAGE - 1)) + PAGE;   /* past the page that failed */
+        }
+        start = to;
     }
 }
 
@@ -534,6 +657,24 @@ static void fill_block(uintptr_t address, void *context) {
     if (c->filled < c->count) c->marks[c->filled++].word = address;
 }
 
+/* glibc's malloc_usable_size, from the chunk header before the block, read without faulting and
+ * not trusted: a program may have overwritten it (valgrind's malloc1 writes p[-1]), and glibc's
+ * own function then reads wherever the damaged size points. A believable header gives a chunk
+ * that ends before the next live block and whose next chunk says this one is in use. */
+#define UNKNOWN_SIZE UINT64_MAX
+static uint64_t glibc_usable_size(struct check *c, uintptr_t start, uintptr_t next) {
+    uint64_t header, following;
+    if (start < PAGE || !read_word(c, start - 8, &header)) return UNKNOWN_SIZE;
+    uint64_t chunk = header & ~7ull, room = next ? next - start : UINT64_MAX;
+    if (header & 2) {   /* mmapped: the chunk is whole pages */
+        if (chunk < PAGE || (chunk & (PAGE - 1)) || chunk - 16 > room) return UNKNOWN_SIZE;
+        return chunk - 16;
+    }
+    if (chunk < 32 || (chunk & 15) || chunk > room || chunk > (1ull << 46)) return UNKNOWN_SIZE;
+    if (!read_word(c, start - 8 + chunk, &following) || !(following & 1)) return UNKNOWN_SIZE;
+    return chunk - 8;
+}
+
 /* The live set, in address order, with each block's extent. */
 static int collect_blocks(struct check *c) {
     c->count = 0;
@@ -548,210 +689,36 @@ static int collect_blocks(struct check *c) {
     size_t (*usable)(void *) = memtrack_next.malloc_usable_size;
     for (size_t i = 0; i < c->count; i++) {
         struct mark *m = &c->marks[i];
-        set_size(m, usable ? usable((void *)block_start(m)) : 0);
+        uintptr_t next = i + 1 < c->count ? block_start(&c->marks[i + 1]) : 0;
+        uint64_t size = c->allocator_glibc ? glibc_usable_size(c, block_start(m), next)
+                        : usable ? usable((void *)block_start(m)) : UNKNOWN_SIZE;
+        if (size == UNKNOWN_SIZE) { m->word |= UNSIZED; size = 0; }
+        set_size(m, size);
         m->next = LIST_END;
     }
     c->work = LIST_END;
     c->sweep_low = c->count;
+    memtrack_pending_visit(learn_pending, c);
+    /* A damaged header: the size the tracker recorded. */
+    size_t unsized = 0;
+    for (size_t i = 0; i < c->count; i++) {
+        if (!(c->marks[i].word & UNSIZED)) continue;
+        c->marks[i].word &= ~LOOKED_UP;
+        learn_record(c, &c->marks[i]);
+        unsized += (c->marks[i].word & UNSIZED) != 0;
+    }
+    if (unsized && c->notes < MAX_NOTES) {
+        char *out = c->note[c->notes], *end = out + sizeof c->note[0] - 1;
+        out = memtrack_put_decimal(out, end, unsized);
+        *memtrack_put_text(out, end, " blocks have a damaged allocator header and no record: their contents were not scanned") = 0;
+        c->notes++;
+    }
     if (c->count) {
         c->lowest = block_start(&c->marks[0]);
         struct mark *last = &c->marks[c->count - 1];
         c->highest = block_start(last) + block_size(last) + 1;
     }
-    memtrack_pending_visit(learn_pending, c);
     return 1;
-}
-
-// ---- Stopping the other threads ------------------------------------------------------------------
-struct stopped_thread {
-    int tid;
-    atomic_int stopped;
-    uintptr_t stack_pointer;
-    uint64_t registers[NGREG];
-};
-static struct stopped_thread stopped_threads[MAX_THREADS];
-static int stopped_thread_count;
-static atomic_int stop_generation, parked_generation, stopped_count;
-
-static long raw_gettid(void) { return syscall(SYS_gettid); }
-
-/* Runs in the thread being stopped: saves its registers, says so, and parks until released.
- * Every signal is blocked meanwhile (sa_mask), so the program's signals wait, never vanish. */
-static void on_stop_signal(int signal_number, siginfo_t *info, void *context) {
-    (void)signal_number;
-    int saved_errno = errno;
-    if (info && info->si_code == SI_QUEUE) {
-        int generation = info->si_value.sival_int >> 16, index = info->si_value.sival_int & 0xffff;
-        if (generation == atomic_load(&parked_generation) && index < MAX_THREADS &&
-            stopped_threads[index].tid == (int)raw_gettid()) {
-            struct stopped_thread *self = &stopped_threads[index];
-#if defined(__x86_64__)
-            const ucontext_t *state = context;
-            for (int r = 0; r < NGREG; r++) self->registers[r] = (uint64_t)state->uc_mcontext.gregs[r];
-            self->stack_pointer = (uintptr_t)state->uc_mcontext.gregs[REG_RSP];
-#else
-            (void)context;
-#endif
-            atomic_store(&self->stopped, 1);
-            atomic_fetch_add(&stopped_count, 1);
-            syscall(SYS_futex, &stopped_count, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-            while (atomic_load(&parked_generation) == generation)
-                syscall(SYS_futex, &parked_generation, FUTEX_WAIT_PRIVATE, generation, NULL, NULL, 0);
-        }
-    }
-    errno = saved_errno;
-}
-
-/* The signals a thread blocks, from /proc/self/task/TID/status (SigBlk, a hex mask). */
-static uint64_t blocked_signals(int tid) {
-    char path[64], text[2048];
-    char *out = memtrack_put_text(path, path + 40, "/proc/self/task/");
-    out = memtrack_put_decimal(out, path + 60, (uint64_t)tid);
-    *memtrack_put_text(out, path + 63, "/status") = 0;
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) return 0;
-    ssize_t length = syscall(SYS_read, fd, text, sizeof text - 1);
-    syscall(SYS_close, fd);
-    if (length <= 0) return 0;
-    text[length] = 0;
-    const char *line = strstr(text, "SigBlk:");
-    if (!line) return 0;
-    line += 7;
-    while (*line == ' ' || *line == '\t') line++;
-    uintptr_t mask;
-    parse_hex_field(line, &mask);
-    return mask;
-}
-
-/* A real-time signal the program has no handler for, and that no thread to stop blocks (a
- * thread started by a process that blocks signals inherits its mask). */
-static int choose_signal(uint64_t blocked_anywhere, struct sigaction *previous) {
-    for (int signal_number = SIGRTMAX; signal_number >= SIGRTMIN; signal_number--) {
-        if (blocked_anywhere & (1ull << (signal_number - 1))) continue;
-        struct sigaction current;
-        if (sigaction(signal_number, NULL, &current) != 0) continue;
-        if (current.sa_handler == SIG_DFL && !(current.sa_flags & SA_SIGINFO)) { *previous = current; return signal_number; }
-    }
-    /* Every free one is blocked somewhere: stop whoever can be stopped. */
-    for (int signal_number = SIGRTMAX; signal_number >= SIGRTMIN; signal_number--) {
-        struct sigaction current;
-        if (sigaction(signal_number, NULL, &current) != 0) continue;
-        if (current.sa_handler == SIG_DFL && !(current.sa_flags & SA_SIGINFO)) { *previous = current; return signal_number; }
-    }
-    return -1;
-}
-
-struct linux_dirent64 { uint64_t inode; int64_t offset; unsigned short length; unsigned char type; char name[]; };
-
-/* Stops every thread but this one and the tracker's. Returns the signal used (-1: none). */
-static int stop_threads(struct check *c, int self, int self_is_tracker, struct sigaction *previous) {
-    int writer = memtrack_pending_writer_thread();
-    stopped_thread_count = 0;
-    int overflow = 0;
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-    if (fd >= 0) {
-        char buffer[8192];
-        for (;;) {
-            long n = syscall(SYS_getdents64, fd, buffer, sizeof buffer);
-            if (n <= 0) break;
-            for (long offset = 0; offset < n;) {
-                struct linux_dirent64 *entry = (struct linux_dirent64 *)(buffer + offset);
-                offset += entry->length;
-                int tid = (int)parse_number(entry->name);
-                if (tid <= 0 || tid == self || tid == writer || tid == atomic_load(&memtrack_file_thread)) continue;
-                if (stopped_thread_count < MAX_THREADS) {
-                    stopped_threads[stopped_thread_count].tid = tid;
-                    atomic_store(&stopped_threads[stopped_thread_count].stopped, 0);
-                    stopped_thread_count++;
-                } else overflow++;
-            }
-        }
-        syscall(SYS_close, fd);
-    }
-    c->threads_found = stopped_thread_count + overflow + (self_is_tracker ? 0 : 1);
-    if (overflow && c->notes < MAX_NOTES) {
-        char *out = c->note[c->notes], *end = out + sizeof c->note[0] - 1;
-        out = memtrack_put_decimal(out, end, (uint64_t)overflow);
-        out = memtrack_put_text(out, end, " threads beyond the first 1024 were not stopped or scanned");
-        *out = 0;
-        c->notes++;
-    }
-    if (!stopped_thread_count) return -1;
-    uint64_t blocked_anywhere = 0;
-    for (int i = 0; i < stopped_thread_count; i++) blocked_anywhere |= blocked_signals(stopped_threads[i].tid);
-    int signal_number = choose_signal(blocked_anywhere, previous);
-    if (signal_number < 0) {
-        if (c->notes < MAX_NOTES) {
-            memtrack_put_text(c->note[c->notes], c->note[c->notes] + 120, "no free real-time signal: other threads were not stopped")[0] = 0;
-            c->notes++;
-        }
-        return -1;
-    }
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_sigaction = on_stop_signal;
-    action.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigfillset(&action.sa_mask);
-    if (sigaction(signal_number, &action, NULL) != 0) return -1;
-
-    int generation = (atomic_load(&stop_generation) + 1) & 0x7fff;
-    if (!generation) generation = 1;
-    atomic_store(&stop_generation, generation);
-    atomic_store(&parked_generation, generation);
-    atomic_store(&stopped_count, 0);
-    int sent = 0;
-    pid_t pid = memtrack_pid ? memtrack_pid : (pid_t)syscall(SYS_getpid);
-    for (int i = 0; i < stopped_thread_count; i++) {
-        siginfo_t info;
-        memset(&info, 0, sizeof info);
-        info.si_signo = signal_number;
-        info.si_code = SI_QUEUE;
-        info.si_pid = pid;
-        info.si_uid = getuid();
-        info.si_value.sival_int = (generation << 16) | i;
-        if (syscall(SYS_rt_tgsigqueueinfo, pid, stopped_threads[i].tid, signal_number, &info) == 0) sent++;
-        else { stopped_threads[i].tid = -stopped_threads[i].tid; c->threads_found--; }   /* gone */
-    }
-    struct timespec now, deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_nsec += STOP_TIMEOUT_NS;
-    if (deadline.tv_nsec >= 1000000000) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000; }
-    for (;;) {
-        int stopped = atomic_load(&stopped_count);
-        if (stopped >= sent) break;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long long left = (long long)(deadline.tv_sec - now.tv_sec) * 1000000000LL + (deadline.tv_nsec - now.tv_nsec);
-        if (left <= 0) break;
-        struct timespec wait = {(time_t)(left / 1000000000LL), (long)(left % 1000000000LL)};
-        syscall(SYS_futex, &stopped_count, FUTEX_WAIT_PRIVATE, stopped, &wait, NULL, 0);
-    }
-    for (int i = 0; i < stopped_thread_count; i++) {
-        if (stopped_threads[i].tid <= 0 || atomic_load(&stopped_threads[i].stopped)) continue;
-        if (c->notes < MAX_NOTES) {
-            char *out = c->note[c->notes], *end = out + sizeof c->note[0] - 1;
-            out = memtrack_put_text(out, end, "thread ");
-            out = memtrack_put_decimal(out, end, (uint64_t)stopped_threads[i].tid);
-            out = memtrack_put_text(out, end, (blocked_signals(stopped_threads[i].tid) & (1ull << (signal_number - 1)))
-                                                  ? " blocks every free real-time signal and was not stopped; its registers were not scanned"
-                                                  : " did not stop within 100 ms; its registers were not scanned");
-            *out = 0;
-            c->notes++;
-        }
-    }
-    return signal_number;
-}
-
-/* Lets the parked threads go, then puts the signal back as it was. SIG_IGN in between discards
- * a stop signal still pending for a thread that never took it (its default would kill). */
-static void resume_threads(int signal_number, const struct sigaction *previous) {
-    if (signal_number < 0) return;
-    atomic_store(&parked_generation, 0);
-    syscall(SYS_futex, &parked_generation, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
-    struct sigaction ignore;
-    memset(&ignore, 0, sizeof ignore);
-    ignore.sa_handler = SIG_IGN;
-    sigaction(signal_number, &ignore, NULL);
-    sigaction(signal_number, previous, NULL);
 }
 
 // ---- Roots ---------------------------------------------------------------------------------------
@@ -851,8 +818,10 @@ static void scan_program_root(uintptr_t start, size_t size, void *context) {
     }
 }
 
-/* Every root: module segments, anonymous memory, the stopped threads' registers and stacks,
- * and this thread's (self_stack 0: this is the tracker's writer, which holds no roots). */
+/* Every root: module segments, anonymous memory, the threads' registers and stacks, and this
+ * thread's (self_stack 0: this is the tracker's writer, which holds no roots). A thread that
+ * could not be stopped gives what /proc says (its system call arguments), and its whole stack
+ * mapping is read, as it runs. */
 static void mark_roots(struct check *c, const uint64_t self_registers[6], uintptr_t self_stack) {
     /* Stacks are scanned from their SP only, the writer's not at all: scan_anonymous skips the
      * mappings that hold them. */
@@ -863,27 +832,44 @@ static void mark_roots(struct check *c, const uint64_t self_registers[6], uintpt
     uintptr_t file_thread_stack = atomic_load(&memtrack_file_thread_stack_address);
     if (file_thread_stack) stacks[stack_count++] = (struct range){file_thread_stack, file_thread_stack + 1};
     if (self_stack) stacks[stack_count++] = (struct range){self_stack, self_stack + 1};
-    for (int i = 0; i < stopped_thread_count; i++)
-        if (stopped_threads[i].tid > 0 && atomic_load(&stopped_threads[i].stopped))
-            stacks[stack_count++] = (struct range){stopped_threads[i].stack_pointer, stopped_threads[i].stack_pointer + 1};
+    struct memtrack_world *world = &c->world;
+    int main_running = 0;
+    pid_t pid = (pid_t)syscall(SYS_getpid);
+    for (int i = 0; i < world->count; i++) {
+        struct memtrack_world_thread *t = &world->threads[i];
+        int state = atomic_load(&t->state);
+        if (state == MEMTRACK_THREAD_STOPPED)
+            stacks[stack_count++] = (struct range){t->stack_pointer, t->stack_pointer + 1};
+        else if (state == MEMTRACK_THREAD_RUNNING && t->tid == pid)
+            main_running = 1;
+    }
     for (int i = 0; i < stack_count; i++) {
         long m = find_map(c, stacks[i].start);
         if (m >= 0) stacks[i].start = c->maps[m].start;
     }
     for (int i = 0; i < c->module_count; i++)
         scan_range(c, c->modules[i].start, c->modules[i].end, 1, c->modules[i].starts_only);
+    /* Anonymous memory is copied even when every thread is stopped: the tracker's own file
+     * thread runs on, and may unmap a buffer of its own after the maps were read. */
+    c->copy_only = 1;
     scan_anonymous(c, stacks, stack_count);
+    c->copy_only = 0;
     memtrack_for_each_root_region(scan_program_root, c);
     memtrack_for_each_ignored(scan_program_root, c);
     uintptr_t span = c->highest - c->lowest;
-    for (int i = 0; i < stopped_thread_count; i++) {
-        struct stopped_thread *thread = &stopped_threads[i];
-        if (thread->tid <= 0 || !atomic_load(&thread->stopped)) continue;
-        for (int r = 0; r < NGREG; r++)
-            if (thread->registers[r] - c->lowest < span) visit_word(c, thread->registers[r], 1, 0);
-        scan_stack(c, thread->stack_pointer);
-        c->threads_scanned++;
+    for (int i = 0; i < world->count; i++) {
+        struct memtrack_world_thread *t = &world->threads[i];
+        int state = atomic_load(&t->state);
+        if (state == MEMTRACK_THREAD_GONE) continue;
+        for (int r = 0; r < t->register_count; r++)
+            if (t->registers[r] - c->lowest < span) visit_word(c, t->registers[r], 1, 0);
+        if (state == MEMTRACK_THREAD_STOPPED) {
+            scan_stack(c, t->stack_pointer);
+            c->threads_scanned++;
+        }
+        /* A running thread's stack other than the main one is anonymous memory, read above. */
     }
+    if (main_running && c->main_stack_end) scan_range(c, c->main_stack_start, c->main_stack_end, 1, 0);
     if (self_stack) {
         for (int r = 0; r < 6; r++)
             if (self_registers[r] - c->lowest < span) visit_word(c, self_registers[r], 1, 0);
@@ -1056,6 +1042,72 @@ void memtrack_leak_check_skipped(const char *reason) {
     errno = saved_errno;
 }
 
+// ---- Stopping the other threads -----------------------------------------------------------------
+static const char *error_name(int error) {
+    switch (error) {
+    case EPERM: return "EPERM";
+    case ESRCH: return "ESRCH";
+    case EAGAIN: return "EAGAIN";
+    case ENOMEM: return "ENOMEM";
+    case EIO: return "EIO";
+    case ENOSYS: return "ENOSYS";
+    case EACCES: return "EACCES";
+    case ETIMEDOUT: return "did not stop within 100 ms";
+    default: return "error";
+    }
+}
+
+/* Every thread but this one and the tracker's, stopped by stopworld.c. One that could not be
+ * stopped gets a note: its registers were not read (only its system call's arguments), its
+ * stack was read as it ran. Plain loads are used only when every thread stopped. */
+static void stop_world(struct check *c, int self, int self_is_tracker, int on_request) {
+    int skip[2] = {memtrack_pending_writer_thread(), atomic_load(&memtrack_file_thread)};
+    /* At exit the program's own PR_SET_PTRACER choice no longer matters; on request it does. */
+    memtrack_world_stop(&c->world, self, skip, 2, !on_request);
+    if (c->world.tracer_stack) add_own((uintptr_t)c->world.tracer_stack, c->world.tracer_stack_bytes, c);
+    int present = 0;
+    for (int i = 0; i < c->world.count; i++) {
+        struct memtrack_world_thread *t = &c->world.threads[i];
+        int state = atomic_load(&t->state);
+        if (state == MEMTRACK_THREAD_GONE) continue;
+        present++;
+        if (state != MEMTRACK_THREAD_RUNNING || c->notes >= MAX_NOTES) continue;
+        char *out = c->note[c->notes], *end = out + sizeof c->note[0] - 1;
+        out = memtrack_put_text(out, end, "thread ");
+        out = memtrack_put_decimal(out, end, (uint64_t)t->tid);
+        out = memtrack_put_text(out, end, " was not stopped (");
+        out = memtrack_put_text(out, end, t->error == ETIMEDOUT ? "" : "ptrace: ");
+        out = memtrack_put_text(out, end, error_name(t->error));
+        *memtrack_put_text(out, end, "): its stack was read as it ran, its registers were not") = 0;
+        c->notes++;
+    }
+    c->threads_found = present + c->world.overflow + (self_is_tracker ? 0 : 1);
+    if (c->world.overflow && c->notes < MAX_NOTES) {
+        char *out = c->note[c->notes], *end = out + sizeof c->note[0] - 1;
+        out = memtrack_put_decimal(out, end, (uint64_t)c->world.overflow);
+        *memtrack_put_text(out, end, " threads beyond the first 1024 were not stopped or scanned") = 0;
+        c->notes++;
+    }
+    c->stable = !c->world.running && !c->world.overflow;
+    c->map_hint = -1;
+}
+
+/* Whether this thread runs under a seccomp filter (Seccomp: 2 in its status). */
+static int under_seccomp_filter(void) {
+    char text[4096];
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/thread-self/status", O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    ssize_t length = syscall(SYS_read, fd, text, sizeof text - 1);
+    syscall(SYS_close, fd);
+    if (length <= 0) return 0;
+    text[length] = 0;
+    const char *line = strstr(text, "\nSeccomp:");
+    if (!line) return 0;
+    line += 9;
+    while (*line == ' ' || *line == '\t') line++;
+    return *line >= '1' && *line <= '9';
+}
+
 // ---- The check ----------------------------------------------------------------------------------
 static struct check the_check;   /* one check at a time (busy below); too big for a stack */
 static atomic_int busy;
@@ -1097,8 +1149,18 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
     c->on_request = on_request;
     c->sequence = sequence;
     c->began_ms = memtrack_milliseconds_now();
-    int self = (int)raw_gettid();
+    int self = (int)syscall(SYS_gettid);
     int self_is_tracker = self == atomic_load(&memtrack_writer_thread) || self == atomic_load(&memtrack_file_thread);
+    if (under_seccomp_filter()) {
+        /* Any system call the check makes (clone, ptrace, process_vm_readv...) may be the one
+         * the filter kills the process for. */
+        write_unclassified(on_request, sequence, "skipped", "seccomp filter");
+        if (!on_request) written_by = (pid_t)syscall(SYS_getpid);
+        memtrack_busy--;
+        atomic_store(&busy, 0);
+        errno = saved_errno;
+        return -1;
+    }
     /* The writer finishes its pass first (at exit it may be writing many records): that wait
      * is not the classification's. */
     int paused = self_is_tracker ? 0 : memtrack_pending_pause_writer();
@@ -1106,10 +1168,11 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
 
     dl_iterate_phdr(module_segments, c);
     struct range exit_code = on_request ? (struct range){0, 0} : exit_function_code();
-    struct sigaction previous;
-    int signal_number = stop_threads(c, self, self_is_tracker, &previous);
+    c->window = map_memory(WINDOW_BYTES);
+    if (c->window) add_own((uintptr_t)c->window, WINDOW_BYTES, c);
+    stop_world(c, self, self_is_tracker, on_request);
     uint64_t lost = 0;
-    int ran = collect_blocks(c) && read_maps(c);
+    int ran = c->window && read_maps(c) && collect_blocks(c);
     if (ran) {
         add_own((uintptr_t)c->maps, c->map_bytes, c);
         memtrack_shadow_for_each_mapping(add_own, c);
@@ -1127,12 +1190,12 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
             mark_loader_blocks(c);
             classify_lost(c);
         } else {
-            for (int i = 0; i < stopped_thread_count; i++)
-                c->threads_scanned += stopped_threads[i].tid > 0 && atomic_load(&stopped_threads[i].stopped);
+            for (int i = 0; i < c->world.count; i++)
+                c->threads_scanned += atomic_load(&c->world.threads[i].state) == MEMTRACK_THREAD_STOPPED;
             c->threads_scanned += !self_is_tracker;
         }
     }
-    resume_threads(signal_number, &previous);
+    memtrack_world_resume(&c->world);
     if (ran) {
         lost = write_result(c, microseconds_now() - began_us);
         if (!on_request) written_by = (pid_t)syscall(SYS_getpid);
@@ -1141,8 +1204,10 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
     }
     if (c->marks) munmap(c->marks, c->mark_bytes);
     if (c->maps) munmap(c->maps, c->map_bytes);
+    if (c->window) munmap(c->window, WINDOW_BYTES);
     c->marks = NULL;
     c->maps = NULL;
+    c->window = NULL;
     if (paused) memtrack_pending_resume_writer();
     memtrack_busy--;
     atomic_store(&busy, 0);

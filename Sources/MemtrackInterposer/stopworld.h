@@ -1,0 +1,51 @@
+/* stopworld.h: stopping the program's other threads for the leak check (stopworld.c). */
+#ifndef MEMTRACK_STOPWORLD_H
+#define MEMTRACK_STOPWORLD_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MEMTRACK_WORLD_MAX_THREADS 1024
+#define MEMTRACK_WORLD_REGISTERS 27   /* struct user_regs_struct, as words */
+
+enum memtrack_thread_state {
+    MEMTRACK_THREAD_RUNNING = 0,   /* not stopped: see `error` */
+    MEMTRACK_THREAD_STOPPED = 1,   /* stopped; `registers` and `stack_pointer` are its own */
+    MEMTRACK_THREAD_GONE = 2,      /* ended meanwhile */
+};
+
+struct memtrack_world_thread {
+    int tid;
+    _Atomic int state;
+    int error;             /* why it runs: an errno of ptrace or clone, or ETIMEDOUT */
+    int seized;            /* the tracer holds it (it may stop after the deadline) */
+    int late_stop;         /* stopped after the deadline: detach it with care, do not scan it */
+    uintptr_t stack_pointer;   /* 0: unknown (a running thread outside a system call) */
+    int register_count;    /* all of them when stopped; the 6 system call arguments when blocked */
+    uint64_t registers[MEMTRACK_WORLD_REGISTERS];
+};
+
+struct memtrack_world {
+    struct memtrack_world_thread threads[MEMTRACK_WORLD_MAX_THREADS];
+    int count;
+    int overflow;          /* threads beyond MEMTRACK_WORLD_MAX_THREADS */
+    int running;           /* threads not stopped (not counting those gone) */
+    pid_t pid, tracer;
+    int self, skip[4], skip_count;   /* threads never stopped: the caller, the tracker's */
+    void *tracer_stack;
+    size_t tracer_stack_bytes;
+    _Atomic int phase;
+};
+
+/* Stops every thread of the process but `self` and the `skip` ones, without a signal: a
+ * tracer task ptrace-interrupts them. A thread that cannot be stopped is left running, with
+ * what /proc tells of it. may_set_ptracer: allowed to name the tracer with PR_SET_PTRACER
+ * (Yama), which replaces the program's own choice. */
+void memtrack_world_stop(struct memtrack_world *world, int self, const int *skip, int skip_count, int may_set_ptracer);
+
+/* Lets the stopped threads go on, each exactly where it was (an interrupted system call is
+ * restarted, never failed with EINTR). */
+void memtrack_world_resume(struct memtrack_world *world);
+
+#endif
