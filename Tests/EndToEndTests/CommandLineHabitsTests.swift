@@ -282,7 +282,7 @@ extension EndToEnd {
                 #expect(complete("memdir list --by=") == ["caller", "frame", "stack"])
                 #expect(complete("memdir resolve --js") == ["--json", "--json-file"])
                 #expect(complete("memdir completion ") == ["bash", "fish", "zsh"])
-                #expect(complete("memdir snapshot -") == ["--by", "--help", "--wrapper", "-o"])
+                #expect(complete("memdir snapshot -") == ["--by", "--format", "--help", "--wrapper", "-o"])
             }
         }
 
