@@ -40,10 +40,16 @@ public struct SymbolTable: Sendable {
 
     /// Reads the function symbols of an ELF64 little-endian file; nil when it is not one.
     public static func read(path: String) -> SymbolTable? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // A module path comes from a record: never block on a FIFO planted under its name, and
+        // read only what lies inside the regular file.
+        let fd = retryingEINTR { open(path, readFlags(followLinks: true)) }
         if fd < 0 { return nil }
         defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        let fileSize = UInt64(max(0, st.st_size))
         func bytes(_ offset: UInt64, _ count: Int) -> [UInt8]? {
+            guard count >= 0, offset <= fileSize, UInt64(count) <= fileSize - offset else { return nil }
             var buffer = [UInt8](repeating: 0, count: count)
             var done = 0
             while done < count {
@@ -75,7 +81,7 @@ public struct SymbolTable: Sendable {
                 let kind = table[at + 4] & 0xf
                 guard kind == 2 || kind == 10 else { continue }   // STT_FUNC, STT_GNU_IFUNC
                 let value = integer(table, at + 8, 8), length = integer(table, at + 16, 8)
-                if value != 0 && length != 0 { ranges.append((value, value + length)) }
+                if value != 0 && length != 0 { ranges.append((value, value.addingReportingOverflow(length).overflow ? .max : value + length)) }
             }
         }
         ranges.sort { $0.start < $1.start }

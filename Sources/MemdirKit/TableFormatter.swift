@@ -123,6 +123,10 @@ public struct TableFormatter: OutputFormatter {
                 + "\(st.unrecordedEvents) bad free\(s(st.unrecordedEvents)) not recorded"
                 + (st.error.map { ": \($0.printable)" } ?? "") + "\n"
         }
+        // The other reasons (the counters' one, first in the list, has the line above).
+        for reason in p.incompleteReasons.dropFirst(p.status.map { $0.isComplete ? 0 : 1 } ?? 0) {
+            out += "  warning: record incomplete: \(reason.printable)\n"
+        }
         if p.status?.state == "running" {
             out += "  note: state running: the process is still running or was killed (e.g. SIGKILL); "
                 + "the last settle window may be missing\n"
