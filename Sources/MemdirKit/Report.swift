@@ -326,7 +326,7 @@ public enum ReportBuilder {
             if let error = status.error { reasons.append("the tracker warned: \(error)") }
             if status.state == "running", let pid = scan.process?.pid, pid > 0, pid <= Int(Int32.max),
                kill(pid_t(pid), 0) != 0, errno == ESRCH {
-                reasons.append("state running, but process \(pid) is gone: it ended without a final status (SIGKILL?)")
+                reasons.append("state running, but process \(pid) is gone: its final status was never written (SIGKILL, or no room or permission to write it)")
             }
         } else {
             reasons.append("no status record")
