@@ -58,7 +58,7 @@ public struct TableFormatter: OutputFormatter {
         let unclassified = t[.notClassified]
         if unclassified.blocks > 0 {
             out += indent + label("not classified") + "\(grouped(unclassified.bytes)) bytes in \(grouped(unclassified.blocks)) blocks"
-                + (unclassifiedReason.map { " (\($0))" } ?? "") + "\n"
+                + (unclassifiedReason.map { " (\($0.printable))" } ?? "") + "\n"
         }
         return out
     }
@@ -134,7 +134,7 @@ public struct TableFormatter: OutputFormatter {
         if p.problemCount > 0 {
             out += "  warning: \(p.problemCount) record\(s(p.problemCount)) could not be read (see errors)\n"
         }
-        for note in p.classification.notes { out += "  note: leak check: \(note)\n" }
+        for note in p.classification.notes { out += "  note: leak check: \(note.printable)\n" }
         out += "  leak summary:\n" + leakSummary(p.totals, unclassifiedReason: p.unclassifiedReason, indent: "  ")
         return out
     }

@@ -79,6 +79,12 @@ public struct WatchCommand: Command {
         let oldInt = signal(SIGINT) { sig in if watchInterrupted != 0 { watchLeave(sig) }; watchInterrupted = sig; alarm(2) }
         let oldTerm = signal(SIGTERM) { sig in if watchInterrupted != 0 { watchLeave(sig) }; watchInterrupted = sig; alarm(2) }
         let oldAlarm = signal(SIGALRM) { _ in watchLeave(watchInterrupted) }
+        // A parent may have started watch with these blocked (a child inherits the mask; test
+        // runners' threads often block everything): watch handles them, so it takes them.
+        var handled = sigset_t()
+        sigemptyset(&handled)
+        for s in [SIGINT, SIGTERM, SIGALRM] { sigaddset(&handled, s) }
+        pthread_sigmask(SIG_UNBLOCK, &handled, nil)
         defer { alarm(0); signal(SIGINT, oldInt); signal(SIGTERM, oldTerm); signal(SIGALRM, oldAlarm); watchTerminalSaved = 0 }
 
         var groups: [String: [WatchGroup]] = [:]
