@@ -22,7 +22,12 @@ public enum JSONParser {
         var depth = 0
 
         mutating func skipSpace() {
-            while i < bytes.count, [32, 9, 10, 13].contains(bytes[i]) { i += 1 }
+            while i < bytes.count {
+                switch bytes[i] {
+                case 32, 9, 10, 13: i += 1
+                default: return
+                }
+            }
         }
 
         mutating func expect(_ c: UInt8) throws(Failure) {
@@ -32,8 +37,8 @@ public enum JSONParser {
         }
 
         mutating func literal(_ word: String, _ v: JSONValue) throws(Failure) -> JSONValue {
-            let w = Array(word.utf8)
-            guard i + w.count <= bytes.count, Array(bytes[i..<i + w.count]) == w else { throw Failure(message: "bad literal at byte \(i)") }
+            let w = word.utf8
+            guard i + w.count <= bytes.count, bytes[i..<i + w.count].elementsEqual(w) else { throw Failure(message: "bad literal at byte \(i)") }
             i += w.count
             return v
         }

@@ -70,9 +70,10 @@ public enum WatchHistory {
         case .rejected(let why): throw .malformedRecord(path: path, reason: why)
         }
         var samples: [WatchSample] = []
-        for (n, line) in text.split(separator: "\n").enumerated() {
+        // Lines split on bytes (not Characters: a history may hold many megabytes).
+        for (n, line) in text.utf8.split(separator: 10).enumerated() {
             let v: JSONValue
-            do throws(JSONParser.Failure) { v = try JSONParser.parse(String(line)) } catch {
+            do throws(JSONParser.Failure) { v = try JSONParser.parse(String(decoding: line, as: UTF8.self)) } catch {
                 throw .malformedRecord(path: path, reason: "line \(n + 1): \(error.message)")
             }
             guard let schema = v["schema"]?.stringValue else { throw .malformedRecord(path: path, reason: "line \(n + 1): no schema") }
