@@ -16,59 +16,118 @@ import Darwin
 /// The `stacks` file of one run directory: stack id -> frames.
 public struct StackTable: Sendable {
     var frames: [UInt64] = []
-    /// Index by id: start in `frames` and count; count -1 for an id with no line.
-    var spans: [(start: Int32, count: Int32)] = []
+    /// Index by id: start in `frames` and count; count -1 for an id with no line. Dense up to
+    /// about the number of lines read; ids far beyond it go to `sparse`, so one hostile id
+    /// (up to 2^28) cannot make the index allocate gigabytes.
+    var spans: [(start: Int, count: Int)] = []
+    var sparse: [UInt64: (start: Int, count: Int)] = [:]
     /// The `sources` file: id -> (file, function), both escaped as in a record.
     var sources: [UInt64: (file: [UInt8], function: [UInt8])] = [:]
 
     public static let empty = StackTable()
-    public var count: Int { spans.lazy.filter { $0.count >= 0 }.count }
+    public var count: Int { spans.lazy.filter { $0.count >= 0 }.count + sparse.count }
+
+    /// The longest `stacks` line the tracker writes: an id and 32 frames of at most 19 bytes
+    /// (stacks.c); longer lines are malformed.
+    public static let maximumLine = 2048
+    /// The longest `sources` line: an id, a file name and a function name (memtrack.h's
+    /// `__FILE__` and `__func__`, each cut at 4 KiB by the tracker).
+    public static let maximumSourceLine = 16 * 1024
 
     public func stack(_ id: UInt64) -> ArraySlice<UInt64>? {
-        guard id < UInt64(spans.count) else { return nil }
-        let span = spans[Int(id)]
+        let span: (start: Int, count: Int)
+        if id < UInt64(spans.count) { span = spans[Int(id)] } else if let s = sparse[id] { span = s } else { return nil }
         guard span.count >= 0 else { return nil }
-        return frames[Int(span.start)..<Int(span.start + span.count)]
+        return frames[span.start..<(span.start + span.count)]
     }
 
     /// Parses the whole file. A last line without a newline was cut short by a crash: no record
     /// can refer to it (its id was only handed out after the write), so it is ignored.
     public static func parse(_ text: String, path: String) throws(MemdirError) -> StackTable {
-        var table = StackTable()
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        guard let header = lines.first, text.contains("\n") else {
-            throw .malformedRecord(path: path, reason: "missing memtrack header")
-        }
-        guard header.hasPrefix("memtrack/") else { throw .malformedRecord(path: path, reason: "missing memtrack header") }
-        let words = header.split(separator: " ")
-        let version = words[0].dropFirst("memtrack/".count)
-        guard version == "2" else { throw .unsupportedVersion(path: path, version: String(version)) }
-        guard words.count == 2, words[1] == "stacks" else {
-            throw .malformedRecord(path: path, reason: "expected a stacks file, found '\(header)'")
-        }
-        lines.removeFirst()
-        lines.removeLast()  // empty after the final newline, or a torn line
-        for line in lines where !line.isEmpty {
-            let parts = line.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let id = UInt32(parts[0]), id > 0, id < 1 << 28 else {
-                throw .malformedRecord(path: path, reason: "bad stack id '\(parts[0].prefix(40))'")
+        var builder = Builder(path: path)
+        let bytes = Array(text.utf8)
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count && bytes[end] != 10 { end += 1 }
+            var failure: MemdirError?
+            bytes[start..<end].withUnsafeBytes { line in
+                do throws(MemdirError) { try builder.line(line, terminated: end < bytes.count) } catch { failure = error }
             }
-            var frames: [UInt64] = []
-            if parts.count > 1 && !parts[1].isEmpty {
-                for item in parts[1].split(separator: ",", omittingEmptySubsequences: false) {
-                    guard item.hasPrefix("0x"), let value = UInt64(item.dropFirst(2), radix: 16) else {
-                        throw .malformedRecord(path: path, reason: "bad frame '\(item.prefix(40))' in stack \(id)")
+            if let failure { throw failure }
+            start = end + 1
+        }
+        return try builder.finish()
+    }
+
+    /// The table, line by line (the file is streamed: memory is the frames, not the text).
+    struct Builder {
+        let path: String
+        var table = StackTable()
+        var lines = 0
+        var headerSeen = false
+
+        mutating func line(_ line: UnsafeRawBufferPointer, terminated: Bool) throws(MemdirError) {
+            defer { lines += 1 }
+            if lines == 0 {
+                guard terminated else { throw .malformedRecord(path: path, reason: "missing memtrack header") }
+                let header = String(decoding: line.prefix(64), as: UTF8.self)
+                guard header.hasPrefix("memtrack/") else { throw .malformedRecord(path: path, reason: "missing memtrack header") }
+                let words = header.split(separator: " ", omittingEmptySubsequences: false)
+                let version = words[0].dropFirst("memtrack/".count)
+                guard version == "2" else { throw .unsupportedVersion(path: path, version: String(version.prefix(40))) }
+                guard words.count == 2, words[1] == "stacks", line.count < 64 else {
+                    throw .malformedRecord(path: path, reason: "expected a stacks file, found '\(header.prefix(40))'")
+                }
+                headerSeen = true
+                return
+            }
+            guard terminated else { return }   // empty after the final newline, or a torn line
+            if line.isEmpty { return }
+            guard line.count <= StackTable.maximumLine else {
+                throw .malformedRecord(path: path, reason: "line \(lines + 1) longer than \(StackTable.maximumLine) bytes")
+            }
+            var i = 0
+            while i < line.count && line[i] != UInt8(ascii: " ") { i += 1 }
+            guard let id = BlockParser.number(line, 0, i), id > 0, id < 1 << 28, line[0] != UInt8(ascii: "0") else {
+                throw .malformedRecord(path: path, reason: "bad stack id '\(BlockParser.text(line, 0, min(i, 40)))'")
+            }
+            let start = table.frames.count
+            if i + 1 < line.count {
+                var itemStart = i + 1
+                var j = itemStart
+                while true {
+                    if j == line.count || line[j] == UInt8(ascii: ",") {
+                        guard j - itemStart >= 3, line[itemStart] == UInt8(ascii: "0"), line[itemStart + 1] == UInt8(ascii: "x"),
+                              let value = BlockParser.number(line, itemStart, j) else {
+                            table.frames.removeSubrange(start...)
+                            throw .malformedRecord(path: path,
+                                                   reason: "bad frame '\(BlockParser.text(line, itemStart, min(j, itemStart + 40)))' in stack \(id)")
+                        }
+                        table.frames.append(value)
+                        if j == line.count { break }
+                        itemStart = j + 1
                     }
-                    frames.append(value)
+                    j += 1
                 }
             }
-            if Int(id) >= table.spans.count {
+            let span = (start: start, count: table.frames.count - start)
+            // Ids are handed out from 1 in order: a dense index up to twice the lines read (and
+            // 64 Ki more) holds every real file; anything beyond is kept aside.
+            if id < UInt64(table.spans.count) {
+                table.spans[Int(id)] = span
+            } else if id <= UInt64(2 * lines + 65536) {
                 table.spans.append(contentsOf: repeatElement((start: 0, count: -1), count: Int(id) + 1 - table.spans.count))
+                table.spans[Int(id)] = span
+            } else {
+                table.sparse[id] = span
             }
-            table.spans[Int(id)] = (start: Int32(table.frames.count), count: Int32(frames.count))
-            table.frames.append(contentsOf: frames)
         }
-        return table
+
+        func finish() throws(MemdirError) -> StackTable {
+            guard headerSeen else { throw .malformedRecord(path: path, reason: "missing memtrack header") }
+            return table
+        }
     }
 
     public func source(_ id: UInt64) -> (file: [UInt8], function: [UInt8])? { sources[id] }
@@ -77,34 +136,41 @@ public struct StackTable: Sendable {
     /// line without a newline (cut short by a crash) and lines that do not parse are skipped:
     /// a record naming them keeps its stack only.
     public mutating func parseSources(_ text: String) {
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        lines.removeLast()
-        for line in lines {
-            let parts = line.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.count == 2, let id = UInt64(parts[0]) else { continue }
-            let halves = parts[1].split(separator: "\t", maxSplits: 1, omittingEmptySubsequences: false)
-            guard halves.count == 2 else { continue }
-            sources[id] = (Array(halves[0].utf8), Array(halves[1].utf8))
+        let bytes = Array(text.utf8)
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count && bytes[end] != 10 { end += 1 }
+            bytes[start..<end].withUnsafeBytes { sourceLine($0, terminated: end < bytes.count) }
+            start = end + 1
         }
     }
 
-    /// Reads `runDirectory/stacks` and `runDirectory/sources`. A directory without them
+    mutating func sourceLine(_ line: UnsafeRawBufferPointer, terminated: Bool) {
+        guard terminated, let space = line.firstIndex(of: UInt8(ascii: " ")), let id = BlockParser.number(line, 0, space),
+              let tab = line[(space + 1)...].firstIndex(of: 9) else { return }
+        sources[id] = (Array(line[(space + 1)..<tab]), Array(line[(tab + 1)...]))
+    }
+
+    /// Reads `runDirectory/stacks` and `runDirectory/sources`, streamed. A directory without them
     /// (version 1, or no memtrack.h location) gets empty tables.
     public static func read(runDirectory: String) throws(MemdirError) -> StackTable {
-        let path = runDirectory.hasSuffix("/") ? runDirectory + "stacks" : runDirectory + "/stacks"
+        let path = Scanner.join(runDirectory, "stacks")
+        var builder = Builder(path: path)
         var table: StackTable
-        switch readTextFile(path, limit: Scanner.RecordLimit.stacks) {
-        case .failure(let code) where code == ENOENT: table = .empty
+        switch try forEachLine(path, limit: Scanner.RecordLimit.stacks, maxLine: maximumLine,
+                               { (line, terminated) throws(MemdirError) -> Bool in try builder.line(line, terminated: terminated); return true }) {
+        case .failure(ENOENT): table = .empty
         case .failure(let code): throw .malformedRecord(path: path, reason: errnoText(code).lowercasedFirst)
         case .rejected(let reason): throw .malformedRecord(path: path, reason: reason)
-        case .success(let text): table = try parse(text, path: path)
+        case .done: table = try builder.finish()
         }
-        let sourcesPath = runDirectory.hasSuffix("/") ? runDirectory + "sources" : runDirectory + "/sources"
-        switch readTextFile(sourcesPath, limit: Scanner.RecordLimit.sources) {
-        case .failure(let code) where code == ENOENT: break
+        let sourcesPath = Scanner.join(runDirectory, "sources")
+        switch try forEachLine(sourcesPath, limit: Scanner.RecordLimit.sources, maxLine: maximumSourceLine,
+                               { (line, terminated) throws(MemdirError) -> Bool in table.sourceLine(line, terminated: terminated); return true }) {
+        case .failure(ENOENT), .done: break
         case .failure(let code): throw .malformedRecord(path: sourcesPath, reason: errnoText(code).lowercasedFirst)
         case .rejected(let reason): throw .malformedRecord(path: sourcesPath, reason: reason)
-        case .success(let text): table.parseSources(text)
         }
         return table
     }

@@ -5,7 +5,7 @@ public enum CheckFormatter {
     public static let schema = "memdir-check/1"
 
     static func headline(_ run: String, _ a: CheckAnswer) -> String {
-        var out = "leak check of \(run): answer \(baseName(a.file))"
+        var out = "leak check of \(run.printable): answer \(baseName(a.file).printable)"
         if let ms = a.ms { out += ", at \(ms) ms" }
         if let seq = a.seq { out += " (seq \(seq))" }
         out += "\n"
@@ -14,9 +14,9 @@ public enum CheckFormatter {
             let kinds = ["definitely", "indirectly", "possibly"].map { "\(a.lost[$0] ?? 0) \($0)" }.joined(separator: ", ")
             out += "  lost blocks: \(kinds)\n"
         default:
-            out += "  result \(a.result)\(a.reason.map { ": \($0)" } ?? ""); the live set at that moment follows\n"
+            out += "  result \(a.result.printable)\(a.reason.map { ": \($0.printable)" } ?? ""); the live set at that moment follows\n"
         }
-        for note in a.notes { out += "  note: \(note)\n" }
+        for note in a.notes { out += "  note: \(note.printable)\n" }
         return out
     }
 

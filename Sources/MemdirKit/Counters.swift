@@ -27,7 +27,10 @@ public struct Counters: Equatable, Sendable {
     /// Slots that counted anything: threads that allocated.
     public var threads: Int
 
-    public var allocations: UInt64 { calls.enumerated().filter { $0.offset < 9 }.reduce(0) { $0 + $1.element } }
+    public var allocations: UInt64 { calls.enumerated().filter { $0.offset < 9 }.reduce(0) { $0 &+ $1.element } }
+
+    /// Frees: `free` and `cfree` calls.
+    public var frees: UInt64 { calls[9].addingReportingOverflow(calls[10]).overflow ? .max : calls[9] + calls[10] }
 
     /// The bucket's range of sizes, inclusive.
     public static func bucketRange(_ b: Int) -> ClosedRange<UInt64> {
@@ -41,26 +44,20 @@ public enum CountersReader {
                               heapPublished: 9, heapPeak: 10)
     static let slot = (calls: 0, bytes: 16, heapDelta: 17, liveBlocks: 18, deltaHigh: 19, histogram: 32)
 
-    /// Reads `counters` in a run directory. Throws for a missing (`noCounters`), short or
-    /// foreign file.
+    /// The largest counters file read: the tracker's is 4 KiB of header and 129 slots of 1 KiB
+    /// (counters.h: 136 KiB); 1 MiB leaves room for more slots and nothing for a sparse file.
+    public static let maximumSize = 1024 * 1024
+
+    /// Reads `counters` in a run directory. Throws for a missing (`noCounters`), short, foreign
+    /// or oversized file, and for anything but a regular file (never opened blocking).
     public static func read(runDirectory: String) throws(MemdirError) -> Counters {
         let path = Scanner.join(runDirectory, "counters")
-        let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) }
-        guard fd >= 0 else {
-            if errno == ENOENT { throw .noCounters(path: runDirectory) }
-            throw .malformedRecord(path: path, reason: errnoText(errno).lowercasedFirst)
+        switch readBytes(path, limit: maximumSize) {
+        case .failure(ENOENT): throw .noCounters(path: runDirectory)
+        case .failure(let code): throw .malformedRecord(path: path, reason: errnoText(code).lowercasedFirst)
+        case .rejected(let why): throw .malformedRecord(path: path, reason: why)
+        case .success(let bytes): return try parse(bytes, path: path)
         }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, st.st_size >= 4096 else { throw .malformedRecord(path: path, reason: "truncated counters file") }
-        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-        var filled = 0
-        while filled < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { b in retryingEINTR { pread(fd, b.baseAddress! + filled, b.count - filled, off_t(filled)) } }
-            if n <= 0 { break }
-            filled += n
-        }
-        return try parse(Array(bytes[0..<filled]), path: path)
     }
 
     public static func parse(_ bytes: [UInt8], path: String) throws(MemdirError) -> Counters {
@@ -78,10 +75,19 @@ public enum CountersReader {
             for k in 0..<8 { v |= UInt64(bytes[index * 8 + k]) << (8 * k) }
             return v
         }
-        let slotCount = Int(word(headerWords.slotCount)), slotWords = Int(word(headerWords.slotWords))
-        let slotsOffset = Int(word(headerWords.slotsOffset)), buckets = Int(word(headerWords.buckets))
-        guard slotWords >= slot.histogram + buckets, slotsOffset % 8 == 0,
-              slotCount < 1 << 20, slotsOffset + slotCount * slotWords * 8 <= bytes.count else {
+        // The layout words are checked before any is used as a number: each must fit in the
+        // file (which is at most `maximumSize` bytes), so no product below can overflow.
+        let limit = UInt64(bytes.count)
+        let rawSlotCount = word(headerWords.slotCount), rawSlotWords = word(headerWords.slotWords)
+        let rawOffset = word(headerWords.slotsOffset), rawBuckets = word(headerWords.buckets)
+        guard rawSlotCount >= 1, rawSlotCount <= limit, rawSlotWords <= limit, rawOffset <= limit, rawBuckets <= 65,
+              rawOffset >= 8 * UInt64(headerWords.heapPeak + 1) else {
+            throw .malformedRecord(path: path, reason: "counters layout does not fit the file")
+        }
+        let slotCount = Int(rawSlotCount), slotWords = Int(rawSlotWords), slotsOffset = Int(rawOffset), buckets = Int(rawBuckets)
+        let (slotsBytes, overflow) = slotCount.multipliedReportingOverflow(by: slotWords * 8)
+        guard slotWords >= slot.histogram + buckets, slotsOffset % 8 == 0, !overflow,
+              slotsOffset + slotsBytes <= bytes.count else {
             throw .malformedRecord(path: path, reason: "counters layout does not fit the file")
         }
         var c = Counters(calls: Array(repeating: 0, count: counterEntryPoints.count), bytesRequested: 0,

@@ -6,17 +6,17 @@ public enum DiffFormatter {
     static func signed(_ n: Int64) -> String { n > 0 ? "+" + countText(n) : countText(n) }
 
     public static func text(_ d: SnapshotDiff) -> String {
-        var out = "diff over \(String(format3(d.seconds))) s (\(d.before.directory) -> \(d.after.directory))\n"
+        var out = "diff over \(String(format3(d.seconds))) s (\(d.before.directory.printable) -> \(d.after.directory.printable))\n"
         for p in d.processes {
             let state = p.state.map { " (\($0))" } ?? ""
-            out += "process \(p.pid.map(String.init) ?? p.name) \(p.exe ?? "?")\(state): "
+            out += "process \(p.pid.map(String.init) ?? p.name.printable) \((p.exe ?? "?").printable)\(state.printable): "
             out += "\(countText(p.after?.liveBytes ?? 0)) bytes in \(countText(p.after?.liveBlocks ?? 0)) blocks, "
             out += "\(signed(p.bytesGrowth)) bytes, \(signed(Int64(p.blocksGrowth))) blocks\n"
             if p.groups.isEmpty { out += "  no group changed\n"; continue }
             out += "  " + pad("bytes", 10, left: true) + pad("blocks", 9, left: true) + "  " + pad("before -> after", 24) + "location\n"
             for g in p.groups {
                 out += "  " + pad(signed(g.bytesGrowth), 10, left: true) + pad(signed(Int64(g.blocksGrowth)), 9, left: true) + "  "
-                    + pad("\(countText(g.bytesBefore)) -> \(countText(g.bytesAfter))", 24) + g.location + "\n"
+                    + pad("\(countText(g.bytesBefore)) -> \(countText(g.bytesAfter))", 24) + g.location.printable + "\n"
             }
         }
         return out
@@ -45,7 +45,7 @@ public enum DiffFormatter {
     }
 
     static func format3(_ v: Double) -> String {
-        let ms = Int((v * 1000).rounded())
+        let ms = Int(exactly: (v * 1000).rounded()) ?? 0   // snapshot times are checked to lie within 2^50 ms
         let frac = String(abs(ms) % 1000)
         return "\(ms < 0 ? "-" : "")\(abs(ms) / 1000)." + String(repeating: "0", count: 3 - frac.count) + frac
     }

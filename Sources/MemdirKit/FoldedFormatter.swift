@@ -1,7 +1,7 @@
 // FoldedFormatter.swift: Brendan Gregg's folded stacks, the input of flamegraph.pl, speedscope
 // and inferno: one line per distinct stack, frames outermost first joined by `;`, then a space
 // and the live bytes. Inlined functions are frames of their own; a `;` inside a frame name becomes
-// `:` (the tools split the count off at the last space, so spaces may stay). Run directories are not a frame: the lines of
+// `:` and control bytes `\xHH` (the tools split the count off at the last space, so spaces may stay). Run directories are not a frame: the lines of
 // several processes with the same stack add up in those tools, as they should.
 
 public struct FoldedFormatter: OutputFormatter {
@@ -28,8 +28,10 @@ public struct FoldedFormatter: OutputFormatter {
         return names
     }
 
+    /// Control bytes written as `\xHH` (`String.printable`: a newline cannot split a stack, ESC
+    /// cannot reach a terminal), then `;` as `:`.
     static func clean(_ name: String) -> String {
-        String(name.map { $0 == ";" ? ":" : ($0 == "\n" ? " " : $0) })
+        String(name.printable.map { $0 == ";" ? ":" : $0 })
     }
 
     public func format(_ report: Report) -> String {

@@ -40,7 +40,8 @@ public indirect enum JSONValue: Equatable {
             case "\n": out += "\\n"
             case "\t": out += "\\t"
             case "\r": out += "\\r"
-            case _ where u.value < 0x20: out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16)
+            // DEL and the C1 controls too: JSON allows them raw, a terminal acts on them.
+            case _ where u.value < 0x20 || (0x7f...0x9f).contains(u.value): out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16)
             default: out.unicodeScalars.append(u)
             }
         }
@@ -93,6 +94,7 @@ public struct JSONFormatter: OutputFormatter {
             ("exe", opt(p.process?.exe)),
             ("args", .array((p.process?.args ?? []).map { .string($0) })),
             ("status", p.status.map(status) ?? .null),
+            ("record_incomplete", .array(p.incompleteReasons.map { .string($0) })),   // why, when it is
             ("leak_check", .object([
                 ("classified", .bool(p.classification.checkSeq != nil)),
                 ("unclassified_reason", opt(p.unclassifiedReason)),

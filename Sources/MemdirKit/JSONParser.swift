@@ -12,12 +12,22 @@ public enum JSONParser {
         return v
     }
 
+    /// Arrays and objects nested deeper than this are refused: the parser recurses, and a file
+    /// of a million `[` must not overflow the stack. memdir writes at most 6 levels.
+    public static let maximumDepth = 64
+
     struct Cursor {
         var bytes: [UInt8]
         var i = 0
+        var depth = 0
 
         mutating func skipSpace() {
-            while i < bytes.count, [32, 9, 10, 13].contains(bytes[i]) { i += 1 }
+            while i < bytes.count {
+                switch bytes[i] {
+                case 32, 9, 10, 13: i += 1
+                default: return
+                }
+            }
         }
 
         mutating func expect(_ c: UInt8) throws(Failure) {
@@ -27,8 +37,8 @@ public enum JSONParser {
         }
 
         mutating func literal(_ word: String, _ v: JSONValue) throws(Failure) -> JSONValue {
-            let w = Array(word.utf8)
-            guard i + w.count <= bytes.count, Array(bytes[i..<i + w.count]) == w else { throw Failure(message: "bad literal at byte \(i)") }
+            let w = word.utf8
+            guard i + w.count <= bytes.count, bytes[i..<i + w.count].elementsEqual(w) else { throw Failure(message: "bad literal at byte \(i)") }
             i += w.count
             return v
         }
@@ -37,35 +47,11 @@ public enum JSONParser {
             skipSpace()
             guard i < bytes.count else { throw Failure(message: "unexpected end") }
             switch bytes[i] {
-            case UInt8(ascii: "{"):
-                i += 1
-                var pairs: [(String, JSONValue)] = []
-                skipSpace()
-                if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(pairs) }
-                while true {
-                    skipSpace()
-                    let key = try string()
-                    try expect(UInt8(ascii: ":"))
-                    pairs.append((key, try value()))
-                    skipSpace()
-                    guard i < bytes.count else { throw Failure(message: "unexpected end") }
-                    if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                    try expect(UInt8(ascii: "}"))
-                    return .object(pairs)
-                }
-            case UInt8(ascii: "["):
-                i += 1
-                var items: [JSONValue] = []
-                skipSpace()
-                if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
-                while true {
-                    items.append(try value())
-                    skipSpace()
-                    guard i < bytes.count else { throw Failure(message: "unexpected end") }
-                    if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                    try expect(UInt8(ascii: "]"))
-                    return .array(items)
-                }
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                guard depth < JSONParser.maximumDepth else { throw Failure(message: "nested deeper than \(JSONParser.maximumDepth) at byte \(i)") }
+                depth += 1
+                defer { depth -= 1 }
+                return bytes[i] == UInt8(ascii: "{") ? try object() : try array()
             case UInt8(ascii: "\""): return .string(try string())
             case UInt8(ascii: "t"): return try literal("true", .bool(true))
             case UInt8(ascii: "f"): return try literal("false", .bool(false))
@@ -78,6 +64,39 @@ public enum JSONParser {
                 if let n = Int64(text) { return .number(n) }
                 if let u = UInt64(text) { return .unsigned(u) }
                 throw Failure(message: "bad number at byte \(start)")
+            }
+        }
+
+        mutating func object() throws(Failure) -> JSONValue {
+            i += 1
+            var pairs: [(String, JSONValue)] = []
+            skipSpace()
+            if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(pairs) }
+            while true {
+                skipSpace()
+                let key = try string()
+                try expect(UInt8(ascii: ":"))
+                pairs.append((key, try value()))
+                skipSpace()
+                guard i < bytes.count else { throw Failure(message: "unexpected end") }
+                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+                try expect(UInt8(ascii: "}"))
+                return .object(pairs)
+            }
+        }
+
+        mutating func array() throws(Failure) -> JSONValue {
+            i += 1
+            var items: [JSONValue] = []
+            skipSpace()
+            if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
+            while true {
+                items.append(try value())
+                skipSpace()
+                guard i < bytes.count else { throw Failure(message: "unexpected end") }
+                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+                try expect(UInt8(ascii: "]"))
+                return .array(items)
             }
         }
 
@@ -123,6 +142,14 @@ extension JSONValue {
         switch self {
         case .number(let n): n
         case .unsigned(let u): Int64(exactly: u)
+        default: nil
+        }
+    }
+    /// A whole number that is not negative.
+    public var unsignedValue: UInt64? {
+        switch self {
+        case .number(let n): UInt64(exactly: n)
+        case .unsigned(let u): u
         default: nil
         }
     }

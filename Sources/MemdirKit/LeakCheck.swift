@@ -139,44 +139,100 @@ public struct LeakCheckRecord: Equatable, Sendable {
 }
 
 public enum LeakCheckParser {
-    /// A leak-check lists at most one line per live block, about 40 bytes each: 1 GiB is far
-    /// beyond any real heap's record and keeps a corrupt file from exhausting memory.
+    /// A leak-check lists at most one line per live block, about 32 bytes each (`lost
+    /// 0x55d0c0a2b2a0 definitely`): 1 GiB is far beyond any real heap's record (30 million lost
+    /// blocks). The file is streamed: memory is 9 bytes per lost block, never the file's size.
     public static let maximumSize = 1 << 30
+    /// The longest line the tracker writes: a `note` or `result` reason of at most a few hundred
+    /// bytes; a longer one (a sparse file of zeros is one endless line) is refused at once.
+    public static let maximumLine = 16 * 1024
 
     public static func parse(_ bytes: [UInt8], path: String) throws(MemdirError) -> LeakCheckRecord {
         if bytes.isEmpty { throw .malformedRecord(path: path, reason: "empty file") }
-        var record = LeakCheckRecord()
-        var seqSeen = false
-        var lineNumber = 0
+        var builder = Builder(path: path)
         var start = 0
         while start < bytes.count {
             var end = start
             while end < bytes.count && bytes[end] != UInt8(ascii: "\n") { end += 1 }
-            let line = bytes[start..<end]
-            defer { start = end + 1; lineNumber += 1 }
+            guard try builder.line(bytes[start..<end], terminated: end < bytes.count) else { break }
+            start = end + 1
+        }
+        return try builder.finish()
+    }
+
+    /// What reading a record file gave.
+    public enum ReadResult {
+        case record(LeakCheckRecord)
+        /// No such file.
+        case missing
+        /// Not a regular file, too large, or a read error: nothing was parsed.
+        case unreadable(MemdirError)
+        /// Read, and did not parse (or another format version).
+        case malformed(MemdirError)
+    }
+
+    /// Reads and parses a record file, streamed line by line.
+    public static func read(_ path: String) -> ReadResult {
+        var builder = Builder(path: path)
+        var empty = true
+        do throws(MemdirError) {
+            let outcome = try forEachLine(path, limit: maximumSize, maxLine: maximumLine) { (line, terminated) throws(MemdirError) -> Bool in
+                empty = false
+                return try builder.line(ArraySlice(line), terminated: terminated)
+            }
+            switch outcome {
+            case .failure(ENOENT): return .missing
+            case .failure(let code): return .unreadable(.malformedRecord(path: path, reason: errnoText(code).lowercasedFirst))
+            case .rejected(let why): return .unreadable(.malformedRecord(path: path, reason: why))
+            case .done: break
+            }
+            if empty { throw .malformedRecord(path: path, reason: "empty file") }
+            return .record(try builder.finish())
+        } catch {
+            return .malformed(error)
+        }
+    }
+
+    /// The record, line by line.
+    struct Builder {
+        let path: String
+        var record = LeakCheckRecord()
+        var seqSeen = false
+        var lineNumber = 0
+
+        /// Takes one line (without its newline); false once nothing more is to be read.
+        mutating func line(_ line: ArraySlice<UInt8>, terminated: Bool) throws(MemdirError) -> Bool {
+            defer { lineNumber += 1 }
             if lineNumber == 0 {
                 try checkHeader(line, path: path)
-                continue
+                return true
             }
-            if end == bytes.count { break }  // a last line without newline is cut short: no `end`
-            if line.isEmpty { continue }
+            if !terminated { return false }  // a last line without newline is cut short: no `end`
+            if line.isEmpty { return true }
+            let start = line.startIndex
             // The common line, one per lost block, parsed without making strings.
-            if line.starts(with: Self.lostPrefix), let gap = line[(start + 5)...].firstIndex(of: UInt8(ascii: " ")),
+            if line.starts(with: LeakCheckParser.lostPrefix), let gap = line[(start + 5)...].firstIndex(of: UInt8(ascii: " ")),
                let address = BlockParser.number(line[(start + 5)..<gap]) {
                 let word = line[(gap + 1)...]
-                if let kind = Self.kindWords.first(where: { word.elementsEqual($0.0) })?.1 {
+                if let kind = LeakCheckParser.kindWords.first(where: { word.elementsEqual($0.0) })?.1 {
                     record.lost.append(address, kind)
-                    continue
+                    return true
                 }
             }
             let space = line.firstIndex(of: UInt8(ascii: " ")) ?? line.endIndex
             let key = String(decoding: line[line.startIndex..<space], as: UTF8.self)
             let value = line[min(space + 1, line.endIndex)..<line.endIndex]
+            let number = lineNumber + 1
+            let path = self.path
             func bad(_ what: String) -> MemdirError {
-                .malformedRecord(path: path, reason: "line \(lineNumber + 1): \(what)")
+                .malformedRecord(path: path, reason: "line \(number): \(what)")
             }
             func numberValue() throws(MemdirError) -> UInt64 {
-                guard let n = BlockParser.number(value) else { throw bad("bad number for '\(key)'") }
+                guard let n = BlockParser.number(value) else { throw bad("bad number for '\(key.printable.prefix(40))'") }
+                return n
+            }
+            func count() throws(MemdirError) -> Int {
+                guard let n = Int(exactly: try numberValue()) else { throw bad("number out of range for '\(key)'") }
                 return n
             }
             switch key {
@@ -184,7 +240,7 @@ public enum LeakCheckParser {
                 // Well-formed lines were taken above: this one has a bad address or kind.
                 guard let gap = value.firstIndex(of: UInt8(ascii: " ")),
                       BlockParser.number(value[value.startIndex..<gap]) != nil else { throw bad("bad lost line") }
-                throw bad("unknown leak kind '\(String(decoding: value[(gap + 1)...], as: UTF8.self))'")
+                throw bad("unknown leak kind '\(String(decoding: value[(gap + 1)...].prefix(40), as: UTF8.self))'")
             case "result":
                 let text = String(decoding: value, as: UTF8.self)
                 let (word, reason) = keyValue(Substring(text))
@@ -192,26 +248,29 @@ public enum LeakCheckParser {
                 case "complete": record.result = .complete
                 case "skipped": record.result = .skipped(unescapeValue(reason))
                 case "failed": record.result = .failed(unescapeValue(reason))
-                default: throw bad("unknown result '\(word)'")
+                default: throw bad("unknown result '\(word.prefix(40))'")
                 }
             case "when": record.when = String(decoding: value, as: UTF8.self)
             case "seq": record.seq = try numberValue(); seqSeen = true
             case "ms": record.ms = try numberValue()
             case "duration-us": record.durationUs = try numberValue()
-            case "threads": record.threads = Int(try numberValue())
-            case "threads-scanned": record.threadsScanned = Int(try numberValue())
+            case "threads": record.threads = try count()
+            case "threads-scanned": record.threadsScanned = try count()
             case "blocks": record.blocks = try numberValue()
             case "note": record.notes.append(unescapeValue(Substring(String(decoding: value, as: UTF8.self))))
             case "end": record.ended = true
             default: break  // unknown keys are ignored
             }
-            if record.ended { break }
+            return !record.ended
         }
-        if record.ended && record.result == .complete && !seqSeen {
-            throw .malformedRecord(path: path, reason: "missing field 'seq'")
+
+        mutating func finish() throws(MemdirError) -> LeakCheckRecord {
+            if record.ended && record.result == .complete && !seqSeen {
+                throw .malformedRecord(path: path, reason: "missing field 'seq'")
+            }
+            record.lost.finish()
+            return record
         }
-        record.lost.finish()
-        return record
     }
 
     static let lostPrefix = Array("lost ".utf8)
@@ -224,35 +283,13 @@ public enum LeakCheckParser {
         guard text.hasPrefix("memtrack/") else { throw .malformedRecord(path: path, reason: "missing memtrack header") }
         let rest = text.dropFirst("memtrack/".count)
         let version = rest.prefix { $0 != " " }
-        guard version == supportedRecordVersion else { throw .unsupportedVersion(path: path, version: String(version)) }
+        guard version == supportedRecordVersion else { throw .unsupportedVersion(path: path, version: String(version.prefix(40))) }
         let kind = rest.dropFirst(version.count).drop { $0 == " " }
         guard kind == "leak-check" else {
-            throw .malformedRecord(path: path, reason: "expected a leak-check record, found '\(kind)'")
+            throw .malformedRecord(path: path, reason: "expected a leak-check record, found '\(kind.prefix(40))'")
         }
     }
 
-    /// Reads at most `maximumSize` bytes. A missing file is `.malformedRecord(..., "missing file")`.
-    static func readFile(_ path: String) -> Result<[UInt8], MemdirError> {
-        let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) }
-        guard fd >= 0 else {
-            let code = errno
-            return .failure(code == ENOENT ? .malformedRecord(path: path, reason: "missing file")
-                                           : .malformedRecord(path: path, reason: errnoText(code).lowercasedFirst))
-        }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { buf in retryingEINTR { read(fd, buf.baseAddress, buf.count) } }
-            if n < 0 { return .failure(.malformedRecord(path: path, reason: errnoText(errno).lowercasedFirst)) }
-            if n == 0 { break }
-            if bytes.count + n > maximumSize {
-                return .failure(.malformedRecord(path: path, reason: "larger than \(maximumSize) bytes"))
-            }
-            bytes.append(contentsOf: chunk[0..<n])
-        }
-        return .success(bytes)
-    }
 }
 
 /// The classify stage's lookup for one process: which kind a block has, or why it has none.
@@ -264,6 +301,11 @@ public struct Classification: Sendable {
     public var reason: String?
     /// The check's own notes (threads not stopped...).
     public var notes: [String]
+    /// Why the record is incomplete, when the leak-check record should be there and whole and
+    /// is not: missing after a normal exit (it could not be written), cut short, unreadable,
+    /// malformed, or a check that failed. nil when complete or legitimately absent (a crash,
+    /// exec, `_exit`, `MEM_LEAK_CHECK=0`, a process still running).
+    public var incomplete: String?
 
     public static let afterCheckReason = "allocated after the leak check"
 
@@ -283,14 +325,23 @@ public struct Classification: Sendable {
     /// From the parsed record, or from how the process ended when there is none.
     public static func make(record: LeakCheckRecord?, status: StatusRecord?) -> Classification {
         guard let record else {
-            return Classification(checkSeq: nil, reason: missingReason(status))
+            var c = Classification(checkSeq: nil, reason: missingReason(status))
+            // At a normal exit the tracker always writes one (`result skipped _exit` after
+            // _exit, `skipped disabled` with MEM_LEAK_CHECK=0): none means it could not.
+            if status?.state == "exit" { c.incomplete = "no leak-check record after a normal exit" }
+            return c
         }
         switch record.result {
         case .skipped(let why): return Classification(checkSeq: nil, reason: "leak check skipped: \(why)", notes: record.notes)
-        case .failed(let why): return Classification(checkSeq: nil, reason: "leak check failed: \(why)", notes: record.notes)
+        case .failed(let why):
+            var c = Classification(checkSeq: nil, reason: "leak check failed: \(why)", notes: record.notes)
+            c.incomplete = "leak check failed: \(why)"
+            return c
         case .complete:
             guard record.ended else {
-                return Classification(checkSeq: nil, reason: "leak-check record incomplete (no end line)", notes: record.notes)
+                var c = Classification(checkSeq: nil, reason: "leak-check record incomplete (no end line)", notes: record.notes)
+                c.incomplete = "leak-check record cut short (no end line)"
+                return c
             }
             return Classification(checkSeq: record.seq, lost: record.lost, reason: nil, notes: record.notes)
         }
@@ -303,7 +354,7 @@ public struct Classification: Sendable {
         case "signal": return "killed by " + (status.signalName ?? "signal \(status.signal.map(String.init) ?? "?")")
         case "exec": return "replaced by exec" + (status.execPath.map { " of \($0)" } ?? "")
         case "running": return "still running or killed (e.g. SIGKILL)"
-        case "exit": return "exit through _exit, or the leak check was disabled"
+        case "exit": return "no leak-check record (it could not be written)"
         default: return "no leak-check record (state \(status.state))"
         }
     }

@@ -5,6 +5,12 @@
 // function-name wrappers -> sort and keep the shown kinds. Formatters (TableFormatter,
 // JSONFormatter) only read these types.
 
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
 /// One stack entry: a return address, where it lies, and what it resolved to.
 public struct Frame: Equatable, Sendable {
     public var address: UInt64
@@ -104,8 +110,11 @@ public struct ProcessReport: Sendable {
         guard totals[.notClassified].blocks > 0 else { return nil }
         return classification.reason ?? Classification.afterCheckReason
     }
-    /// The tracker could not record everything (status counters), or left no status at all.
-    public var recordIncomplete: Bool { status.map { !$0.isComplete } ?? true }
+    /// Why this process's record is not the whole truth (empty when it is): see
+    /// `ReportBuilder.incompleteness`. A report never says "no leaks" over any of these.
+    public var incompleteReasons: [String] = []
+    /// The tracker could not record everything, or memdir could not read everything.
+    public var recordIncomplete: Bool { !incompleteReasons.isEmpty }
 }
 
 /// A count of blocks and their bytes.
@@ -296,6 +305,7 @@ public enum ReportBuilder {
                                        leaks: leaks, badFrees: badFrees, problems: scan.problems, problemCount: scan.problemCount,
                                        classification: scan.classification)
             (report.mappings, report.segments) = SharedMemory.reports(scan.sharedMemory) { frames($0, seq: $1, modules: scan.modules) }
+            report.incompleteReasons = incompleteness(scan)
             return report
         }
 
@@ -331,6 +341,33 @@ public enum ReportBuilder {
                       processes: processes, resolveFailures: failures, shownKinds: options.leaks.shownKinds,
                       suppressions: suppressions,
                       suppressionsWithoutSymbols: !options.resolve && suppressions.contains { $0.needsSymbols && !$0.builtIn })
+    }
+
+    /// Every reason the CLI can see that a process's record is incomplete: the tracker said so
+    /// (a `status` counter or its `error`: it warned), it left no final word (no `status`; a
+    /// `running` state whose process is gone: SIGKILL, or a status it could not rewrite), its
+    /// leak check is missing after a normal exit, cut short, failed or unreadable, or memdir
+    /// could not read some record.
+    static func incompleteness(_ scan: RunScan) -> [String] {
+        var reasons: [String] = []
+        if let status = scan.status {
+            if !status.isComplete {
+                reasons.append("\(status.unrecordedBlocks) live blocks not recorded, \(status.unremovedRecords) freed blocks not removed, "
+                               + "\(status.unrecordedEvents) bad frees not recorded")
+            }
+            if let error = status.error { reasons.append("the tracker warned: \(error)") }
+            if status.state == "running", let pid = scan.process?.pid, pid > 0, pid <= Int(Int32.max),
+               kill(pid_t(pid), 0) != 0, errno == ESRCH {
+                reasons.append("state running, but process \(pid) is gone: its final status was never written (SIGKILL, or no room or permission to write it)")
+            }
+        } else {
+            reasons.append("no status record")
+        }
+        if let why = scan.classification.incomplete { reasons.append(why) }
+        if scan.problemCount > 0 {
+            reasons.append("\(scan.problemCount) record file\(scan.problemCount == 1 ? "" : "s") could not be read")
+        }
+        return reasons
     }
 
     /// Takes the groups a suppression matches out of the report, counting them (the groups

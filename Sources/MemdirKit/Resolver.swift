@@ -90,6 +90,8 @@ public struct Addr2Line: Sendable {
     /// Returns nil plus addr2line's message when the tool failed for the whole file.
     public func symbolize(path: String, offsets: [UInt64]) -> (symbols: [UInt64: [Symbol]], failure: String?) {
         if offsets.isEmpty { return ([:], nil) }
+        // The path comes from a record: addr2line would block forever opening a FIFO.
+        guard isRegularFile(path) else { return ([:], "not a regular file") }
         let input = offsets.map { hex($0) }.joined(separator: "\n") + "\n"
         let result: SubprocessResult
         do {

@@ -149,21 +149,21 @@ public enum Scanner {
     static func classification(runDirectory path: String, name: String, status: StatusRecord?,
                                problems: inout [MemdirError]) -> Classification {
         let file = join(path, name)
-        switch LeakCheckParser.readFile(file) {
-        case .failure(let error):
-            if case .malformedRecord(_, "missing file") = error { return Classification.make(record: nil, status: status) }
+        switch LeakCheckParser.read(file) {
+        case .missing: return Classification.make(record: nil, status: status)
+        case .unreadable(let error):
             problems.append(error)
-            return Classification(checkSeq: nil, reason: "leak-check record unreadable")
-        case .success(let bytes):
-            do throws(MemdirError) {
-                return Classification.make(record: try LeakCheckParser.parse(bytes, path: file), status: status)
-            } catch {
-                problems.append(error)
-                if case .unsupportedVersion(_, let v) = error {
-                    return Classification(checkSeq: nil, reason: "leak-check format version \(v) not supported")
-                }
-                return Classification(checkSeq: nil, reason: "leak-check record malformed")
-            }
+            var c = Classification(checkSeq: nil, reason: "leak-check record unreadable")
+            c.incomplete = c.reason
+            return c
+        case .malformed(let error):
+            problems.append(error)
+            var c = Classification(checkSeq: nil, reason: "leak-check record malformed")
+            if case .unsupportedVersion(_, let v) = error { c.reason = "leak-check format version \(v) not supported" }
+            c.incomplete = c.reason
+            return c
+        case .record(let record):
+            return Classification.make(record: record, status: status)
         }
     }
 

@@ -34,12 +34,14 @@ public struct SnapshotProcess: Sendable {
     /// Sorted by bytes, largest first.
     public var groups: [SnapshotGroup]
 
-    public var liveBlocks: Int { groups.reduce(0) { $0 + $1.blocks } }
+    public var liveBlocks: Int { groups.reduce(0) { $0.addingReportingOverflow($1.blocks).overflow ? .max : $0 + $1.blocks } }
     public var liveBytes: UInt64 { groups.reduce(0) { $0 &+ $1.bytes } }
 }
 
 public struct Snapshot: Sendable {
     public static let schema = "memdir-snapshot/1"
+    /// The latest time a snapshot may carry (2^50 ms: year 37,000); later, or negative, is malformed.
+    public static let latestUnixMs: Int64 = 1 << 50
     public var directory: String
     public var takenUnixMs: Int
     public var grouping: GroupingMode
@@ -112,7 +114,7 @@ public struct Snapshot: Sendable {
     /// Reads a saved snapshot; `path` names it in errors (status 5 malformed, 6 other schema).
     public static func load(path: String) throws(MemdirError) -> Snapshot {
         let text: String
-        switch readTextFile(path, limit: FileLimit.userFile, followLinks: true) {
+        switch readTextFile(path, limit: FileLimit.jsonFile, followLinks: true) {
         case .failure(let code): throw .directoryUnreadable(path: path, reason: errnoText(code))
         case .rejected(let why): throw .malformedRecord(path: path, reason: why)
         case .success(let t): text = t
@@ -124,31 +126,37 @@ public struct Snapshot: Sendable {
         guard let schema = root["schema"]?.stringValue else { throw .malformedRecord(path: path, reason: "not a snapshot: no schema") }
         guard schema == Self.schema else { throw .unsupportedVersion(path: path, version: schema) }
         func bad(_ what: String) -> MemdirError { .malformedRecord(path: path, reason: "snapshot field \(what) missing or invalid") }
-        guard let taken = root["taken_unix_ms"]?.intValue, let groupingName = root["grouping"]?.stringValue,
+        // Times and counts are checked to lie in their range (a time between 1970 and year
+        // 37,000, counts not negative) so that no difference or sum of them can overflow.
+        func time(_ v: JSONValue?) -> Int? { v?.intValue.flatMap { (0...Self.latestUnixMs).contains($0) ? Int($0) : nil } }
+        func count(_ v: JSONValue?) -> Int64? { v?.intValue.flatMap { $0 >= 0 ? $0 : nil } }
+        guard let taken = time(root["taken_unix_ms"]), let groupingName = root["grouping"]?.stringValue,
               let grouping = GroupingMode(rawValue: groupingName), let list = root["processes"]?.arrayValue else { throw bad("taken_unix_ms/grouping/processes") }
         var processes: [SnapshotProcess] = []
         for p in list {
             guard let run = p["run_directory"]?.stringValue, let groups = p["groups"]?.arrayValue else { throw bad("run_directory/groups") }
             var parsed: [SnapshotGroup] = []
             for g in groups {
-                guard let key = g["key"]?.stringValue, let blocks = g["blocks"]?.intValue, let bytes = g["bytes"]?.intValue else { throw bad("key/blocks/bytes") }
+                guard let key = g["key"]?.stringValue, let blocks = count(g["blocks"]), let bytes = g["bytes"]?.unsignedValue else { throw bad("key/blocks/bytes") }
                 let stack = (g["stack"]?.arrayValue ?? []).map { f in
                     SnapshotFrame(address: f["address"]?.stringValue.flatMap(parseNumber) ?? 0, module: f["module"]?.stringValue,
                                   offset: f["offset"]?.stringValue.flatMap(parseNumber))
                 }
-                parsed.append(SnapshotGroup(key: key, blocks: Int(blocks), bytes: UInt64(max(0, bytes)),
-                                            oldestMs: UInt64(max(0, g["oldest_ms"]?.intValue ?? 0)), oldestSeq: UInt64(max(0, g["oldest_seq"]?.intValue ?? 0)),
-                                            stack: stack, attributedFrame: Int(g["attributed_frame"]?.intValue ?? 0)))
+                let attributed = g["attributed_frame"]?.intValue ?? 0
+                guard attributed >= 0, stack.isEmpty ? attributed == 0 : attributed < Int64(stack.count) else { throw bad("attributed_frame") }
+                parsed.append(SnapshotGroup(key: key, blocks: Int(blocks), bytes: bytes,
+                                            oldestMs: g["oldest_ms"]?.unsignedValue ?? 0, oldestSeq: g["oldest_seq"]?.unsignedValue ?? 0,
+                                            stack: stack, attributedFrame: Int(attributed)))
             }
             var counters: Counters?
             if let c = p["counters"], let current = c["heap_current"]?.intValue {
-                counters = Counters(calls: Array(repeating: 0, count: counterEntryPoints.count), bytesRequested: UInt64(max(0, c["bytes_requested"]?.intValue ?? 0)),
+                counters = Counters(calls: Array(repeating: 0, count: counterEntryPoints.count), bytesRequested: c["bytes_requested"]?.unsignedValue ?? 0,
                                     heapCurrent: current, liveBlocks: c["live_blocks"]?.intValue ?? 0,
                                     heapPeak: c["heap_peak"]?.intValue ?? current, peakTolerance: 0, histogram: [], threads: 0)
             }
             processes.append(SnapshotProcess(runDirectory: run, name: p["name"]?.stringValue ?? baseName(run),
                                              pid: p["pid"]?.intValue.map { Int($0) }, exe: p["exe"]?.stringValue,
-                                             startUnixMs: p["start_unix_ms"]?.intValue.map { Int($0) },
+                                             startUnixMs: time(p["start_unix_ms"]),
                                              state: p["state"]?.stringValue, counters: counters, groups: parsed))
         }
         return Snapshot(directory: root["directory"]?.stringValue ?? path, takenUnixMs: Int(taken), grouping: grouping, processes: processes)

@@ -9,7 +9,7 @@ public struct GroupChange: Sendable {
     public var blocksBefore: Int, blocksAfter: Int
     public var bytesBefore: UInt64, bytesAfter: UInt64
     public var bytesGrowth: Int64 { Int64(bitPattern: bytesAfter &- bytesBefore) }
-    public var blocksGrowth: Int { blocksAfter - blocksBefore }
+    public var blocksGrowth: Int { blocksAfter.subtractingReportingOverflow(blocksBefore).partialValue }
 }
 
 public struct ProcessChange: Sendable {
@@ -22,14 +22,14 @@ public struct ProcessChange: Sendable {
     /// Groups whose blocks or bytes changed, largest growth first, shrinking ones last.
     public var groups: [GroupChange]
     public var bytesGrowth: Int64 { Int64(bitPattern: (after?.liveBytes ?? 0) &- (before?.liveBytes ?? 0)) }
-    public var blocksGrowth: Int { (after?.liveBlocks ?? 0) - (before?.liveBlocks ?? 0) }
+    public var blocksGrowth: Int { (after?.liveBlocks ?? 0).subtractingReportingOverflow(before?.liveBlocks ?? 0).partialValue }
 }
 
 public struct SnapshotDiff: Sendable {
     public var before: Snapshot
     public var after: Snapshot
     public var processes: [ProcessChange]
-    public var seconds: Double { Double(after.takenUnixMs - before.takenUnixMs) / 1000 }
+    public var seconds: Double { (Double(after.takenUnixMs) - Double(before.takenUnixMs)) / 1000 }
 
     public static func compare(_ a: Snapshot, _ b: Snapshot, addr2line: Addr2Line?, rules: WrapperRules) -> SnapshotDiff {
         var names: [String] = []

@@ -9,21 +9,22 @@ public enum StatsFormatter {
         for (n, p) in stats.enumerated() {
             let c = p.counters
             if n > 0 { out += "\n" }
-            out += p.title + "\n"
+            out += p.title.printable + "\n"
             out += "  heap: \(countText(c.heapCurrent)) bytes in \(countText(c.liveBlocks)) live blocks; peak \(countText(c.heapPeak)) bytes (usable sizes)\n"
-            out += "  total: \(countText(c.allocations)) allocations, \(countText(c.bytesRequested)) bytes requested; \(countText(c.calls[9] &+ c.calls[10])) frees; \(countText(c.threads)) threads\n"
+            out += "  total: \(countText(c.allocations)) allocations, \(countText(c.bytesRequested)) bytes requested; \(countText(c.frees)) frees; \(countText(c.threads)) threads\n"
             out += "    entry point          calls\n"
             for (i, name) in counterEntryPoints.enumerated() where c.calls[i] > 0 {
                 out += "    " + pad(name, 15) + leftPad(countText(c.calls[i]), 11) + "\n"
             }
             out += "  size histogram (requested bytes):\n"
-            let total = max(c.histogram.reduce(0, +), 1)
+            // Shares and bar lengths in floating point: counts read from a file may be any word.
+            let total = max(Double(c.histogram.reduce(0) { $0 &+ $1 }), 1)
             let largest = max(c.histogram.max() ?? 1, 1)
             for (b, count) in c.histogram.enumerated() where count > 0 {
                 let r = Counters.bucketRange(b)
-                let bar = String(repeating: "=", count: max(1, Int(count * 50 / largest)))
+                let bar = String(repeating: "=", count: max(1, min(50, Int(Double(count) * 50 / Double(largest)))))
                 out += "    " + leftPad(countText(r.lowerBound), 10) + "-" + pad(countText(r.upperBound), 11)
-                    + leftPad(countText(count), 10) + leftPad(String(count * 100 / total) + "%", 5) + " " + bar + "\n"
+                    + leftPad(countText(count), 10) + leftPad(String(Int(min(100, Double(count) * 100 / total))) + "%", 5) + " " + bar + "\n"
             }
         }
         return out

@@ -57,10 +57,16 @@ public struct SymbolTable: Sendable {
     /// Calls `body(start, end)` for each sized function symbol (only those called `name` when
     /// given) of .symtab and .dynsym; false when the file is not an ELF64 little-endian file.
     static func forEachFunction(path: String, named name: String?, _ body: (UInt64, UInt64) -> Void) -> Bool {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // A module path comes from a record: never block on a FIFO planted under its name, and
+        // read only what lies inside the regular file.
+        let fd = retryingEINTR { open(path, readFlags(followLinks: true)) }
         if fd < 0 { return false }
         defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return false }
+        let fileSize = UInt64(max(0, st.st_size))
         func bytes(_ offset: UInt64, _ count: Int) -> [UInt8]? {
+            guard count >= 0, offset <= fileSize, UInt64(count) <= fileSize - offset else { return nil }
             var buffer = [UInt8](repeating: 0, count: count)
             var done = 0
             while done < count {
@@ -106,7 +112,7 @@ public struct SymbolTable: Sendable {
                     let at = Int(integer(table, at, 4))
                     guard at + wanted.count <= strings.count, strings[at..<(at + wanted.count)].elementsEqual(wanted) else { continue }
                 }
-                body(value, value + length)
+                body(value, value.addingReportingOverflow(length).overflow ? .max : value + length)
             }
         }
         return true

@@ -78,6 +78,9 @@ func entryKind(dir: OpaquePointer, entry: UnsafeMutablePointer<dirent>) -> Entry
 /// refused (`rejected`): not a regular file, or larger than `limit` bytes.
 enum FileRead { case success(String), failure(Int32), rejected(String) }
 
+/// The same for bytes.
+enum BytesRead { case success([UInt8]), failure(Int32), rejected(String) }
+
 /// Opens a record file without hanging and without following a symbolic link: O_NONBLOCK, so a
 /// FIFO planted under a record's name cannot stall the reader, then fstat: anything but a
 /// regular file, or a file larger than `limit`, is refused before a byte is read.
@@ -91,18 +94,26 @@ func openRecordFile(_ open: () -> Int32, limit: Int) -> (fd: Int32, refusal: Str
     return (fd, nil, 0)
 }
 
+/// The open flags of every file memdir reads: never blocks (a FIFO), never a controlling
+/// terminal, and follows no symbolic link unless asked (a file the user names may be one).
+func readFlags(followLinks: Bool) -> Int32 {
+    O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (followLinks ? 0 : O_NOFOLLOW)
+}
+
 /// Sizes for files that are not records: what a user hands memdir (suppressions, snapshots,
 /// watch histories), the tracker's answers, and /proc files.
 enum FileLimit {
     static let userFile = 256 * 1024 * 1024
+    /// A saved snapshot or a watch history is parsed whole into a JSON tree (about 10 times
+    /// its size in memory): 64 MiB holds a million groups of a frame each.
+    static let jsonFile = 64 * 1024 * 1024
     static let procFile = 16 * 1024 * 1024
 }
 
-/// `followLinks`: for files the user names (a suppressions file may well be a symlink); records
-/// are never followed.
-func readTextFile(_ path: String, limit: Int, followLinks: Bool = false) -> FileRead {
-    let flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | (followLinks ? 0 : O_NOFOLLOW)
-    let opened = openRecordFile({ open(path, flags) }, limit: limit)
+/// Reads at most `limit` bytes of a regular file (see `openRecordFile`), in 64 KiB reads: a
+/// file that grows past the limit while it is read is refused, never read further.
+func readBytes(_ path: String, limit: Int, followLinks: Bool = false) -> BytesRead {
+    let opened = openRecordFile({ open(path, readFlags(followLinks: followLinks)) }, limit: limit)
     if let refusal = opened.refusal { return .rejected(refusal) }
     guard opened.fd >= 0 else { return .failure(opened.errno) }
     let fd = opened.fd
@@ -115,15 +126,74 @@ func readTextFile(_ path: String, limit: Int, followLinks: Bool = false) -> File
         }
         if n < 0 { return .failure(errno) }
         if n == 0 { break }
+        if bytes.count + n > limit { return .rejected("record too large (more than \(limit) bytes)") }   // it grew
         bytes.append(contentsOf: chunk[0..<n])
-        if bytes.count > limit { return .rejected("record too large (more than \(limit) bytes)") }   // it grew
     }
-    return .success(String(decoding: bytes, as: UTF8.self))
+    return .success(bytes)
+}
+
+/// `followLinks`: for files the user names (a suppressions file may well be a symlink); records
+/// are never followed.
+func readTextFile(_ path: String, limit: Int, followLinks: Bool = false) -> FileRead {
+    switch readBytes(path, limit: limit, followLinks: followLinks) {
+    case .success(let bytes): return .success(String(decoding: bytes, as: UTF8.self))
+    case .failure(let code): return .failure(code)
+    case .rejected(let why): return .rejected(why)
+    }
+}
+
+/// Streams a line-oriented record: `body` gets each line (without its newline) and whether a
+/// newline ended it (only the last line may lack one: a write cut short); it returns false to
+/// stop. Memory stays at one 64 KiB buffer plus one line: a line longer than `maxLine` bytes
+/// is refused at once (a sparse file of zeros is one endless line), as is a file over `limit`.
+enum LineRead { case done, failure(Int32), rejected(String) }
+
+func forEachLine(_ path: String, limit: Int, maxLine: Int,
+                 _ body: (UnsafeRawBufferPointer, _ terminated: Bool) throws(MemdirError) -> Bool) throws(MemdirError) -> LineRead {
+    let opened = openRecordFile({ open(path, readFlags(followLinks: false)) }, limit: limit)
+    if let refusal = opened.refusal { return .rejected(refusal) }
+    guard opened.fd >= 0 else { return .failure(opened.errno) }
+    let fd = opened.fd
+    defer { close(fd) }
+    let chunkSize = 65536
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize + maxLine + 1, alignment: 16)
+    defer { buffer.deallocate() }
+    var kept = 0          // bytes of an unfinished line at the start of the buffer
+    var total = 0
+    while true {
+        let n = retryingEINTR { read(fd, buffer.baseAddress! + kept, chunkSize) }
+        if n < 0 { return .failure(errno) }
+        total += n
+        if total > limit { return .rejected("record too large (more than \(limit) bytes)") }
+        let end = kept + n
+        if n == 0 {
+            if kept > 0 { _ = try body(UnsafeRawBufferPointer(rebasing: buffer[0..<kept]), false) }
+            return .done
+        }
+        var start = 0
+        var i = kept
+        while i < end {
+            if buffer[i] == 10 {
+                guard try body(UnsafeRawBufferPointer(rebasing: buffer[start..<i]), true) else { return .done }
+                start = i + 1
+            }
+            i += 1
+        }
+        kept = end - start
+        if kept > maxLine { return .rejected("line longer than \(maxLine) bytes") }
+        if kept > 0 && start > 0 { memmove(buffer.baseAddress!, buffer.baseAddress! + start, kept) }
+    }
 }
 
 func fileExists(_ path: String) -> Bool {
     var st = stat()
     return stat(path, &st) == 0
+}
+
+/// A regular file, after following links (module paths may well be symlinks).
+func isRegularFile(_ path: String) -> Bool {
+    var st = stat()
+    return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
 }
 
 func isDirectory(_ path: String) -> Bool {

@@ -76,7 +76,7 @@ public struct TableFormatter: OutputFormatter {
         let unclassified = t[.notClassified]
         if unclassified.blocks > 0 {
             out += indent + label("not classified") + "\(grouped(unclassified.bytes)) bytes in \(grouped(unclassified.blocks)) blocks"
-                + (unclassifiedReason.map { " (\($0))" } ?? "") + "\n"
+                + (unclassifiedReason.map { " (\($0.printable))" } ?? "") + "\n"
         }
         return out
     }
@@ -137,6 +137,10 @@ public struct TableFormatter: OutputFormatter {
                 + "\(grouped(st.unrecordedEvents)) bad free\(s(st.unrecordedEvents)) not recorded"
                 + (st.error.map { ": \($0.printable)" } ?? "") + "\n"
         }
+        // The other reasons (the counters' one, first in the list, has the line above).
+        for reason in p.incompleteReasons.dropFirst(p.status.map { $0.isComplete ? 0 : 1 } ?? 0) {
+            out += "  warning: record incomplete: \(reason.printable)\n"
+        }
         if p.status?.state == "running" {
             out += "  note: state running: the process is still running or was killed (e.g. SIGKILL); "
                 + "the last settle window may be missing\n"
@@ -144,7 +148,7 @@ public struct TableFormatter: OutputFormatter {
         if p.problemCount > 0 {
             out += "  " + palette.warning("warning:") + " \(grouped(p.problemCount)) record\(s(p.problemCount)) could not be read (see errors)\n"
         }
-        for note in p.classification.notes { out += "  note: leak check: \(note)\n" }
+        for note in p.classification.notes { out += "  note: leak check: \(note.printable)\n" }
         out += "  leak summary:\n" + leakSummary(p.totals, unclassifiedReason: p.unclassifiedReason, indent: "  ")
         if p.suppressedBadFrees > 0 { out += "  " + label("suppressed bad frees") + "\(grouped(p.suppressedBadFrees))\n" }
         return out

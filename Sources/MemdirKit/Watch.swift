@@ -50,8 +50,9 @@ public final class ProcessWatch {
                             state: ProcessStats.readStatus(runDirectory)?.state, timeUnixMs: now, counters: counters)
         if let counters, let previous, now > previous.time {
             let seconds = Double(now - previous.time) / 1000
-            s.allocationsPerSecond = Double(counters.allocations &- previous.counters.allocations) / seconds
-            s.heapGrowthPerSecond = Double(counters.heapCurrent - previous.counters.heapCurrent) / seconds
+            // In floating point: the counters are words read from a file, any difference may overflow.
+            s.allocationsPerSecond = (Double(counters.allocations) - Double(previous.counters.allocations)) / seconds
+            s.heapGrowthPerSecond = (Double(counters.heapCurrent) - Double(previous.counters.heapCurrent)) / seconds
         }
         if let counters { previous = (now, counters) }
         return s

@@ -12,7 +12,7 @@ public enum WatchFormatter {
 
     /// "21:40:01" (UTC) for a unix time in ms.
     static func clock(_ unixMs: Int) -> String {
-        var t = time_t(unixMs / 1000)
+        var t = time_t(unixMs / 1000)   // a time_t is an Int: no conversion can trap
         var parts = tm()
         gmtime_r(&t, &parts)
         func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
@@ -20,25 +20,33 @@ public enum WatchFormatter {
     }
 
     static func rate(_ v: Double?) -> String {
-        guard let v else { return "-" }
-        let r = Int64(v.rounded())
+        guard let r = whole(v) else { return "-" }
         return r > 0 ? "+\(r)" : "\(r)"
+    }
+
+    /// A rate as a whole number, clamped to Int64 (a rate from hostile counters may be any
+    /// Double); nil when there is none.
+    static func whole(_ v: Double?) -> Int64? {
+        guard let v, !v.isNaN else { return nil }
+        if v >= 9.2e18 { return .max }
+        if v <= -9.2e18 { return .min }
+        return Int64(v.rounded())
     }
 
     /// One line: `21:40:01 pid 4242 heap 11320 B in 31 blocks, peak 11320 B, +2000 B/s, 120 allocs/s (running)`.
     public static func line(_ s: WatchSample) -> String {
-        var out = "\(clock(s.timeUnixMs)) pid \(s.pid.map(String.init) ?? baseName(s.runDirectory))"
+        var out = "\(clock(s.timeUnixMs)) pid \(s.pid.map(String.init) ?? baseName(s.runDirectory).printable)"
         if let c = s.counters {
             out += " heap \(c.heapCurrent) B in \(c.liveBlocks) blocks, peak \(c.heapPeak) B, \(rate(s.heapGrowthPerSecond)) B/s, "
-            out += "\(s.allocationsPerSecond.map { String(Int64($0.rounded())) } ?? "-") allocs/s"
+            out += "\(whole(s.allocationsPerSecond).map { String($0) } ?? "-") allocs/s"
         } else {
             out += " no counters"
         }
-        return out + " (\(s.state ?? "no status"))\n"
+        return out + " (\((s.state ?? "no status").printable))\n"
     }
 
     public static func jsonLine(_ s: WatchSample) -> String {
-        func number(_ v: Double?) -> JSONValue { v.map { .number(Int64($0.rounded())) } ?? .null }
+        func number(_ v: Double?) -> JSONValue { whole(v).map { .number($0) } ?? .null }
         var pairs: [(String, JSONValue)] = [
             ("schema", .string(schema)), ("time_unix_ms", .number(Int64(s.timeUnixMs))),
             ("run_directory", .string(s.runDirectory)), ("pid", s.pid.map { .number(Int64($0)) } ?? .null),
@@ -76,17 +84,17 @@ public enum WatchFormatter {
         var lines = [title + String(repeating: " ", count: max(1, width - title.count - time.count)) + time]
         for s in samples {
             lines.append("")
-            lines.append("pid \(s.pid.map(String.init) ?? baseName(s.runDirectory)) \(s.exe ?? "?") (\(s.state ?? "no status"))")
+            lines.append("pid \(s.pid.map(String.init) ?? baseName(s.runDirectory).printable) \((s.exe ?? "?").printable) (\((s.state ?? "no status").printable))")
             if let c = s.counters {
                 lines.append("  heap \(c.heapCurrent) B in \(c.liveBlocks) blocks   peak \(c.heapPeak) B   \(rate(s.heapGrowthPerSecond)) B/s   "
-                             + "\(s.allocationsPerSecond.map { String(Int64($0.rounded())) } ?? "-") allocs/s")
+                             + "\(whole(s.allocationsPerSecond).map { String($0) } ?? "-") allocs/s")
             }
             let top = groups[s.runDirectory] ?? []
             if !top.isEmpty {
                 lines.append("  " + pad("bytes", 12) + pad("blocks", 9) + pad("since start", 13) + pad("last", 11) + "  location")
                 for g in top {
                     lines.append("  " + pad(String(g.bytes), 12) + pad(String(g.blocks), 9) + pad(signed(g.growthSinceStart), 13)
-                                 + pad(signed(g.growthSinceLast), 11) + "  " + g.location)
+                                 + pad(signed(g.growthSinceLast), 11) + "  " + g.location.printable)
                 }
             }
         }

@@ -91,6 +91,7 @@ import Testing
     @Test func singleRunDirectoryAndCleanRun() throws {
         let t = TempDir(); defer { t.remove() }
         let run = t.run("7")
+        t.leakCheck("7", seq: 0, lost: [])   // a normal exit without one is an incomplete record
         let r = try report(run, .frame)
         #expect(r.processes.count == 1 && r.isClean)
         let c = Captured()

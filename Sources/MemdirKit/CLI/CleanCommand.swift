@@ -91,7 +91,7 @@ public struct CleanCommand: Command {
             // Made by a memdir older than the marker: every entry must be a tracker run directory.
             guard !runs.isEmpty, runs.allSatisfy({ $0.kind == .directory && isTrackerRun(path + "/" + $0.name) }) else { return .notOurs }
         }
-        if let marker, let text = try? readSmallText(path + "/" + marker.name),
+        if let marker, let text = readSmallText(path + "/" + marker.name),
            let pid = Int32(text.split(separator: " ").last?.split(separator: "\n").first ?? ""), isAlive(pid) {
             return .inUse("memdir (pid \(pid)) is still running")
         }
@@ -109,22 +109,16 @@ public struct CleanCommand: Command {
     }
 
     static func isTrackerRun(_ path: String) -> Bool {
-        guard let text = try? readSmallText(path + "/process") else { return false }
+        guard let text = readSmallText(path + "/process") else { return false }
         return text.hasPrefix("memtrack/")
     }
 
     static func isAlive(_ pid: Int32) -> Bool { pid > 0 && (kill(pid, 0) == 0 || errno == EPERM) }
 
-    /// The first 4 KiB of a regular file, not following links and never blocking on a FIFO.
-    static func readSmallText(_ path: String) throws(MemdirError) -> String {
-        let fd = retryingEINTR { open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }
-        guard fd >= 0 else { throw .system(call: "open", path: path, reason: errnoText(errno)) }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { throw .system(call: "open", path: path, reason: "not a regular file") }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, 4096) }
-        guard n >= 0 else { throw .system(call: "read", path: path, reason: errnoText(errno)) }
-        return String(decoding: buffer[0..<n], as: UTF8.self)
+    /// A small regular file's text (the marker, a process record), never following a link nor
+    /// blocking on a FIFO; nil when it is anything else.
+    static func readSmallText(_ path: String) -> String? {
+        if case .success(let text) = readTextFile(path, limit: 4096) { return text }
+        return nil
     }
 }

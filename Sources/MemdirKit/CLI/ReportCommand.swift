@@ -102,11 +102,17 @@ public struct ReportCommand: Command {
 /// Reads the JSON lines `memdir watch --json` writes back into samples (for the chart).
 public enum WatchHistory {
     public static func load(path: String) throws(MemdirError) -> [WatchSample] {
-        guard case .success(let text) = readTextFile(path, limit: FileLimit.userFile, followLinks: true) else { throw .directoryUnreadable(path: path, reason: "cannot read the history file") }
+        let text: String
+        switch readTextFile(path, limit: FileLimit.jsonFile, followLinks: true) {
+        case .success(let t): text = t
+        case .failure(let code): throw .directoryUnreadable(path: path, reason: "cannot read the history file: \(errnoText(code).lowercasedFirst)")
+        case .rejected(let why): throw .malformedRecord(path: path, reason: why)
+        }
         var samples: [WatchSample] = []
-        for (n, line) in text.split(separator: "\n").enumerated() {
+        // Lines split on bytes (not Characters: a history may hold many megabytes).
+        for (n, line) in text.utf8.split(separator: 10).enumerated() {
             let v: JSONValue
-            do throws(JSONParser.Failure) { v = try JSONParser.parse(String(line)) } catch {
+            do throws(JSONParser.Failure) { v = try JSONParser.parse(String(decoding: line, as: UTF8.self)) } catch {
                 // A pretty-printed memdir file (a snapshot, a report) is one JSON document.
                 if n == 0, let schema = FileKinds.schema(ofJSON: text) {
                     throw FileKinds.explain(.unsupportedVersion(path: path, version: schema), expected: FileKinds.history, hint: FileKinds.historyHint)
@@ -115,14 +121,16 @@ public enum WatchHistory {
             }
             guard let schema = v["schema"]?.stringValue else { throw .malformedRecord(path: path, reason: "line \(n + 1): no schema") }
             guard schema == WatchFormatter.schema else {
-                throw FileKinds.explain(.unsupportedVersion(path: path, version: schema), expected: FileKinds.history, hint: FileKinds.historyHint)
+                throw FileKinds.explain(.unsupportedVersion(path: path, version: String(schema.prefix(40))), expected: FileKinds.history, hint: FileKinds.historyHint)
             }
-            guard let time = v["time_unix_ms"]?.intValue, let run = v["run_directory"]?.stringValue else {
+            // A time between 1970 and year 37,000 (as snapshots): the chart subtracts times.
+            guard let time = v["time_unix_ms"]?.intValue, (0...Snapshot.latestUnixMs).contains(time),
+                  let run = v["run_directory"]?.stringValue else {
                 throw .malformedRecord(path: path, reason: "line \(n + 1): time_unix_ms or run_directory missing")
             }
             let groups = v["groups"]?.arrayValue?.map { g in
                 WatchGroup(key: g["key"]?.stringValue ?? "?", location: g["location"]?.stringValue ?? "?",
-                           blocks: Int(g["blocks"]?.intValue ?? 0), bytes: UInt64(max(0, g["bytes"]?.intValue ?? 0)),
+                           blocks: Int(max(0, g["blocks"]?.intValue ?? 0)), bytes: g["bytes"]?.unsignedValue ?? 0,
                            growthSinceStart: g["growth_since_start"]?.intValue ?? 0, growthSinceLast: g["growth_last"]?.intValue ?? 0)
             }
             // The totals, where the line has them (null without a counters file).

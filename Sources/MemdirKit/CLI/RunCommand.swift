@@ -235,7 +235,7 @@ public struct RunCommand: Command {
         let unclassified = report.totals[.notClassified]
         if unclassified.blocks > 0 {
             console.err("memdir: note: \(countText(unclassified.blocks)) block\(unclassified.blocks == 1 ? "" : "s") not classified "
-                + "(\(report.processes.compactMap(\.unclassifiedReason).uniqued.joined(separator: "; "))): not counted as lost\n")
+                + "(\(report.processes.compactMap(\.unclassifiedReason).uniqued.joined(separator: "; ").printable)): not counted as lost\n")
         }
         guard report.gateFails(kinds: errorKinds) else { return programStatus }
         var why: [String] = []

@@ -21,9 +21,13 @@ public struct StatsCommand: Command {
     }
 
     public func run(_ console: Console) throws(MemdirError) -> Int32 {
-        let stats = try ProcessStats.load(directory: directory)
+        let (stats, problems) = try ProcessStats.load(directory: directory)
         console.out(json ? StatsFormatter.json(stats, directory: directory) : StatsFormatter.text(stats))
-        return 0
+        // The valid processes are printed first; each unreadable counters file is one error,
+        // and the status is the worst of them (6 over 5), as `list` does for records.
+        for problem in problems { console.error(problem.description) }
+        let worst = problems.first { if case .unsupportedVersion = $0 { true } else { false } } ?? problems.first
+        return worst?.exitStatus ?? 0
     }
 }
 
@@ -34,10 +38,13 @@ public struct ProcessStats: Sendable {
     public var status: StatusRecord?
     public var counters: Counters
 
-    /// Every run directory under `directory` that has a counters file; throws `noCounters` when none has.
-    public static func load(directory: String) throws(MemdirError) -> [ProcessStats] {
+    /// Every run directory under `directory` that has a readable counters file, and the problems
+    /// of those whose file is unreadable or malformed (one bad file hides no other process);
+    /// throws `noCounters` when no run directory has one at all.
+    public static func load(directory: String) throws(MemdirError) -> (stats: [ProcessStats], problems: [MemdirError]) {
         let runs = try Scanner.runDirectories(in: directory)
         var result: [ProcessStats] = []
+        var problems: [MemdirError] = []
         var firstError: MemdirError?
         for run in runs {
             do throws(MemdirError) {
@@ -45,11 +52,11 @@ public struct ProcessStats: Sendable {
                 result.append(ProcessStats(directory: run, process: readProcess(run), status: readStatus(run), counters: counters))
             } catch {
                 if case .noCounters = error { if firstError == nil { firstError = error }; continue }
-                throw error
+                problems.append(error)
             }
         }
-        if result.isEmpty, let firstError { throw firstError }
-        return result
+        if result.isEmpty && problems.isEmpty, let firstError { throw firstError }
+        return (result, problems)
     }
 
     static func readProcess(_ run: String) -> ProcessRecord? {

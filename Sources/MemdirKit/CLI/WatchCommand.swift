@@ -9,8 +9,21 @@
 @preconcurrency import Musl
 #endif
 
-/// Set by the SIGINT/SIGTERM handler; the loop ends at its next wake.
+/// Set by the SIGINT/SIGTERM handler (to the signal); the loop ends at its next wake. If it
+/// does not end within 2 s (a rescan of a huge directory), SIGALRM ends the process, as does a
+/// second signal: the terminal is restored from `watchTerminal` first (async-signal-safe calls).
 nonisolated(unsafe) private var watchInterrupted: sig_atomic_t = 0
+nonisolated(unsafe) private var watchTerminal = termios()
+nonisolated(unsafe) private var watchTerminalSaved: sig_atomic_t = 0
+
+private func watchLeave(_ signal: Int32) -> Never {
+    if watchTerminalSaved != 0 {
+        tcsetattr(0, TCSANOW, &watchTerminal)
+        let show: [UInt8] = [0x1b, 0x5b, 0x3f, 0x32, 0x35, 0x68, 0x0a]   // ESC [ ? 25 h, newline
+        _ = show.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+    }
+    _exit(128 + signal)
+}
 
 public struct WatchCommand: Command {
     public static let name = "watch"
@@ -62,9 +75,17 @@ public struct WatchCommand: Command {
         let keyboard = screen ? TerminalKeys() : nil
         defer { keyboard?.restore() }
         watchInterrupted = 0
-        let oldInt = signal(SIGINT) { _ in watchInterrupted = 1 }
-        let oldTerm = signal(SIGTERM) { _ in watchInterrupted = 1 }
-        defer { signal(SIGINT, oldInt); signal(SIGTERM, oldTerm) }
+        if let keyboard, keyboard.isActive { watchTerminal = keyboard.saved; watchTerminalSaved = 1 }
+        let oldInt = signal(SIGINT) { sig in if watchInterrupted != 0 { watchLeave(sig) }; watchInterrupted = sig; alarm(2) }
+        let oldTerm = signal(SIGTERM) { sig in if watchInterrupted != 0 { watchLeave(sig) }; watchInterrupted = sig; alarm(2) }
+        let oldAlarm = signal(SIGALRM) { _ in watchLeave(watchInterrupted) }
+        // A parent may have started watch with these blocked (a child inherits the mask; test
+        // runners' threads often block everything): watch handles them, so it takes them.
+        var handled = sigset_t()
+        sigemptyset(&handled)
+        for s in [SIGINT, SIGTERM, SIGALRM] { sigaddset(&handled, s) }
+        pthread_sigmask(SIG_UNBLOCK, &handled, nil)
+        defer { alarm(0); signal(SIGINT, oldInt); signal(SIGTERM, oldTerm); signal(SIGALRM, oldAlarm); watchTerminalSaved = 0 }
 
         var groups: [String: [WatchGroup]] = [:]
         var samplesTaken = 0
@@ -75,6 +96,7 @@ public struct WatchCommand: Command {
         defer { if screen { console.out("\u{1B}[?25h") } }
         while watchInterrupted == 0 {
             var samples = watches.map { $0.sample() }
+            if watchInterrupted != 0 { break }
             let now = samples.first?.timeUnixMs ?? BlockAge.nowUnixMs()
             // Rescan on the first sample, then every `rescan` samples, but never sooner than
             // 24 times the CPU time the last rescan took (on all cores): a directory of a
@@ -83,7 +105,7 @@ public struct WatchCommand: Command {
             let due = rescan > 0 && (lastRescan < 0 || (samplesTaken - lastRescan >= rescan && Double(now - lastRescanAt) >= 24 * rescanCostMs))
             if due {
                 let start = Self.cpuMilliseconds()
-                for (i, w) in watches.enumerated() {
+                for (i, w) in watches.enumerated() where watchInterrupted == 0 {
                     let top = w.groups(top: top, grouping: flags.grouping, rules: flags.rules, addr2line: addr2line)
                     groups[w.runDirectory] = top
                     samples[i].groups = top
@@ -101,7 +123,7 @@ public struct WatchCommand: Command {
             if let count, samplesTaken >= count { break }
             if samples.allSatisfy({ $0.state != nil && $0.state != "running" }) { break }
             if let keyboard {
-                if keyboard.waitForQuit(milliseconds: Int32(intervalMs)) { break }
+                if keyboard.waitForQuit(milliseconds: Int32(clamping: Int(intervalMs))) { break }
             } else {
                 var pause = timespec(tv_sec: Int(intervalMs) / 1000, tv_nsec: (Int(intervalMs) % 1000) * 1_000_000)
                 nanosleep(&pause, nil)   // a signal cuts it short; the loop then sees the flag
@@ -126,8 +148,9 @@ public struct WatchCommand: Command {
 /// The keyboard in a mode where single keys arrive without Enter and are not echoed; restored
 /// on the way out (also after Ctrl-C, which the loop turns into a normal exit).
 final class TerminalKeys {
-    private var saved = termios()
+    private(set) var saved = termios()
     private let active: Bool
+    var isActive: Bool { active }
 
     init() {
         guard isatty(0) != 0, tcgetattr(0, &saved) == 0 else { active = false; return }
