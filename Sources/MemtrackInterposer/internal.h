@@ -213,6 +213,7 @@ void memtrack_modules_fork_refresh(void);
 void memtrack_modules_fork_prepare(void);
 void memtrack_modules_fork_parent(void);
 void memtrack_modules_fork_child(void);
+void memtrack_modules_fork_child_unprepared(void);
 /* One warning per process, on the first thing the tracker could not do. */
 void memtrack_note_failure(const char *operation, int error_number, atomic_uint_fast64_t *counter);
 extern atomic_uint_fast64_t memtrack_unrecorded_blocks, memtrack_unremoved_records,
@@ -267,6 +268,9 @@ int memtrack_pending_writer_exists(void);
 void memtrack_pending_fork_prepare(void);
 void memtrack_pending_fork_parent(void);
 void memtrack_pending_fork_child(void);
+/* A child forked in a signal handler: only the locks and the writer are let go (the code the
+ * handler interrupted may be in the middle of a table update; fork_child clears them later). */
+void memtrack_pending_fork_child_unprepared(void);
 /* For the leak check (leakcheck.c): the young blocks' records; the writer held between passes;
  * the writer thread's id and an address on its stack (0 until it runs). */
 void memtrack_pending_visit(void (*visit)(const struct memtrack_block *block, void *context), void *context);

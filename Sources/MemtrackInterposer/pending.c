@@ -807,6 +807,14 @@ void memtrack_pending_fork_parent(void) {
     for (int i = 0; i < SHARD_COUNT; i++) unlock_shard(&shards[i]);
 }
 
+void memtrack_pending_fork_child_unprepared(void) {
+    for (int i = 0; i < SHARD_COUNT; i++) atomic_store(&shards[i].lock, 0);
+    atomic_store(&pass_lock, 0);
+    atomic_store(&flush_requested, 0);
+    atomic_store(&writer_running, 0);
+    atomic_store(&memtrack_writer_thread, 0);
+}
+
 /* The child's young and backlogged blocks belong to the parent's record, which the parent will
  * write; the child's record holds only what the child allocates. Only occupied slots are
  * cleared, so the child does not copy the whole table; the backlogs are unmapped. */

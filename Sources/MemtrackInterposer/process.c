@@ -386,6 +386,48 @@ void memtrack_process_forked_unseen(void) {
     fork_child();   /* ends with memtrack_busy-- */
 }
 
+// ---- fork in a signal handler ------------------------------------------------------------------
+/* A signal handler may fork (a single-threaded program may: glibc then takes none of its locks).
+ * The tracker's threads make every program multi-threaded in glibc's eyes, so glibc's fork
+ * takes its malloc locks, and our prepare handler takes the record tables: a handler that
+ * interrupted this thread inside malloc or free would wait for locks the thread itself holds,
+ * forever. When the calling thread is inside the tracker (memtrack_busy), which is the only way
+ * it can hold one of those locks, fork is made with _Fork, which takes no lock and runs no
+ * handler, as glibc's fork does in a single-threaded program except for the program's own
+ * pthread_atfork handlers, which are not run then (README, Limits). The child lets go of the
+ * tracker's locks at once (the threads that held them do not exist in it), records nothing
+ * until the interrupted call has returned, and then starts its own record through the fork
+ * sentinel, as a child of _Fork does. */
+static pid_t (*next_fork)(void);
+static pid_t (*next_underscore_fork)(void);
+
+static void find_fork(void) {
+    if (!next_fork) next_fork = (pid_t (*)(void))dlsym(RTLD_NEXT, "fork");
+    if (!next_underscore_fork) next_underscore_fork = (pid_t (*)(void))dlsym(RTLD_NEXT, "_Fork");
+}
+
+static void fork_child_unprepared(void) {
+    memtrack_forget_thread_id();
+    atomic_store(&memtrack_run_directory, -1);   /* the parent's record: write nothing into it */
+    memtrack_pending_fork_child_unprepared();
+    memtrack_quarantine_fork_child();
+    memtrack_files_fork_child();
+    memtrack_modules_fork_child_unprepared();
+    memtrack_annotations_fork_release();
+}
+
+MEMTRACK_EXPORT pid_t fork(void) {
+    if (!next_fork) {   /* before start-up (a constructor's fork): dlsym is still safe there */
+        memtrack_busy++;
+        find_fork();
+        memtrack_busy--;
+    }
+    if (!memtrack_busy || !next_underscore_fork || !is_our_process()) return next_fork();
+    pid_t child = next_underscore_fork();
+    if (child == 0) fork_child_unprepared();
+    return child;
+}
+
 // ---- Fatal signals ----------------------------------------------------------------------------------
 /* Signals whose default action ends the process. Our handler sits in front of the program's
  * (the sigaction and signal wrappers below keep it there and show the program its own). */
@@ -505,6 +547,7 @@ static void watch_signals(void) {
 // ---- Start ------------------------------------------------------------------------------------------
 void memtrack_process_start(void) {
     memtrack_busy++;
+    find_fork();   /* here: dlsym is not safe in the signal handler that may fork */
     begin_record(NULL);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     on_exit(at_exit, NULL);

@@ -984,6 +984,12 @@ void memtrack_modules_fork_child(void) {
     if (parent_had_threads) walk_unsafe = 1;
     memtrack_lock_release(&modules_lock);
 }
+/* A child forked in a signal handler (process.c): prepare did not run, and the tracker's own
+ * threads may have held the loader's lock. */
+void memtrack_modules_fork_child_unprepared(void) {
+    parent_had_threads = 1;
+    memtrack_modules_fork_child();
+}
 
 /* Brings the modules file up to date. Cheap when nothing was loaded or unloaded since the last
  * call: dl_iterate_phdr's first callback carries the load and unload counters. */

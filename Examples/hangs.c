@@ -1,0 +1,117 @@
+/* hangs.c: programs that hung or aborted under the tracker (issue 17, items 9-11).
+ *   hangs sigfork N   a SIGALRM handler forks a child that only _exits, N times, while the
+ *                     main thread allocates and frees; prints "forks N" and exits 0
+ *   hangs parked N    a worker thread allocates and frees until a signal parks it in its
+ *                     handler for good; main frees N blocks of its own and exits 0
+ *   hangs setids UID  keeps capabilities (PR_SET_KEEPCAPS), changes uid before gid as
+ *                     `setpriv --reuid --regid` does, allocates, prints "ids UID" and exits 0
+ * Untraced each exits 0; under the tracker the first hung every time, the second 4-6 runs in 10,
+ * the third was aborted by glibc (134).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t forks;
+
+static void fork_on_alarm(int signal_number) {
+    (void)signal_number;
+    int saved = errno;
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    if (child > 0) forks++;
+    errno = saved;
+}
+
+static int sigfork(int wanted) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = fork_on_alarm;
+    action.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &action, NULL);
+    struct itimerval every = {{0, 1000}, {0, 1000}};   /* every millisecond */
+    setitimer(ITIMER_REAL, &every, NULL);
+    void *held[64] = {0};
+    for (unsigned long i = 0; forks < wanted; i++) {
+        free(held[i % 64]);
+        held[i % 64] = malloc(16 + i % 512);
+    }
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    for (int i = 0; i < 64; i++) free(held[i]);
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
+    printf("forks %s\n", forks >= wanted ? "done" : "short");
+    return 0;
+}
+
+static sem_t parked;
+static void park(int signal_number) {
+    (void)signal_number;
+    sem_post(&parked);
+    for (;;) pause();
+}
+
+static void *churn(void *unused) {
+    (void)unused;
+    void *held[256] = {0};
+    for (unsigned long i = 0;; i++) {
+        free(held[i % 256]);
+        held[i % 256] = malloc(16 + i % 200);
+    }
+    return NULL;
+}
+
+static int parked_exit(int count) {
+    sem_init(&parked, 0, 0);
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = park;
+    sigaction(SIGUSR2, &action, NULL);
+    void **mine = malloc(sizeof(void *) * (size_t)count);
+    for (int i = 0; i < count; i++) mine[i] = malloc(16 + i % 200);
+    pthread_t worker;
+    pthread_create(&worker, NULL, churn, NULL);
+    usleep(20000);
+    pthread_kill(worker, SIGUSR2);
+    while (sem_wait(&parked) != 0) {}
+    for (int i = 0; i < count; i++) free(mine[i]);
+    free(mine);
+    printf("parked\n");
+    return 0;   /* exit() with the worker parked in its handler */
+}
+
+static int setids(int uid) {
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) { perror("prctl"); return 2; }
+    if (setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) != 0) { perror("setresuid"); return 2; }
+    if (setresgid((gid_t)uid, (gid_t)uid, (gid_t)uid) != 0) { perror("setresgid"); return 2; }
+    char *p = malloc(100);
+    strcpy(p, "after");
+    free(p);
+    printf("ids %d %d\n", (int)getuid(), (int)getgid());
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    sigset_t ours;   /* a test runner may start us with them blocked */
+    sigemptyset(&ours);
+    sigaddset(&ours, SIGALRM);
+    sigaddset(&ours, SIGUSR2);
+    sigprocmask(SIG_UNBLOCK, &ours, NULL);
+    const char *mode = argc > 1 ? argv[1] : "";
+    int number = argc > 2 ? atoi(argv[2]) : 0;
+    if (!strcmp(mode, "sigfork")) return sigfork(number ? number : 300);
+    if (!strcmp(mode, "parked")) return parked_exit(number ? number : 100000);
+    if (!strcmp(mode, "setids")) return setids(number ? number : 65534);
+    fprintf(stderr, "usage: hangs sigfork N | parked N | setids UID\n");
+    return 64;
+}
