@@ -425,6 +425,11 @@ int memtrack_lock_held_by_me(memtrack_lock *lock);
  * 2 seconds allow) were not enough. */
 int memtrack_lock_try_for_signal(memtrack_lock *lock, int attempts);
 void memtrack_lock_release(memtrack_lock *lock);
+/* How many tracker locks this thread holds (or waits for); signals that arrive meanwhile are
+ * put aside and sent again when it reaches 0 (process.c). */
+extern MEMTRACK_THREAD_LOCAL int memtrack_locks_held;
+extern MEMTRACK_THREAD_LOCAL volatile int memtrack_deferred_signal_count;
+void memtrack_send_deferred_signals(void);
 
 /* ---- counters.c, requests.c ----------------------------------------------------------- */
 

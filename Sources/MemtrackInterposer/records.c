@@ -103,6 +103,8 @@ static void futex_wait(memtrack_lock *lock, int value) {
 
 void memtrack_lock_acquire(memtrack_lock *lock) {
     int me = memtrack_thread_id();
+    memtrack_locks_held++;   /* first: a signal from here on waits until we let go (process.c) */
+    atomic_signal_fence(memory_order_seq_cst);
     for (int spins = 0; spins < LOCK_SPINS; spins++) {
         int free_value = 0;
         if (atomic_load_explicit(lock, memory_order_relaxed) == 0 &&
@@ -131,6 +133,13 @@ void memtrack_lock_acquire(memtrack_lock *lock) {
 void memtrack_lock_release(memtrack_lock *lock) {
     if (atomic_exchange_explicit(lock, 0, memory_order_release) & LOCK_WAITERS)
         syscall(SYS_futex, lock, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    atomic_signal_fence(memory_order_seq_cst);
+    /* Never below 0: a forked child lets go of locks its parent's threads took. */
+    if (--memtrack_locks_held <= 0) {
+        memtrack_locks_held = 0;
+        atomic_signal_fence(memory_order_seq_cst);
+        if (MEMTRACK_UNLIKELY(memtrack_deferred_signal_count)) memtrack_send_deferred_signals();
+    }
 }
 
 int memtrack_lock_held_by_me(memtrack_lock *lock) {
@@ -155,11 +164,18 @@ int memtrack_lock_try_for_signal(memtrack_lock *lock, int attempts) {
         int owner = atomic_load(lock);
         if ((owner & ~LOCK_WAITERS) == me) return 0;   /* the interrupted code holds it */
         int free_value = 0;
+        memtrack_locks_held++;   /* as in memtrack_lock_acquire; undone if not taken */
+        atomic_signal_fence(memory_order_seq_cst);
         if (owner == 0 && atomic_compare_exchange_weak(lock, &free_value, me)) return 1;
         if (owner & LOCK_WAITERS) {
             /* Take it with the flag kept, so the release still wakes the sleepers. */
             free_value = 0;
             if (atomic_load(lock) == 0 && atomic_compare_exchange_weak(lock, &free_value, me | LOCK_WAITERS)) return 1;
+        }
+        if (--memtrack_locks_held <= 0) {
+            memtrack_locks_held = 0;
+            atomic_signal_fence(memory_order_seq_cst);
+            if (MEMTRACK_UNLIKELY(memtrack_deferred_signal_count)) memtrack_send_deferred_signals();
         }
         sched_yield();   /* another thread holds it and will let go */
     }
