@@ -3,6 +3,8 @@
  *                     main thread allocates and frees; prints "forks N" and exits 0
  *   hangs parked N    a worker thread allocates and frees until a signal parks it in its
  *                     handler for good; main frees N blocks of its own and exits 0
+ *   hangs drop UID    (as root) gives up root for UID, leaks a block and exits 0
+ *   hangs fill PATH   leaks a block, fills PATH's file system and exits 0
  *   hangs setids UID  keeps capabilities (PR_SET_KEEPCAPS), changes uid before gid as
  *                     `setpriv --reuid --regid` does, allocates, prints "ids UID" and exits 0
  * Untraced each exits 0; under the tracker the first hung every time, the second 4-6 runs in 10,
@@ -16,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -92,11 +97,46 @@ static int parked_exit(int count) {
 static int setids(int uid) {
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) { perror("prctl"); return 2; }
     if (setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) != 0) { perror("setresuid"); return 2; }
+    /* The uid change cleared the effective set; raise it from the kept permitted set, as
+     * setpriv does before it changes the gid. */
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+    if (syscall(SYS_capget, &header, data) != 0) { perror("capget"); return 2; }
+    for (int i = 0; i < _LINUX_CAPABILITY_U32S_3; i++) data[i].effective = data[i].permitted;
+    if (syscall(SYS_capset, &header, data) != 0) { perror("capset"); return 2; }
     if (setresgid((gid_t)uid, (gid_t)uid, (gid_t)uid) != 0) { perror("setresgid"); return 2; }
     char *p = malloc(100);
     strcpy(p, "after");
     free(p);
     printf("ids %d %d\n", (int)getuid(), (int)getgid());
+    return 0;
+}
+
+/* Gives up root for good (gid, then uid, no capabilities kept), then leaks a block and exits:
+ * its run directory, root's with mode 0700, is no longer writable. */
+static int drop(int uid) {
+    if (setresgid((gid_t)uid, (gid_t)uid, (gid_t)uid) != 0) { perror("setresgid"); return 2; }
+    if (setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) != 0) { perror("setresuid"); return 2; }
+    char *leak = malloc(777);   /* HANGS: drop leak */
+    strcpy(leak, "lost");
+    leak = NULL;
+    printf("dropped %d\n", (int)getuid());
+    return 0;
+}
+
+/* Leaks a block, then fills the file system at path (the MEM_DIR's, in the test) until it is
+ * full, and exits: the tracker's `leak-check` record cannot be written at exit. */
+static int fill(const char *path) {
+    char *leak = malloc(1234);   /* HANGS: fill leak */
+    strcpy(leak, "lost");
+    leak = NULL;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) { perror(path); return 2; }
+    static char page[65536];
+    while (write(fd, page, sizeof page) > 0) {}
+    for (int size = 4096; size > 0; size /= 2) while (write(fd, page, (size_t)size) > 0) {}
+    close(fd);
+    printf("full\n");
     return 0;
 }
 
@@ -112,6 +152,8 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "sigfork")) return sigfork(number ? number : 300);
     if (!strcmp(mode, "parked")) return parked_exit(number ? number : 100000);
     if (!strcmp(mode, "setids")) return setids(number ? number : 65534);
-    fprintf(stderr, "usage: hangs sigfork N | parked N | setids UID\n");
+    if (!strcmp(mode, "fill") && argc > 2) return fill(argv[2]);
+    if (!strcmp(mode, "drop")) return drop(number ? number : 65534);
+    fprintf(stderr, "usage: hangs sigfork N | parked N | setids UID | fill PATH | drop UID\n");
     return 64;
 }

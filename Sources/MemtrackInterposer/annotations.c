@@ -253,6 +253,7 @@ MEMTRACK_EXPORT int memtrack_check(void) {
     memtrack_pending_flush(0);
     memtrack_write_modules(0, 0);
     memtrack_busy--;
+    memtrack_unique_check_sequence();   /* each answer a name of its own (requests.c) */
     return memtrack_leak_check_now(1);
 }
 

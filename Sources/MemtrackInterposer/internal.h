@@ -208,6 +208,7 @@ void memtrack_files_fork_child(void);
 /* Writes name in directory under a temporary name, then renames it into place. 0 or errno. */
 int memtrack_write_file_atomically(int directory, const char *name, const char *text, size_t length);
 void memtrack_write_status(const char *state, int value, const char *exec_path);
+int memtrack_write_status_mark(const char *why);
 void memtrack_write_modules(int force_rewrite, int in_signal);
 void memtrack_modules_fork_refresh(void);
 void memtrack_modules_fork_prepare(void);
@@ -345,6 +346,14 @@ extern pid_t memtrack_pid;
 extern const volatile int *memtrack_fork_sentinel;
 void memtrack_process_forked_unseen(void);
 
+/* ---- credentials.c -------------------------------------------------------------------- */
+
+void memtrack_credentials_start(void);
+/* The tracker's threads call it when woken: they take the capabilities a set*id caller has. */
+void memtrack_credentials_follow(void);
+void memtrack_pending_wake_writer(void);
+void memtrack_files_wake(void);
+
 /* ---- family.c and cxx.c -------------------------------------------------------------- */
 
 enum memtrack_family { MEMTRACK_FAMILY_MALLOC = 0, MEMTRACK_FAMILY_NEW = 1, MEMTRACK_FAMILY_ARRAY = 2 };
@@ -440,5 +449,7 @@ void memtrack_annotations_fork_release(void);
 void memtrack_counters_probe_chunk_headers(void);
 int memtrack_requests_take(void);
 void memtrack_requests_answer(void);
+/* Takes a sequence number for an on-demand check, so that its answer's name is new. */
+void memtrack_unique_check_sequence(void);
 
 #endif

@@ -589,6 +589,7 @@ static void wake_writer(void) {
     atomic_fetch_add(&writer_wake, 1);
     syscall(SYS_futex, &writer_wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
+void memtrack_pending_wake_writer(void) { if (atomic_load(&writer_running)) wake_writer(); }
 
 void memtrack_pending_flush(int in_signal) {
     if (atomic_load(&memtrack_run_directory) < 0) return;
@@ -667,6 +668,7 @@ static void *writer_main(void *unused) {
         int wake = atomic_load(&writer_wake);
         if (!atomic_load(&flush_requested))
             syscall(SYS_futex, &writer_wake, FUTEX_WAIT_PRIVATE, wake, &tick, NULL, 0);
+        memtrack_credentials_follow();   /* a set*id call waits for this (credentials.c) */
         memtrack_lock_acquire(&pass_lock);
         int helping = atomic_load(&flush_requested);
         if (!atomic_load(&memtrack_synchronous) || helping) {   /* after the final record, only a flush's help */

@@ -650,6 +650,7 @@ static void watch_signals(void) {
 void memtrack_process_start(void) {
     memtrack_busy++;
     find_fork();   /* here: dlsym is not safe in the signal handler that may fork */
+    memtrack_credentials_start();
     begin_record(NULL);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     on_exit(at_exit, NULL);

@@ -75,5 +75,48 @@ extension EndToEnd {
                 }
             }
         }
+
+        /// Item 11: keep capabilities (PR_SET_KEEPCAPS), change uid, raise the kept capabilities,
+        /// then change gid, as `setpriv --reuid --regid` does. glibc runs every set*id call in all
+        /// threads and aborted (134) when the tracker's threads, without the capability the main
+        /// thread kept, failed the gid change. Needs root (CI runs as root).
+        @Test(.enabled(if: getuid() == 0, "needs root: it changes uid and gid"))
+        func keptCapabilitiesThenUidBeforeGid() throws {
+            let program = try E2E.example("hangs")
+            let plain = runPlain(program, ["setids", "65534"], timeout: 30)
+            #expect(plain.exitedNormally && plain.status == 0 && plain.stdoutText == "ids 65534 65534\n", "\(plain.statusDescription) \(plain.stderrText)")
+            for settle in [50, 0] {
+                try withTmpfsScratch { memDir in
+                    let result = try runTracked(program, ["setids", "65534"], Tracking(memDir: memDir, settleMs: settle), timeout: 30)
+                    #expect(result.exitedNormally && result.status == 0, "settle \(settle): \(result.statusDescription) \(result.stderrText)")
+                    #expect(result.stdoutText == "ids 65534 65534\n")
+                    // The record: whole, or saying it is not.
+                    let record = try onlyRunDirectory(memDir)
+                    #expect(record.state == "exit" || (record.counter("unrecorded-events") ?? 0) > 0, "\(record.status)")
+                }
+            }
+            // setpriv itself (util-linux), exec'ing a program that runs as nobody: as untraced.
+            guard FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else { return }
+            let arguments = ["--reuid", "65534", "--regid", "65534", "--clear-groups", "/bin/echo", "dropped"]
+            let plainSetpriv = runPlain("/usr/bin/setpriv", arguments, timeout: 30)
+            #expect(plainSetpriv.status == 0 && plainSetpriv.stdoutText == "dropped\n")
+            try withTmpfsScratch { memDir in
+                let result = try runTracked("/usr/bin/setpriv", arguments, Tracking(memDir: memDir), timeout: 30)
+                #expect(result.exitedNormally && result.status == 0, "\(result.statusDescription) \(result.stderrText)")
+                #expect(result.stdoutText == "dropped\n")
+                // setpriv's own record: it ended in exec, or it says what it could not write.
+                let records = try runDirectories(memDir)
+                #expect(records.count == 1)
+                if let record = records.first {
+                    #expect(record.state == "exec" || (record.counter("unrecorded-events") ?? 0) > 0, "\(record.status)")
+                }
+                // The gate does not pass an incomplete record.
+                let list = try memdir(["list", memDir.path, "--json"])
+                let summary = (try? JSONSerialization.jsonObject(with: list.stdout) as? [String: Any])?["summary"] as? [String: Any]
+                if let record = records.first, (record.counter("unrecorded-events") ?? 0) > 0 {
+                    #expect(summary?["clean"] as? Bool == false)
+                }
+            }
+        }
     }
 }
