@@ -41,5 +41,48 @@ extension EndToEnd {
                 for answer in answers { #expect(FileManager.default.fileExists(atPath: answer), "\(answer)") }
             }
         }
+
+        /// Item 19: the target's owner swaps a symbolic link in for its run directory, pointing at
+        /// a directory it cannot write. `memdir check DIR` unlinked and created files there (as root
+        /// it would write anywhere). Now refused (exit 3) and the victim is untouched; a real
+        /// directory that does not belong to the process's owner is refused too.
+        @Test func symlinkedRunDirectoryIsRefused() throws {
+            let program = try E2E.example("idle")
+            try withScratch { scratch in
+                let idle = try LiveProgram(program, ["60"], tracking: Tracking(memDir: scratch.memDir))
+                defer { idle.kill9() }
+                #expect(try idle.readLine() == "ready")
+                let run = try onlyRunDirectory(scratch.memDir).url
+                let moved = scratch.memDir.appendingPathComponent("moved")
+                try FileManager.default.moveItem(at: run, to: moved)
+                let victim = scratch.root.appendingPathComponent("victim")
+                try FileManager.default.createDirectory(at: victim, withIntermediateDirectories: true)
+                try Data("memtrack/1 check-request\n".utf8).write(to: victim.appendingPathComponent("check-request"))
+                try Data("memtrack/1 process\npid \(idle.pid)\n".utf8).write(to: victim.appendingPathComponent("process"))
+                try Data("memtrack/1 status\nstate running\n".utf8).write(to: victim.appendingPathComponent("status"))
+                let before = try FileManager.default.contentsOfDirectory(atPath: victim.path).sorted()
+                try FileManager.default.createSymbolicLink(at: run, withDestinationURL: victim)
+
+                let refused = try memdir(["check", run.path, "--timeout", "2s"])
+                #expect(refused.status == 3, "\(refused.statusDescription) \(refused.stderrText)")
+                #expect(refused.stderrText.contains("it is a symbolic link; refused"), "\(refused.stderrText)")
+                #expect(try FileManager.default.contentsOfDirectory(atPath: victim.path).sorted() == before)
+
+                // The real directory back, but owned by someone else than the process's owner.
+                try FileManager.default.removeItem(at: run)
+                try FileManager.default.moveItem(at: moved, to: run)
+                if getuid() == 0 {
+                    #expect(chown(run.path, 65534, 65534) == 0)
+                    let foreign = try memdir(["check", run.path, "--timeout", "2s"])
+                    #expect(foreign.status == 3, "\(foreign.statusDescription) \(foreign.stderrText)")
+                    #expect(foreign.stderrText.contains("it belongs to uid 65534, not to uid 0"), "\(foreign.stderrText)")
+                    #expect(!FileManager.default.fileExists(atPath: run.appendingPathComponent("check-request").path))
+                    #expect(chown(run.path, 0, 0) == 0)
+                }
+                // And the genuine directory is answered.
+                let answered = try memdir(["check", run.path, "--timeout", "5s"])
+                #expect(answered.status == 0, "\(answered.statusDescription) \(answered.stderrText)")
+            }
+        }
     }
 }
