@@ -325,7 +325,9 @@ extern MEMTRACK_THREAD_LOCAL int memtrack_thread_annotations;
 extern atomic_int memtrack_annotations_active;
 /* For a new block: picks up the noted source location; returns 1 if the block must not be
  * recorded (this thread is paused, or MEM_TRACE_AFTER has not passed yet). */
-int memtrack_annotate_allocation(struct memtrack_block *block);
+int memtrack_annotate_allocation(struct memtrack_block *block, void *pointer, size_t size);
+/* A block that is not recorded (LIVE_INTERNAL) is freed or moved: it is no longer a root. */
+void memtrack_forget_paused_block(uintptr_t address);
 void memtrack_start_tracing_after(uint32_t milliseconds);
 /* ` src=FILE:LINE:FUNCTION` text of a block's source location (escaped). */
 char *memtrack_put_source(char *out, const char *end, uint32_t source, uint32_t line);
