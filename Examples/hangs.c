@@ -4,6 +4,8 @@
  *   hangs parked N    a worker thread allocates and frees until a signal parks it in its
  *                     handler for good; main frees N blocks of its own and exits 0
  *   hangs drop UID    (as root) gives up root for UID, leaks a block and exits 0
+ *   hangs loaderlock  a thread stays in a dl_iterate_phdr callback (the loader's lock held);
+ *                     main raises SIGSEGV
  *   hangs fill PATH   leaks a block, fills PATH's file system and exits 0
  *   hangs setids UID  keeps capabilities (PR_SET_KEEPCAPS), changes uid before gid as
  *                     `setpriv --reuid --regid` does, allocates, prints "ids UID" and exits 0
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <link.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -124,6 +127,33 @@ static int drop(int uid) {
     return 0;
 }
 
+/* A thread stays for good in a dl_iterate_phdr callback (which holds the loader's list lock);
+ * then main dies of SIGSEGV (raised). Untraced it dies at once; the tracker's handler waited
+ * for that lock to bring the module map up to date, for good. */
+static int ends[2];
+static int stay(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)info; (void)size; (void)data;
+    if (write(ends[1], "c", 1) != 1) _exit(3);
+    for (;;) pause();
+    return 0;
+}
+static void *walk_forever(void *unused) {
+    (void)unused;
+    dl_iterate_phdr(stay, NULL);
+    return NULL;
+}
+
+static int loaderlock(void) {
+    if (pipe(ends) != 0) { perror("pipe"); return 2; }
+    pthread_t walker;
+    pthread_create(&walker, NULL, walk_forever, NULL);
+    char byte;
+    if (read(ends[0], &byte, 1) != 1) { fprintf(stderr, "the callback did not run\n"); return 2; }
+    printf("loader busy\n");
+    raise(SIGSEGV);
+    return 0;
+}
+
 /* Leaks a block, then fills the file system at path (the MEM_DIR's, in the test) until it is
  * full, and exits: the tracker's `leak-check` record cannot be written at exit. */
 static int fill(const char *path) {
@@ -154,6 +184,7 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "setids")) return setids(number ? number : 65534);
     if (!strcmp(mode, "fill") && argc > 2) return fill(argv[2]);
     if (!strcmp(mode, "drop")) return drop(number ? number : 65534);
-    fprintf(stderr, "usage: hangs sigfork N | parked N | setids UID | fill PATH | drop UID\n");
+    if (!strcmp(mode, "loaderlock")) return loaderlock();
+    fprintf(stderr, "usage: hangs sigfork N | parked N | setids UID | fill PATH | drop UID | loaderlock\n");
     return 64;
 }

@@ -168,7 +168,11 @@ MEMTRACK_EXPORT void *malloc(size_t size) {
 }
 
 MEMTRACK_EXPORT void *calloc(size_t count, size_t size) {
-    if (!ensure_ready()) return memtrack_arena_allocate(count * size);   /* dlsym's small requests */
+    if (!ensure_ready()) {   /* dlsym's small requests */
+        size_t bytes;
+        if (__builtin_mul_overflow(count, size, &bytes)) { errno = ENOMEM; return NULL; }
+        return memtrack_arena_allocate(bytes);
+    }
     if (memtrack_busy) return internal_block(memtrack_next.calloc(count, size));
     int saved_errno = errno;
     memtrack_busy = 1;
@@ -364,7 +368,8 @@ static void *reallocate(void *pointer, size_t size, int via, struct memtrack_sta
     if (!ensure_ready()) return memtrack_arena_allocate(size);                             \
     if (memtrack_arena_owns(pointer)) {   /* an arena block cannot be resized in place */  \
         void *moved = malloc(size);                                                        \
-        if (moved) memcpy(moved, pointer, size);   /* arena blocks are followed by arena bytes */ \
+        size_t available_ = memtrack_arena_bytes_after(pointer);   /* never past the arena */ \
+        if (moved) memcpy(moved, pointer, size < available_ ? size : available_);           \
         return moved;                                                                      \
     }                                                                                      \
     if (memtrack_busy) return internal_reallocate(pointer, size);                          \

@@ -97,6 +97,7 @@ extern atomic_int memtrack_ready;
 void memtrack_bootstrap(void);
 int memtrack_arena_owns(const void *pointer);
 void *memtrack_arena_allocate(size_t size);
+size_t memtrack_arena_bytes_after(const void *pointer);
 
 /* ---- shadow.c ------------------------------------------------------------------------- */
 
@@ -354,6 +355,8 @@ void memtrack_credentials_start(void);
 /* The tracker's threads call it when woken: they take the capabilities a set*id caller has. */
 void memtrack_credentials_follow(void);
 void memtrack_pending_wake_writer(void);
+/* The module map brought up to date by the writer, waiting at most 2 s (fatal signals). */
+int memtrack_pending_refresh_modules_bounded(void);
 void memtrack_files_wake(void);
 
 /* ---- family.c and cxx.c -------------------------------------------------------------- */

@@ -195,7 +195,19 @@ static int is_our_process(void) {
 }
 
 // ---- Ending -------------------------------------------------------------------------------------
+/* Threads of the program other than this one still running: freeres would free libc's buffers
+ * under them (valgrind runs it only once every other thread is gone). The tracker's own two are
+ * not counted. */
+static int other_program_threads(void) {
+    struct stat task;
+    if (syscall(SYS_newfstatat, AT_FDCWD, "/proc/self/task", &task, 0) != 0) return 1;   /* unknown: assume some */
+    long threads = (long)task.st_nlink - 2;
+    long ours = (memtrack_pending_writer_exists() ? 1 : 0) + (atomic_load(&memtrack_file_thread) ? 1 : 0);
+    return threads - ours > 1;
+}
+
 static void call_freeres(void) {
+    if (other_program_threads()) return;
     memtrack_busy++;   /* dlsym's own allocations are ours, not the program's */
     void (*cxx_freeres)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZN9__gnu_cxx9__freeresEv");
     void (*libc_freeres)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "__libc_freeres");
@@ -211,8 +223,10 @@ static void finish(const char *state, int value, const char *exec_path, int in_s
     atomic_store(&memtrack_synchronous, 1);   /* anything after this is written at once */
     memtrack_pending_flush(in_signal);
     memtrack_write_status(state, value, exec_path);
-    /* Last, so that a crash inside the loader cannot cost the records or the status. */
-    memtrack_write_modules(0, in_signal);
+    /* Last, so that a crash inside the loader cannot cost the records or the status. At a fatal
+     * signal the loader's lock may never come free: the walk is bounded (pending.c). */
+    if (strcmp(state, "signal")) memtrack_write_modules(0, in_signal);
+    else if (!memtrack_pending_refresh_modules_bounded()) memtrack_write_status(state, value, exec_path);   /* says so */
     atomic_store(&finished, 1);
 }
 

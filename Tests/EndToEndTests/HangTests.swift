@@ -118,5 +118,28 @@ extension EndToEnd {
                 }
             }
         }
+
+        /// Read while fixing: at a fatal signal the handler brought the module map up to date with
+        /// dl_iterate_phdr, which waits for the loader's list lock; a thread parked inside a
+        /// dl_iterate_phdr callback holds it for good, and the dying program hung (10 s timeout).
+        /// Now the writer walks the list and the handler waits at most 2 s: the program dies of
+        /// SIGSEGV as untraced, and the record says the module map may be incomplete.
+        @Test func fatalSignalWhileTheLoaderIsBusy() throws {
+            let program = try E2E.example("hangs")
+            let plain = runPlain(program, ["loaderlock"], timeout: 30)
+            #expect(!plain.exitedNormally && plain.status == SIGSEGV && plain.stdoutText == "loader busy\n")
+            try withTmpfsScratch { memDir in
+                let started = Date()
+                let result = try runTracked(program, ["loaderlock"], Tracking(memDir: memDir), timeout: 20)
+                #expect(!result.timedOut, "hung")
+                #expect(!result.exitedNormally && result.status == SIGSEGV, "\(result.statusDescription)")
+                #expect(result.stdoutText == "loader busy\n")
+                #expect(Date().timeIntervalSince(started) < 10)
+                let record = try onlyRunDirectory(memDir)
+                #expect(record.state == "signal" && record.status["signal-name"] == "SIGSEGV", "\(record.status)")
+                #expect(record.status["error"] == "updating the module map at a fatal signal: the loader stayed busy: Connection timed out", "\(record.status)")
+                #expect((record.counter("unrecorded-events") ?? 0) >= 1)
+            }
+        }
     }
 }
