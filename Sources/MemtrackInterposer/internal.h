@@ -9,7 +9,8 @@
  *   records.c     formatting and writing record files (never stdio, never malloc), atomically,
  *                 through the file thread: no descriptor in the program's table
  *   stacks.c      call stacks interned once per process, in the run directory's `stacks` file
- *   process.c     the run directory, fork, exec, exit and fatal signals
+ *   process.c     the run directory, fork, exec, exit and signals
+ *   credentials.c set*id calls: the tracker's threads follow the caller's capabilities
  *   unwind.c      the call-stack capture
  *   leakcheck.c   the leak check: which live blocks are still reachable, and which are lost
  *   cxx.c         the C++ operator new/delete family, forwarded to the next one with a marker

@@ -195,19 +195,7 @@ static int is_our_process(void) {
 }
 
 // ---- Ending -------------------------------------------------------------------------------------
-/* Threads of the program other than this one still running: freeres would free libc's buffers
- * under them (valgrind runs it only once every other thread is gone). The tracker's own two are
- * not counted. */
-static int other_program_threads(void) {
-    struct stat task;
-    if (syscall(SYS_newfstatat, AT_FDCWD, "/proc/self/task", &task, 0) != 0) return 1;   /* unknown: assume some */
-    long threads = (long)task.st_nlink - 2;
-    long ours = (memtrack_pending_writer_exists() ? 1 : 0) + (atomic_load(&memtrack_file_thread) ? 1 : 0);
-    return threads - ours > 1;
-}
-
 static void call_freeres(void) {
-    if (other_program_threads()) return;
     memtrack_busy++;   /* dlsym's own allocations are ours, not the program's */
     void (*cxx_freeres)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZN9__gnu_cxx9__freeresEv");
     void (*libc_freeres)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "__libc_freeres");
@@ -549,8 +537,12 @@ void memtrack_send_deferred_signals(void) {
         siginfo_t info = deferred_signals[count - 1];
         atomic_signal_fence(memory_order_seq_cst);
         memtrack_deferred_signal_count = count - 1;
-        /* To this thread, with the original siginfo: delivered on the way out of the call. */
-        syscall(SYS_rt_tgsigqueueinfo, getpid(), syscall(SYS_gettid), info.si_signo, &info);
+        /* To this thread, with the original siginfo: delivered on the way out of the call. If
+         * that call is refused (a seccomp filter), the signal is sent without its siginfo. */
+        pid_t process = getpid();
+        long thread = syscall(SYS_gettid);
+        if (syscall(SYS_rt_tgsigqueueinfo, process, thread, info.si_signo, &info) != 0)
+            syscall(SYS_tgkill, process, thread, info.si_signo);
     }
     errno = saved_errno;
 }
