@@ -6,6 +6,8 @@
  *   hangs drop UID    (as root) gives up root for UID, leaks a block and exits 0
  *   hangs loaderlock  a thread stays in a dl_iterate_phdr callback (the loader's lock held);
  *                     main raises SIGSEGV
+ *   hangs readonly    leaks a block, makes its run directory read-only and exits 0 (as a user
+ *                     other than root: root writes anyway)
  *   hangs fill PATH   leaks a block, fills PATH's file system and exits 0
  *   hangs setids UID  keeps capabilities (PR_SET_KEEPCAPS), changes uid before gid as
  *                     `setpriv --reuid --regid` does, allocates, prints "ids UID" and exits 0
@@ -24,6 +26,7 @@
 #include <link.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -154,6 +157,21 @@ static int loaderlock(void) {
     return 0;
 }
 
+/* Leaks a block, then makes its own run directory (MEM_DIR/PID) read-only, as a program might
+ * that tidies permissions under its working directory, and exits: no record made after that
+ * can be created, the exit-time `leak-check` included. */
+static int readonly_run_directory(void) {
+    char *leak = malloc(555);   /* HANGS: readonly leak */
+    strcpy(leak, "lost");
+    leak = NULL;
+    const char *mem = getenv("MEM_DIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%d", mem ? mem : "mem", (int)getpid());
+    if (chmod(path, 0500) != 0) { perror(path); return 2; }
+    printf("read-only\n");
+    return 0;
+}
+
 /* Leaks a block, then fills the file system at path (the MEM_DIR's, in the test) until it is
  * full, and exits: the tracker's `leak-check` record cannot be written at exit. */
 static int fill(const char *path) {
@@ -185,6 +203,7 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "fill") && argc > 2) return fill(argv[2]);
     if (!strcmp(mode, "drop")) return drop(number ? number : 65534);
     if (!strcmp(mode, "loaderlock")) return loaderlock();
-    fprintf(stderr, "usage: hangs sigfork N | parked N | setids UID | fill PATH | drop UID | loaderlock\n");
+    if (!strcmp(mode, "readonly")) return readonly_run_directory();
+    fprintf(stderr, "usage: hangs sigfork N | parked N | setids UID | fill PATH | drop UID | loaderlock | readonly\n");
     return 64;
 }

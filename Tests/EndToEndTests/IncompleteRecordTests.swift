@@ -75,5 +75,37 @@ extension EndToEnd {
                 #expect(run.exitedNormally && run.status == 9, "\(run.statusDescription) \(run.stderrText)")
             }
         }
+
+        /// The run directory becomes unwritable mid-run: the program (as nobody, so permissions
+        /// hold) makes its own run directory read-only, leaks a block and exits. Nothing new can
+        /// be created there, the status included; the status was left saying `running` with no
+        /// lost records, and memdir called the run clean. Now the existing status is rewritten in
+        /// place with the counts and the error.
+        @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"),
+                       "needs root and setpriv to run the program as nobody"))
+        func runDirectoryBecomesReadOnly() throws {
+            try withTmpfsScratch { memDir in
+                let root = memDir.deletingLastPathComponent()
+                let program = root.appendingPathComponent("hangs").path
+                try FileManager.default.copyItem(atPath: try E2E.example("hangs"), toPath: program)
+                try FileManager.default.createDirectory(at: memDir, withIntermediateDirectories: true)
+                for path in [root.path, memDir.path, program] { #expect(chown(path, 65534, 65534) == 0) }
+                #expect(chmod(root.path, 0o755) == 0)
+                var environment = E2E.cleanEnvironment()
+                environment["MEM_DIR"] = memDir.path
+                let result = runProgram("/usr/bin/setpriv",
+                                        ["--reuid", "65534", "--regid", "65534", "--clear-groups",
+                                         "/usr/bin/env", "LD_PRELOAD=\(try E2E.library())", program, "readonly"],
+                                        environment: environment, timeout: 30)
+                #expect(result.exitedNormally && result.status == 0 && result.stdoutText == "read-only\n", "\(result.statusDescription) \(result.stderrText)")
+                let record = try onlyRunDirectory(memDir)
+                #expect(record.state == "exit" && record.status["code"] == "0", "\(record.status)")
+                let lost = (record.counter("unrecorded-blocks") ?? 0) + (record.counter("unrecorded-events") ?? 0)
+                #expect(lost >= 1, "\(record.status)")
+                let list = try memdir(["list", memDir.path, "--json"])
+                let summary = (try JSONSerialization.jsonObject(with: list.stdout) as? [String: Any])?["summary"] as? [String: Any]
+                #expect(summary?["clean"] as? Bool == false, "\(list.stdoutText)")
+            }
+        }
     }
 }
