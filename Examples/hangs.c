@@ -8,6 +8,7 @@
  *                     main raises SIGSEGV
  *   hangs readonly    leaks a block, makes its run directory read-only and exits 0 (as a user
  *                     other than root: root writes anyway)
+ *   hangs resethand   a SIGCHLD handler with SA_RESETHAND, three children; prints what it saw
  *   hangs fill PATH   leaks a block, fills PATH's file system and exits 0
  *   hangs setids UID  keeps capabilities (PR_SET_KEEPCAPS), changes uid before gid as
  *                     `setpriv --reuid --regid` does, allocates, prints "ids UID" and exits 0
@@ -172,6 +173,29 @@ static int readonly_run_directory(void) {
     return 0;
 }
 
+/* SIGCHLD with SA_RESETHAND: the handler runs once, then the default (ignore) applies. The
+ * tracker's handler sits in front of every program handler; it must hand the reset default back
+ * to the kernel, not treat it as a fatal signal. */
+static volatile sig_atomic_t children_seen;
+static void on_child(int signal_number) { (void)signal_number; children_seen++; }
+static int resethand(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_child;
+    action.sa_flags = SA_RESETHAND;
+    sigaction(SIGCHLD, &action, NULL);
+    for (int i = 0; i < 3; i++) {
+        pid_t child = fork();
+        if (child == 0) _exit(0);
+        waitpid(child, NULL, 0);
+    }
+    struct sigaction now;
+    sigaction(SIGCHLD, NULL, &now);
+    free(malloc(10));
+    printf("seen %d reset %d\n", (int)children_seen, now.sa_handler == SIG_DFL);
+    return 0;
+}
+
 /* Leaks a block, then fills the file system at path (the MEM_DIR's, in the test) until it is
  * full, and exits: the tracker's `leak-check` record cannot be written at exit. */
 static int fill(const char *path) {
@@ -194,6 +218,8 @@ int main(int argc, char **argv) {
     sigemptyset(&ours);
     sigaddset(&ours, SIGALRM);
     sigaddset(&ours, SIGUSR2);
+    sigaddset(&ours, SIGCHLD);
+    sigaddset(&ours, SIGSEGV);
     sigprocmask(SIG_UNBLOCK, &ours, NULL);
     const char *mode = argc > 1 ? argv[1] : "";
     int number = argc > 2 ? atoi(argv[2]) : 0;
@@ -204,6 +230,7 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "drop")) return drop(number ? number : 65534);
     if (!strcmp(mode, "loaderlock")) return loaderlock();
     if (!strcmp(mode, "readonly")) return readonly_run_directory();
-    fprintf(stderr, "usage: hangs sigfork N | parked N | setids UID | fill PATH | drop UID | loaderlock | readonly\n");
+    if (!strcmp(mode, "resethand")) return resethand();
+    fprintf(stderr, "usage: hangs sigfork N | parked N | setids UID | fill PATH | drop UID | loaderlock | readonly | resethand\n");
     return 64;
 }

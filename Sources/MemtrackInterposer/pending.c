@@ -599,7 +599,7 @@ void memtrack_pending_wake_writer(void) { if (atomic_load(&writer_running)) wake
 static atomic_int modules_requested, modules_refreshed;
 
 int memtrack_pending_refresh_modules_bounded(void) {
-    if (!atomic_load(&writer_running) || !atomic_load(&memtrack_writer_thread)) { memtrack_write_modules(0, 1); return 1; }
+    if (!atomic_load(&writer_running)) { memtrack_write_modules(0, 1); return 1; }   /* a writer just made sees the request when it starts */
     int ticket = atomic_fetch_add(&modules_requested, 1) + 1;
     wake_writer();
     struct timespec step = {0, 10000000};   /* 10 ms */

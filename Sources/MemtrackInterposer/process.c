@@ -557,6 +557,18 @@ static void on_signal(int signal_number, siginfo_t *info, void *context) {
     int saved_errno = errno;
     if (defer_signal(signal_number, info)) { errno = saved_errno; return; }
     struct sigaction program = get_program_action(signal_number);
+    if (program.sa_handler == SIG_DFL && !watching[signal_number]) {
+        /* A handler of a signal we do not watch, reset by SA_RESETHAND: the default action is
+         * the kernel's to apply (it may be to ignore, stop or continue). */
+        atomic_store(&wrapped[signal_number], 0);
+        struct sigaction default_action;
+        memset(&default_action, 0, sizeof default_action);
+        default_action.sa_handler = SIG_DFL;
+        real_sigaction(signal_number, &default_action, NULL);
+        syscall(SYS_rt_tgsigqueueinfo, getpid(), syscall(SYS_gettid), signal_number, info);
+        errno = saved_errno;
+        return;
+    }
     if (program.sa_handler == SIG_DFL) {
         /* The process is about to die: write out everything, then die as it would have. */
         memtrack_busy++;

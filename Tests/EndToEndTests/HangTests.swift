@@ -141,5 +141,20 @@ extension EndToEnd {
                 #expect((record.counter("unrecorded-events") ?? 0) >= 1)
             }
         }
+
+        /// The tracker's handler now sits in front of every program handler (item 10). A handler
+        /// reset by SA_RESETHAND on a signal whose default is not fatal (SIGCHLD) must leave the
+        /// default to the kernel: the program goes on, and its record ends in `exit`.
+        @Test func resetHandlerOfAnIgnoredByDefaultSignal() throws {
+            let program = try E2E.example("hangs")
+            let plain = runPlain(program, ["resethand"], timeout: 30)
+            #expect(plain.exitedNormally && plain.status == 0 && plain.stdoutText == "seen 1 reset 1\n", "\(plain.stdoutText)")
+            try withTmpfsScratch { memDir in
+                let result = try runTracked(program, ["resethand"], Tracking(memDir: memDir), timeout: 30)
+                #expect(result.exitedNormally && result.status == 0 && result.stdoutText == plain.stdoutText, "\(result.stdoutText)")
+                let parent = try runDirectories(memDir).filter { $0.parent == nil }
+                #expect(parent.count == 1 && parent.first?.state == "exit", "\(parent.map(\.status))")
+            }
+        }
     }
 }
