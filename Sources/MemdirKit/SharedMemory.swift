@@ -186,7 +186,7 @@ public enum SharedMemory {
         if s.kind == "posix" { return "POSIX segment \(s.name ?? "?")" }
         let key = String(s.key ?? 0, radix: 16)
         return "SysV segment id \(s.id.map(String.init) ?? "?") key 0x\(String(repeating: "0", count: max(0, 8 - key.count)) + key)"
-            + (s.size.map { ", \($0) bytes" } ?? "")
+            + (s.size.map { ", \(countText($0)) bytes" } ?? "")
     }
 
     static func existence(_ s: SegmentRecord) -> String {

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 MEMTRACK_THREAD_LOCAL int memtrack_thread_annotations;   /* ANNOTATE_* bits of this thread */
 atomic_int memtrack_annotations_active;                  /* ACTIVE_* bits, for every thread */
@@ -151,7 +152,8 @@ void memtrack_sources_reset(void) {
 }
 
 // ---- The allocation hook -----------------------------------------------------------------
-int memtrack_annotate_allocation(struct memtrack_block *block) {
+static void note_paused_block(uintptr_t address, size_t size);
+int memtrack_annotate_allocation(struct memtrack_block *block, void *pointer, size_t size) {
     int flags = memtrack_thread_annotations;
     if (flags & ANNOTATE_LOCATION) {
         /* One note, one block: whatever happens next, the note is used up. */
@@ -159,7 +161,11 @@ int memtrack_annotate_allocation(struct memtrack_block *block) {
         block->source = intern_locked(noted_file, noted_function);
         block->source_line = (uint32_t)noted_line;
     }
-    if (flags & ANNOTATE_PAUSED) return 1;
+    if (flags & ANNOTATE_PAUSED) {
+        size_t usable = memtrack_next.malloc_usable_size ? memtrack_next.malloc_usable_size(pointer) : 0;
+        note_paused_block((uintptr_t)pointer, usable > size ? size : usable ? usable : size);
+        return 1;
+    }
     if (atomic_load_explicit(&memtrack_annotations_active, memory_order_relaxed) & ACTIVE_TRACE_AFTER) {
         if (memtrack_milliseconds_now() < memtrack_config.trace_after_ms) return 1;
         atomic_fetch_and(&memtrack_annotations_active, ~ACTIVE_TRACE_AFTER);
@@ -184,9 +190,81 @@ int memtrack_is_ignored(uintptr_t address) {
     return 0;
 }
 
+// ---- Blocks allocated while paused --------------------------------------------------------
+/* LSan's meaning of __lsan_disable (and memtrack_pause): a block allocated in between is never
+ * reported, and it is still a root: what it points to is not lost. (Left out of the leak check
+ * altogether, its pointees were reported definitely lost.) They are kept in a hash set of their
+ * own, growable, since a paused stretch can allocate many; a free takes the block out. */
+static struct region *paused_blocks;      /* mmap'd, paused_capacity slots; start 0: empty */
+static size_t paused_capacity, paused_count;
+static atomic_int any_paused_blocks;
+
+static size_t paused_home(uintptr_t address, size_t capacity) {
+    return (size_t)(((uint64_t)(address >> 4) * 0x9E3779B97F4A7C15ull) >> 20) & (capacity - 1);
+}
+
+static void paused_place(struct region *table, size_t capacity, struct region entry) {
+    size_t i = paused_home(entry.start, capacity);
+    while (table[i].start) i = (i + 1) & (capacity - 1);
+    table[i] = entry;
+}
+
+/* With tables_lock held. Returns 0 when the set cannot grow (the block is then left out). */
+static int paused_grow(void) {
+    size_t capacity = paused_capacity ? paused_capacity * 2 : 1024;
+    struct region *fresh = mmap(NULL, capacity * sizeof *fresh, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (fresh == MAP_FAILED) return 0;
+    for (size_t i = 0; i < paused_capacity; i++) if (paused_blocks[i].start) paused_place(fresh, capacity, paused_blocks[i]);
+    if (paused_blocks) munmap(paused_blocks, paused_capacity * sizeof *paused_blocks);
+    paused_blocks = fresh;
+    paused_capacity = capacity;
+    return 1;
+}
+
+static void note_paused_block(uintptr_t address, size_t size) {
+    memtrack_lock_acquire(&tables_lock);
+    if ((paused_count + 1) * 4 <= paused_capacity * 3 || paused_grow()) {
+        paused_place(paused_blocks, paused_capacity, (struct region){address, size});
+        paused_count++;
+        atomic_store(&any_paused_blocks, 1);
+    }
+    memtrack_lock_release(&tables_lock);
+}
+
+/* A block the tracker does not record (LIVE_INTERNAL) is being freed or moved. */
+void memtrack_forget_paused_block(uintptr_t address) {
+    if (MEMTRACK_LIKELY(!atomic_load_explicit(&any_paused_blocks, memory_order_relaxed))) return;
+    memtrack_lock_acquire(&tables_lock);
+    size_t mask = paused_capacity - 1;
+    for (size_t i = paused_capacity ? paused_home(address, paused_capacity) : 0; paused_capacity && paused_blocks[i].start; i = (i + 1) & mask) {
+        if (paused_blocks[i].start != address) continue;
+        /* Backward-shift deletion: no tombstones. */
+        size_t hole = i, next = i;
+        for (;;) {
+            next = (next + 1) & mask;
+            if (!paused_blocks[next].start) break;
+            size_t home = paused_home(paused_blocks[next].start, paused_capacity);
+            int stays = hole <= next ? (hole < home && home <= next) : (hole < home || home <= next);
+            if (stays) continue;
+            paused_blocks[hole] = paused_blocks[next];
+            hole = next;
+        }
+        paused_blocks[hole].start = 0;
+        paused_count--;
+        break;
+    }
+    memtrack_lock_release(&tables_lock);
+}
+
 void memtrack_for_each_ignored(void (*visit)(uintptr_t start, size_t size, void *context), void *context) {
     for (int i = 0; i < MAX_IGNORED; i++)
         if (ignored[i].start && memtrack_is_ignored(ignored[i].start)) visit(ignored[i].start, ignored[i].size, context);
+    /* The threads are stopped: one holding the lock may be growing the set; then it is skipped. */
+    if (!atomic_load(&any_paused_blocks) || !memtrack_lock_try_for_signal(&tables_lock, 100)) return;
+    for (size_t i = 0; i < paused_capacity; i++)
+        if (paused_blocks[i].start && memtrack_shadow_state((const void *)paused_blocks[i].start) == MEMTRACK_LIVE_INTERNAL)
+            visit(paused_blocks[i].start, paused_blocks[i].size, context);
+    memtrack_lock_release(&tables_lock);
 }
 
 void memtrack_for_each_root_region(void (*visit)(uintptr_t start, size_t size, void *context), void *context) {
@@ -238,6 +316,8 @@ void memtrack_annotations_fork_prepare(void) {
     memtrack_lock_acquire(&tables_lock);
 }
 void memtrack_annotations_fork_release(void) {
+    /* The child goes on with the parent's blocks: the set stays as it is (they are the child's
+     * memory too, and still roots of what they point to). */
     memtrack_lock_release(&tables_lock);
     memtrack_lock_release(&sources_lock);
 }
@@ -253,6 +333,7 @@ MEMTRACK_EXPORT int memtrack_check(void) {
     memtrack_pending_flush(0);
     memtrack_write_modules(0, 0);
     memtrack_busy--;
+    memtrack_unique_check_sequence();   /* each answer a name of its own (requests.c) */
     return memtrack_leak_check_now(1);
 }
 

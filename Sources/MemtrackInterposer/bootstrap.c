@@ -39,10 +39,17 @@ static _Alignas(64) unsigned char arena[ARENA_BYTES];
 static atomic_size_t arena_used;
 
 void *memtrack_arena_allocate(size_t size) {
+    if (size > ARENA_BYTES) return NULL;   /* and no rounding below can wrap */
     size_t rounded = (size + 15) & ~(size_t)15;   /* malloc's alignment on x86_64 */
     size_t offset = atomic_fetch_add(&arena_used, rounded);
     if (offset + rounded > ARENA_BYTES) return NULL;
     return arena + offset;   /* static storage is already zero: calloc is satisfied too */
+}
+
+/* How many bytes from pointer (an arena block) to the arena's end: a realloc out of the arena
+ * copies at most that many (the block's own size is not kept; the bytes after it are the arena's). */
+size_t memtrack_arena_bytes_after(const void *pointer) {
+    return (size_t)(arena + ARENA_BYTES - (const unsigned char *)pointer);
 }
 
 int memtrack_arena_owns(const void *pointer) {

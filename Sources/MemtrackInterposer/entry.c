@@ -22,7 +22,7 @@ static inline __attribute__((always_inline)) void track_allocation(void *pointer
     block->source = 0;
     if (MEMTRACK_UNLIKELY(memtrack_thread_annotations |
                           atomic_load_explicit(&memtrack_annotations_active, memory_order_relaxed)) &&
-        memtrack_annotate_allocation(block)) {   /* paused or not tracing yet: never recorded */
+        memtrack_annotate_allocation(block, pointer, size)) {   /* paused or not tracing yet: never recorded */
         if (memtrack_shadow_exchange(pointer, MEMTRACK_LIVE_INTERNAL) == MEMTRACK_LIVE)
             memtrack_pending_remove((uintptr_t)pointer, NULL, NULL);
         return;
@@ -75,6 +75,7 @@ static int release_state(void *pointer) {
 static void internal_free(void *pointer) {
     int state = release_state(pointer);
     if (state == MEMTRACK_FREED) return;   /* never hand the heap a double free */
+    if (state == MEMTRACK_LIVE_INTERNAL) memtrack_forget_paused_block((uintptr_t)pointer);
     if (state == MEMTRACK_UNTRACKED) { memtrack_next.free(pointer); return; }
     if (state == MEMTRACK_LIVE) {
         memtrack_family_take(pointer);
@@ -85,7 +86,11 @@ static void internal_free(void *pointer) {
 
 /* A legitimate free of a live block: forget its record, then quarantine or release it. */
 static inline __attribute__((always_inline)) void release_block(void *pointer, int state, const struct memtrack_stack *free_stack) {
-    if (state == MEMTRACK_LIVE_INTERNAL || state == MEMTRACK_UNTRACKED) { memtrack_next.free(pointer); return; }
+    if (state == MEMTRACK_LIVE_INTERNAL || state == MEMTRACK_UNTRACKED) {
+        if (state == MEMTRACK_LIVE_INTERNAL) memtrack_forget_paused_block((uintptr_t)pointer);
+        memtrack_next.free(pointer);
+        return;
+    }
     if (!memtrack_config.quarantine_bytes) {
         memtrack_pending_remove((uintptr_t)pointer, NULL, NULL);
         memtrack_next.free(pointer);
@@ -163,7 +168,11 @@ MEMTRACK_EXPORT void *malloc(size_t size) {
 }
 
 MEMTRACK_EXPORT void *calloc(size_t count, size_t size) {
-    if (!ensure_ready()) return memtrack_arena_allocate(count * size);   /* dlsym's small requests */
+    if (!ensure_ready()) {   /* dlsym's small requests */
+        size_t bytes;
+        if (__builtin_mul_overflow(count, size, &bytes)) { errno = ENOMEM; return NULL; }
+        return memtrack_arena_allocate(bytes);
+    }
     if (memtrack_busy) return internal_block(memtrack_next.calloc(count, size));
     int saved_errno = errno;
     memtrack_busy = 1;
@@ -332,6 +341,7 @@ static void *reallocate(void *pointer, size_t size, int via, struct memtrack_sta
         memtrack_family_take(pointer);   /* the moved or resized block is malloc's from now on */
         memtrack_pending_remove((uintptr_t)pointer, &old_stack, &old_size);
     }
+    if (state == MEMTRACK_LIVE_INTERNAL) memtrack_forget_paused_block((uintptr_t)pointer);
     void *result = memtrack_next.realloc(pointer, size);
     if (!result) {
         if (size == 0) return NULL;   /* glibc's realloc(p, 0): p is freed, NULL returned */
@@ -358,7 +368,8 @@ static void *reallocate(void *pointer, size_t size, int via, struct memtrack_sta
     if (!ensure_ready()) return memtrack_arena_allocate(size);                             \
     if (memtrack_arena_owns(pointer)) {   /* an arena block cannot be resized in place */  \
         void *moved = malloc(size);                                                        \
-        if (moved) memcpy(moved, pointer, size);   /* arena blocks are followed by arena bytes */ \
+        size_t available_ = memtrack_arena_bytes_after(pointer);   /* never past the arena */ \
+        if (moved) memcpy(moved, pointer, size < available_ ? size : available_);           \
         return moved;                                                                      \
     }                                                                                      \
     if (memtrack_busy) return internal_reallocate(pointer, size);                          \
@@ -375,6 +386,7 @@ static void *reallocate(void *pointer, size_t size, int via, struct memtrack_sta
 static void *internal_reallocate(void *pointer, size_t size) {
     if (!pointer) return internal_block(memtrack_next.malloc(size));
     int state = release_state(pointer);
+    if (state == MEMTRACK_LIVE_INTERNAL) memtrack_forget_paused_block((uintptr_t)pointer);
     if (state == MEMTRACK_LIVE) {
         memtrack_family_take(pointer);
         memtrack_pending_remove((uintptr_t)pointer, NULL, NULL);

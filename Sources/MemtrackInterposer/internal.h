@@ -10,7 +10,8 @@
  *   records.c     formatting and writing record files (never stdio, never malloc), atomically,
  *                 through the file thread: no descriptor in the program's table
  *   stacks.c      call stacks interned once per process, in the run directory's `stacks` file
- *   process.c     the run directory, fork, exec, exit and fatal signals
+ *   process.c     the run directory, fork, exec, exit and signals
+ *   credentials.c set*id calls: the tracker's threads follow the caller's capabilities
  *   unwind.c      the call-stack capture
  *   leakcheck.c   the leak check: which live blocks are still reachable, and which are lost
  *   cxx.c         the C++ operator new/delete family, forwarded to the next one with a marker
@@ -104,6 +105,7 @@ extern atomic_int memtrack_ready;
 void memtrack_bootstrap(void);
 int memtrack_arena_owns(const void *pointer);
 void *memtrack_arena_allocate(size_t size);
+size_t memtrack_arena_bytes_after(const void *pointer);
 
 /* ---- shadow.c ------------------------------------------------------------------------- */
 
@@ -215,11 +217,13 @@ void memtrack_files_fork_child(void);
 /* Writes name in directory under a temporary name, then renames it into place. 0 or errno. */
 int memtrack_write_file_atomically(int directory, const char *name, const char *text, size_t length);
 void memtrack_write_status(const char *state, int value, const char *exec_path);
+int memtrack_write_status_mark(const char *why);
 void memtrack_write_modules(int force_rewrite, int in_signal);
 void memtrack_modules_fork_refresh(void);
 void memtrack_modules_fork_prepare(void);
 void memtrack_modules_fork_parent(void);
 void memtrack_modules_fork_child(void);
+void memtrack_modules_fork_child_unprepared(void);
 /* One warning per process, on the first thing the tracker could not do. */
 void memtrack_note_failure(const char *operation, int error_number, atomic_uint_fast64_t *counter);
 extern atomic_uint_fast64_t memtrack_unrecorded_blocks, memtrack_unremoved_records,
@@ -274,6 +278,9 @@ int memtrack_pending_writer_exists(void);
 void memtrack_pending_fork_prepare(void);
 void memtrack_pending_fork_parent(void);
 void memtrack_pending_fork_child(void);
+/* A child forked in a signal handler: only the locks and the writer are let go (the code the
+ * handler interrupted may be in the middle of a table update; fork_child clears them later). */
+void memtrack_pending_fork_child_unprepared(void);
 /* For the leak check (leakcheck.c): the young blocks' records; the writer held between passes;
  * the writer thread's id and an address on its stack (0 until it runs). */
 void memtrack_pending_visit(void (*visit)(const struct memtrack_block *block, void *context), void *context);
@@ -327,7 +334,9 @@ extern MEMTRACK_THREAD_LOCAL int memtrack_thread_annotations;
 extern atomic_int memtrack_annotations_active;
 /* For a new block: picks up the noted source location; returns 1 if the block must not be
  * recorded (this thread is paused, or MEM_TRACE_AFTER has not passed yet). */
-int memtrack_annotate_allocation(struct memtrack_block *block);
+int memtrack_annotate_allocation(struct memtrack_block *block, void *pointer, size_t size);
+/* A block that is not recorded (LIVE_INTERNAL) is freed or moved: it is no longer a root. */
+void memtrack_forget_paused_block(uintptr_t address);
 void memtrack_start_tracing_after(uint32_t milliseconds);
 /* ` src=FILE:LINE:FUNCTION` text of a block's source location (escaped). */
 char *memtrack_put_source(char *out, const char *end, uint32_t source, uint32_t line);
@@ -347,6 +356,16 @@ extern pid_t memtrack_pid;
 /* Zero in a child made by _Fork or a raw clone that has not started its own record yet. */
 extern const volatile int *memtrack_fork_sentinel;
 void memtrack_process_forked_unseen(void);
+
+/* ---- credentials.c -------------------------------------------------------------------- */
+
+void memtrack_credentials_start(void);
+/* The tracker's threads call it when woken: they take the capabilities a set*id caller has. */
+void memtrack_credentials_follow(void);
+void memtrack_pending_wake_writer(void);
+/* The module map brought up to date by the writer, waiting at most 2 s (fatal signals). */
+int memtrack_pending_refresh_modules_bounded(void);
+void memtrack_files_wake(void);
 
 /* ---- family.c and cxx.c -------------------------------------------------------------- */
 
@@ -428,6 +447,11 @@ int memtrack_lock_held_by_me(memtrack_lock *lock);
  * 2 seconds allow) were not enough. */
 int memtrack_lock_try_for_signal(memtrack_lock *lock, int attempts);
 void memtrack_lock_release(memtrack_lock *lock);
+/* How many tracker locks this thread holds (or waits for); signals that arrive meanwhile are
+ * put aside and sent again when it reaches 0 (process.c). */
+extern MEMTRACK_THREAD_LOCAL int memtrack_locks_held;
+extern MEMTRACK_THREAD_LOCAL volatile int memtrack_deferred_signal_count;
+void memtrack_send_deferred_signals(void);
 
 /* ---- counters.c, requests.c ----------------------------------------------------------- */
 
@@ -438,5 +462,7 @@ void memtrack_annotations_fork_release(void);
 void memtrack_counters_probe_chunk_headers(void);
 int memtrack_requests_take(void);
 void memtrack_requests_answer(void);
+/* Takes a sequence number for an on-demand check, so that its answer's name is new. */
+void memtrack_unique_check_sequence(void);
 
 #endif

@@ -589,6 +589,36 @@ static void wake_writer(void) {
     atomic_fetch_add(&writer_wake, 1);
     syscall(SYS_futex, &writer_wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
+void memtrack_pending_wake_writer(void) { if (atomic_load(&writer_running)) wake_writer(); }
+
+/* At a fatal signal the module map must be brought up to date, but dl_iterate_phdr waits for the
+ * loader's lock, and the thread holding it may never let go (it may be waiting for this one). So
+ * the writer, which no signal interrupts, walks the list, and this thread waits at most 2 s for
+ * it (README: a handler at a fatal signal waits at most 2 s for anything). Without a writer
+ * (MEM_SETTLE_MS=0) the walk is made here. */
+static atomic_int modules_requested, modules_refreshed;
+
+int memtrack_pending_refresh_modules_bounded(void) {
+    if (!atomic_load(&writer_running)) { memtrack_write_modules(0, 1); return 1; }   /* a writer just made sees the request when it starts */
+    int ticket = atomic_fetch_add(&modules_requested, 1) + 1;
+    wake_writer();
+    struct timespec step = {0, 10000000};   /* 10 ms */
+    for (int waited = 0; waited < 200; waited++) {
+        int done = atomic_load(&modules_refreshed);
+        if (done >= ticket) return 1;
+        syscall(SYS_futex, &modules_refreshed, FUTEX_WAIT_PRIVATE, done, &step, NULL, 0);
+    }
+    memtrack_note_failure("updating the module map at a fatal signal: the loader stayed busy", ETIMEDOUT, NULL);
+    return 0;
+}
+
+static void refresh_modules_if_asked(void) {
+    int wanted = atomic_load(&modules_requested);
+    if (wanted == atomic_load(&modules_refreshed)) return;
+    memtrack_write_modules(0, 0);
+    atomic_store(&modules_refreshed, wanted);
+    syscall(SYS_futex, &modules_refreshed, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
 
 void memtrack_pending_flush(int in_signal) {
     if (atomic_load(&memtrack_run_directory) < 0) return;
@@ -667,6 +697,8 @@ static void *writer_main(void *unused) {
         int wake = atomic_load(&writer_wake);
         if (!atomic_load(&flush_requested))
             syscall(SYS_futex, &writer_wake, FUTEX_WAIT_PRIVATE, wake, &tick, NULL, 0);
+        memtrack_credentials_follow();   /* a set*id call waits for this (credentials.c) */
+        refresh_modules_if_asked();      /* a fatal signal waits for this */
         memtrack_lock_acquire(&pass_lock);
         int helping = atomic_load(&flush_requested);
         if (!atomic_load(&memtrack_synchronous) || helping) {   /* after the final record, only a flush's help */
@@ -805,6 +837,14 @@ void memtrack_pending_fork_prepare(void) {
 
 void memtrack_pending_fork_parent(void) {
     for (int i = 0; i < SHARD_COUNT; i++) unlock_shard(&shards[i]);
+}
+
+void memtrack_pending_fork_child_unprepared(void) {
+    for (int i = 0; i < SHARD_COUNT; i++) atomic_store(&shards[i].lock, 0);
+    atomic_store(&pass_lock, 0);
+    atomic_store(&flush_requested, 0);
+    atomic_store(&writer_running, 0);
+    atomic_store(&memtrack_writer_thread, 0);
 }
 
 /* The child's young and backlogged blocks belong to the parent's record, which the parent will

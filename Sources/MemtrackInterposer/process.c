@@ -211,8 +211,10 @@ static void finish(const char *state, int value, const char *exec_path, int in_s
     atomic_store(&memtrack_synchronous, 1);   /* anything after this is written at once */
     memtrack_pending_flush(in_signal);
     memtrack_write_status(state, value, exec_path);
-    /* Last, so that a crash inside the loader cannot cost the records or the status. */
-    memtrack_write_modules(0, in_signal);
+    /* Last, so that a crash inside the loader cannot cost the records or the status. At a fatal
+     * signal the loader's lock may never come free: the walk is bounded (pending.c). */
+    if (strcmp(state, "signal")) memtrack_write_modules(0, in_signal);
+    else if (!memtrack_pending_refresh_modules_bounded()) memtrack_write_status(state, value, exec_path);   /* says so */
     atomic_store(&finished, 1);
 }
 
@@ -363,8 +365,10 @@ static void fork_parent(void) {
     memtrack_busy--;
 }
 
+static void forget_deferred_signals(void);
 static void fork_child(void) {
     memtrack_forget_thread_id();
+    memtrack_deferred_signal_count = 0;   /* signals put aside in the parent are the parent's */
     memtrack_annotations_fork_release();
     memtrack_files_fork_child();
     memtrack_modules_fork_child();
@@ -375,6 +379,7 @@ static void fork_child(void) {
     atomic_store(&memtrack_run_directory, -1);   /* the parent's: no descriptor to close */
     atomic_store(&finished, 0);
     begin_record(parent);
+    forget_deferred_signals();   /* every lock the prepare handler took is let go */
     memtrack_busy--;
 }
 
@@ -386,15 +391,85 @@ void memtrack_process_forked_unseen(void) {
     fork_child();   /* ends with memtrack_busy-- */
 }
 
-// ---- Fatal signals ----------------------------------------------------------------------------------
-/* Signals whose default action ends the process. Our handler sits in front of the program's
- * (the sigaction and signal wrappers below keep it there and show the program its own). */
+// ---- fork in a signal handler ------------------------------------------------------------------
+/* A signal handler may fork (a single-threaded program may: glibc then takes none of its locks).
+ * The tracker's threads make every program multi-threaded in glibc's eyes, so glibc's fork
+ * takes its malloc locks, and our prepare handler takes the record tables: a handler that
+ * interrupted this thread inside malloc or free would wait for locks the thread itself holds,
+ * forever. When the calling thread is inside the tracker (memtrack_busy), which is the only way
+ * it can hold one of those locks, fork is made with _Fork, which takes no lock and runs no
+ * handler, as glibc's fork does in a single-threaded program except for the program's own
+ * pthread_atfork handlers, which are not run then (README, Limits). The child lets go of the
+ * tracker's locks at once (the threads that held them do not exist in it), records nothing
+ * until the interrupted call has returned, and then starts its own record through the fork
+ * sentinel, as a child of _Fork does. */
+static pid_t (*next_fork)(void);
+static pid_t (*next_underscore_fork)(void);
+
+static void find_fork(void) {
+    if (!next_fork) next_fork = (pid_t (*)(void))dlsym(RTLD_NEXT, "fork");
+    if (!next_underscore_fork) next_underscore_fork = (pid_t (*)(void))dlsym(RTLD_NEXT, "_Fork");
+}
+
+static void fork_child_unprepared(void) {
+    memtrack_forget_thread_id();
+    memtrack_deferred_signal_count = 0;   /* the parent's (the interrupted code's locks are still counted) */
+    atomic_store(&memtrack_run_directory, -1);   /* the parent's record: write nothing into it */
+    memtrack_pending_fork_child_unprepared();
+    memtrack_quarantine_fork_child();
+    memtrack_files_fork_child();
+    memtrack_modules_fork_child_unprepared();
+    memtrack_annotations_fork_release();
+}
+
+MEMTRACK_EXPORT pid_t fork(void) {
+    if (!next_fork) {   /* before start-up (a constructor's fork): dlsym is still safe there */
+        memtrack_busy++;
+        find_fork();
+        memtrack_busy--;
+    }
+    if (!memtrack_busy || !next_underscore_fork || !is_our_process()) return next_fork();
+    pid_t child = next_underscore_fork();
+    if (child == 0) fork_child_unprepared();
+    return child;
+}
+
+// ---- Signals ----------------------------------------------------------------------------------------
+/* Our handler sits in front of the program's for every signal the program handles, and for the
+ * signals whose default action ends the process (the sigaction and signal wrappers below keep
+ * it there and show the program its own). It does two jobs:
+ *   - at a fatal signal, write out the record before the process dies;
+ *   - keep a handler from running while its thread holds a tracker lock. A handler that never
+ *     returns (a thread parked in it for good, as stop-the-world runtimes do) would otherwise
+ *     keep that lock for good, and every other thread's free in the same table, and the exit,
+ *     would wait for it. Such a signal is put aside and sent again (same siginfo) the moment the
+ *     thread lets go of its last lock (memtrack_lock_release), a few hundred nanoseconds later.
+ *     Faults (SIGSEGV... raised by an instruction) are never put aside: the instruction would
+ *     fault again. */
 static const int watched_signals[] = {
     SIGSEGV, SIGABRT, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS,
     SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGALRM, SIGUSR1, SIGUSR2, SIGXCPU, SIGXFSZ,
 };
-static struct sigaction program_action[NSIG];
+/* The program's action for each signal, published by pointer: sigaction may run on one thread
+ * while a handler reads on another, so the handler must never copy a half-written action. A
+ * slot of the ring is reused only after 512 later changes. */
+#define ACTION_SLOTS 512
+static struct sigaction action_slots[ACTION_SLOTS];
+static atomic_uint next_action_slot;
+static struct sigaction *_Atomic program_action[NSIG];
+static const struct sigaction default_program_action;   /* SIG_DFL, no flags */
 static int watching[NSIG];
+static atomic_int wrapped[NSIG];   /* a program handler of an unwatched signal, behind ours */
+
+static void set_program_action(int signal_number, const struct sigaction *action) {
+    struct sigaction *slot = &action_slots[atomic_fetch_add(&next_action_slot, 1) % ACTION_SLOTS];
+    *slot = *action;
+    atomic_store(&program_action[signal_number], slot);
+}
+static struct sigaction get_program_action(int signal_number) {
+    const struct sigaction *action = atomic_load(&program_action[signal_number]);
+    return action ? *action : default_program_action;
+}
 
 static int is_watched(int signal_number) {
     return signal_number > 0 && signal_number < NSIG && watching[signal_number];
@@ -412,7 +487,7 @@ static int real_sigaction(int signal_number, const struct sigaction *action, str
 
 /* Puts our handler in front, with the program's flags and mask so its semantics (SA_RESTART,
  * SA_ONSTACK, what is blocked) stay as the program asked. */
-static void install_handler(int signal_number, const struct sigaction *program) {
+static int install_handler(int signal_number, const struct sigaction *program) {
     struct sigaction ours;
     memset(&ours, 0, sizeof ours);
     ours.sa_sigaction = on_signal;
@@ -421,12 +496,79 @@ static void install_handler(int signal_number, const struct sigaction *program) 
         ours.sa_flags = (program->sa_flags | SA_SIGINFO) & ~SA_RESETHAND;
         ours.sa_mask = program->sa_mask;
     }
-    libc_sigaction(signal_number, &ours, NULL);   /* libc's, not ours: it supplies the restorer */
+    return libc_sigaction(signal_number, &ours, NULL);   /* libc's, not ours: it supplies the restorer */
+}
+
+// ---- Signals put aside while a tracker lock is held ------------------------------------------------
+MEMTRACK_THREAD_LOCAL int memtrack_locks_held;
+#define DEFERRED_SIGNALS 4
+static MEMTRACK_THREAD_LOCAL siginfo_t deferred_signals[DEFERRED_SIGNALS];
+MEMTRACK_THREAD_LOCAL volatile int memtrack_deferred_signal_count;
+
+static int is_fault(int signal_number, const siginfo_t *info) {
+    return info && info->si_code > 0 &&
+        (signal_number == SIGSEGV || signal_number == SIGBUS || signal_number == SIGILL ||
+         signal_number == SIGFPE || signal_number == SIGTRAP || signal_number == SIGSYS);
+}
+
+/* Returns 1 if the signal was put aside. A standard signal already put aside is not put aside
+ * twice (the kernel would have merged them too); when the list is full the handler runs now. */
+static int defer_signal(int signal_number, const siginfo_t *info) {
+    if (!memtrack_locks_held || !info || is_fault(signal_number, info)) return 0;
+    int count = memtrack_deferred_signal_count;
+    if (signal_number < SIGRTMIN)
+        for (int i = 0; i < count; i++) if (deferred_signals[i].si_signo == signal_number) return 1;
+    if (count >= DEFERRED_SIGNALS) return 0;
+    deferred_signals[count] = *info;
+    deferred_signals[count].si_signo = signal_number;
+    atomic_signal_fence(memory_order_seq_cst);
+    memtrack_deferred_signal_count = count + 1;
+    return 1;
+}
+
+/* Called by memtrack_lock_release when the thread holds no tracker lock any more. A handler
+ * interrupting this loop finds the list as it left it (it puts aside and sends again only its
+ * own signals), so taking the last entry is safe. */
+void memtrack_send_deferred_signals(void) {
+    int saved_errno = errno;
+    for (;;) {
+        int count = memtrack_deferred_signal_count;
+        if (count <= 0) break;
+        siginfo_t info = deferred_signals[count - 1];
+        atomic_signal_fence(memory_order_seq_cst);
+        memtrack_deferred_signal_count = count - 1;
+        /* To this thread, with the original siginfo: delivered on the way out of the call. If
+         * that call is refused (a seccomp filter), the signal is sent without its siginfo. */
+        pid_t process = getpid();
+        long thread = syscall(SYS_gettid);
+        if (syscall(SYS_rt_tgsigqueueinfo, process, thread, info.si_signo, &info) != 0)
+            syscall(SYS_tgkill, process, thread, info.si_signo);
+    }
+    errno = saved_errno;
+}
+
+/* A forked child: none of the parent's signals is the child's. */
+static void forget_deferred_signals(void) {
+    memtrack_deferred_signal_count = 0;
+    memtrack_locks_held = 0;
 }
 
 static void on_signal(int signal_number, siginfo_t *info, void *context) {
     int saved_errno = errno;
-    struct sigaction program = program_action[signal_number];
+    if (defer_signal(signal_number, info)) { errno = saved_errno; return; }
+    struct sigaction program = get_program_action(signal_number);
+    if (program.sa_handler == SIG_DFL && !watching[signal_number]) {
+        /* A handler of a signal we do not watch, reset by SA_RESETHAND: the default action is
+         * the kernel's to apply (it may be to ignore, stop or continue). */
+        atomic_store(&wrapped[signal_number], 0);
+        struct sigaction default_action;
+        memset(&default_action, 0, sizeof default_action);
+        default_action.sa_handler = SIG_DFL;
+        real_sigaction(signal_number, &default_action, NULL);
+        syscall(SYS_rt_tgsigqueueinfo, getpid(), syscall(SYS_gettid), signal_number, info);
+        errno = saved_errno;
+        return;
+    }
     if (program.sa_handler == SIG_DFL) {
         /* The process is about to die: write out everything, then die as it would have. */
         memtrack_busy++;
@@ -435,12 +577,10 @@ static void on_signal(int signal_number, siginfo_t *info, void *context) {
         memset(&default_action, 0, sizeof default_action);
         default_action.sa_handler = SIG_DFL;
         real_sigaction(signal_number, &default_action, NULL);
-        int from_fault = info && info->si_code > 0 &&
-            (signal_number == SIGSEGV || signal_number == SIGBUS || signal_number == SIGILL ||
-             signal_number == SIGFPE || signal_number == SIGTRAP);
         /* A fault re-executes its instruction and dies; anything else is raised again. The
          * signal is blocked while we run, so it arrives as soon as we return. */
-        if (!from_fault) syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), signal_number);
+        if (!is_fault(signal_number, info) || signal_number == SIGSYS)
+            syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), signal_number);
         errno = saved_errno;
         return;
     }
@@ -453,8 +593,10 @@ static void on_signal(int signal_number, siginfo_t *info, void *context) {
         memtrack_busy--;
     }
     if (program.sa_flags & SA_RESETHAND) {
-        program_action[signal_number].sa_handler = SIG_DFL;
-        program_action[signal_number].sa_flags &= ~SA_SIGINFO;
+        struct sigaction reset = program;
+        reset.sa_handler = SIG_DFL;
+        reset.sa_flags &= ~SA_SIGINFO;
+        set_program_action(signal_number, &reset);
     }
     errno = saved_errno;
     if (program.sa_flags & SA_SIGINFO) program.sa_sigaction(signal_number, info, context);
@@ -463,17 +605,37 @@ static void on_signal(int signal_number, siginfo_t *info, void *context) {
 
 MEMTRACK_EXPORT int sigaction(int signal_number, const struct sigaction *action, struct sigaction *old) {
     if (!libc_sigaction) libc_sigaction = NEXT(sigaction);
-    if (!is_watched(signal_number)) return libc_sigaction(signal_number, action, old);
-    if (old) *old = program_action[signal_number];
-    if (!action) return 0;
-    if (action->sa_handler == SIG_IGN) {
-        /* Honoured for real: an ignored signal must not even interrupt a system call. */
-        int result = libc_sigaction(signal_number, action, NULL);
-        if (result == 0) program_action[signal_number] = *action;
-        return result;
+    if (signal_number <= 0 || signal_number >= NSIG || signal_number == SIGKILL || signal_number == SIGSTOP)
+        return libc_sigaction(signal_number, action, old);
+    if (is_watched(signal_number)) {
+        if (old) *old = get_program_action(signal_number);
+        if (!action) return 0;
+        if (action->sa_handler == SIG_IGN) {
+            /* Honoured for real: an ignored signal must not even interrupt a system call. */
+            int result = libc_sigaction(signal_number, action, NULL);
+            if (result == 0) set_program_action(signal_number, action);
+            return result;
+        }
+        set_program_action(signal_number, action);
+        install_handler(signal_number, action);
+        return 0;
     }
-    program_action[signal_number] = *action;
-    install_handler(signal_number, action);
+    /* Another signal: ours goes in front of a program handler; SIG_DFL and SIG_IGN are the
+     * kernel's to apply. */
+    struct sigaction previous;
+    if (libc_sigaction(signal_number, NULL, &previous) != 0) return -1;   /* EINVAL: glibc's own */
+    if (atomic_load(&wrapped[signal_number])) previous = get_program_action(signal_number);
+    if (action) {
+        int handled = action->sa_handler != SIG_DFL && action->sa_handler != SIG_IGN;
+        if (handled) {
+            set_program_action(signal_number, action);
+            if (install_handler(signal_number, action) != 0) return -1;
+        } else if (libc_sigaction(signal_number, action, NULL) != 0) {
+            return -1;
+        }
+        atomic_store(&wrapped[signal_number], handled);
+    }
+    if (old) *old = previous;
     return 0;
 }
 
@@ -496,7 +658,7 @@ static void watch_signals(void) {
         if (real_sigaction(signal_number, NULL, &current) != 0) continue;
         /* Ignored at start (nohup, a shell's background job): leave it ignored and unwatched. */
         if (current.sa_handler == SIG_IGN) continue;
-        program_action[signal_number] = current;
+        set_program_action(signal_number, &current);
         watching[signal_number] = 1;
         install_handler(signal_number, &current);
     }
@@ -505,6 +667,8 @@ static void watch_signals(void) {
 // ---- Start ------------------------------------------------------------------------------------------
 void memtrack_process_start(void) {
     memtrack_busy++;
+    find_fork();   /* here: dlsym is not safe in the signal handler that may fork */
+    memtrack_credentials_start();
     begin_record(NULL);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     on_exit(at_exit, NULL);

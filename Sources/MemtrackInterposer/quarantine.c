@@ -5,15 +5,21 @@
  * (MEM_QUARANTINE bytes, oldest released first) keeps their addresses out of circulation, so a
  * stale free finds them FREED and is reported, with the stack that first freed them.
  *
- * Split into shards by address, each a ring with its own lock, like the pending table.
+ * Split into shards, each a ring with its own lock. A thread keeps the blocks it frees in a
+ * shard of its own (assigned at its first free, round robin): releasing the oldest block calls
+ * the allocator's free, which takes the lock of the arena the block came from, and a shard shared
+ * by address would have one thread release another's blocks. Untraced, a thread whose frees are
+ * its own blocks never waits for another thread's arena; with a shared shard it waited for the
+ * arena of a thread parked in a signal handler inside malloc, for good (issue 17, item 10). With
+ * more than 16 freeing threads, shards are shared again.
  */
 #include "internal.h"
 #include "counters.h"
 
 #include <string.h>
 
-/* 16 shards x 256 blocks bounds the quarantine at 4,096 blocks whatever MEM_QUARANTINE says,
- * so its bookkeeping stays near 1.2 MiB. Stacks kept here are cut to 16 frames: enough to name
+/* A shard of 4,096 blocks bounds a thread's quarantine at 4,096 blocks whatever MEM_QUARANTINE
+ * says, so one thread's bookkeeping stays near 1.2 MiB (untouched shards cost no memory). Stacks kept here are cut to 16 frames: enough to name
  * the first free's site in a report.
  *
  * History: a block leaving the quarantine (the oldest, or one too large to hold back at all)
@@ -21,7 +27,8 @@
  * stacks, no memory. A double free of it still gets all three stacks. 16 x 256 entries, about
  * 1.1 MiB, whatever the blocks' sizes. */
 #define QUARANTINE_SHARDS 16
-#define QUARANTINE_SLOTS 256
+#define QUARANTINE_SLOTS 4096
+#define RELEASE_BATCH 64   /* blocks released per lock hold (kept on the stack of free) */
 #define HISTORY_SLOTS 256
 #define KEPT_FRAMES 16
 
@@ -38,15 +45,20 @@ struct quarantine_shard {
     uint64_t bytes;
     struct held_block ring[QUARANTINE_SLOTS];
     unsigned history_next;   /* the slot the next departing block overwrites */
+    uint64_t history_sequence[HISTORY_SLOTS];   /* when each entry departed: the newest wins */
     struct held_block history[HISTORY_SLOTS];   /* pointer NULL: empty */
 } __attribute__((aligned(64)));
 
 static struct quarantine_shard quarantine[QUARANTINE_SHARDS];
+static atomic_uint_fast64_t departures;
+static atomic_uint next_shard;
+static MEMTRACK_THREAD_LOCAL unsigned thread_shard;   /* 1 + the index; 0 until the first free */
 
 /* The oldest block leaves the ring for the history, and its memory for the allocator. */
 static void *release_oldest(struct quarantine_shard *shard) {
     struct held_block *oldest = &shard->ring[shard->head];
     struct held_block *remembered = &shard->history[shard->history_next];
+    shard->history_sequence[shard->history_next] = atomic_fetch_add_explicit(&departures, 1, memory_order_relaxed) + 1;
     shard->history_next = (shard->history_next + 1) % HISTORY_SLOTS;
     remembered->pointer = oldest->pointer;
     remembered->size = oldest->size;
@@ -70,18 +82,21 @@ static void unkeep(struct memtrack_stack *stack, const struct kept_stack *kept) 
     memcpy(stack->frames, kept->frames, kept->depth * sizeof(uintptr_t));
 }
 
-static struct quarantine_shard *shard_for(const void *pointer) {
-    return &quarantine[((uintptr_t)pointer >> 4) * 0x9E3779B97F4A7C15ull >> 60];
+static struct quarantine_shard *shard_for_this_thread(void) {
+    if (MEMTRACK_UNLIKELY(!thread_shard)) thread_shard = 1 + atomic_fetch_add(&next_shard, 1) % QUARANTINE_SHARDS;
+    return &quarantine[thread_shard - 1];
 }
 
 void memtrack_quarantine_put(void *pointer, uint64_t size, const struct memtrack_stack *alloc_stack,
                              const struct memtrack_stack *free_stack) {
     uint64_t bytes = memtrack_usable_size(pointer);
     if (!bytes) bytes = size;
-    uint64_t budget = memtrack_config.quarantine_bytes / QUARANTINE_SHARDS;
-    void *release[QUARANTINE_SLOTS];
+    /* The budget is shared by the shards in use: one thread alone has all of it. */
+    unsigned in_use = atomic_load_explicit(&next_shard, memory_order_relaxed);
+    uint64_t budget = memtrack_config.quarantine_bytes / (in_use < 1 ? 1 : in_use > QUARANTINE_SHARDS ? QUARANTINE_SHARDS : in_use);
+    void *release[RELEASE_BATCH];
     int release_count = 0;
-    struct quarantine_shard *shard = shard_for(pointer);
+    struct quarantine_shard *shard = shard_for_this_thread();
     memtrack_lock_acquire(&shard->lock);
     struct held_block *held = &shard->ring[(shard->head + shard->count) % QUARANTINE_SLOTS];
     if (shard->count == QUARANTINE_SLOTS)   /* full ring: the oldest goes first */
@@ -93,36 +108,52 @@ void memtrack_quarantine_put(void *pointer, uint64_t size, const struct memtrack
     keep(&held->free_stack, free_stack);
     shard->count++;
     shard->bytes += bytes;
-    while (shard->count && shard->bytes > budget) release[release_count++] = release_oldest(shard);
-    memtrack_lock_release(&shard->lock);
-    /* Released addresses stay FREED in the shadow index until an allocator hands them out. */
-    for (int i = 0; i < release_count; i++) memtrack_next.free(release[i]);
+    for (;;) {
+        while (shard->count && shard->bytes > budget && release_count < RELEASE_BATCH)
+            release[release_count++] = release_oldest(shard);
+        int more = shard->count && shard->bytes > budget;
+        memtrack_lock_release(&shard->lock);
+        /* Released addresses stay FREED in the shadow index until an allocator hands them out. */
+        for (int i = 0; i < release_count; i++) memtrack_next.free(release[i]);
+        if (!more) break;
+        release_count = 0;
+        memtrack_lock_acquire(&shard->lock);
+    }
 }
 
+/* A bad free is rare: every shard is searched (any thread may have freed the block). */
 int memtrack_quarantine_find(uintptr_t address, uint64_t *size, struct memtrack_stack *alloc_stack,
                              struct memtrack_stack *free_stack) {
-    struct quarantine_shard *shard = shard_for((void *)address);
     int found = 0;
-    memtrack_lock_acquire(&shard->lock);
-    for (unsigned i = 0; i < shard->count && !found; i++) {
-        struct held_block *held = &shard->ring[(shard->head + i) % QUARANTINE_SLOTS];
-        if ((uintptr_t)held->pointer != address) continue;
-        *size = held->size;
-        unkeep(alloc_stack, &held->alloc_stack);
-        unkeep(free_stack, &held->free_stack);
-        found = 1;
+    for (int s = 0; s < QUARANTINE_SHARDS && !found; s++) {
+        struct quarantine_shard *shard = &quarantine[s];
+        memtrack_lock_acquire(&shard->lock);
+        for (unsigned i = 0; i < shard->count && !found; i++) {
+            struct held_block *held = &shard->ring[(shard->head + i) % QUARANTINE_SLOTS];
+            if ((uintptr_t)held->pointer != address) continue;
+            *size = held->size;
+            unkeep(alloc_stack, &held->alloc_stack);
+            unkeep(free_stack, &held->free_stack);
+            found = 1;
+        }
+        memtrack_lock_release(&shard->lock);
     }
-    /* Not held back (any more): the most recent history entry for the address, newest first. */
-    for (unsigned i = 1; i <= HISTORY_SLOTS && !found; i++) {
-        struct held_block *remembered = &shard->history[(shard->history_next + HISTORY_SLOTS - i) % HISTORY_SLOTS];
-        if ((uintptr_t)remembered->pointer != address) continue;
-        *size = remembered->size;
-        unkeep(alloc_stack, &remembered->alloc_stack);
-        unkeep(free_stack, &remembered->free_stack);
-        found = 1;
+    /* Not held back (any more): the most recent history entry for the address in any shard. */
+    uint64_t newest = 0;
+    for (int s = 0; s < QUARANTINE_SHARDS && !found; s++) {
+        struct quarantine_shard *shard = &quarantine[s];
+        memtrack_lock_acquire(&shard->lock);
+        for (unsigned i = 0; i < HISTORY_SLOTS; i++) {
+            struct held_block *remembered = &shard->history[i];
+            if ((uintptr_t)remembered->pointer != address || shard->history_sequence[i] <= newest) continue;
+            newest = shard->history_sequence[i];
+            *size = remembered->size;
+            unkeep(alloc_stack, &remembered->alloc_stack);
+            unkeep(free_stack, &remembered->free_stack);
+        }
+        memtrack_lock_release(&shard->lock);
     }
-    memtrack_lock_release(&shard->lock);
-    return found;
+    return found || newest;
 }
 
 void memtrack_quarantine_fork_prepare(void) {

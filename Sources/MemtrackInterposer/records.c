@@ -103,6 +103,8 @@ static void futex_wait(memtrack_lock *lock, int value) {
 
 void memtrack_lock_acquire(memtrack_lock *lock) {
     int me = memtrack_thread_id();
+    memtrack_locks_held++;   /* first: a signal from here on waits until we let go (process.c) */
+    atomic_signal_fence(memory_order_seq_cst);
     for (int spins = 0; spins < LOCK_SPINS; spins++) {
         int free_value = 0;
         if (atomic_load_explicit(lock, memory_order_relaxed) == 0 &&
@@ -131,6 +133,13 @@ void memtrack_lock_acquire(memtrack_lock *lock) {
 void memtrack_lock_release(memtrack_lock *lock) {
     if (atomic_exchange_explicit(lock, 0, memory_order_release) & LOCK_WAITERS)
         syscall(SYS_futex, lock, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    atomic_signal_fence(memory_order_seq_cst);
+    /* Never below 0: a forked child lets go of locks its parent's threads took. */
+    if (--memtrack_locks_held <= 0) {
+        memtrack_locks_held = 0;
+        atomic_signal_fence(memory_order_seq_cst);
+        if (MEMTRACK_UNLIKELY(memtrack_deferred_signal_count)) memtrack_send_deferred_signals();
+    }
 }
 
 int memtrack_lock_held_by_me(memtrack_lock *lock) {
@@ -155,11 +164,18 @@ int memtrack_lock_try_for_signal(memtrack_lock *lock, int attempts) {
         int owner = atomic_load(lock);
         if ((owner & ~LOCK_WAITERS) == me) return 0;   /* the interrupted code holds it */
         int free_value = 0;
+        memtrack_locks_held++;   /* as in memtrack_lock_acquire; undone if not taken */
+        atomic_signal_fence(memory_order_seq_cst);
         if (owner == 0 && atomic_compare_exchange_weak(lock, &free_value, me)) return 1;
         if (owner & LOCK_WAITERS) {
             /* Take it with the flag kept, so the release still wakes the sleepers. */
             free_value = 0;
             if (atomic_load(lock) == 0 && atomic_compare_exchange_weak(lock, &free_value, me | LOCK_WAITERS)) return 1;
+        }
+        if (--memtrack_locks_held <= 0) {
+            memtrack_locks_held = 0;
+            atomic_signal_fence(memory_order_seq_cst);
+            if (MEMTRACK_UNLIKELY(memtrack_deferred_signal_count)) memtrack_send_deferred_signals();
         }
         sched_yield();   /* another thread holds it and will let go */
     }
@@ -216,7 +232,10 @@ static atomic_int warned;
 static char first_error[160];
 
 void memtrack_note_failure(const char *operation, int error_number, atomic_uint_fast64_t *counter) {
-    if (counter) atomic_fetch_add(counter, 1);
+    /* A record of another kind that could not be written (leak-check, process, modules, status)
+     * leaves the record incomplete too: it counts as an unrecorded event, so that `status` says
+     * so (memdir reads incompleteness from these counters). */
+    atomic_fetch_add(counter ? counter : &memtrack_unrecorded_events, 1);
     if (atomic_exchange(&warned, 1)) return;
     const char *description = strerrordesc_np(error_number);   /* static text: no allocation */
     char *out = first_error, *end = first_error + sizeof first_error - 1;
@@ -338,7 +357,7 @@ int memtrack_write_file_atomically(int directory, const char *name, const char *
  * descriptor table, and sleeps until it is done. A signal handler that interrupted its own
  * thread's hand-off, a thread running before the file thread exists (start-up, a fork child's
  * first records: one thread only) or after it could not be made does the work itself. */
-enum { FILE_WRITE, FILE_REMOVE, FILE_SYMLINK, FILE_APPEND, FILE_APPEND_CREATE };
+enum { FILE_WRITE, FILE_REMOVE, FILE_SYMLINK, FILE_APPEND, FILE_APPEND_CREATE, FILE_OVERWRITE };
 struct file_request {
     int operation;
     const char *name;
@@ -373,6 +392,19 @@ static int append_line(int directory, const char *name, const char *line, size_t
     return error;
 }
 
+/* The existing file rewritten in place: no new name, inode or page. For the status when a
+ * whole new file cannot be made (a full tmpfs, a directory that became unwritable), so that it
+ * can still say the record is incomplete. */
+static int overwrite_file(int directory, const char *name, const char *text, size_t length) {
+    int fd = raw_openat(directory, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (fd < 0) return errno;
+    ssize_t written = syscall(SYS_pwrite64, fd, text, length, 0);
+    int error = written == (ssize_t)length ? 0 : (written < 0 ? errno : ENOSPC);
+    if (!error && syscall(SYS_ftruncate, fd, (off_t)length) != 0) error = errno;
+    raw_close(fd);
+    return error;
+}
+
 static int do_file_operation(int operation, const char *name, const char *text, size_t length) {
     int directory = get_run_directory();
     if (directory < 0) return errno ? errno : EBADF;
@@ -380,6 +412,7 @@ static int do_file_operation(int operation, const char *name, const char *text, 
     if (operation == FILE_WRITE) error = memtrack_write_file_atomically(directory, name, text, length);
     else if (operation == FILE_SYMLINK) error = make_symlink(directory, name, text);
     else if (operation == FILE_APPEND || operation == FILE_APPEND_CREATE) error = append_line(directory, name, text, length, operation == FILE_APPEND_CREATE);
+    else if (operation == FILE_OVERWRITE) error = overwrite_file(directory, name, text, length);
     else if (raw_unlinkat(directory, name) < 0) error = errno;
     put_run_directory(directory);
     return error;
@@ -449,6 +482,7 @@ static void *file_thread_main(void *unused) {
         int now = atomic_load(&request_signal);
         if (now == seen) { futex_wait(&request_signal, now); continue; }
         seen = now;
+        memtrack_credentials_follow();   /* a set*id call waits for this (credentials.c) */
         struct file_request *request = atomic_exchange(&pending_request, NULL);
         if (!request) continue;
         request->result = do_file_operation(request->operation, request->name, request->text, request->length);
@@ -472,6 +506,12 @@ void memtrack_start_file_thread(void) {
     }
     pthread_attr_destroy(&attributes);
     memtrack_busy--;
+}
+
+void memtrack_files_wake(void) {
+    if (!atomic_load(&file_thread_running)) return;
+    atomic_fetch_add(&request_signal, 1);
+    syscall(SYS_futex, &request_signal, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 /* fork: no request may be in flight; the child has no file thread until it starts one. */
@@ -844,9 +884,11 @@ void memtrack_write_process_file(const char *parent_run_name) {
     if (error) memtrack_note_failure("writing the process record", error, NULL);
 }
 
-void memtrack_write_status(const char *state, int value, const char *exec_path) {
-    char text[1024 + 4096];
-    char *out = text, *end = text + sizeof text - 1;
+/* extra_events: added to unrecorded-events in the text only (a mark written before something
+ * that may make the run directory unwritable, see credentials.c). Returns the length. */
+static size_t format_status(char *text, size_t capacity, const char *state, int value, const char *exec_path,
+                            uint64_t extra_events, const char *extra_error) {
+    char *out = text, *end = text + capacity - 1;
     out = memtrack_put_text(out, end, "memtrack/1 status\nstate ");
     out = memtrack_put_text(out, end, state);
     out = memtrack_put_text(out, end, "\n");
@@ -863,7 +905,7 @@ void memtrack_write_status(const char *state, int value, const char *exec_path) 
     if (exec_path) out = put_key(out, end, "exec-path", exec_path, strlen(exec_path));
     out = put_key_number(out, end, "unrecorded-blocks", atomic_load(&memtrack_unrecorded_blocks));
     out = put_key_number(out, end, "unremoved-records", atomic_load(&memtrack_unremoved_records));
-    out = put_key_number(out, end, "unrecorded-events", atomic_load(&memtrack_unrecorded_events));
+    out = put_key_number(out, end, "unrecorded-events", atomic_load(&memtrack_unrecorded_events) + extra_events);
     out = put_key_number(out, end, "writer-records", atomic_load(&memtrack_writer_records));
     out = put_key_number(out, end, "program-records", atomic_load(&memtrack_program_records));
     out = put_key_number(out, end, "program-removals", atomic_load(&memtrack_program_removals));
@@ -873,9 +915,36 @@ void memtrack_write_status(const char *state, int value, const char *exec_path) 
     out = put_key_number(out, end, "settle-backlog-ms", (uint64_t)memtrack_config.settle_backlog_ms);
     out = put_key_number(out, end, "large-backlog-blocks", MEMTRACK_LARGE_BACKLOG);
     if (atomic_load(&warned) && first_error[0]) out = put_key(out, end, "error", first_error, strlen(first_error));
-    int error = write_file("status", text, (size_t)(out - text));
-    if (error) memtrack_note_failure("writing the status record", error, NULL);
+    else if (extra_error) out = put_key(out, end, "error", extra_error, strlen(extra_error));
+    return (size_t)(out - text);
 }
+
+static int format_and_write_status(const char *state, int value, const char *exec_path, uint64_t extra_events,
+                                   const char *extra_error) {
+    char text[1024 + 4096];
+    size_t length = format_status(text, sizeof text, state, value, exec_path, extra_events, extra_error);
+    int error = write_file("status", text, length);
+    if (error) {
+        /* A new status cannot be made (a full tmpfs, a directory no longer writable): count the
+         * failure, then say so in the status we have, rewritten in place. */
+        memtrack_note_failure("writing the status record", error, NULL);
+        length = format_status(text, sizeof text, state, value, exec_path, extra_events, extra_error);
+        file_operation(FILE_OVERWRITE, "status", text, length);
+    }
+    return error;
+}
+
+void memtrack_write_status(const char *state, int value, const char *exec_path) {
+    format_and_write_status(state, value, exec_path, 0, NULL);
+}
+
+/* The status as it would read if one more event were lost, with why: written before the program
+ * changes its credentials; the next ordinary status replaces it if the directory is still ours. */
+int memtrack_write_status_mark(const char *why) {
+    return format_and_write_status("running", 0, NULL, 1, why);
+}
+
+
 
 // ---- The module map ------------------------------------------------------------------------
 /* Every executable segment ever seen, so an address recorded before a dlclose still finds its
@@ -1016,6 +1085,12 @@ void memtrack_modules_fork_parent(void) { memtrack_lock_release(&modules_lock); 
 void memtrack_modules_fork_child(void) {
     if (parent_had_threads) walk_unsafe = 1;
     memtrack_lock_release(&modules_lock);
+}
+/* A child forked in a signal handler (process.c): prepare did not run, and the tracker's own
+ * threads may have held the loader's lock. */
+void memtrack_modules_fork_child_unprepared(void) {
+    parent_had_threads = 1;
+    memtrack_modules_fork_child();
 }
 
 /* Brings the modules file up to date. Cheap when nothing was loaded or unloaded since the last

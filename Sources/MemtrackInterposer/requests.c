@@ -13,6 +13,14 @@
 #include <unistd.h>
 #include <sys/syscall.h>
 
+/* The answer is named after the sequence number current when the check runs. An idle process
+ * allocates nothing between two checks, so both answers had one name: the second overwrote the
+ * first, and memdir, which waits for a name it has not seen before, never saw an answer. A number
+ * taken for each check (no block ever gets it) makes every answer's name new. */
+void memtrack_unique_check_sequence(void) {
+    atomic_fetch_add(&memtrack_sequence, 1);
+}
+
 /* Called by the writer thread at the start of each pass: 1 when a check was requested (the
  * request is consumed). The pass then writes every young block, so the record on disk is the
  * whole live set when the check runs. */
@@ -29,6 +37,7 @@ int memtrack_requests_take(void) {
 void memtrack_requests_answer(void) {
     if (atomic_load(&memtrack_run_directory) < 0) return;
     int saved_errno = errno;
+    memtrack_unique_check_sequence();
     memtrack_leak_check_now(1);
     errno = saved_errno;
 }

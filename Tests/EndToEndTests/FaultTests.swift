@@ -244,7 +244,7 @@ extension EndToEnd {
                     #expect(result.stderrText.contains("\(name): not a regular file"), "\(result.stderrText)")
                 }
                 // The real records still count: 2 leaks, 2 bad frees.
-                #expect(result.stdoutText.contains("total: 2 lost blocks, 5555 bytes; 2 bad frees in 1 process"))
+                #expect(result.stdoutText.contains("total: 2 lost blocks, 5,555 bytes; 2 bad frees in 1 process"))
             }
         }
 

@@ -72,8 +72,8 @@ extension EndToEnd {
                 #expect(element("flame-note", in: html) == "Every block live at exit, by kind: the lost ones and the still reachable ones (the report below lists the lost kinds).")
                 // The text report lists the lost kinds, as resolve does by default.
                 let summary = try #require(element("summary", in: html))
-                #expect(summary.contains("    definitely lost: 3 blocks, 231 bytes at lose ") && !summary.contains("    still reachable: \(reachable.blocks) blocks"), "\(summary)")
-                #expect(summary.split(separator: "\n").contains { $0.hasPrefix("     still reachable: ") && $0.hasSuffix(" bytes in \(reachable.blocks) blocks") },
+                #expect(summary.contains("    definitely lost: 3 blocks, 231 bytes at lose ") && !summary.contains("    still reachable: \(countText(reachable.blocks)) blocks"), "\(summary)")
+                #expect(summary.split(separator: "\n").contains { $0.hasPrefix("     still reachable: ") && $0.hasSuffix(" bytes in \(countText(reachable.blocks)) blocks") },
                         "the summary counts them")
 
                 // Drawn by the page's script: a frame per kind with its bytes.

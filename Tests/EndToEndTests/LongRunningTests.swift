@@ -142,7 +142,7 @@ extension EndToEnd {
 
                 let text = try memdir(["stats", scratch.memDir.path])
                 #expect(text.status == 0)
-                #expect(text.stdoutText.contains("  heap: \(after.heapCurrent) bytes in \(after.liveBlocks) live blocks;"), "\(text.stdoutText)")
+                #expect(text.stdoutText.contains("  heap: \(countText(after.heapCurrent)) bytes in \(countText(after.liveBlocks)) live blocks;"), "\(text.stdoutText)")
             }
         }
 
@@ -215,7 +215,7 @@ extension EndToEnd {
                 }
                 let text = try memdir(["diff", a, b])
                 let line = try #require(text.stdoutText.split(separator: "\n").first { $0.contains(grow) }, "\(text.stdoutText)")
-                #expect(line.hasPrefix("       +1600      +25  640 -> 2240 "), "\(line)")
+                #expect(line.hasPrefix("      +1,600      +25  640 -> 2,240 "), "\(line)")
 
                 let missing = try memdir(["diff", a])
                 #expect(missing.status == 2)

@@ -90,7 +90,7 @@ extension EndToEnd {
                 #expect(frame(location, isAt: try EndToEndTests.location("\(example).c", marker)), "\(location)")
 
                 let table = try memdir(["resolve", scratch.memDir.path])
-                #expect(table.stdoutText.contains("mappings still mapped at exit: 1, 4096 bytes"), "\(table.stdoutText)")
+                #expect(table.stdoutText.contains("mappings still mapped at exit: 1, 4,096 bytes"), "\(table.stdoutText)")
 
                 // A mapping is a finding: --error-exitcode applies.
                 let viaRun = try memdir(["run", "--error-exitcode", "9", "--dir", scratch.root.appendingPathComponent("run").path,
@@ -150,7 +150,7 @@ extension EndToEnd {
 
                 // `memdir list` tells whether the segment is still on the system.
                 let before = try memdir(["list", scratch.memDir.path])
-                #expect(before.stdoutText.contains("SysV segment id \(segment) key 0x00000000, 1024 bytes (shmget) at "), "\(before.stdoutText)")
+                #expect(before.stdoutText.contains("SysV segment id \(segment) key 0x00000000, 1,024 bytes (shmget) at "), "\(before.stdoutText)")
                 #expect(before.stdoutText.contains("; still exists\n"), "\(before.stdoutText)")
                 removeSegment(segment)
                 let after = try memdir(["list", scratch.memDir.path])

@@ -101,7 +101,7 @@ import Testing
         #expect(p.groups.map(\.key) == ["c", "a", "b"], "unchanged groups are left out")
         #expect(p.groups.map(\.bytesGrowth) == [1000, 200, -150])
         #expect(p.bytesGrowth == 1355 - 305)
-        #expect(DiffFormatter.text(d).contains("\n       +1000       +1  0 -> 1000               c\n        +200       +2  100 -> 300              a\n"))
+        #expect(DiffFormatter.text(d).contains("\n      +1,000       +1  0 -> 1,000              c\n        +200       +2  100 -> 300              a\n"))
     }
 
     @Test func foldedFramesOutermostFirst() {

@@ -64,38 +64,75 @@ public struct CheckCommand: Command {
         return reportProblems(report, console: console)
     }
 
+    /// The run directory, opened once without following a symbolic link, and checked to belong to
+    /// the owner of the process it records: everything `ask` does goes through this descriptor.
+    /// (Run as root, `memdir check` followed a symlink the target's owner had swapped in for its
+    /// run directory, and unlinked, created and renamed files wherever it pointed.)
+    static func openRunDirectory(_ run: String) throws(MemdirError) -> Int32 {
+        let fd = open(run, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            let error = errno
+            var st = stat()
+            if lstat(run, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK {
+                throw .directoryUnreadable(path: run, reason: "it is a symbolic link; refused")
+            }
+            throw .directoryUnreadable(path: run, reason: errnoText(error))
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { let error = errno; close(fd); throw .directoryUnreadable(path: run, reason: errnoText(error)) }
+        // The owner of the process the record names (its /proc entry), read through the descriptor.
+        let via = "/proc/self/fd/\(fd)"
+        if let pid = ProcessStats.readProcess(via)?.pid {
+            var process = stat()
+            if stat("/proc/\(pid)", &process) == 0, process.st_uid != st.st_uid {
+                close(fd)
+                throw .directoryUnreadable(path: run, reason: "it belongs to uid \(st.st_uid), not to uid \(process.st_uid), the owner of process \(pid); refused")
+            }
+        }
+        return fd
+    }
+
     /// Writes the request and waits for a new `leak-check-*` file in `run`.
     static func ask(_ run: String, timeoutMs: Double) throws(MemdirError) -> CheckAnswer {
-        let before = Set(try answerNames(run))
-        let request = Scanner.join(run, "check-request"), temporary = Scanner.join(run, ".check-request.tmp")
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw .system(call: "open", path: temporary, reason: errnoText(errno)) }
+        let directory = try openRunDirectory(run)
+        defer { close(directory) }
+        let via = "/proc/self/fd/\(directory)"   // reads go through the descriptor too
+        let before = Set(try answerNames(directory, run))
+        let request = Scanner.join(run, "check-request"), temporary = ".check-request.tmp"
+        let fd = openat(directory, temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw .system(call: "open", path: Scanner.join(run, temporary), reason: errnoText(errno)) }
         writeAll(fd, "memtrack/1 check-request\n")
         close(fd)
-        guard rename(temporary, request) == 0 else { throw .system(call: "rename", path: request, reason: errnoText(errno)) }
+        guard renameat(directory, temporary, directory, "check-request") == 0 else {
+            let error = errno
+            unlinkat(directory, temporary, 0)
+            throw .system(call: "rename", path: request, reason: errnoText(error))
+        }
+        func withdraw() { unlinkat(directory, "check-request", 0) }   // a later pass must not run a check nobody waits for
 
         let deadline = BlockAge.nowUnixMs() + Int(timeoutMs)
         var pause = 5.0   // ms; doubles up to 200 ms: the directory may hold a million files
         while true {
             // The tracker takes the request (unlinks it) before it answers: until then, no listing.
-            if !fileExists(request) {
-                if let name = try answerNames(run).filter({ !before.contains($0) }).sorted(by: { $0.count != $1.count ? $0.count < $1.count : $0 < $1 }).last {
+            var st = stat()
+            if fstatat(directory, "check-request", &st, AT_SYMLINK_NOFOLLOW) != 0 {
+                if let name = try answerNames(directory, run).filter({ !before.contains($0) }).sorted(by: { $0.count != $1.count ? $0.count < $1.count : $0 < $1 }).last {
                     let path = Scanner.join(run, name)
-                    guard case .success(let text) = readTextFile(path, limit: LeakCheckParser.maximumSize) else { throw .malformedRecord(path: path, reason: "cannot read the answer") }
+                    guard case .success(let text) = readTextFile(Scanner.join(via, name), limit: LeakCheckParser.maximumSize) else { throw .malformedRecord(path: path, reason: "cannot read the answer") }
                     return try CheckAnswer.parse(text, path: path)
                 }
             }
-            if let state = ProcessStats.readStatus(run)?.state, state != "running" {
-                unlink(request)
+            if let state = ProcessStats.readStatus(via)?.state, state != "running" {
+                withdraw()
                 throw .processNotRunning(path: run, state: state)
             }
             // `running` stays in the status of a process killed by SIGKILL: ask the kernel too.
-            if let pid = ProcessStats.readProcess(run)?.pid, kill(pid_t(pid), 0) != 0, errno == ESRCH {
-                unlink(request)
+            if let pid = ProcessStats.readProcess(via)?.pid, kill(pid_t(pid), 0) != 0, errno == ESRCH {
+                withdraw()
                 throw .processNotRunning(path: run, state: "running, but process \(pid) is gone: killed by SIGKILL?")
             }
             if BlockAge.nowUnixMs() >= deadline {
-                unlink(request)   // a later pass must not run a check nobody waits for
+                withdraw()
                 throw .checkTimedOut(path: run, seconds: timeoutMs / 1000)
             }
             _ = poll(nil, 0, Int32(pause))
@@ -103,8 +140,13 @@ public struct CheckCommand: Command {
         }
     }
 
-    static func answerNames(_ run: String) throws(MemdirError) -> [String] {
-        guard let dir = opendir(run) else { throw .directoryUnreadable(path: run, reason: errnoText(errno)) }
+    static func answerNames(_ directory: Int32, _ run: String) throws(MemdirError) -> [String] {
+        let listed = openat(directory, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard listed >= 0, let dir = fdopendir(listed) else {
+            let error = errno
+            if listed >= 0 { close(listed) }
+            throw .directoryUnreadable(path: run, reason: errnoText(error))
+        }
         defer { closedir(dir) }
         var names: [String] = []
         while let entry = readdir(dir) {
