@@ -133,7 +133,9 @@ public struct HTMLReport {
             case "<": out += "&lt;"
             case ">": out += "&gt;"
             case "\"": out += "&quot;"
-            // Control bytes from names, as the text report writes them (`\xHH`).
+            // Line breaks and tabs of the text report stay (it is shown in a <pre>); other
+            // control bytes, which can come only from names, as the text report writes them (`\xHH`).
+            case "\n", "\t": out.append(c)
             case _ where c.unicodeScalars.contains { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) }: out += String(c).printable
             default: out.append(c)
             }

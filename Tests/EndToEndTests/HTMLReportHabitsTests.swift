@@ -74,7 +74,7 @@ extension EndToEnd {
                 let summary = try #require(element("summary", in: html))
                 #expect(summary.contains("    definitely lost: 3 blocks, 231 bytes at lose ") && !summary.contains("    still reachable: \(countText(reachable.blocks)) blocks"), "\(summary)")
                 #expect(summary.split(separator: "\n").contains { $0.hasPrefix("     still reachable: ") && $0.hasSuffix(" bytes in \(countText(reachable.blocks)) blocks") },
-                        "the summary counts them")
+                        "the summary counts them: \(summary) \(reachable)")
 
                 // Drawn by the page's script: a frame per kind with its bytes.
                 let profile = scratch.root.appendingPathComponent("chromium-profile").path

@@ -101,6 +101,29 @@ extension EndToEnd {
             }
         }
 
+        @Test("memdir run -- swift test: the test bundles are traced and reported, the toolchain is not; clean passes, a retain cycle fails at its lines")
+        func swiftTestThroughTheDriver() throws {
+            let binary = try SwiftTestPackage.testBinary()
+            // The products of the build above: --skip-build runs them through the real driver.
+            let products = URL(fileURLWithPath: binary).deletingLastPathComponent().deletingLastPathComponent().path
+            let test = ["test", "--package-path", SwiftTestPackage.source.path, "--scratch-path", products, "--skip-build"]
+            let first = try location("SwiftTestPackage/Tests/CounterTests/CycleTests.swift", "LEAK: first node")
+            let second = try location("SwiftTestPackage/Tests/CounterTests/CycleTests.swift", "LEAK: second node")
+            try withScratch { scratch in
+                let (clean, cleanReport) = try runWithJSONFile(scratch, [], "swift", test + ["--filter", "CleanTests|AsyncTests"], timeout: 600)
+                #expect(clean.exitedNormally && clean.status == 0, "\(clean.statusDescription)\n\(clean.stderrText)")
+                #expect(clean.stderrText.contains("memdir: swift test: reporting the "), "\(clean.stderrText)")
+                let exes = ((cleanReport.raw["processes"] as? [[String: Any]]) ?? []).compactMap { $0["exe"] as? String }
+                #expect(!exes.isEmpty && exes.allSatisfy { $0.hasSuffix("/CounterPackageTests.xctest") }, "only the test runs: \(exes)")
+                #expect(cleanReport.leaks.isEmpty, "\(cleanReport.leaks.map { "\($0.kind) \($0.attributed ?? "?")" })")
+
+                let (cycle, cycleReport) = try runWithJSONFile(scratch, [], "swift", test + ["--filter", "CycleTests"], timeout: 600)
+                #expect(cycle.exitedNormally && cycle.status == 23, "\(cycle.statusDescription)\n\(cycle.stderrText)")
+                #expect(cycleReport.leaks(at: first).map(\.kind) == ["definitely_lost"], "\(cycleReport.leaks.map { $0.attributed ?? "?" })")
+                #expect(cycleReport.leaks(at: second).map(\.kind) == ["indirectly_lost"])
+            }
+        }
+
         @Test("Swift Testing's run of the same binary: only the runtime's caches and libdispatch's threads, all suppressed")
         func swiftTestingRun() throws {
             let binary = try SwiftTestPackage.testBinary()
