@@ -45,16 +45,7 @@
 
 enum { PHASE_WAIT = 0, PHASE_GO, PHASE_STOPPED, PHASE_RESUME };
 
-#if defined(__x86_64__)
-static long raw6(long number, long a, long b, long c, long d, long e, long f) {
-    long result;
-    register long r10 __asm__("r10") = d;
-    register long r8 __asm__("r8") = e;
-    register long r9 __asm__("r9") = f;
-    __asm__ volatile("syscall" : "=a"(result) : "a"(number), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-                     : "rcx", "r11", "memory");
-    return result;
-}
+#define raw6 memtrack_raw6   /* arch.h */
 #define raw(n, a, b, c, d) raw6((n), (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
 
 static long long now_ns(void) {
@@ -134,11 +125,11 @@ static void collect_stops(struct memtrack_world *world, long long deadline, int 
                 continue;
             }
             if (late) { t->late_stop = 1; continue; }
-            struct user_regs_struct registers;
-            if (raw(SYS_ptrace, PTRACE_GETREGS, t->tid, 0, &registers) == 0) {
+            memtrack_regs registers;
+            if (memtrack_get_registers(t->tid, &registers) == 0) {
                 memcpy(t->registers, &registers, sizeof t->registers);
                 t->register_count = MEMTRACK_WORLD_REGISTERS;
-                t->stack_pointer = registers.rsp;
+                t->stack_pointer = MEMTRACK_REGS_SP(registers);
                 atomic_store(&t->state, MEMTRACK_THREAD_STOPPED);
             } else {
                 t->late_stop = 1;   /* stopped, but not readable: let it go like a late one */
@@ -153,12 +144,7 @@ static void collect_stops(struct memtrack_world *world, long long deadline, int 
 
 /* An EINTR that only our interrupt caused becomes a restart (see the top of the file). */
 static void let_go(struct memtrack_world_thread *t) {
-    struct user_regs_struct registers;
-    if (raw(SYS_ptrace, PTRACE_GETREGS, t->tid, 0, &registers) == 0 && (long)registers.orig_rax >= 0 &&
-        (long)registers.rax == -EINTR && registers.orig_rax != SYS_close) {
-        registers.rax = (unsigned long long)-ERESTARTNOHAND;
-        raw(SYS_ptrace, PTRACE_SETREGS, t->tid, 0, &registers);
-    }
+    memtrack_restart_interrupted(t->tid, -EINTR, -ERESTARTNOHAND, SYS_close);   /* arch.h */
     raw(SYS_ptrace, PTRACE_DETACH, t->tid, 0, 0);
     t->seized = 0;
 }
@@ -331,10 +317,3 @@ void memtrack_world_resume(struct memtrack_world *world) {
     world->tracer_stack = NULL;
 }
 
-#else   /* the leak check is x86-64 only */
-void memtrack_world_stop(struct memtrack_world *world, int self, const int *skip, int skip_count, int may_set_ptracer) {
-    (void)self; (void)skip; (void)skip_count; (void)may_set_ptracer;
-    world->count = world->overflow = world->running = 0;
-}
-void memtrack_world_resume(struct memtrack_world *world) { (void)world; }
-#endif
