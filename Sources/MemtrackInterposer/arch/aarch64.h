@@ -52,4 +52,35 @@ static inline void memtrack_restart_interrupted(int tid, long interrupted, long 
     (void)tid; (void)interrupted; (void)restart; (void)except;
 }
 
+
+/* ---- Signal frames, for the frame-pointer walk (unwind.c) ----
+ * A handler returns to the signal trampoline (__kernel_rt_sigreturn in the vDSO, or qemu-user's
+ * own page) through a frame record {x29, x30} of the interrupted code that the kernel put right
+ * above its rt_sigframe and pointed x29 at. The sigframe is the siginfo (128 bytes), then the
+ * ucontext, whose uc_mcontext (at 176) is fault_address, x0-x30, sp, pc, pstate and __reserved,
+ * which starts with the FPSIMD record (magic 0x46508001, 528 bytes). It is 4688 bytes unless
+ * SVE state overflows __reserved, making it larger: then it is searched for downwards. The
+ * match must hold x29 and x30 equal to the record's. */
+#define MEMTRACK_SIGFRAME_CONTEXT 4384          /* record - sigcontext, without extra state */
+#define MEMTRACK_SIGFRAME_SEARCH (64 * 1024)
+#define MEMTRACK_FPSIMD_HEADER 0x0000021046508001ull   /* magic, then size 528 */
+
+static inline int memtrack_sigcontext_at(uintptr_t context, const uintptr_t *record) {
+    const uint64_t *w = (const uint64_t *)context;   /* fault_address, x0..x30 at 1..31 */
+    return w[36] == MEMTRACK_FPSIMD_HEADER && w[30] == record[0] && w[31] == record[1];
+}
+
+/* If `record` (8-aligned, in [lo, hi)) is the frame record of a signal frame, the interrupted pc.
+ * Reads only [lo, record): stack between the walk's first frame and the record. `search` allows
+ * the slow downward search (when the return address is known to be the trampoline). */
+static inline uintptr_t memtrack_signal_frame_pc(uintptr_t record, uintptr_t lo, int search) {
+    if (record < lo + MEMTRACK_SIGFRAME_CONTEXT || (record & 15)) return 0;
+    uintptr_t context = record - MEMTRACK_SIGFRAME_CONTEXT;
+    for (;;) {
+        if (memtrack_sigcontext_at(context, (const uintptr_t *)record)) return ((const uint64_t *)context)[33];
+        if (!search || context < lo + 16 || record - context >= MEMTRACK_SIGFRAME_SEARCH) return 0;
+        context -= 16;
+    }
+}
+
 #endif
