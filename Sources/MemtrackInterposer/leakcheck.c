@@ -1053,6 +1053,7 @@ static const char *error_name(int error) {
     case EIO: return "EIO";
     case ENOSYS: return "ENOSYS";
     case EACCES: return "EACCES";
+    case EINVAL: return "EINVAL";   /* qemu-user: no clone(CLONE_VM) that is not a thread */
     case ETIMEDOUT: return "did not stop within 100 ms";
     default: return "error";
     }

@@ -35,6 +35,10 @@ enum Aarch64 {
             steps.append((compiler, ["-g", "-o", out.appendingPathComponent(name).path,
                                      E2E.examplesSource.appendingPathComponent(name + ".c").path, "-pthread"]))
         }
+        steps.append((compiler, ["-g", "-o", out.appendingPathComponent("deepbind").path,
+                                 E2E.examplesSource.appendingPathComponent("deepbind.c").path, "-ldl"]))
+        steps.append((compiler, ["-g", "-shared", "-fPIC", "-o", out.appendingPathComponent("deepbind_lib.so").path,
+                                 E2E.examplesSource.appendingPathComponent("deepbind_lib.c").path]))
         for name in ["leak_kinds", "mismatch"] {
             steps.append((cxxCompiler, ["-g", "-o", out.appendingPathComponent(name).path,
                                         E2E.examplesSource.appendingPathComponent(name + ".cpp").path]))
@@ -186,6 +190,24 @@ extension EndToEnd {
                 if let handler, let interrupted, let main {
                     #expect(handler < interrupted && interrupted < main, "\(frames)")
                     #expect(interrupted - handler == 3 && frames[handler + 2].hasPrefix("libc.so.6+"), "\(frames)")
+                }
+            }
+        }
+
+        @Test("aarch64: a library opened with RTLD_DEEPBIND is tracked (its GOT's R_AARCH64 relocations patched), now or lazily bound",
+              arguments: [["leak"], ["leak", "lazy"], ["free"]])
+        func deepBind(arguments: [String]) throws {
+            try withScratch { scratch in
+                let run = try Aarch64.run("deepbind", arguments, memDir: scratch.memDir)
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                let report = try resolveReport(scratch.memDir)
+                let f = "deepbind_lib.c"
+                if arguments[0] == "free" {
+                    #expect(report.leaks.isEmpty && report.badFrees.isEmpty,
+                            "\(report.leaks.map { $0.attributed ?? "nil" }) \(report.badFrees.map(\.kind))")
+                } else {
+                    expectResolved(report, [try location(f, "LEAK: strdup"): [5], try location(f, "LEAK: malloc 10"): [10]])
+                    #expect(report.badFrees.isEmpty, "\(report.badFrees.map(\.kind))")
                 }
             }
         }
