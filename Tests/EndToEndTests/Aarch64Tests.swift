@@ -108,6 +108,39 @@ extension EndToEnd {
             }
         }
 
+        @Test("aarch64 records: memdir says when no addr2line reads aarch64, and MEMDIR_ADDR2LINE picks one")
+        func addr2lineChoice() throws {
+            try withScratch { scratch in
+                let run = try Aarch64.run("seeds", memDir: scratch.memDir)
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                // A PATH with only the host's addr2line (Debian's reads x86 targets only).
+                let bin = scratch.root.appendingPathComponent("bin")
+                try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+                try FileManager.default.createSymbolicLink(atPath: bin.appendingPathComponent("addr2line").path,
+                                                           withDestinationPath: "/usr/bin/addr2line")
+                var env = E2E.cleanEnvironment()
+                env["PATH"] = bin.path
+                env.removeValue(forKey: "MEMDIR_ADDR2LINE")
+                let leak = try location("seeds.c", "LEAK: p3")
+                let without = runProgram(try E2E.memdirPath(), ["resolve", scratch.memDir.path], environment: env)
+                #expect(without.exitedNormally && without.status == 0, "\(without.statusDescription) \(without.stderrText)")
+                let seedsModule = try Aarch64.path("seeds")
+                // The table's own warnings (after the processes, on stdout).
+                #expect(without.stdoutText.split(separator: "\n").map(String.init).contains("warning: could not resolve \(seedsModule): no addr2line reads aarch64 files: "
+                                                     + "install binutils-aarch64-linux-gnu or llvm, or set MEMDIR_ADDR2LINE"),
+                        "\(without.stdoutText)")
+                #expect(!without.stdoutText.contains(leak) && without.stdoutText.contains("seeds+0x"), "\(without.stdoutText)")
+                // The override, by name on PATH or by path.
+                for tool in ["/usr/bin/aarch64-linux-gnu-addr2line", "/usr/bin/llvm-addr2line"]
+                where FileManager.default.isExecutableFile(atPath: tool) {
+                    env["MEMDIR_ADDR2LINE"] = tool
+                    let with = runProgram(try E2E.memdirPath(), ["resolve", scratch.memDir.path], environment: env)
+                    #expect(with.exitedNormally && with.status == 0 && with.stdoutText.contains(leak),
+                            "\(tool): \(with.stdoutText) \(with.stderrText)")
+                }
+            }
+        }
+
         @Test("aarch64: 800 leaks from 8 threads, each thread's 100 at the same line")
         func threads() throws {
             try withScratch { scratch in
