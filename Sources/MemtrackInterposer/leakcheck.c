@@ -1055,6 +1055,7 @@ static const char *error_name(int error) {
     case EACCES: return "EACCES";
     case EINVAL: return "EINVAL";   /* qemu-user: no clone(CLONE_VM) that is not a thread */
     case ETIMEDOUT: return "did not stop within 100 ms";
+    case EINTR: return "in a wait an interrupt ends";   /* arch.h: left running */
     default: return "error";
     }
 }
@@ -1078,7 +1079,7 @@ static void stop_world(struct check *c, int self, int self_is_tracker, int on_re
         out = memtrack_put_text(out, end, "thread ");
         out = memtrack_put_decimal(out, end, (uint64_t)t->tid);
         out = memtrack_put_text(out, end, " was not stopped (");
-        out = memtrack_put_text(out, end, t->error == ETIMEDOUT ? "" : "ptrace: ");
+        out = memtrack_put_text(out, end, t->error == ETIMEDOUT || t->error == EINTR ? "" : "ptrace: ");
         out = memtrack_put_text(out, end, error_name(t->error));
         *memtrack_put_text(out, end, "): its stack was read as it ran, its registers were not") = 0;
         c->notes++;

@@ -102,6 +102,25 @@ static int list_threads(struct memtrack_world *world) {
     return added;
 }
 
+/* The system call thread `tid` is blocked in, from /proc/PID/task/TID/syscall; -1 if none or
+ * unknown. The tracer is a process of its own: /proc/self would be its own. */
+static long blocked_in(const struct memtrack_world *world, int tid) {
+    char path[80], text[32];
+    char *out = memtrack_put_text(path, path + 40, "/proc/");
+    out = memtrack_put_decimal(out, path + 56, (uint64_t)world->pid);
+    out = memtrack_put_text(out, path + 62, "/task/");
+    out = memtrack_put_decimal(out, path + 72, (uint64_t)tid);
+    *memtrack_put_text(out, path + 79, "/syscall") = 0;
+    int fd = (int)raw(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    long n = raw(SYS_read, fd, text, sizeof text - 1, 0);
+    raw(SYS_close, fd, 0, 0, 0);
+    if (n <= 0 || text[0] < '0' || text[0] > '9') return -1;   /* "running", or "-1 SP PC" */
+    long number = 0;
+    for (long i = 0; i < n && text[i] >= '0' && text[i] <= '9'; i++) number = number * 10 + (text[i] - '0');
+    return number;
+}
+
 // ---- The tracer (a task of its own, on its own stack) -----------------------------------------
 /* Waits, until the deadline, for the seized threads to report their interrupt stop. A real
  * signal met on the way is delivered as it would have been (PTRACE_CONT with it). */
@@ -161,6 +180,11 @@ static int tracer_main(void *argument) {
     for (int pass = 0, from = 0; pass < 16; pass++) {
         for (int i = from; i < world->count; i++) {
             struct memtrack_world_thread *t = &world->threads[i];
+            /* arch.h: where our interrupt would end its wait with EINTR, the thread is left be. */
+            if (MEMTRACK_INTERRUPT_MAY_SHOW && memtrack_interrupt_would_show(blocked_in(world, t->tid))) {
+                t->error = EINTR;
+                continue;
+            }
             long r = raw(SYS_ptrace, PTRACE_SEIZE, t->tid, 0, 0);
             if (r < 0) { t->error = (int)-r; if (r == -ESRCH) atomic_store(&t->state, MEMTRACK_THREAD_GONE); continue; }
             t->seized = 1;

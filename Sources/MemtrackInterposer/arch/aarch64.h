@@ -47,11 +47,21 @@ static inline long memtrack_get_registers(int tid, memtrack_regs *registers) {
 
 /* arm64's kernel decides on a restart before the tracee stops (do_signal reads x0 first), and
  * the first argument x0 held is gone (no orig_x0 in any register set): an EINTR cannot be turned
- * into a restart from the tracer. Left as it is: see README's Limits (aarch64). */
+ * into a restart from the tracer. The waits that would see it are not interrupted at all
+ * (memtrack_interrupt_would_show); see README's Limits (aarch64). */
 static inline void memtrack_restart_interrupted(int tid, long interrupted, long restart, long except) {
     (void)tid; (void)interrupted; (void)restart; (void)except;
 }
 
+
+/* Whether a thread blocked in system call `number` must be left running by the leak check: the
+ * waits that end with EINTR on any wake-up (epoll_pwait, epoll_pwait2, rt_sigtimedwait,
+ * semtimedop), which memtrack_restart_interrupted cannot restart here. Such a thread changes no
+ * memory while it waits; it is read as a running one. */
+#define MEMTRACK_INTERRUPT_MAY_SHOW 1
+#define memtrack_interrupt_would_show(number)                                                   \
+    ((number) == SYS_epoll_pwait || (number) == 441 /* epoll_pwait2 */ ||                        \
+     (number) == SYS_rt_sigtimedwait || (number) == SYS_semtimedop)
 
 /* ---- Signal frames, for the frame-pointer walk (unwind.c) ----
  * A handler returns to the signal trampoline (__kernel_rt_sigreturn in the vDSO, or qemu-user's

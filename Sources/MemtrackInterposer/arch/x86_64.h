@@ -52,6 +52,12 @@ static inline void memtrack_restart_interrupted(int tid, long interrupted, long 
 }
 
 
+/* Whether a thread blocked in system call `number` must be left running by the leak check:
+ * none here, since memtrack_restart_interrupted turns every EINTR our interrupt causes into a
+ * restart. */
+#define MEMTRACK_INTERRUPT_MAY_SHOW 0
+#define memtrack_interrupt_would_show(number) 0
+
 /* Signal frames in the frame-pointer walk (unwind.c's fallback, built on x86-64 only for its
  * test): not recognised there; the DWARF walk steps through __restore_rt itself. */
 static inline uintptr_t memtrack_signal_frame_pc(uintptr_t record, uintptr_t lo, int search) {
