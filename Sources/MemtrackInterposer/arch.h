@@ -10,6 +10,8 @@
  *   MEMTRACK_R_GLOB_DAT, MEMTRACK_R_JUMP_SLOT   the GOT relocations deepbind.c rewrites
  *   memtrack_raw6()               a system call without libc (no errno: stopworld.c's tracer)
  *   memtrack_get_registers(), memtrack_restart_interrupted()   ptrace register access
+ *   memtrack_interrupt_would_show(nr)  a blocked system call the leak check must not interrupt
+ *   memtrack_signal_frame_pc()    the interrupted pc of a signal frame (frame-pointer walk)
  *
  * Processors without a header here do not build: add one rather than #ifdefs elsewhere. */
 #ifndef MEMTRACK_ARCH_H

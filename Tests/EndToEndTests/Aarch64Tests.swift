@@ -31,7 +31,7 @@ enum Aarch64 {
         let library = ["-shared", "-fPIC", "-O2", "-D_GNU_SOURCE", "-fvisibility=hidden", "-I", "include"] + sources
             + ["-ldl", "-lpthread", "-o", out.appendingPathComponent("libmemtrack-aarch64.so").path]
         var steps: [(String, [String])] = [(compiler, library)]
-        for name in ["seeds", "threads8", "signal_leak", "forking", "server"] {
+        for name in ["seeds", "threads8", "signal_leak", "forking", "server", "shm_anonymous", "shm_posix"] {
             steps.append((compiler, ["-g", "-o", out.appendingPathComponent(name).path,
                                      E2E.examplesSource.appendingPathComponent(name + ".c").path, "-pthread"]))
         }
@@ -297,6 +297,32 @@ extension EndToEnd {
                     expectResolved(report, [try location(f, "LEAK: strdup"): [5], try location(f, "LEAK: malloc 10"): [10]])
                     #expect(report.badFrees.isEmpty, "\(report.badFrees.map(\.kind))")
                 }
+            }
+        }
+
+        @Test("aarch64: shared memory: an anonymous shared mapping never unmapped, a POSIX segment never unlinked, at their lines")
+        func sharedMemory() throws {
+            try withScratch { scratch in
+                let run = try Aarch64.run("shm_anonymous", memDir: scratch.memDir)
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                let json = try parseJSON(try memdir(["resolve", scratch.memDir.path, "--json"]))
+                let processes = try #require(json["processes"] as? [[String: Any]])
+                let mappings = processes.flatMap { ($0["mappings"] as? [[String: Any]]) ?? [] }
+                #expect(mappings.count == 1)
+                let location = try #require(mappings.first?["location"] as? String)
+                #expect(frame(location, isAt: try EndToEndTests.location("shm_anonymous.c", "MMAP-ANON")), "\(location)")
+            }
+            let name = "/memdir-aarch64 \(getpid())"
+            defer { _ = shm_unlink(name) }   // qemu-user's shm_open is the host's /dev/shm
+            try withScratch { scratch in
+                let run = try Aarch64.run("shm_posix", ["leak", name], memDir: scratch.memDir)
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                let json = try parseJSON(try memdir(["resolve", scratch.memDir.path, "--json"]))
+                let processes = try #require(json["processes"] as? [[String: Any]])
+                let segments = processes.flatMap { ($0["segments"] as? [[String: Any]]) ?? [] }
+                #expect(segments.count == 1 && segments.first?["name"] as? String == name, "\(segments)")
+                let location = try #require(segments.first?["location"] as? String)
+                #expect(frame(location, isAt: try EndToEndTests.location("shm_posix.c", "SHM-OPEN")), "\(location)")
             }
         }
 
