@@ -77,9 +77,10 @@ extension Demangler {
 public struct Addr2Line: Sendable {
     public var executable: String
 
-    /// Finds addr2line on PATH (status 7 when missing).
+    /// Finds addr2line on PATH, or MEMDIR_ADDR2LINE's (status 7 when missing). Modules of
+    /// another machine get theirs in symbolize(modules:) (Addr2LineChoice.swift).
     public static func locate() throws(MemdirError) -> Addr2Line {
-        guard let found = findExecutable("addr2line"), found.executable else { throw .addr2lineMissing }
+        guard let found = findExecutable(Addr2LineChoice.override ?? "addr2line"), found.executable else { throw .addr2lineMissing }
         return Addr2Line(executable: found.path)
     }
 
@@ -160,10 +161,20 @@ public struct Addr2Line: Sendable {
 
     /// Symbolizes several modules, one addr2line process each, spread over the cores.
     public func symbolize(modules: [String: Set<UInt64>]) -> (symbols: [String: [UInt64: [Symbol]]], failures: [String: String]) {
-        let jobs = modules.map { ($0.key, $0.value.sorted()) }
+        // Each file is read by an addr2line for its machine (records of another machine).
+        var tools: [ELFMachine: String?] = [:]
+        let jobs = modules.map { entry -> (String, [UInt64], Addr2Line?, String?) in
+            guard let machine = ELFMachine.of(path: entry.key), machine != ELFMachine.host else {
+                return (entry.key, entry.value.sorted(), self, nil)
+            }
+            if tools[machine] == nil { tools[machine] = .some(Addr2LineChoice.tool(for: machine, host: executable)) }
+            guard let tool = tools[machine] ?? nil else { return (entry.key, [], nil, Addr2LineChoice.missing(machine)) }
+            return (entry.key, entry.value.sorted(), Addr2Line(executable: tool), nil)
+        }
         let results = ResultSlots(count: jobs.count)
         DispatchQueue.concurrentPerform(iterations: jobs.count) { i in
-            results.set(i, symbolize(path: jobs[i].0, offsets: jobs[i].1))
+            if let tool = jobs[i].2 { results.set(i, tool.symbolize(path: jobs[i].0, offsets: jobs[i].1)) }
+            else { results.set(i, ([:], jobs[i].3)) }
         }
         var symbols: [String: [UInt64: [Symbol]]] = [:], failures: [String: String] = [:]
         for (i, job) in jobs.enumerated() {

@@ -17,6 +17,7 @@
  * warning says it is not tracked.
  */
 #include "internal.h"
+#include "arch.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -24,6 +25,17 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+/* A guaranteed tail call where the compiler has the statement attribute (clang, gcc >= 15);
+ * elsewhere -O2's ordinary sibling call does the same. */
+#if defined(__has_attribute)
+#if __has_attribute(musttail)
+#define MEMTRACK_MUSTTAIL __attribute__((musttail))
+#endif
+#endif
+#ifndef MEMTRACK_MUSTTAIL
+#define MEMTRACK_MUSTTAIL
+#endif
 
 static void *(*_Atomic next_dlopen)(const char *, int);
 static void *(*_Atomic next_dlmopen)(Lmid_t, const char *, int);
@@ -91,7 +103,7 @@ static void patch_relocations(const struct link_map *map, const ElfW(Rela) *relo
                               const struct redirection *redirections, const struct relro *relro) {
     for (size_t i = 0; i < bytes / sizeof(ElfW(Rela)); i++) {
         unsigned long type = ELF64_R_TYPE(relocations[i].r_info);
-        if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT) continue;
+        if (type != MEMTRACK_R_JUMP_SLOT && type != MEMTRACK_R_GLOB_DAT) continue;
         const char *name = strings + symbols[ELF64_R_SYM(relocations[i].r_info)].st_name;
         for (size_t k = 0; k < REDIRECTED_COUNT; k++) {
             if (strcmp(name, redirected[k]) != 0) continue;
@@ -100,7 +112,7 @@ static void patch_relocations(const struct link_map *map, const ElfW(Rela) *relo
             void *current = *(void *const *)slot;
             /* Bound to what ours forwards to, or not bound yet (lazy) and would be. */
             if (r->ours && r->next && current != r->ours &&
-                (current == r->next || (type == R_X86_64_JUMP_SLOT && r->in_scope == r->next)))
+                (current == r->next || (type == MEMTRACK_R_JUMP_SLOT && r->in_scope == r->next)))
                 write_slot(slot, r->ours, relro);
             break;
         }
@@ -225,7 +237,7 @@ MEMTRACK_EXPORT void *dlopen(const char *file, int mode) {
     }
     /* A tail call: glibc sees the program's frame as the caller, exactly as untraced. */
     if (MEMTRACK_LIKELY(!(mode & RTLD_DEEPBIND)) || !deepbind_trackable(file, __builtin_return_address(0)))
-        __attribute__((musttail)) return next(file, mode);
+        MEMTRACK_MUSTTAIL return next(file, mode);
     return open_deep_bound(next, file, mode);
 }
 
@@ -239,5 +251,5 @@ MEMTRACK_EXPORT void *dlmopen(Lmid_t namespace_id, const char *file, int mode) {
     if (namespace_id != LM_ID_BASE)
         warn_once(&warned, "memtrack: warning: dlmopen: a new link-map namespace has its own allocator, "
                            "which is not tracked\n");
-    __attribute__((musttail)) return next(namespace_id, file, mode);
+    MEMTRACK_MUSTTAIL return next(namespace_id, file, mode);
 }

@@ -29,6 +29,7 @@
  * everything else is copied with process_vm_readv (saferead.c), which fails instead of faulting.
  */
 #include "internal.h"
+#include "arch.h"
 #include "saferead.h"
 #include "stopworld.h"
 #include "unwind.h"
@@ -46,7 +47,7 @@
 #include <sys/syscall.h>
 
 #define PAGE 4096ull
-#define RED_ZONE 128               /* x86-64 ABI: below SP, still the function's own */
+#define RED_ZONE MEMTRACK_RED_ZONE  /* arch.h: below SP, still the function's own */
 #define MAX_THREADS MEMTRACK_WORLD_MAX_THREADS   /* threads stopped per check; more are noted */
 #define WINDOW_BYTES (256 * 1024)  /* memory read by copy goes through a window this large */
 #define MAX_RANGES 4096            /* module segments and excluded ranges */
@@ -822,7 +823,7 @@ static void scan_program_root(uintptr_t start, size_t size, void *context) {
  * thread's (self_stack 0: this is the tracker's writer, which holds no roots). A thread that
  * could not be stopped gives what /proc says (its system call arguments), and its whole stack
  * mapping is read, as it runs. */
-static void mark_roots(struct check *c, const uint64_t self_registers[6], uintptr_t self_stack) {
+static void mark_roots(struct check *c, const uint64_t self_registers[MEMTRACK_SAVED_REGISTERS], uintptr_t self_stack) {
     /* Stacks are scanned from their SP only, the writer's not at all: scan_anonymous skips the
      * mappings that hold them. */
     struct range stacks[MAX_THREADS + 3];
@@ -871,7 +872,7 @@ static void mark_roots(struct check *c, const uint64_t self_registers[6], uintpt
     }
     if (main_running && c->main_stack_end) scan_range(c, c->main_stack_start, c->main_stack_end, 1, 0);
     if (self_stack) {
-        for (int r = 0; r < 6; r++)
+        for (int r = 0; r < MEMTRACK_SAVED_REGISTERS; r++)
             if (self_registers[r] - c->lowest < span) visit_word(c, self_registers[r], 1, 0);
         scan_stack(c, self_stack + RED_ZONE);   /* from the caller's frame up */
         c->threads_scanned++;
@@ -1052,7 +1053,9 @@ static const char *error_name(int error) {
     case EIO: return "EIO";
     case ENOSYS: return "ENOSYS";
     case EACCES: return "EACCES";
+    case EINVAL: return "EINVAL";   /* qemu-user: no clone(CLONE_VM) that is not a thread */
     case ETIMEDOUT: return "did not stop within 100 ms";
+    case EINTR: return "in a wait an interrupt ends";   /* arch.h: left running */
     default: return "error";
     }
 }
@@ -1076,7 +1079,7 @@ static void stop_world(struct check *c, int self, int self_is_tracker, int on_re
         out = memtrack_put_text(out, end, "thread ");
         out = memtrack_put_decimal(out, end, (uint64_t)t->tid);
         out = memtrack_put_text(out, end, " was not stopped (");
-        out = memtrack_put_text(out, end, t->error == ETIMEDOUT ? "" : "ptrace: ");
+        out = memtrack_put_text(out, end, t->error == ETIMEDOUT || t->error == EINTR ? "" : "ptrace: ");
         out = memtrack_put_text(out, end, error_name(t->error));
         *memtrack_put_text(out, end, "): its stack was read as it ran, its registers were not") = 0;
         c->notes++;
@@ -1120,12 +1123,8 @@ static uint64_t microseconds_now(void) {
 
 __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
     /* This thread's callee-saved registers, before anything here changes them. */
-    uint64_t registers[6] = {0};
-#if defined(__x86_64__)
-    __asm__ volatile("movq %%rbx, 0(%0)\n\tmovq %%rbp, 8(%0)\n\tmovq %%r12, 16(%0)\n\t"
-                     "movq %%r13, 24(%0)\n\tmovq %%r14, 32(%0)\n\tmovq %%r15, 40(%0)"
-                     : : "r"(registers) : "memory");
-#endif
+    uint64_t registers[MEMTRACK_SAVED_REGISTERS] = {0};
+    memtrack_save_registers(registers);   /* arch.h */
     uintptr_t caller_stack = (uintptr_t)__builtin_frame_address(0);
     if (atomic_load(&memtrack_run_directory) < 0) return -1;
     int saved_errno = errno;
@@ -1136,11 +1135,6 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
         errno = saved_errno;
         return -1;
     }
-#if !defined(__x86_64__)
-    write_unclassified(on_request, sequence, "skipped", "not supported on this architecture");
-    errno = saved_errno;
-    return -1;
-#endif
     if (atomic_exchange(&busy, 1)) { errno = saved_errno; return -1; }
     memtrack_busy++;
     struct check *c = &the_check;

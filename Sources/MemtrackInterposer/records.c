@@ -10,6 +10,7 @@
  * by the tracker's own threads, in tables of their own (see "The file thread").
  */
 #include "internal.h"
+#include "arch.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -111,7 +112,7 @@ void memtrack_lock_acquire(memtrack_lock *lock) {
             atomic_compare_exchange_weak_explicit(lock, &free_value, me, memory_order_acquire,
                                                   memory_order_relaxed))
             return;
-        __builtin_ia32_pause();
+        memtrack_cpu_relax();
     }
     for (;;) {
         int value = atomic_load_explicit(lock, memory_order_relaxed);
@@ -291,7 +292,7 @@ void memtrack_remember_run_directory(int fd) {
     out = memtrack_put_text(out, end, "/proc/self/fd/");
     out = memtrack_put_decimal(out, end, (uint64_t)fd);
     *out = 0;
-    ssize_t length = syscall(SYS_readlink, link, run_path, sizeof run_path - 1);
+    ssize_t length = syscall(SYS_readlinkat, AT_FDCWD, link, run_path, sizeof run_path - 1);
     run_path[length > 0 ? length : 0] = 0;
     if (identify(fd, &run_identity) != 0) run_path[0] = 0;
 }
@@ -1059,6 +1060,7 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data) 
         out = memtrack_put_text(out, limit, " end=");
         out = memtrack_put_hex(out, limit, end);
         out = put_build_id(out, limit, info);
+        out = memtrack_put_text(out, limit, " machine=" MEMTRACK_ARCH_NAME);   /* a process loads only its own */
         out = memtrack_put_text(out, limit, " path=");
         out = put_escaped(out, limit, path, path_length);
         out = memtrack_put_text(out, limit, "\n");

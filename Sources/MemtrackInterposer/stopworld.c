@@ -45,16 +45,7 @@
 
 enum { PHASE_WAIT = 0, PHASE_GO, PHASE_STOPPED, PHASE_RESUME };
 
-#if defined(__x86_64__)
-static long raw6(long number, long a, long b, long c, long d, long e, long f) {
-    long result;
-    register long r10 __asm__("r10") = d;
-    register long r8 __asm__("r8") = e;
-    register long r9 __asm__("r9") = f;
-    __asm__ volatile("syscall" : "=a"(result) : "a"(number), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-                     : "rcx", "r11", "memory");
-    return result;
-}
+#define raw6 memtrack_raw6   /* arch.h */
 #define raw(n, a, b, c, d) raw6((n), (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
 
 static long long now_ns(void) {
@@ -111,6 +102,25 @@ static int list_threads(struct memtrack_world *world) {
     return added;
 }
 
+/* The system call thread `tid` is blocked in, from /proc/PID/task/TID/syscall; -1 if none or
+ * unknown. The tracer is a process of its own: /proc/self would be its own. */
+static long blocked_in(const struct memtrack_world *world, int tid) {
+    char path[80], text[32];
+    char *out = memtrack_put_text(path, path + 40, "/proc/");
+    out = memtrack_put_decimal(out, path + 56, (uint64_t)world->pid);
+    out = memtrack_put_text(out, path + 62, "/task/");
+    out = memtrack_put_decimal(out, path + 72, (uint64_t)tid);
+    *memtrack_put_text(out, path + 79, "/syscall") = 0;
+    int fd = (int)raw(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    long n = raw(SYS_read, fd, text, sizeof text - 1, 0);
+    raw(SYS_close, fd, 0, 0, 0);
+    if (n <= 0 || text[0] < '0' || text[0] > '9') return -1;   /* "running", or "-1 SP PC" */
+    long number = 0;
+    for (long i = 0; i < n && text[i] >= '0' && text[i] <= '9'; i++) number = number * 10 + (text[i] - '0');
+    return number;
+}
+
 // ---- The tracer (a task of its own, on its own stack) -----------------------------------------
 /* Waits, until the deadline, for the seized threads to report their interrupt stop. A real
  * signal met on the way is delivered as it would have been (PTRACE_CONT with it). */
@@ -134,11 +144,11 @@ static void collect_stops(struct memtrack_world *world, long long deadline, int 
                 continue;
             }
             if (late) { t->late_stop = 1; continue; }
-            struct user_regs_struct registers;
-            if (raw(SYS_ptrace, PTRACE_GETREGS, t->tid, 0, &registers) == 0) {
+            memtrack_regs registers;
+            if (memtrack_get_registers(t->tid, &registers) == 0) {
                 memcpy(t->registers, &registers, sizeof t->registers);
                 t->register_count = MEMTRACK_WORLD_REGISTERS;
-                t->stack_pointer = registers.rsp;
+                t->stack_pointer = MEMTRACK_REGS_SP(registers);
                 atomic_store(&t->state, MEMTRACK_THREAD_STOPPED);
             } else {
                 t->late_stop = 1;   /* stopped, but not readable: let it go like a late one */
@@ -153,12 +163,7 @@ static void collect_stops(struct memtrack_world *world, long long deadline, int 
 
 /* An EINTR that only our interrupt caused becomes a restart (see the top of the file). */
 static void let_go(struct memtrack_world_thread *t) {
-    struct user_regs_struct registers;
-    if (raw(SYS_ptrace, PTRACE_GETREGS, t->tid, 0, &registers) == 0 && (long)registers.orig_rax >= 0 &&
-        (long)registers.rax == -EINTR && registers.orig_rax != SYS_close) {
-        registers.rax = (unsigned long long)-ERESTARTNOHAND;
-        raw(SYS_ptrace, PTRACE_SETREGS, t->tid, 0, &registers);
-    }
+    memtrack_restart_interrupted(t->tid, -EINTR, -ERESTARTNOHAND, SYS_close);   /* arch.h */
     raw(SYS_ptrace, PTRACE_DETACH, t->tid, 0, 0);
     t->seized = 0;
 }
@@ -175,6 +180,11 @@ static int tracer_main(void *argument) {
     for (int pass = 0, from = 0; pass < 16; pass++) {
         for (int i = from; i < world->count; i++) {
             struct memtrack_world_thread *t = &world->threads[i];
+            /* arch.h: where our interrupt would end its wait with EINTR, the thread is left be. */
+            if (MEMTRACK_INTERRUPT_MAY_SHOW && memtrack_interrupt_would_show(blocked_in(world, t->tid))) {
+                t->error = EINTR;
+                continue;
+            }
             long r = raw(SYS_ptrace, PTRACE_SEIZE, t->tid, 0, 0);
             if (r < 0) { t->error = (int)-r; if (r == -ESRCH) atomic_store(&t->state, MEMTRACK_THREAD_GONE); continue; }
             t->seized = 1;
@@ -331,10 +341,3 @@ void memtrack_world_resume(struct memtrack_world *world) {
     world->tracer_stack = NULL;
 }
 
-#else   /* the leak check is x86-64 only */
-void memtrack_world_stop(struct memtrack_world *world, int self, const int *skip, int skip_count, int may_set_ptracer) {
-    (void)self; (void)skip; (void)skip_count; (void)may_set_ptracer;
-    world->count = world->overflow = world->running = 0;
-}
-void memtrack_world_resume(struct memtrack_world *world) { (void)world; }
-#endif

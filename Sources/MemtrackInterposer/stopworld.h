@@ -2,12 +2,13 @@
 #ifndef MEMTRACK_STOPWORLD_H
 #define MEMTRACK_STOPWORLD_H
 
+#include "arch.h"   /* MEMTRACK_WORLD_REGISTERS */
+
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #define MEMTRACK_WORLD_MAX_THREADS 1024
-#define MEMTRACK_WORLD_REGISTERS 27   /* struct user_regs_struct, as words */
 
 enum memtrack_thread_state {
     MEMTRACK_THREAD_RUNNING = 0,   /* not stopped: see `error` */

@@ -856,6 +856,22 @@ __asm__(
  * frames without frame pointers from wandering far; 8 MiB is the default stack size. */
 #define FP_WALK_WINDOW ((uintptr_t)8 << 20)
 
+#include "arch.h"   /* memtrack_signal_frame_pc */
+#include <sys/auxv.h>
+
+/* The vDSO's first 2 pages: a return address there is the signal trampoline (its other
+ * functions call nothing). 0 when there is none (qemu-user has its own trampoline page). */
+static uintptr_t vdso_start(void)
+{
+    static uintptr_t start = 1;
+    uintptr_t known = __atomic_load_n(&start, __ATOMIC_RELAXED);
+    if (known == 1) {
+        known = (uintptr_t)getauxval(AT_SYSINFO_EHDR);   /* reads the saved auxv: signal-safe */
+        __atomic_store_n(&start, known, __ATOMIC_RELAXED);
+    }
+    return known;
+}
+
 __attribute__((noinline))
 int memtrack_unwind(uintptr_t *frames, int max_frames)
 {
@@ -877,6 +893,17 @@ int memtrack_unwind(uintptr_t *frames, int max_frames)
         n++;
         if ((uintptr_t)next <= f)
             break;      // frame pointers must strictly increase
+        /* A handler's record leads to the signal frame's: the interrupted pc comes first, as
+         * pc + 1 (a reader steps back one byte from a return address). */
+        uintptr_t vdso = vdso_start();
+        int trampoline = vdso && ra >= vdso && ra - vdso < 2 * 4096;
+        uintptr_t interrupted = (uintptr_t)next <= hi - 2 * sizeof(uintptr_t)
+            ? memtrack_signal_frame_pc((uintptr_t)next, f + 2 * sizeof(uintptr_t), trampoline) : 0;
+        if (interrupted && n < max_frames) {
+            if (n >= 0)
+                frames[n] = interrupted + 1;
+            n++;
+        }
         fp = next;
     }
     return n < 0 ? 0 : n;
