@@ -155,19 +155,8 @@ extension EndToEnd {
                 process.standardError = FileHandle.nullDevice
                 try process.run()
                 defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-                var buffered = Data()
-                func line() -> String {
-                    while true {
-                        if let newline = buffered.firstIndex(of: 10) {
-                            let text = String(decoding: buffered[buffered.startIndex..<newline], as: UTF8.self)
-                            buffered.removeSubrange(buffered.startIndex...newline)
-                            return text
-                        }
-                        let more = output.fileHandleForReading.availableData
-                        if more.isEmpty { return "(ended)" }
-                        buffered.append(more)
-                    }
-                }
+                var lines = LineReader()
+                func line() -> String { lines.next(from: output.fileHandleForReading) ?? "(ended)" }
                 func ask(_ command: String) -> String {
                     input.fileHandleForWriting.write(Data((command + "\n").utf8))
                     return line()

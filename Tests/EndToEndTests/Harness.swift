@@ -129,6 +129,26 @@ final class LockedData: @unchecked Sendable {
     var value: Data { lock.lock(); defer { lock.unlock() }; return data }
 }
 
+/// A program's stdout read one line at a time (the drivers of the server-like examples).
+struct LineReader {
+    /// What was read past the last line returned.
+    private(set) var buffered = Data()
+
+    /// The next line without its newline; nil when the program closed its stdout first.
+    mutating func next(from handle: FileHandle) -> String? {
+        while true {
+            if let newline = buffered.firstIndex(of: 10) {
+                let line = String(decoding: buffered[buffered.startIndex..<newline], as: UTF8.self)
+                buffered.removeSubrange(buffered.startIndex...newline)
+                return line
+            }
+            let more = handle.availableData
+            if more.isEmpty { return nil }
+            buffered.append(more)
+        }
+    }
+}
+
 struct RunResult: Sendable {
     var stdout: Data
     var stderr: Data

@@ -16,7 +16,7 @@ import Glibc
 final class RunDriver {
     let process = Process()
     private let input = Pipe(), output = Pipe(), errors = Pipe()
-    private var buffered = Data()
+    private var lines = LineReader()
     private let stderrData = LockedData()
     private let drained = DispatchGroup()
 
@@ -39,16 +39,8 @@ final class RunDriver {
     }
 
     func readLine() throws -> String {
-        while true {
-            if let newline = buffered.firstIndex(of: 10) {
-                let line = String(decoding: buffered[buffered.startIndex..<newline], as: UTF8.self)
-                buffered.removeSubrange(buffered.startIndex...newline)
-                return line
-            }
-            let more = output.fileHandleForReading.availableData
-            if more.isEmpty { throw HarnessError("the program ended before answering") }
-            buffered.append(more)
-        }
+        guard let line = lines.next(from: output.fileHandleForReading) else { throw HarnessError("the program ended before answering") }
+        return line
     }
 
     /// Sends `quit`, closes stdin, and waits: (exit status, stderr).

@@ -44,7 +44,7 @@ private final class Server {
     let process = Process()
     private let output = Pipe(), errors = Pipe()
     private var sockets: [Int32] = [-1, -1]
-    private var buffered = Data()
+    private var lines = LineReader()
 
     init(_ executable: String, _ arguments: [String], tracking: Tracking) throws {
         var env = E2E.cleanEnvironment()
@@ -61,16 +61,8 @@ private final class Server {
     }
 
     func readLine() throws -> String {
-        while true {
-            if let newline = buffered.firstIndex(of: 10) {
-                let line = String(decoding: buffered[buffered.startIndex..<newline], as: UTF8.self)
-                buffered.removeSubrange(buffered.startIndex...newline)
-                return line
-            }
-            let more = output.fileHandleForReading.availableData
-            if more.isEmpty { throw HarnessError("the program ended before answering") }
-            buffered.append(more)
-        }
+        guard let line = lines.next(from: output.fileHandleForReading) else { throw HarnessError("the program ended before answering") }
+        return line
     }
 
     func tick() throws -> String {
@@ -84,7 +76,7 @@ private final class Server {
         let rest = output.fileHandleForReading.readDataToEndOfFile()
         let stderr = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (String(decoding: buffered + rest, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+        return (String(decoding: lines.buffered + rest, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
     }
 
     deinit {

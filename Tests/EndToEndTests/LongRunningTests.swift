@@ -14,7 +14,7 @@ import Glibc
 final class LiveProgram {
     let process = Process()
     private let input = Pipe(), output = Pipe()
-    private var buffered = Data()
+    private var lines = LineReader()
 
     init(_ executable: String, _ arguments: [String] = [], tracking: Tracking, extraEnvironment: [String: String] = [:]) throws {
         var env = E2E.cleanEnvironment()
@@ -32,16 +32,8 @@ final class LiveProgram {
     var pid: Int32 { process.processIdentifier }
 
     func readLine() throws -> String {
-        while true {
-            if let newline = buffered.firstIndex(of: 10) {
-                let line = String(decoding: buffered[buffered.startIndex..<newline], as: UTF8.self)
-                buffered.removeSubrange(buffered.startIndex...newline)
-                return line
-            }
-            let more = output.fileHandleForReading.availableData
-            if more.isEmpty { throw HarnessError("the program ended before answering") }
-            buffered.append(more)
-        }
+        guard let line = lines.next(from: output.fileHandleForReading) else { throw HarnessError("the program ended before answering") }
+        return line
     }
 
     /// Sends one command line and returns the program's one-line answer.
