@@ -276,17 +276,24 @@ static void release_checked(void *pointer, int family, int via, const struct mem
     struct memtrack_bad_free event;
     memset(&event, 0, sizeof event);
     int expected = cxx ? cxx->family : MEMTRACK_FAMILY_MALLOC;
-    /* A settled block's stack is only in its file, which the removal below queues for unlinking. */
-    if (family != expected) memtrack_read_block((uintptr_t)pointer, &event.size, &event.alloc_stack);
-    memtrack_pending_remove_with_stack((uintptr_t)pointer, &event.alloc_stack, &event.size);
-    int known = event.alloc_stack.depth != 0;   /* young (pending table) or read from its file */
+    /* The size the block was allocated with: from the young table or the backlog, in memory;
+     * from its file only for a mismatch (a settled block's stack is only there, and the
+     * removal below queues the file for unlinking). A sized delete touches no file unless it
+     * is reported: most are of the right size. */
+    const uint64_t unknown = UINT64_MAX;
+    uint64_t allocated = unknown;
+    uint32_t stack_id;
+    if (family != expected) memtrack_read_block((uintptr_t)pointer, &allocated, &event.alloc_stack);
+    memtrack_pending_remove_noting_stack((uintptr_t)pointer, &event.alloc_stack, &allocated, &stack_id);
+    if (allocated != unknown) event.size = allocated;
     if (family != expected) {
         event.kind = "mismatched-free";
-    } else if (known ? !same_size(event.size, cxx->size)
-                     : memtrack_next.malloc_usable_size && cxx->size > memtrack_next.malloc_usable_size(pointer)) {
+    } else if (allocated != unknown ? !same_size(allocated, cxx->size)
+                                    : memtrack_next.malloc_usable_size && cxx->size > memtrack_next.malloc_usable_size(pointer)) {
         event.kind = "mismatched-size";
         event.freed_size = cxx->size;
     }
+    if (event.kind && stack_id && !event.alloc_stack.depth) memtrack_read_stack(stack_id, &event.alloc_stack);
     if (event.kind) {
         event.address = (uintptr_t)pointer;
         event.double_free = 0;

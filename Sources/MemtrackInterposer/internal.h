@@ -269,7 +269,8 @@ void memtrack_pending_prefetch_free(uintptr_t address);
  * allocation stack and size out (for the quarantine's double-free reports). */
 void memtrack_pending_remove(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size);
 /* The same, reading a backlog entry's stack back from the stacks file (mismatch reports). */
-void memtrack_pending_remove_with_stack(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size);
+void memtrack_pending_remove_noting_stack(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size,
+                                          uint32_t *stack_id);
 /* Writes every pending record and removes every queued file. in_signal: do not wait on
  * locks this thread may hold. */
 void memtrack_pending_flush(int in_signal);

@@ -407,11 +407,12 @@ void memtrack_pending_remove(uintptr_t address, struct memtrack_stack *alloc_sta
     remove_pending(address, alloc_stack, size, NULL);
 }
 
-/* The same, for a mismatch report: a backlog entry's stack is read back from the stacks file. */
-void memtrack_pending_remove_with_stack(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size) {
-    uint32_t stack_id = 0;
-    remove_pending(address, alloc_stack, size, &stack_id);
-    if (stack_id && alloc_stack && !alloc_stack->depth) memtrack_read_stack(stack_id, alloc_stack);
+/* The same, for a checked deallocation: a backlog entry keeps only its stack's id in the stacks
+ * file, handed back in *stack_id (0 otherwise), so that the file is read only for a report. */
+void memtrack_pending_remove_noting_stack(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size,
+                                          uint32_t *stack_id) {
+    *stack_id = 0;
+    remove_pending(address, alloc_stack, size, stack_id);
 }
 
 // ---- Writing out ---------------------------------------------------------------------------
