@@ -172,12 +172,11 @@ extension EndToEnd {
                 #expect(check.stdoutText.contains("was not stopped (ptrace: EINVAL)"), "\(check.stdoutText)")
                 let answers = try FileManager.default.contentsOfDirectory(atPath: runDirectory.path).filter { $0.hasPrefix("leak-check-") }
                 #expect(answers.count == 1, "\(answers)")
-                if let answer = answers.first {
-                    let text = try String(contentsOf: runDirectory.appendingPathComponent(answer), encoding: .utf8)
-                    // The 3 dropped blocks are lost (the main thread's whole stack is read as it
-                    // runs, so a stale word may make one "possibly"); the 2 kept ones are not.
-                    #expect(text.contains("when request") && text.split(separator: "\n").filter { $0.hasPrefix("lost ") }.count == 3, "\(text)")
-                }
+                let answer = try #require(answers.first)
+                let text = try String(contentsOf: runDirectory.appendingPathComponent(answer), encoding: .utf8)
+                // The 3 dropped blocks are lost (the main thread's whole stack is read as it
+                // runs, so a stale word may make one "possibly"); the 2 kept ones are not.
+                #expect(text.contains("when request") && text.split(separator: "\n").filter { $0.hasPrefix("lost ") }.count == 3, "\(text)")
                 #expect(ask("quit") == "bye")
                 try input.fileHandleForWriting.close()
                 process.waitUntilExit()
@@ -257,17 +256,16 @@ extension EndToEnd {
                 let report = try resolveReport(scratch.memDir)
                 expectResolved(report, [try location(f, "LEAK: handler"): [64]])
                 let frames = try #require(report.leaks.first).frames
-                let handler = frames.firstIndex { frame($0, isAt: (try? location(f, "LEAK: handler")) ?? "") }
-                let interrupted = frames.firstIndex { frame($0, isAt: (try? location(f, "SIGNAL: interrupted")) ?? "") }
-                let main = frames.firstIndex { frame($0, isAt: (try? location(f, "SIGNAL: main")) ?? "") }
-                #expect(handler != nil && interrupted != nil && main != nil, "\(frames)")
+                let handlerLine = try location(f, "LEAK: handler")
+                let interruptedLine = try location(f, "SIGNAL: interrupted"), mainLine = try location(f, "SIGNAL: main")
+                let handler = try #require(frames.firstIndex { frame($0, isAt: handlerLine) }, "\(frames)")
+                let interrupted = try #require(frames.firstIndex { frame($0, isAt: interruptedLine) }, "\(frames)")
+                let main = try #require(frames.firstIndex { frame($0, isAt: mainLine) }, "\(frames)")
                 // Between the handler and interrupted_work: the trampoline (qemu's page, or the
                 // vDSO's __kernel_rt_sigreturn), then the interrupted pc itself, in libc's kill,
                 // read from the signal frame's sigcontext (not a return address: no frame record).
-                if let handler, let interrupted, let main {
-                    #expect(handler < interrupted && interrupted < main, "\(frames)")
-                    #expect(interrupted - handler == 3 && frames[handler + 2].hasPrefix("libc.so.6+"), "\(frames)")
-                }
+                #expect(handler < interrupted && interrupted < main, "\(frames)")
+                #expect(interrupted - handler == 3 && frames.indices.contains(handler + 2) && frames[handler + 2].hasPrefix("libc.so.6+"), "\(frames)")
             }
         }
 

@@ -46,7 +46,8 @@ extension EndToEnd {
                 let alignment: [Int: Int] = [123: 64, 160: 32, 171: 256, 189: 4096, 201: 4096]
                 for block in dir.blocks.values {
                     let address = try #require(block.address.flatMap(parseNumber))
-                    if let size = block.size, let align = alignment[size] {
+                    let size = try #require(block.size, "\(block.fields)")
+                    if let align = alignment[size] {
                         #expect(address % align == 0, "size \(size) at \(block.address ?? "") not \(align)-aligned")
                     }
                     #expect(dir.blocks["\(block.address ?? "").mem"] != nil, "file name is the address")

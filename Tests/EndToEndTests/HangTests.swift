@@ -107,13 +107,12 @@ extension EndToEnd {
                 // setpriv's own record: it ended in exec, or it says what it could not write.
                 let records = try runDirectories(memDir)
                 #expect(records.count == 1)
-                if let record = records.first {
-                    #expect(record.state == "exec" || (record.counter("unrecorded-events") ?? 0) > 0, "\(record.status)")
-                }
+                let record = try #require(records.first)
+                #expect(record.state == "exec" || (record.counter("unrecorded-events") ?? 0) > 0, "\(record.status)")
                 // The gate does not pass an incomplete record.
                 let list = try memdir(["list", memDir.path, "--json"])
                 let summary = (try? JSONSerialization.jsonObject(with: list.stdout) as? [String: Any])?["summary"] as? [String: Any]
-                if let record = records.first, (record.counter("unrecorded-events") ?? 0) > 0 {
+                if (record.counter("unrecorded-events") ?? 0) > 0 {
                     #expect(summary?["clean"] as? Bool == false)
                 }
             }

@@ -27,7 +27,9 @@ private func expectValgrindLostKinds(_ arguments: [String], _ dir: RunDirectory,
     let summary = try #require(valgrindLeakSummary(reference.stderrText), "no LEAK SUMMARY in:\n\(reference.stderrText)",
                                sourceLocation: sourceLocation)
     var sizes: [String: Int] = [:]
-    for block in dir.blocks.values { if let address = block.address, let size = block.size { sizes[address] = size } }
+    for block in dir.blocks.values {
+        sizes[try #require(block.address, "\(block.fields)", sourceLocation: sourceLocation)] = try #require(block.size, "\(block.fields)", sourceLocation: sourceLocation)
+    }
     for (kind, name) in [("definitely", "definitely lost"), ("indirectly", "indirectly lost"), ("possibly", "possibly lost")] {
         let addresses = check.lost.filter { $0.value == kind }.map(\.key)
         let bytes = addresses.compactMap { sizes[$0] }.reduce(0, +)

@@ -227,7 +227,7 @@ extension EndToEnd {
                 #expect(check.complete && check.result == "complete" && check.notes.isEmpty, "\(check.fields) \(check.notes)")
 
                 var sizes: [String: Int] = [:]
-                for block in dir.blocks.values { if let address = block.address, let size = block.size { sizes[address] = size } }
+                for block in dir.blocks.values { sizes[try #require(block.address, "\(block.fields)")] = try #require(block.size, "\(block.fields)") }
                 var ours: [String: (bytes: Int, blocks: Int)] = [:]
                 for (kind, name) in [("definitely", "definitely lost"), ("indirectly", "indirectly lost"), ("possibly", "possibly lost")] {
                     let addresses = check.lost.filter { $0.value == kind }.map(\.key)

@@ -49,7 +49,7 @@ extension EndToEnd {
                 let image = try #require(dirs.first { $0.exe == "/usr/bin/true" || $0.exe == "/bin/true" },
                                          "\(dirs.map { ($0.name, $0.exe) })")
                 #expect(image.args == ["true"])
-                if let execChild { #expect(image.pid == execChild.pid && image.name != execChild.name) }
+                #expect(execChild != nil && image.pid == execChild?.pid && image.name != execChild?.name)
                 #expect(image.blocks.isEmpty)
                 #expect(image.state == "exit" && image.status["code"] == "0")
 
@@ -80,7 +80,8 @@ extension EndToEnd {
                 let bad = try #require(dir.badFrees.values.first)
                 #expect(bad.kind == "double-free")
                 #expect(bad.address != dir.blocks.values.first?.address)
-                if let address = bad.address { #expect(run.stderrText.contains(address)) }
+                let address = try #require(bad.address, "\(bad.fields)")
+                #expect(run.stderrText.contains(address), "\(run.stderrText)")
 
                 let report = try resolveReport(scratch.memDir)
                 expectResolved(report, [try location("stale_free.c", "LEAK: q"): [48]])

@@ -44,11 +44,12 @@ extension EndToEnd {
                 let report = try resolveReport(scratch.memDir)
                 expectResolved(report, [try location(f, "LEAK: handler"): [64]])
                 let frames = try #require(report.leaks.first).frames
-                let handler = frames.firstIndex { frame($0, isAt: (try? location(f, "LEAK: handler")) ?? "") }
-                let interrupted = frames.firstIndex { frame($0, isAt: (try? location(f, "SIGNAL: interrupted")) ?? "") }
-                let main = frames.firstIndex { frame($0, isAt: (try? location(f, "SIGNAL: main")) ?? "") }
-                #expect(handler != nil && interrupted != nil && main != nil, "\(frames)")
-                if let handler, let interrupted, let main { #expect(handler < interrupted && interrupted < main, "\(frames)") }
+                let handlerLine = try location(f, "LEAK: handler")
+                let interruptedLine = try location(f, "SIGNAL: interrupted"), mainLine = try location(f, "SIGNAL: main")
+                let handler = try #require(frames.firstIndex { frame($0, isAt: handlerLine) }, "\(frames)")
+                let interrupted = try #require(frames.firstIndex { frame($0, isAt: interruptedLine) }, "\(frames)")
+                let main = try #require(frames.firstIndex { frame($0, isAt: mainLine) }, "\(frames)")
+                #expect(handler < interrupted && interrupted < main, "\(frames)")
             }
         }
     }

@@ -46,30 +46,33 @@ import Testing
         try ReportBuilder.build(directory: dir, options: ReportOptions(grouping: mode, rules: WrapperRules(extraFunctions: wrappers)))
     }
 
-    func fixture(_ t: TempDir) {
+    /// Five blocks in the current record format, or in format 1 (a directory written by an older
+    /// tracker, which memdir still reads): the grouping tests run on both.
+    func fixture(_ t: TempDir, format: RecordFormat = .v2) {
         t.run("4242")
         // Two blocks by strdup (libc) called from 0x401100, one from 0x401200 via strdup, all in main.
-        t.block("4242", address: 0x10, size: 10, seq: 1, stack: [libc + 0x10, 0x401100, 0x401500])
-        t.block("4242", address: 0x20, size: 20, seq: 2, stack: [libc + 0x10, 0x401100, 0x401500])
-        t.block("4242", address: 0x30, size: 30, seq: 3, stack: [libc + 0x10, 0x401200, 0x401500])
-        t.block("4242", address: 0x40, size: 5, seq: 4, stack: [libfoo + 0x20, 0x401300])
+        t.block("4242", address: 0x10, size: 10, seq: 1, stack: [libc + 0x10, 0x401100, 0x401500], format: format)
+        t.block("4242", address: 0x20, size: 20, seq: 2, stack: [libc + 0x10, 0x401100, 0x401500], format: format)
+        t.block("4242", address: 0x30, size: 30, seq: 3, stack: [libc + 0x10, 0x401200, 0x401500], format: format)
+        t.block("4242", address: 0x40, size: 5, seq: 4, stack: [libfoo + 0x20, 0x401300], format: format)
         // Everything a wrapper: attributed to the last frame.
-        t.block("4242", address: 0x50, size: 1, seq: 5, stack: [libc + 0x10, libc + 0x99], extra: " unknown=1")
+        t.block("4242", address: 0x50, size: 1, seq: 5, stack: [libc + 0x10, libc + 0x99],
+                extra: format == .v2 ? " u=1" : " unknown=1", format: format)  // unknown fields are ignored
         t.leakCheck("4242", seq: 5, lost: [(0x10, "definitely"), (0x20, "definitely"), (0x30, "definitely"), (0x40, "definitely"), (0x50, "definitely")])
     }
 
-    @Test func groupByCaller() throws {
+    @Test(arguments: RecordFormat.allCases) func groupByCaller(format: RecordFormat) throws {
         let t = TempDir(); defer { t.remove() }
-        fixture(t)
+        fixture(t, format: format)
         let r = try report(t.path, .caller)
         let leaks = r.processes[0].leaks
         #expect(leaks.map { "\($0.blocks) \($0.bytes) \($0.location)" } == ["4 61 libc.so.6+0x2010", "1 5 libfoo.so.1+0x2020"])
         #expect(r.processes[0].leakedBlocks == 5 && r.processes[0].leakedBytes == 66)
     }
 
-    @Test func groupByFrameSkipsWrapperModules() throws {
+    @Test(arguments: RecordFormat.allCases) func groupByFrameSkipsWrapperModules(format: RecordFormat) throws {
         let t = TempDir(); defer { t.remove() }
-        fixture(t)
+        fixture(t, format: format)
         let leaks = try report(t.path, .frame).processes[0].leaks
         #expect(leaks.map { "\($0.blocks) \($0.bytes) \($0.location)" }
                 == ["2 30 prog+0x1100", "1 30 prog+0x1200", "1 5 libfoo.so.1+0x2020", "1 1 libc.so.6+0x2099"])
@@ -78,10 +81,10 @@ import Testing
         #expect(leaks[0].attributed == Attribution(frame: 1, symbol: 0))
     }
 
-    @Test func groupByStack() throws {
+    @Test(arguments: RecordFormat.allCases) func groupByStack(format: RecordFormat) throws {
         let t = TempDir(); defer { t.remove() }
-        fixture(t)
-        t.block("4242", address: 0x60, size: 100, seq: 6, stack: [libc + 0x10, 0x401100, 0x401600])
+        fixture(t, format: format)
+        t.block("4242", address: 0x60, size: 100, seq: 6, stack: [libc + 0x10, 0x401100, 0x401600], format: format)
         t.leakCheck("4242", seq: 6, lost: [0x10, 0x20, 0x30, 0x40, 0x50, 0x60].map { ($0, "definitely") })
         let leaks = try report(t.path, .stack).processes[0].leaks
         #expect(leaks.map { "\($0.blocks) \($0.bytes) \($0.location)" }
@@ -161,9 +164,9 @@ import Testing
         #expect(text.hasSuffix("total: 0 lost blocks, 0 bytes; 2 bad frees in 1 process\n"))
     }
 
-    @Test func jsonSchema() throws {
+    @Test(arguments: RecordFormat.allCases) func jsonSchema(format: RecordFormat) throws {
         let t = TempDir(); defer { t.remove() }
-        fixture(t)
+        fixture(t, format: format)
         let json = JSONFormatter().format(try report(t.path, .frame))
         #expect(json.hasPrefix("{\n  \"schema\": \"memdir-report/2\",\n"))
         #expect(json.contains("\"leaked_blocks\": 5"))

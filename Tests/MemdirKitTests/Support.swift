@@ -6,6 +6,7 @@ import Glibc
 import Musl
 #endif
 import Foundation
+import Testing
 @testable import MemdirKit
 
 /// A fresh directory under the temp dir; `remove()` deletes it (call in defer).
@@ -44,10 +45,40 @@ struct TempDir {
         return path + "/" + name
     }
 
-    func block(_ run: String, address: UInt64, size: Int, seq: Int, stack: [UInt64], extra: String = "") {
-        let s = stack.map { "0x" + String($0, radix: 16) }.joined(separator: ",")
-        write("\(run)/0x\(String(address, radix: 16)).mem",
-              "memtrack/1 block address=0x\(String(address, radix: 16)) size=\(size) seq=\(seq) thread=4242 ms=3 via=malloc stack=\(s)\(extra)\n")
+    /// A live block's record in run `run`, in the format the tracker writes today (record format
+    /// 2, records.c): a symlink `0xADDRESS.mem` whose target holds the fields, its stack a line
+    /// of the run's `stacks` file (one line per distinct stack, ids from 1, as stacks.c dedups).
+    /// `format: .v1` writes the old regular file instead, for the reader of old directories.
+    /// `extra` is appended to the fields as they are (` u=1` in format 2, ` unknown=1` in format 1).
+    func block(_ run: String, address: UInt64, size: Int, seq: Int, stack: [UInt64], via: String = "malloc",
+               extra: String = "", format: RecordFormat = .v2) {
+        let name = "\(run)/0x\(String(address, radix: 16)).mem"
+        let frames = stack.map { "0x" + String($0, radix: 16) }.joined(separator: ",")
+        switch format {
+        case .v1:
+            write(name, "memtrack/1 block address=0x\(String(address, radix: 16)) size=\(size) seq=\(seq) thread=4242 ms=3 via=\(via) stack=\(frames)\(extra)\n")
+        case .v2:
+            let letter = BlockRecordV2.viaNames.first { $0.value == via }.map { Character(UnicodeScalar($0.key)) }
+            precondition(letter != nil, "no format 2 letter for \(via)")
+            let id = stackID(run, frames)
+            let full = path + "/" + name
+            unlink(full)
+            precondition(symlink("2 s=\(size) q=\(seq) t=4242 m=3 v=\(letter!) k=\(id)\(extra)", full) == 0)
+        }
+    }
+
+    /// The id of `frames` in run `run`'s `stacks` file, appending a line when the stack is new.
+    func stackID(_ run: String, _ frames: String) -> Int {
+        let file = path + "/\(run)/stacks"
+        let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? "memtrack/2 stacks\n"
+        let lines = text.split(separator: "\n").dropFirst()
+        for line in lines {
+            let parts = line.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+            if parts.count == 2 && parts[1] == frames, let id = Int(parts[0]) { return id }
+        }
+        let id = (lines.compactMap { $0.split(separator: " ").first.flatMap { Int($0) } }.max() ?? 0) + 1
+        write("\(run)/stacks", text + "\(id) \(frames)\n")
+        return id
     }
 }
 
@@ -60,6 +91,13 @@ extension TempDir {
         if end { text += "end\n" }
         write("\(run)/leak-check", text)
     }
+}
+
+/// The on-disk block record formats: `.v2` is what the tracker writes today; `.v1` is kept for
+/// the reader of directories written by older trackers.
+enum RecordFormat: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case v1, v2
+    var testDescription: String { "record format \(rawValue.dropFirst())" }
 }
 
 /// Captures what a command prints.
