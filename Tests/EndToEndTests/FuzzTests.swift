@@ -12,7 +12,7 @@ import MemdirKit
 import Glibc
 #endif
 
-@Suite("Fuzzing the readers", .serialized)
+@Suite("Fuzzing the readers", .serialized, .sharesTheMachine)
 struct FuzzTests {
     static var iterations: Int {
         ProcessInfo.processInfo.environment["MEMDIR_FUZZ_ITERATIONS"].flatMap { Int($0) } ?? 40

@@ -563,3 +563,68 @@ func isExecutable(_ exe: String?, _ path: String) -> Bool {
     guard let exe else { return false }
     return canonicalPath(exe) == canonicalPath(path)
 }
+
+// MARK: - Sharing the machine
+
+/// Who may run next to whom. Swift Testing runs the end-to-end tests in parallel, as many at a
+/// time as the machine has cores (its cooperative pool; every test here blocks a pool thread while
+/// its programs run). Most tests only count and compare, and run side by side. A test whose
+/// outcome depends on time (a record must appear within MEM_SETTLE_MS + 200 ms, blocks must
+/// outlive or not outlive a settle time) takes the machine to itself with `.machineToItself`: it
+/// waits for the end-to-end tests running to end, and no other starts until it is done.
+actor MachineLock {
+    static let shared = MachineLock()
+    private var sharers = 0
+    private var owned = false
+    /// Waiting tests in arrival order: a waiting exclusive test keeps later sharers out.
+    private var queue: [(exclusive: Bool, resume: CheckedContinuation<Void, Never>)] = []
+
+    func acquire(exclusive: Bool) async {
+        if queue.isEmpty && !owned && (!exclusive || sharers == 0) {
+            if exclusive { owned = true } else { sharers += 1 }
+            return
+        }
+        // Suspends without holding a thread: the pool runs other tests meanwhile.
+        await withCheckedContinuation { queue.append((exclusive, $0)) }
+    }
+
+    func release(exclusive: Bool) {
+        if exclusive { owned = false } else { sharers -= 1 }
+        while let next = queue.first, !owned, !next.exclusive || sharers == 0 {
+            if next.exclusive { owned = true } else { sharers += 1 }
+            queue.removeFirst()
+            next.resume.resume()
+        }
+    }
+}
+
+/// `.sharesTheMachine` (on `EndToEnd`, so on every end-to-end test) and `.machineToItself`.
+struct MachineUse: SuiteTrait, TestTrait, TestScoping {
+    var exclusive: Bool
+    var isRecursive: Bool { true }
+
+    /// Each test case takes the lock, not the suite around them.
+    func scopeProvider(for test: Test, testCase: Test.Case?) -> MachineUse? { testCase == nil ? nil : self }
+
+    func provideScope(for test: Test, testCase: Test.Case?,
+                      performing function: @Sendable () async throws -> Void) async throws {
+        // A test with both (EndToEnd's and its own) is scoped by the exclusive one only.
+        if !exclusive && test.traits.contains(where: { ($0 as? MachineUse)?.exclusive == true }) {
+            try await function()
+            return
+        }
+        await MachineLock.shared.acquire(exclusive: exclusive)
+        do {
+            try await function()
+        } catch {
+            await MachineLock.shared.release(exclusive: exclusive)
+            throw error
+        }
+        await MachineLock.shared.release(exclusive: exclusive)
+    }
+}
+
+extension Trait where Self == MachineUse {
+    static var sharesTheMachine: Self { MachineUse(exclusive: false) }
+    static var machineToItself: Self { MachineUse(exclusive: true) }
+}

@@ -28,7 +28,8 @@ private func expectValgrindLostKinds(_ arguments: [String], _ dir: RunDirectory,
                                sourceLocation: sourceLocation)
     var sizes: [String: Int] = [:]
     for block in dir.blocks.values {
-        sizes[try #require(block.address, "\(block.fields)", sourceLocation: sourceLocation)] = try #require(block.size, "\(block.fields)", sourceLocation: sourceLocation)
+        let address = try #require(block.address, "\(block.fields)", sourceLocation: sourceLocation)
+        sizes[address] = try #require(block.size, "\(block.fields)", sourceLocation: sourceLocation) as Int
     }
     for (kind, name) in [("definitely", "definitely lost"), ("indirectly", "indirectly lost"), ("possibly", "possibly lost")] {
         let addresses = check.lost.filter { $0.value == kind }.map(\.key)

@@ -194,30 +194,19 @@ extension EndToEnd {
         @Test("definitely, indirectly, possibly lost and still reachable equal valgrind's LEAK SUMMARY (MEM_FREERES=0)",
               arguments: kindPrograms)
         func kinds(program: ForeignProgram) throws {
-            let valgrind = try #require(valgrindPath)
+            _ = try #require(valgrindPath)
             try #require(FileManager.default.isExecutableFile(atPath: program.executable), "\(program.executable) missing")
             try withScratch { scratch in
                 if let input = program.input {
                     try Data(input.utf8).write(to: scratch.root.appendingPathComponent("input.txt"))
                 }
-                // The same environment on both sides, as in ValgrindAgreement (RobustnessTests.swift).
-                var env = ["PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": scratch.root.path]
-                env.merge(program.environment) { $1 }
-                env["MEM_DIR"] = scratch.memDir.path
-                env["MEM_FREERES"] = "0"
-                let library = try E2E.library()
-                let valgrindPreload = try #require(valgrindOwnPreload, "cannot see valgrind's LD_PRELOAD")
-                let length = max(valgrindPreload.count + 2, library.count)
-                env["LD_PRELOAD"] = String(repeating: ":", count: length - valgrindPreload.count - 1)
-                let ordered = try #require(environmentUnderValgrind(valgrind, env, currentDirectory: scratch.root))
-                let trackedPreload = String(repeating: "/", count: length - library.count) + library
-                let trackedEnv = ordered.map { $0.hasPrefix("LD_PRELOAD=") ? "LD_PRELOAD=" + trackedPreload : $0 }
-
-                let reference = runProgram(valgrind, ["--leak-check=full", "--run-libc-freeres=no", "--run-cxx-freeres=no",
-                                                      program.executable] + program.arguments,
-                                           environment: env, currentDirectory: scratch.root, timeout: 300)
+                // valgrind's run, shared with ValgrindAgreement (RobustnessTests.swift); the same
+                // environment on both sides.
+                let valgrind = try ValgrindReference.of(program)
+                let reference = valgrind.result
                 #expect(reference.exitedNormally && reference.status == 0, "valgrind: \(reference.statusDescription)")
                 let summary = try #require(valgrindLeakSummary(reference.stderrText), "no LEAK SUMMARY in:\n\(reference.stderrText)")
+                let trackedEnv = try valgrind.trackedEnvironment(scratch, settleMs: nil)
 
                 let tracked = runProgram("/usr/bin/env", ["-i"] + trackedEnv + [program.executable] + program.arguments,
                                          environment: [:], currentDirectory: scratch.root)
@@ -227,7 +216,10 @@ extension EndToEnd {
                 #expect(check.complete && check.result == "complete" && check.notes.isEmpty, "\(check.fields) \(check.notes)")
 
                 var sizes: [String: Int] = [:]
-                for block in dir.blocks.values { sizes[try #require(block.address, "\(block.fields)")] = try #require(block.size, "\(block.fields)") }
+                for block in dir.blocks.values {
+                    let address = try #require(block.address, "\(block.fields)"), size = try #require(block.size, "\(block.fields)")
+                    sizes[address] = size
+                }
                 var ours: [String: (bytes: Int, blocks: Int)] = [:]
                 for (kind, name) in [("definitely", "definitely lost"), ("indirectly", "indirectly lost"), ("possibly", "possibly lost")] {
                     let addresses = check.lost.filter { $0.value == kind }.map(\.key)

@@ -152,7 +152,7 @@ extension EndToEnd {
         }
 
         @Test("idle: survivors get their files within MEM_SETTLE_MS + 200 ms while the program sleeps; SIGKILL keeps them",
-              arguments: [("poll", 50 as Int?), ("epoll", nil), ("poll", 300)])
+              .machineToItself, arguments: [("poll", 50 as Int?), ("epoll", nil), ("poll", 300)])
         func idle(mode: (String, Int?)) throws {
             let (wait, settleMs) = mode
             let program = try E2E.example("idle")

@@ -168,6 +168,91 @@ let valgrindOwnPreload: String? = {
     return env.first { $0.hasPrefix("LD_PRELOAD=") }.map { String($0.dropFirst(11)) }
 }()
 
+/// valgrind's run of a foreign program, made once per test process and shared by every test that
+/// compares with it (ValgrindAgreement in both settle modes, ValgrindKindAgreement): valgrind is
+/// most of their time. The run sees exactly the environment the tracked runs get, in valgrind's
+/// order (programs copy their environment: perl builds %ENV at startup, and how its hash grows
+/// depends on the order of the variables): PATH, LC_ALL, HOME and MEM_DIR in a fresh scratch
+/// directory, the program's own variables, `MEM_FREERES=0`, `MEM_SETTLE_MS=50`, and an
+/// LD_PRELOAD of the tracker's length. valgrind ignores the MEM_* settings; a tracked run swaps
+/// in values of the same length (its own scratch directory, `MEM_SETTLE_MS=00` for 0, the
+/// tracker's path after extra leading slashes), so the program sees an environment of the same
+/// shape.
+struct ValgrindReference: Sendable {
+    /// The scratch directory of valgrind's run (removed): the tracked run puts its own in its place.
+    var root: String
+    /// The environment the program got under valgrind, in its order.
+    var environment: [String]
+    var result: RunResult
+
+    /// The environment for a tracked run in `scratch`, the same shape as valgrind's.
+    func trackedEnvironment(_ scratch: Scratch, settleMs: Int?) throws -> [String] {
+        let library = try E2E.library()
+        let settle = String(settleMs ?? 50)
+        try #require(root.count == scratch.root.path.count && settle.count <= 2, "\(root) \(scratch.root.path) \(settle)")
+        return environment.map { variable in
+            if variable.hasPrefix("LD_PRELOAD=") {
+                let length = variable.count - "LD_PRELOAD=".count
+                return "LD_PRELOAD=" + String(repeating: "/", count: length - library.count) + library
+            }
+            if variable == "MEM_SETTLE_MS=50" {
+                return "MEM_SETTLE_MS=" + String(repeating: "0", count: 2 - settle.count) + settle
+            }
+            return variable.replacingOccurrences(of: root, with: scratch.root.path)
+        }
+    }
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var made: [String: Result<ValgrindReference, HarnessError>] = [:]
+    private static let running = NSCondition()
+    nonisolated(unsafe) private static var inProgress: Set<String> = []
+
+    /// The reference for `program`, made on first use; a second test asking meanwhile waits for it.
+    static func of(_ program: ForeignProgram) throws -> ValgrindReference {
+        running.lock()
+        while inProgress.contains(program.name) { running.wait() }
+        if let done = made[program.name] { running.unlock(); return try done.get() }
+        inProgress.insert(program.name)
+        running.unlock()
+        let result = make(program)
+        running.lock()
+        made[program.name] = result
+        inProgress.remove(program.name)
+        running.broadcast()
+        running.unlock()
+        return try result.get()
+    }
+
+    private static func make(_ program: ForeignProgram) -> Result<ValgrindReference, HarnessError> {
+        Result {
+            guard let valgrind = valgrindPath else { throw HarnessError("valgrind is not installed") }
+            guard let valgrindPreload = valgrindOwnPreload else { throw HarnessError("cannot see valgrind's LD_PRELOAD") }
+            return try withScratch { scratch in
+                if let input = program.input {
+                    try Data(input.utf8).write(to: scratch.root.appendingPathComponent("input.txt"))
+                }
+                var env = ["PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": scratch.root.path]
+                env.merge(program.environment) { $1 }
+                env["MEM_DIR"] = scratch.memDir.path
+                env["MEM_SETTLE_MS"] = "50"
+                env["MEM_FREERES"] = "0"
+                // valgrind appends ":" + the inherited LD_PRELOAD to its own: the tracker's path,
+                // with extra leading slashes, fills the same length.
+                let library = try E2E.library()
+                let length = max(valgrindPreload.count + 2, library.count)
+                env["LD_PRELOAD"] = String(repeating: ":", count: length - valgrindPreload.count - 1)
+                guard let ordered = environmentUnderValgrind(valgrind, env, currentDirectory: scratch.root) else {
+                    throw HarnessError("valgrind -q /usr/bin/env failed")
+                }
+                let result = runProgram(valgrind, ["--leak-check=full", "--show-leak-kinds=all", "--run-libc-freeres=no",
+                                                   "--run-cxx-freeres=no", program.executable] + program.arguments,
+                                        environment: env, currentDirectory: scratch.root, timeout: 300)
+                return ValgrindReference(root: scratch.root.path, environment: ordered, result: result)
+            }
+        }.mapError { $0 as? HarnessError ?? HarnessError("\($0)") }
+    }
+}
+
 /// "in use at exit: 1,234 bytes in 5 blocks" -> (1234, 5)
 func valgrindInUse(_ text: String) -> (bytes: Int, blocks: Int)? {
     guard let line = text.split(separator: "\n").first(where: { $0.contains("in use at exit:") }) else { return nil }
@@ -183,43 +268,25 @@ extension EndToEnd {
         @Test("live blocks and bytes at exit equal valgrind's \"in use at exit\" (MEM_FREERES=0)",
               arguments: foreignPrograms, bothModes)
         func agreement(program: ForeignProgram, settleMs: Int?) throws {
-            let valgrind = try #require(valgrindPath)
+            _ = try #require(valgrindPath)
             try #require(FileManager.default.isExecutableFile(atPath: program.executable), "\(program.executable) missing")
             try withScratch { scratch in
                 if let input = program.input {
                     try Data(input.utf8).write(to: scratch.root.appendingPathComponent("input.txt"))
                 }
-                // Programs copy their environment (perl builds %ENV at startup, and how its hash
-                // grows depends on the order of the variables), so the tracked run gets exactly the
-                // environment valgrind gives the program, in the same order (through env -i),
-                // with an LD_PRELOAD value of the same length: valgrind appends ":" + the inherited
-                // LD_PRELOAD to its own, the tracker's path takes extra leading slashes. The MEM_*
-                // settings are in both (valgrind ignores them).
-                var env = ["PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": scratch.root.path]
-                env.merge(program.environment) { $1 }
-                env["MEM_DIR"] = scratch.memDir.path
-                env["MEM_SETTLE_MS"] = String(settleMs ?? 50)
-                env["MEM_FREERES"] = "0"
-                let library = try E2E.library()
-                let valgrindPreload = try #require(valgrindOwnPreload, "cannot see valgrind's LD_PRELOAD")
-                let length = max(valgrindPreload.count + 2, library.count)
-                env["LD_PRELOAD"] = String(repeating: ":", count: length - valgrindPreload.count - 1)
-                let ordered = try #require(environmentUnderValgrind(valgrind, env, currentDirectory: scratch.root))
-                let trackedPreload = String(repeating: "/", count: length - library.count) + library
-                let trackedEnv = ordered.map { $0.hasPrefix("LD_PRELOAD=") ? "LD_PRELOAD=" + trackedPreload : $0 }
-                #expect(ordered.map(\.count) == trackedEnv.map(\.count))
-
-                let reference = runProgram(valgrind, ["--leak-check=full", "--show-leak-kinds=all", "--run-libc-freeres=no",
-                                                      "--run-cxx-freeres=no", program.executable] + program.arguments,
-                                           environment: env, currentDirectory: scratch.root, timeout: 300)
+                let valgrind = try ValgrindReference.of(program)
+                let reference = valgrind.result
                 #expect(reference.exitedNormally && reference.status == 0, "valgrind: \(reference.statusDescription)")
                 let inUse = try #require(valgrindInUse(reference.stderrText), "no 'in use at exit' in:\n\(reference.stderrText)")
+                let trackedEnv = try valgrind.trackedEnvironment(scratch, settleMs: settleMs)
+                #expect(valgrind.environment.map(\.count) == trackedEnv.map(\.count))
 
                 let tracked = runProgram("/usr/bin/env", ["-i"] + trackedEnv + [program.executable] + program.arguments,
                                          environment: [:], currentDirectory: scratch.root)
                 #expect(tracked.exitedNormally && tracked.status == 0, "\(tracked.statusDescription) \(tracked.stderrText)")
                 #expect(tracked.stdout == reference.stdout, "same output as under valgrind")
                 let dir = try onlyRunDirectory(scratch.memDir)
+                #expect(dir.process["settle-ms"] == [String(settleMs ?? 50)])
                 #expect(dir.counter("unrecorded-blocks") == 0 && dir.counter("unremoved-records") == 0)
                 #expect(dir.blocks.count == inUse.blocks && dir.totalBytes == inUse.bytes,
                         "tracker: \(dir.totalBytes) bytes in \(dir.blocks.count) blocks; valgrind: \(inUse.bytes) bytes in \(inUse.blocks) blocks")

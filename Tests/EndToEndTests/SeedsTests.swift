@@ -3,9 +3,10 @@
 import Foundation
 import Testing
 
-/// Every end-to-end suite nests in here: they run one test at a time, so that the timing tests
-/// (settle time, idle) do not compete with valgrind for the two cores.
-@Suite(.serialized) enum EndToEnd {}
+/// Every end-to-end suite nests in here. They run in parallel, as many at a time as there are
+/// cores; a test whose outcome depends on time (Processes' idle: files within MEM_SETTLE_MS +
+/// 200 ms) takes the machine to itself with `.machineToItself` (Harness.swift, MachineLock).
+@Suite(.sharesTheMachine) enum EndToEnd {}
 
 /// `p3=0x...` / `p4=0x...` lines printed by `seeds --addresses`.
 func printedAddresses(_ text: String) -> [String: String] {
