@@ -19,39 +19,36 @@ enum Aarch64 {
         [compiler, cxxCompiler, qemu].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    /// The library and the programs, built once per test process.
-    static let build: Result<URL, HarnessError> = {
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("memdir-aarch64-\(getpid())")
-        try? FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+    /// The library and the programs, built once per test process into the build products
+    /// directory (again only when a source changed).
+    static let build: Result<URL, HarnessError> = Compile.directory("e2e-aarch64").flatMap { out in
         let root = E2E.packageRoot
-        let sources = (FileManager.default.enumerator(atPath: root.appendingPathComponent("Sources/MemtrackInterposer").path)?
+        let interposer = root.appendingPathComponent("Sources/MemtrackInterposer")
+        let sources = (FileManager.default.enumerator(atPath: interposer.path)?
             .compactMap { $0 as? String }.filter { $0.hasSuffix(".c") }.sorted() ?? [])
             .map { "Sources/MemtrackInterposer/" + $0 }
         // README's command, as a packager would run it from the package root.
+        let libraryFile = out.appendingPathComponent("libmemtrack-aarch64.so")
         let library = ["-shared", "-fPIC", "-O2", "-D_GNU_SOURCE", "-fvisibility=hidden", "-I", "include"] + sources
-            + ["-ldl", "-lpthread", "-o", out.appendingPathComponent("libmemtrack-aarch64.so").path]
-        var steps: [(String, [String])] = [(compiler, library)]
+            + ["-ldl", "-lpthread", "-o", libraryFile.path]
+        var steps = [CompileStep(tool: compiler, arguments: library, output: libraryFile, inputs: Compile.files(under: interposer))]
+        func program(_ tool: String, _ name: String, _ source: String, _ arguments: [String]) {
+            let output = out.appendingPathComponent(name)
+            let file = E2E.examplesSource.appendingPathComponent(source)
+            steps.append(CompileStep(tool: tool, arguments: arguments.map { $0 == "OUT" ? output.path : $0 == "SRC" ? file.path : $0 },
+                                     output: output, inputs: [file] + Compile.exampleHeaders))
+        }
         for name in ["seeds", "threads8", "signal_leak", "forking", "server", "shm_anonymous", "shm_posix"] {
-            steps.append((compiler, ["-g", "-o", out.appendingPathComponent(name).path,
-                                     E2E.examplesSource.appendingPathComponent(name + ".c").path, "-pthread"]))
+            program(compiler, name, name + ".c", ["-g", "-o", "OUT", "SRC", "-pthread"])
         }
-        steps.append((compiler, ["-g", "-o", out.appendingPathComponent("deepbind").path,
-                                 E2E.examplesSource.appendingPathComponent("deepbind.c").path, "-ldl"]))
-        steps.append((compiler, ["-g", "-shared", "-fPIC", "-o", out.appendingPathComponent("deepbind_lib.so").path,
-                                 E2E.examplesSource.appendingPathComponent("deepbind_lib.c").path]))
+        program(compiler, "deepbind", "deepbind.c", ["-g", "-o", "OUT", "SRC", "-ldl"])
+        program(compiler, "deepbind_lib.so", "deepbind_lib.c", ["-g", "-shared", "-fPIC", "-o", "OUT", "SRC"])
         for name in ["leak_kinds", "mismatch"] {
-            steps.append((cxxCompiler, ["-g", "-o", out.appendingPathComponent(name).path,
-                                        E2E.examplesSource.appendingPathComponent(name + ".cpp").path]))
+            program(cxxCompiler, name, name + ".cpp", ["-g", "-o", "OUT", "SRC"])
         }
-        for (tool, arguments) in steps {
-            let result = runProgram(tool, arguments, environment: E2E.cleanEnvironment(),
-                                    currentDirectory: root, timeout: 300)
-            guard result.exitedNormally && result.status == 0 else {
-                return .failure(HarnessError("\(tool) \(arguments.joined(separator: " ")) failed (\(result.statusDescription)):\n\(result.stderrText)"))
-            }
-        }
+        if let failure = Compile.run(steps, currentDirectory: root) { return .failure(failure) }
         return .success(out)
-    }()
+    }
 
     static func path(_ name: String) throws -> String { try build.get().appendingPathComponent(name).path }
 

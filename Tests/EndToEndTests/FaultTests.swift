@@ -10,26 +10,24 @@ import Testing
 import Glibc
 #endif
 
-/// faults.c and the small library of stress/lib/churn.c, compiled once per test process.
+/// faults.c and the small library of stress/lib/churn.c, compiled once per test process into the
+/// build products directory (again only when a source changed).
 private enum Faults {
-    static let build: Result<URL, HarnessError> = {
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("memdir-faults-\(getpid())")
-        try? FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+    static let build: Result<URL, HarnessError> = Compile.directory("e2e-faults").flatMap { out in
         let source = E2E.examplesSource.appendingPathComponent("stress")
-        let steps: [[String]] = [
-            ["cc", "-g", "-O1", "-fno-omit-frame-pointer", "-Wall", "-Wno-free-nonheap-object", "-Wno-use-after-free",
-             "-o", out.appendingPathComponent("faults").path, source.appendingPathComponent("faults.c").path, "-pthread"],
-            ["cc", "-g", "-O1", "-shared", "-fPIC", "-o", out.appendingPathComponent("libchurn.so").path,
-             source.appendingPathComponent("lib/churn.c").path],
+        let faults = out.appendingPathComponent("faults"), churn = out.appendingPathComponent("libchurn.so")
+        let steps = [
+            CompileStep(tool: "/usr/bin/env", arguments: ["cc",
+                "-g", "-O1", "-fno-omit-frame-pointer", "-Wall", "-Wno-free-nonheap-object", "-Wno-use-after-free",
+                "-o", faults.path, source.appendingPathComponent("faults.c").path, "-pthread",
+            ], output: faults, inputs: [source.appendingPathComponent("faults.c")] + Compile.exampleHeaders),
+            CompileStep(tool: "/usr/bin/env", arguments: ["cc",
+                "-g", "-O1", "-shared", "-fPIC", "-o", churn.path, source.appendingPathComponent("lib/churn.c").path,
+            ], output: churn, inputs: [source.appendingPathComponent("lib/churn.c")] + Compile.exampleHeaders),
         ]
-        for step in steps {
-            let result = runProgram("/usr/bin/env", step, environment: E2E.cleanEnvironment(), timeout: 120)
-            guard result.exitedNormally && result.status == 0 else {
-                return .failure(HarnessError("\(step.joined(separator: " ")) failed:\n\(result.stderrText)"))
-            }
-        }
+        if let failure = Compile.run(steps) { return .failure(failure) }
         return .success(out)
-    }()
+    }
 
     static func program() throws -> String { try build.get().appendingPathComponent("faults").path }
     static func library() throws -> String { try build.get().appendingPathComponent("libchurn.so").path }

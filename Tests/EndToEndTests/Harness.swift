@@ -3,7 +3,11 @@
 // - The package root comes from #filePath; libmemtrack.so and memdir are looked up next to the
 //   test bundle (the build products directory), like swift-argument-parser's
 //   AssertExecuteCommand finds its executables. MEMDIR_E2E_BIN=dir overrides that.
-// - The examples are built once per test process with `make -C Examples OUT=<products>/e2e-examples`.
+// - The examples are built once per test process with `make -C Examples OUT=<products>/e2e-examples`;
+//   the programs a suite compiles itself (stress, faults, aarch64) go through `Compile.run`, which
+//   like make only rebuilds what changed.
+// - The fast tier (unit tests and one end-to-end smoke test, SmokeTests.swift) is
+//   `swift test --filter 'MemdirKitTests|EndToEnd/Smoke'`; the whole suite is `swift test`.
 // - Every run gets a fresh MEM_DIR in a temporary directory that the test removes.
 
 import Foundation
@@ -69,7 +73,9 @@ enum E2E {
         case .failure:
             out = FileManager.default.temporaryDirectory.appendingPathComponent("memdir-e2e-examples-\(getpid())")
         }
-        let result = runProgram("/usr/bin/env", ["make", "-s", "-C", examplesSource.path, "OUT=\(out.path)"],
+        // One job per core: a fresh checkout builds some 60 programs.
+        let jobs = "-j\(max(ProcessInfo.processInfo.activeProcessorCount, 1))"
+        let result = runProgram("/usr/bin/env", ["make", "-s", jobs, "-C", examplesSource.path, "OUT=\(out.path)"],
                                 environment: cleanEnvironment(), timeout: 600)
         guard result.exitedNormally && result.status == 0 else {
             return .failure(HarnessError("make -C Examples failed (\(result.statusDescription)):\n\(result.stderrText)\(result.stdoutText)"))
@@ -627,4 +633,73 @@ struct MachineUse: SuiteTrait, TestTrait, TestScoping {
 extension Trait where Self == MachineUse {
     static var sharesTheMachine: Self { MachineUse(exclusive: false) }
     static var machineToItself: Self { MachineUse(exclusive: true) }
+}
+
+// MARK: - Programs the suites compile themselves
+
+/// One compiler run of a suite's own build (stress programs, faults, the aarch64 tracker).
+struct CompileStep: Sendable {
+    var tool: String
+    var arguments: [String]
+    /// The file the step makes (also named in `arguments`).
+    var output: URL
+    /// What it is made from: a step is run again when one is newer than `output`.
+    var inputs: [URL]
+}
+
+enum Compile {
+    /// Every file under `directory` (recursively).
+    static func files(under directory: URL) -> [URL] {
+        (FileManager.default.enumerator(atPath: directory.path)?.compactMap { $0 as? String } ?? [])
+            .map { directory.appendingPathComponent($0) }
+            .filter { (try? $0.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true }
+    }
+
+    static func modified(_ url: URL) -> Date? { try? url.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate }
+
+    /// Runs the steps, two or more at a time (one per core), each only when its output is missing,
+    /// older than an input, or was made by another command line (make's rule, and the command
+    /// kept next to the output as `OUTPUT.cmd`): the next test run reuses what this one built.
+    static func run(_ steps: [CompileStep], currentDirectory: URL? = nil) -> HarnessError? {
+        let failures = LockedData()
+        DispatchQueue.concurrentPerform(iterations: steps.count) { i in
+            let step = steps[i]
+            let command = ([step.tool] + step.arguments).joined(separator: "\u{0}")
+            let stamp = URL(fileURLWithPath: step.output.path + ".cmd")
+            if let made = modified(step.output),
+               (try? String(contentsOf: stamp, encoding: .utf8)) == command,
+               step.inputs.allSatisfy({ (modified($0) ?? .distantFuture) <= made }) {
+                return
+            }
+            try? FileManager.default.removeItem(at: stamp)
+            let result = runProgram(step.tool, step.arguments, environment: E2E.cleanEnvironment(),
+                                    currentDirectory: currentDirectory, timeout: 300)
+            if result.exitedNormally && result.status == 0 {
+                try? command.write(to: stamp, atomically: true, encoding: .utf8)
+            } else {
+                failures.append(Data("\(step.tool) \(step.arguments.joined(separator: " ")) failed (\(result.statusDescription)):\n\(result.stderrText)\n".utf8))
+            }
+        }
+        let text = String(decoding: failures.value, as: UTF8.self)
+        return text.isEmpty ? nil : HarnessError(text)
+    }
+
+    /// `products/NAME`, created: where a suite keeps what it compiles between test runs.
+    static func directory(_ name: String) -> Result<URL, HarnessError> {
+        E2E.productsDirectory.flatMap { products in
+            let out = products.appendingPathComponent(name)
+            do {
+                try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+            } catch {
+                return .failure(HarnessError("cannot create \(out.path): \(error)"))
+            }
+            return .success(out)
+        }
+    }
+
+    /// Headers an example may include: Examples/ and memtrack.h's.
+    static var exampleHeaders: [URL] {
+        (files(under: E2E.examplesSource) + files(under: E2E.packageRoot.appendingPathComponent("Sources/MemtrackInterposer/include")))
+            .filter { $0.pathExtension == "h" }
+    }
 }

@@ -10,27 +10,24 @@ import Testing
 import Glibc
 #endif
 
-/// Examples/stress/*.c, compiled once per test process into a temporary directory.
+/// Examples/stress/*.c, compiled once per test process into the build products directory
+/// (again only when a source changed).
 private enum Stress {
-    static let build: Result<URL, HarnessError> = {
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("memdir-stress-\(getpid())")
-        try? FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+    static let build: Result<URL, HarnessError> = Compile.directory("e2e-stress").flatMap { out in
         let source = E2E.examplesSource.appendingPathComponent("stress")
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: source.path)) ?? [])
             .filter { $0.hasSuffix(".c") }.sorted()
-        for name in names {
-            let result = runProgram("/usr/bin/env", [
-                "cc", "-g", "-O1", "-fno-omit-frame-pointer", "-Wall", "-Wno-free-nonheap-object",
-                "-Wno-alloc-size-larger-than", "-Wno-use-after-free", "-o",
-                out.appendingPathComponent(String(name.dropLast(2))).path,
+        let steps = names.map { name in
+            let output = out.appendingPathComponent(String(name.dropLast(2)))
+            return CompileStep(tool: "/usr/bin/env", arguments: ["cc",
+                "-g", "-O1", "-fno-omit-frame-pointer", "-Wall", "-Wno-free-nonheap-object",
+                "-Wno-alloc-size-larger-than", "-Wno-use-after-free", "-o", output.path,
                 source.appendingPathComponent(name).path, "-pthread",
-            ], environment: E2E.cleanEnvironment(), timeout: 120)
-            guard result.exitedNormally && result.status == 0 else {
-                return .failure(HarnessError("cc \(name) failed (\(result.statusDescription)):\n\(result.stderrText)"))
-            }
+            ], output: output, inputs: [source.appendingPathComponent(name)] + Compile.exampleHeaders)
         }
+        if let failure = Compile.run(steps) { return .failure(failure) }
         return .success(out)
-    }()
+    }
 
     static func program(_ name: String) throws -> String {
         try build.get().appendingPathComponent(name).path
