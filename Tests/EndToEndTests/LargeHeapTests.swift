@@ -1,6 +1,7 @@
 // LargeHeapTests.swift: programs with a large live set: every survivor one symlink record
 // (format 2), the writer doing the work within the backlog budget, and a record that stays
-// complete in a 64 MiB tmpfs with a million live blocks.
+// complete in a 64 MiB tmpfs with a million live blocks. MEM_DIR is on tmpfs (where README puts
+// it) except where the test is about a disk.
 
 import Foundation
 import Testing
@@ -22,7 +23,7 @@ extension EndToEnd {
     @Suite struct LargeHeap {
         @Test("50,000 survivors: each a symlink record read back exactly, all written by the writer")
         func survivorsAreSymlinks() throws {
-            try withScratch { scratch in
+            try withScratch(onTmpfs: true) { scratch in
                 let run = try runTracked(try E2E.example("manylive"), ["50000"], Tracking(memDir: scratch.memDir))
                 #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)")
                 let dir = try onlyRunDirectory(scratch.memDir)
@@ -52,7 +53,7 @@ extension EndToEnd {
 
         @Test("no backlog budget: the program writes records itself, says so in status, and the record stays exact")
         func exhaustedBudget() throws {
-            try withScratch { scratch in
+            try withScratch(onTmpfs: true) { scratch in
                 let run = try runTracked(try E2E.example("manylive"), ["20000"], Tracking(memDir: scratch.memDir),
                                          extraEnvironment: ["MEM_BACKLOG": "0"])
                 #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)")
@@ -102,7 +103,7 @@ extension EndToEnd {
 
         @Test("freed before exit: a large live set leaves an empty record")
         func allFreed() throws {
-            try withScratch { scratch in
+            try withScratch(onTmpfs: true) { scratch in
                 let run = try runTracked(try E2E.example("manylive"), ["50000", "free"], Tracking(memDir: scratch.memDir))
                 #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)")
                 let dir = try onlyRunDirectory(scratch.memDir)
