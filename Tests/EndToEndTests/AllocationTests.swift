@@ -82,7 +82,7 @@ extension EndToEnd {
         func threads(program name: String, settleMs: Int?) throws {
             let program = try E2E.example(name)
             let leakLine = try location("threads.c", "LEAK: thread")
-            try withScratch(onTmpfs: true) { scratch in
+            try withScratch { scratch in
                 let run = try runTracked(program, [], Tracking(memDir: scratch.memDir, settleMs: settleMs))
                 #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
                 #expect(run.stdoutText == "threads: 4 leaks\n")

@@ -8,7 +8,8 @@
 //   like make only rebuilds what changed.
 // - The fast tier (unit tests and one end-to-end smoke test, SmokeTests.swift) is
 //   `swift test --filter 'MemdirKitTests|EndToEnd/Smoke'`; the whole suite is `swift test`.
-// - Every run gets a fresh MEM_DIR in a temporary directory that the test removes.
+// - Every run gets a fresh MEM_DIR in a temporary directory that the test removes, on tmpfs
+//   (/dev/shm) where there is one, as README advises (Scratch).
 
 import Foundation
 import Testing
@@ -283,12 +284,12 @@ struct Scratch {
     let root: URL
     var memDir: URL { root.appendingPathComponent("mem") }
 
-    /// `onTmpfs`: under /dev/shm when it is a writable tmpfs (where README tells users to keep
-    /// MEM_DIR: a record costs 3-8 µs there, 240-570 µs on this VM's ext4), for tests that write
-    /// many records and whose outcome does not depend on the file system. The default is the
-    /// temporary directory, on a disk here: the fault reproducers were measured there.
-    init(onTmpfs: Bool = false) throws {
-        let base = onTmpfs && Scratch.tmpfs != nil ? URL(fileURLWithPath: Scratch.tmpfs!) : FileManager.default.temporaryDirectory
+    /// Under /dev/shm when it is a writable tmpfs: where README tells users to keep MEM_DIR (a
+    /// record costs 3-8 µs there, 240-570 µs on this VM's ext4), and where the fault and hang
+    /// reproducers' rates were measured (Examples/stress/rate.py). `onDisk`: the temporary
+    /// directory, for a test about a disk.
+    init(onDisk: Bool = false) throws {
+        let base = !onDisk && Scratch.tmpfs != nil ? URL(fileURLWithPath: Scratch.tmpfs!) : FileManager.default.temporaryDirectory
         let template = base.appendingPathComponent("memdir-e2e.XXXXXX").path
         var bytes = Array(template.utf8CString)
         guard let made = mkdtemp(&bytes) else { throw HarnessError("mkdtemp failed: \(errno)") }
@@ -306,8 +307,8 @@ struct Scratch {
 }
 
 /// Runs `body` with a fresh scratch directory and removes it afterwards.
-func withScratch<T>(onTmpfs: Bool = false, _ body: (Scratch) throws -> T) throws -> T {
-    let scratch = try Scratch(onTmpfs: onTmpfs)
+func withScratch<T>(onDisk: Bool = false, _ body: (Scratch) throws -> T) throws -> T {
+    let scratch = try Scratch(onDisk: onDisk)
     defer { scratch.remove() }
     return try body(scratch)
 }

@@ -1,7 +1,6 @@
 // LargeHeapTests.swift: programs with a large live set: every survivor one symlink record
 // (format 2), the writer doing the work within the backlog budget, and a record that stays
-// complete in a 64 MiB tmpfs with a million live blocks. MEM_DIR is on tmpfs (where README puts
-// it) except where the test is about a disk.
+// complete in a 64 MiB tmpfs with a million live blocks.
 
 import Foundation
 import Testing
@@ -23,7 +22,7 @@ extension EndToEnd {
     @Suite struct LargeHeap {
         @Test("50,000 survivors: each a symlink record read back exactly, all written by the writer")
         func survivorsAreSymlinks() throws {
-            try withScratch(onTmpfs: true) { scratch in
+            try withScratch { scratch in
                 let run = try runTracked(try E2E.example("manylive"), ["50000"], Tracking(memDir: scratch.memDir))
                 #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)")
                 let dir = try onlyRunDirectory(scratch.memDir)
@@ -53,7 +52,7 @@ extension EndToEnd {
 
         @Test("no backlog budget: the program writes records itself, says so in status, and the record stays exact")
         func exhaustedBudget() throws {
-            try withScratch(onTmpfs: true) { scratch in
+            try withScratch { scratch in
                 let run = try runTracked(try E2E.example("manylive"), ["20000"], Tracking(memDir: scratch.memDir),
                                          extraEnvironment: ["MEM_BACKLOG": "0"])
                 #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)")
@@ -103,7 +102,7 @@ extension EndToEnd {
 
         @Test("freed before exit: a large live set leaves an empty record")
         func allFreed() throws {
-            try withScratch(onTmpfs: true) { scratch in
+            try withScratch { scratch in
                 let run = try runTracked(try E2E.example("manylive"), ["50000", "free"], Tracking(memDir: scratch.memDir))
                 #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)")
                 let dir = try onlyRunDirectory(scratch.memDir)
@@ -153,7 +152,7 @@ extension EndToEnd.LargeHeap {
     @Test("MEM_DIR on a disk: one warning suggesting tmpfs once the program has to write records itself",
           .enabled(if: isTmpfs(NSTemporaryDirectory()) == false, "the temporary directory is not on a disk"))
     func diskWarning() throws {
-        try withScratch { scratch in
+        try withScratch(onDisk: true) { scratch in
             let run = try runTracked(try E2E.example("manylive"), ["8000"], Tracking(memDir: scratch.memDir),
                                      extraEnvironment: ["MEM_BACKLOG": "0"])
             #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)")
