@@ -53,6 +53,7 @@ extension EndToEnd {
                                                       "--output-path", output.path, "--warnings-as-errors"], timeout: 300)
                 let said = (converted.stdoutText + converted.stderrText).trimmingCharacters(in: .whitespacesAndNewlines)
                 #expect(converted.status == 0 && said.isEmpty, "docc (status \(converted.statusDescription)): \(said)")
+                guard converted.status == 0 else { return }
 
                 // The landing page is the module's, and each article became a page (a link to a
                 // missing article or heading would have been a warning above).
