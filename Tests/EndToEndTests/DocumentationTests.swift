@@ -119,10 +119,13 @@ extension EndToEnd {
             #expect(fromReadme == fromManPage, "README \(fromReadme) vs man page \(fromManPage)")
             #expect(fromCatalog == fromManPage, "catalog \(fromCatalog) vs man page \(fromManPage)")
             // Defaults agree too (unset in the tables is no default in the declarations).
-            let readmeDefaults = try Self.text("README.md").split(separator: "\n").filter { $0.hasPrefix("| `MEM_") }
-                .map { $0.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "`", with: "") }[1] }
+            func defaults(_ file: String) throws -> [String] {
+                try Self.text(file).split(separator: "\n").filter { $0.hasPrefix("| `MEM_") }
+                    .map { $0.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "`", with: "") }[1] }
+            }
             let declared = MemdirKit.Environment.variables.filter { $0.name.hasPrefix("MEM_") }.map { $0.defaultValue ?? "unset" }
-            #expect(readmeDefaults == declared, "README defaults \(readmeDefaults) vs declared \(declared)")
+            #expect(try defaults("README.md") == declared, "README's defaults vs declared \(declared)")
+            #expect(try defaults("Sources/MemdirKit/MemdirKit.docc/Configuration.md") == declared, "the catalog's defaults vs declared \(declared)")
             // memdir's own variables are in the catalog's second table.
             let memdirOwn = try Self.firstColumn(after: "## memdir", in: try Self.text("Sources/MemdirKit/MemdirKit.docc/Configuration.md"))
             for variable in MemdirKit.Environment.variables.map(\.name) where !variable.hasPrefix("MEM_") {
