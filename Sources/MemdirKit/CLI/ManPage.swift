@@ -17,7 +17,7 @@ public enum Environment {
         Variable(name: "MEM_DIR", defaultValue: "mem", meaning: "Where run directories go (created 0700 if missing). Use an absolute path for programs that change directory."),
         Variable(name: "MEM_SETTLE_MS", defaultValue: "50", meaning: "A block becomes a record only once it has lived this long; 0 is synchronous mode (capped at 600000)."),
         Variable(name: "MEM_DEPTH", defaultValue: "12", meaning: "Return addresses recorded per block, 1 to 32."),
-        Variable(name: "MEM_FREERES", defaultValue: "1", meaning: "At exit, free glibc's and libstdc++'s own buffers first, as valgrind does; 0 for the raw view."),
+        Variable(name: "MEM_FREERES", defaultValue: "1", meaning: "At exit, free glibc's and libstdc++'s own buffers first, as valgrind does (with other threads alive, only while they are held stopped); 0 for the raw view."),
         Variable(name: "MEM_ALLOW_UNSAFE_DIR", defaultValue: nil, meaning: "1 lets the tracker use a MEM_DIR that is a symbolic link or belongs to another user; otherwise such a MEM_DIR is refused."),
         Variable(name: "MEM_QUARANTINE", defaultValue: "8388608", meaning: "Bytes of freed blocks held back from reuse, so a stale free is still caught; 0 turns it off."),
         Variable(name: "MEM_COUNTERS", defaultValue: "1", meaning: "Keep the counters file (memdir stats, the totals of memdir watch); 0: no counting."),
