@@ -87,8 +87,8 @@ public enum ManPage {
         Every block still allocated at a normal exit has a kind, in valgrind memcheck's words: definitely lost
         (nothing points to it), indirectly lost (only lost blocks point to it), possibly lost (only pointers into
         its interior reach it) or still reachable; a block of a process that crashed, exec'd or still runs is
-        not classified. memdir run fails (status 23) when, after suppressions, there are definitely or indirectly
-        lost blocks, bad frees, or a record the tracker could not complete.
+        not classified. By default memdir run fails (status 23) when, after suppressions, there are definitely or
+        indirectly lost blocks, bad frees, or a record the tracker could not complete.
         """,
     ]
 
