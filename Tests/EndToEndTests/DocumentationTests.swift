@@ -133,6 +133,29 @@ extension EndToEnd {
             }
         }
 
+        @Test("the catalog has a section for every subcommand and names every option its --help lists")
+        func catalogCoversTheCommandLine() throws {
+            let names = try Self.articles().filter { $0 != "MemdirKit" }
+            let catalog = try names.map { try Self.text("Sources/MemdirKit/MemdirKit.docc/\($0).md") }.joined(separator: "\n")
+            let headings = Set(catalog.split(separator: "\n").filter { $0.hasPrefix("## ") }.map { String($0.dropFirst(3).prefix { $0 != " " }) })
+            let subcommands = try helpSubcommands()
+            #expect(subcommands.count >= 13, "\(subcommands)")
+            var options = 0
+            for name in subcommands {
+                #expect(headings.contains(name), "no section for \(name) (a heading `## \(name)`)")
+                let help = try memdir([name, "--help"])
+                #expect(help.status == 0)
+                for option in helpOptions(help.stdoutText) {
+                    options += 1
+                    // The option as a word of its own: `--by` is not found in `--by-kind`.
+                    let pattern = "(?<![-\\w])" + NSRegularExpression.escapedPattern(for: option) + "(?![-\\w])"
+                    let found = try NSRegularExpression(pattern: pattern).firstMatch(in: catalog, range: NSRange(catalog.startIndex..., in: catalog))
+                    #expect(found != nil, "\(name) \(option) is not in the catalog")
+                }
+            }
+            #expect(options >= 40, "the check saw the options: \(options)")
+        }
+
         @Test("the catalog's exit-status table lists exactly the statuses the man page is generated from")
         func exitStatusTableAgrees() throws {
             let documented = try Self.firstColumn(after: "## Exit statuses", in: try Self.text("Sources/MemdirKit/MemdirKit.docc/Commands.md"))
