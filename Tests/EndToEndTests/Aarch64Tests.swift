@@ -146,11 +146,11 @@ extension EndToEnd {
                 process.arguments = ["-L", Aarch64.sysroot, "-E", "LD_PRELOAD=\(try Aarch64.path("libmemtrack-aarch64.so"))",
                                      "-E", "MEM_DIR=\(scratch.memDir.path)", try Aarch64.path("server")]
                 process.environment = E2E.cleanEnvironment()
-                let input = Pipe(), output = Pipe()
+                let input = Spawn.pipe(), output = Spawn.pipe()
                 process.standardInput = input
                 process.standardOutput = output
                 process.standardError = FileHandle.nullDevice
-                try process.run()
+                try Spawn.run(process)
                 defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
                 var lines = LineReader()
                 func line() -> String { lines.next(from: output.fileHandleForReading) ?? "(ended)" }

@@ -100,9 +100,10 @@ extension EndToEnd {
                 let leaks = processes(json).flatMap(\.leaks)
                 #expect(leaks.contains { $0.kind == "definitely_lost" && frame($0.location, isAt: (try? location("header_first.c", "FIRST-MALLOC")) ?? "?") })
 
-                let closed = try memdir(["run", "--dir", scratch.root.appendingPathComponent("unused").path, "--json-fd", "57", "--", leaky])
+                // A descriptor far above any the test process has open (tests run in parallel).
+                let closed = try memdir(["run", "--dir", scratch.root.appendingPathComponent("unused").path, "--json-fd", "999", "--", leaky])
                 #expect(closed.exitedNormally && closed.status == 11, "\(closed.statusDescription)")
-                #expect(closed.stderrText == "memdir: error: cannot write --json-fd 57: descriptor 57 is not open\n")
+                #expect(closed.stderrText == "memdir: error: cannot write --json-fd 999: descriptor 999 is not open\n")
                 #expect(!FileManager.default.fileExists(atPath: scratch.root.appendingPathComponent("unused").path), "nothing ran")
             }
         }

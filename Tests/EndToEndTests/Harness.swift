@@ -172,6 +172,16 @@ struct RunResult: Sendable {
     }
 }
 
+/// Pipes and process starts, one at a time. Foundation's Process closes in the child the
+/// descriptors that are open when it starts it; one another thread opens in that instant stays
+/// open in the child. The tests run in parallel: a pipe's write end leaked into a program of
+/// another test would hold off this test's end of file until that program exits.
+enum Spawn {
+    private static let lock = NSLock()
+    static func pipe() -> Pipe { lock.lock(); defer { lock.unlock() }; return Pipe() }
+    static func run(_ process: Process) throws { lock.lock(); defer { lock.unlock() }; try process.run() }
+}
+
 /// Runs `executable` with `arguments` (no shell), collecting stdout and stderr through pipes.
 /// A run longer than `timeout` seconds is killed with SIGKILL.
 func runProgram(_ executable: String, _ arguments: [String], environment: [String: String],
@@ -181,10 +191,10 @@ func runProgram(_ executable: String, _ arguments: [String], environment: [Strin
     process.arguments = arguments
     process.environment = environment
     if let currentDirectory { process.currentDirectoryURL = currentDirectory }
-    let out = Pipe(), err = Pipe()
+    let out = Spawn.pipe(), err = Spawn.pipe()
     process.standardOutput = out
     process.standardError = err
-    let input = Pipe()
+    let input = Spawn.pipe()
     process.standardInput = stdin == nil ? FileHandle.nullDevice : input
     let outData = LockedData(), errData = LockedData()
     let group = DispatchGroup()
@@ -196,7 +206,7 @@ func runProgram(_ executable: String, _ arguments: [String], environment: [Strin
         }
     }
     do {
-        try process.run()
+        try Spawn.run(process)
     } catch {
         out.fileHandleForWriting.closeFile(); err.fileHandleForWriting.closeFile()
         group.wait()

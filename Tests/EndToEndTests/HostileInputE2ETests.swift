@@ -47,11 +47,11 @@ extension EndToEnd {
                 process.executableURL = URL(fileURLWithPath: try E2E.memdirPath())
                 process.arguments = ["watch", dir.path, "--interval", "20ms"]
                 process.environment = E2E.cleanEnvironment()
-                let output = Pipe()
+                let output = Spawn.pipe()
                 process.standardOutput = output
                 process.standardError = FileHandle.nullDevice
                 process.standardInput = FileHandle.nullDevice
-                try process.run()
+                try Spawn.run(process)
                 defer { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
                 // The first line is the event: it sampled (and so got past every planted file).
                 let first = output.fileHandleForReading.availableData

@@ -15,7 +15,7 @@ import Glibc
 /// `memdir run ... -- server` with pipes: send a command, read the program's answer.
 final class RunDriver {
     let process = Process()
-    private let input = Pipe(), output = Pipe(), errors = Pipe()
+    private let input = Spawn.pipe(), output = Spawn.pipe(), errors = Spawn.pipe()
     private var lines = LineReader()
     private let stderrData = LockedData()
     private let drained = DispatchGroup()
@@ -27,7 +27,7 @@ final class RunDriver {
         process.standardInput = input
         process.standardOutput = output
         process.standardError = errors
-        try process.run()
+        try Spawn.run(process)
         drained.enter()
         let handle = errors.fileHandleForReading, box = stderrData, group = drained
         DispatchQueue.global().async { box.append(handle.readDataToEndOfFile()); group.leave() }

@@ -45,7 +45,7 @@ private func expectValgrindLostKinds(_ arguments: [String], _ dir: RunDirectory,
 /// kill the test process with SIGPIPE.
 private final class Server {
     let process = Process()
-    private let output = Pipe(), errors = Pipe()
+    private let output = Spawn.pipe(), errors = Spawn.pipe()
     private var sockets: [Int32] = [-1, -1]
     private var lines = LineReader()
 
@@ -59,7 +59,7 @@ private final class Server {
         process.standardInput = FileHandle(fileDescriptor: sockets[1], closeOnDealloc: false)
         process.standardOutput = output
         process.standardError = errors
-        try process.run()
+        try Spawn.run(process)
         close(sockets[1])
     }
 

@@ -13,7 +13,7 @@ import Glibc
 /// A tracked program with a pipe on stdin and stdout: send a line, read the answer line.
 final class LiveProgram {
     let process = Process()
-    private let input = Pipe(), output = Pipe()
+    private let input = Spawn.pipe(), output = Spawn.pipe()
     private var lines = LineReader()
 
     init(_ executable: String, _ arguments: [String] = [], tracking: Tracking, extraEnvironment: [String: String] = [:]) throws {
@@ -26,7 +26,7 @@ final class LiveProgram {
         process.standardInput = input
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try Spawn.run(process)
     }
 
     var pid: Int32 { process.processIdentifier }

@@ -163,10 +163,10 @@ extension EndToEnd {
                 process.executableURL = URL(fileURLWithPath: program)
                 process.arguments = ["30", wait]
                 process.environment = env
-                let out = Pipe()
+                let out = Spawn.pipe()
                 process.standardOutput = out
                 process.standardError = FileHandle.nullDevice
-                try process.run()
+                try Spawn.run(process)
                 defer {
                     if process.isRunning { kill(process.processIdentifier, SIGKILL) }
                     process.waitUntilExit()

@@ -154,10 +154,10 @@ extension EndToEnd {
                 process.arguments = ["idle"]
                 process.environment = env
                 process.currentDirectoryURL = scratch.root
-                let out = Pipe()
+                let out = Spawn.pipe()
                 process.standardOutput = out
                 process.standardError = FileHandle.nullDevice
-                try process.run()
+                try Spawn.run(process)
                 let ready = out.fileHandleForReading.availableData   // "ready\n" once its leaks are made
                 #expect(String(decoding: ready, as: UTF8.self) == "ready\n")
                 kill(process.processIdentifier, SIGTERM)
