@@ -297,7 +297,8 @@ struct Scratch {
     /// Under /dev/shm when it is a writable tmpfs: where README tells users to keep MEM_DIR (a
     /// record costs 3-8 µs there, 240-570 µs on this VM's ext4), and where the fault and hang
     /// reproducers' rates were measured (Examples/stress/rate.py). `onDisk`: the temporary
-    /// directory, for a test about a disk.
+    /// directory, for a test about a disk, and for the timing-dependent tests whose failures were
+    /// seen with MEM_DIR there (Stress_, LeakCheckSafety): slow writes widen their windows.
     init(onDisk: Bool = false) throws {
         let base = !onDisk && Scratch.tmpfs != nil ? URL(fileURLWithPath: Scratch.tmpfs!) : FileManager.default.temporaryDirectory
         let template = base.appendingPathComponent("memdir-e2e.XXXXXX").path

@@ -89,13 +89,15 @@ private final class Server {
 }
 
 extension EndToEnd {
+    /// The runs keep MEM_DIR on the disk (withScratch(onDisk:)), where these timing-dependent
+    /// failures were reproduced: slower record writes at exit widen the windows they need.
     @Suite struct LeakCheckSafety {
         @Test("malloc1 (valgrind's test): a damaged allocator header before a live block; exit 0 as untraced, the block definitely lost as valgrind says")
         func damagedHeader() throws {
             let program = try E2E.example("checksafety")
             let plain = runPlain(program, ["malloc1"])
             #expect(plain.exitedNormally && plain.status == 0)
-            try withScratch { scratch in
+            try withScratch(onDisk: true) { scratch in
                 let run = try runTracked(program, ["malloc1"], Tracking(memDir: scratch.memDir))
                 #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
                 let (dir, check) = try checkedRun(scratch.memDir)
@@ -111,7 +113,7 @@ extension EndToEnd {
             let program = try E2E.example("checksafety")
             let plain = runPlain(program, ["guard"])
             #expect(plain.exitedNormally && plain.status == 0 && plain.stderrText == "DONE\n")
-            try withScratch { scratch in
+            try withScratch(onDisk: true) { scratch in
                 let run = try runTracked(program, ["guard"], Tracking(memDir: scratch.memDir))
                 #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)")
                 #expect(run.stderrText == "DONE\n")
@@ -128,7 +130,7 @@ extension EndToEnd {
         func mappingsChanging() throws {
             let program = try E2E.example("checksafety")
             for attempt in 0..<12 {
-                try withScratch { scratch in
+                try withScratch(onDisk: true) { scratch in
                     let run = try runTracked(program, ["flip", "30"], Tracking(memDir: scratch.memDir), timeout: 60)
                     #expect(run.exitedNormally && run.status == 0 && run.stdoutText == "flipped\n",
                             "run \(attempt): \(run.statusDescription) \(run.stderrText)")
@@ -151,7 +153,7 @@ extension EndToEnd {
             let plain = runPlain(program, ["sleepers"])
             #expect(plain.exitedNormally && plain.status == 0 && plain.stdoutText == "slept\n")
             for attempt in 0..<10 {
-                try withScratch { scratch in
+                try withScratch(onDisk: true) { scratch in
                     let run = try runTracked(program, ["sleepers"], Tracking(memDir: scratch.memDir), timeout: 60)
                     #expect(run.exitedNormally && run.status == 0 && run.stdoutText == "slept\n" && run.stderrText.isEmpty,
                             "run \(attempt): \(run.statusDescription) \(run.stderrText)")
@@ -169,7 +171,7 @@ extension EndToEnd {
             let program = try E2E.example("checksafety")
             var skipped = 0
             for attempt in 0..<20 {
-                try withScratch { scratch in
+                try withScratch(onDisk: true) { scratch in
                     let run = try runTracked(program, ["spawners"], Tracking(memDir: scratch.memDir), timeout: 60)
                     #expect(run.exitedNormally && run.status == 0 && run.stdoutText == "bye\n" && run.stderrText.isEmpty,
                             "run \(attempt): \(run.statusDescription) \(run.stderrText)")
@@ -190,7 +192,7 @@ extension EndToEnd {
         @Test("memdir check PID on a server whose workers sleep: every check answers, no worker sees EINTR")
         func sleepersOnRequest() throws {
             let program = try E2E.example("checksafety")
-            try withScratch { scratch in
+            try withScratch(onDisk: true) { scratch in
                 let server = try Server(program, ["sleepers", "serve"], tracking: Tracking(memDir: scratch.memDir))
                 let ready = try server.readLine()
                 #expect(ready == "ready \(server.process.processIdentifier)")
@@ -210,7 +212,7 @@ extension EndToEnd {
             let program = try E2E.example("checksafety")
             let plain = runPlain(program, ["seccomp"])
             #expect(plain.exitedNormally && plain.status == 0 && plain.stdoutText == "filtered\n")
-            try withScratch { scratch in
+            try withScratch(onDisk: true) { scratch in
                 let run = try runTracked(program, ["seccomp"], Tracking(memDir: scratch.memDir))
                 #expect(run.exitedNormally && run.status == 0 && run.stdoutText == "filtered\n", "\(run.statusDescription) \(run.stderrText)")
                 let (dir, check) = try checkedRun(scratch.memDir)
@@ -225,7 +227,7 @@ extension EndToEnd {
             let plain = runPlain(program, ["signalfd"])
             #expect(plain.exitedNormally && plain.status == 0 && plain.stdoutText == "pending 0\n")
             for attempt in 0..<10 {
-                try withScratch { scratch in
+                try withScratch(onDisk: true) { scratch in
                     let run = try runTracked(program, ["signalfd"], Tracking(memDir: scratch.memDir), timeout: 60)
                     #expect(run.exitedNormally && run.status == 0 && run.stdoutText == plain.stdoutText,
                             "run \(attempt): \(run.statusDescription) \(run.stdoutText)")
@@ -233,7 +235,7 @@ extension EndToEnd {
                     #expect(check.complete && check.notes.isEmpty, "\(check.notes)")
                 }
             }
-            try withScratch { scratch in
+            try withScratch(onDisk: true) { scratch in
                 let server = try Server(program, ["signalfd", "serve"], tracking: Tracking(memDir: scratch.memDir))
                 #expect(try server.readLine() == "ready \(server.process.processIdentifier)")
                 for round in 1...3 {
@@ -250,7 +252,7 @@ extension EndToEnd {
         func dlopenGlobal() throws {
             let program = try E2E.example("checksafety")
             let plugin = try E2E.example("plugin.so")
-            try withScratch { scratch in
+            try withScratch(onDisk: true) { scratch in
                 let run = try memdir(["run", "--dir", scratch.memDir.path, "--", program, "dlopenglobal", plugin], currentDirectory: scratch.root)
                 #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stdoutText) \(run.stderrText)")
                 let (dir, check) = try checkedRun(scratch.memDir)

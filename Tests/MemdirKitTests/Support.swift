@@ -1,4 +1,8 @@
 // Support.swift: temporary directories and record writers shared by the MemdirKit tests.
+//
+// The fast tier (these unit tests and one end-to-end smoke test, Tests/EndToEndTests/SmokeTests.swift):
+//     swift test --filter 'MemdirKitTests|EndToEnd/Smoke'
+// The whole suite: swift test.
 
 #if canImport(Glibc)
 import Glibc
