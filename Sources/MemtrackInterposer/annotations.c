@@ -1,5 +1,6 @@
 /* annotations.c: what a program can tell the tracker (README "Source locations and
- * annotations"), under memdir's names and under LeakSanitizer's:
+ * annotations"): the state behind the exported functions in api.c, which also gives them
+ * LeakSanitizer's names:
  *   memtrack_pause/resume, __lsan_disable/enable   per thread, nesting: blocks allocated in
  *                                                  between are never recorded
  *   memtrack_ignore, __lsan_ignore_object          never report this block
@@ -30,17 +31,15 @@ static MEMTRACK_THREAD_LOCAL const char *noted_file, *noted_function;
 static MEMTRACK_THREAD_LOCAL int noted_line;
 
 // ---- Pausing -----------------------------------------------------------------------------
-MEMTRACK_EXPORT void memtrack_pause(void) {
+void memtrack_annotations_pause(void) {
     pause_depth++;
     memtrack_thread_annotations |= ANNOTATE_PAUSED;
 }
 
-MEMTRACK_EXPORT void memtrack_resume(void) {
+void memtrack_annotations_resume(void) {
     if (pause_depth > 0 && --pause_depth == 0) memtrack_thread_annotations &= ~ANNOTATE_PAUSED;
 }
 
-MEMTRACK_EXPORT void __lsan_disable(void) { memtrack_pause(); }
-MEMTRACK_EXPORT void __lsan_enable(void) { memtrack_resume(); }
 
 void memtrack_start_tracing_after(uint32_t milliseconds) {
     memtrack_config.trace_after_ms = milliseconds;
@@ -104,7 +103,7 @@ static uint32_t intern_locked(const char *file, const char *function) {
     return id;
 }
 
-MEMTRACK_EXPORT void memtrack_note_location(const char *file, int line, const char *function) {
+void memtrack_annotations_note_location(const char *file, int line, const char *function) {
     noted_file = file;
     noted_line = line;
     noted_function = function;
@@ -212,10 +211,10 @@ static void paused_place(struct region *table, size_t capacity, struct region en
 /* With tables_lock held. Returns 0 when the set cannot grow (the block is then left out). */
 static int paused_grow(void) {
     size_t capacity = paused_capacity ? paused_capacity * 2 : 1024;
-    struct region *fresh = mmap(NULL, capacity * sizeof *fresh, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct region *fresh = memtrack_sys_mmap(NULL, capacity * sizeof *fresh, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (fresh == MAP_FAILED) return 0;
     for (size_t i = 0; i < paused_capacity; i++) if (paused_blocks[i].start) paused_place(fresh, capacity, paused_blocks[i]);
-    if (paused_blocks) munmap(paused_blocks, paused_capacity * sizeof *paused_blocks);
+    if (paused_blocks) memtrack_sys_munmap(paused_blocks, paused_capacity * sizeof *paused_blocks);
     paused_blocks = fresh;
     paused_capacity = capacity;
     return 1;
@@ -272,7 +271,7 @@ void memtrack_for_each_root_region(void (*visit)(uintptr_t start, size_t size, v
 }
 
 /* Returns 0, or -1 when pointer is not a live block recorded for the program. */
-MEMTRACK_EXPORT int memtrack_ignore(const void *pointer) {
+int memtrack_annotations_ignore(const void *pointer) {
     if (!pointer || !atomic_load(&memtrack_ready)) return -1;
     memtrack_busy++;
     int previous = memtrack_shadow_exchange(pointer, MEMTRACK_LIVE_INTERNAL);
@@ -293,16 +292,14 @@ MEMTRACK_EXPORT int memtrack_ignore(const void *pointer) {
     return 0;
 }
 
-MEMTRACK_EXPORT void __lsan_ignore_object(const void *pointer) { (void)memtrack_ignore(pointer); }
-
-MEMTRACK_EXPORT void __lsan_register_root_region(const void *start, size_t size) {
+void memtrack_annotations_register_root_region(const void *start, size_t size) {
     memtrack_lock_acquire(&tables_lock);
     for (int i = 0; i < MAX_ROOT_REGIONS; i++)
         if (!roots[i].size) { roots[i] = (struct region){ (uintptr_t)start, size }; break; }
     memtrack_lock_release(&tables_lock);
 }
 
-MEMTRACK_EXPORT void __lsan_unregister_root_region(const void *start, size_t size) {
+void memtrack_annotations_unregister_root_region(const void *start, size_t size) {
     memtrack_lock_acquire(&tables_lock);
     for (int i = 0; i < MAX_ROOT_REGIONS; i++)
         if (roots[i].start == (uintptr_t)start && roots[i].size == size) { roots[i].size = 0; break; }
@@ -320,28 +317,4 @@ void memtrack_annotations_fork_release(void) {
      * memory too, and still roots of what they point to). */
     memtrack_lock_release(&tables_lock);
     memtrack_lock_release(&sources_lock);
-}
-
-// ---- On-demand checks --------------------------------------------------------------------
-/* The number of definitely and indirectly lost blocks, with the answer (leak-check-SEQ)
- * written into the run directory by leakcheck.c; -1 when no check could run (no tracker yet,
- * MEM_LEAK_CHECK=0). Every pending record is written first, so that the answer and the block
- * records on disk describe the same moment, as `memdir check` does. */
-MEMTRACK_EXPORT int memtrack_check(void) {
-    if (!atomic_load(&memtrack_ready)) return -1;
-    memtrack_busy++;
-    memtrack_pending_flush(0);
-    memtrack_write_modules(0, 0);
-    memtrack_busy--;
-    memtrack_unique_check_sequence();   /* each answer a name of its own (requests.c) */
-    return memtrack_leak_check_now(1);
-}
-
-MEMTRACK_EXPORT int __lsan_do_recoverable_leak_check(void) { return memtrack_check() > 0; }
-
-/* LSan ends the process when this finds leaks; the tracker never changes what the program
- * does, so it only checks, once, as LSan does. */
-MEMTRACK_EXPORT void __lsan_do_leak_check(void) {
-    static atomic_int done;
-    if (!atomic_exchange(&done, 1)) (void)memtrack_check();
 }

@@ -161,7 +161,7 @@ void memtrack_counters_open(int directory) {
     int fd = (int)syscall(SYS_openat, directory, "counters", O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     void *mapped = MAP_FAILED;
     if (fd >= 0 && ftruncate(fd, FILE_BYTES) == 0)
-        mapped = mmap(NULL, FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        mapped = memtrack_sys_mmap(NULL, FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (fd >= 0) syscall(SYS_close, fd);
     if (mapped == MAP_FAILED) {
         memtrack_note_failure("creating the counters file", errno, NULL);
@@ -181,6 +181,6 @@ void memtrack_counters_open(int directory) {
     __atomic_store_n(&fresh[H_PUBLISH_BYTES], MEMTRACK_COUNTER_PUBLISH, __ATOMIC_RELAXED);
     __atomic_store_n(&fresh[H_PID], (uint64_t)memtrack_pid, __ATOMIC_RELAXED);
     __atomic_store_n(&memtrack_counter_area, fresh, __ATOMIC_RELEASE);
-    if (old != bootstrap_area) munmap((void *)old, FILE_BYTES);   /* the parent's, in a child */
+    if (old != bootstrap_area) memtrack_sys_munmap((void *)old, FILE_BYTES);   /* the parent's, in a child */
     errno = saved_errno;
 }

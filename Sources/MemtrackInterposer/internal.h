@@ -35,6 +35,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "sys.h"
+#include "names.h"
+
 #define MEMTRACK_EXPORT __attribute__((visibility("default")))
 /* initial-exec: the glibc manual's rule for malloc replacements, so no TLS access can call malloc. */
 #define MEMTRACK_THREAD_LOCAL __thread __attribute__((tls_model("initial-exec")))
@@ -51,7 +54,6 @@ enum memtrack_via {
     MEMTRACK_VIA_NEW, MEMTRACK_VIA_NEW_ARRAY, MEMTRACK_VIA_NEW_ALIGNED, MEMTRACK_VIA_NEW_ARRAY_ALIGNED,
     MEMTRACK_VIA_DELETE, MEMTRACK_VIA_DELETE_ARRAY,
 };
-const char *memtrack_via_name(int via);
 
 struct memtrack_stack {
     uint32_t depth;
@@ -198,9 +200,15 @@ int memtrack_append_stacks_file(const char *line, size_t length);
 /* memtrack.h's locations of format 2 records: `ID FILE\tFUNCTION` lines (annotations.c). */
 int memtrack_append_sources_file(const char *line, size_t length);
 void memtrack_remove_block_file(uintptr_t address);
-void memtrack_read_block(uintptr_t address, uint64_t *size, struct memtrack_stack *stack);
-/* The same, either record format; stack may be NULL. Returns 1 if the record was read. */
-int memtrack_read_block_record(uintptr_t address, uint64_t *size, struct memtrack_stack *stack);
+/* What a block record says (memtrack_read_block_record, the one reader of block records). */
+struct memtrack_record_fields {
+    uint64_t size;
+    uint32_t stack_id;       /* format 2; 0 in format 1 */
+    uintptr_t first_frame;   /* the allocation stack's innermost frame; 0 when unknown */
+};
+/* Either record format; the whole stack too when `stack` is not NULL (format 2: read from the
+ * stacks file). Returns 1 if the record was found with its size. */
+int memtrack_read_block_record(uintptr_t address, struct memtrack_record_fields *fields, struct memtrack_stack *stack);
 /* Stack `id` from the run directory's stacks file. Returns 1 if found. */
 int memtrack_read_stack(uint32_t id, struct memtrack_stack *stack);
 void memtrack_write_bad_free(const struct memtrack_bad_free *event);
@@ -339,6 +347,13 @@ int memtrack_annotate_allocation(struct memtrack_block *block, void *pointer, si
 /* A block that is not recorded (LIVE_INTERNAL) is freed or moved: it is no longer a root. */
 void memtrack_forget_paused_block(uintptr_t address);
 void memtrack_start_tracing_after(uint32_t milliseconds);
+/* What api.c's exported functions do (memtrack.h, and LSan's names for them). */
+void memtrack_annotations_pause(void);
+void memtrack_annotations_resume(void);
+void memtrack_annotations_note_location(const char *file, int line, const char *function);
+int memtrack_annotations_ignore(const void *pointer);
+void memtrack_annotations_register_root_region(const void *start, size_t size);
+void memtrack_annotations_unregister_root_region(const void *start, size_t size);
 /* ` src=FILE:LINE:FUNCTION` text of a block's source location (escaped). */
 char *memtrack_put_source(char *out, const char *end, uint32_t source, uint32_t line);
 /* Format 2: appends the source's line to the `sources` file once; 0 or an errno value. */
@@ -371,7 +386,6 @@ void memtrack_files_wake(void);
 /* ---- family.c and cxx.c -------------------------------------------------------------- */
 
 enum memtrack_family { MEMTRACK_FAMILY_MALLOC = 0, MEMTRACK_FAMILY_NEW = 1, MEMTRACK_FAMILY_ARRAY = 2 };
-const char *memtrack_family_name(int family);
 /* Until the first C++ block every block is malloc's: a C program pays one load per call. */
 extern atomic_int memtrack_any_family;
 void memtrack_family_set_slow(const void *pointer, int family);

@@ -58,7 +58,7 @@
 struct range { uintptr_t start, end; };
 
 static void *map_memory(size_t bytes) {
-    void *memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *memory = memtrack_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     return memory == MAP_FAILED ? NULL : memory;
 }
 
@@ -167,58 +167,17 @@ static inline void push(struct check *c, long index) {
     else if ((size_t)index < c->sweep_low) c->sweep_low = (size_t)index;
 }
 
-static uint64_t parse_number(const char *p) {
-    uint64_t value = 0;
-    if (p[0] == '0' && p[1] == 'x') {
-        for (p += 2;; p++) {
-            int digit = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
-            if (digit < 0) break;
-            value = value * 16 + (uint64_t)digit;
-        }
-    } else {
-        while (*p >= '0' && *p <= '9') value = value * 10 + (uint64_t)(*p++ - '0');
-    }
-    return value;
-}
-
 // ---- Reading a block's record ---------------------------------------------------------------------
-/* The one place that reads block records (issue 11 may change their format): the requested size
- * and the first frame of the allocation stack. Reads the file, or the target of a symlink.
- * Returns 1 if the record was found. */
+/* The requested size and the first frame of the allocation stack: from the writer's backlog
+ * (pending.c) while the record waits there, else from the record (records.c's reader). Returns 1
+ * if the record was found. */
 static int read_block_record(uintptr_t address, uint64_t *size, uintptr_t *first_frame) {
-    /* A record still in the writer's backlog (pending.c) is read from there. */
     if (memtrack_pending_backlog_lookup(address, size, first_frame)) return 1;
-    int directory = memtrack_record_directory();
-    if (directory < 0) return 0;
-    char name[32], text[1024];
-    *memtrack_put_text(memtrack_put_hex(name, name + 20, address), name + sizeof name - 1, ".mem") = 0;
-    ssize_t length = -1;
-    int fd = (int)syscall(SYS_openat, directory, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
-    if (fd >= 0) {
-        length = syscall(SYS_read, fd, text, sizeof text - 1);
-        syscall(SYS_close, fd);
-    } else if (errno == ELOOP) {
-        length = syscall(SYS_readlinkat, directory, name, text, sizeof text - 1);
-    }
-    memtrack_record_directory_done(directory);
-    if (length <= 0) return 0;
-    text[length] = 0;
-    int found = 0;
-    for (char *p = text; *p; p++) {
-        if (p != text && p[-1] != ' ' && p[-1] != '\n') continue;
-        if (!strncmp(p, "size=", 5)) {
-            *size = parse_number(p + 5);
-            found = 1;
-        } else if (!strncmp(p, "stack=", 6)) {
-            *first_frame = (uintptr_t)parse_number(p + 6);
-        } else if (!strncmp(p, "s=", 2)) {   /* format 2 (a symlink's target) */
-            *size = parse_number(p + 2);
-            found = 1;
-        } else if (!strncmp(p, "k=", 2)) {
-            *first_frame = memtrack_stack_first_frame((uint32_t)parse_number(p + 2));
-        }
-    }
-    return found;
+    struct memtrack_record_fields fields;
+    if (!memtrack_read_block_record(address, &fields, NULL)) return 0;
+    *size = fields.size;
+    *first_frame = fields.first_frame;
+    return 1;
 }
 
 static int in_loader(const struct check *c, uintptr_t address) {
@@ -285,7 +244,7 @@ static int read_maps(struct check *c) {
         text = map_memory(capacity);
         if (!text) return 0;
         int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC, 0);
-        if (fd < 0) { munmap(text, capacity); return 0; }
+        if (fd < 0) { memtrack_sys_munmap(text, capacity); return 0; }
         length = 0;
         for (;;) {
             ssize_t n = syscall(SYS_read, fd, text + length, capacity - 1 - length);
@@ -296,7 +255,7 @@ static int read_maps(struct check *c) {
         }
         syscall(SYS_close, fd);
         if (length < capacity - 1) break;
-        munmap(text, capacity);
+        memtrack_sys_munmap(text, capacity);
         text = NULL;
     }
     add_own((uintptr_t)text, capacity, c);   /* it is in the maps it read, and gone after */
@@ -306,7 +265,7 @@ static int read_maps(struct check *c) {
     for (size_t i = 0; i < length; i++) lines += text[i] == '\n';
     c->map_bytes = (lines + 1) * (sizeof(struct range) + 1);
     c->maps = map_memory(c->map_bytes);
-    if (!c->maps) { munmap(text, capacity); return 0; }
+    if (!c->maps) { memtrack_sys_munmap(text, capacity); return 0; }
     c->map_kind = (unsigned char *)(c->maps + lines + 1);
     c->map_count = 0;
     for (char *line = text; *line && c->map_count < lines;) {
@@ -348,7 +307,7 @@ static int read_maps(struct check *c) {
         if (!next) break;
         line = next + 1;
     }
-    munmap(text, capacity);
+    memtrack_sys_munmap(text, capacity);
     return 1;
 }
 
@@ -1196,9 +1155,9 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
     } else {
         write_unclassified(on_request, sequence, "failed", "no memory for the check");   /* mmap failed */
     }
-    if (c->marks) munmap(c->marks, c->mark_bytes);
-    if (c->maps) munmap(c->maps, c->map_bytes);
-    if (c->window) munmap(c->window, WINDOW_BYTES);
+    if (c->marks) memtrack_sys_munmap(c->marks, c->mark_bytes);
+    if (c->maps) memtrack_sys_munmap(c->maps, c->map_bytes);
+    if (c->window) memtrack_sys_munmap(c->window, WINDOW_BYTES);
     c->marks = NULL;
     c->maps = NULL;
     c->window = NULL;

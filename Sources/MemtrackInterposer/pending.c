@@ -201,11 +201,11 @@ static int backlog_grow(struct shard *shard) {
      * first map the shared zero page, and the write would then replace it with a TLB flush on
      * every core running the process (4.5 % of perl's samples were those IPIs). The table is
      * at least 3/8 full once grown, so every page is written soon anyway. */
-    void *fresh = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    void *fresh = memtrack_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (fresh == MAP_FAILED) return 0;
     for (unsigned i = 0; i < shard->backlog_slots; i++)
         if (shard->backlog[i].address) backlog_place(fresh, slots, &shard->backlog[i]);
-    if (shard->backlog) munmap(shard->backlog, old_bytes);
+    if (shard->backlog) memtrack_sys_munmap(shard->backlog, old_bytes);
     atomic_fetch_add(&backlog_bytes, bytes - old_bytes);
     shard->backlog = fresh;
     shard->backlog_slots = slots;
@@ -221,10 +221,10 @@ static int grow_removals(struct shard *shard) {
     size_t old_bytes = shard->removals == shard->removal_space ? 0 : (size_t)shard->removal_capacity * sizeof(uintptr_t);
     if (atomic_load_explicit(&backlog_bytes, memory_order_relaxed) + bytes - old_bytes > memtrack_config.backlog_bytes)
         return 0;
-    uintptr_t *fresh = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    uintptr_t *fresh = memtrack_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (fresh == MAP_FAILED) return 0;
     memcpy(fresh, shard->removals, (size_t)shard->removal_count * sizeof(uintptr_t));
-    if (old_bytes) munmap(shard->removals, old_bytes);
+    if (old_bytes) memtrack_sys_munmap(shard->removals, old_bytes);
     atomic_fetch_add(&backlog_bytes, bytes - old_bytes);
     shard->removals = fresh;
     shard->removal_capacity = capacity;
@@ -860,12 +860,12 @@ void memtrack_pending_fork_child(void) {
         shard->count = 0;
         shard->removal_count = 0;
         if (shard->removals && shard->removals != shard->removal_space)
-            munmap(shard->removals, (size_t)shard->removal_capacity * sizeof(uintptr_t));
+            memtrack_sys_munmap(shard->removals, (size_t)shard->removal_capacity * sizeof(uintptr_t));
         shard->removals = NULL;
         shard->removal_capacity = 0;
         shard->in_flight_count = 0;
         atomic_store(&shard->deferred_count, 0);   /* the parent's to do */
-        if (shard->backlog) munmap(shard->backlog, (size_t)shard->backlog_slots * sizeof(struct memtrack_record));
+        if (shard->backlog) memtrack_sys_munmap(shard->backlog, (size_t)shard->backlog_slots * sizeof(struct memtrack_record));
         shard->backlog = NULL;
         shard->backlog_slots = shard->backlog_count = shard->backlog_cursor = 0;
         memtrack_lock_release(&shard->lock);

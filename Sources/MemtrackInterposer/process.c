@@ -145,10 +145,10 @@ static volatile int *sentinel_page;
 
 static void arm_fork_sentinel(void) {
     if (!sentinel_page) {
-        void *page = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        void *page = memtrack_sys_mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (page == MAP_FAILED) return;
         if (madvise(page, (size_t)sysconf(_SC_PAGESIZE), MADV_WIPEONFORK) != 0) {   /* Linux < 4.14 */
-            munmap(page, (size_t)sysconf(_SC_PAGESIZE));
+            memtrack_sys_munmap(page, (size_t)sysconf(_SC_PAGESIZE));
             return;
         }
         sentinel_page = page;
@@ -226,19 +226,19 @@ static void at_exit(int status, void *unused) {
     finish("exit", status, NULL, 0);
 }
 
-MEMTRACK_EXPORT void _exit(int status) {
+static __attribute__((noreturn)) void exit_now(int status) {
     /* A vfork child shares its parent's memory and thread-locals: it must leave them as they
      * were (setting memtrack_busy here would turn tracking off in the parent). */
-    if (!is_our_process()) { syscall(SYS_exit_group, status); __builtin_unreachable(); }
+    if (!is_our_process()) memtrack_sys_exit_group(status);
     memtrack_busy = 1;
     if (is_our_process()) memtrack_leak_check_skipped("_exit");   /* no classification: say why */
     /* _exit is async-signal-safe: a handler may call it while this thread holds a shard lock. */
     finish("exit", status, NULL, 1);
-    syscall(SYS_exit_group, status);
-    __builtin_unreachable();
+    memtrack_sys_exit_group(status);
 }
 
-MEMTRACK_EXPORT void _Exit(int status) { _exit(status); }
+MEMTRACK_EXPORT void _exit(int status) { exit_now(status); }
+MEMTRACK_EXPORT void _Exit(int status) { exit_now(status); }
 
 // ---- exec ---------------------------------------------------------------------------------------
 static void before_exec(const char *path) {
@@ -259,26 +259,33 @@ static void after_failed_exec(void) {
 
 #define NEXT(name) ((__typeof__(&name))dlsym(RTLD_NEXT, #name))
 
-MEMTRACK_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
+/* The vector forms, also called by the list forms below (not through the exported names). */
+static int exec_vector_environment(const char *path, char *const argv[], char *const envp[]) {
     before_exec(path);
     int result = NEXT(execve)(path, argv, envp);
     after_failed_exec();
     return result;
 }
 
-MEMTRACK_EXPORT int execv(const char *path, char *const argv[]) {
+static int exec_vector(const char *path, char *const argv[]) {
     before_exec(path);
     int result = NEXT(execv)(path, argv);
     after_failed_exec();
     return result;
 }
 
-MEMTRACK_EXPORT int execvp(const char *file, char *const argv[]) {
+static int exec_vector_path(const char *file, char *const argv[]) {
     before_exec(file);
     int result = NEXT(execvp)(file, argv);
     after_failed_exec();
     return result;
 }
+
+MEMTRACK_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
+    return exec_vector_environment(path, argv, envp);
+}
+MEMTRACK_EXPORT int execv(const char *path, char *const argv[]) { return exec_vector(path, argv); }
+MEMTRACK_EXPORT int execvp(const char *file, char *const argv[]) { return exec_vector_path(file, argv); }
 
 MEMTRACK_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
     before_exec(file);
@@ -311,20 +318,20 @@ MEMTRACK_EXPORT int fexecve(int fd, char *const argv[], char *const envp[]) {
 MEMTRACK_EXPORT int execl(const char *path, const char *argument, ...) {
     GATHER_ARGUMENTS(argument, arguments)
     va_end(list);
-    return execv(path, arguments);
+    return exec_vector(path, arguments);
 }
 
 MEMTRACK_EXPORT int execlp(const char *file, const char *argument, ...) {
     GATHER_ARGUMENTS(argument, arguments)
     va_end(list);
-    return execvp(file, arguments);
+    return exec_vector_path(file, arguments);
 }
 
 MEMTRACK_EXPORT int execle(const char *path, const char *argument, ...) {
     GATHER_ARGUMENTS(argument, arguments)
     char *const *environment = va_arg(list, char *const *);
     va_end(list);
-    return execve(path, arguments, environment);
+    return exec_vector_environment(path, arguments, environment);
 }
 
 // ---- dlclose --------------------------------------------------------------------------------------
@@ -337,7 +344,7 @@ MEMTRACK_EXPORT int dlclose(void *handle) {
         memtrack_write_modules(0, 0);
         memtrack_busy--;
     }
-    int result = NEXT(dlclose)(handle);
+    int result = memtrack_sys_dlclose(handle);
     memtrack_unwind_invalidate();
     return result;
 }
@@ -476,14 +483,10 @@ static int is_watched(int signal_number) {
 }
 
 static void on_signal(int signal_number, siginfo_t *info, void *context);
-static int (*libc_sigaction)(int, const struct sigaction *, struct sigaction *);
 
-/* libc's sigaction, not the raw system call: the kernel's struct sigaction has another layout
- * (flags before the mask, an 8-byte mask), so the raw call would leave sa_flags uninitialized
- * and put the kernel's flags and restorer into sa_mask. */
-static int real_sigaction(int signal_number, const struct sigaction *action, struct sigaction *old) {
-    return libc_sigaction(signal_number, action, old);
-}
+/* libc's sigaction (sys.c), not the raw system call: the kernel's struct sigaction has another
+ * layout (flags before the mask, an 8-byte mask), and libc supplies the restorer. */
+#define real_sigaction memtrack_sys_sigaction
 
 /* Puts our handler in front, with the program's flags and mask so its semantics (SA_RESTART,
  * SA_ONSTACK, what is blocked) stay as the program asked. */
@@ -496,7 +499,7 @@ static int install_handler(int signal_number, const struct sigaction *program) {
         ours.sa_flags = (program->sa_flags | SA_SIGINFO) & ~SA_RESETHAND;
         ours.sa_mask = program->sa_mask;
     }
-    return libc_sigaction(signal_number, &ours, NULL);   /* libc's, not ours: it supplies the restorer */
+    return real_sigaction(signal_number, &ours, NULL);   /* libc's, not ours: it supplies the restorer */
 }
 
 // ---- Signals put aside while a tracker lock is held ------------------------------------------------
@@ -603,16 +606,16 @@ static void on_signal(int signal_number, siginfo_t *info, void *context) {
     else program.sa_handler(signal_number);
 }
 
-MEMTRACK_EXPORT int sigaction(int signal_number, const struct sigaction *action, struct sigaction *old) {
-    if (!libc_sigaction) libc_sigaction = NEXT(sigaction);
+/* The program's sigaction, and signal() in terms of it. */
+static int program_sigaction(int signal_number, const struct sigaction *action, struct sigaction *old) {
     if (signal_number <= 0 || signal_number >= NSIG || signal_number == SIGKILL || signal_number == SIGSTOP)
-        return libc_sigaction(signal_number, action, old);
+        return real_sigaction(signal_number, action, old);
     if (is_watched(signal_number)) {
         if (old) *old = get_program_action(signal_number);
         if (!action) return 0;
         if (action->sa_handler == SIG_IGN) {
             /* Honoured for real: an ignored signal must not even interrupt a system call. */
-            int result = libc_sigaction(signal_number, action, NULL);
+            int result = real_sigaction(signal_number, action, NULL);
             if (result == 0) set_program_action(signal_number, action);
             return result;
         }
@@ -623,20 +626,24 @@ MEMTRACK_EXPORT int sigaction(int signal_number, const struct sigaction *action,
     /* Another signal: ours goes in front of a program handler; SIG_DFL and SIG_IGN are the
      * kernel's to apply. */
     struct sigaction previous;
-    if (libc_sigaction(signal_number, NULL, &previous) != 0) return -1;   /* EINVAL: glibc's own */
+    if (real_sigaction(signal_number, NULL, &previous) != 0) return -1;   /* EINVAL: glibc's own */
     if (atomic_load(&wrapped[signal_number])) previous = get_program_action(signal_number);
     if (action) {
         int handled = action->sa_handler != SIG_DFL && action->sa_handler != SIG_IGN;
         if (handled) {
             set_program_action(signal_number, action);
             if (install_handler(signal_number, action) != 0) return -1;
-        } else if (libc_sigaction(signal_number, action, NULL) != 0) {
+        } else if (real_sigaction(signal_number, action, NULL) != 0) {
             return -1;
         }
         atomic_store(&wrapped[signal_number], handled);
     }
     if (old) *old = previous;
     return 0;
+}
+
+MEMTRACK_EXPORT int sigaction(int signal_number, const struct sigaction *action, struct sigaction *old) {
+    return program_sigaction(signal_number, action, old);
 }
 
 MEMTRACK_EXPORT sighandler_t signal(int signal_number, sighandler_t handler) {
@@ -646,12 +653,11 @@ MEMTRACK_EXPORT sighandler_t signal(int signal_number, sighandler_t handler) {
     action.sa_flags = SA_RESTART;   /* glibc's signal() has BSD semantics */
     sigemptyset(&action.sa_mask);
     sigaddset(&action.sa_mask, signal_number);
-    if (sigaction(signal_number, &action, &old) < 0) return SIG_ERR;
+    if (program_sigaction(signal_number, &action, &old) < 0) return SIG_ERR;
     return old.sa_handler;
 }
 
 static void watch_signals(void) {
-    if (!libc_sigaction) libc_sigaction = NEXT(sigaction);
     for (size_t i = 0; i < sizeof watched_signals / sizeof watched_signals[0]; i++) {
         int signal_number = watched_signals[i];
         struct sigaction current;
@@ -668,6 +674,7 @@ static void watch_signals(void) {
 void memtrack_process_start(void) {
     memtrack_busy++;
     find_fork();   /* here: dlsym is not safe in the signal handler that may fork */
+    memtrack_sys_resolve();   /* likewise for sigaction, which a handler may call */
     memtrack_credentials_start();
     begin_record(NULL);
     pthread_atfork(fork_prepare, fork_parent, fork_child);

@@ -35,16 +35,6 @@ atomic_uint_fast64_t memtrack_unrecorded_blocks, memtrack_unremoved_records, mem
 /* Set in the writer thread, which has a descriptor table of its own (see the run directory). */
 static MEMTRACK_THREAD_LOCAL int private_files;
 
-static const char *const via_names[] = {
-    "malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
-    "memalign", "valloc", "pvalloc", "free", "cfree",
-    "new", "new[]", "new-aligned", "new[]-aligned", "delete", "delete[]",
-};
-const char *memtrack_via_name(int via) { return via_names[via]; }
-
-static const char *const family_names[] = { "malloc", "new", "new[]" };
-const char *memtrack_family_name(int family) { return family_names[family >= 0 && family <= 2 ? family : 0]; }
-
 // ---- System calls that are never cancellation points ------------------------------------
 static int raw_openat(int directory, const char *name, int flags, int mode) {
     return (int)syscall(SYS_openat, directory, name, flags, mode);
@@ -696,10 +686,12 @@ static int read_stack_line(int directory, uint64_t id, struct memtrack_stack *st
     return found;
 }
 
-/* For a mismatch report on a settled block, and the leak check: its size and allocation stack,
- * from its record (either format; format 2's stack from the stacks file). Returns 1 if read;
- * leaves both alone when the record is missing or does not parse. */
-int memtrack_read_block_record(uintptr_t address, uint64_t *size, struct memtrack_stack *stack) {
+/* The one reader of block records, for a mismatch report on a settled block and for the leak
+ * check. Either format: the requested size, the stack's id (format 2) and first frame, and the
+ * whole stack if `stack` is not NULL (format 2: a read of the stacks file, which the leak
+ * check, with the world stopped, does without). Returns 1 if the record was found with its
+ * size; leaves everything alone otherwise. */
+int memtrack_read_block_record(uintptr_t address, struct memtrack_record_fields *fields, struct memtrack_stack *stack) {
     int directory = get_run_directory();
     if (directory < 0) return 0;
     char name[32], text[256 + MEMTRACK_MAX_DEPTH * 20 + 2100];
@@ -714,28 +706,32 @@ int memtrack_read_block_record(uintptr_t address, uint64_t *size, struct memtrac
     }
     if (length <= 0) { put_run_directory(directory); return 0; }
     text[length] = 0;
+    struct memtrack_record_fields read = {0, 0, 0};
     int found = 0;
     if (text[0] == '2' && text[1] == ' ') {
         const char *field = strstr(text, " s=");
-        if (field) { field += 3; *size = parse_decimal(&field); found = 1; }
+        if (field) { field += 3; read.size = parse_decimal(&field); found = 1; }
         field = strstr(text, " k=");
-        if (field && stack) {
+        if (field) {
             field += 3;
-            uint64_t id = parse_decimal(&field);
-            read_stack_line(directory, id, stack);
+            read.stack_id = (uint32_t)parse_decimal(&field);
+            read.first_frame = memtrack_stack_first_frame(read.stack_id);
+            if (found && stack) read_stack_line(directory, read.stack_id, stack);
         }
     } else {
         const char *field = strstr(text, " size=");
-        if (field) { field += 6; *size = parse_decimal(&field); found = 1; }
+        if (field) { field += 6; read.size = parse_decimal(&field); found = 1; }
         field = strstr(text, " stack=");
-        if (field && stack) parse_stack(field + 7, stack);
+        struct memtrack_stack parsed;
+        if (field) {
+            parse_stack(field + 7, &parsed);
+            read.first_frame = parsed.depth ? parsed.frames[0] : 0;
+            if (found && stack) memtrack_copy_stack(stack, &parsed);
+        }
     }
     put_run_directory(directory);
+    if (found) *fields = read;
     return found;
-}
-
-void memtrack_read_block(uintptr_t address, uint64_t *size, struct memtrack_stack *stack) {
-    memtrack_read_block_record(address, size, stack);
 }
 
 /* For a block whose record waits in the writer's backlog (pending.c): its stack by id. */
@@ -971,8 +967,8 @@ static int ensure_room(void **buffer, size_t *capacity, size_t needed) {
     size_t grown = *capacity ? *capacity : 64 * 1024;
     while (grown < needed) grown *= 2;
     void *moved = *buffer
-        ? (void *)syscall(SYS_mremap, *buffer, *capacity, grown, MREMAP_MAYMOVE)
-        : (void *)syscall(SYS_mmap, NULL, grown, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ? memtrack_sys_mremap(*buffer, *capacity, grown, MREMAP_MAYMOVE, NULL)
+        : memtrack_sys_mmap(NULL, grown, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (moved == MAP_FAILED) {
         memtrack_note_failure("growing the module map", errno, &memtrack_unrecorded_events);
         return 0;

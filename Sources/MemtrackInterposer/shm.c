@@ -289,24 +289,20 @@ tracked_mmap(void *(*call)(void *, size_t, int, int, int, off_t), const char *vi
     return result;
 }
 
-static void *raw_mmap(void *address, size_t length, int protection, int flags, int fd, off_t offset) {
-    return (void *)syscall(SYS_mmap, address, length, protection, flags, fd, offset);
-}
-
 MEMTRACK_EXPORT void *mmap(void *address, size_t length, int protection, int flags, int fd, off_t offset) {
-    if (memtrack_busy && !atomic_load(&next_ready)) return raw_mmap(address, length, protection, flags, fd, offset);
+    if (memtrack_busy && !atomic_load(&next_ready)) return memtrack_sys_mmap(address, length, protection, flags, fd, offset);
     resolve_next();
     return tracked_mmap(next.mmap, "mmap", address, length, protection, flags, fd, offset);
 }
 
 MEMTRACK_EXPORT void *mmap64(void *address, size_t length, int protection, int flags, int fd, off_t offset) {
-    if (memtrack_busy && !atomic_load(&next_ready)) return raw_mmap(address, length, protection, flags, fd, offset);
+    if (memtrack_busy && !atomic_load(&next_ready)) return memtrack_sys_mmap(address, length, protection, flags, fd, offset);
     resolve_next();
     return tracked_mmap(next.mmap64 ? next.mmap64 : next.mmap, "mmap64", address, length, protection, flags, fd, offset);
 }
 
 MEMTRACK_EXPORT int munmap(void *address, size_t length) {
-    if (memtrack_busy && !atomic_load(&next_ready)) return (int)syscall(SYS_munmap, address, length);
+    if (memtrack_busy && !atomic_load(&next_ready)) return memtrack_sys_munmap(address, length);
     resolve_next();
     int result = next.munmap(address, length);
     if (result != 0 || !can_record()) return result;

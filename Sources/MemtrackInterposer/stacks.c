@@ -39,11 +39,11 @@ static atomic_uint used_slots;
 static struct interned *the_table(void) {
     struct interned *current = atomic_load_explicit(&table, memory_order_acquire);
     if (MEMTRACK_LIKELY(current != NULL)) return current;
-    void *fresh = mmap(NULL, TABLE_SLOTS * sizeof(struct interned), PROT_READ | PROT_WRITE,
+    void *fresh = memtrack_sys_mmap(NULL, TABLE_SLOTS * sizeof(struct interned), PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (fresh == MAP_FAILED) return NULL;
     if (!atomic_compare_exchange_strong(&table, &current, (struct interned *)fresh)) {
-        munmap(fresh, TABLE_SLOTS * sizeof(struct interned));
+        memtrack_sys_munmap(fresh, TABLE_SLOTS * sizeof(struct interned));
         return current;
     }
     return fresh;
@@ -78,12 +78,12 @@ static _Atomic(uintptr_t *) first_frames;
 static void note_first_frame(uint32_t id, const struct memtrack_stack *stack) {
     uintptr_t *frames = atomic_load_explicit(&first_frames, memory_order_acquire);
     if (!frames) {
-        void *fresh = mmap(NULL, FIRST_FRAME_IDS * sizeof(uintptr_t), PROT_READ | PROT_WRITE,
+        void *fresh = memtrack_sys_mmap(NULL, FIRST_FRAME_IDS * sizeof(uintptr_t), PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (fresh == MAP_FAILED) return;
         uintptr_t *expected = NULL;
         if (!atomic_compare_exchange_strong(&first_frames, &expected, (uintptr_t *)fresh)) {
-            munmap(fresh, FIRST_FRAME_IDS * sizeof(uintptr_t));
+            memtrack_sys_munmap(fresh, FIRST_FRAME_IDS * sizeof(uintptr_t));
             frames = expected;
         } else {
             frames = fresh;

@@ -1,0 +1,78 @@
+/* sys.c: the sys layer (layer 0, see layers in internal.h): the tracker's own calls to the
+ * kernel and to the next definitions of the names it wraps (sys.h says why).
+ *
+ * Memory: raw system calls through syscall(2) (libc's, which the library does not export):
+ * never the exported mmap wrapper, never a cancellation point. Signal actions and dlopen:
+ * the next definition, found with dlsym(RTLD_NEXT) and kept in an atomic. dlsym may allocate:
+ * start-up calls memtrack_sys_resolve while its thread is marked busy, so that those blocks
+ * are the tracker's.
+ */
+#include "sys.h"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+// ---- Memory ----------------------------------------------------------------------------------
+void *memtrack_sys_mmap(void *address, size_t length, int protection, int flags, int fd, off_t offset) {
+    return (void *)syscall(SYS_mmap, address, length, protection, flags, fd, offset);
+}
+
+int memtrack_sys_munmap(void *address, size_t length) {
+    return (int)syscall(SYS_munmap, address, length);
+}
+
+void *memtrack_sys_mremap(void *old_address, size_t old_length, size_t new_length, int flags, void *new_address) {
+    return (void *)syscall(SYS_mremap, old_address, old_length, new_length, flags, new_address);
+}
+
+void *memtrack_sys_map_anonymous(size_t bytes, int extra_flags) {
+    void *memory = memtrack_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
+    return memory == MAP_FAILED ? NULL : memory;
+}
+
+// ---- The next definitions --------------------------------------------------------------------
+static int (*_Atomic next_sigaction)(int, const struct sigaction *, struct sigaction *);
+static void *(*_Atomic next_dlopen)(const char *, int);
+static int (*_Atomic next_dlclose)(void *);
+
+void memtrack_sys_resolve(void) {
+    if (!atomic_load(&next_sigaction))
+        atomic_store(&next_sigaction, (int (*)(int, const struct sigaction *, struct sigaction *))dlsym(RTLD_NEXT, "sigaction"));
+    if (!atomic_load(&next_dlopen)) atomic_store(&next_dlopen, (void *(*)(const char *, int))dlsym(RTLD_NEXT, "dlopen"));
+    if (!atomic_load(&next_dlclose)) atomic_store(&next_dlclose, (int (*)(void *))dlsym(RTLD_NEXT, "dlclose"));
+}
+
+int memtrack_sys_sigaction(int signal_number, const struct sigaction *action, struct sigaction *old) {
+    int (*next)(int, const struct sigaction *, struct sigaction *) = atomic_load(&next_sigaction);
+    if (__builtin_expect(!next, 0)) { memtrack_sys_resolve(); next = atomic_load(&next_sigaction); }
+    return next(signal_number, action, old);
+}
+
+void *memtrack_sys_dlopen(const char *file, int mode) {
+    void *(*next)(const char *, int) = atomic_load(&next_dlopen);
+    if (__builtin_expect(!next, 0)) { memtrack_sys_resolve(); next = atomic_load(&next_dlopen); }
+    return next(file, mode);
+}
+
+int memtrack_sys_dlclose(void *handle) {
+    int (*next)(void *) = atomic_load(&next_dlclose);
+    if (__builtin_expect(!next, 0)) { memtrack_sys_resolve(); next = atomic_load(&next_dlclose); }
+    return next(handle);
+}
+
+struct link_map *memtrack_sys_first_object(void) {
+    struct link_map *map = NULL;
+    void *main_handle = memtrack_sys_dlopen(NULL, RTLD_LAZY | RTLD_NOLOAD);
+    if (main_handle) { dlinfo(main_handle, RTLD_DI_LINKMAP, &map); memtrack_sys_dlclose(main_handle); }
+    return map;
+}
+
+// ---- Ending ----------------------------------------------------------------------------------
+void memtrack_sys_exit_group(int status) {
+    syscall(SYS_exit_group, status);
+    __builtin_unreachable();
+}

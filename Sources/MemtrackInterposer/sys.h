@@ -1,0 +1,43 @@
+/* sys.h: the sys layer, the lowest of the interposer (sys.c): the tracker's own calls to the
+ * kernel and to the definitions it wraps, bound so that they never reach an exported name.
+ *
+ * libmemtrack.so exports mmap, munmap, mremap, sigaction, dlopen, dlclose, malloc, free and
+ * more. A call of one of those names from inside the library goes through its own PLT slot:
+ * it would run the tracker's wrapper (shm.c's munmap scans its mapping table under a lock), or
+ * whatever an earlier object (the program, an earlier preload) defines under that name. So the
+ * tracker's own memory comes from raw system calls, and its signal actions and dlopen/dlclose
+ * go to the next definition (dlsym(RTLD_NEXT)), found once. A test reads `readelf -r` of the
+ * built library and fails on any relocation against a name the library exports.
+ */
+#ifndef MEMTRACK_SYS_H
+#define MEMTRACK_SYS_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct link_map;
+
+/* mmap(2), munmap(2), mremap(2) as system calls: errno set, MAP_FAILED / -1 on failure. */
+void *memtrack_sys_mmap(void *address, size_t length, int protection, int flags, int fd, off_t offset);
+int memtrack_sys_munmap(void *address, size_t length);
+void *memtrack_sys_mremap(void *old_address, size_t old_length, size_t new_length, int flags, void *new_address);
+/* An anonymous private read-write mapping (MAP_NORESERVE when lazy), or NULL. */
+void *memtrack_sys_map_anonymous(size_t bytes, int extra_flags);
+
+/* libc's sigaction (the next definition): the kernel's struct sigaction has another layout,
+ * and libc supplies the restorer that x86-64 requires (SA_RESTORER). */
+int memtrack_sys_sigaction(int signal_number, const struct sigaction *action, struct sigaction *old);
+/* The next dlopen and dlclose, for the tracker's own RTLD_NOLOAD look-ups. */
+void *memtrack_sys_dlopen(const char *file, int mode);
+int memtrack_sys_dlclose(void *handle);
+/* The first object of the base namespace's list (the executable), or NULL. */
+struct link_map *memtrack_sys_first_object(void);
+/* Finds the definitions above while dlsym is safe (start-up, not a signal handler). The
+ * functions find them on first use too, for a call made before start-up. */
+void memtrack_sys_resolve(void);
+
+/* exit_group(2): the process ends here, nothing else runs. */
+__attribute__((noreturn)) void memtrack_sys_exit_group(int status);
+
+#endif
