@@ -1309,7 +1309,7 @@ __attribute__((noinline)) int memtrack_leak_check_at_exit(void (*freeres)(void))
         int safe = world_held_safely(&c->world, &system, why, why + sizeof why - 1);
         if (safe > 0) { held = 1; why[0] = 0; break; }
         memtrack_world_resume(&c->world);
-        if (c->window) munmap(c->window, WINDOW_BYTES);
+        if (c->window) memtrack_sys_munmap(c->window, WINDOW_BYTES);
         c->window = NULL;
         if (safe < 0 || monotonic_ms() >= give_up) break;
         struct timespec pause = {0, 1000000};   /* let the busy thread leave libc */
@@ -1324,7 +1324,7 @@ __attribute__((noinline)) int memtrack_leak_check_at_exit(void (*freeres)(void))
         if (memtrack_config.leak_check) {
             result = classify(c, self, 0, registers, caller_stack, exit_code, 1, NULL);
         } else {
-            if (c->window) munmap(c->window, WINDOW_BYTES);
+            if (c->window) memtrack_sys_munmap(c->window, WINDOW_BYTES);
             c->window = NULL;
             write_unclassified(0, c->sequence, "skipped", "disabled");
         }
