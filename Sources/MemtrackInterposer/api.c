@@ -2,7 +2,11 @@
  * names and under LeakSanitizer's. Layer: api, the top; each is a thin call into the layer
  * that does the work (annotations.c, the leak check).
  */
-#include "internal.h"
+#include "annotations.h"
+#include "leakcheck.h"
+#include "pending.h"
+#include "requests.h"
+#include "status.h"
 
 // ---- Pausing, ignoring, root regions, source locations ---------------------------------------
 MEMTRACK_EXPORT void memtrack_pause(void) { memtrack_annotations_pause(); }

@@ -13,8 +13,13 @@
  * "A child" is a process whose parent is not MEM_TRACE_PARENT: `memdir run` sets it to its own
  * pid, so the program it starts is traced, and so is every image that program execs in place
  * (a version manager's shim that execs the real interpreter keeps its pid and parent).
+ *
+ * Layer: process.
  */
-#include "internal.h"
+#include "children.h"
+#include "failure.h"
+#include "format.h"
+#include "sys.h"
 
 #include <dlfcn.h>
 #include <elf.h>

@@ -18,8 +18,12 @@
  * is no longer in memory when it is freed.
  *
  * Layout (little-endian, README "counters"): a 4 KiB header page, then SLOT_COUNT + 1 slots.
+ *
+ * Layer: state.
  */
 #include "counters.h"
+#include "failure.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -16,8 +16,14 @@
  * already set only forwards.
  *
  * libmemtrack.so links no C++ runtime: the mangled names are plain C symbols here.
+ *
+ * Layer: api.
  */
-#include "internal.h"
+#include "cxx.h"
+#include "family.h"
+#include "failure.h"
+#include "shadow.h"
+#include "sys.h"
 #include "names.h"
 #include "unwind.h"
 

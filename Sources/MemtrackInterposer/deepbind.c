@@ -15,8 +15,12 @@
  *
  * A dlmopen namespace gets its own libc and its own heap, which is not ours to redirect: one
  * warning says it is not tracked.
+ *
+ * Layer: process.
  */
-#include "internal.h"
+#include "base.h"
+#include "failure.h"
+#include "sys.h"
 #include "arch.h"
 #include "names.h"
 

@@ -4,8 +4,22 @@
  *
  * A thread that is already inside the tracker (memtrack_busy) gets the next allocator
  * directly and its block is marked as the tracker's own: never recorded, freed quietly.
+ *
+ * Layer: api: the allocation entry points, on everything below.
  */
-#include "internal.h"
+#include "annotations.h"
+#include "bootstrap.h"
+#include "cxx.h"
+#include "family.h"
+#include "failure.h"
+#include "leakcheck.h"
+#include "loader.h"
+#include "pending.h"
+#include "process.h"
+#include "quarantine.h"
+#include "records.h"
+#include "shadow.h"
+#include "sys.h"
 #include "counters.h"
 #include "unwind.h"
 

@@ -6,8 +6,10 @@
  * ever written, so a C program maps nothing and pays one load of an empty directory per free;
  * a C++ program pays 1/32 of the span its new'd blocks cover, mapped lazily. The granule is 8
  * bytes rather than shadow.c's 16 so that 8-byte aligned allocators need no second index.
+ *
+ * Layer: index, on radix.c.
  */
-#include "internal.h"
+#include "family.h"
 #include "radix.h"
 
 /* 8-byte granules: a leaf covers 4 MiB of address space in 128 KiB of bits, of which only

@@ -27,8 +27,21 @@
  * could not be stopped). Plain loads are used only where nothing can change (every thread
  * stopped) and the maps read after the stop say the memory is private anonymous and readable;
  * everything else is copied with process_vm_readv (saferead.c), which fails instead of faulting.
+ *
+ * Layer: check, on stopworld.c, the table, the state and the records below.
  */
-#include "internal.h"
+#include "leakcheck.h"
+#include "annotations.h"
+#include "failure.h"
+#include "files.h"
+#include "format.h"
+#include "lock.h"
+#include "pending.h"
+#include "quarantine.h"
+#include "records.h"
+#include "shadow.h"
+#include "stacks.h"
+#include "sys.h"
 #include "arch.h"
 #include "saferead.h"
 #include "stopworld.h"
@@ -892,7 +905,7 @@ struct output { int fd; char *buffer, *out, *end; int failed; };
 
 static void flush_output(struct output *o) {
     if (o->fd >= 0 && o->out > o->buffer &&
-        memtrack_write_all(o->fd, o->buffer, (size_t)(o->out - o->buffer)) != (ssize_t)(o->out - o->buffer))
+        memtrack_sys_write_all(o->fd, o->buffer, (size_t)(o->out - o->buffer)) != (ssize_t)(o->out - o->buffer))
         o->failed = 1;
     o->out = o->buffer;
 }

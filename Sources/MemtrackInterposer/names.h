@@ -3,6 +3,8 @@
 #ifndef MEMTRACK_NAMES_H
 #define MEMTRACK_NAMES_H
 
+#pragma GCC visibility push(hidden)
+
 /* An entry point's name as records give it (via=), by enum memtrack_via. */
 const char *memtrack_via_name(int via);
 /* An allocation family's name (family=), by enum memtrack_family. */
@@ -24,5 +26,7 @@ enum memtrack_operator {
     MEMTRACK_OPERATOR_COUNT
 };
 extern const char *const memtrack_operator_names[MEMTRACK_OPERATOR_COUNT];
+
+#pragma GCC visibility pop
 
 #endif

@@ -7,8 +7,25 @@
  *   fork            pthread_atfork: the child starts a record of its own
  *   fatal signals   our handler writes out, then hands on to the program's handler
  *   SIGKILL         nothing can run: at most the last settle window is lost
+ *
+ * Layer: process, on the writer, the leak check and everything below.
  */
-#include "internal.h"
+#include "process.h"
+#include "annotations.h"
+#include "counters.h"
+#include "credentials.h"
+#include "failure.h"
+#include "files.h"
+#include "format.h"
+#include "leakcheck.h"
+#include "lock.h"
+#include "pending.h"
+#include "quarantine.h"
+#include "sources.h"
+#include "stacks.h"
+#include "status.h"
+#include "sys.h"
+#include "writer.h"
 #include "stopworld.h"
 #include "unwind.h"
 
@@ -26,7 +43,6 @@
 #include <linux/magic.h>
 #include <sys/syscall.h>
 
-pid_t memtrack_pid;
 /* MEM_DIR as first opened: its absolute path and identity. A forked child (which may have
  * changed directory) opens that path again and checks it is still the same directory. */
 static char mem_path[4096];
@@ -186,7 +202,7 @@ static void begin_record(const char *parent_run_name) {
         atomic_store(&memtrack_synchronous, 1);
         memtrack_pending_flush(0);   /* blocks allocated before the directory existed */
     } else {
-        memtrack_pending_start_writer();
+        memtrack_start_writer();
     }
 }
 
@@ -213,9 +229,9 @@ static void finish(const char *state, int value, const char *exec_path, int in_s
     memtrack_pending_flush(in_signal);
     memtrack_write_status(state, value, exec_path);
     /* Last, so that a crash inside the loader cannot cost the records or the status. At a fatal
-     * signal the loader's lock may never come free: the walk is bounded (pending.c). */
+     * signal the loader's lock may never come free: the walk is bounded (writer.c). */
     if (!strcmp(state, "signal")) {
-        if (!memtrack_pending_refresh_modules_bounded()) memtrack_write_status(state, value, exec_path);   /* says so */
+        if (!memtrack_writer_refresh_modules_bounded()) memtrack_write_status(state, value, exec_path);   /* says so */
     } else if (!memtrack_world_held) {
         /* Held: the other threads are stopped, one may hold the loader's lock; at_exit wrote
          * the map before it stopped them. */
@@ -386,7 +402,6 @@ static void fork_parent(void) {
     memtrack_busy--;
 }
 
-static void forget_deferred_signals(void);
 static void fork_child(void) {
     memtrack_forget_thread_id();
     memtrack_deferred_signal_count = 0;   /* signals put aside in the parent are the parent's */
@@ -395,12 +410,13 @@ static void fork_child(void) {
     memtrack_modules_fork_child();
     memtrack_quarantine_fork_child();
     memtrack_pending_fork_child();
+    memtrack_writer_fork_child();
     char parent[64];
     memcpy(parent, memtrack_run_name, sizeof parent);
     atomic_store(&memtrack_run_directory, -1);   /* the parent's: no descriptor to close */
     atomic_store(&finished, 0);
     begin_record(parent);
-    forget_deferred_signals();   /* every lock the prepare handler took is let go */
+    memtrack_forget_deferred_signals();   /* every lock the prepare handler took is let go */
     memtrack_busy--;
 }
 
@@ -516,63 +532,9 @@ static int install_handler(int signal_number, const struct sigaction *program) {
     return real_sigaction(signal_number, &ours, NULL);   /* libc's, not ours: it supplies the restorer */
 }
 
-// ---- Signals put aside while a tracker lock is held ------------------------------------------------
-MEMTRACK_THREAD_LOCAL int memtrack_locks_held;
-#define DEFERRED_SIGNALS 4
-static MEMTRACK_THREAD_LOCAL siginfo_t deferred_signals[DEFERRED_SIGNALS];
-MEMTRACK_THREAD_LOCAL volatile int memtrack_deferred_signal_count;
-
-static int is_fault(int signal_number, const siginfo_t *info) {
-    return info && info->si_code > 0 &&
-        (signal_number == SIGSEGV || signal_number == SIGBUS || signal_number == SIGILL ||
-         signal_number == SIGFPE || signal_number == SIGTRAP || signal_number == SIGSYS);
-}
-
-/* Returns 1 if the signal was put aside. A standard signal already put aside is not put aside
- * twice (the kernel would have merged them too); when the list is full the handler runs now. */
-static int defer_signal(int signal_number, const siginfo_t *info) {
-    if (!memtrack_locks_held || !info || is_fault(signal_number, info)) return 0;
-    int count = memtrack_deferred_signal_count;
-    if (signal_number < SIGRTMIN)
-        for (int i = 0; i < count; i++) if (deferred_signals[i].si_signo == signal_number) return 1;
-    if (count >= DEFERRED_SIGNALS) return 0;
-    deferred_signals[count] = *info;
-    deferred_signals[count].si_signo = signal_number;
-    atomic_signal_fence(memory_order_seq_cst);
-    memtrack_deferred_signal_count = count + 1;
-    return 1;
-}
-
-/* Called by memtrack_lock_release when the thread holds no tracker lock any more. A handler
- * interrupting this loop finds the list as it left it (it puts aside and sends again only its
- * own signals), so taking the last entry is safe. */
-void memtrack_send_deferred_signals(void) {
-    int saved_errno = errno;
-    for (;;) {
-        int count = memtrack_deferred_signal_count;
-        if (count <= 0) break;
-        siginfo_t info = deferred_signals[count - 1];
-        atomic_signal_fence(memory_order_seq_cst);
-        memtrack_deferred_signal_count = count - 1;
-        /* To this thread, with the original siginfo: delivered on the way out of the call. If
-         * that call is refused (a seccomp filter), the signal is sent without its siginfo. */
-        pid_t process = getpid();
-        long thread = syscall(SYS_gettid);
-        if (syscall(SYS_rt_tgsigqueueinfo, process, thread, info.si_signo, &info) != 0)
-            syscall(SYS_tgkill, process, thread, info.si_signo);
-    }
-    errno = saved_errno;
-}
-
-/* A forked child: none of the parent's signals is the child's. */
-static void forget_deferred_signals(void) {
-    memtrack_deferred_signal_count = 0;
-    memtrack_locks_held = 0;
-}
-
 static void on_signal(int signal_number, siginfo_t *info, void *context) {
     int saved_errno = errno;
-    if (defer_signal(signal_number, info)) { errno = saved_errno; return; }
+    if (memtrack_defer_signal(signal_number, info)) { errno = saved_errno; return; }
     struct sigaction program = get_program_action(signal_number);
     if (program.sa_handler == SIG_DFL && !watching[signal_number]) {
         /* A handler of a signal we do not watch, reset by SA_RESETHAND: the default action is
@@ -596,7 +558,7 @@ static void on_signal(int signal_number, siginfo_t *info, void *context) {
         real_sigaction(signal_number, &default_action, NULL);
         /* A fault re-executes its instruction and dies; anything else is raised again. The
          * signal is blocked while we run, so it arrives as soon as we return. */
-        if (!is_fault(signal_number, info) || signal_number == SIGSYS)
+        if (!memtrack_signal_is_fault(signal_number, info) || signal_number == SIGSYS)
             syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), signal_number);
         errno = saved_errno;
         return;

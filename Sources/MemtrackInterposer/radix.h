@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#pragma GCC visibility push(hidden)
+
 #define MEMTRACK_RADIX_ADDRESS_BITS 47
 #define MEMTRACK_RADIX_LEAF_SHIFT 22
 #define MEMTRACK_RADIX_MIDDLE_SHIFT 34
@@ -68,5 +70,7 @@ static inline memtrack_radix_word *memtrack_radix_word_for(struct memtrack_radix
 /* Calls visit for every mapping the index lives in (the leak check never scans them). */
 void memtrack_radix_for_each_mapping(struct memtrack_radix *index,
                                      void (*visit)(uintptr_t start, size_t bytes, void *context), void *context);
+
+#pragma GCC visibility pop
 
 #endif

@@ -5,8 +5,12 @@
  *
  * The classification lives in leakcheck.c (memtrack_leak_check_now), which writes the answer:
  * with MEM_LEAK_CHECK=0 it is `result skipped disabled`.
+ *
+ * Layer: requests, on the leak check.
  */
-#include "internal.h"
+#include "requests.h"
+#include "files.h"
+#include "leakcheck.h"
 
 #include <errno.h>
 #include <fcntl.h>

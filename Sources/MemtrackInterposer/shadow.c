@@ -12,8 +12,10 @@
  *
  * Blocks are at least 16-byte aligned under glibc. Some allocators (jemalloc) return 8-byte
  * aligned blocks for 8-byte requests, so addresses that are 8 modulo 16 get a second index.
+ *
+ * Layer: index, on radix.c.
  */
-#include "internal.h"
+#include "shadow.h"
 #include "radix.h"
 
 /* 16-byte granules; addresses that are 8 modulo 16 in the second index. */

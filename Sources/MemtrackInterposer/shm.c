@@ -18,8 +18,15 @@
  * memtrack_busy (entry.c), and so does the tracker's own work. glibc's malloc and the loader
  * call the kernel directly and never reach these wrappers at all. Removals are seen even then:
  * an unmap or a removal only ever makes a record stale, whoever makes it.
+ *
+ * Layer: process.
  */
-#include "internal.h"
+#include "base.h"
+#include "failure.h"
+#include "files.h"
+#include "format.h"
+#include "lock.h"
+#include "sys.h"
 #include "unwind.h"
 
 #include <dlfcn.h>
@@ -81,7 +88,7 @@ static int can_record(void) {
 static int is_programs_call(void) { return !memtrack_busy && can_record(); }
 
 // ---- Writing and removing records ------------------------------------------------------------
-/* Replaces `name` with one line of text, atomically, through the file thread (records.c). */
+/* Replaces `name` with one line of text, atomically, through the file thread (files.c). */
 static void write_record(const char *name, const char *text, size_t length) {
     int error = memtrack_write_record_file(name, text, length);
     if (error) memtrack_note_failure("writing a shared-memory record", error, &memtrack_unrecorded_blocks);

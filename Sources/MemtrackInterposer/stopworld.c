@@ -19,9 +19,12 @@
  *
  * The tracer makes raw system calls only: it shares our thread pointer, so libc's errno and
  * anything else thread-local would be the calling thread's.
+ *
+ * Layer: check, on sys.
  */
 #include "stopworld.h"
-#include "internal.h"
+#include "format.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>

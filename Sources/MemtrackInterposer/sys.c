@@ -1,4 +1,4 @@
-/* sys.c: the sys layer (layer 0, see layers in internal.h): the tracker's own calls to the
+/* sys.c: the sys layer (layer base, see the layers in base.h): the tracker's own calls to the
  * kernel and to the next definitions of the names it wraps (sys.h says why).
  *
  * Memory: raw system calls through syscall(2) (libc's, which the library does not export):
@@ -8,6 +8,12 @@
  * are the tracker's.
  */
 #include "sys.h"
+#include "base.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <time.h>
 
 #include <dlfcn.h>
 #include <link.h>
@@ -70,6 +76,55 @@ struct link_map *memtrack_sys_first_object(void) {
     if (main_handle) { dlinfo(main_handle, RTLD_DI_LINKMAP, &map); memtrack_sys_dlclose(main_handle); }
     return map;
 }
+
+// ---- Files: system calls that are never cancellation points -------------------------------
+/* Through syscall(2) rather than the libc wrappers, so that none of them is a pthread
+ * cancellation point: a thread cancelled inside malloc must not die holding a lock. */
+int memtrack_sys_openat(int directory, const char *name, int flags, int mode) {
+    return (int)syscall(SYS_openat, directory, name, flags, mode);
+}
+int memtrack_sys_close(int fd) { return (int)syscall(SYS_close, fd); }
+int memtrack_sys_unlinkat(int directory, const char *name) {
+    return (int)syscall(SYS_unlinkat, directory, name, 0);
+}
+ssize_t memtrack_sys_write_all(int fd, const char *text, size_t length) {
+    size_t done = 0;
+    while (done < length) {
+        ssize_t n = syscall(SYS_write, fd, text + done, length - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return n < 0 ? -1 : (ssize_t)done;
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
+}
+
+// ---- Futexes, time, thread ids ----------------------------------------------------------------
+void memtrack_sys_futex_wait(atomic_int *word, int value) {
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
+}
+int memtrack_sys_futex_wait_for(atomic_int *word, int value, const struct timespec *timeout) {
+    return (int)syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, value, timeout, NULL, 0);
+}
+void memtrack_sys_futex_wake(atomic_int *word, int count) {
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
+}
+
+uint32_t memtrack_milliseconds_now(void) {
+    struct timespec now;
+    /* The coarse clock is read from the vDSO without a system call; its few-ms resolution is
+     * far finer than any settle time worth using. */
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    uint64_t ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+    return (uint32_t)(ms - memtrack_start_milliseconds);
+}
+
+static MEMTRACK_THREAD_LOCAL int32_t cached_thread_id;
+int32_t memtrack_thread_id(void) {
+    if (MEMTRACK_UNLIKELY(!cached_thread_id)) cached_thread_id = (int32_t)syscall(SYS_gettid);
+    return cached_thread_id;
+}
+void memtrack_forget_thread_id(void) { cached_thread_id = 0; }
+
 
 // ---- Ending ----------------------------------------------------------------------------------
 void memtrack_sys_exit_group(int status) {

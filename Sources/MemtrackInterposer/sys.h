@@ -13,10 +13,15 @@
 #define MEMTRACK_SYS_H
 
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 struct link_map;
+
+#pragma GCC visibility push(hidden)
 
 /* mmap(2), munmap(2), mremap(2) as system calls: errno set, MAP_FAILED / -1 on failure. */
 void *memtrack_sys_mmap(void *address, size_t length, int protection, int flags, int fd, off_t offset);
@@ -39,5 +44,26 @@ void memtrack_sys_resolve(void);
 
 /* exit_group(2): the process ends here, nothing else runs. */
 __attribute__((noreturn)) void memtrack_sys_exit_group(int status);
+
+/* File system calls that are never cancellation points; errno set, -1 on failure. */
+int memtrack_sys_openat(int directory, const char *name, int flags, int mode);
+int memtrack_sys_close(int fd);
+int memtrack_sys_unlinkat(int directory, const char *name);
+/* All of text, retrying EINTR and short writes; what was written, or -1. */
+ssize_t memtrack_sys_write_all(int fd, const char *text, size_t length);
+
+/* Private futexes: sleep while *word == value (for at most timeout: -1 with errno ETIMEDOUT
+ * then), wake up to count sleepers. */
+void memtrack_sys_futex_wait(atomic_int *word, int value);
+int memtrack_sys_futex_wait_for(atomic_int *word, int value, const struct timespec *timeout);
+void memtrack_sys_futex_wake(atomic_int *word, int count);
+
+/* Milliseconds since start (memtrack_start_milliseconds), from the coarse monotonic clock. */
+uint32_t memtrack_milliseconds_now(void);
+/* This thread's kernel id, cached; forgotten in a forked child. */
+int32_t memtrack_thread_id(void);
+void memtrack_forget_thread_id(void);
+
+#pragma GCC visibility pop
 
 #endif

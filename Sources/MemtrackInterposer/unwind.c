@@ -29,6 +29,8 @@
  *    the supported set, a CFA that does not increase, or max_frames.
  *
  * Other architectures get a bounded frame-pointer walk (last section).
+ *
+ * Layer: index (it needs nothing but libc and the loader).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
