@@ -55,6 +55,9 @@ public struct LeakGroup: Sendable {
     public var stack: [Frame]
     public var attributed: Attribution
     public var sample: BlockSample
+    /// Indirectly lost blocks counted per clique leader (LSan's suppressions): the leader's
+    /// address, 0 otherwise.
+    public var leader: UInt64 = 0
 
     public var location: String {
         let fromStack = stack.isEmpty ? "(no stack)" : stack[attributed.frame].describe(symbol: attributed.symbol)
@@ -101,6 +104,8 @@ public struct ProcessReport: Sendable {
     /// Shared memory never given back (SharedMemory.swift).
     public var mappings: [MappingReport] = []
     public var segments: [SegmentReport] = []
+    /// The group key of every clique leader, when indirectly lost blocks are counted per leader.
+    var leaderKeys: [UInt64: GroupKey] = [:]
 
     /// Lost blocks: definitely, indirectly and possibly lost, after suppressions.
     public var leakedBlocks: Int { totals.lost.blocks }
@@ -274,8 +279,12 @@ public enum ReportBuilder {
         let suppressions = options.leaks.suppressions.filter { options.resolve || !$0.builtIn || !$0.needsSymbols }
         let scanMode: GroupingMode = (options.resolve && options.grouping == .frame) || !suppressions.isEmpty
             ? .stack : options.grouping
+        // LSan's `leak:` lines suppress what a suppressed block alone reaches: that needs each
+        // indirectly lost block's clique leader.
+        let splitByLeader = suppressions.contains { if case .lsan = $0.pattern { true } else { false } }
         var scans = runs.map { Scanner.scan(runDirectory: $0, mode: scanMode, rules: options.rules, olderThanMs: options.olderThanMs,
-                                               leakCheckName: options.leakCheckNames[baseName($0)] ?? "leak-check") }
+                                               leakCheckName: options.leakCheckNames[baseName($0)] ?? "leak-check",
+                                               splitByLeader: splitByLeader) }
         SharedMemory.checkExistence(&scans)
         let mainExe = scans.first?.process?.exe
         if let binary = options.binary {
@@ -294,7 +303,7 @@ public enum ReportBuilder {
         var processes: [ProcessReport] = scans.map { scan in
             let leaks = scan.leaks.map { agg in
                 LeakGroup(kind: agg.kind, blocks: agg.blocks, bytes: agg.bytes, stack: frames(agg.sample.stack, seq: agg.sample.seq, modules: scan.modules),
-                          attributed: Attribution(frame: 0, symbol: 0), sample: agg.sample)
+                          attributed: Attribution(frame: 0, symbol: 0), sample: agg.sample, leader: agg.key.leader)
             }
             let badFrees = scan.badFrees.map { r in
                 BadFree(record: r, stack: frames(r.stack, seq: r.seq, modules: scan.modules), attributed: Attribution(frame: 0, symbol: 0),
@@ -304,6 +313,7 @@ public enum ReportBuilder {
             var report = ProcessReport(directory: scan.directory, name: scan.name, process: scan.process, status: scan.status,
                                        leaks: leaks, badFrees: badFrees, problems: scan.problems, problemCount: scan.problemCount,
                                        classification: scan.classification)
+            report.leaderKeys = scan.leaderKeys
             (report.mappings, report.segments) = SharedMemory.reports(scan.sharedMemory) { frames($0, seq: $1, modules: scan.modules) }
             report.incompleteReasons = incompleteness(scan)
             return report
@@ -372,16 +382,36 @@ public enum ReportBuilder {
 
     /// Takes the groups a suppression matches out of the report, counting them (the groups
     /// hold whole stacks here).
+    /// As LSan, a block an LSan `leak:` line suppresses is a root: the indirectly lost blocks of
+    /// its clique (those whose leader chain leads to it) go with it. valgrind's entries match each
+    /// group by its own stack only, as valgrind does.
     static func suppress(_ process: inout ProcessReport, _ suppressions: [Suppression]) {
         guard !suppressions.isEmpty else { return }
-        process.leaks.removeAll { g in
-            let stack = MatchFrame.stack(g.stack, via: g.sample.via)
-            guard let i = SuppressionMatcher.match(suppressions, stack: stack, kind: g.kind) else { return false }
+        var indexByKey: [GroupKey: Int] = [:]
+        for (k, g) in process.leaks.enumerated() {
+            indexByKey[GroupKey(frames: g.sample.stack, kind: g.kind, leader: g.leader)] = k
+        }
+        var decisions: [Int: Int?] = [:]   // group index -> the suppression that takes it
+        func decide(_ k: Int, depth: Int) -> Int? {
+            if let known = decisions[k] { return known }
+            let g = process.leaks[k]
+            var taken = SuppressionMatcher.match(suppressions, stack: MatchFrame.stack(g.stack, via: g.sample.via), kind: g.kind)
+            if taken == nil, g.leader != 0, depth < 64, let key = process.leaderKeys[g.leader], let leaderGroup = indexByKey[key],
+               leaderGroup != k, let i = decide(leaderGroup, depth: depth + 1), case .lsan = suppressions[i].pattern {
+                taken = i
+            }
+            decisions[k] = .some(taken)
+            return taken
+        }
+        var keep: [LeakGroup] = []
+        for k in process.leaks.indices {
+            let g = process.leaks[k]
+            guard let i = decide(k, depth: 0) else { keep.append(g); continue }
             let tally = Tally(blocks: g.blocks, bytes: g.bytes)
             process.totals.suppressed.add(tally)
             process.suppressionUses[i, default: Tally()].add(tally)
-            return true
         }
+        process.leaks = keep
         process.badFrees.removeAll { b in
             let stack = MatchFrame.stack(b.stack, via: b.record.via)
             guard let i = SuppressionMatcher.matchBadFree(suppressions, stack: stack, kind: b.record.kind) else { return false }

@@ -133,10 +133,10 @@ extension EndToEnd {
                     for variable in try readmeConfigurationVariables() + ["MEMDIR_LIBRARY", "TMPDIR"] {
                         #expect(environment.contains("       \(variable)") || environment.contains { $0.hasPrefix("       \(variable) ") }, "\(reader): \(variable) in ENVIRONMENT")
                     }
-                    // Exit statuses: every one README's table lists.
+                    // Exit statuses: every one the reference's table lists (the DocC catalog's Commands article).
                     let statuses = section("EXIT STATUS", of: lines).filter { $0.hasPrefix("       ") && !$0.hasPrefix("        ") }
                         .compactMap { Int($0.dropFirst(7).prefix { $0 != " " }) }
-                    #expect(Set(statuses) == Set(try readmeExitStatuses()), "\(reader): \(statuses.sorted())")
+                    #expect(Set(statuses) == Set(try documentedExitStatuses()), "\(reader): \(statuses.sorted())")
                     let seeAlso = section("SEE ALSO", of: lines).joined(separator: " ")
                     #expect(seeAlso.contains("valgrind(1)") && seeAlso.contains("heaptrack(1)"), "\(reader): \(seeAlso)")
                 }
@@ -177,9 +177,10 @@ extension EndToEnd {
             return names
         }
 
-        func readmeExitStatuses() throws -> [Int] {
-            let readme = try String(contentsOf: E2E.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
-            let after = try #require(readme.components(separatedBy: "\n### Exit statuses\n").dropFirst().first)
+        /// The statuses of the exit-status table in the DocC catalog (README links to it).
+        func documentedExitStatuses() throws -> [Int] {
+            let article = try String(contentsOf: E2E.packageRoot.appendingPathComponent("Sources/MemdirKit/MemdirKit.docc/Commands.md"), encoding: .utf8)
+            let after = try #require(article.components(separatedBy: "\n## Exit statuses\n").dropFirst().first)
             let table = after.split(separator: "\n", omittingEmptySubsequences: false).drop { $0.isEmpty }.prefix { $0.hasPrefix("|") }
             let statuses = table.compactMap { line in Int(line.dropFirst(2).prefix { $0 != " " }) }
             #expect(statuses.count >= 16, "\(statuses)")
