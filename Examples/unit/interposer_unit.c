@@ -54,7 +54,7 @@ static void count_mapping(uintptr_t start, size_t bytes, void *context) {
 
 static void test_radix(void) {
     unit = "radix";
-    static struct memtrack_radix index = MEMTRACK_RADIX_INITIALIZER(4);
+    static struct memtrack_radix index;
     unsigned shift = 99;
     uintptr_t a = 0x7f0012345670, b = a + 16, far = a + ((uintptr_t)1 << 22);   /* far: the next leaf */
     CHECK(memtrack_radix_word_for(&index, 4, a, 0, &shift) == NULL, "an empty index has no path");
@@ -71,12 +71,12 @@ static void test_radix(void) {
     CHECK(memtrack_radix_word_for(&index, 4, far, 1, &shift) != NULL, "the next leaf is created");
     CHECK(memtrack_radix_word_for(&index, 4, (uintptr_t)1 << 47, 1, &shift) == NULL, "beyond 47 bits: no index");
     size_t mappings[2] = {0, 0};
-    memtrack_radix_for_each_mapping(&index, count_mapping, mappings);
+    memtrack_radix_for_each_mapping(&index, 4, count_mapping, mappings);
     size_t leaf_bytes = memtrack_radix_leaf_words(4) * 8;
     CHECK(mappings[0] == 3 && mappings[1] == MEMTRACK_RADIX_MIDDLE_ENTRIES * 8 + 2 * leaf_bytes,
           "one middle and two leaves: %zu mappings, %zu bytes", mappings[0], mappings[1]);
     /* 8-byte granules (family.c's): a leaf holds twice as many states. */
-    static struct memtrack_radix fine = MEMTRACK_RADIX_INITIALIZER(3);
+    static struct memtrack_radix fine;
     memtrack_radix_word *w1 = memtrack_radix_word_for(&fine, 3, a, 1, &shift);
     unsigned s1 = shift;
     memtrack_radix_word *w2 = memtrack_radix_word_for(&fine, 3, a + 8, 1, &shift);

@@ -15,7 +15,7 @@
 /* 8-byte granules: a leaf covers 4 MiB of address space in 128 KiB of bits, of which only
  * touched pages cost. */
 #define GRANULE_SHIFT 3
-static struct memtrack_radix family_index = MEMTRACK_RADIX_INITIALIZER(GRANULE_SHIFT);
+static struct memtrack_radix family_index;
 typedef memtrack_radix_word leaf_word;
 atomic_int memtrack_any_family;   /* 0 until the first C++ block: C programs skip the walk */
 

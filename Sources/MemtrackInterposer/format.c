@@ -71,6 +71,19 @@ void memtrack_parse_stack(const char *field, struct memtrack_stack *stack) {
     stack->depth = depth;
 }
 
+/* The fields every event line has, in the order README gives (block, bad-free and shm records). */
+char *memtrack_put_event_fields(char *out, const char *end, uint64_t sequence, int32_t thread, uint32_t milliseconds,
+                                const char *via) {
+    out = memtrack_put_text(out, end, " seq=");
+    out = memtrack_put_decimal(out, end, sequence);
+    out = memtrack_put_text(out, end, " thread=");
+    out = memtrack_put_decimal(out, end, (uint64_t)thread);
+    out = memtrack_put_text(out, end, " ms=");
+    out = memtrack_put_decimal(out, end, milliseconds);
+    out = memtrack_put_text(out, end, " via=");
+    return memtrack_put_text(out, end, via);
+}
+
 char *memtrack_put_escaped(char *out, const char *end, const char *text) {
     return memtrack_put_escaped_length(out, end, text, __builtin_strlen(text));
 }

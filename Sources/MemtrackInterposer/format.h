@@ -16,6 +16,10 @@ char *memtrack_put_stack(char *out, const char *end, const struct memtrack_stack
 char *memtrack_put_escaped(char *out, const char *end, const char *text);
 char *memtrack_put_escaped_length(char *out, const char *end, const char *text, size_t length);
 
+/* ` seq=N thread=N ms=N via=TEXT`: the fields every event line has. */
+char *memtrack_put_event_fields(char *out, const char *end, uint64_t sequence, int32_t thread, uint32_t milliseconds,
+                                const char *via);
+
 /* Decimal digits at *text, which is moved past them. */
 uint64_t memtrack_parse_decimal(const char **text);
 /* `0xFRAME,0xFRAME...` up to the end of the text or a space or newline. */

@@ -28,12 +28,12 @@ typedef _Atomic(memtrack_radix_word *) memtrack_radix_middle;
 
 struct memtrack_radix {
     _Atomic(memtrack_radix_middle *) top[MEMTRACK_RADIX_TOP_ENTRIES];
-    unsigned granule_shift;   /* log2 of the bytes one state covers */
     /* Set once a part could not be mapped (ulimit -v): from then on an address with no path
      * is not known to have no state. */
     atomic_int incomplete;
 };
-#define MEMTRACK_RADIX_INITIALIZER(shift) { .granule_shift = (shift) }
+/* All zero when empty (static storage, in .bss). Each function takes the index's granule shift
+ * (log2 of the bytes one state covers): a constant of its user's. */
 
 /* Granules and words of one leaf. */
 static inline size_t memtrack_radix_leaf_granules(unsigned granule_shift) {
@@ -45,7 +45,8 @@ static inline size_t memtrack_radix_leaf_words(unsigned granule_shift) {
 
 /* Creates the path to address (mapping a middle and a leaf as needed) and returns its word,
  * or NULL when no memory could be mapped. */
-memtrack_radix_word *memtrack_radix_create(struct memtrack_radix *index, uintptr_t address, unsigned *shift);
+memtrack_radix_word *memtrack_radix_create(struct memtrack_radix *index, unsigned granule_shift, uintptr_t address,
+                                           unsigned *shift);
 
 /* The leaf under top entry `top` and middle entry `middle`, or NULL. */
 static inline memtrack_radix_word *memtrack_radix_leaf(struct memtrack_radix *index, uintptr_t top, uintptr_t middle) {
@@ -54,21 +55,21 @@ static inline memtrack_radix_word *memtrack_radix_leaf(struct memtrack_radix *in
 }
 
 /* The word holding address's state (its bit offset in *shift); NULL when the path does not
- * exist and create is 0. granule_shift is the index's, passed as a constant so that the
- * lookup compiles to shifts and two dependent loads. */
+ * exist and create is 0. A constant granule_shift makes the lookup shifts and two dependent
+ * loads. */
 static inline memtrack_radix_word *memtrack_radix_word_for(struct memtrack_radix *index, unsigned granule_shift,
                                                             uintptr_t address, int create, unsigned *shift) {
     if (address >> MEMTRACK_RADIX_ADDRESS_BITS) return NULL;
     memtrack_radix_word *leaf = memtrack_radix_leaf(index, address >> MEMTRACK_RADIX_MIDDLE_SHIFT,
                                                     (address >> MEMTRACK_RADIX_LEAF_SHIFT) & (MEMTRACK_RADIX_MIDDLE_ENTRIES - 1));
-    if (__builtin_expect(!leaf, 0)) return create ? memtrack_radix_create(index, address, shift) : NULL;
+    if (__builtin_expect(!leaf, 0)) return create ? memtrack_radix_create(index, granule_shift, address, shift) : NULL;
     unsigned granule = (unsigned)((address >> granule_shift) & (memtrack_radix_leaf_granules(granule_shift) - 1));
     *shift = (granule & 31) * 2;
     return &leaf[granule >> 5];
 }
 
 /* Calls visit for every mapping the index lives in (the leak check never scans them). */
-void memtrack_radix_for_each_mapping(struct memtrack_radix *index,
+void memtrack_radix_for_each_mapping(struct memtrack_radix *index, unsigned granule_shift,
                                      void (*visit)(uintptr_t start, size_t bytes, void *context), void *context);
 
 #pragma GCC visibility pop

@@ -29,14 +29,7 @@ static char *put_block_name(char *out, const char *end, uintptr_t address) {
 /* The fields every block and bad-free line has, in the order README gives. */
 static char *put_event_fields(char *out, const char *end, uint64_t sequence, int32_t thread,
                               uint32_t milliseconds, int via, const struct memtrack_stack *stack) {
-    out = memtrack_put_text(out, end, " seq=");
-    out = memtrack_put_decimal(out, end, sequence);
-    out = memtrack_put_text(out, end, " thread=");
-    out = memtrack_put_decimal(out, end, (uint64_t)thread);
-    out = memtrack_put_text(out, end, " ms=");
-    out = memtrack_put_decimal(out, end, milliseconds);
-    out = memtrack_put_text(out, end, " via=");
-    out = memtrack_put_text(out, end, memtrack_via_name(via));
+    out = memtrack_put_event_fields(out, end, sequence, thread, milliseconds, memtrack_via_name(via));
     out = memtrack_put_text(out, end, " stack=");
     return memtrack_put_stack(out, end, stack);
 }

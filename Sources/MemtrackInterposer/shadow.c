@@ -21,8 +21,7 @@
 /* 16-byte granules; addresses that are 8 modulo 16 in the second index. */
 #define GRANULE_SHIFT 4
 #define LEAF_WORDS memtrack_radix_leaf_words(GRANULE_SHIFT)
-static struct memtrack_radix aligned_index = MEMTRACK_RADIX_INITIALIZER(GRANULE_SHIFT);
-static struct memtrack_radix odd_index = MEMTRACK_RADIX_INITIALIZER(GRANULE_SHIFT);
+static struct memtrack_radix aligned_index, odd_index;
 typedef memtrack_radix_word leaf_word;
 
 /* Returns the word holding the granule's state, creating the path when create is set. */
@@ -110,8 +109,8 @@ int memtrack_shadow_any_known(uintptr_t start, uintptr_t end) {
 
 /* Calls visit for every mapping the index itself lives in (never roots). */
 void memtrack_shadow_for_each_mapping(void (*visit)(uintptr_t start, size_t bytes, void *context), void *context) {
-    memtrack_radix_for_each_mapping(&aligned_index, visit, context);
-    memtrack_radix_for_each_mapping(&odd_index, visit, context);
+    memtrack_radix_for_each_mapping(&aligned_index, GRANULE_SHIFT, visit, context);
+    memtrack_radix_for_each_mapping(&odd_index, GRANULE_SHIFT, visit, context);
 }
 
 int memtrack_shadow_state(const void *pointer) {

@@ -102,14 +102,7 @@ static void remove_record(const char *name) {
 
 static char *put_common(char *out, const char *end, uint64_t sequence, uint32_t milliseconds,
                         int32_t thread, const char *via) {
-    out = memtrack_put_text(out, end, " seq=");
-    out = memtrack_put_decimal(out, end, sequence);
-    out = memtrack_put_text(out, end, " thread=");
-    out = memtrack_put_decimal(out, end, (uint64_t)thread);
-    out = memtrack_put_text(out, end, " ms=");
-    out = memtrack_put_decimal(out, end, milliseconds);
-    out = memtrack_put_text(out, end, " via=");
-    return memtrack_put_text(out, end, via);
+    return memtrack_put_event_fields(out, end, sequence, thread, milliseconds, via);
 }
 
 // ---- The mapping table -----------------------------------------------------------------------
