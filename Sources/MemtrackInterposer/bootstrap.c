@@ -75,7 +75,7 @@ static atomic_int bootstrap_owner;   /* thread id of the thread resolving symbol
 
 void memtrack_bootstrap(void) {
     if (atomic_load(&memtrack_ready)) return;
-    int me = (int)syscall(SYS_gettid);
+    int me = (int)memtrack_sys_gettid();
     int expected = 0;
     if (!atomic_compare_exchange_strong(&bootstrap_owner, &expected, me)) {
         /* Another thread is resolving (or we re-entered through dlsym: then memtrack_busy is

@@ -150,7 +150,7 @@ void memtrack_restart_if_untraced(char **argv, char **envp) {
         count++;
     }
     size_t bytes = (count + 1) * sizeof(char *) + text_bytes + 16;
-    char *memory = (char *)syscall(SYS_mmap, NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *memory = (char *)memtrack_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (memory == MAP_FAILED) return;
     char **environment = environment_without(envp, self.dli_fname, memory, bytes);
     if (environment) {
@@ -163,6 +163,6 @@ void memtrack_restart_if_untraced(char **argv, char **envp) {
         syscall(SYS_execve, "/proc/self/exe", argv, environment);
     }
     /* The restart failed (no /proc, a seccomp filter): trace after all, and say so once. */
-    syscall(SYS_munmap, memory, bytes);
+    memtrack_sys_munmap(memory, bytes);
     memtrack_say("memtrack: warning: could not restart an untraced child without the tracker; tracing it\n");
 }

@@ -162,11 +162,11 @@ void memtrack_counters_open(int directory) {
     }
     int saved_errno = errno;
     uint64_t *old = __atomic_load_n(&memtrack_counter_area, __ATOMIC_RELAXED);
-    int fd = (int)syscall(SYS_openat, directory, "counters", O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = (int)memtrack_sys_openat(directory, "counters", O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     void *mapped = MAP_FAILED;
     if (fd >= 0 && ftruncate(fd, FILE_BYTES) == 0)
         mapped = memtrack_sys_mmap(NULL, FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (fd >= 0) syscall(SYS_close, fd);
+    if (fd >= 0) memtrack_sys_close(fd);
     if (mapped == MAP_FAILED) {
         memtrack_note_failure("creating the counters file", errno, NULL);
         errno = saved_errno;

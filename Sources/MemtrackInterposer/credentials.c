@@ -51,7 +51,7 @@ static void tracker_threads_follow(void) {
 }
 
 static int is_ours(void) {
-    return atomic_load(&memtrack_run_directory) >= 0 && (pid_t)syscall(SYS_getpid) == memtrack_pid;
+    return atomic_load(&memtrack_run_directory) >= 0 && (pid_t)memtrack_sys_getpid() == memtrack_pid;
 }
 
 static void before(const char *call, int changes_uid) {

@@ -211,7 +211,7 @@ static int file_operation(int operation, const char *name, const char *text, siz
 void memtrack_use_private_descriptors(void) {
     if (syscall(SYS_unshare, CLONE_FILES) != 0) return;   /* then it shares, as other threads do */
     if (syscall(SYS_close_range, 0, ~0u, 0) != 0)
-        for (int fd = 0; fd < 65536; fd++) syscall(SYS_close, fd);
+        for (int fd = 0; fd < 65536; fd++) memtrack_sys_close(fd);
     for (int i = 0; i < 3; i++) memtrack_sys_openat(AT_FDCWD, "/dev/null", O_RDWR | O_CLOEXEC, 0);
     memtrack_private_files = 1;
 }

@@ -258,17 +258,17 @@ static int read_maps(struct check *c) {
     for (int attempt = 0; attempt < 6; attempt++, capacity *= 4) {
         text = map_memory(capacity);
         if (!text) return 0;
-        int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC, 0);
+        int fd = (int)memtrack_sys_openat(AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC, 0);
         if (fd < 0) { memtrack_sys_munmap(text, capacity); return 0; }
         length = 0;
         for (;;) {
-            ssize_t n = syscall(SYS_read, fd, text + length, capacity - 1 - length);
+            ssize_t n = memtrack_sys_read(fd, text + length, capacity - 1 - length);
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) break;
             length += (size_t)n;
             if (length >= capacity - 1) break;
         }
-        syscall(SYS_close, fd);
+        memtrack_sys_close(fd);
         if (length < capacity - 1) break;
         memtrack_sys_munmap(text, capacity);
         text = NULL;
@@ -810,7 +810,7 @@ static void mark_roots(struct check *c, const uint64_t self_registers[MEMTRACK_S
     if (self_stack) stacks[stack_count++] = (struct range){self_stack, self_stack + 1};
     struct memtrack_world *world = &c->world;
     int main_running = 0;
-    pid_t pid = (pid_t)syscall(SYS_getpid);
+    pid_t pid = (pid_t)memtrack_sys_getpid();
     for (int i = 0; i < world->count; i++) {
         struct memtrack_world_thread *t = &world->threads[i];
         int state = atomic_load(&t->state);
@@ -937,8 +937,7 @@ static int open_output(struct output *o, const char *temporary, char *buffer, si
     o->end = buffer + capacity - 1;
     o->failed = 0;
     int directory = memtrack_record_directory();
-    o->fd = directory < 0 ? -1 : (int)syscall(SYS_openat, directory, temporary,
-                                                O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    o->fd = directory < 0 ? -1 : (int)memtrack_sys_openat(directory, temporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     memtrack_record_directory_done(directory);
     return o->fd >= 0;
 }
@@ -946,10 +945,10 @@ static int open_output(struct output *o, const char *temporary, char *buffer, si
 /* Closes the temporary file and renames it into place: a reader sees all of it or none. */
 static void publish_output(struct output *o, const char *temporary, const char *final) {
     flush_output(o);
-    syscall(SYS_close, o->fd);
+    memtrack_sys_close(o->fd);
     int directory = memtrack_record_directory();
     if (o->failed || directory < 0 || syscall(SYS_renameat, directory, temporary, directory, final) != 0) {
-        if (directory >= 0) syscall(SYS_unlinkat, directory, temporary, 0);
+        if (directory >= 0) memtrack_sys_unlinkat(directory, temporary);
         memtrack_note_failure("writing the leak check", errno ? errno : ENOSPC, NULL);
     }
     memtrack_record_directory_done(directory);
@@ -1019,10 +1018,10 @@ static void write_unclassified(int on_request, uint64_t sequence, const char *re
 }
 
 void memtrack_leak_check_skipped(const char *reason) {
-    if (written_by == (pid_t)syscall(SYS_getpid)) return;   /* exit's check came first */
+    if (written_by == (pid_t)memtrack_sys_getpid()) return;   /* exit's check came first */
     int saved_errno = errno;
     write_unclassified(0, atomic_load(&memtrack_sequence), "skipped", reason);
-    written_by = (pid_t)syscall(SYS_getpid);
+    written_by = (pid_t)memtrack_sys_getpid();
     errno = saved_errno;
 }
 
@@ -1082,10 +1081,10 @@ static void stop_world(struct check *c, int self, int self_is_tracker, int on_re
 /* Whether this thread runs under a seccomp filter (Seccomp: 2 in its status). */
 static int under_seccomp_filter(void) {
     char text[4096];
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/thread-self/status", O_RDONLY | O_CLOEXEC, 0);
+    int fd = (int)memtrack_sys_openat(AT_FDCWD, "/proc/thread-self/status", O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) return 0;
-    ssize_t length = syscall(SYS_read, fd, text, sizeof text - 1);
-    syscall(SYS_close, fd);
+    ssize_t length = memtrack_sys_read(fd, text, sizeof text - 1);
+    memtrack_sys_close(fd);
     if (length <= 0) return 0;
     text[length] = 0;
     const char *line = strstr(text, "\nSeccomp:");
@@ -1161,7 +1160,7 @@ static int classify(struct check *c, int self, int self_is_tracker, const uint64
     if (!held) memtrack_world_resume(&c->world);
     if (ran) {
         lost = write_result(c, microseconds_now() - began_us);
-        if (!on_request) written_by = (pid_t)syscall(SYS_getpid);
+        if (!on_request) written_by = (pid_t)memtrack_sys_getpid();
     } else {
         write_unclassified(on_request, c->sequence, "failed", "no memory for the check");   /* mmap failed */
     }
@@ -1187,20 +1186,20 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
     uint64_t sequence = atomic_load(&memtrack_sequence);
     if (!memtrack_config.leak_check) {
         write_unclassified(on_request, sequence, "skipped", "disabled");   /* memdir check gets an answer too */
-        if (!on_request) written_by = (pid_t)syscall(SYS_getpid);
+        if (!on_request) written_by = (pid_t)memtrack_sys_getpid();
         errno = saved_errno;
         return -1;
     }
     if (atomic_exchange(&busy, 1)) { errno = saved_errno; return -1; }
     memtrack_busy++;
-    int self = (int)syscall(SYS_gettid);
+    int self = (int)memtrack_sys_gettid();
     int self_is_tracker = self == atomic_load(&memtrack_writer_thread) || self == atomic_load(&memtrack_file_thread);
     int result = -1;
     if (under_seccomp_filter()) {
         /* Any system call the check makes (clone, ptrace, process_vm_readv...) may be the one
          * the filter kills the process for. */
         write_unclassified(on_request, sequence, "skipped", "seccomp filter");
-        if (!on_request) written_by = (pid_t)syscall(SYS_getpid);
+        if (!on_request) written_by = (pid_t)memtrack_sys_getpid();
     } else {
         struct check *c = &the_check;
         struct range exit_code;
@@ -1312,7 +1311,7 @@ __attribute__((noinline)) int memtrack_leak_check_at_exit(void (*freeres)(void))
     if (!freeres) return memtrack_leak_check_now(0);
     if (atomic_load(&memtrack_run_directory) < 0) { freeres(); return -1; }
     int saved_errno = errno;
-    int self = (int)syscall(SYS_gettid);
+    int self = (int)memtrack_sys_gettid();
     int skip[2] = {memtrack_pending_writer_thread(), atomic_load(&memtrack_file_thread)};
     if (under_seccomp_filter() || atomic_exchange(&busy, 1)) {
         /* No stop is possible (or a requested check holds the world): freeres only alone. */
@@ -1354,14 +1353,14 @@ __attribute__((noinline)) int memtrack_leak_check_at_exit(void (*freeres)(void))
             c->window = NULL;
             write_unclassified(0, c->sequence, "skipped", "disabled");
         }
-        written_by = (pid_t)syscall(SYS_getpid);
+        written_by = (pid_t)memtrack_sys_getpid();
         memtrack_world_held = c->world.tracer != 0;
     } else if (memtrack_config.leak_check) {
         prepare(c, 0, atomic_load(&memtrack_sequence), &exit_code);
         result = classify(c, self, 0, registers, caller_stack, exit_code, 0, why);
     } else {
         write_unclassified(0, atomic_load(&memtrack_sequence), "skipped", "disabled");
-        written_by = (pid_t)syscall(SYS_getpid);
+        written_by = (pid_t)memtrack_sys_getpid();
     }
     memtrack_busy--;
     atomic_store(&busy, 0);

@@ -147,7 +147,7 @@ void memtrack_send_deferred_signals(void) {
         /* To this thread, with the original siginfo: delivered on the way out of the call. If
          * that call is refused (a seccomp filter), the signal is sent without its siginfo. */
         pid_t process = getpid();
-        long thread = syscall(SYS_gettid);
+        long thread = memtrack_sys_gettid();
         if (syscall(SYS_rt_tgsigqueueinfo, process, thread, info.si_signo, &info) != 0)
             syscall(SYS_tgkill, process, thread, info.si_signo);
     }

@@ -62,13 +62,13 @@ static int open_mem_directory(void) {
     const char *override = getenv("MEM_ALLOW_UNSAFE_DIR");
     int allow_unsafe = override && override[0] == '1' && !override[1];
     int made = mkdir(path, 0700) == 0 ? 0 : errno;   /* EEXIST is the usual case */
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    int fd = (int)memtrack_sys_openat(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
     const char *refusal = NULL;
     if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
         struct stat link;
         if (lstat(path, &link) == 0 && S_ISLNK(link.st_mode)) {
             refusal = "is a symbolic link";
-            if (allow_unsafe) fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+            if (allow_unsafe) fd = (int)memtrack_sys_openat(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
         }
     }
     struct stat status;
@@ -85,7 +85,7 @@ static int open_mem_directory(void) {
         *out = 0;
         if (allow_unsafe) memtrack_say(line);
         else {   /* one line: memtrack: warning: MEM_DIR ... is ...: Operation not permitted; ... */
-            if (fd >= 0) syscall(SYS_close, fd);
+            if (fd >= 0) memtrack_sys_close(fd);
             memtrack_note_failure(line, EPERM, NULL);
             return -1;
         }
@@ -106,11 +106,11 @@ static int open_run_directory(void) {
     int mem_directory;
     struct stat identity;
     if (mem_path[0]) {
-        mem_directory = (int)syscall(SYS_openat, AT_FDCWD, mem_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+        mem_directory = (int)memtrack_sys_openat(AT_FDCWD, mem_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
         if (mem_directory < 0 || fstat(mem_directory, &identity) != 0 ||
             identity.st_dev != mem_device || identity.st_ino != mem_inode) {
             memtrack_note_failure("opening MEM_DIR again", mem_directory < 0 ? errno : ESTALE, NULL);
-            if (mem_directory >= 0) syscall(SYS_close, mem_directory);
+            if (mem_directory >= 0) memtrack_sys_close(mem_directory);
             return -1;
         }
     } else {
@@ -134,17 +134,17 @@ static int open_run_directory(void) {
         if (errno != EEXIST) {
             memtrack_note_failure(errno == EROFS ? "creating a run directory in MEM_DIR (read-only)"
                                                  : "creating a run directory in MEM_DIR", errno, NULL);
-            syscall(SYS_close, mem_directory);
+            memtrack_sys_close(mem_directory);
             return -1;
         }
     }
-    int directory = (int)syscall(SYS_openat, mem_directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    int directory = (int)memtrack_sys_openat(mem_directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
     int open_error = errno;
-    syscall(SYS_close, mem_directory);
+    memtrack_sys_close(mem_directory);
     struct stat status;
     if (directory < 0 || fstat(directory, &status) != 0 || status.st_uid != geteuid()) {
         memtrack_note_failure("opening the run directory", directory < 0 ? open_error : EPERM, NULL);
-        if (directory >= 0) syscall(SYS_close, directory);
+        if (directory >= 0) memtrack_sys_close(directory);
         return -1;
     }
     memcpy(memtrack_run_name, name, sizeof name);
@@ -187,7 +187,7 @@ static void begin_record(const char *parent_run_name) {
         struct statfs filesystem;
         if (fstatfs(directory, &filesystem) == 0 && filesystem.f_type != TMPFS_MAGIC)
             atomic_store(&memtrack_slow_directory, 1);
-        syscall(SYS_close, directory);
+        memtrack_sys_close(directory);
     }
     atomic_store(&memtrack_run_directory, directory >= 0 ? 1 : -1);
     if (directory < 0) return;
@@ -209,7 +209,7 @@ static void begin_record(const char *parent_run_name) {
 /* The vfork child, or a clone that skipped fork's handlers, shares or copies our memory
  * without being us: it must not write into our record. */
 static int is_our_process(void) {
-    return atomic_load(&memtrack_run_directory) >= 0 && (pid_t)syscall(SYS_getpid) == memtrack_pid;
+    return atomic_load(&memtrack_run_directory) >= 0 && (pid_t)memtrack_sys_getpid() == memtrack_pid;
 }
 
 // ---- Ending -------------------------------------------------------------------------------------
@@ -423,7 +423,7 @@ static void fork_child(void) {
 /* The first tracked call in a child that skipped fork's handlers: do what fork_child does. The
  * parent's other threads do not exist here; locks they held are released as fork_child does. */
 void memtrack_process_forked_unseen(void) {
-    if ((pid_t)syscall(SYS_getpid) == memtrack_pid) { *sentinel_page = 1; return; }
+    if ((pid_t)memtrack_sys_getpid() == memtrack_pid) { *sentinel_page = 1; return; }
     memtrack_busy++;
     fork_child();   /* ends with memtrack_busy-- */
 }

@@ -118,7 +118,7 @@ int memtrack_read_block_record(uintptr_t address, struct memtrack_record_fields 
     ssize_t length = -1;
     int fd = memtrack_sys_openat(directory, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
     if (fd >= 0) {
-        length = syscall(SYS_read, fd, text, sizeof text - 1);
+        length = memtrack_sys_read(fd, text, sizeof text - 1);
         memtrack_sys_close(fd);
     } else if (errno == ELOOP) {   /* format 2: a symlink */
         length = syscall(SYS_readlinkat, directory, name, text, sizeof text - 1);

@@ -9,6 +9,7 @@
  * Layer: requests, on the leak check.
  */
 #include "requests.h"
+#include "sys.h"
 #include "files.h"
 #include "leakcheck.h"
 
@@ -31,7 +32,7 @@ void memtrack_unique_check_sequence(void) {
 int memtrack_requests_take(void) {
     int saved_errno = errno;
     int directory = memtrack_record_directory();
-    int taken = directory >= 0 && syscall(SYS_unlinkat, directory, "check-request", 0) == 0;
+    int taken = directory >= 0 && memtrack_sys_unlinkat(directory, "check-request") == 0;
     memtrack_record_directory_done(directory);
     errno = saved_errno;
     return taken;

@@ -183,7 +183,7 @@ int memtrack_stacks_read_line(int directory, uint64_t id, struct memtrack_stack 
     size_t kept = 0;
     int found = 0, at_line_start = 1;
     for (;;) {
-        ssize_t n = syscall(SYS_read, fd, text + kept, window - kept);
+        ssize_t n = memtrack_sys_read(fd, text + kept, window - kept);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
         size_t length = kept + (size_t)n;

@@ -42,7 +42,7 @@ static size_t read_proc(const char *path, char *buffer, size_t capacity) {
     if (fd < 0) return 0;
     size_t length = 0;
     while (length < capacity) {
-        ssize_t n = syscall(SYS_read, fd, buffer + length, capacity - length);
+        ssize_t n = memtrack_sys_read(fd, buffer + length, capacity - length);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
         length += (size_t)n;

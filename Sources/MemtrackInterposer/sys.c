@@ -98,6 +98,10 @@ ssize_t memtrack_sys_write_all(int fd, const char *text, size_t length) {
     return (ssize_t)done;
 }
 
+ssize_t memtrack_sys_read(int fd, void *buffer, size_t length) { return syscall(SYS_read, fd, buffer, length); }
+pid_t memtrack_sys_getpid(void) { return (pid_t)syscall(SYS_getpid); }
+pid_t memtrack_sys_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+
 // ---- Futexes, time, thread ids ----------------------------------------------------------------
 void memtrack_sys_futex_wait(atomic_int *word, int value) {
     syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);

@@ -49,6 +49,10 @@ __attribute__((noreturn)) void memtrack_sys_exit_group(int status);
 int memtrack_sys_openat(int directory, const char *name, int flags, int mode);
 int memtrack_sys_close(int fd);
 int memtrack_sys_unlinkat(int directory, const char *name);
+ssize_t memtrack_sys_read(int fd, void *buffer, size_t length);
+/* The kernel's ids, uncached (glibc's getpid is a vfork child's too; see memtrack_thread_id). */
+pid_t memtrack_sys_getpid(void);
+pid_t memtrack_sys_gettid(void);
 /* All of text, retrying EINTR and short writes; what was written, or -1. */
 ssize_t memtrack_sys_write_all(int fd, const char *text, size_t length);
 
