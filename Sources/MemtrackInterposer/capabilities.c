@@ -30,7 +30,7 @@ void memtrack_credentials_follow(void) {
     if (wanted.securebits >= 0 && prctl(PR_GET_SECUREBITS) != wanted.securebits)
         prctl(PR_SET_SECUREBITS, (unsigned long)wanted.securebits, 0, 0, 0);
     prctl(PR_SET_KEEPCAPS, (unsigned long)wanted.keep_capabilities, 0, 0, 0);
-    syscall(SYS_capset, &header, wanted.capabilities);
+    memtrack_sys_capset(&header, wanted.capabilities);
     atomic_fetch_add(&followed, 1);
     memtrack_sys_futex_wake(&followed, 1);
     errno = saved_errno;
@@ -40,7 +40,7 @@ void memtrack_credentials_follow(void) {
  * threads take at their next wake. Returns 0 when they could not be read. */
 int memtrack_credentials_publish(void) {
     struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
-    if (syscall(SYS_capget, &header, wanted.capabilities) != 0) return 0;
+    if (memtrack_sys_capget(&header, wanted.capabilities) != 0) return 0;
     wanted.keep_capabilities = prctl(PR_GET_KEEPCAPS) == 1;
     wanted.securebits = prctl(PR_GET_SECUREBITS);
     atomic_store(&followed, 0);

@@ -89,7 +89,7 @@ static int is_untraced_child(void) {
     pid_t parent;
     int has_parent = parse_pid(getenv("MEM_TRACE_PARENT"), &parent);
     /* Without MEM_TRACE_PARENT no process is known to be the program: only skip patterns apply. */
-    if (has_parent && (pid_t)syscall(SYS_getppid) == parent) return 0;
+    if (has_parent && memtrack_sys_getppid() == parent) return 0;
     const char *children = getenv("MEM_TRACE_CHILDREN");
     if (has_parent && children && !strcmp(children, "no")) return 1;
     const char *skip = getenv("MEM_TRACE_CHILDREN_SKIP");
@@ -158,9 +158,9 @@ void memtrack_restart_if_untraced(char **argv, char **envp) {
         ssize_t length = readlink("/proc/self/exe", executable, sizeof executable - 1);
         if (length > 0) {
             executable[length] = 0;
-            syscall(SYS_execve, executable, argv, environment);
+            memtrack_sys_execve(executable, argv, environment);
         }
-        syscall(SYS_execve, "/proc/self/exe", argv, environment);
+        memtrack_sys_execve("/proc/self/exe", argv, environment);
     }
     /* The restart failed (no /proc, a seccomp filter): trace after all, and say so once. */
     memtrack_sys_munmap(memory, bytes);

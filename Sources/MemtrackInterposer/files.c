@@ -41,7 +41,7 @@ static MEMTRACK_THREAD_LOCAL int private_directory = -1;   /* in this thread's o
 
 static int identify(int fd, struct identity *identity) {
     struct stat status;
-    if (fd < 0 || syscall(SYS_fstat, fd, &status) != 0) return -1;
+    if (fd < 0 || memtrack_sys_fstat(fd, &status) != 0) return -1;
     identity->device = status.st_dev;
     identity->inode = status.st_ino;
     return 0;
@@ -56,7 +56,7 @@ void memtrack_remember_run_directory(int fd) {
     out = memtrack_put_text(out, end, "/proc/self/fd/");
     out = memtrack_put_decimal(out, end, (uint64_t)fd);
     *out = 0;
-    ssize_t length = syscall(SYS_readlinkat, AT_FDCWD, link, run_path, sizeof run_path - 1);
+    ssize_t length = memtrack_sys_readlinkat(AT_FDCWD, link, run_path, sizeof run_path - 1);
     run_path[length > 0 ? length : 0] = 0;
     if (identify(fd, &run_identity) != 0) run_path[0] = 0;
 }
@@ -93,7 +93,7 @@ int memtrack_write_file_atomically(int directory, const char *name, const char *
     ssize_t written = memtrack_sys_write_all(fd, text, length);
     int error = written == (ssize_t)length ? 0 : (written < 0 ? errno : ENOSPC);
     memtrack_sys_close(fd);
-    if (!error && syscall(SYS_renameat, directory, temporary, directory, name) != 0) error = errno;
+    if (!error && memtrack_sys_renameat(directory, temporary, directory, name) != 0) error = errno;
     if (error) memtrack_sys_unlinkat(directory, temporary);
     return error;
 }
@@ -125,7 +125,7 @@ static atomic_int file_thread_running;
  * block whose free was not seen) is replaced. */
 static int make_symlink(int directory, const char *name, const char *target) {
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (syscall(SYS_symlinkat, target, directory, name) == 0) return 0;
+        if (memtrack_sys_symlinkat(target, directory, name) == 0) return 0;
         if (errno != EEXIST) return errno;
         memtrack_sys_unlinkat(directory, name);
     }
@@ -148,9 +148,9 @@ static int append_line(int directory, const char *name, const char *line, size_t
 static int overwrite_file(int directory, const char *name, const char *text, size_t length) {
     int fd = memtrack_sys_openat(directory, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0);
     if (fd < 0) return errno;
-    ssize_t written = syscall(SYS_pwrite64, fd, text, length, 0);
+    ssize_t written = memtrack_sys_pwrite(fd, text, length, 0);
     int error = written == (ssize_t)length ? 0 : (written < 0 ? errno : ENOSPC);
-    if (!error && syscall(SYS_ftruncate, fd, (off_t)length) != 0) error = errno;
+    if (!error && memtrack_sys_ftruncate(fd, (off_t)length) != 0) error = errno;
     memtrack_sys_close(fd);
     return error;
 }
@@ -209,8 +209,8 @@ static int file_operation(int operation, const char *name, const char *text, siz
  * table is closed at once (a copy of a pipe's write end would keep its reader from EOF); 0, 1
  * and 2 are filled with /dev/null so no record is ever opened under a standard number. */
 void memtrack_use_private_descriptors(void) {
-    if (syscall(SYS_unshare, CLONE_FILES) != 0) return;   /* then it shares, as other threads do */
-    if (syscall(SYS_close_range, 0, ~0u, 0) != 0)
+    if (memtrack_sys_unshare(CLONE_FILES) != 0) return;   /* then it shares, as other threads do */
+    if (memtrack_sys_close_range(0, ~0u, 0) != 0)
         for (int fd = 0; fd < 65536; fd++) memtrack_sys_close(fd);
     for (int i = 0; i < 3; i++) memtrack_sys_openat(AT_FDCWD, "/dev/null", O_RDWR | O_CLOEXEC, 0);
     memtrack_private_files = 1;

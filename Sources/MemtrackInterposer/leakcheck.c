@@ -947,7 +947,7 @@ static void publish_output(struct output *o, const char *temporary, const char *
     flush_output(o);
     memtrack_sys_close(o->fd);
     int directory = memtrack_record_directory();
-    if (o->failed || directory < 0 || syscall(SYS_renameat, directory, temporary, directory, final) != 0) {
+    if (o->failed || directory < 0 || memtrack_sys_renameat(directory, temporary, directory, final) != 0) {
         if (directory >= 0) memtrack_sys_unlinkat(directory, temporary);
         memtrack_note_failure("writing the leak check", errno ? errno : ENOSPC, NULL);
     }

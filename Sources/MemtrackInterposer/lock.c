@@ -148,8 +148,8 @@ void memtrack_send_deferred_signals(void) {
          * that call is refused (a seccomp filter), the signal is sent without its siginfo. */
         pid_t process = getpid();
         long thread = memtrack_sys_gettid();
-        if (syscall(SYS_rt_tgsigqueueinfo, process, thread, info.si_signo, &info) != 0)
-            syscall(SYS_tgkill, process, thread, info.si_signo);
+        if (memtrack_sys_send_signal(process, (pid_t)thread, info.si_signo, &info) != 0)
+            memtrack_sys_send_signal(process, (pid_t)thread, info.si_signo, NULL);
     }
     errno = saved_errno;
 }

@@ -544,7 +544,7 @@ static void on_signal(int signal_number, siginfo_t *info, void *context) {
         memset(&default_action, 0, sizeof default_action);
         default_action.sa_handler = SIG_DFL;
         real_sigaction(signal_number, &default_action, NULL);
-        syscall(SYS_rt_tgsigqueueinfo, getpid(), syscall(SYS_gettid), signal_number, info);
+        memtrack_sys_send_signal(getpid(), memtrack_sys_gettid(), signal_number, info);
         errno = saved_errno;
         return;
     }
@@ -559,7 +559,7 @@ static void on_signal(int signal_number, siginfo_t *info, void *context) {
         /* A fault re-executes its instruction and dies; anything else is raised again. The
          * signal is blocked while we run, so it arrives as soon as we return. */
         if (!memtrack_signal_is_fault(signal_number, info) || signal_number == SIGSYS)
-            syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), signal_number);
+            memtrack_sys_send_signal(getpid(), memtrack_sys_gettid(), signal_number, NULL);
         errno = saved_errno;
         return;
     }

@@ -121,7 +121,7 @@ int memtrack_read_block_record(uintptr_t address, struct memtrack_record_fields 
         length = memtrack_sys_read(fd, text, sizeof text - 1);
         memtrack_sys_close(fd);
     } else if (errno == ELOOP) {   /* format 2: a symlink */
-        length = syscall(SYS_readlinkat, directory, name, text, sizeof text - 1);
+        length = memtrack_sys_readlinkat(directory, name, text, sizeof text - 1);
     }
     if (length <= 0) { memtrack_record_directory_done(directory); return 0; }
     text[length] = 0;

@@ -262,7 +262,7 @@ static int mapping_kind(int flags, int fd, int *shared) {
     *shared = (flags & MAP_SHARED) != 0;
     if (flags & MAP_ANONYMOUS) return *shared || track_private ? KIND_ANONYMOUS : 0;
     struct stat status;
-    if (fd < 0 || syscall(SYS_fstat, fd, &status) != 0) return 0;
+    if (fd < 0 || memtrack_sys_fstat(fd, &status) != 0) return 0;
     if (!S_ISCHR(status.st_mode) || status.st_rdev != makedev(1, 5)) return 0;
     return *shared || track_private ? KIND_DEV_ZERO : 0;
 }
@@ -458,7 +458,7 @@ static int posix_segment_exists(const char *segment) {
     out = memtrack_put_text(out, end, "/dev/shm/");
     *memtrack_put_text(out, end, segment) = 0;
     struct stat status;
-    return syscall(SYS_newfstatat, AT_FDCWD, path, &status, AT_SYMLINK_NOFOLLOW) == 0;
+    return memtrack_sys_fstatat(AT_FDCWD, path, &status, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 MEMTRACK_EXPORT int shm_open(const char *segment, int flags, mode_t mode) {

@@ -275,7 +275,7 @@ static int parent_had_threads;
 void memtrack_modules_fork_refresh(void) {
     memtrack_write_modules(0, 0);
     struct stat task;
-    long threads = syscall(SYS_newfstatat, AT_FDCWD, "/proc/self/task", &task, 0) == 0 ? (long)task.st_nlink - 2 : 99;
+    long threads = memtrack_sys_fstatat(AT_FDCWD, "/proc/self/task", &task, 0) == 0 ? (long)task.st_nlink - 2 : 99;
     parent_had_threads = threads > 1 + memtrack_pending_writer_exists();
 }
 /* The writer may hold modules_lock (it updates the map every tick); a child forked then would

@@ -19,6 +19,7 @@
 #include <link.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -101,6 +102,41 @@ ssize_t memtrack_sys_write_all(int fd, const char *text, size_t length) {
 ssize_t memtrack_sys_read(int fd, void *buffer, size_t length) { return syscall(SYS_read, fd, buffer, length); }
 pid_t memtrack_sys_getpid(void) { return (pid_t)syscall(SYS_getpid); }
 pid_t memtrack_sys_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+
+int memtrack_sys_fstat(int fd, struct stat *status) { return (int)syscall(SYS_fstat, fd, status); }
+int memtrack_sys_fstatat(int directory, const char *path, struct stat *status, int flags) {
+    return (int)syscall(SYS_newfstatat, directory, path, status, flags);
+}
+ssize_t memtrack_sys_readlinkat(int directory, const char *path, char *buffer, size_t length) {
+    return syscall(SYS_readlinkat, directory, path, buffer, length);
+}
+int memtrack_sys_renameat(int from_directory, const char *from, int to_directory, const char *to) {
+    return (int)syscall(SYS_renameat, from_directory, from, to_directory, to);
+}
+int memtrack_sys_symlinkat(const char *target, int directory, const char *name) {
+    return (int)syscall(SYS_symlinkat, target, directory, name);
+}
+ssize_t memtrack_sys_pwrite(int fd, const void *text, size_t length, off_t offset) {
+    return syscall(SYS_pwrite64, fd, text, length, offset);
+}
+int memtrack_sys_ftruncate(int fd, off_t length) { return (int)syscall(SYS_ftruncate, fd, length); }
+int memtrack_sys_unshare(int flags) { return (int)syscall(SYS_unshare, flags); }
+int memtrack_sys_close_range(unsigned first, unsigned last, unsigned flags) {
+    return (int)syscall(SYS_close_range, first, last, flags);
+}
+
+// ---- Processes, signals, capabilities ---------------------------------------------------------
+pid_t memtrack_sys_getppid(void) { return (pid_t)syscall(SYS_getppid); }
+int memtrack_sys_execve(const char *path, char *const argv[], char *const envp[]) {
+    return (int)syscall(SYS_execve, path, argv, envp);
+}
+int memtrack_sys_send_signal(pid_t process, pid_t thread, int signal_number, const siginfo_t *info) {
+    if (info) return (int)syscall(SYS_rt_tgsigqueueinfo, process, thread, signal_number, info);
+    return (int)syscall(SYS_tgkill, process, thread, signal_number);
+}
+int memtrack_sys_sigaltstack(const stack_t *stack, stack_t *old) { return (int)syscall(SYS_sigaltstack, stack, old); }
+int memtrack_sys_capget(void *header, void *data) { return (int)syscall(SYS_capget, header, data); }
+int memtrack_sys_capset(void *header, const void *data) { return (int)syscall(SYS_capset, header, data); }
 
 // ---- Futexes, time, thread ids ----------------------------------------------------------------
 void memtrack_sys_futex_wait(atomic_int *word, int value) {

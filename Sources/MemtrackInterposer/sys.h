@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 struct link_map;
+struct stat;
 
 #pragma GCC visibility push(hidden)
 
@@ -55,6 +56,26 @@ pid_t memtrack_sys_getpid(void);
 pid_t memtrack_sys_gettid(void);
 /* All of text, retrying EINTR and short writes; what was written, or -1. */
 ssize_t memtrack_sys_write_all(int fd, const char *text, size_t length);
+
+int memtrack_sys_fstat(int fd, struct stat *status);
+int memtrack_sys_fstatat(int directory, const char *path, struct stat *status, int flags);
+ssize_t memtrack_sys_readlinkat(int directory, const char *path, char *buffer, size_t length);
+int memtrack_sys_renameat(int from_directory, const char *from, int to_directory, const char *to);
+int memtrack_sys_symlinkat(const char *target, int directory, const char *name);
+ssize_t memtrack_sys_pwrite(int fd, const void *text, size_t length, off_t offset);
+int memtrack_sys_ftruncate(int fd, off_t length);
+int memtrack_sys_unshare(int flags);
+int memtrack_sys_close_range(unsigned first, unsigned last, unsigned flags);
+
+/* Processes and signals: a signal to one thread, with its siginfo (rt_tgsigqueueinfo) or, with
+ * info NULL, without (tgkill). */
+pid_t memtrack_sys_getppid(void);
+int memtrack_sys_execve(const char *path, char *const argv[], char *const envp[]);
+int memtrack_sys_send_signal(pid_t process, pid_t thread, int signal_number, const siginfo_t *info);
+int memtrack_sys_sigaltstack(const stack_t *stack, stack_t *old);
+/* capget(2), capset(2): header and data are the kernel's __user_cap_* structures. */
+int memtrack_sys_capget(void *header, void *data);
+int memtrack_sys_capset(void *header, const void *data);
 
 /* Private futexes: sleep while *word == value (for at most timeout: -1 with errno ETIMEDOUT
  * then), wake up to count sleepers. */

@@ -36,6 +36,7 @@
 #define _GNU_SOURCE
 #endif
 #include "unwind.h"
+#include "sys.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -688,7 +689,7 @@ static uintptr_t stack_top(uintptr_t sp)
     /* Not on a known stack: a signal handler on sigaltstack, or a coroutine. The raw
      * syscall is async-signal-safe and only paid in this rare case. */
     stack_t ss;
-    if (syscall(SYS_sigaltstack, NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK)) {
+    if (memtrack_sys_sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK)) {
         uintptr_t lo = (uintptr_t)ss.ss_sp, hi = lo + ss.ss_size;
         if (sp >= lo && sp < hi)
             return hi;
