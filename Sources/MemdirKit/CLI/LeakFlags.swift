@@ -2,13 +2,6 @@
 // (`--show-leak-kinds`, `--suppressions`, `--gen-suppressions`, `--json-file`), with valgrind's
 // names and values, and the `--json-file` writer.
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 public struct LeakFlags: Sendable {
     public static let options: [OptionSpec] = [
@@ -76,37 +69,28 @@ public struct JSONFile {
     let ownsDescriptor: Bool
 
     public init(_ path: String) throws(MemdirError) {
-        let fd = retryingEINTR { open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
-        guard fd >= 0 else { throw .outputUnwritable(path: path, reason: errnoText(errno)) }
         self.path = path
-        self.fd = fd
+        fd = try OutputFile(path).fd
         ownsDescriptor = true
     }
 
     public init(descriptor: Int32) throws(MemdirError) {
         path = "--json-fd \(descriptor)"
-        let flags = fcntl(descriptor, F_GETFL)
-        guard flags >= 0 else { throw .outputUnwritable(path: path, reason: "descriptor \(descriptor) is not open") }
-        guard flags & O_ACCMODE != O_RDONLY else { throw .outputUnwritable(path: path, reason: "descriptor \(descriptor) is open read-only") }
+        switch descriptorMode(descriptor) {
+        case .closed: throw .outputUnwritable(path: path, reason: "descriptor \(descriptor) is not open")
+        case .readOnly: throw .outputUnwritable(path: path, reason: "descriptor \(descriptor) is open read-only")
+        case .writable: break
+        }
         fd = descriptor
         ownsDescriptor = false
     }
 
     /// Writes the report and closes the file (not a descriptor the caller gave).
     public func save(_ report: Report) throws(MemdirError) {
-        defer { if ownsDescriptor { close(fd) } }
-        var text = JSONFormatter().format(report)
-        let failure: Int32 = text.withUTF8 { buf in
-            var offset = 0
-            while offset < buf.count {
-                let n = retryingEINTR { write(fd, buf.baseAddress! + offset, buf.count - offset) }
-                if n < 0 { return errno }
-                if n == 0 { return EIO }
-                offset += n
-            }
-            return 0
+        defer { if ownsDescriptor { closeDescriptor(fd) } }
+        if let failure = OutputFile.writeBytes(fd, Array(JSONFormatter().format(report).utf8)) {
+            throw .outputUnwritable(path: path, reason: errnoText(failure))
         }
-        if failure != 0 { throw .outputUnwritable(path: path, reason: errnoText(failure)) }
     }
 }
 

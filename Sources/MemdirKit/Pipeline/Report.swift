@@ -5,11 +5,6 @@
 // function-name wrappers -> sort and keep the shown kinds. Formatters (TableFormatter,
 // JSONFormatter) only read these types.
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#endif
 
 /// One stack entry: a return address, where it lies, and what it resolved to.
 public struct Frame: Equatable, Sendable {
@@ -357,7 +352,7 @@ public enum ReportBuilder {
             }
             if let error = status.error { reasons.append("the tracker warned: \(error)") }
             if status.state == "running", let pid = scan.process?.pid, pid > 0, pid <= Int(Int32.max),
-               kill(pid_t(pid), 0) != 0, errno == ESRCH {
+               processIsGone(Int32(pid)) {
                 reasons.append("state running, but process \(pid) is gone: its final status was never written (SIGKILL, or no room or permission to write it)")
             }
         } else {

@@ -4,11 +4,6 @@
 // renders both kinds for the table and JSON reports. The scan, build and formatters call in here
 // through one hook each.
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#endif
 
 /// `0xADDR.map`: a mapping still mapped when the process ended.
 public struct MappingRecord: Equatable, Sendable {
@@ -77,7 +72,7 @@ public enum SharedMemory {
     static func read(_ path: String, into scan: inout SharedMemoryScan) -> MemdirError? {
         switch readTextFile(path, limit: Scanner.RecordLimit.badFree) {
         case .failure(let code):
-            return code == ENOENT ? nil : .malformedRecord(path: path, reason: errnoText(code).lowercasedFirst)
+            return code == Errno.noEntry ? nil : .malformedRecord(path: path, reason: errnoText(code).lowercasedFirst)
         case .rejected(let why):
             return .malformedRecord(path: path, reason: why)
         case .success(let text):
@@ -169,7 +164,7 @@ public enum SharedMemory {
                 } else if let name = s.name {
                     let trimmed = name.drop { $0 == "/" }
                     scans[i].sharedMemory.segments[j].existsNow = !trimmed.isEmpty && !trimmed.contains("/")
-                        && access("/dev/shm/" + trimmed, F_OK) == 0
+                        && pathExists("/dev/shm/" + trimmed)
                 }
             }
         }
