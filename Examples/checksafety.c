@@ -314,6 +314,35 @@ static int open_global(const char *path) {
     return 0;
 }
 
+// ---- spawners ----------------------------------------------------------------------------------
+/* Threads that keep making threads, each of which mallocs and frees, while main returns: freeres
+ * at exit must not run under their feet (it frees the loader's and libc's tables they use). */
+static void *spawned_leaf(void *unused) {
+    char *volatile p = malloc(64);
+    p[0] = 1;
+    free(p);
+    return unused;
+}
+
+static void *spawner(void *unused) {
+    for (;;) {
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, spawned_leaf, NULL) == 0) pthread_detach(thread);
+    }
+    return unused;
+}
+
+static int spawners(void) {
+    for (int i = 0; i < 3; i++) {
+        pthread_t thread;
+        pthread_create(&thread, NULL, spawner, NULL);
+    }
+    struct timespec pause = {0, 50000000};
+    nanosleep(&pause, NULL);
+    printf("bye\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";
     int serve = argc > 2 && !strcmp(argv[2], "serve");
@@ -328,6 +357,7 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "seccomp")) return filtered();
     if (!strcmp(mode, "signalfd")) return signals_by_fd(serve);
     if (!strcmp(mode, "dlopenglobal") && argc > 2) return open_global(argv[2]);
-    fprintf(stderr, "usage: checksafety malloc1|guard|flip [MS]|sleepers [serve]|seccomp|signalfd [serve]|dlopenglobal LIB\n");
+    if (!strcmp(mode, "spawners")) return spawners();
+    fprintf(stderr, "usage: checksafety malloc1|guard|flip [MS]|sleepers [serve]|seccomp|signalfd [serve]|dlopenglobal LIB|spawners\n");
     return 2;
 }

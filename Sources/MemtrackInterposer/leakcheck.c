@@ -1060,13 +1060,14 @@ static const char *error_name(int error) {
     }
 }
 
-/* Every thread but this one and the tracker's, stopped by stopworld.c. One that could not be
+/* Every thread but this one and the tracker's, stopped by stopworld.c (unless `held`: the
+ * exit path stopped them already, see memtrack_leak_check_at_exit). One that could not be
  * stopped gets a note: its registers were not read (only its system call's arguments), its
  * stack was read as it ran. Plain loads are used only when every thread stopped. */
-static void stop_world(struct check *c, int self, int self_is_tracker, int on_request) {
+static void stop_world(struct check *c, int self, int self_is_tracker, int on_request, int held) {
     int skip[2] = {memtrack_pending_writer_thread(), atomic_load(&memtrack_file_thread)};
     /* At exit the program's own PR_SET_PTRACER choice no longer matters; on request it does. */
-    memtrack_world_stop(&c->world, self, skip, 2, !on_request);
+    if (!held) memtrack_world_stop(&c->world, self, skip, 2, !on_request);
     if (c->world.tracer_stack) add_own((uintptr_t)c->world.tracer_stack, c->world.tracer_stack_bytes, c);
     int present = 0;
     for (int i = 0; i < c->world.count; i++) {
@@ -1121,50 +1122,35 @@ static uint64_t microseconds_now(void) {
     return (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000;
 }
 
-__attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
-    /* This thread's callee-saved registers, before anything here changes them. */
-    uint64_t registers[MEMTRACK_SAVED_REGISTERS] = {0};
-    memtrack_save_registers(registers);   /* arch.h */
-    uintptr_t caller_stack = (uintptr_t)__builtin_frame_address(0);
-    if (atomic_load(&memtrack_run_directory) < 0) return -1;
-    int saved_errno = errno;
-    uint64_t sequence = atomic_load(&memtrack_sequence);
-    if (!memtrack_config.leak_check) {
-        write_unclassified(on_request, sequence, "skipped", "disabled");   /* memdir check gets an answer too */
-        if (!on_request) written_by = (pid_t)syscall(SYS_getpid);
-        errno = saved_errno;
-        return -1;
-    }
-    if (atomic_exchange(&busy, 1)) { errno = saved_errno; return -1; }
-    memtrack_busy++;
-    struct check *c = &the_check;
+/* What the check needs from the loader, taken before any thread is stopped: dl_iterate_phdr,
+ * dlsym and dladdr take the loader's lock, which a stopped thread may hold. */
+static void prepare(struct check *c, int on_request, uint64_t sequence, struct range *exit_code) {
     memset(c, 0, sizeof *c);   /* 160 KiB: nothing next to a scan of the heap */
     c->clique = -1;
     c->on_request = on_request;
     c->sequence = sequence;
     c->began_ms = memtrack_milliseconds_now();
-    int self = (int)syscall(SYS_gettid);
-    int self_is_tracker = self == atomic_load(&memtrack_writer_thread) || self == atomic_load(&memtrack_file_thread);
-    if (under_seccomp_filter()) {
-        /* Any system call the check makes (clone, ptrace, process_vm_readv...) may be the one
-         * the filter kills the process for. */
-        write_unclassified(on_request, sequence, "skipped", "seccomp filter");
-        if (!on_request) written_by = (pid_t)syscall(SYS_getpid);
-        memtrack_busy--;
-        atomic_store(&busy, 0);
-        errno = saved_errno;
-        return -1;
-    }
+    dl_iterate_phdr(module_segments, c);
+    *exit_code = on_request ? (struct range){0, 0} : exit_function_code();
+    c->window = map_memory(WINDOW_BYTES);
+    if (c->window) add_own((uintptr_t)c->window, WINDOW_BYTES, c);
+}
+
+/* The check itself, on a prepared `c`, with `busy` and memtrack_busy taken by the caller.
+ * held: the other threads are stopped already, and stay stopped (the exit path's freeres). */
+static int classify(struct check *c, int self, int self_is_tracker, const uint64_t registers[MEMTRACK_SAVED_REGISTERS],
+                    uintptr_t caller_stack, struct range exit_code, int held, const char *note) {
+    int on_request = c->on_request;
     /* The writer finishes its pass first (at exit it may be writing many records): that wait
      * is not the classification's. */
     int paused = self_is_tracker ? 0 : memtrack_pending_pause_writer();
     uint64_t began_us = microseconds_now();
-
-    dl_iterate_phdr(module_segments, c);
-    struct range exit_code = on_request ? (struct range){0, 0} : exit_function_code();
-    c->window = map_memory(WINDOW_BYTES);
-    if (c->window) add_own((uintptr_t)c->window, WINDOW_BYTES, c);
-    stop_world(c, self, self_is_tracker, on_request);
+    stop_world(c, self, self_is_tracker, on_request, held);
+    if (note && c->notes < MAX_NOTES) {
+        char *out = c->note[c->notes], *end = out + sizeof c->note[0] - 1;
+        *memtrack_put_text(out, end, note) = 0;
+        c->notes++;
+    }
     uint64_t lost = 0;
     int ran = c->window && read_maps(c) && collect_blocks(c);
     if (ran) {
@@ -1189,12 +1175,12 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
             c->threads_scanned += !self_is_tracker;
         }
     }
-    memtrack_world_resume(&c->world);
+    if (!held) memtrack_world_resume(&c->world);
     if (ran) {
         lost = write_result(c, microseconds_now() - began_us);
         if (!on_request) written_by = (pid_t)syscall(SYS_getpid);
     } else {
-        write_unclassified(on_request, sequence, "failed", "no memory for the check");   /* mmap failed */
+        write_unclassified(on_request, c->sequence, "failed", "no memory for the check");   /* mmap failed */
     }
     if (c->marks) munmap(c->marks, c->mark_bytes);
     if (c->maps) munmap(c->maps, c->map_bytes);
@@ -1203,8 +1189,197 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
     c->maps = NULL;
     c->window = NULL;
     if (paused) memtrack_pending_resume_writer();
+    return ran ? (int)(lost > INT32_MAX ? INT32_MAX : lost) : -1;
+}
+
+__attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
+    /* This thread's callee-saved registers, before anything here changes them. */
+    uint64_t registers[MEMTRACK_SAVED_REGISTERS] = {0};
+    memtrack_save_registers(registers);   /* arch.h */
+    uintptr_t caller_stack = (uintptr_t)__builtin_frame_address(0);
+    if (atomic_load(&memtrack_run_directory) < 0) return -1;
+    int saved_errno = errno;
+    uint64_t sequence = atomic_load(&memtrack_sequence);
+    if (!memtrack_config.leak_check) {
+        write_unclassified(on_request, sequence, "skipped", "disabled");   /* memdir check gets an answer too */
+        if (!on_request) written_by = (pid_t)syscall(SYS_getpid);
+        errno = saved_errno;
+        return -1;
+    }
+    if (atomic_exchange(&busy, 1)) { errno = saved_errno; return -1; }
+    memtrack_busy++;
+    int self = (int)syscall(SYS_gettid);
+    int self_is_tracker = self == atomic_load(&memtrack_writer_thread) || self == atomic_load(&memtrack_file_thread);
+    int result = -1;
+    if (under_seccomp_filter()) {
+        /* Any system call the check makes (clone, ptrace, process_vm_readv...) may be the one
+         * the filter kills the process for. */
+        write_unclassified(on_request, sequence, "skipped", "seccomp filter");
+        if (!on_request) written_by = (pid_t)syscall(SYS_getpid);
+    } else {
+        struct check *c = &the_check;
+        struct range exit_code;
+        prepare(c, on_request, sequence, &exit_code);
+        result = classify(c, self, self_is_tracker, registers, caller_stack, exit_code, 0, NULL);
+    }
     memtrack_busy--;
     atomic_store(&busy, 0);
     errno = saved_errno;
-    return ran ? (int)(lost > INT32_MAX ? INT32_MAX : lost) : -1;
+    return result;
+}
+
+// ---- At exit: freeres while the other threads are held ------------------------------------------
+/* freeres (MEM_FREERES) frees libc's buffers and the loader's tables. A thread that still ran
+ * would use them: a SIGSEGV, or a double free freeres caused. So with other threads alive,
+ * freeres runs only while they are stopped where they hold none of libc's locks or ours, and
+ * they stay stopped until the process ends (exit_group takes them; the tracer dies with us).
+ * Where no such moment comes within a bound, or they cannot be stopped, freeres is not run
+ * and the check says so: libc's own buffers are then still reachable, as they are untraced. */
+#define SYSTEM_TEXT_MAX 16
+struct system_text { struct range text[SYSTEM_TEXT_MAX]; int count; struct range ours; };
+
+static int system_text_segments(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    struct system_text *s = data;
+    static const char *const names[] = {"libc.so", "ld-linux", "ld64.so", "libstdc++.so", "libgcc_s.so", "libpthread.so", "libdl.so"};
+    const char *base = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
+    base = base ? base + 1 : (info->dlpi_name ? info->dlpi_name : "");
+    int system = 0;
+    for (size_t n = 0; n < sizeof names / sizeof names[0] && !system; n++) system = !strncmp(base, names[n], strlen(names[n]));
+    uintptr_t loader_base = (uintptr_t)getauxval(AT_BASE);
+    if (loader_base && info->dlpi_addr == loader_base) system = 1;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *header = &info->dlpi_phdr[i];
+        if (header->p_type != PT_LOAD || !(header->p_flags & PF_X)) continue;
+        uintptr_t start = info->dlpi_addr + header->p_vaddr, end = start + header->p_memsz;
+        if ((uintptr_t)&system_text_segments >= start && (uintptr_t)&system_text_segments < end) s->ours = (struct range){start, end};
+        else if (system && s->count < SYSTEM_TEXT_MAX) s->text[s->count++] = (struct range){start, end};
+    }
+    return 0;
+}
+
+/* A blocked system call in which a thread of libc holds none of libc's locks that freeres or
+ * the rest of exit take (read may hold a FILE's lock: exit does not wait for those). */
+static int quiet_wait(long number) {
+    switch (number) {
+    case SYS_read: case SYS_readv: case SYS_pread64: case SYS_recvfrom: case SYS_recvmsg: case SYS_accept4:
+    case SYS_ppoll: case SYS_pselect6: case SYS_epoll_pwait: case SYS_nanosleep: case SYS_clock_nanosleep:
+    case SYS_rt_sigsuspend: case SYS_rt_sigtimedwait: case SYS_wait4: case SYS_waitid: case SYS_futex:
+#ifdef SYS_accept
+    case SYS_accept:
+#endif
+#ifdef SYS_poll
+    case SYS_poll:
+#endif
+#ifdef SYS_select
+    case SYS_select:
+#endif
+#ifdef SYS_epoll_wait
+    case SYS_epoll_wait:
+#endif
+#ifdef SYS_pause
+    case SYS_pause:
+#endif
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Whether every other thread is stopped, outside libc, the loader, libstdc++ and this library,
+ * or waiting quietly in libc: 1 yes, 0 one is busy there (it may leave soon), -1 one could not
+ * be stopped (a host's own threads, such as qemu-user's, do not count). Writes why into `why`. */
+static int world_held_safely(const struct memtrack_world *world, const struct system_text *s, char *why, const char *why_end) {
+    int running = world->overflow;
+    for (int i = 0; i < world->count; i++)
+        running += atomic_load(&world->threads[i].state) == MEMTRACK_THREAD_RUNNING && !memtrack_world_is_foreign(world->threads[i].tid);
+    if (running) {
+        *memtrack_put_text(why, why_end, "freeres not run: not every thread could be stopped; libc's own blocks stay reachable") = 0;
+        return -1;
+    }
+    for (int i = 0; i < world->count; i++) {
+        const struct memtrack_world_thread *t = &world->threads[i];
+        if (atomic_load(&t->state) != MEMTRACK_THREAD_STOPPED) continue;
+        long number;
+        uintptr_t pc;
+        if (!memtrack_world_thread_position(t, &number, &pc)) number = -2, pc = 0;
+        int in_system = 0;
+        for (int r = 0; r < s->count && !in_system; r++) in_system = pc >= s->text[r].start && pc < s->text[r].end;
+        int ours = pc >= s->ours.start && pc < s->ours.end;   /* our locks: never a quiet place */
+        if (number == -2 || ours || (in_system && !quiet_wait(number))) {
+            char *out = memtrack_put_text(why, why_end, "freeres not run: thread ");
+            out = memtrack_put_decimal(out, why_end, (uint64_t)t->tid);
+            *memtrack_put_text(out, why_end, " stayed busy inside libc; libc's own blocks stay reachable") = 0;
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static uint64_t monotonic_ms(void) { return microseconds_now() / 1000; }
+
+int memtrack_world_held;
+
+__attribute__((noinline)) int memtrack_leak_check_at_exit(void (*freeres)(void)) {
+    uint64_t registers[MEMTRACK_SAVED_REGISTERS] = {0};
+    memtrack_save_registers(registers);   /* arch.h */
+    uintptr_t caller_stack = (uintptr_t)__builtin_frame_address(0);
+    if (!freeres) return memtrack_leak_check_now(0);
+    if (atomic_load(&memtrack_run_directory) < 0) { freeres(); return -1; }
+    int saved_errno = errno;
+    int self = (int)syscall(SYS_gettid);
+    int skip[2] = {memtrack_pending_writer_thread(), atomic_load(&memtrack_file_thread)};
+    if (under_seccomp_filter() || atomic_exchange(&busy, 1)) {
+        /* No stop is possible (or a requested check holds the world): freeres only alone. */
+        if (memtrack_world_count_others(self, skip, 2) == 0) freeres();
+        errno = saved_errno;
+        return memtrack_leak_check_now(0);
+    }
+    memtrack_busy++;
+    struct check *c = &the_check;
+    struct range exit_code;
+    struct system_text system = {0};
+    dl_iterate_phdr(system_text_segments, &system);
+    char why[128] = {0};
+    int held = 0;
+    uint64_t give_up = monotonic_ms() + 200;
+    for (int attempt = 0;; attempt++) {
+        prepare(c, 0, atomic_load(&memtrack_sequence), &exit_code);
+        memtrack_world_stop(&c->world, self, skip, 2, 1);
+        if (!c->world.count) { held = 1; break; }   /* alone: nothing to stop */
+        int safe = world_held_safely(&c->world, &system, why, why + sizeof why - 1);
+        if (safe > 0) { held = 1; why[0] = 0; break; }
+        memtrack_world_resume(&c->world);
+        if (c->window) munmap(c->window, WINDOW_BYTES);
+        c->window = NULL;
+        if (safe < 0 || monotonic_ms() >= give_up) break;
+        struct timespec pause = {0, 1000000};   /* let the busy thread leave libc */
+        nanosleep(&pause, NULL);
+    }
+    int result = -1;
+    if (held) {
+        memtrack_busy--;
+        freeres();   /* its frees are the program's: they remove its records */
+        memtrack_busy++;
+        c->sequence = atomic_load(&memtrack_sequence);
+        if (memtrack_config.leak_check) {
+            result = classify(c, self, 0, registers, caller_stack, exit_code, 1, NULL);
+        } else {
+            if (c->window) munmap(c->window, WINDOW_BYTES);
+            c->window = NULL;
+            write_unclassified(0, c->sequence, "skipped", "disabled");
+        }
+        written_by = (pid_t)syscall(SYS_getpid);
+        memtrack_world_held = c->world.tracer != 0;
+    } else if (memtrack_config.leak_check) {
+        prepare(c, 0, atomic_load(&memtrack_sequence), &exit_code);
+        result = classify(c, self, 0, registers, caller_stack, exit_code, 0, why);
+    } else {
+        write_unclassified(0, atomic_load(&memtrack_sequence), "skipped", "disabled");
+        written_by = (pid_t)syscall(SYS_getpid);
+    }
+    memtrack_busy--;
+    atomic_store(&busy, 0);
+    errno = saved_errno;
+    return result;
 }

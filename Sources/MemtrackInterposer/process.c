@@ -9,6 +9,7 @@
  *   SIGKILL         nothing can run: at most the last settle window is lost
  */
 #include "internal.h"
+#include "stopworld.h"
 #include "unwind.h"
 
 #include <dlfcn.h>
@@ -159,6 +160,7 @@ static void arm_fork_sentinel(void) {
 
 static void begin_record(const char *parent_run_name) {
     arm_fork_sentinel();
+    memtrack_world_note_foreign_threads();   /* before the tracker's own threads start */
     memtrack_pid = getpid();
     int directory = open_run_directory();
     if (directory >= 0) {
@@ -195,12 +197,11 @@ static int is_our_process(void) {
 }
 
 // ---- Ending -------------------------------------------------------------------------------------
+static void (*cxx_freeres)(void), (*libc_freeres)(void);
+
+/* The frees made now are the program's and must remove its records. Called by the exit check
+ * (leakcheck.c) while the other threads are held, if there are any. */
 static void call_freeres(void) {
-    memtrack_busy++;   /* dlsym's own allocations are ours, not the program's */
-    void (*cxx_freeres)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZN9__gnu_cxx9__freeresEv");
-    void (*libc_freeres)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "__libc_freeres");
-    memtrack_busy--;
-    /* The frees made now are the program's and must remove its records. */
     if (cxx_freeres) cxx_freeres();
     if (libc_freeres) libc_freeres();
 }
@@ -213,16 +214,29 @@ static void finish(const char *state, int value, const char *exec_path, int in_s
     memtrack_write_status(state, value, exec_path);
     /* Last, so that a crash inside the loader cannot cost the records or the status. At a fatal
      * signal the loader's lock may never come free: the walk is bounded (pending.c). */
-    if (strcmp(state, "signal")) memtrack_write_modules(0, in_signal);
-    else if (!memtrack_pending_refresh_modules_bounded()) memtrack_write_status(state, value, exec_path);   /* says so */
+    if (!strcmp(state, "signal")) {
+        if (!memtrack_pending_refresh_modules_bounded()) memtrack_write_status(state, value, exec_path);   /* says so */
+    } else if (!memtrack_world_held) {
+        /* Held: the other threads are stopped, one may hold the loader's lock; at_exit wrote
+         * the map before it stopped them. */
+        memtrack_write_modules(0, in_signal);
+    }
     atomic_store(&finished, 1);
 }
 
 static void at_exit(int status, void *unused) {
     (void)unused;
     if (!is_our_process()) return;
-    if (memtrack_config.freeres) call_freeres();
-    memtrack_leak_check_now(0);   /* what is still reachable now, after destructors and freeres */
+    if (memtrack_config.freeres) {
+        memtrack_busy++;   /* dlsym's own allocations are ours, not the program's; looked up
+                            * before any thread is stopped (dlsym takes the loader's lock) */
+        cxx_freeres = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZN9__gnu_cxx9__freeresEv");
+        libc_freeres = (void (*)(void))dlsym(RTLD_DEFAULT, "__libc_freeres");
+        memtrack_busy--;
+    }
+    memtrack_write_modules(0, 0);   /* while no thread is held: see finish */
+    /* What is still reachable now, after destructors and freeres. */
+    memtrack_leak_check_at_exit(memtrack_config.freeres ? call_freeres : NULL);
     finish("exit", status, NULL, 0);
 }
 

@@ -223,22 +223,19 @@ static int yama_scope(void) {
     return n > 0 && text[0] >= '0' && text[0] <= '9' ? text[0] - '0' : -1;
 }
 
-/* What /proc tells of a thread left running: "NR ARG1..ARG6 SP PC" while it is blocked in a
- * system call, "-1 SP PC" when blocked outside one, "running" otherwise. */
-static void describe_running(struct memtrack_world_thread *t) {
+/* /proc/self/task/TID/syscall as words: "NR ARG1..ARG6 SP PC" (9) while the thread is blocked
+ * in a system call, "-1 SP PC" (3) when it is stopped outside one; 0 for "running" or unknown. */
+static int read_syscall_words(int tid, uint64_t words[9]) {
     char path[64], text[256];
     char *out = memtrack_put_text(path, path + 40, "/proc/self/task/");
-    out = memtrack_put_decimal(out, path + 60, (uint64_t)t->tid);
+    out = memtrack_put_decimal(out, path + 60, (uint64_t)tid);
     *memtrack_put_text(out, path + 63, "/syscall") = 0;
-    t->register_count = 0;
-    t->stack_pointer = 0;
     int fd = (int)raw(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) return;
+    if (fd < 0) return 0;
     long n = raw(SYS_read, fd, text, sizeof text - 1, 0);
     raw(SYS_close, fd, 0, 0, 0);
-    if (n <= 0) return;
+    if (n <= 0) return 0;
     text[n] = 0;
-    uint64_t words[9];
     int count = 0;
     for (char *p = text; *p && count < 9;) {
         while (*p == ' ' || *p == '\n') p++;
@@ -255,11 +252,21 @@ static void describe_running(struct memtrack_world_thread *t) {
             for (p += negative; *p >= '0' && *p <= '9'; p++) value = value * 10 + (uint64_t)(*p - '0');
             if (negative) value = (uint64_t)-(int64_t)value;
         } else {
-            return;   /* "running" */
+            return 0;   /* "running" */
         }
         words[count++] = value;
         while (*p && *p != ' ' && *p != '\n') p++;
     }
+    return count == 9 || count == 3 ? count : 0;
+}
+
+/* What /proc tells of a thread left running: its system call's arguments and stack pointer
+ * while it is blocked in one, its stack pointer when blocked outside one. */
+static void describe_running(struct memtrack_world_thread *t) {
+    uint64_t words[9];
+    int count = read_syscall_words(t->tid, words);
+    t->register_count = 0;
+    t->stack_pointer = 0;
     if (count == 9) {
         for (int r = 0; r < 6; r++) t->registers[r] = words[1 + r];
         t->register_count = 6;
@@ -267,6 +274,64 @@ static void describe_running(struct memtrack_world_thread *t) {
     } else if (count == 3) {
         t->stack_pointer = (uintptr_t)words[1];
     }
+}
+
+int memtrack_world_thread_position(const struct memtrack_world_thread *t, long *number, uintptr_t *pc) {
+    uint64_t words[9];
+    int count = read_syscall_words(t->tid, words);
+    if (!count) return 0;
+    *number = (long)(int64_t)words[0];
+    *pc = (uintptr_t)words[count - 1];
+    return 1;
+}
+
+/* Threads that were there before the tracker started: none in a program started the usual
+ * way; qemu-user's own threads (which the program's ptrace cannot stop) under emulation. */
+static int foreign[8], foreign_count;
+
+void memtrack_world_note_foreign_threads(void) {
+    foreign_count = 0;
+    int self = (int)raw(SYS_gettid, 0, 0, 0, 0);
+    int fd = (int)raw(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (fd < 0) return;
+    char buffer[4096];
+    for (;;) {
+        long n = raw(SYS_getdents64, fd, buffer, sizeof buffer, 0);
+        if (n <= 0) break;
+        for (long offset = 0; offset < n;) {
+            struct linux_dirent64 *entry = (struct linux_dirent64 *)(buffer + offset);
+            offset += entry->length;
+            int tid = parse_decimal(entry->name);
+            if (tid > 0 && tid != self && foreign_count < 8) foreign[foreign_count++] = tid;
+        }
+    }
+    raw(SYS_close, fd, 0, 0, 0);
+}
+
+int memtrack_world_is_foreign(int tid) {
+    for (int i = 0; i < foreign_count; i++) if (foreign[i] == tid) return 1;
+    return 0;
+}
+
+int memtrack_world_count_others(int self, const int *skip, int skip_count) {
+    int fd = (int)raw(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    char buffer[4096];
+    int others = 0;
+    for (;;) {
+        long n = raw(SYS_getdents64, fd, buffer, sizeof buffer, 0);
+        if (n <= 0) break;
+        for (long offset = 0; offset < n;) {
+            struct linux_dirent64 *entry = (struct linux_dirent64 *)(buffer + offset);
+            offset += entry->length;
+            int tid = parse_decimal(entry->name);
+            int known = tid <= 0 || tid == self || memtrack_world_is_foreign(tid);
+            for (int s = 0; s < skip_count && !known; s++) known = skip[s] == tid;
+            others += !known;
+        }
+    }
+    raw(SYS_close, fd, 0, 0, 0);
+    return others;
 }
 
 static void finish_running(struct memtrack_world *world) {

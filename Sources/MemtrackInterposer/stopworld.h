@@ -49,4 +49,16 @@ void memtrack_world_stop(struct memtrack_world *world, int self, const int *skip
  * restarted, never failed with EINTR). */
 void memtrack_world_resume(struct memtrack_world *world);
 
+/* Where a stopped thread is, from /proc: the system call it is blocked in (-1: none) and its
+ * pc. Returns 0 when /proc does not say. */
+int memtrack_world_thread_position(const struct memtrack_world_thread *t, long *number, uintptr_t *pc);
+
+/* Notes the threads there before the tracker starts (at start and in a fork child): a host's,
+ * such as qemu-user's, never the program's. */
+void memtrack_world_note_foreign_threads(void);
+int memtrack_world_is_foreign(int tid);
+
+/* How many threads the process has besides `self`, the `skip` ones and the foreign ones (-1: unknown). */
+int memtrack_world_count_others(int self, const int *skip, int skip_count);
+
 #endif
