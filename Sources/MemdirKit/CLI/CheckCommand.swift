@@ -53,7 +53,7 @@ public struct CheckCommand: Command {
                                     leaks: try leakFlags.leakOptions())
         options.ignoreBuildID = ignoreBuildID
         for (run, answer) in answers { options.leakCheckNames[baseName(run)] = baseName(answer.file) }
-        var report = try ReportBuilder.build(directory: running.count == 1 ? running[0] : target, options: options)
+        var report = try ReportPipeline(options).report(running.count == 1 ? running[0] : target)
         report.processes = report.processes.filter { p in running.contains { baseName($0) == p.name } }
         console.out(flags.json ? CheckFormatter.json(answers, report: report) : CheckFormatter.text(answers, report: report))
         return reportProblems(report, console: console)

@@ -138,9 +138,9 @@ public struct FormatFlags: Sendable {
         let taken = BlockAge.nowUnixMs()
         let addr2line = try? Addr2Line.locate()
         if addr2line == nil { console.warning("addr2line not found on PATH: the profile's locations are not resolved") }
-        let report = try ReportBuilder.build(directory: directory, options: ReportOptions(
+        let report = try ReportPipeline(ReportOptions(
             grouping: .stack, rules: rules, resolve: addr2line != nil, addr2line: addr2line,
-            leaks: LeakOptions(shownKinds: Set(LeakKind.classified))))
+            leaks: LeakOptions(shownKinds: Set(LeakKind.classified)))).report(directory)
         let profile = PprofFormatter(timeNanos: Int64(taken) &* 1_000_000, comments: pprofComments(report)).format(report)
         if let output {
             try OutputFile.writeAtomically(profile, to: output)

@@ -98,8 +98,9 @@ public struct JSONFile {
 /// file could not be written.
 func emit(_ report: Report, flags: ReportFlags, leakFlags: LeakFlags, jsonFile: JSONFile?, palette: Palette,
           to write: (String) -> Void, console: Console) -> Int32 {
-    write(flags.json ? JSONFormatter().format(report)
-                     : TableFormatter(suppressionEntries: leakFlags.generateSuppressions, palette: palette).format(report))
+    let formatter: any OutputFormatter = flags.json ? JSONFormatter()
+        : TableFormatter(suppressionEntries: leakFlags.generateSuppressions, palette: palette)
+    write(ReportPipeline.render(report, as: formatter))
     let status = reportProblems(report, console: console)
     do throws(MemdirError) {
         try jsonFile?.save(report)

@@ -177,7 +177,7 @@ public struct RunCommand: Command {
         }
         var options = ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: resolve, addr2line: addr2line, leaks: leaks)
         binary.apply(to: &options)
-        var report = try ReportBuilder.build(directory: dir, options: options)
+        var report = try ReportPipeline(options).report(dir)
         let untracedExecs = report.removeProcessesReplacedByUntracedExec()
         var presetLine = ""
         if swiftTest != nil {

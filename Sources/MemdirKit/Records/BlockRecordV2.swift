@@ -86,23 +86,8 @@ public struct StackTable: Sendable {
                 throw .malformedRecord(path: path, reason: "bad stack id '\(BlockParser.text(line, 0, min(i, 40)))'")
             }
             let start = table.frames.count
-            if i + 1 < line.count {
-                var itemStart = i + 1
-                var j = itemStart
-                while true {
-                    if j == line.count || line[j] == UInt8(ascii: ",") {
-                        guard j - itemStart >= 3, line[itemStart] == UInt8(ascii: "0"), line[itemStart + 1] == UInt8(ascii: "x"),
-                              let value = BlockParser.number(line, itemStart, j) else {
-                            table.frames.removeSubrange(start...)
-                            throw .malformedRecord(path: path,
-                                                   reason: "bad frame '\(BlockParser.text(line, itemStart, min(j, itemStart + 40)))' in stack \(id)")
-                        }
-                        table.frames.append(value)
-                        if j == line.count { break }
-                        itemStart = j + 1
-                    }
-                    j += 1
-                }
+            if i + 1 < line.count, let bad = StackParser.parse(line, i + 1, line.count, hexOnly: true, into: &table.frames) {
+                throw .malformedRecord(path: path, reason: "bad frame '\(BlockParser.text(line, bad.lowerBound, min(bad.upperBound, bad.lowerBound + 40)))' in stack \(id)")
             }
             let span = (start: start, count: table.frames.count - start)
             // Ids are handed out from 1 in order: a dense index up to twice the lines read (and

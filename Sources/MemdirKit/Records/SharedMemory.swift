@@ -103,7 +103,7 @@ public enum SharedMemory {
     static func parseMapping(_ text: String, path: String) throws(MemdirError) -> MappingRecord {
         let f = try fields(text, kind: "mapping", path: path)
         func field(_ key: Substring) throws(MemdirError) -> Substring { try required(f[key], String(key), path) }
-        guard let stack = parseStack(try field("stack")) else { throw .malformedRecord(path: path, reason: "bad stack for 'stack'") }
+        guard let stack = StackParser.parse(try field("stack")) else { throw .malformedRecord(path: path, reason: "bad stack for 'stack'") }
         return MappingRecord(
             address: try number(try field("address"), key: "address", path: path),
             size: try number(try field("size"), key: "size", path: path),
@@ -120,7 +120,7 @@ public enum SharedMemory {
         let isPosix = text.hasPrefix("memtrack/1 posix-segment")
         let f = try fields(text, kind: isPosix ? "posix-segment" : "segment", path: path)
         func field(_ key: Substring) throws(MemdirError) -> Substring { try required(f[key], String(key), path) }
-        guard let stack = parseStack(try field("stack")) else { throw .malformedRecord(path: path, reason: "bad stack for 'stack'") }
+        guard let stack = StackParser.parse(try field("stack")) else { throw .malformedRecord(path: path, reason: "bad stack for 'stack'") }
         var record = SegmentRecord(
             kind: isPosix ? "posix" : "sysv",
             seq: try number(try field("seq"), key: "seq", path: path),

@@ -6,8 +6,6 @@
 @preconcurrency import Glibc
 #elseif canImport(Musl)
 @preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 @_silgen_name("swift_demangle")

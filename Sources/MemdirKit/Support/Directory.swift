@@ -7,8 +7,6 @@
 @preconcurrency import Glibc
 #elseif canImport(Musl)
 @preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// An open directory stream. Closed when released.

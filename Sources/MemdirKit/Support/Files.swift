@@ -6,8 +6,6 @@
 @preconcurrency import Glibc
 #elseif canImport(Musl)
 @preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// An output file, created (truncated) when opened so that a bad path fails before the work.
@@ -30,16 +28,7 @@ struct OutputFile {
 
     /// Writes all of `bytes` to `fd`; the errno of a failure.
     static func writeBytes(_ fd: Int32, _ bytes: [UInt8]) -> Int32? {
-        bytes.withUnsafeBytes { buf -> Int32? in
-            var offset = 0
-            while offset < buf.count {
-                let n = retryingEINTR { write(fd, buf.baseAddress! + offset, buf.count - offset) }
-                if n < 0 { return errno }
-                if n == 0 { return EIO }
-                offset += n
-            }
-            return nil
-        }
+        bytes.withUnsafeBytes { writeFully(fd, $0) }
     }
 
     /// Writes `bytes` to a temporary file beside `path`, then renames it into place.

@@ -6,8 +6,6 @@
 @preconcurrency import Glibc
 #elseif canImport(Musl)
 @preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 import Dispatch
 
@@ -101,14 +99,7 @@ public func runSubprocess(_ argv: [String], input: [UInt8] = []) throws(MemdirEr
     let errSink = ByteSink()
     let writeFD = inPipe[1], errFD = errPipe[0]
     DispatchQueue.global().async(group: group) {
-        input.withUnsafeBytes { buf in
-            var offset = 0
-            while offset < buf.count {
-                let n = retryingEINTR { write(writeFD, buf.baseAddress! + offset, buf.count - offset) }
-                if n <= 0 { break }
-                offset += n
-            }
-        }
+        _ = input.withUnsafeBytes { writeFully(writeFD, $0) }   // a tool that stops reading ends it
         close(writeFD)
     }
     DispatchQueue.global().async(group: group) { errSink.bytes = drain(errFD) }

@@ -1,5 +1,8 @@
-// System.swift: the thin layer over libc that memdir needs: errno text, whole-file reads,
-// directory listing with readdir/d_type. Everything above it speaks Swift types and MemdirError.
+// System.swift: the thin layer over libc that memdir needs: errno text and names, whole-file
+// reads, directory listing with readdir/d_type, paths, clocks and processes. Support/ is the one
+// folder that imports the C library (SourceLayoutTests says so); beside this file: Directory
+// (records read by descriptor), Files (what memdir writes), Subprocess (spawning), Terminal
+// (watch), Lock, Demangler and Cleanup. Everything above them speaks Swift types and MemdirError.
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -215,17 +218,23 @@ func string(fromNulTerminated buffer: [CChar]) -> String {
     return String(decoding: buffer[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
+/// Writes all of `bytes` to a file descriptor, again after a short write or EINTR; the errno
+/// of a failure (EIO when write(2) wrote nothing), nil when all of it went out.
+func writeFully(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32? {
+    var offset = 0
+    while offset < bytes.count {
+        let n = retryingEINTR { write(fd, bytes.baseAddress! + offset, bytes.count - offset) }
+        if n < 0 { return errno }
+        if n == 0 { return EIO }
+        offset += n
+    }
+    return nil
+}
+
 /// Writes all of `text` to a file descriptor (stdout/stderr of the tool).
 func writeAll(_ fd: Int32, _ text: String) {
     var text = text
-    text.withUTF8 { buf in
-        var offset = 0
-        while offset < buf.count {
-            let n = retryingEINTR { write(fd, buf.baseAddress! + offset, buf.count - offset) }
-            if n <= 0 { return }
-            offset += n
-        }
-    }
+    _ = text.withUTF8 { writeFully(fd, UnsafeRawBufferPointer($0)) }
 }
 
 extension String {

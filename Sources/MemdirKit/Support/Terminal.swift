@@ -6,8 +6,6 @@
 @preconcurrency import Glibc
 #elseif canImport(Musl)
 @preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// Set by the SIGINT/SIGTERM handler (to the signal); the loop ends at its next wake. If it
