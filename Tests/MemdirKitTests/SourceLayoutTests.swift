@@ -78,6 +78,9 @@ struct SourceLayoutTests {
             }
         }
         #expect(offenders.isEmpty, "libc outside Support/: \(offenders.joined(separator: "; "))")
+        // The executable is only a start: it imports MemdirKit and nothing else.
+        let main = try String(contentsOf: Self.sources.deletingLastPathComponent().appendingPathComponent("memdir/main.swift"), encoding: .utf8)
+        #expect(Self.libcLines(main).isEmpty, "Sources/memdir/main.swift: \(Self.libcLines(main))")
         // Support/ does speak to libc: the scan reads what it should.
         #expect(supportImports > 0)
     }

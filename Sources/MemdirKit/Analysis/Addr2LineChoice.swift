@@ -4,7 +4,6 @@
 // then the cross binutils' `<triple>-addr2line`, then `llvm-addr2line` (reads every machine),
 // then a plain `addr2line` whose --help lists the machine's target (binutils-multiarch).
 
-
 /// An ELF machine memdir knows how to pick an addr2line for.
 public struct ELFMachine: Equatable, Hashable, Sendable {
     public var number: UInt16

@@ -2,7 +2,6 @@
 // headers through ELFReader: pprof's mappings carry it, and `--binary` is checked against the one
 // the tracker recorded for the module that ran.
 
-
 public enum BuildID {
     /// The build-id of `path` for `--binary`: nil when the file has none (or is not ELF64 LE);
     /// throws when it cannot be read at all.

@@ -3,7 +3,6 @@
 // functions (valgrind's XML puts the tracker's malloc or free on top of each stack, as memcheck
 // puts its own). ELF64 little-endian only; anything else, or a file that cannot be read, is nil.
 
-
 struct ELFReader {
     private let file: ReadOnlyFile
 

@@ -3,7 +3,6 @@
 // and turns it into a per-process lookup (`Classification`) the block scan asks for every block:
 // definitely / indirectly / possibly lost, still reachable, or not classified (and why).
 
-
 /// What a block is at the end of the process, in valgrind memcheck's words.
 public enum LeakKind: Int, CaseIterable, Comparable, Sendable {
     case definitelyLost, indirectlyLost, possiblyLost, stillReachable

@@ -7,7 +7,6 @@
 // size (`nm --print-size`), which is how eu-addr2line decides; otherwise the frame is shown as
 // `module+0xOFFSET`.
 
-
 public struct SymbolTable: Sendable {
     /// Sorted by start; half-open [start, end) in the file's virtual addresses.
     var ranges: [(start: UInt64, end: UInt64)]

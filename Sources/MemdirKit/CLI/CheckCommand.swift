@@ -4,7 +4,6 @@
 // the scan) and answers with `leak-check-SEQ`. memdir waits for the answer by polling the
 // directory (bounded by --timeout), then prints what is lost at that moment. The process goes on.
 
-
 public struct CheckCommand: Command {
     public static let name = "check"
     public static let summary = "Ask a running process for a leak check now and print what is lost at that moment."

@@ -4,7 +4,6 @@
 // memdir, holding nothing but tracker run directories), and whose memdir and traced processes
 // have all ended.
 
-
 public struct CleanCommand: Command {
     public static let name = "clean"
     public static let summary = "Remove the records directories memdir run kept, once their processes have ended."

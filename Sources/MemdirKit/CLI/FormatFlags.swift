@@ -4,7 +4,6 @@
 // line are opened before any work (a bad path fails first, status 11), except `--xml-file`
 // patterns with %p, whose names are known only with the report.
 
-
 public struct FormatFlags: Sendable {
     public static let options: [OptionSpec] = [
         OptionSpec("--xml-file", value: "FILE", help: "Also write valgrind's XML (protocol 4) to FILE; with %p in FILE, one file per process (%p: its pid, %q{VAR}: $VAR, %%: %)."),

@@ -2,7 +2,6 @@
 // (`--show-leak-kinds`, `--suppressions`, `--gen-suppressions`, `--json-file`), with valgrind's
 // names and values, and the `--json-file` writer.
 
-
 public struct LeakFlags: Sendable {
     public static let options: [OptionSpec] = [
         OptionSpec("--show-leak-kinds", value: "KINDS",

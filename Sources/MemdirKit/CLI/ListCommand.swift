@@ -37,8 +37,7 @@ public struct LeakListing: Sendable {
     public var formats: FormatFlags
 
     public init(_ a: ParsedArguments) throws(MemdirError) {
-        guard a.positionals.count <= 1 else { throw .usage("unexpected argument '\(a.positionals[1])'") }
-        directory = a.positionals.first ?? "./mem"
+        directory = try a.onlyPositional(default: "./mem")
         flags = try ReportFlags(a)
         leakFlags = try LeakFlags(a)
         formats = try FormatFlags(a, json: flags.json)

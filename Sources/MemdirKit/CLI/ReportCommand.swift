@@ -29,8 +29,7 @@ public struct ReportCommand: Command {
     public var flags: ReportFlags
 
     public init(_ a: ParsedArguments) throws(MemdirError) {
-        guard a.positionals.count <= 1 else { throw .usage("unexpected argument '\(a.positionals[1])'") }
-        directory = a.positionals.first ?? "./mem"
+        directory = try a.onlyPositional(default: "./mem")
         guard let html = a.value("--html") else { throw .usage("missing '--html FILE'") }
         self.html = html
         snapshots = a.all("--snapshot")

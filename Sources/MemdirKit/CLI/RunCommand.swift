@@ -5,7 +5,6 @@
 // (23, or N from --error-exitcode; 0 turns it off) when there are lost blocks of the
 // --errors-for-leak-kinds kinds, bad frees, or an incomplete record.
 
-
 public struct RunCommand: Command {
     public static let name = "run"
     public static let summary = "Run a program under libmemtrack.so and print the resolved report."

@@ -2,7 +2,6 @@
 // (or finished) process, with the time, as JSON (schema memdir-snapshot/1), for `diff` and
 // `report --html`.
 
-
 public struct SnapshotCommand: Command {
     public static let name = "snapshot"
     public static let summary = "Save the grouped live set of a directory, with the time, for diff and report --html."
@@ -25,8 +24,7 @@ public struct SnapshotCommand: Command {
     public var pprof: Bool
 
     public init(_ a: ParsedArguments) throws(MemdirError) {
-        guard a.positionals.count <= 1 else { throw .usage("unexpected argument '\(a.positionals[1])'") }
-        directory = a.positionals.first ?? "./mem"
+        directory = try a.onlyPositional(default: "./mem")
         output = a.value("-o")
         flags = try ReportFlags(a)
         pprof = try FormatFlags.snapshotFormat(a)

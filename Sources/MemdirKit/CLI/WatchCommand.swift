@@ -3,7 +3,6 @@
 // run directory every few intervals. On a terminal the screen is redrawn in place and `q` or
 // Ctrl-C quits (the terminal is restored); otherwise one line per process per interval.
 
-
 public struct WatchCommand: Command {
     public static let name = "watch"
     public static let summary = "Watch running processes live: heap, peak, allocation rate, growing groups."
@@ -32,8 +31,7 @@ public struct WatchCommand: Command {
     public var flags: ReportFlags
 
     public init(_ a: ParsedArguments) throws(MemdirError) {
-        guard a.positionals.count <= 1 else { throw .usage("unexpected argument '\(a.positionals[1])'") }
-        target = a.positionals.first ?? "./mem"
+        target = try a.onlyPositional(default: "./mem")
         intervalMs = try a.value("--interval").map { (t: String) throws(MemdirError) in try BlockAge.option(t, name: "--interval") } ?? 1000
         guard intervalMs >= 1 else { throw .usage("'--interval' must be at least 1ms") }
         func count(_ name: String, min: Int) throws(MemdirError) -> Int? {

@@ -2,7 +2,6 @@
 // directory), or a PID, which is found through MEM_DIR in /proc/PID/environ and the run
 // directory whose `process` names that pid.
 
-
 public enum LiveTarget {
     /// The run directories `argument` means: a PID's own, or those of a directory.
     public static func runDirectories(_ argument: String) throws(MemdirError) -> [String] {

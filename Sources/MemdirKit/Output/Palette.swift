@@ -1,7 +1,6 @@
 // Palette.swift: colour for the text report on a terminal (`--color=auto|always|never`, NO_COLOR),
 // as swift-format's diagnostics do: only when the stream is a terminal and TERM is not `dumb`.
 
-
 public enum ColorChoice: String, Sendable, CaseIterable {
     case auto, always, never
 }

@@ -1,7 +1,6 @@
 // WatchFormatter.swift: renders `memdir watch` samples: one line per process per interval
 // (text, or JSON lines with schema memdir-watch/1), or a whole screen for a terminal.
 
-
 public enum WatchFormatter {
     public static let schema = "memdir-watch/1"
 

@@ -2,7 +2,6 @@
 // (`start-unix-ms` in `process`), so its age now is now − start − ms. Also parses the
 // durations the options take (`30s`, `500ms`, `2m`, `1h`; a plain number is seconds).
 
-
 public enum BlockAge {
     public static func nowUnixMs() -> Int { realtimeMilliseconds() }
 

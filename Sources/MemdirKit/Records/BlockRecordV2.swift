@@ -5,7 +5,6 @@
 // new[]), `l=ID:LINE` (memtrack.h's location: `ID` names a line `ID FILE<tab>FUNCTION` of the
 // `sources` file). Version 1 records (regular files) go through BlockParser.
 
-
 /// The `stacks` file of one run directory: stack id -> frames.
 public struct StackTable: Sendable {
     var frames: [UInt64] = []

@@ -1,7 +1,6 @@
 // Counters.swift: reads a run directory's `counters` file (README "counters"): the tracker's
 // allocation statistics, kept in per-thread slots of a mapped file, summed here.
 
-
 /// The entry points in the tracker's `via` order: calls[i] counts entry point i.
 public let counterEntryPoints = ["malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
                                  "memalign", "valloc", "pvalloc", "free", "cfree", "new", "new[]", "new-aligned", "new[]-aligned"]

@@ -4,7 +4,6 @@
 // renders both kinds for the table and JSON reports. The scan, build and formatters call in here
 // through one hook each.
 
-
 /// `0xADDR.map`: a mapping still mapped when the process ended.
 public struct MappingRecord: Equatable, Sendable {
     public var address: UInt64

@@ -274,6 +274,9 @@ func environmentValue(_ name: String) -> String? {
     getenv(name).map { String(cString: $0) }
 }
 
+/// exit(3): flushes nothing of memdir's (it writes with write(2)) and ends the process.
+func exitProcess(_ status: Int32) -> Never { exit(status) }
+
 /// This process's pid.
 func currentProcessID() -> Int32 { getpid() }
 
