@@ -75,6 +75,7 @@ public struct CheckCommand: Command {
     /// Writes the request and waits for a new `leak-check-*` file in `run`.
     static func ask(_ run: String, timeoutMs: Double) throws(MemdirError) -> CheckAnswer {
         let directory = try openRunDirectory(run)
+        defer { withExtendedLifetime(directory) {} }   // `via` names its descriptor
         let via = directory.procPath   // reads go through the descriptor too
         let before = Set(try answerNames(directory, run))
         let request = Scanner.join(run, "check-request"), temporary = ".check-request.tmp"

@@ -301,6 +301,7 @@ public enum BlockRecordV2 {
     public static func readAll(runDirectory: String) throws(MemdirError) -> [String: BlockSample] {
         let stacks = try StackTable.read(runDirectory: runDirectory)
         let dir = try DirectoryReader(runDirectory)
+        defer { withExtendedLifetime(dir) {} }   // its descriptor is used for every record
         let fd = dir.descriptor
         var result: [String: BlockSample] = [:]
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)

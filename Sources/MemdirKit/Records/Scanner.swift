@@ -168,6 +168,8 @@ public enum Scanner {
             accumulator.problem(error)
             return
         }
+        // The workers read through the stream's descriptor: it stays open until they are done.
+        defer { withExtendedLifetime(dir) {} }
         let fd = dir.descriptor
         let group = DispatchGroup()
         // At most this many batches in flight: both cores busy, memory bounded.

@@ -9,7 +9,8 @@
 @preconcurrency import Musl
 #endif
 
-/// An open directory stream. Closed when released.
+/// An open directory stream, closed when released. A caller that goes on using `descriptor`
+/// (or a path through it) keeps the reader alive until then (`withExtendedLifetime`).
 final class DirectoryReader {
     private let dir: OpaquePointer
     /// The stream's descriptor, for the *at calls on its entries.
@@ -128,6 +129,7 @@ func readRecordFile(directory dirfd: Int32, name: UnsafePointer<CChar>, limit: I
 
 /// A directory held open by descriptor, opened without following a symbolic link: every later
 /// call names its files relative to it, so a link swapped in for it cannot redirect them.
+/// Closed when released (a caller reading through `procPath` keeps it alive until then).
 final class DirectoryHandle {
     let descriptor: Int32
     let path: String
