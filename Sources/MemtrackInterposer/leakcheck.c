@@ -137,6 +137,8 @@ struct check {
     int notes;
     char note[MAX_NOTES][128];
     int clique;                           /* -1 while marking from roots */
+    uint32_t *leaders;                    /* per block: the clique leader that reached it */
+    size_t leader_bytes;
 };
 
 // ---- Finding the block a word points into --------------------------------------------------------
@@ -546,7 +548,8 @@ static inline void visit_word(struct check *c, uintptr_t word, int prior_definit
     if (c->clique >= 0) {
         if (state != UNREACHED || i == c->clique) return;
         if (word != start && (i = confirm_interior(c, i, word)) < 0) return;
-        set_state(m, INDIRECT);
+        set_state(&c->marks[i], INDIRECT);
+        if (c->leaders) c->leaders[i] = (uint32_t)c->clique;
         push(c, i);
         return;
     }
@@ -919,6 +922,10 @@ static void mark_loader_blocks(struct check *c) {
  * indirectly lost; a leader reached by a later clique joins it. */
 static void classify_lost(struct check *c) {
     if (!c->depth_first) go_depth_first(c);   /* nothing is queued: cliques are small walks */
+    /* Who led each indirectly lost block, for LSan's suppressions (a suppressed block's
+     * clique goes with it). Without the memory, the record just names no leaders. */
+    c->leader_bytes = (c->count * sizeof(uint32_t) + PAGE - 1) & ~(PAGE - 1);
+    c->leaders = c->count <= UINT32_MAX ? map_memory(c->leader_bytes) : NULL;
     for (size_t i = 0; i < c->count; i++) {
         if (block_state(&c->marks[i]) != UNREACHED) continue;
         c->clique = (int)i;
@@ -1007,6 +1014,10 @@ static uint64_t write_result(const struct check *c, uint64_t duration_us) {
         o.out = memtrack_put_hex(o.out, o.end, block_start(&c->marks[i]));
         o.out = memtrack_put_text(o.out, o.end, " ");
         o.out = memtrack_put_text(o.out, o.end, kind_names[state]);
+        if (state == INDIRECT && c->leaders) {   /* `lost ADDRESS indirectly LEADER` */
+            o.out = memtrack_put_text(o.out, o.end, " ");
+            o.out = memtrack_put_hex(o.out, o.end, block_start(&c->marks[c->leaders[i]]));
+        }
         *o.out++ = '\n';
     }
     put_line(&o, "end", NULL, 0, 0);
@@ -1185,6 +1196,8 @@ static int classify(struct check *c, int self, int self_is_tracker, const uint64
     if (c->marks) munmap(c->marks, c->mark_bytes);
     if (c->maps) munmap(c->maps, c->map_bytes);
     if (c->window) munmap(c->window, WINDOW_BYTES);
+    if (c->leaders) munmap(c->leaders, c->leader_bytes);
+    c->leaders = NULL;
     c->marks = NULL;
     c->maps = NULL;
     c->window = NULL;

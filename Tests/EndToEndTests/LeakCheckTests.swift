@@ -11,6 +11,8 @@ struct LeakCheck {
     var notes: [String] = []
     /// address -> definitely | indirectly | possibly
     var lost: [String: String] = [:]
+    /// indirectly lost address -> the block whose clique took it
+    var leaders: [String: String] = [:]
     var complete = false
     var result: String { fields["result"] ?? "" }
 
@@ -24,9 +26,13 @@ struct LeakCheck {
             switch key {
             case "note": notes.append(value)
             case "lost":
+                // `lost ADDRESS KIND`, or `lost ADDRESS indirectly LEADER` (its clique's leader)
                 let words = value.split(separator: " ").map(String.init)
-                guard words.count == 2, lost[words[0]] == nil else { throw HarnessError("bad lost line: \(line)") }
+                guard words.count == 2 || (words.count == 3 && words[1] == "indirectly"), lost[words[0]] == nil else {
+                    throw HarnessError("bad lost line: \(line)")
+                }
                 lost[words[0]] = words[1]
+                if words.count == 3 { leaders[words[0]] = words[2] }
             default: fields[String(key)] = value
             }
         }
@@ -70,6 +76,15 @@ extension EndToEnd {
                 // Every lost line names a recorded block.
                 let recorded = Set(dir.blocks.values.compactMap(\.address))
                 #expect(Set(check.lost.keys).isSubset(of: recorded))
+                // Every indirectly lost block names its clique's leader, itself lost; following
+                // leaders ends at a definitely lost block (valgrind's clique leader).
+                let indirect = check.lost.filter { $0.value == "indirectly" }.map(\.key)
+                #expect(!indirect.isEmpty && Set(check.leaders.keys) == Set(indirect), "\(check.leaders)")
+                for block in indirect {
+                    var at = block, steps = 0
+                    while let leader = check.leaders[at], steps < 20 { at = leader; steps += 1 }
+                    #expect(check.lost[at] == "definitely", "\(block) leads back to \(at) (\(check.lost[at] ?? "not lost"))")
+                }
             }
         }
 

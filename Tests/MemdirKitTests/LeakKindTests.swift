@@ -353,3 +353,42 @@ import Testing
             """))
     }
 }
+
+/// `lost ADDRESS indirectly LEADER`: the clique leader of an indirectly lost block.
+@Suite struct LeakCheckLeaderLines {
+    static func parse(_ text: String) throws(MemdirError) -> LeakCheckRecord {
+        try LeakCheckParser.parse(Array(text.utf8), path: "leak-check")
+    }
+
+    @Test("leaders are read, in any order of lines; records without them still parse")
+    func leadersRead() throws {
+        let record = try Self.parse("""
+            memtrack/1 leak-check
+            result complete
+            seq 9
+            lost 0x30 indirectly 0x20
+            lost 0x10 definitely
+            lost 0x20 indirectly 0x10
+            lost 0x40 possibly
+            end
+
+            """)
+        #expect(record.lost.hasLeaders)
+        #expect(record.lost.leader(of: 0x30) == 0x20 && record.lost.leader(of: 0x20) == 0x10)
+        #expect(record.lost.leader(of: 0x10) == nil && record.lost.leader(of: 0x40) == nil)
+        #expect(record.lost.leads(0x10) && record.lost.leads(0x20) && !record.lost.leads(0x30) && !record.lost.leads(0x40))
+        #expect(record.lost[0x30] == .indirectlyLost && record.lost[0x10] == .definitelyLost)
+        let old = try Self.parse("memtrack/1 leak-check\nresult complete\nseq 1\nlost 0x20 indirectly\nend\n")
+        #expect(!old.lost.hasLeaders && old.lost.leader(of: 0x20) == nil && old.lost[0x20] == .indirectlyLost)
+    }
+
+    @Test("a bad leader, or a leader on another kind, is a malformed record with its line")
+    func badLeaders() {
+        #expect(throws: MemdirError.malformedRecord(path: "leak-check", reason: "line 4: bad leader in lost line")) {
+            try Self.parse("memtrack/1 leak-check\nresult complete\nseq 1\nlost 0x20 indirectly 0xZZ\nend\n")
+        }
+        #expect(throws: MemdirError.self) {
+            try Self.parse("memtrack/1 leak-check\nresult complete\nseq 1\nlost 0x20 definitely 0x10\nend\n")
+        }
+    }
+}

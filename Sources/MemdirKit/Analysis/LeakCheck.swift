@@ -66,6 +66,11 @@ extension String {
 public struct LostBlocks: Equatable, Sendable, ExpressibleByDictionaryLiteral {
     private var addresses: [UInt64] = []
     private var kinds: [LeakKind] = []
+    /// The clique leader of each indirectly lost block (`lost ADDRESS indirectly LEADER`), 0 for
+    /// none; empty while the record names no leader (records before leaders were written).
+    private var leaders: [UInt64] = []
+    /// Every block that leads another, sorted (for LSan's suppressions: see Report.suppress).
+    private var leading: [UInt64] = []
     private var sorted = true
 
     public init() {}
@@ -81,29 +86,50 @@ public struct LostBlocks: Equatable, Sendable, ExpressibleByDictionaryLiteral {
         for i in addresses.indices { body(addresses[i], kinds[i]) }
     }
 
-    mutating func append(_ address: UInt64, _ kind: LeakKind) {
+    mutating func append(_ address: UInt64, _ kind: LeakKind, leader: UInt64 = 0) {
         if let last = addresses.last, last >= address { sorted = false }
+        if leader != 0 && leaders.count < addresses.count { leaders = Array(repeating: 0, count: addresses.count) }
         addresses.append(address)
         kinds.append(kind)
+        if leader != 0 || !leaders.isEmpty { leaders.append(leader) }
     }
 
     /// Sorts by address once all lines are in (the tracker writes them in any order).
     mutating func finish() {
-        guard !sorted else { return }
-        let order = addresses.indices.sorted { addresses[$0] < addresses[$1] }
-        addresses = order.map { addresses[$0] }
-        kinds = order.map { kinds[$0] }
-        sorted = true
+        if !sorted {
+            let order = addresses.indices.sorted { addresses[$0] < addresses[$1] }
+            addresses = order.map { addresses[$0] }
+            kinds = order.map { kinds[$0] }
+            if !leaders.isEmpty { leaders = order.map { leaders[$0] } }
+            sorted = true
+        }
+        leading = Array(Set(leaders.lazy.filter { $0 != 0 })).sorted()
+    }
+
+    private func index(_ address: UInt64, in array: [UInt64]) -> Int? {
+        var lo = 0, hi = array.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if array[mid] < address { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < array.count && array[lo] == address ? lo : nil
     }
 
     public subscript(address: UInt64) -> LeakKind? {
-        var lo = 0, hi = addresses.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if addresses[mid] < address { lo = mid + 1 } else { hi = mid }
-        }
-        return lo < addresses.count && addresses[lo] == address ? kinds[lo] : nil
+        index(address, in: addresses).map { kinds[$0] }
     }
+
+    /// Whether the record names clique leaders at all.
+    public var hasLeaders: Bool { !leaders.isEmpty }
+
+    /// The block whose clique took this indirectly lost block; nil when none is named.
+    public func leader(of address: UInt64) -> UInt64? {
+        guard !leaders.isEmpty, let i = index(address, in: addresses), leaders[i] != 0 else { return nil }
+        return leaders[i]
+    }
+
+    /// Whether some indirectly lost block names this one as its leader.
+    public func leads(_ address: UInt64) -> Bool { index(address, in: leading) != nil }
 }
 
 /// The `leak-check` file as written by the tracker.
@@ -205,9 +231,18 @@ public enum LeakCheckParser {
             // The common line, one per lost block, parsed without making strings.
             if line.starts(with: LeakCheckParser.lostPrefix), let gap = line[(start + 5)...].firstIndex(of: UInt8(ascii: " ")),
                let address = BlockParser.number(line[(start + 5)..<gap]) {
-                let word = line[(gap + 1)...]
-                if let kind = LeakCheckParser.kindWords.first(where: { word.elementsEqual($0.0) })?.1 {
-                    record.lost.append(address, kind)
+                var word = line[(gap + 1)...]
+                var leader: UInt64 = 0   // `lost ADDRESS indirectly LEADER`
+                if let second = word.firstIndex(of: UInt8(ascii: " ")) {
+                    guard let named = BlockParser.number(word[(second + 1)...]), named != 0 else {
+                        throw .malformedRecord(path: path, reason: "line \(lineNumber + 1): bad leader in lost line")
+                    }
+                    leader = named
+                    word = word[..<second]
+                }
+                if let kind = LeakCheckParser.kindWords.first(where: { word.elementsEqual($0.0) })?.1,
+                   leader == 0 || kind == .indirectlyLost {
+                    record.lost.append(address, kind, leader: leader)
                     return true
                 }
             }
@@ -298,6 +333,9 @@ public struct Classification: Sendable {
     /// malformed, or a check that failed. nil when complete or legitimately absent (a crash,
     /// exec, `_exit`, `MEM_LEAK_CHECK=0`, a process still running).
     public var incomplete: String?
+
+    /// Count indirectly lost blocks per clique leader too (Scanner.scan's splitByLeader).
+    public var splitByLeader = false
 
     public static let afterCheckReason = "allocated after the leak check"
 

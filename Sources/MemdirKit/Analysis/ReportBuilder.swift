@@ -44,16 +44,36 @@ public enum ReportBuilder {
 
     /// Takes the groups a suppression matches out of the report, counting them (the groups
     /// hold whole stacks here).
+    /// As LSan, a block an LSan `leak:` line suppresses is a root: the indirectly lost blocks of
+    /// its clique (those whose leader chain leads to it) go with it. valgrind's entries match each
+    /// group by its own stack only, as valgrind does.
     static func suppress(_ process: inout ProcessReport, _ suppressions: [Suppression]) {
         guard !suppressions.isEmpty else { return }
-        process.leaks.removeAll { g in
-            let stack = MatchFrame.stack(g.stack, via: g.sample.via)
-            guard let i = SuppressionMatcher.match(suppressions, stack: stack, kind: g.kind) else { return false }
+        var indexByKey: [GroupKey: Int] = [:]
+        for (k, g) in process.leaks.enumerated() {
+            indexByKey[GroupKey(frames: g.sample.stack, kind: g.kind, leader: g.leader)] = k
+        }
+        var decisions: [Int: Int?] = [:]   // group index -> the suppression that takes it
+        func decide(_ k: Int, depth: Int) -> Int? {
+            if let known = decisions[k] { return known }
+            let g = process.leaks[k]
+            var taken = SuppressionMatcher.match(suppressions, stack: MatchFrame.stack(g.stack, via: g.sample.via), kind: g.kind)
+            if taken == nil, g.leader != 0, depth < 64, let key = process.leaderKeys[g.leader], let leaderGroup = indexByKey[key],
+               leaderGroup != k, let i = decide(leaderGroup, depth: depth + 1), case .lsan = suppressions[i].pattern {
+                taken = i
+            }
+            decisions[k] = .some(taken)
+            return taken
+        }
+        var keep: [LeakGroup] = []
+        for k in process.leaks.indices {
+            let g = process.leaks[k]
+            guard let i = decide(k, depth: 0) else { keep.append(g); continue }
             let tally = Tally(blocks: g.blocks, bytes: g.bytes)
             process.totals.suppressed.add(tally)
             process.suppressionUses[i, default: Tally()].add(tally)
-            return true
         }
+        process.leaks = keep
         process.badFrees.removeAll { b in
             let stack = MatchFrame.stack(b.stack, via: b.record.via)
             guard let i = SuppressionMatcher.matchBadFree(suppressions, stack: stack, kind: b.record.kind) else { return false }

@@ -2,8 +2,9 @@
 // declarations as --help (each Command's name, summary, usage, discussion and OptionSpecs) and
 // from the tables below (environment, exit statuses), so the page and the help cannot drift.
 
-/// The environment memdir and libmemtrack.so read: one table for the man page (README's
-/// Configuration table says the same; a test holds them together).
+/// The environment memdir and libmemtrack.so read: one table for the man page. README's
+/// Configuration table and the DocC catalog's Configuration article say the same, in the same
+/// order (DocumentationTests holds the three together).
 public enum Environment {
     public struct Variable: Sendable {
         public var name: String
@@ -16,7 +17,7 @@ public enum Environment {
         Variable(name: "MEM_DIR", defaultValue: "mem", meaning: "Where run directories go (created 0700 if missing). Use an absolute path for programs that change directory."),
         Variable(name: "MEM_SETTLE_MS", defaultValue: "50", meaning: "A block becomes a record only once it has lived this long; 0 is synchronous mode (capped at 600000)."),
         Variable(name: "MEM_DEPTH", defaultValue: "12", meaning: "Return addresses recorded per block, 1 to 32."),
-        Variable(name: "MEM_FREERES", defaultValue: "1", meaning: "At exit, free glibc's and libstdc++'s own buffers first, as valgrind does; 0 for the raw view."),
+        Variable(name: "MEM_FREERES", defaultValue: "1", meaning: "At exit, free glibc's and libstdc++'s own buffers first, as valgrind does (with other threads alive, only while they are held stopped); 0 for the raw view."),
         Variable(name: "MEM_ALLOW_UNSAFE_DIR", defaultValue: nil, meaning: "1 lets the tracker use a MEM_DIR that is a symbolic link or belongs to another user; otherwise such a MEM_DIR is refused."),
         Variable(name: "MEM_QUARANTINE", defaultValue: "8388608", meaning: "Bytes of freed blocks held back from reuse, so a stale free is still caught; 0 turns it off."),
         Variable(name: "MEM_COUNTERS", defaultValue: "1", meaning: "Keep the counters file (memdir stats, the totals of memdir watch); 0: no counting."),
@@ -30,6 +31,7 @@ public enum Environment {
         Variable(name: "MEM_BACKLOG", defaultValue: "134217728", meaning: "Bytes of memory for records waiting for the writer thread; 0: no backlog."),
         // Read by memdir.
         Variable(name: "MEMDIR_LIBRARY", defaultValue: nil, meaning: "The libmemtrack.so memdir run loads, instead of the one found beside the memdir executable."),
+        Variable(name: "MEMDIR_ADDR2LINE", defaultValue: nil, meaning: "The addr2line (a path or a name on PATH) for the modules of another machine's records, e.g. aarch64 records read on x86-64."),
         Variable(name: "TMPDIR", defaultValue: nil, meaning: "Where memdir run makes its records directory when set (else /dev/shm, else /tmp)."),
         Variable(name: "PATH", defaultValue: nil, meaning: "Where addr2line (binutils) is looked for, to resolve locations, and the program of memdir run."),
         Variable(name: "NO_COLOR", defaultValue: nil, meaning: "When set and not empty, no colour in the text output (as --color=never)."),
@@ -81,6 +83,13 @@ public enum ManPage {
         function file:line with addr2line(1). memdir run does all of it in one step. Its text report goes to
         stderr, so the program's stdout stays clean.
         """,
+        """
+        Every block still allocated at a normal exit has a kind, in valgrind memcheck's words: definitely lost
+        (nothing points to it), indirectly lost (only lost blocks point to it), possibly lost (only pointers into
+        its interior reach it) or still reachable; a block of a process that crashed, exec'd or still runs is
+        not classified. By default memdir run fails (status 23) when, after suppressions, there are definitely or
+        indirectly lost blocks, bad frees, or a record the tracker could not complete.
+        """,
     ]
 
     static let files = [
@@ -119,6 +128,8 @@ public enum ManPage {
             \(text(description[0]))
             .PP
             \(text(description[1]))
+            .PP
+            \(text(description[2]))
             .SH OPTIONS
             .TP
             .B \\-h, \\-\\-help
@@ -190,6 +201,15 @@ public enum ManPage {
             .fi
             .RE
             .PP
+            In CI: fail on leaks, with valgrind's suppressions, and a report for
+            valgrind's XML readers:
+            .PP
+            .RS
+            .nf
+            memdir run \\-\\-suppressions project.supp \\-\\-xml\\-file memdir\\-%p.xml \\-\\- ./tests
+            .fi
+            .RE
+            .PP
             Install the man page and shell completion:
             .PP
             .RS
@@ -204,8 +224,9 @@ public enum ManPage {
             .BR addr2line (1),
             .BR ld.so (8)
             .PP
-            README.md in the memdir sources documents the record format and every
-            setting in full.
+            The reference, with the record format, how the tracker works, its
+            reliability and its limits, is the DocC catalog in the memdir sources,
+            Sources/MemdirKit/MemdirKit.docc; README.md says how to install memdir.
 
             """
         return page

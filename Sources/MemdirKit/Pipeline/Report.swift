@@ -46,6 +46,9 @@ public struct LeakGroup: Sendable {
     public var stack: [Frame]
     public var attributed: Attribution
     public var sample: BlockSample
+    /// Indirectly lost blocks counted per clique leader (LSan's suppressions): the leader's
+    /// address, 0 otherwise.
+    public var leader: UInt64 = 0
 
     public var location: String {
         let fromStack = stack.isEmpty ? "(no stack)" : stack[attributed.frame].describe(symbol: attributed.symbol)
@@ -92,6 +95,8 @@ public struct ProcessReport: Sendable {
     /// Shared memory never given back (SharedMemory.swift).
     public var mappings: [MappingReport] = []
     public var segments: [SegmentReport] = []
+    /// The group key of every clique leader, when indirectly lost blocks are counted per leader.
+    var leaderKeys: [UInt64: GroupKey] = [:]
 
     /// Lost blocks: definitely, indirectly and possibly lost, after suppressions.
     public var leakedBlocks: Int { totals.lost.blocks }

@@ -60,8 +60,12 @@ public struct ReportPipeline: Sendable {
         let runs = try Scanner.runDirectories(in: directory)
         let scanMode: GroupingMode = (options.resolve && options.grouping == .frame) || !suppressions.isEmpty
             ? .stack : options.grouping
+        // LSan's `leak:` lines suppress what a suppressed block alone reaches: that needs each
+        // indirectly lost block's clique leader.
+        let splitByLeader = suppressions.contains { if case .lsan = $0.pattern { true } else { false } }
         var scans = runs.map { Scanner.scan(runDirectory: $0, mode: scanMode, rules: options.rules, olderThanMs: options.olderThanMs,
-                                               leakCheckName: options.leakCheckNames[baseName($0)] ?? "leak-check") }
+                                               leakCheckName: options.leakCheckNames[baseName($0)] ?? "leak-check",
+                                               splitByLeader: splitByLeader) }
         SharedMemory.checkExistence(&scans)
         return scans
     }
@@ -85,7 +89,7 @@ public struct ReportPipeline: Sendable {
         return scans.map { scan in
             let leaks = scan.leaks.map { agg in
                 LeakGroup(kind: agg.kind, blocks: agg.blocks, bytes: agg.bytes, stack: frames(agg.sample.stack, seq: agg.sample.seq, modules: scan.modules),
-                          attributed: Attribution(frame: 0, symbol: 0), sample: agg.sample)
+                          attributed: Attribution(frame: 0, symbol: 0), sample: agg.sample, leader: agg.key.leader)
             }
             let badFrees = scan.badFrees.map { r in
                 BadFree(record: r, stack: frames(r.stack, seq: r.seq, modules: scan.modules), attributed: Attribution(frame: 0, symbol: 0),
@@ -95,6 +99,7 @@ public struct ReportPipeline: Sendable {
             var report = ProcessReport(directory: scan.directory, name: scan.name, process: scan.process, status: scan.status,
                                        leaks: leaks, badFrees: badFrees, problems: scan.problems, problemCount: scan.problemCount,
                                        classification: scan.classification)
+            report.leaderKeys = scan.leaderKeys
             (report.mappings, report.segments) = SharedMemory.reports(scan.sharedMemory) { frames($0, seq: $1, modules: scan.modules) }
             report.incompleteReasons = ReportBuilder.incompleteness(scan)
             return report

@@ -9,6 +9,15 @@ import Dispatch
 public struct GroupKey: Hashable, Sendable {
     public var frames: [UInt64]
     public var kind: LeakKind
+    /// For an indirectly lost block, when LSan's suppressions are in use: the block whose clique
+    /// took it (its leader); 0 otherwise. Report.suppress needs it, regroup drops it.
+    public var leader: UInt64
+
+    public init(frames: [UInt64], kind: LeakKind, leader: UInt64 = 0) {
+        self.frames = frames
+        self.kind = kind
+        self.leader = leader
+    }
 }
 
 /// Blocks counted under one group key.
@@ -37,6 +46,8 @@ public struct RunScan: Sendable {
     public var problemCount = 0
     /// Mappings and segments never given back (SharedMemory.swift).
     public var sharedMemory = SharedMemoryScan()
+    /// With `splitByLeader`: the group key of every block that leads a clique.
+    public var leaderKeys: [UInt64: GroupKey] = [:]
 }
 
 public enum Scanner {
@@ -100,8 +111,10 @@ public enum Scanner {
 
     /// Scans one run directory. Problems with single records are collected, never thrown:
     /// the scan goes on and the report shows what parsed.
+    /// splitByLeader: indirectly lost blocks are counted per clique leader too, and every
+    /// leader's key is kept (LSan's suppressions, Report.suppress).
     public static func scan(runDirectory path: String, mode: GroupingMode, rules: WrapperRules, olderThanMs: UInt64? = nil,
-                            leakCheckName: String = "leak-check") -> RunScan {
+                            leakCheckName: String = "leak-check", splitByLeader: Bool = false) -> RunScan {
         var problems: [MemdirError] = []
         func small<T>(_ name: String, limit: Int, _ parse: (String, String) throws(MemdirError) -> T) -> T? {
             let file = join(path, name)
@@ -123,6 +136,7 @@ public enum Scanner {
         do throws(MemdirError) { stacks = try StackTable.read(runDirectory: path) } catch { problems.append(error) }
         var scan = RunScan(directory: path, name: baseName(path), process: process, status: status, modules: modules)
         scan.classification = classification(runDirectory: path, name: leakCheckName, status: status, problems: &problems)
+        scan.classification.splitByLeader = splitByLeader && scan.classification.lost.hasLeaders
         let accumulator = Accumulator()
         for p in problems { accumulator.problem(p) }
         var grouper = Grouper(mode: mode, modules: modules)
@@ -130,6 +144,7 @@ public enum Scanner {
         streamBlocks(path: path, grouper: grouper, classification: scan.classification, stacks: stacks,
                      into: accumulator, scan: &scan)
         scan.leaks = Array(accumulator.groups.values)
+        scan.leaderKeys = accumulator.leaderKeys
         scan.problems = accumulator.problems
         scan.problemCount = accumulator.problemCount
         scan.badFrees.sort { $0.seq < $1.seq }
@@ -226,6 +241,7 @@ public enum Scanner {
     static func parseBatch(_ batch: NameBatch, dirfd: Int32, directory: String, grouper: Grouper, classification: Classification,
                            stacks: StackTable = .empty, into accumulator: Accumulator) {
         var local: [GroupKey: LeakAggregate] = [:]
+        var leaderKeys: [UInt64: GroupKey] = [:]
         var problems: [MemdirError] = []
         var problemCount = 0
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: RecordLimit.block + 1, alignment: 16)
@@ -272,7 +288,11 @@ public enum Scanner {
             case .ok(let fields):
                 if let limit = grouper.maxBlockMs, Int64(clamping: fields.ms) > limit { return }
                 let frames = stack.withUnsafeBufferPointer { grouper.key($0, seq: fields.seq) }
-                let key = GroupKey(frames: frames, kind: classification.kind(address: fields.address, seq: fields.seq))
+                var key = GroupKey(frames: frames, kind: classification.kind(address: fields.address, seq: fields.seq))
+                if classification.splitByLeader {
+                    if key.kind == .indirectlyLost { key.leader = classification.lost.leader(of: fields.address) ?? 0 }
+                    if classification.lost.leads(fields.address) { leaderKeys[fields.address] = key }
+                }
                 if var aggregate = local[key] {
                     aggregate.blocks += 1
                     aggregate.bytes &+= fields.size
@@ -283,7 +303,7 @@ public enum Scanner {
                 }
             }
         }
-        accumulator.merge(local, problems: problems, problemCount: problemCount)
+        accumulator.merge(local, problems: problems, problemCount: problemCount, leaderKeys: leaderKeys)
     }
 
     static func sample(_ f: BlockFields, _ bytes: UnsafeRawBufferPointer, _ stack: [UInt64]) -> BlockSample {
@@ -325,6 +345,7 @@ struct NameBatch: @unchecked Sendable {
 final class Accumulator: @unchecked Sendable {
     private let lock = Lock()
     var groups: [GroupKey: LeakAggregate] = [:]
+    var leaderKeys: [UInt64: GroupKey] = [:]
     var problems: [MemdirError] = []
     var problemCount = 0
 
@@ -332,11 +353,14 @@ final class Accumulator: @unchecked Sendable {
         merge([:], problems: [error], problemCount: 1)
     }
 
-    func merge(_ local: [GroupKey: LeakAggregate], problems newProblems: [MemdirError], problemCount count: Int) {
-        lock.withLock { mergeLocked(local, problems: newProblems, problemCount: count) }
+    func merge(_ local: [GroupKey: LeakAggregate], problems newProblems: [MemdirError], problemCount count: Int,
+               leaderKeys newLeaderKeys: [UInt64: GroupKey] = [:]) {
+        lock.withLock { mergeLocked(local, problems: newProblems, problemCount: count, leaderKeys: newLeaderKeys) }
     }
 
-    private func mergeLocked(_ local: [GroupKey: LeakAggregate], problems newProblems: [MemdirError], problemCount count: Int) {
+    private func mergeLocked(_ local: [GroupKey: LeakAggregate], problems newProblems: [MemdirError], problemCount count: Int,
+                             leaderKeys newLeaderKeys: [UInt64: GroupKey]) {
+        leaderKeys.merge(newLeaderKeys) { first, _ in first }
         for (key, aggregate) in local {
             if var existing = groups[key] {
                 existing.blocks += aggregate.blocks
