@@ -257,8 +257,14 @@ def spawn_and_wait(argv, env, stderr_path, ctx):
     expired = threading.Event()
     watchdog = threading.Timer(ctx.timeout, lambda: (expired.set(), kill_session(pid)))
     watchdog.start()
-    _, launcher_status, _ = os.wait4(pid, 0)
-    watchdog.cancel()
+    try:
+        _, launcher_status, _ = os.wait4(pid, 0)
+    except BaseException:            # the driver is ending (SIGTERM, ^C): end the run too
+        kill_session(pid)
+        os.waitpid(pid, 0)
+        raise
+    finally:
+        watchdog.cancel()
     kill_session(pid)
     if expired.is_set():
         result_path.unlink(missing_ok=True)
@@ -950,7 +956,7 @@ def header_lines(machine, args, sizes, workload_list):
                 if any(f in LOOP_FILESYSTEMS for f in args.filesystem_list) else ""),
              "workloads:"]
     for w in workload_list:
-        lines.append(f"  {w.name:12} {w.note}" + (f"; C loop = {w.loop_note}" if w.loop_note else ""))
+        lines.append(f"  {w.name:15} {w.note}" + (f"; C loop = {w.loop_note}" if w.loop_note else ""))
     return lines
 
 
