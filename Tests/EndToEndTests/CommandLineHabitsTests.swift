@@ -289,7 +289,9 @@ extension EndToEnd {
 
         /// Completes the words in $1 in a real interactive zsh in a pseudo-terminal (zpty), with
         /// the script $2 loaded, and prints the candidates offered, one a line. Tab runs a widget
-        /// that completes and then prints a marker, which the reader waits for.
+        /// that completes and then prints a marker, which the reader waits for. The markers are
+        /// split in the typed text (`<HI""T>`): the terminal's echo of a typed line, which zle may
+        /// redraw late on a loaded machine, must not read as a marker.
         static let zshCapture = #"""
             zmodload zsh/zpty
             zpty z zsh -f -i
@@ -298,11 +300,11 @@ extension EndToEnd {
             zpty -w z 'compadd() {
               if [[ ${@[1,(i)(-|--)]} == *-(O|A|D)\ * ]]; then builtin compadd "$@"; return; fi
               local -a __hits; builtin compadd -A __hits "$@"
-              local h; for h in $__hits; do print -r -- "<HIT>$h</HIT>"; done
+              local h; for h in $__hits; do print -r -- "<HI""T>$h</HIT>"; done
               builtin compadd "$@"
             }'
-            zpty -w z '_test_complete() { zle complete-word; print -r -- "<COMPLETED>" }; zle -N _test_complete; bindkey "^I" _test_complete'
-            zpty -w z "zstyle ':completion:*' list-prompt ''; zstyle ':completion:*' menu no; setopt nolistambiguous nobeep; print '<READY>'"
+            zpty -w z '_test_complete() { zle complete-word; print -r -- "<COMPLE""TED>" }; zle -N _test_complete; bindkey "^I" _test_complete'
+            zpty -w z "zstyle ':completion:*' list-prompt ''; zstyle ':completion:*' menu no; setopt nolistambiguous nobeep; print '<REA''DY>'"
             zpty -r z line '*<READY>*'
             zpty -n -w z "$1"$'\t'
             zpty -r z out '*<COMPLETED>*'
