@@ -1,14 +1,6 @@
 // Palette.swift: colour for the text report on a terminal (`--color=auto|always|never`, NO_COLOR),
 // as swift-format's diagnostics do: only when the stream is a terminal and TERM is not `dumb`.
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 public enum ColorChoice: String, Sendable, CaseIterable {
     case auto, always, never
 }
@@ -31,7 +23,7 @@ public struct Palette: Sendable {
         case .auto:
             if let noColor = environment["NO_COLOR"], !noColor.isEmpty { return .plain }
             if (environment["TERM"] ?? "dumb") == "dumb" { return .plain }
-            return Palette(enabled: isatty(fd) != 0)
+            return Palette(enabled: isTerminal(fd))
         }
     }
 

@@ -1,12 +1,6 @@
 // Counters.swift: reads a run directory's `counters` file (README "counters"): the tracker's
 // allocation statistics, kept in per-thread slots of a mapped file, summed here.
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#endif
-
 /// The entry points in the tracker's `via` order: calls[i] counts entry point i.
 public let counterEntryPoints = ["malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
                                  "memalign", "valloc", "pvalloc", "free", "cfree", "new", "new[]", "new-aligned", "new[]-aligned"]
@@ -53,7 +47,7 @@ public enum CountersReader {
     public static func read(runDirectory: String) throws(MemdirError) -> Counters {
         let path = Scanner.join(runDirectory, "counters")
         switch readBytes(path, limit: maximumSize) {
-        case .failure(ENOENT): throw .noCounters(path: runDirectory)
+        case .failure(Errno.noEntry): throw .noCounters(path: runDirectory)
         case .failure(let code): throw .malformedRecord(path: path, reason: errnoText(code).lowercasedFirst)
         case .rejected(let why): throw .malformedRecord(path: path, reason: why)
         case .success(let bytes): return try parse(bytes, path: path)

@@ -2,24 +2,15 @@
 // headers through ELFReader: pprof's mappings carry it, and `--binary` is checked against the one
 // the tracker recorded for the module that ran.
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 public enum BuildID {
     /// The build-id of `path` for `--binary`: nil when the file has none (or is not ELF64 LE);
     /// throws when it cannot be read at all.
     public static func read(path: String) throws(MemdirError) -> String? {
-        let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) }
-        guard fd >= 0 else { throw .binaryUnreadable(path: path, reason: errnoText(errno)) }
-        var st = stat()
-        let regular = fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
-        close(fd)
-        guard regular else { throw .binaryUnreadable(path: path, reason: "not a regular file") }
+        switch ReadOnlyFile.opening(path) {
+        case .failed(let code): throw .binaryUnreadable(path: path, reason: errnoText(code))
+        case .notRegular: throw .binaryUnreadable(path: path, reason: "not a regular file")
+        case .file: break
+        }
         return ofFile(path)
     }
 

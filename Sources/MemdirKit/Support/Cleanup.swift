@@ -5,8 +5,6 @@
 @preconcurrency import Glibc
 #elseif canImport(Musl)
 @preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// Removes `path` and everything below it without following symbolic links; returns the first

@@ -1,22 +1,14 @@
 // WatchFormatter.swift: renders `memdir watch` samples: one line per process per interval
 // (text, or JSON lines with schema memdir-watch/1), or a whole screen for a terminal.
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#endif
-
 public enum WatchFormatter {
     public static let schema = "memdir-watch/1"
 
     /// "21:40:01" (UTC) for a unix time in ms.
     static func clock(_ unixMs: Int) -> String {
-        var t = time_t(unixMs / 1000)   // a time_t is an Int: no conversion can trap
-        var parts = tm()
-        gmtime_r(&t, &parts)
+        let parts = utcTimeOfDay(unixMs / 1000)
         func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
+        return "\(two(parts.hour)):\(two(parts.minute)):\(two(parts.second))"
     }
 
     static func rate(_ v: Double?) -> String {

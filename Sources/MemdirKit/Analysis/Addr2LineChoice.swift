@@ -4,12 +4,6 @@
 // then the cross binutils' `<triple>-addr2line`, then `llvm-addr2line` (reads every machine),
 // then a plain `addr2line` whose --help lists the machine's target (binutils-multiarch).
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#endif
-
 /// An ELF machine memdir knows how to pick an addr2line for.
 public struct ELFMachine: Equatable, Hashable, Sendable {
     public var number: UInt16
@@ -45,7 +39,7 @@ public struct ELFMachine: Equatable, Hashable, Sendable {
 enum Addr2LineChoice {
     /// The override: MEMDIR_ADDR2LINE (a path or a name on PATH), used for every machine.
     static var override: String? {
-        guard let value = getenv("MEMDIR_ADDR2LINE").map({ String(cString: $0) }), !value.isEmpty else { return nil }
+        guard let value = environmentValue("MEMDIR_ADDR2LINE"), !value.isEmpty else { return nil }
         return value
     }
 

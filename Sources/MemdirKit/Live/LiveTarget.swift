@@ -2,12 +2,6 @@
 // directory), or a PID, which is found through MEM_DIR in /proc/PID/environ and the run
 // directory whose `process` names that pid.
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#endif
-
 public enum LiveTarget {
     /// The run directories `argument` means: a PID's own, or those of a directory.
     public static func runDirectories(_ argument: String) throws(MemdirError) -> [String] {
@@ -30,10 +24,10 @@ public enum LiveTarget {
         var memDir = variables.first { $0.hasPrefix("MEM_DIR=") }.map { String($0.dropFirst("MEM_DIR=".count)) } ?? "mem"
         if memDir.isEmpty { memDir = "mem" }
         if !memDir.hasPrefix("/") {
-            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let n = readlink("/proc/\(pid)/cwd", &buffer, buffer.count - 1)
-            guard n > 0 else { throw .processNotTraced(pid: pid, reason: "its working directory cannot be read") }
-            memDir = Scanner.join(string(fromNulTerminated: Array(buffer[0..<n]) + [0]), memDir)
+            guard let cwd = symbolicLinkTarget("/proc/\(pid)/cwd") else {
+                throw .processNotTraced(pid: pid, reason: "its working directory cannot be read")
+            }
+            memDir = Scanner.join(cwd, memDir)
         }
         let candidates = ((try? listDirectory(memDir)) ?? []).filter { $0.kind == .directory && ($0.name == pid || $0.name.hasPrefix(pid + ".")) }
             .map(\.name).sorted { Scanner.runOrder($0, $1) }

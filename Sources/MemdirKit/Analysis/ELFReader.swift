@@ -3,34 +3,20 @@
 // functions (valgrind's XML puts the tracker's malloc or free on top of each stack, as memcheck
 // puts its own). ELF64 little-endian only; anything else, or a file that cannot be read, is nil.
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#endif
-
 struct ELFReader {
-    private let fd: Int32
-
-    private init(fd: Int32) { self.fd = fd }
+    private let file: ReadOnlyFile
 
     /// Runs `body` with the open file; nil when it cannot be opened or is not ELF64 LE.
     static func with<T>(path: String, _ body: (ELFReader, [UInt8]) -> T?) -> T? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)   // a FIFO must not block
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
-        let reader = ELFReader(fd: fd)
+        guard case .file(let file) = ReadOnlyFile.opening(path) else { return nil }   // a FIFO does not block it
+        let reader = ELFReader(file: file)
         guard let header = reader.bytes(0, 64), header[0...3] == [0x7F, 0x45, 0x4C, 0x46], header[4] == 2, header[5] == 1 else { return nil }
         return body(reader, header)
     }
 
     func bytes(_ offset: UInt64, _ count: Int) -> [UInt8]? {
         guard count > 0, count <= 64 << 20 else { return nil }
-        var buffer = [UInt8](repeating: 0, count: count)
-        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(offset)) }
-        return n == count ? buffer : nil
+        return file.bytes(at: offset, count: count)
     }
 
     static func le(_ b: [UInt8], _ at: Int, _ size: Int) -> UInt64 {

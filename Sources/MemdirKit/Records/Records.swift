@@ -85,16 +85,6 @@ func parseNumber<S: StringProtocol>(_ text: S) -> UInt64? {
     return UInt64(text)
 }
 
-func parseStack<S: StringProtocol>(_ text: S) -> [UInt64]? {
-    if text.isEmpty { return [] }
-    var result: [UInt64] = []
-    for part in text.split(separator: ",", omittingEmptySubsequences: false) {
-        guard let value = parseNumber(part) else { return nil }
-        result.append(value)
-    }
-    return result
-}
-
 /// Undoes the escaping of values that run to the end of the line: `\\` `\n` `\t` `\xHH`.
 public func unescapeValue(_ text: Substring) -> String {
     guard text.contains("\\") else { return String(text) }
@@ -262,7 +252,7 @@ public enum RecordParser {
         }
         func field(_ key: Substring) throws(MemdirError) -> Substring { try required(fields[key], String(key), path) }
         func stack(_ key: Substring, _ v: Substring) throws(MemdirError) -> [UInt64] {
-            guard let s = parseStack(v) else { throw .malformedRecord(path: path, reason: "bad stack for '\(key)'") }
+            guard let s = StackParser.parse(v) else { throw .malformedRecord(path: path, reason: "bad stack for '\(key)'") }
             return s
         }
         var record = BadFreeRecord(

@@ -2,18 +2,8 @@
 // (`start-unix-ms` in `process`), so its age now is now − start − ms. Also parses the
 // durations the options take (`30s`, `500ms`, `2m`, `1h`; a plain number is seconds).
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#endif
-
 public enum BlockAge {
-    public static func nowUnixMs() -> Int {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
-    }
+    public static func nowUnixMs() -> Int { realtimeMilliseconds() }
 
     /// The largest `ms` a block may have and still be at least `olderThanMs` old; nil (keep
     /// everything) when the process's start is unknown.

@@ -5,14 +5,6 @@
 // new[]), `l=ID:LINE` (memtrack.h's location: `ID` names a line `ID FILE<tab>FUNCTION` of the
 // `sources` file). Version 1 records (regular files) go through BlockParser.
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// The `stacks` file of one run directory: stack id -> frames.
 public struct StackTable: Sendable {
     var frames: [UInt64] = []
@@ -93,23 +85,8 @@ public struct StackTable: Sendable {
                 throw .malformedRecord(path: path, reason: "bad stack id '\(BlockParser.text(line, 0, min(i, 40)))'")
             }
             let start = table.frames.count
-            if i + 1 < line.count {
-                var itemStart = i + 1
-                var j = itemStart
-                while true {
-                    if j == line.count || line[j] == UInt8(ascii: ",") {
-                        guard j - itemStart >= 3, line[itemStart] == UInt8(ascii: "0"), line[itemStart + 1] == UInt8(ascii: "x"),
-                              let value = BlockParser.number(line, itemStart, j) else {
-                            table.frames.removeSubrange(start...)
-                            throw .malformedRecord(path: path,
-                                                   reason: "bad frame '\(BlockParser.text(line, itemStart, min(j, itemStart + 40)))' in stack \(id)")
-                        }
-                        table.frames.append(value)
-                        if j == line.count { break }
-                        itemStart = j + 1
-                    }
-                    j += 1
-                }
+            if i + 1 < line.count, let bad = StackParser.parse(line, i + 1, line.count, hexOnly: true, into: &table.frames) {
+                throw .malformedRecord(path: path, reason: "bad frame '\(BlockParser.text(line, bad.lowerBound, min(bad.upperBound, bad.lowerBound + 40)))' in stack \(id)")
             }
             let span = (start: start, count: table.frames.count - start)
             // Ids are handed out from 1 in order: a dense index up to twice the lines read (and
@@ -160,7 +137,7 @@ public struct StackTable: Sendable {
         var table: StackTable
         switch try forEachLine(path, limit: Scanner.RecordLimit.stacks, maxLine: maximumLine,
                                { (line, terminated) throws(MemdirError) -> Bool in try builder.line(line, terminated: terminated); return true }) {
-        case .failure(ENOENT): table = .empty
+        case .failure(Errno.noEntry): table = .empty
         case .failure(let code): throw .malformedRecord(path: path, reason: errnoText(code).lowercasedFirst)
         case .rejected(let reason): throw .malformedRecord(path: path, reason: reason)
         case .done: table = try builder.finish()
@@ -168,7 +145,7 @@ public struct StackTable: Sendable {
         let sourcesPath = Scanner.join(runDirectory, "sources")
         switch try forEachLine(sourcesPath, limit: Scanner.RecordLimit.sources, maxLine: maximumSourceLine,
                                { (line, terminated) throws(MemdirError) -> Bool in table.sourceLine(line, terminated: terminated); return true }) {
-        case .failure(ENOENT), .done: break
+        case .failure(Errno.noEntry), .done: break
         case .failure(let code): throw .malformedRecord(path: sourcesPath, reason: errnoText(code).lowercasedFirst)
         case .rejected(let reason): throw .malformedRecord(path: sourcesPath, reason: reason)
         }
@@ -192,12 +169,11 @@ public enum BlockRecordV2 {
 
     /// readlinkat into `buffer`; `.notALink` for a regular (version 1) file.
     public static func readLink(dirfd: Int32, name: UnsafePointer<CChar>, into buffer: UnsafeMutableRawBufferPointer) -> LinkRead {
-        let n = readlinkat(dirfd, name, buffer.baseAddress!.assumingMemoryBound(to: CChar.self), buffer.count - 32)
-        if n >= 0 { return .link(n) }
-        switch errno {
-        case EINVAL: return .notALink
-        case ENOENT: return .missing  // freed between readdir and now: not a leak
-        case let code: return .failed(code)
+        switch readLinkTarget(directory: dirfd, name: name, into: buffer, reserve: 32) {
+        case .length(let n): return .link(n)
+        case .notALink: return .notALink
+        case .missing: return .missing  // freed between readdir and now: not a leak
+        case .failed(let code): return .failed(code)
         }
     }
 
@@ -292,7 +268,7 @@ public enum BlockRecordV2 {
         guard let frames = stacks.stack(stackID) else { return .malformed("unknown stack id \(stackID)") }
         stack.append(contentsOf: frames)
         // The address is the name: `0x...` before `.mem`.
-        let nameLength = strlen(name)
+        let nameLength = cStringLength(name)
         let address = UnsafeRawBufferPointer(start: name, count: nameLength)
         guard nameLength > 4, let value = BlockParser.number(address, 0, nameLength - 4) else {
             return .malformed("bad record name")
@@ -324,20 +300,15 @@ public enum BlockRecordV2 {
     /// tests that look at single records.
     public static func readAll(runDirectory: String) throws(MemdirError) -> [String: BlockSample] {
         let stacks = try StackTable.read(runDirectory: runDirectory)
-        let fd = open(runDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0, let dir = fdopendir(fd) else {
-            if fd >= 0 { close(fd) }
-            throw .directoryUnreadable(path: runDirectory, reason: errnoText(errno))
-        }
-        defer { closedir(dir) }
+        let dir = try DirectoryReader(runDirectory)
+        defer { withExtendedLifetime(dir) {} }   // its descriptor is used for every record
+        let fd = dir.descriptor
         var result: [String: BlockSample] = [:]
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
         defer { buffer.deallocate() }
         var stack: [UInt64] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: &entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
+        while let entry = dir.next() {
+            let name = entry.name
             guard name.hasSuffix(".mem") else { continue }
             let path = runDirectory + "/" + name
             var end = 0

@@ -3,14 +3,6 @@
 // and turns it into a per-process lookup (`Classification`) the block scan asks for every block:
 // definitely / indirectly / possibly lost, still reachable, or not classified (and why).
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// What a block is at the end of the process, in valgrind memcheck's words.
 public enum LeakKind: Int, CaseIterable, Comparable, Sendable {
     case definitelyLost, indirectlyLost, possiblyLost, stillReachable
@@ -207,7 +199,7 @@ public enum LeakCheckParser {
                 return try builder.line(ArraySlice(line), terminated: terminated)
             }
             switch outcome {
-            case .failure(ENOENT): return .missing
+            case .failure(Errno.noEntry): return .missing
             case .failure(let code): return .unreadable(.malformedRecord(path: path, reason: errnoText(code).lowercasedFirst))
             case .rejected(let why): return .unreadable(.malformedRecord(path: path, reason: why))
             case .done: break

@@ -3,13 +3,6 @@
 // flat byte buffers, batches parsed on all cores with openat/read/close into a reusable buffer,
 // and counted into a dictionary keyed by group. Memory follows the number of groups, not blocks.
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Dispatch
 
 /// A group: its key frames (from the Grouper) and the blocks' leak kind.
@@ -127,7 +120,7 @@ public enum Scanner {
             let file = join(path, name)
             switch readTextFile(file, limit: limit) {
             case .failure(let code):
-                problems.append(.malformedRecord(path: file, reason: code == ENOENT ? "missing file" : errnoText(code).lowercasedFirst))
+                problems.append(.malformedRecord(path: file, reason: code == Errno.noEntry ? "missing file" : errnoText(code).lowercasedFirst))
                 return nil
             case .rejected(let reason):
                 problems.append(.malformedRecord(path: file, reason: reason))
@@ -185,12 +178,14 @@ public enum Scanner {
     /// readdir the run directory; block files go to workers in batches, bad-free files are parsed here.
     static func streamBlocks(path: String, grouper: Grouper, classification: Classification, stacks: StackTable = .empty,
                              into accumulator: Accumulator, scan: inout RunScan) {
-        guard let dir = opendir(path) else {
-            accumulator.problem(.directoryUnreadable(path: path, reason: errnoText(errno)))
+        let dir: DirectoryReader
+        do throws(MemdirError) { dir = try DirectoryReader(path) } catch {
+            accumulator.problem(error)
             return
         }
-        defer { closedir(dir) }
-        let fd = dirfd(dir)
+        // The workers read through the stream's descriptor: it stays open until they are done.
+        defer { withExtendedLifetime(dir) {} }
+        let fd = dir.descriptor
         let group = DispatchGroup()
         // At most this many batches in flight: both cores busy, memory bounded.
         let slots = DispatchSemaphore(value: 4)
@@ -206,28 +201,24 @@ public enum Scanner {
                 slots.signal()
             }
         }
-        while let entry = readdir(dir) {
-            let type = Int32(entry.pointee.d_type)
-            if type == Int32(DT_DIR) { continue }
+        while let entry = dir.next() {
+            let type = entry.knownKind
+            if type == .directory { continue }
             // '.' names are the tracker's temporary files (and "." and ".."): never records.
-            if withUnsafePointer(to: &entry.pointee.d_name, { $0.withMemoryRebound(to: UInt8.self, capacity: 1) { $0[0] } }) == UInt8(ascii: ".") { continue }
-            let isBlock = withUnsafePointer(to: &entry.pointee.d_name) { ptr in
-                ptr.withMemoryRebound(to: UInt8.self, capacity: 256) { name -> Bool in
-                    let length = strlen(UnsafeRawPointer(name).assumingMemoryBound(to: CChar.self))
-                    guard length > 4, name[length - 4] == UInt8(ascii: "."), name[length - 3] == UInt8(ascii: "m"),
-                          name[length - 2] == UInt8(ascii: "e"), name[length - 1] == UInt8(ascii: "m") else { return false }
-                    batch.append(UnsafeBufferPointer(start: name, count: length))
-                    return true
-                }
+            if entry.firstByte == UInt8(ascii: ".") { continue }
+            let isBlock = entry.withName { name -> Bool in
+                let length = name.count
+                guard length > 4, name[length - 4] == UInt8(ascii: "."), name[length - 3] == UInt8(ascii: "m"),
+                      name[length - 2] == UInt8(ascii: "e"), name[length - 1] == UInt8(ascii: "m") else { return false }
+                batch.append(name)
+                return true
             }
             if isBlock {
-                if type == Int32(DT_UNKNOWN) && entryKind(dir: dir, entry: entry) == .directory { batch.removeLast() }
+                if type == nil && dir.kind(of: entry) == .directory { batch.removeLast() }
                 if batch.count >= batchSize { flush() }
                 continue
             }
-            let name = withUnsafePointer(to: &entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
+            let name = entry.name
             if SharedMemory.isRecordName(name) {
                 if let problem = SharedMemory.read(join(path, name), into: &scan.sharedMemory) { accumulator.problem(problem) }
                 continue
@@ -235,7 +226,7 @@ public enum Scanner {
             guard name.hasSuffix(".free") else { continue }
             let file = join(path, name)
             switch readTextFile(file, limit: RecordLimit.badFree) {
-            case .failure(ELOOP): continue   // a symbolic link: not a v1 record, never followed
+            case .failure(Errno.loop): continue   // a symbolic link: not a v1 record, never followed
             case .failure(let code): accumulator.problem(.malformedRecord(path: file, reason: errnoText(code).lowercasedFirst))
             case .rejected(let reason): accumulator.problem(.malformedRecord(path: file, reason: reason))
             case .success(let text):
@@ -275,29 +266,14 @@ public enum Scanner {
                 problem(.malformedRecord(path: filePath(), reason: errnoText(code).lowercasedFirst))
                 return
             case .notALink:
-                let opened = openRecordFile({ openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK) },
-                                            limit: RecordLimit.block)
-                if let refusal = opened.refusal { problem(.malformedRecord(path: filePath(), reason: refusal)); return }
-                let fd = opened.fd
-                if fd < 0 {
-                    // ENOENT: freed between readlinkat and open, not a leak. ELOOP: it became a
-                    // symbolic link meanwhile (a new record at the address): never followed.
-                    if opened.errno != ENOENT && opened.errno != ELOOP {
-                        problem(.malformedRecord(path: filePath(), reason: errnoText(opened.errno).lowercasedFirst))
-                    }
-                    return
-                }
-                var failure: Int32 = 0
-                while filled < buffer.count {   // the buffer holds RecordLimit.block bytes and one more
-                    let n = retryingEINTR { read(fd, buffer.baseAddress! + filled, buffer.count - filled) }
-                    if n < 0 { failure = errno; break }
-                    if n == 0 { break }
-                    filled += n
-                }
-                close(fd)
-                if failure != 0 {
-                    problem(.malformedRecord(path: filePath(), reason: errnoText(failure).lowercasedFirst))
-                    return
+                // The buffer holds RecordLimit.block bytes and one more.
+                switch readRecordFile(directory: dirfd, name: name, limit: RecordLimit.block, into: buffer) {
+                case .refused(let refusal): problem(.malformedRecord(path: filePath(), reason: refusal)); return
+                // Freed between readlinkat and open, not a leak; or it became a symbolic link
+                // meanwhile (a new record at the address): never followed.
+                case .gone: return
+                case .failed(let code): problem(.malformedRecord(path: filePath(), reason: errnoText(code).lowercasedFirst)); return
+                case .read(let count): filled = count
                 }
                 if filled > RecordLimit.block {   // it grew after the fstat
                     problem(.malformedRecord(path: filePath(), reason: "record too large (more than \(RecordLimit.block) bytes)"))
@@ -367,14 +343,11 @@ struct NameBatch: @unchecked Sendable {
 
 /// The shared result of all workers, merged under a lock once per batch.
 final class Accumulator: @unchecked Sendable {
-    private var lock = pthread_mutex_t()
+    private let lock = Lock()
     var groups: [GroupKey: LeakAggregate] = [:]
     var leaderKeys: [UInt64: GroupKey] = [:]
     var problems: [MemdirError] = []
     var problemCount = 0
-
-    init() { pthread_mutex_init(&lock, nil) }
-    deinit { pthread_mutex_destroy(&lock) }
 
     func problem(_ error: MemdirError) {
         merge([:], problems: [error], problemCount: 1)
@@ -382,8 +355,11 @@ final class Accumulator: @unchecked Sendable {
 
     func merge(_ local: [GroupKey: LeakAggregate], problems newProblems: [MemdirError], problemCount count: Int,
                leaderKeys newLeaderKeys: [UInt64: GroupKey] = [:]) {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
+        lock.withLock { mergeLocked(local, problems: newProblems, problemCount: count, leaderKeys: newLeaderKeys) }
+    }
+
+    private func mergeLocked(_ local: [GroupKey: LeakAggregate], problems newProblems: [MemdirError], problemCount count: Int,
+                             leaderKeys newLeaderKeys: [UInt64: GroupKey]) {
         leaderKeys.merge(newLeaderKeys) { first, _ in first }
         for (key, aggregate) in local {
             if var existing = groups[key] {

@@ -1,5 +1,8 @@
-// System.swift: the thin layer over libc that memdir needs: errno text, whole-file reads,
-// directory listing with readdir/d_type. Everything above it speaks Swift types and MemdirError.
+// System.swift: the thin layer over libc that memdir needs: errno text and names, whole-file
+// reads, directory listing with readdir/d_type, paths, clocks and processes. Support/ is the one
+// folder that imports the C library (SourceLayoutTests says so); beside this file: Directory
+// (records read by descriptor), Files (what memdir writes), Subprocess (spawning), Terminal
+// (watch), Lock, Demangler and Cleanup. Everything above them speaks Swift types and MemdirError.
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -215,17 +218,23 @@ func string(fromNulTerminated buffer: [CChar]) -> String {
     return String(decoding: buffer[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
+/// Writes all of `bytes` to a file descriptor, again after a short write or EINTR; the errno
+/// of a failure (EIO when write(2) wrote nothing), nil when all of it went out.
+func writeFully(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32? {
+    var offset = 0
+    while offset < bytes.count {
+        let n = retryingEINTR { write(fd, bytes.baseAddress! + offset, bytes.count - offset) }
+        if n < 0 { return errno }
+        if n == 0 { return EIO }
+        offset += n
+    }
+    return nil
+}
+
 /// Writes all of `text` to a file descriptor (stdout/stderr of the tool).
 func writeAll(_ fd: Int32, _ text: String) {
     var text = text
-    text.withUTF8 { buf in
-        var offset = 0
-        while offset < buf.count {
-            let n = retryingEINTR { write(fd, buf.baseAddress! + offset, buf.count - offset) }
-            if n <= 0 { return }
-            offset += n
-        }
-    }
+    _ = text.withUTF8 { writeFully(fd, UnsafeRawBufferPointer($0)) }
 }
 
 extension String {
@@ -245,3 +254,154 @@ extension String {
         return out
     }
 }
+
+// MARK: - errno values the layers above tell apart
+
+/// The errno values memdir's code above this layer compares with (`case .failure(Errno.noEntry)`),
+/// named here so that no other file needs libc for them.
+enum Errno {
+    static let noEntry = ENOENT
+    static let loop = ELOOP
+    static let invalid = EINVAL
+    static let io = EIO
+    static let accessDenied = EACCES
+}
+
+// MARK: - the process, its environment and clocks
+
+/// `getenv(name)`: the variable as the process sees it now (currentEnvironment() copies them all).
+func environmentValue(_ name: String) -> String? {
+    getenv(name).map { String(cString: $0) }
+}
+
+/// exit(3): flushes nothing of memdir's (it writes with write(2)) and ends the process.
+func exitProcess(_ status: Int32) -> Never { exit(status) }
+
+/// This process's pid.
+func currentProcessID() -> Int32 { getpid() }
+
+/// This process's real user id.
+func currentUserID() -> UInt32 { getuid() }
+
+/// kill(pid, 0) failed with ESRCH: no such process (any more).
+func processIsGone(_ pid: Int32) -> Bool { kill(pid, 0) != 0 && errno == ESRCH }
+
+/// kill(pid, 0) succeeded, or the process exists but belongs to someone else (EPERM).
+func processIsAlive(_ pid: Int32) -> Bool { kill(pid, 0) == 0 || errno == EPERM }
+
+/// The wall clock in ms since the epoch (CLOCK_REALTIME).
+func realtimeMilliseconds() -> Int {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
+}
+
+/// The wall clock in whole seconds since the epoch, as time(2) gives it.
+func unixTimeSeconds() -> Int { Int(time(nil)) }
+
+/// Hours, minutes and seconds (UTC) of a unix time in seconds.
+func utcTimeOfDay(_ unixSeconds: Int) -> (hour: Int32, minute: Int32, second: Int32) {
+    var t = time_t(unixSeconds)   // a time_t is an Int: no conversion can trap
+    var parts = tm()
+    gmtime_r(&t, &parts)
+    return (parts.tm_hour, parts.tm_min, parts.tm_sec)
+}
+
+/// User and system CPU time of this process (every thread), in ms.
+func processCPUMilliseconds() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000
+}
+
+/// Sleeps `milliseconds` with poll(2); a signal may cut it short.
+func waitMilliseconds(_ milliseconds: Int32) { _ = poll(nil, 0, milliseconds) }
+
+/// Sleeps `milliseconds` with nanosleep(2); a signal cuts it short (the caller then looks at its flag).
+func sleep(milliseconds: Int) {
+    var pause = timespec(tv_sec: milliseconds / 1000, tv_nsec: (milliseconds % 1000) * 1_000_000)
+    nanosleep(&pause, nil)
+}
+
+// MARK: - paths
+
+/// realpath(3): the absolute path with every link resolved; nil when it cannot be resolved.
+func realPath(_ path: String) -> String? {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    return realpath(path, &buffer) != nil ? string(fromNulTerminated: buffer) : nil
+}
+
+/// getcwd(3); nil when it cannot be read (removed, or too long).
+func currentDirectory() -> String? {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    return getcwd(&buffer, buffer.count) != nil ? string(fromNulTerminated: buffer) : nil
+}
+
+/// readlink(2) of `path`; nil when it is not a link or cannot be read.
+func symbolicLinkTarget(_ path: String) -> String? {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let n = readlink(path, &buffer, buffer.count - 1)
+    guard n > 0 else { return nil }
+    return string(fromNulTerminated: Array(buffer[0..<n]) + [0])
+}
+
+/// access(path, F_OK): the path exists (links followed).
+func pathExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+/// access(path, W_OK | X_OK): files can be made in the directory `path`. The errno when not.
+func directoryWritable(_ path: String) -> Int32? { access(path, W_OK | X_OK) == 0 ? nil : errno }
+
+/// What lstat(2) says of a path: a directory, its owner and when it last changed.
+struct PathStatus {
+    var isDirectory: Bool
+    var isSymbolicLink: Bool
+    var owner: UInt32
+    var modifiedUnixSeconds: Int
+
+    /// lstat: a link is described, not followed. Nil when it cannot be read.
+    init?(linkAt path: String) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return nil }
+        self.init(st)
+    }
+
+    /// stat: links followed.
+    init?(_ path: String) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        self.init(st)
+    }
+
+    private init(_ st: stat) {
+        isDirectory = (st.st_mode & S_IFMT) == S_IFDIR
+        isSymbolicLink = (st.st_mode & S_IFMT) == S_IFLNK
+        owner = st.st_uid
+        modifiedUnixSeconds = Int(st.st_mtim.tv_sec)
+    }
+}
+
+/// mkdir(path, mode); the errno when it fails.
+func makeDirectory(_ path: String, mode: UInt32) -> Int32? { mkdir(path, mode_t(mode)) == 0 ? nil : errno }
+
+/// mkdtemp(3) of `template` (ending in XXXXXX): the new directory's path, or the errno.
+func makeTemporaryDirectory(_ template: String) -> (path: String?, errno: Int32) {
+    var bytes = Array(template.utf8CString)
+    guard mkdtemp(&bytes) != nil else { return (nil, errno) }
+    return (string(fromNulTerminated: bytes), 0)
+}
+
+/// Creates `path` (O_EXCL: never one that exists) with `text` in it; false when it could not.
+@discardableResult
+func createExclusiveFile(_ path: String, mode: UInt32, text: String) -> Bool {
+    let fd = retryingEINTR { open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(mode)) }
+    guard fd >= 0 else { return false }
+    writeAll(fd, text)
+    close(fd)
+    return true
+}
+
+/// The length of a NUL-terminated name (a directory entry's, a record's).
+func cStringLength(_ name: UnsafePointer<CChar>) -> Int { strlen(name) }
+
+/// isatty(fd).
+func isTerminal(_ fd: Int32) -> Bool { isatty(fd) != 0 }

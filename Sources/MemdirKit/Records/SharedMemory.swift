@@ -4,12 +4,6 @@
 // renders both kinds for the table and JSON reports. The scan, build and formatters call in here
 // through one hook each.
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#endif
-
 /// `0xADDR.map`: a mapping still mapped when the process ended.
 public struct MappingRecord: Equatable, Sendable {
     public var address: UInt64
@@ -77,7 +71,7 @@ public enum SharedMemory {
     static func read(_ path: String, into scan: inout SharedMemoryScan) -> MemdirError? {
         switch readTextFile(path, limit: Scanner.RecordLimit.badFree) {
         case .failure(let code):
-            return code == ENOENT ? nil : .malformedRecord(path: path, reason: errnoText(code).lowercasedFirst)
+            return code == Errno.noEntry ? nil : .malformedRecord(path: path, reason: errnoText(code).lowercasedFirst)
         case .rejected(let why):
             return .malformedRecord(path: path, reason: why)
         case .success(let text):
@@ -108,7 +102,7 @@ public enum SharedMemory {
     static func parseMapping(_ text: String, path: String) throws(MemdirError) -> MappingRecord {
         let f = try fields(text, kind: "mapping", path: path)
         func field(_ key: Substring) throws(MemdirError) -> Substring { try required(f[key], String(key), path) }
-        guard let stack = parseStack(try field("stack")) else { throw .malformedRecord(path: path, reason: "bad stack for 'stack'") }
+        guard let stack = StackParser.parse(try field("stack")) else { throw .malformedRecord(path: path, reason: "bad stack for 'stack'") }
         return MappingRecord(
             address: try number(try field("address"), key: "address", path: path),
             size: try number(try field("size"), key: "size", path: path),
@@ -125,7 +119,7 @@ public enum SharedMemory {
         let isPosix = text.hasPrefix("memtrack/1 posix-segment")
         let f = try fields(text, kind: isPosix ? "posix-segment" : "segment", path: path)
         func field(_ key: Substring) throws(MemdirError) -> Substring { try required(f[key], String(key), path) }
-        guard let stack = parseStack(try field("stack")) else { throw .malformedRecord(path: path, reason: "bad stack for 'stack'") }
+        guard let stack = StackParser.parse(try field("stack")) else { throw .malformedRecord(path: path, reason: "bad stack for 'stack'") }
         var record = SegmentRecord(
             kind: isPosix ? "posix" : "sysv",
             seq: try number(try field("seq"), key: "seq", path: path),
@@ -169,7 +163,7 @@ public enum SharedMemory {
                 } else if let name = s.name {
                     let trimmed = name.drop { $0 == "/" }
                     scans[i].sharedMemory.segments[j].existsNow = !trimmed.isEmpty && !trimmed.contains("/")
-                        && access("/dev/shm/" + trimmed, F_OK) == 0
+                        && pathExists("/dev/shm/" + trimmed)
                 }
             }
         }

@@ -6,8 +6,6 @@
 @preconcurrency import Glibc
 #elseif canImport(Musl)
 @preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 import Dispatch
 
@@ -101,14 +99,7 @@ public func runSubprocess(_ argv: [String], input: [UInt8] = []) throws(MemdirEr
     let errSink = ByteSink()
     let writeFD = inPipe[1], errFD = errPipe[0]
     DispatchQueue.global().async(group: group) {
-        input.withUnsafeBytes { buf in
-            var offset = 0
-            while offset < buf.count {
-                let n = retryingEINTR { write(writeFD, buf.baseAddress! + offset, buf.count - offset) }
-                if n <= 0 { break }
-                offset += n
-            }
-        }
+        _ = input.withUnsafeBytes { writeFully(writeFD, $0) }   // a tool that stops reading ends it
         close(writeFD)
     }
     DispatchQueue.global().async(group: group) { errSink.bytes = drain(errFD) }
@@ -118,4 +109,39 @@ public func runSubprocess(_ argv: [String], input: [UInt8] = []) throws(MemdirEr
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     return SubprocessResult(status: shellStatus(status), stdout: out, stderr: errSink.bytes)
+}
+
+/// posix_spawn with an argv array; memdir ignores SIGINT/SIGQUIT while waiting (as shells
+/// do), the child gets them back at their defaults.
+func runProgram(path: String, argv: [String], environment: [String: String]) throws(MemdirError) -> Int32 {
+    var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+    var cEnv: [UnsafeMutablePointer<CChar>?] = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { for p in cArgs + cEnv { free(p) } }
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    sigaddset(&defaults, SIGINT); sigaddset(&defaults, SIGQUIT); sigaddset(&defaults, SIGPIPE)
+    posix_spawnattr_setsigdefault(&attr, &defaults)
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attr, &empty)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+    let oldInt = signal(SIGINT, SIG_IGN), oldQuit = signal(SIGQUIT, SIG_IGN)
+    defer { signal(SIGINT, oldInt); signal(SIGQUIT, oldQuit) }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, path, nil, &attr, &cArgs, &cEnv)
+    switch rc {
+    case 0: break
+    case ENOENT: throw .programNotFound(path)
+    case EACCES, ENOEXEC, EPERM, EISDIR: throw .programNotExecutable(path: path, reason: errnoText(rc))
+    default: throw .system(call: "posix_spawn", path: path, reason: errnoText(rc))
+    }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 {
+        guard errno == EINTR else { throw .system(call: "waitpid", path: path, reason: errnoText(errno)) }
+    }
+    return shellStatus(status)
 }

@@ -7,14 +7,6 @@
 // size (`nm --print-size`), which is how eu-addr2line decides; otherwise the frame is shown as
 // `module+0xOFFSET`.
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 public struct SymbolTable: Sendable {
     /// Sorted by start; half-open [start, end) in the file's virtual addresses.
     var ranges: [(start: UInt64, end: UInt64)]
@@ -59,23 +51,8 @@ public struct SymbolTable: Sendable {
     static func forEachFunction(path: String, named name: String?, _ body: (UInt64, UInt64) -> Void) -> Bool {
         // A module path comes from a record: never block on a FIFO planted under its name, and
         // read only what lies inside the regular file.
-        let fd = retryingEINTR { open(path, readFlags(followLinks: true)) }
-        if fd < 0 { return false }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return false }
-        let fileSize = UInt64(max(0, st.st_size))
-        func bytes(_ offset: UInt64, _ count: Int) -> [UInt8]? {
-            guard count >= 0, offset <= fileSize, UInt64(count) <= fileSize - offset else { return nil }
-            var buffer = [UInt8](repeating: 0, count: count)
-            var done = 0
-            while done < count {
-                let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
-                if n <= 0 { return nil }
-                done += n
-            }
-            return buffer
-        }
+        guard case .file(let file) = ReadOnlyFile.opening(path) else { return false }
+        func bytes(_ offset: UInt64, _ count: Int) -> [UInt8]? { file.bytes(at: offset, count: count) }
         func integer(_ b: [UInt8], _ at: Int, _ size: Int) -> UInt64 {
             var value: UInt64 = 0
             for k in (0..<size).reversed() { value = value << 8 | UInt64(b[at + k]) }

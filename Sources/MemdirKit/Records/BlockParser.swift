@@ -103,7 +103,7 @@ public enum BlockParser {
                 if let v = num(1 << 3, "size") { fields.size = v } else { bad = "size" }
             case 5 where matches(buffer, keyStart, keyEnd, "stack"):
                 seen |= 1 << 4
-                if !parseStack(buffer, valueStart, valueEnd, into: &stack) { bad = "stack" }
+                if StackParser.parse(buffer, valueStart, valueEnd, into: &stack) != nil { bad = "stack" }
             case 6 where matches(buffer, keyStart, keyEnd, "family"):
                 fields.family = valueStart..<valueEnd
             case 6 where matches(buffer, keyStart, keyEnd, "thread"):
@@ -162,16 +162,4 @@ public enum BlockParser {
         return value
     }
 
-    static func parseStack(_ b: UnsafeRawBufferPointer, _ start: Int, _ end: Int, into stack: inout [UInt64]) -> Bool {
-        if start == end { return true }  // no frames could be taken
-        var i = start
-        while true {
-            let itemStart = i
-            while i < end && b[i] != UInt8(ascii: ",") { i += 1 }
-            guard let v = number(b, itemStart, i) else { return false }
-            stack.append(v)
-            if i >= end { return true }
-            i += 1
-        }
-    }
 }

@@ -52,7 +52,7 @@ public struct Snapshot: Sendable {
     /// Reads `directory` now (a MEM_DIR or one run directory), unresolved: as fast as `list`.
     public static func take(directory: String, grouping: GroupingMode, rules: WrapperRules = WrapperRules()) throws(MemdirError) -> Snapshot {
         let taken = BlockAge.nowUnixMs()
-        let report = try ReportBuilder.build(directory: directory, options: ReportOptions(grouping: grouping, rules: rules))
+        let report = try ReportPipeline(ReportOptions(grouping: grouping, rules: rules)).report(directory)
         let processes = report.processes.map { p in
             SnapshotProcess(
                 runDirectory: p.directory, name: p.name, pid: p.process?.pid, exe: p.process?.exe,
