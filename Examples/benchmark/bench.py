@@ -6,10 +6,14 @@ data once, then times every (workload, tool) pair side by side: the program alon
 libmemtrack.so in several configurations, under heaptrack and under valgrind memcheck, plus
 the two plain C loops that are the floors memtrack and `memdir list` are measured against.
 
-For each pair it reports the median wall time of N runs, its ratio to the plain program, to
-heaptrack and (where there is one) to the C loop with the goal, the median peak RSS
-(ru_maxrss from wait4) and, for memtrack, how many .mem files each run left. The table goes to
-stdout and, with every individual run, to results/<date>-<host>.md and .json.
+The runs of a workload are made in rounds: each round runs every tool once, in an order
+rotated by one each round, so that a slow or busy stretch of the machine falls on every tool
+alike. For each pair it reports the median wall time, its ratio to the plain program, to
+heaptrack and (where there is one) to the C loop with the goal, the medians over rounds of the
+per-round ratios to plain and heaptrack, the median peak RSS of the largest process of the
+command's tree and, for memtrack, how many .mem files each run left. With --filesystems the
+workloads run again with MEM_DIR on loop-device filesystems (ext4, xfs, btrfs). The table goes
+to stdout and, with every individual run, to results/<date>-<host>.md and .json.
 """
 
 import argparse
@@ -20,6 +24,7 @@ import os
 import platform
 import random
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -28,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -42,18 +47,21 @@ HARNESS_SOURCES = HERE / "harness"      # launch.c
 FULL = dict(churn_pairs=2_000_000, longlived_blocks=100_000, sort_mb=20, json_items=60_000,
             perl_keys=250_000, records=1_000_000, stacks=300, threaded_rounds=200,
             python_dicts=300_000, live_blocks=1_000_000, leakcheck_blocks=1_048_576,
-            instruction_pairs=200_000)
+            instruction_pairs=200_000, git_commits=2_135, find_root="/usr", gcc_lines=20_000)
 QUICK = dict(churn_pairs=100_000, longlived_blocks=5_000, sort_mb=1, json_items=5_000,
              perl_keys=10_000, records=5_000, stacks=50, threaded_rounds=10,
              python_dicts=10_000, live_blocks=20_000, leakcheck_blocks=20_000,
-             instruction_pairs=20_000)
+             instruction_pairs=20_000, git_commits=100, find_root="/usr/include", gcc_lines=1_000)
 
 SLOW_RUN_S = 10.0      # a pair whose first run takes longer gets at most 3 runs
 VERY_SLOW_RUN_S = 90.0 # ... and one whose first run takes longer than this, 1 run only
 DEFAULT_TIMEOUT_S = 120 # a single run taking longer is killed and reported (--timeout)
 DEPTHS = (1, 4, 12, 24)
-WORKLOAD_NAMES = ("churn", "longlived", "sort", "python-json", "perl-hash", "threaded",
-                  "python-malloc", "live-1m", "memdir-list", "leakcheck-heap")
+WORKLOAD_NAMES = ("churn", "longlived", "sort", "python-json", "perl-hash", "python-dicts",
+                  "python-malloc", "threaded", "threaded-sized", "git-log", "find-sort", "gcc",
+                  "live-1m", "memdir-list", "leakcheck-heap")
+LOOP_FILESYSTEMS = ("ext4", "xfs", "btrfs")   # --filesystems: made on a loop device
+GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_PAGER": "cat"}
 GOALS = {"longlived": 1.3, "memdir-list": 1.5}   # memtrack / memdir vs the C loop
 
 
@@ -89,10 +97,15 @@ def tool_key(tool):
     return tool.name.lower().replace(" ", "-")
 
 
+class Pipeline(list):
+    """A shell pipeline of argvs: every tool wraps each stage (heaptrack and valgrind trace
+    each program of it, not the shell), run by /bin/sh -c."""
+
+
 @dataclass
 class Workload:
     name: str
-    argv: list                          # the program; "{scratch}" is replaced by a fresh dir
+    argv: list                          # the program (or a Pipeline); "{scratch}" is replaced by a fresh dir
     note: str = ""
     loop_argv: list = None              # the C loop measured next to it (the goal's floor)
     loop_note: str = ""
@@ -101,6 +114,12 @@ class Workload:
     leak_files: int = 0
     memdir_only: bool = False           # timed with `memdir list` and its loop only
     env: dict = field(default_factory=dict)   # added to every tool's environment
+    filesystem: str = ""                # a loop filesystem MEM_DIR is on ("": --mem-root)
+
+    @property
+    def label(self):
+        """The name in the table: perl-hash, or perl-hash@ext4 on a loop filesystem."""
+        return f"{self.name}@{self.filesystem}" if self.filesystem else self.name
 
 
 def workloads(sizes, bins, data):
@@ -132,13 +151,29 @@ def workloads(sizes, bins, data):
                  note=f"json dumps+loads of {sizes['json_items']:,} dicts"),
         Workload("perl-hash", ["/usr/bin/perl", "-e", perl_code],
                  note=f"hash of {sizes['perl_keys']:,} keys"),
+        Workload("python-dicts", ["/usr/bin/python3", "-c", python_dicts_code],
+                 note=f"default allocator (pymalloc), {sizes['python_dicts']:,} small dicts built and kept"),
+        Workload("python-malloc", ["/usr/bin/python3", "-c", python_dicts_code],
+                 note=f"PYTHONMALLOC=malloc, {sizes['python_dicts']:,} small dicts built and kept",
+                 env={"PYTHONMALLOC": "malloc"}),
         Workload("threaded", [bins["threaded"], "4", str(sizes["threaded_rounds"]), "500", "20000"],
                  note=f"threaded.cpp: 4 producer threads x {sizes['threaded_rounds']} batches of 500 "
                       "blocks freed by a consumer thread, 80,000 blocks live throughout",
                  expect_files=0),
-        Workload("python-malloc", ["/usr/bin/python3", "-c", python_dicts_code],
-                 note=f"PYTHONMALLOC=malloc, {sizes['python_dicts']:,} small dicts built and kept",
-                 env={"PYTHONMALLOC": "malloc"}),
+        Workload("threaded-sized", [bins["threaded"], "4", str(sizes["threaded_rounds"]), "500",
+                                    "20000", "sized"],
+                 note="threaded with every free a sized operator delete(void *, size_t)",
+                 expect_files=0),
+        Workload("git-log", ["/usr/bin/git", "--git-dir", str(data["git"]), "log", "-p",
+                             "--no-color", "main"],
+                 note=f"git log -p of a generated repository of {sizes['git_commits']:,} commits "
+                      "(git fast-import, fixed seed)",
+                 env=GIT_ENV),
+        Workload("find-sort", Pipeline([["/usr/bin/find", sizes["find_root"]], ["/usr/bin/sort"]]),
+                 note=f"find {sizes['find_root']} | sort, both traced"),
+        Workload("gcc", [data["cc1"], "-quiet", "-O2", str(data["gcc"]), "-o", "/dev/null"],
+                 note=f"cc1 -O2 (gcc's compiler proper) on a generated C file of "
+                      f"{sizes['gcc_lines']:,} lines"),
         Workload("live-1m", [bins["livemany"], str(sizes["live_blocks"])],
                  note=f"livemany.c: {sizes['live_blocks']:,} blocks of 16-79 B live at exit",
                  loop_argv=[bins["symlinkloop"], "{scratch}", str(sizes["live_blocks"]), "2"],
@@ -190,6 +225,9 @@ class Run:
     free_files: int = 0                 # memtrack: bad-free files
     run_dirs: int = 0
     status_problems: list = field(default_factory=list)
+    round: int = None                   # the round it ran in (per-round ratios pair runs by it)
+    command_maxrss_kib: int = None      # wait4's ru_maxrss of the command alone (see launch.c)
+    leftovers: int = 0                  # processes still running after the command, killed
 
 
 def base_environment():
@@ -203,8 +241,9 @@ def base_environment():
 def spawn_and_wait(argv, env, stderr_path, ctx):
     """Runs argv through harness/launch.c in its own session, stdout to /dev/null.
 
-    Returns (seconds, maxrss_kib, wait status) as measured by the launcher around fork and
-    wait4 of argv (see launch.c for why Python cannot measure the peak RSS itself). A watchdog
+    Returns (seconds, tree maxrss_kib, wait status, command maxrss_kib, leftovers) as
+    measured by the launcher around fork and wait4 of argv (see launch.c for why Python cannot
+    measure the peak RSS itself, and what the tree is). A watchdog
     kills the session after ctx.timeout (the status is then None); afterwards whatever is left of the session is killed so
     that nothing (heaptrack's interpreter) runs into the next measurement.
     """
@@ -218,15 +257,21 @@ def spawn_and_wait(argv, env, stderr_path, ctx):
     expired = threading.Event()
     watchdog = threading.Timer(ctx.timeout, lambda: (expired.set(), kill_session(pid)))
     watchdog.start()
-    _, launcher_status, _ = os.wait4(pid, 0)
-    watchdog.cancel()
+    try:
+        _, launcher_status, _ = os.wait4(pid, 0)
+    except BaseException:            # the driver is ending (SIGTERM, ^C): end the run too
+        kill_session(pid)
+        os.waitpid(pid, 0)
+        raise
+    finally:
+        watchdog.cancel()
     kill_session(pid)
     if expired.is_set():
         result_path.unlink(missing_ok=True)
-        return float(ctx.timeout), 0, None
+        return float(ctx.timeout), 0, None, 0, 0
     try:
-        seconds, maxrss, status = result_path.read_text().split()
-        return float(seconds), int(maxrss), int(status)
+        seconds, maxrss, status, tree_maxrss, leftovers = result_path.read_text().split()
+        return float(seconds), int(tree_maxrss), int(status), int(maxrss), int(leftovers)
     except (OSError, ValueError):
         raise SystemExit(f"launch failed for {argv}: {describe_exit(launcher_status)}, "
                          f"{tail(stderr_path)}")
@@ -259,10 +304,12 @@ def tail(path, lines=6):
 
 def command_for(tool, argv, scratch, ctx, extra_env=None):
     """The full command line and environment for running argv under tool."""
-    argv = [a.replace("{scratch}", str(scratch)) for a in argv]
     env = base_environment()
     env.update(extra_env or {})
     env.update(tool.env)
+    if isinstance(argv, Pipeline):
+        return pipeline_command(tool, argv, scratch, ctx, env)
+    argv = [a.replace("{scratch}", str(scratch)) for a in argv]
     if tool.kind == "memtrack":
         env["BENCH_LD_PRELOAD"] = str(ctx.lib)    # LD_PRELOAD for argv, not launch.c
         env["MEM_DIR"] = str(scratch)
@@ -272,6 +319,23 @@ def command_for(tool, argv, scratch, ctx, extra_env=None):
     if tool.kind == "valgrind":
         return [ctx.valgrind, "--tool=memcheck", "--leak-check=full", "-q"] + argv, env
     return argv, env
+
+
+def pipeline_command(tool, stages, scratch, ctx, env):
+    """sh -c 'STAGE | STAGE' with each stage under the tool. heaptrack's own messages go to
+    its stdout, so a few lines of them reach the next stage: they change nothing that counts."""
+    parts = []
+    for number, stage in enumerate(stages):
+        prefix = []
+        if tool.kind == "memtrack":
+            env["MEM_DIR"] = str(scratch)
+            prefix = ["/usr/bin/env", f"LD_PRELOAD={ctx.lib}"]   # the stages, not the shell
+        elif tool.kind == "heaptrack":
+            prefix = [ctx.heaptrack, "-o", str(scratch / f"heaptrack-{number}.out")]
+        elif tool.kind == "valgrind":
+            prefix = [ctx.valgrind, "--tool=memcheck", "--leak-check=full", "-q"]
+        parts.append(shlex.join(prefix + stage))
+    return ["/bin/sh", "-c", " | ".join(parts)], env
 
 
 def inspect_mem_dir(mem_dir, run):
@@ -339,8 +403,10 @@ def run_once(tool, argv, ctx, extra_env=None):
     try:
         full_argv, env = command_for(tool, argv, scratch, ctx, extra_env)
         kernel_before = kernel_memory_kib()
-        seconds, maxrss, status = spawn_and_wait(full_argv, env, stderr_path, ctx)
-        run = Run(seconds, maxrss, describe_exit(status), tail(stderr_path))
+        seconds, maxrss, status, command_maxrss, leftovers = spawn_and_wait(full_argv, env,
+                                                                            stderr_path, ctx)
+        run = Run(seconds, maxrss, describe_exit(status), tail(stderr_path),
+                  command_maxrss_kib=command_maxrss, leftovers=leftovers)
         if tool.kind == "memtrack":
             run.kernel_kib = kernel_memory_kib() - kernel_before
             inspect_mem_dir(scratch, run)
@@ -348,6 +414,8 @@ def run_once(tool, argv, ctx, extra_env=None):
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         stderr_path.unlink(missing_ok=True)
+        if ctx.sync_after_run:       # a disk: write back this run's data before the next starts
+            os.sync()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,32 +458,60 @@ def unavailable(tool, ctx):
     return None
 
 
-def measure(workload, tool, argv, ctx):
-    """Times argv under tool ctx.runs times (at most 3 when slow) and checks the results."""
-    row = Row(workload.name, tool.name, tool.kind)
-    row.skipped = unavailable(tool, ctx) or ""
-    if row.skipped:
-        return row
+def measure_rounds(workload, pairs, ctx):
+    """Times every (tool, argv) of a workload in rounds: each round runs every tool once, in
+    the order of the previous round rotated by one (round r starts with the r-th tool), so that
+    a change in the machine's load falls on all of them. A tool makes ctx.runs runs (at most 3
+    when its first run takes more than SLOW_RUN_S, 1 over VERY_SLOW_RUN_S) and stops at its
+    first failure or timeout; the rounds go on while any tool wants more. Returns the rows."""
+    rows = [Row(workload.label, tool.name, tool.kind) for tool, _ in pairs]
+    wanted = []
+    for row, (tool, _) in zip(rows, pairs):
+        row.skipped = unavailable(tool, ctx) or ""
+        wanted.append(0 if row.skipped else ctx.runs)
     if workload.memdir_only:
-        run_once(tool, argv, ctx, workload.env)   # warm the cache, untimed
-    wanted = ctx.runs
-    while len(row.runs) < wanted:
-        run = run_once(tool, argv, ctx, workload.env)
-        row.runs.append(run)
-        progress(row, run)
-        if run.exit == "timeout":
-            row.notes.append(f"run {len(row.runs)} killed after the {ctx.timeout} s timeout")
-            break
-        if run.exit != "0":
-            row.notes.append(f"run {len(row.runs)} exited {run.exit}: {one_line(run.stderr_tail)}")
-            break
-        if len(row.runs) == 1 and run.seconds > VERY_SLOW_RUN_S and wanted > 1:
-            wanted = 1
-            row.notes.append(f"1 run only: slower than {VERY_SLOW_RUN_S:.0f} s")
-        elif len(row.runs) == 1 and run.seconds > SLOW_RUN_S:
-            wanted = min(wanted, 3)
-    check_memtrack(row, workload, tool, ctx)
-    return row
+        for (tool, argv), count in zip(pairs, wanted):
+            if count:
+                run_once(tool, argv, ctx, workload.env)   # warm the cache, untimed
+    number = 0
+    while any(len(row.runs) < count for row, count in zip(rows, wanted)):
+        shift = number % len(pairs)
+        for i in [*range(shift, len(pairs)), *range(shift)]:
+            row, (tool, argv) = rows[i], pairs[i]
+            if len(row.runs) >= wanted[i]:
+                continue
+            run = run_once(tool, argv, ctx, workload.env)
+            run.round = number
+            row.runs.append(run)
+            progress(row, run)
+            if run.exit == "timeout":
+                row.notes.append(f"run {len(row.runs)} killed after the {ctx.timeout} s timeout")
+                wanted[i] = len(row.runs)
+            elif run.exit != "0":
+                row.notes.append(f"run {len(row.runs)} exited {run.exit}: {one_line(run.stderr_tail)}")
+                wanted[i] = len(row.runs)
+            elif len(row.runs) == 1 and run.seconds > VERY_SLOW_RUN_S and wanted[i] > 1:
+                wanted[i] = 1
+                row.notes.append(f"1 run only: slower than {VERY_SLOW_RUN_S:.0f} s")
+            elif len(row.runs) == 1 and run.seconds > SLOW_RUN_S:
+                wanted[i] = min(wanted[i], 3)
+        number += 1
+    for row, (tool, _) in zip(rows, pairs):
+        check_memtrack(row, workload, tool, ctx)
+        check_tree(row)
+    return rows
+
+
+def check_tree(row):
+    """Notes processes the command left running, and a largest process nobody waited for."""
+    left = sum(r.leftovers for r in row.runs)
+    if left:
+        row.notes.append(f"{left} processes still running after the command were killed")
+    hidden = [r.maxrss_kib for r in row.ok_runs
+              if r.command_maxrss_kib is not None and r.maxrss_kib > r.command_maxrss_kib]
+    if hidden:
+        row.notes.append(f"largest process not waited for by the command: up to "
+                         f"{max(hidden) / 1024:.1f} MiB")
 
 
 def check_memtrack(row, workload, tool, ctx):
@@ -447,7 +543,7 @@ def one_line(text, width=160):
 
 def progress(row, run):
     extra = f", {run.mem_files} .mem left" if run.mem_files is not None else ""
-    print(f"  {row.workload:12} {row.tool:24} run {len(row.runs)}: {run.seconds:8.3f} s, "
+    print(f"  {row.workload:16} {row.tool:24} round {run.round + 1}: {run.seconds:8.3f} s, "
           f"{run.maxrss_kib / 1024:7.1f} MiB, exit {run.exit}{extra}", file=sys.stderr, flush=True)
 
 
@@ -465,6 +561,7 @@ class Context:
         self.lib = None
         self.memdir = None
         self.launch = None                 # harness/launch.c, compiled
+        self.sync_after_run = False        # MEM_DIR on a loop filesystem: sync after each run
 
 
 def build_package(args, ctx):
@@ -500,7 +597,9 @@ def compile_workloads():
                           *HARNESS_SOURCES.glob("*.c")]):
         binary = BUILD / source.stem
         if not binary.exists() or binary.stat().st_mtime < source.stat().st_mtime:
-            compiler = ["c++", "-pthread"] if source.suffix == ".cpp" else ["cc", "-pthread"]
+            # -fsized-deallocation: gcc's default from C++14 on, said so that it stays so
+            compiler = (["c++", "-pthread", "-fsized-deallocation"] if source.suffix == ".cpp"
+                        else ["cc", "-pthread"])
             subprocess.run(compiler + ["-O2", "-g", "-Wall", "-o", str(binary), str(source)],
                            check=True)
         bins[source.stem] = str(binary)
@@ -526,7 +625,16 @@ def generate_data(sizes, bins, data_dir, wanted):
         subprocess.run([bins["genrecords"], str(partial / "4242"), str(sizes["records"]),
                         str(sizes["stacks"])], check=True)
         partial.rename(records)             # only a complete directory is ever reused
-    return {"sort": sort_file, "records": run_dir}
+    git_repo = data_dir / f"git-{sizes['git_commits']}.git"
+    if "git-log" in wanted and not git_repo.exists():
+        make_git_repository(git_repo, sizes["git_commits"])
+    gcc_source = data_dir / f"gcc-{sizes['gcc_lines']}.c"
+    if "gcc" in wanted and not gcc_source.exists():
+        write_c_source(gcc_source, sizes["gcc_lines"])
+    cc1 = subprocess.run(["gcc", "-print-prog-name=cc1"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True).stdout.strip() if shutil.which("gcc") else ""
+    return {"sort": sort_file, "records": run_dir, "git": git_repo, "gcc": gcc_source,
+            "cc1": cc1 or "cc1"}
 
 
 def write_sort_input(path, size):
@@ -540,6 +648,84 @@ def write_sort_input(path, size):
         total += len(line) + 1
     partial = path.with_suffix(".partial")
     partial.write_text("\n".join(lines) + "\n")
+    partial.rename(path)
+
+
+def make_git_repository(path, commits):
+    """A bare repository of `commits` commits made by git fast-import from a fixed seed: 40
+    text files of 300 lines to start, each commit changing 1-4 of them by a few lines. The
+    same history (and hashes) on every machine, independent of this repository's."""
+    print(f"generating a git repository of {commits:,} commits in {path} (once)...",
+          file=sys.stderr, flush=True)
+    rng = random.Random(20261207)
+    words = ["alloc", "free", "block", "record", "stack", "leak", "heap", "thread", "writer",
+             "backlog", "settle", "probe", "table", "entry", "chunk", "size", "page", "inode"]
+    line = lambda: " ".join(rng.choice(words) for _ in range(rng.randint(3, 10)))
+    files = {f"src/file{n:02}.txt": [line() for _ in range(300)] for n in range(40)}
+    stream = []
+    for number in range(1, commits + 1):
+        changed = rng.sample(sorted(files), rng.randint(1, 4))
+        for name in changed:
+            lines = files[name]
+            for _ in range(rng.randint(1, 8)):
+                at = rng.randrange(len(lines))
+                action = rng.random()
+                if action < 0.5:
+                    lines[at] = line()
+                elif action < 0.8 or len(lines) < 100:
+                    lines.insert(at, line())
+                else:
+                    del lines[at]
+        message = f"commit {number}: change {', '.join(changed)}\n".encode()
+        stamp = 1700000000 + number * 3600
+        stream.append(f"commit refs/heads/main\nmark :{number}\n"
+                      f"author Bench <bench@example.com> {stamp} +0000\n"
+                      f"committer Bench <bench@example.com> {stamp} +0000\n"
+                      f"data {len(message)}\n".encode() + message)
+        if number > 1:
+            stream.append(f"from :{number - 1}\n".encode())
+        for name in (changed if number > 1 else sorted(files)):
+            content = ("\n".join(files[name]) + "\n").encode()
+            stream.append(f"M 100644 inline {name}\ndata {len(content)}\n".encode() + content + b"\n")
+        stream.append(b"\n")
+    partial = path.with_name(path.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    env = dict(base_environment(), **GIT_ENV)
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(partial)], check=True, env=env)
+    subprocess.run(["git", "--git-dir", str(partial), "fast-import", "--quiet"],
+                   input=b"".join(stream), check=True, env=env)
+    partial.rename(path)
+
+
+def write_c_source(path, lines):
+    """A C file of about `lines` lines from a fixed seed: functions that walk a list, do
+    arithmetic, switch and call the previous function, for cc1 -O2 to optimise (about 9 s of
+    CPU for 20,000 lines with gcc 12)."""
+    rng = random.Random(20261207)
+    ops = ["+", "-", "^", "|", "&", "*"]
+    out = ["/* generated by Examples/benchmark/bench.py: the cc1 -O2 workload */",
+           "struct item { int key; int value; struct item *next; };", ""]
+    number = 0
+    while len(out) < lines:
+        body = [f"int f{number}(struct item *list, int k) {{", "    int s = k, c = 0;",
+                "    for (struct item *p = list; p; p = p->next) {",
+                f"        if (p->key {rng.choice(['<', '>', '=='])} {rng.randint(0, 99)}) "
+                f"s {rng.choice(ops)}= p->value;",
+                "        c++;", "    }"]
+        for _ in range(rng.randint(4, 12)):
+            body.append(f"    s = (s {rng.choice(ops)} {rng.randint(1, 999)}) {rng.choice(ops)} "
+                        f"(c >> {rng.randint(1, 5)});")
+        body.append("    switch (s & 7) {")
+        for case in range(8):
+            body.append(f"    case {case}: s {rng.choice(ops)}= {rng.randint(1, 9999)}; break;")
+        body.append("    }")
+        if number:
+            body.append(f"    if (s & 1) s += f{number - 1}(list ? list->next : 0, s & 15);")
+        body += ["    return s + c;", "}", ""]
+        out += body
+        number += 1
+    partial = path.with_suffix(".partial")
+    partial.write_text("\n".join(out) + "\n")
     partial.rename(path)
 
 
@@ -590,36 +776,42 @@ def git_describe():
 
 
 COLUMNS = ("workload", "tool", "runs", "median s", "spread", "x plain", "x heaptrack",
-           "x C loop", "peak RSS MiB", ".mem left", "tmpfs KiB", "kernel B/record",
-           "program wrote", "notes")
+           "x plain/round", "x heaptrack/round", "x C loop", "peak RSS MiB", "RSS x heaptrack",
+           ".mem left", "tmpfs KiB", "kernel B/record", "program wrote", "notes")
+
+
+def references(rows):
+    """The plain, heaptrack and C loop row of each workload, by (workload, kind)."""
+    return {(r.workload, r.kind if r.kind in ("plain", "heaptrack", "loop") else r.tool): r
+            for r in rows}
 
 
 def table_rows(rows):
     """The table as lists of strings, one per row, in COLUMNS order."""
-    by_key = {(r.workload, r.kind if r.kind in ("plain", "heaptrack", "loop") else r.tool): r
-              for r in rows}
+    by_key = references(rows)
     out = []
     for row in rows:
+        plain = by_key.get((row.workload, "plain"))
+        heaptrack = by_key.get((row.workload, "heaptrack"))
         median = row.median_s
         if median is None and row.runs and row.runs[-1].exit == "timeout":
             limit = row.runs[-1].seconds
             out.append([row.workload, row.tool, "0", f">{limit:.0f}", "-",
-                        ratio(limit, by_key.get((row.workload, "plain")), ">"),
-                        ratio(limit, by_key.get((row.workload, "heaptrack")), ">"),
-                        "-", "-", "-", "-", "-", "-", "; ".join(row.notes)])
+                        ratio(limit, plain, ">"), ratio(limit, heaptrack, ">"),
+                        "-", "-", "-", "-", "-", "-", "-", "-", "-", "; ".join(row.notes)])
             continue
         if median is None:
             why = row.skipped or "failed"
-            out.append([row.workload, row.tool, str(len(row.runs)), "-", "-", "-", "-", "-", "-",
-                        "-", "-", "-", "-", "; ".join([why] + row.notes)])
+            out.append([row.workload, row.tool, str(len(row.runs))] + ["-"] * 13
+                       + ["; ".join([why] + row.notes)])
             continue
         times = [r.seconds for r in row.ok_runs]
         spread = f"{(max(times) - min(times)) / median * 100:.0f}%" if len(times) > 1 else "-"
         out.append([row.workload, row.tool, str(len(row.ok_runs)), f"{median:.3f}", spread,
-                    ratio(median, by_key.get((row.workload, "plain"))),
-                    ratio(median, by_key.get((row.workload, "heaptrack"))),
+                    ratio(median, plain), ratio(median, heaptrack),
+                    format_ratio(round_ratio(row, plain)), format_ratio(round_ratio(row, heaptrack)),
                     loop_ratio(row, median, by_key.get((row.workload, "loop"))),
-                    f"{row.median_rss_mib:.1f}",
+                    f"{row.median_rss_mib:.1f}", rss_ratio(row, heaptrack),
                     mem_left(row), *memory_cells(row), "; ".join(row.notes)])
     return out
 
@@ -628,6 +820,26 @@ def ratio(median, reference, prefix=""):
     if reference is None or reference.median_s in (None, 0):
         return "-"
     return f"{prefix}{median / reference.median_s:.2f}"
+
+
+def round_ratio(row, reference):
+    """The median over rounds of this row's time over the reference's time in the same round
+    (both runs successful), or None when they share no round."""
+    if reference is None:
+        return None
+    theirs = {r.round: r.seconds for r in reference.ok_runs if r.seconds > 0}
+    ratios = [r.seconds / theirs[r.round] for r in row.ok_runs if r.round in theirs]
+    return statistics.median(ratios) if ratios else None
+
+
+def format_ratio(value):
+    return "-" if value is None else f"{value:.2f}"
+
+
+def rss_ratio(row, heaptrack):
+    if heaptrack is None or not heaptrack.median_rss_mib:
+        return "-"
+    return f"{row.median_rss_mib / heaptrack.median_rss_mib:.2f}"
 
 
 def loop_ratio(row, median, loop):
@@ -735,11 +947,16 @@ def header_lines(machine, args, sizes, workload_list):
              f"kernel {machine['kernel']}, {machine['glibc']}, {machine['heaptrack']}, "
              f"{machine['valgrind']}",
              f"load average at start {machine['load']}",
-             f"memdir commit {machine['commit']}, {machine['date']}, runs {args.runs}"
-             f"{' (quick)' if args.quick else ''}, MEM_DIR and scratch under {args.mem_root}",
+             f"memdir commit {machine['commit']}, {machine['date']}, rounds {args.runs} "
+             f"(tool order rotated each round){' (quick)' if args.quick else ''}, "
+             f"MEM_DIR and scratch under {args.mem_root} ({filesystem_type(args.mem_root)})",
+             "filesystems: " + ", ".join(args.filesystem_list)
+             + (f" (loop images of {args.fs_size} under {args.fs_image_dir}, "
+                f"{filesystem_type(args.fs_image_dir)})"
+                if any(f in LOOP_FILESYSTEMS for f in args.filesystem_list) else ""),
              "workloads:"]
     for w in workload_list:
-        lines.append(f"  {w.name:12} {w.note}" + (f"; C loop = {w.loop_note}" if w.loop_note else ""))
+        lines.append(f"  {w.name:15} {w.note}" + (f"; C loop = {w.loop_note}" if w.loop_note else ""))
     return lines
 
 
@@ -756,12 +973,16 @@ def save_results(machine, args, sizes, header, cells, rows, instructions):
     md.write_text("# memdir benchmark\n\n```\n" + "\n".join(header) + "\n```\n\n"
                   + render_markdown(cells) + "\n\n" + (counted + "\n\n" if counted else "") + LEGEND + "\n")
     js = RESULTS / f"{stem}.json"
+    by_key = references(rows)
     js.write_text(json.dumps({
         "machine": machine, "sizes": sizes, "runs": args.runs, "quick": args.quick,
+        "filesystems": args.filesystem_list,
         "instructions": [{"tool": name, "churn_pairs": sizes["instruction_pairs"], "instructions": count}
                          for name, count in instructions],
         "rows": [{"workload": r.workload, "tool": r.tool, "kind": r.kind,
                   "median_s": r.median_s, "median_rss_mib": r.median_rss_mib,
+                  "round_x_plain": round_ratio(r, by_key.get((r.workload, "plain"))),
+                  "round_x_heaptrack": round_ratio(r, by_key.get((r.workload, "heaptrack"))),
                   "skipped": r.skipped, "notes": r.notes,
                   "runs": [vars(run) for run in r.runs]} for r in rows],
     }, indent=1) + "\n")
@@ -769,16 +990,25 @@ def save_results(machine, args, sizes, header, cells, rows, instructions):
 
 
 LEGEND = """\
+Rounds: each round runs every tool of a workload once, in an order rotated by one each round.
 median s: median wall time of the successful runs; spread: (max - min) / median.
 x plain, x heaptrack, x C loop: median over the median of that row of the same workload.
+x plain/round, x heaptrack/round: the median over rounds of (this row's time / that row's
+time in the same round): the measure the goals are stated in, robust to load that changes
+between rounds.
 C loop: fileloop.c for longlived (the file operations memtrack must do, done directly),
 symlinkloop.c for live-1m (its 1,000,000 symlinkat calls in one directory from 2 threads, as
 memtrack's exit makes them), readdirloop.c for memdir-list. Goals: memtrack on longlived within 1.3x of fileloop (longlived
 holds its blocks 100 ms, past the settle time, so every mode writes every block; those 100 ms
 count against memtrack), `memdir list` within 1.5x of readdirloop.
-peak RSS: median ru_maxrss from wait4 of the command (harness/launch.c): for heaptrack (a
-shell script) the largest process of its tree, for valgrind valgrind's own process, which holds
-the program.
+peak RSS: median of the largest ru_maxrss in the command's process tree (harness/launch.c, a
+child subreaper: getrusage(RUSAGE_CHILDREN) after reaping every descendant): for heaptrack
+(a shell script) the larger of the program and heaptrack_interpret, for valgrind valgrind's
+own process, which holds the program, for a pipeline its largest stage. RSS x heaptrack:
+that median over heaptrack's.
+Workloads suffixed @ext4, @xfs, @btrfs ran with MEM_DIR (and heaptrack's output, and the C
+loop's directory) on that filesystem, made fresh on a loop device; the ratios compare rows of
+the same filesystem.
 .mem left: .mem files in MEM_DIR after each run (churn and longlived free everything: 0).
 tmpfs KiB: data blocks the block records take at the end (st_blocks; a symlink record whose
 target fits in the inode takes 0). kernel B/record: growth of SUnreclaim + SReclaimable + Shmem
@@ -793,14 +1023,15 @@ leak check: one untimed run of `longlived ... leak`, which must leave one file p
 def parse_args():
     parser = argparse.ArgumentParser(description="Benchmark memtrack against heaptrack, "
                                      "valgrind and plain runs.")
-    parser.add_argument("--runs", type=int, default=5, help="runs per pair (default 5)")
+    parser.add_argument("--runs", "--rounds", dest="runs", type=int,
+                        help="rounds: runs per pair (default 5; 2 with --quick)")
     parser.add_argument("--only", help="comma-separated workloads: " + ",".join(WORKLOAD_NAMES))
     parser.add_argument("--tools", help="comma-separated tool patterns (fnmatch), e.g. "
                         "'plain,memtrack*,heaptrack'; names: " +
                         ", ".join(tool_key(t) for t in all_tools()))
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                         help=f"seconds before a run is killed (default {DEFAULT_TIMEOUT_S})")
-    parser.add_argument("--quick", action="store_true", help="small sizes, 1 run: a smoke test")
+    parser.add_argument("--quick", action="store_true", help="small sizes, 2 rounds: a smoke test")
     parser.add_argument("--scratch-path", help="swift build --scratch-path (default: .build)")
     parser.add_argument("--no-build", action="store_true", help="use the products as built")
     # tmpfs by default: on these VMs ext4 file creation costs 170-900 us and swings with the
@@ -810,9 +1041,26 @@ def parse_args():
                         "writable, else the temp directory)")
     parser.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(),
                         "memdir-bench-data"), help="generated inputs, kept between runs")
+    parser.add_argument("--filesystems", default="tmpfs",
+                        help="comma-separated: where MEM_DIR is, one series of rows each: tmpfs "
+                        "(--mem-root, unsuffixed rows) and " + ", ".join(LOOP_FILESYSTEMS) +
+                        " (made on a loop device, rows suffixed @ext4...; needs root); "
+                        "default tmpfs")
+    parser.add_argument("--fs-only", help="comma-separated workloads run on the loop "
+                        "filesystems (default: all the selected ones but memdir-list)")
+    parser.add_argument("--fs-image-dir", help="where the loop images are made (default: "
+                        "--data-dir, which should be on the machine's disk)")
+    parser.add_argument("--fs-size", default="32G", help="size of each sparse loop image "
+                        "(default 32G; ext4 gets an inode per 8 KiB)")
     args = parser.parse_args()
-    if args.quick:
-        args.runs = 1
+    if args.runs is None:
+        args.runs = 2 if args.quick else 5
+    args.fs_image_dir = args.fs_image_dir or args.data_dir
+    args.filesystem_list = [f.strip().lower() for f in args.filesystems.split(",") if f.strip()]
+    for name in args.filesystem_list:
+        if name != "tmpfs" and name not in LOOP_FILESYSTEMS:
+            parser.error(f"--filesystems: unknown filesystem {name!r} "
+                         f"(tmpfs, {', '.join(LOOP_FILESYSTEMS)})")
     return args
 
 
@@ -823,8 +1071,85 @@ def select(items, patterns, key):
     return [i for i in items if any(fnmatch.fnmatch(key(i), p) for p in wanted)]
 
 
+def filesystem_type(path):
+    """The type of the filesystem path is on (tmpfs, ext4...), from /proc/self/mounts."""
+    try:
+        real = os.path.realpath(path)
+        best, kind = "", "unknown"
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            fields = line.split()
+            point = fields[1].replace("\\040", " ")
+            if (real == point or real.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+                best, kind = point, fields[2]
+        return kind
+    except OSError:
+        return "unknown"
+
+
+class LoopFilesystemError(Exception):
+    pass
+
+
+class LoopFilesystem:
+    """A fresh filesystem of one kind on a loop device over a sparse image file, mounted
+    under a temporary directory; close() unmounts it, detaches the device and deletes the
+    image, whatever state setup got to. Needs root (losetup, mount)."""
+
+    def __init__(self, kind, image_dir, size):
+        self.kind, self.device, self.mounted = kind, None, False
+        Path(image_dir).mkdir(parents=True, exist_ok=True)
+        self.dir = Path(tempfile.mkdtemp(prefix=f"memdir-bench-{kind}-", dir=image_dir))
+        self.mount_point = self.dir / "mnt"
+        try:
+            self._setup(size)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, size):
+        image = self.dir / "image"
+        self._run(["truncate", "-s", size, str(image)])
+        self.device = self._run(["losetup", "-f", "--show", str(image)]).strip()
+        mkfs = {"ext4": ["mkfs.ext4", "-q", "-F", "-i", "8192",
+                         # no lazy init: the kernel would zero inode tables during the runs
+                         "-E", "lazy_itable_init=0,lazy_journal_init=0"],
+                "xfs": ["mkfs.xfs", "-q", "-f"],
+                "btrfs": ["mkfs.btrfs", "-q", "-f"]}[self.kind]
+        self._run(mkfs + [self.device])
+        self.mount_point.mkdir()
+        self._run(["mount", self.device, str(self.mount_point)])
+        self.mounted = True
+
+    def _run(self, command):
+        if not shutil.which(command[0]):
+            raise LoopFilesystemError(f"{command[0]} not found")
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            raise LoopFilesystemError(f"{shlex.join(command)} failed: "
+                                      f"{one_line(done.stderr) or done.returncode}")
+        return done.stdout
+
+    def close(self):
+        if self.mounted:
+            if subprocess.run(["umount", str(self.mount_point)], stderr=subprocess.DEVNULL).returncode:
+                subprocess.run(["umount", "-l", str(self.mount_point)], stderr=subprocess.DEVNULL)
+            self.mounted = False
+        if self.device:
+            subprocess.run(["losetup", "-d", self.device], stderr=subprocess.DEVNULL)
+            self.device = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def exit_on_signal(number, frame):
+    """SIGTERM and SIGHUP end the driver through SystemExit, so that the finally blocks
+    unmount and detach the loop filesystems."""
+    raise SystemExit(128 + number)
+
+
 def main():
     args = parse_args()
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, exit_on_signal)
     sizes = QUICK if args.quick else FULL
     ctx = Context(args)
     machine = machine_info()
@@ -836,6 +1161,7 @@ def main():
     wanted = set(select(WORKLOAD_NAMES, args.only, lambda name: name))
     data = generate_data(sizes, bins, Path(args.data_dir), wanted)
     workload_list = [w for w in workloads(sizes, bins, data) if w.name in wanted]
+    on_disk = set(select([w.name for w in workload_list], args.fs_only, lambda name: name))
     header = header_lines(machine, args, sizes, workload_list)
     print("\n".join(header), flush=True)
     for tool in tools:
@@ -843,9 +1169,30 @@ def main():
             print(f"note: {tool.name}: {unavailable(tool, ctx)}", flush=True)
 
     rows = []
-    for workload in workload_list:
-        for tool, argv in rows_for(workload, tools):
-            rows.append(measure(workload, tool, argv, ctx))
+    for name in args.filesystem_list:
+        if name == "tmpfs":
+            ctx.mem_root, ctx.sync_after_run = args.mem_root, False
+            for workload in workload_list:
+                rows += measure_rounds(workload, rows_for(workload, tools), ctx)
+            continue
+        series = [replace(w, filesystem=name) for w in workload_list
+                  if w.name in on_disk and not w.memdir_only]
+        if not series:
+            continue
+        try:
+            mounted = LoopFilesystem(name, args.fs_image_dir, args.fs_size)
+        except LoopFilesystemError as error:
+            print(f"note: {name} skipped: no loop filesystem ({error})", flush=True)
+            continue
+        try:
+            print(f"{name}: {mounted.device} mounted on {mounted.mount_point}", file=sys.stderr,
+                  flush=True)
+            ctx.mem_root, ctx.sync_after_run = str(mounted.mount_point), True
+            for workload in series:
+                rows += measure_rounds(workload, rows_for(workload, tools), ctx)
+        finally:
+            mounted.close()
+            ctx.mem_root, ctx.sync_after_run = args.mem_root, False
 
     instructions = []
     if "churn" in wanted and any(t.kind == "memtrack" for t in tools):

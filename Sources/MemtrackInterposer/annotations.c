@@ -1,5 +1,6 @@
 /* annotations.c: what a program can tell the tracker (README "Source locations and
- * annotations"), under memdir's names and under LeakSanitizer's:
+ * annotations"): the state behind the exported functions in api.c, which also gives them
+ * LeakSanitizer's names:
  *   memtrack_pause/resume, __lsan_disable/enable   per thread, nesting: blocks allocated in
  *                                                  between are never recorded
  *   memtrack_ignore, __lsan_ignore_object          never report this block
@@ -12,8 +13,15 @@
  * Blocks that must not be recorded are marked as the tracker's own (LIVE_INTERNAL): freeing one
  * is quiet, freeing it twice is still a double free. The allocation path pays one thread-local
  * and one global load (entry.c) unless an annotation is in use.
+ *
+ * Layer: state, on the table (an ignored block leaves the table) and sources.
  */
-#include "internal.h"
+#include "annotations.h"
+#include "lock.h"
+#include "pending.h"
+#include "shadow.h"
+#include "sources.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <string.h>
@@ -30,17 +38,15 @@ static MEMTRACK_THREAD_LOCAL const char *noted_file, *noted_function;
 static MEMTRACK_THREAD_LOCAL int noted_line;
 
 // ---- Pausing -----------------------------------------------------------------------------
-MEMTRACK_EXPORT void memtrack_pause(void) {
+void memtrack_annotations_pause(void) {
     pause_depth++;
     memtrack_thread_annotations |= ANNOTATE_PAUSED;
 }
 
-MEMTRACK_EXPORT void memtrack_resume(void) {
+void memtrack_annotations_resume(void) {
     if (pause_depth > 0 && --pause_depth == 0) memtrack_thread_annotations &= ~ANNOTATE_PAUSED;
 }
 
-MEMTRACK_EXPORT void __lsan_disable(void) { memtrack_pause(); }
-MEMTRACK_EXPORT void __lsan_enable(void) { memtrack_resume(); }
 
 void memtrack_start_tracing_after(uint32_t milliseconds) {
     memtrack_config.trace_after_ms = milliseconds;
@@ -48,107 +54,12 @@ void memtrack_start_tracing_after(uint32_t milliseconds) {
 }
 
 // ---- Source locations --------------------------------------------------------------------
-/* The texts are copied once into a pool, because the program may unload the module holding
- * __FILE__ before the block's record is written. 1,024 distinct (file, function) pairs in
- * 64 KiB; beyond that, blocks keep only their stack. */
-#define SOURCE_SLOTS 1024
-#define SOURCE_POOL (64 * 1024)
-struct source {
-    _Atomic uintptr_t file_key;   /* published last: readers need no lock */
-    uintptr_t function_key;
-    uint32_t file_offset, function_offset;
-};
-static struct source sources[SOURCE_SLOTS];
-static char source_pool[SOURCE_POOL];
-static size_t source_pool_used = 1;   /* offset 0 means "none" */
-static memtrack_lock sources_lock;
-
-static uint32_t pool_copy(const char *text) {
-    size_t length = strnlen(text, 1024);
-    if (source_pool_used + length + 1 > SOURCE_POOL) return 0;
-    uint32_t offset = (uint32_t)source_pool_used;
-    memcpy(source_pool + offset, text, length);
-    source_pool[offset + length] = 0;
-    source_pool_used += length + 1;
-    return offset;
-}
-
-/* The slot number + 1 of (file, function), added if new; 0 when the table is full. */
-static uint32_t intern_source(const char *file, const char *function, int *locked) {
-    uintptr_t key = (uintptr_t)file, function_key = (uintptr_t)function;
-    uint32_t home = (uint32_t)((key >> 3) ^ (function_key >> 3) * 31) & (SOURCE_SLOTS - 1);
-    for (int pass = 0; pass < 2; pass++) {
-        for (uint32_t probe = 0; probe < SOURCE_SLOTS; probe++) {
-            struct source *s = &sources[(home + probe) & (SOURCE_SLOTS - 1)];
-            uintptr_t found = atomic_load_explicit(&s->file_key, memory_order_acquire);
-            if (found == key && s->function_key == function_key) return (uint32_t)(s - sources) + 1;
-            if (found) continue;
-            if (pass == 0) break;   /* not there: take the lock and insert */
-            uint32_t file_offset = pool_copy(file), function_offset = pool_copy(function ? function : "");
-            if (!file_offset || !function_offset) return 0;
-            s->function_key = function_key;
-            s->file_offset = file_offset;
-            s->function_offset = function_offset;
-            atomic_store_explicit(&s->file_key, key, memory_order_release);
-            return (uint32_t)(s - sources) + 1;
-        }
-        if (pass == 0) { memtrack_lock_acquire(&sources_lock); *locked = 1; }
-    }
-    return 0;
-}
-
-static uint32_t intern_locked(const char *file, const char *function) {
-    int locked = 0;
-    uint32_t id = intern_source(file, function, &locked);
-    if (locked) memtrack_lock_release(&sources_lock);
-    return id;
-}
-
-MEMTRACK_EXPORT void memtrack_note_location(const char *file, int line, const char *function) {
+void memtrack_annotations_note_location(const char *file, int line, const char *function) {
     noted_file = file;
     noted_line = line;
     noted_function = function;
     if (file) memtrack_thread_annotations |= ANNOTATE_LOCATION;
     else memtrack_thread_annotations &= ~ANNOTATE_LOCATION;
-}
-
-char *memtrack_put_source(char *out, const char *end, uint32_t source, uint32_t line) {
-    if (!source || source > SOURCE_SLOTS) return out;
-    const struct source *s = &sources[source - 1];
-    out = memtrack_put_escaped(out, end, source_pool + s->file_offset);
-    out = memtrack_put_text(out, end, ":");
-    out = memtrack_put_decimal(out, end, line);
-    out = memtrack_put_text(out, end, ":");
-    return memtrack_put_escaped(out, end, source_pool + s->function_offset);
-}
-
-/* Format 2 records name a location by its slot number (`l=ID:LINE`); the `sources` file maps
- * it to `ID FILE<tab>FUNCTION` (both escaped, so neither holds a tab), written once per
- * process before the first record that names it. */
-static atomic_uchar source_published[SOURCE_SLOTS];
-
-int memtrack_publish_source(uint32_t source) {
-    if (!source || source > SOURCE_SLOTS) return EINVAL;
-    atomic_uchar *published = &source_published[source - 1];
-    if (atomic_load_explicit(published, memory_order_acquire) == 2) return 0;
-    unsigned char expected = 0;
-    if (!atomic_compare_exchange_strong(published, &expected, 1)) return 0;   /* being written */
-    const struct source *s = &sources[source - 1];
-    char line[32 + 2 * 4 * 1024 + 4];
-    char *out = line, *end = line + sizeof line - 1;
-    out = memtrack_put_decimal(out, end, source);
-    out = memtrack_put_text(out, end, " ");
-    out = memtrack_put_escaped(out, end, source_pool + s->file_offset);
-    out = memtrack_put_text(out, end, "\t");
-    out = memtrack_put_escaped(out, end, source_pool + s->function_offset);
-    *out++ = '\n';
-    int error = memtrack_append_sources_file(line, (size_t)(out - line));
-    atomic_store_explicit(published, error ? 0 : 2, memory_order_release);
-    return error;
-}
-
-void memtrack_sources_reset(void) {
-    for (int i = 0; i < SOURCE_SLOTS; i++) atomic_store_explicit(&source_published[i], 0, memory_order_relaxed);
 }
 
 // ---- The allocation hook -----------------------------------------------------------------
@@ -158,7 +69,7 @@ int memtrack_annotate_allocation(struct memtrack_block *block, void *pointer, si
     if (flags & ANNOTATE_LOCATION) {
         /* One note, one block: whatever happens next, the note is used up. */
         memtrack_thread_annotations &= ~ANNOTATE_LOCATION;
-        block->source = intern_locked(noted_file, noted_function);
+        block->source = memtrack_sources_intern(noted_file, noted_function);
         block->source_line = (uint32_t)noted_line;
     }
     if (flags & ANNOTATE_PAUSED) {
@@ -212,10 +123,10 @@ static void paused_place(struct region *table, size_t capacity, struct region en
 /* With tables_lock held. Returns 0 when the set cannot grow (the block is then left out). */
 static int paused_grow(void) {
     size_t capacity = paused_capacity ? paused_capacity * 2 : 1024;
-    struct region *fresh = mmap(NULL, capacity * sizeof *fresh, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct region *fresh = memtrack_sys_mmap(NULL, capacity * sizeof *fresh, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (fresh == MAP_FAILED) return 0;
     for (size_t i = 0; i < paused_capacity; i++) if (paused_blocks[i].start) paused_place(fresh, capacity, paused_blocks[i]);
-    if (paused_blocks) munmap(paused_blocks, paused_capacity * sizeof *paused_blocks);
+    if (paused_blocks) memtrack_sys_munmap(paused_blocks, paused_capacity * sizeof *paused_blocks);
     paused_blocks = fresh;
     paused_capacity = capacity;
     return 1;
@@ -272,7 +183,7 @@ void memtrack_for_each_root_region(void (*visit)(uintptr_t start, size_t size, v
 }
 
 /* Returns 0, or -1 when pointer is not a live block recorded for the program. */
-MEMTRACK_EXPORT int memtrack_ignore(const void *pointer) {
+int memtrack_annotations_ignore(const void *pointer) {
     if (!pointer || !atomic_load(&memtrack_ready)) return -1;
     memtrack_busy++;
     int previous = memtrack_shadow_exchange(pointer, MEMTRACK_LIVE_INTERNAL);
@@ -293,16 +204,14 @@ MEMTRACK_EXPORT int memtrack_ignore(const void *pointer) {
     return 0;
 }
 
-MEMTRACK_EXPORT void __lsan_ignore_object(const void *pointer) { (void)memtrack_ignore(pointer); }
-
-MEMTRACK_EXPORT void __lsan_register_root_region(const void *start, size_t size) {
+void memtrack_annotations_register_root_region(const void *start, size_t size) {
     memtrack_lock_acquire(&tables_lock);
     for (int i = 0; i < MAX_ROOT_REGIONS; i++)
         if (!roots[i].size) { roots[i] = (struct region){ (uintptr_t)start, size }; break; }
     memtrack_lock_release(&tables_lock);
 }
 
-MEMTRACK_EXPORT void __lsan_unregister_root_region(const void *start, size_t size) {
+void memtrack_annotations_unregister_root_region(const void *start, size_t size) {
     memtrack_lock_acquire(&tables_lock);
     for (int i = 0; i < MAX_ROOT_REGIONS; i++)
         if (roots[i].start == (uintptr_t)start && roots[i].size == size) { roots[i].size = 0; break; }
@@ -312,36 +221,12 @@ MEMTRACK_EXPORT void __lsan_unregister_root_region(const void *start, size_t siz
 /* fork: another thread inside an annotation at the fork would leave its lock held forever in
  * the child. Both locks are leaves (nothing else is taken under them), so they go last. */
 void memtrack_annotations_fork_prepare(void) {
-    memtrack_lock_acquire(&sources_lock);
+    memtrack_sources_fork_prepare();
     memtrack_lock_acquire(&tables_lock);
 }
 void memtrack_annotations_fork_release(void) {
     /* The child goes on with the parent's blocks: the set stays as it is (they are the child's
      * memory too, and still roots of what they point to). */
     memtrack_lock_release(&tables_lock);
-    memtrack_lock_release(&sources_lock);
-}
-
-// ---- On-demand checks --------------------------------------------------------------------
-/* The number of definitely and indirectly lost blocks, with the answer (leak-check-SEQ)
- * written into the run directory by leakcheck.c; -1 when no check could run (no tracker yet,
- * MEM_LEAK_CHECK=0). Every pending record is written first, so that the answer and the block
- * records on disk describe the same moment, as `memdir check` does. */
-MEMTRACK_EXPORT int memtrack_check(void) {
-    if (!atomic_load(&memtrack_ready)) return -1;
-    memtrack_busy++;
-    memtrack_pending_flush(0);
-    memtrack_write_modules(0, 0);
-    memtrack_busy--;
-    memtrack_unique_check_sequence();   /* each answer a name of its own (requests.c) */
-    return memtrack_leak_check_now(1);
-}
-
-MEMTRACK_EXPORT int __lsan_do_recoverable_leak_check(void) { return memtrack_check() > 0; }
-
-/* LSan ends the process when this finds leaks; the tracker never changes what the program
- * does, so it only checks, once, as LSan does. */
-MEMTRACK_EXPORT void __lsan_do_leak_check(void) {
-    static atomic_int done;
-    if (!atomic_exchange(&done, 1)) (void)memtrack_check();
+    memtrack_sources_fork_release();
 }

@@ -4,8 +4,17 @@
  * __libc_malloc: a program linked with jemalloc, mimalloc or tcmalloc keeps its allocator.
  * dlsym itself may call calloc/malloc before we know where they are; those few requests are
  * served from a static arena and never freed.
+ *
+ * Layer: process: start-up, which starts every other part.
  */
-#include "internal.h"
+#include "bootstrap.h"
+#include "annotations.h"
+#include "children.h"
+#include "counters.h"
+#include "failure.h"
+#include "format.h"
+#include "process.h"
+#include "sys.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -17,19 +26,6 @@
 #include <unistd.h>
 #include <sys/syscall.h>
 
-struct memtrack_config memtrack_config = {
-    .settle_ms = 50,   /* tens of ms: most blocks die sooner, a person reading `ls` never notices */
-    .depth = 12,       /* gets past operator new, std::allocator and a vector's growth into user code */
-    .freeres = 1,      /* as valgrind: libc's own buffers are not the program's leaks */
-    .leak_check = 1,   /* classify live blocks at exit, as valgrind's --leak-check=full */
-    .counters = 1,     /* the counters file (memdir stats, watch) */
-    .quarantine_bytes = 8u << 20,  /* catches stale frees a few thousand blocks back; see README */
-    .backlog_bytes = 128u << 20,   /* records and removals waiting for the writer: about 1.5M; see README */
-    .settle_backlog_ms = 1000,     /* a large backlog's blocks wait this long: see pending.c's writer */
-};
-struct memtrack_next_allocator memtrack_next;
-MEMTRACK_THREAD_LOCAL int memtrack_busy;
-atomic_int memtrack_ready;
 
 // ---- The arena for dlsym's own allocations -----------------------------------------------
 /* glibc's dlsym allocates at most a few hundred bytes (its error buffer); 64 KiB leaves room
@@ -79,7 +75,7 @@ static atomic_int bootstrap_owner;   /* thread id of the thread resolving symbol
 
 void memtrack_bootstrap(void) {
     if (atomic_load(&memtrack_ready)) return;
-    int me = (int)syscall(SYS_gettid);
+    int me = (int)memtrack_sys_gettid();
     int expected = 0;
     if (!atomic_compare_exchange_strong(&bootstrap_owner, &expected, me)) {
         /* Another thread is resolving (or we re-entered through dlsym: then memtrack_busy is

@@ -13,8 +13,13 @@
  * "A child" is a process whose parent is not MEM_TRACE_PARENT: `memdir run` sets it to its own
  * pid, so the program it starts is traced, and so is every image that program execs in place
  * (a version manager's shim that execs the real interpreter keeps its pid and parent).
+ *
+ * Layer: process.
  */
-#include "internal.h"
+#include "children.h"
+#include "failure.h"
+#include "format.h"
+#include "sys.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -84,7 +89,7 @@ static int is_untraced_child(void) {
     pid_t parent;
     int has_parent = parse_pid(getenv("MEM_TRACE_PARENT"), &parent);
     /* Without MEM_TRACE_PARENT no process is known to be the program: only skip patterns apply. */
-    if (has_parent && (pid_t)syscall(SYS_getppid) == parent) return 0;
+    if (has_parent && memtrack_sys_getppid() == parent) return 0;
     const char *children = getenv("MEM_TRACE_CHILDREN");
     if (has_parent && children && !strcmp(children, "no")) return 1;
     const char *skip = getenv("MEM_TRACE_CHILDREN_SKIP");
@@ -145,7 +150,7 @@ void memtrack_restart_if_untraced(char **argv, char **envp) {
         count++;
     }
     size_t bytes = (count + 1) * sizeof(char *) + text_bytes + 16;
-    char *memory = (char *)syscall(SYS_mmap, NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *memory = (char *)memtrack_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (memory == MAP_FAILED) return;
     char **environment = environment_without(envp, self.dli_fname, memory, bytes);
     if (environment) {
@@ -153,11 +158,11 @@ void memtrack_restart_if_untraced(char **argv, char **envp) {
         ssize_t length = readlink("/proc/self/exe", executable, sizeof executable - 1);
         if (length > 0) {
             executable[length] = 0;
-            syscall(SYS_execve, executable, argv, environment);
+            memtrack_sys_execve(executable, argv, environment);
         }
-        syscall(SYS_execve, "/proc/self/exe", argv, environment);
+        memtrack_sys_execve("/proc/self/exe", argv, environment);
     }
     /* The restart failed (no /proc, a seccomp filter): trace after all, and say so once. */
-    syscall(SYS_munmap, memory, bytes);
+    memtrack_sys_munmap(memory, bytes);
     memtrack_say("memtrack: warning: could not restart an untraced child without the tracker; tracing it\n");
 }

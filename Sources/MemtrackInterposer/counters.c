@@ -18,8 +18,12 @@
  * is no longer in memory when it is freed.
  *
  * Layout (little-endian, README "counters"): a 4 KiB header page, then SLOT_COUNT + 1 slots.
+ *
+ * Layer: state.
  */
 #include "counters.h"
+#include "failure.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -158,11 +162,11 @@ void memtrack_counters_open(int directory) {
     }
     int saved_errno = errno;
     uint64_t *old = __atomic_load_n(&memtrack_counter_area, __ATOMIC_RELAXED);
-    int fd = (int)syscall(SYS_openat, directory, "counters", O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = (int)memtrack_sys_openat(directory, "counters", O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     void *mapped = MAP_FAILED;
     if (fd >= 0 && ftruncate(fd, FILE_BYTES) == 0)
-        mapped = mmap(NULL, FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (fd >= 0) syscall(SYS_close, fd);
+        mapped = memtrack_sys_mmap(NULL, FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (fd >= 0) memtrack_sys_close(fd);
     if (mapped == MAP_FAILED) {
         memtrack_note_failure("creating the counters file", errno, NULL);
         errno = saved_errno;
@@ -181,6 +185,6 @@ void memtrack_counters_open(int directory) {
     __atomic_store_n(&fresh[H_PUBLISH_BYTES], MEMTRACK_COUNTER_PUBLISH, __ATOMIC_RELAXED);
     __atomic_store_n(&fresh[H_PID], (uint64_t)memtrack_pid, __ATOMIC_RELAXED);
     __atomic_store_n(&memtrack_counter_area, fresh, __ATOMIC_RELEASE);
-    if (old != bootstrap_area) munmap((void *)old, FILE_BYTES);   /* the parent's, in a child */
+    if (old != bootstrap_area) memtrack_sys_munmap((void *)old, FILE_BYTES);   /* the parent's, in a child */
     errno = saved_errno;
 }

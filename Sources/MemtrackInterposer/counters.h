@@ -3,11 +3,15 @@
  * writer per slot; the reader is memdir, in another process, summing whole words); the first
  * call of a thread, and threads beyond SLOT_COUNT, take counters.c's slow path. Inlining, plain
  * adds and reading the chunk header took the counters from 110 to 51 instructions per
- * malloc/free pair (callgrind on churn 200000: +2.7 %, from +5.5 %; README "Long-running"). */
+ * malloc/free pair (callgrind on churn 200000: +2.7 %, from +5.5 %; README "Long-running").
+ * Layer: state. */
 #ifndef MEMTRACK_COUNTERS_H
 #define MEMTRACK_COUNTERS_H
 
-#include "internal.h"
+#include "base.h"
+#include "shadow.h"
+
+#pragma GCC visibility push(hidden)
 
 #define MEMTRACK_COUNTER_HEADER_WORDS (4096 / 8)
 #define MEMTRACK_COUNTER_SLOTS 128          /* threads with a slot of their own */
@@ -34,6 +38,10 @@ extern MEMTRACK_HIDDEN int memtrack_chunk_headers_readable;          /* see memt
 void memtrack_counters_allocated_slow(int via, void *pointer, size_t size);
 void memtrack_counters_freed_slow(int via, void *pointer, int state);
 void memtrack_counters_publish(uint64_t *slot);
+/* Maps the counters file in the run directory (directory: open for the call). */
+void memtrack_counters_open(int directory);
+/* Whether glibc's chunk headers give the usable size (memtrack_usable_size), checked at start. */
+void memtrack_counters_probe_chunk_headers(void);
 
 /* What malloc_usable_size(pointer) returns for a live block. With glibc's allocator (checked
  * once at start, by comparing on probe blocks) it is read from the chunk's size word: a
@@ -86,5 +94,7 @@ static inline void memtrack_counters_freed(int via, void *pointer, int state) {
     int64_t delta = (int64_t)(slot[MEMTRACK_SLOT_HEAP_DELTA] -= memtrack_usable_size(pointer));
     if (MEMTRACK_UNLIKELY(delta <= -MEMTRACK_COUNTER_PUBLISH)) memtrack_counters_publish(slot);
 }
+
+#pragma GCC visibility pop
 
 #endif

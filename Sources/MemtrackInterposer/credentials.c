@@ -13,8 +13,17 @@
  * it, the status is written as it would read with one more lost event, with why; after it, the
  * ordinary status replaces that mark if the directory is still writable. If not, the mark stays,
  * and memdir says the record is incomplete.
+ *
+ * Layer: process, on the writer and files (their threads follow) and status.
  */
-#include "internal.h"
+#include "credentials.h"
+#include "capabilities.h"
+#include "files.h"
+#include "format.h"
+#include "lock.h"
+#include "pending.h"
+#include "status.h"
+#include "sys.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -26,56 +35,23 @@
 #include <time.h>
 #include <unistd.h>
 
-static struct {
-    struct __user_cap_data_struct capabilities[_LINUX_CAPABILITY_U32S_3];
-    int keep_capabilities, securebits;
-} wanted;
-static atomic_int generation;     /* bumped for each request */
-static atomic_int followed;       /* futex word: tracker threads that have followed the request */
-static memtrack_lock request_lock;
-static MEMTRACK_THREAD_LOCAL int seen_generation;
-
-/* Called by the tracker's threads (the writer on each wake, the file thread on each request). */
-void memtrack_credentials_follow(void) {
-    int now = atomic_load(&generation);
-    if (now == seen_generation) return;
-    seen_generation = now;
-    int saved_errno = errno;
-    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
-    if (wanted.securebits >= 0 && prctl(PR_GET_SECUREBITS) != wanted.securebits)
-        prctl(PR_SET_SECUREBITS, (unsigned long)wanted.securebits, 0, 0, 0);
-    prctl(PR_SET_KEEPCAPS, (unsigned long)wanted.keep_capabilities, 0, 0, 0);
-    syscall(SYS_capset, &header, wanted.capabilities);
-    atomic_fetch_add(&followed, 1);
-    syscall(SYS_futex, &followed, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-    errno = saved_errno;
-}
-
 /* Has the tracker's threads take this thread's capabilities, and waits (at most 2 s) until they
  * have: the set*id call that follows runs in all of them. */
+static memtrack_lock request_lock;
 static void tracker_threads_follow(void) {
     int threads = (memtrack_pending_writer_thread() ? 1 : 0) + (atomic_load(&memtrack_file_thread) ? 1 : 0);
     if (!threads) return;
-    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
     memtrack_lock_acquire(&request_lock);
-    if (syscall(SYS_capget, &header, wanted.capabilities) != 0) { memtrack_lock_release(&request_lock); return; }
-    wanted.keep_capabilities = prctl(PR_GET_KEEPCAPS) == 1;
-    wanted.securebits = prctl(PR_GET_SECUREBITS);
-    atomic_store(&followed, 0);
-    atomic_fetch_add(&generation, 1);
-    memtrack_pending_wake_writer();
-    memtrack_files_wake();
-    struct timespec step = {0, 10000000};   /* 10 ms */
-    for (int waited = 0; waited < 200; waited++) {
-        int done = atomic_load(&followed);
-        if (done >= threads) break;
-        syscall(SYS_futex, &followed, FUTEX_WAIT_PRIVATE, done, &step, NULL, 0);
+    if (memtrack_credentials_publish()) {
+        memtrack_pending_wake_writer();
+        memtrack_files_wake();
+        memtrack_credentials_wait(threads);
     }
     memtrack_lock_release(&request_lock);
 }
 
 static int is_ours(void) {
-    return atomic_load(&memtrack_run_directory) >= 0 && (pid_t)syscall(SYS_getpid) == memtrack_pid;
+    return atomic_load(&memtrack_run_directory) >= 0 && (pid_t)memtrack_sys_getpid() == memtrack_pid;
 }
 
 static void before(const char *call, int changes_uid) {

@@ -16,8 +16,15 @@
  * already set only forwards.
  *
  * libmemtrack.so links no C++ runtime: the mangled names are plain C symbols here.
+ *
+ * Layer: api.
  */
-#include "internal.h"
+#include "cxx.h"
+#include "family.h"
+#include "failure.h"
+#include "shadow.h"
+#include "sys.h"
+#include "names.h"
 #include "unwind.h"
 
 #include <dlfcn.h>
@@ -29,53 +36,46 @@ MEMTRACK_THREAD_LOCAL struct memtrack_cxx_allocation *memtrack_cxx_allocation;
 MEMTRACK_THREAD_LOCAL struct memtrack_cxx_deallocation *memtrack_cxx_deallocation;
 
 // ---- The next definitions ---------------------------------------------------------------------
-enum operator_index {
-    NEW, NEW_NOTHROW, NEW_ALIGNED, NEW_ALIGNED_NOTHROW,
-    NEW_ARRAY, NEW_ARRAY_NOTHROW, NEW_ARRAY_ALIGNED, NEW_ARRAY_ALIGNED_NOTHROW,
-    DELETE, DELETE_NOTHROW, DELETE_SIZED, DELETE_ALIGNED, DELETE_ALIGNED_NOTHROW, DELETE_SIZED_ALIGNED,
-    DELETE_ARRAY, DELETE_ARRAY_NOTHROW, DELETE_ARRAY_SIZED, DELETE_ARRAY_ALIGNED,
-    DELETE_ARRAY_ALIGNED_NOTHROW, DELETE_ARRAY_SIZED_ALIGNED,
-    OPERATOR_COUNT
-};
-
-static const char *const operator_names[OPERATOR_COUNT] = {
-    "_Znwm", "_ZnwmRKSt9nothrow_t", "_ZnwmSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t",
-    "_Znam", "_ZnamRKSt9nothrow_t", "_ZnamSt11align_val_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
-    "_ZdlPv", "_ZdlPvRKSt9nothrow_t", "_ZdlPvm", "_ZdlPvSt11align_val_t",
-    "_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdlPvmSt11align_val_t",
-    "_ZdaPv", "_ZdaPvRKSt9nothrow_t", "_ZdaPvm", "_ZdaPvSt11align_val_t",
-    "_ZdaPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvmSt11align_val_t",
-};
-
-static _Atomic(void *) next_operator[OPERATOR_COUNT];
+static _Atomic(void *) next_operator[MEMTRACK_OPERATOR_COUNT];
 
 /* Last resort, when no loaded object defines the operator (a C++ library opened RTLD_LOCAL
  * whose C++ runtime is not libstdc++): what the default operators do, minus new_handler. A
  * failed throwing new ends the program as an uncaught std::bad_alloc would. Extra arguments
  * (nothrow tag, alignment, size) are ignored where they do not matter. */
+static void *(*fallback_malloc)(size_t);
+static void (*fallback_free)(void *);
+static int (*fallback_posix_memalign)(void **, size_t, size_t);
 static void *fallback_new(size_t size) {
-    void *block = malloc(size ? size : 1);
+    void *block = fallback_malloc(size ? size : 1);
     if (!block) { memtrack_say("memtrack: fatal: operator new: out of memory and no C++ runtime to throw\n"); abort(); }
     return block;
 }
-static void *fallback_new_nothrow(size_t size) { return malloc(size ? size : 1); }
+static void *fallback_new_nothrow(size_t size) { return fallback_malloc(size ? size : 1); }
 static void *fallback_new_aligned_nothrow(size_t size, size_t alignment) {
     void *block = NULL;
-    return posix_memalign(&block, alignment < sizeof(void *) ? sizeof(void *) : alignment, size ? size : 1) ? NULL : block;
+    return fallback_posix_memalign(&block, alignment < sizeof(void *) ? sizeof(void *) : alignment, size ? size : 1) ? NULL : block;
 }
 static void *fallback_new_aligned(size_t size, size_t alignment) {
     void *block = fallback_new_aligned_nothrow(size, alignment);
     if (!block) return fallback_new((size_t)-1);   /* the same fatal message */
     return block;
 }
-static void fallback_delete(void *pointer) { free(pointer); }
+static void fallback_delete(void *pointer) { fallback_free(pointer); }
 
-static void *fallback(enum operator_index index) {
+/* The default operators call malloc, free and posix_memalign by name, so the first definition
+ * in the global scope (ours, or the program's own) gets them, found here (not a call through
+ * our own PLT slots). Under memtrack_busy: dlsym may allocate. */
+static void *fallback(enum memtrack_operator index) {
+    if (!fallback_posix_memalign) {
+        fallback_malloc = (void *(*)(size_t))dlsym(RTLD_DEFAULT, "malloc");
+        fallback_free = (void (*)(void *))dlsym(RTLD_DEFAULT, "free");
+        fallback_posix_memalign = (int (*)(void **, size_t, size_t))dlsym(RTLD_DEFAULT, "posix_memalign");
+    }
     switch (index) {
-    case NEW: case NEW_ARRAY: return (void *)fallback_new;
-    case NEW_NOTHROW: case NEW_ARRAY_NOTHROW: return (void *)fallback_new_nothrow;
-    case NEW_ALIGNED: case NEW_ARRAY_ALIGNED: return (void *)fallback_new_aligned;
-    case NEW_ALIGNED_NOTHROW: case NEW_ARRAY_ALIGNED_NOTHROW: return (void *)fallback_new_aligned_nothrow;
+    case MEMTRACK_NEW: case MEMTRACK_NEW_ARRAY: return (void *)fallback_new;
+    case MEMTRACK_NEW_NOTHROW: case MEMTRACK_NEW_ARRAY_NOTHROW: return (void *)fallback_new_nothrow;
+    case MEMTRACK_NEW_ALIGNED: case MEMTRACK_NEW_ARRAY_ALIGNED: return (void *)fallback_new_aligned;
+    case MEMTRACK_NEW_ALIGNED_NOTHROW: case MEMTRACK_NEW_ARRAY_ALIGNED_NOTHROW: return (void *)fallback_new_aligned_nothrow;
     default: return (void *)fallback_delete;
     }
 }
@@ -83,20 +83,18 @@ static void *fallback(enum operator_index index) {
 /* Any loaded object but us that defines the name, in load order (RTLD_LOCAL ones included). */
 static void *find_in_loaded_objects(const char *name) {
     void *found = NULL;
-    struct link_map *map = NULL;
-    void *main_handle = dlopen(NULL, RTLD_LAZY | RTLD_NOLOAD);
-    if (main_handle) { dlinfo(main_handle, RTLD_DI_LINKMAP, &map); dlclose(main_handle); }
+    struct link_map *map = memtrack_sys_first_object();
     Dl_info self;
     struct link_map *our_map = NULL;
     if (!dladdr1((void *)find_in_loaded_objects, &self, (void **)&our_map, RTLD_DL_LINKMAP)) our_map = NULL;
     for (; map && !found; map = map->l_next) {
         if (map == our_map || !map->l_name || !map->l_name[0]) continue;
-        void *library = dlopen(map->l_name, RTLD_LAZY | RTLD_NOLOAD);
+        void *library = memtrack_sys_dlopen(map->l_name, RTLD_LAZY | RTLD_NOLOAD);
         if (!library) continue;
         void *candidate = dlsym(library, name);
         Dl_info where;
         if (candidate && !(dladdr(candidate, &where) && where.dli_fbase == self.dli_fbase)) found = candidate;
-        dlclose(library);
+        memtrack_sys_dlclose(library);
     }
     return found;
 }
@@ -104,14 +102,14 @@ static void *find_in_loaded_objects(const char *name) {
 /* Found on first use: libstdc++ may be loaded after us, even by dlopen. RTLD_NEXT sees the
  * global scope; a C++ runtime that only a RTLD_LOCAL library pulled in is found among the
  * loaded objects. */
-static void *resolve(enum operator_index index) {
+static void *resolve(enum memtrack_operator index) {
     void *found = atomic_load_explicit(&next_operator[index], memory_order_acquire);
     if (MEMTRACK_LIKELY(found != NULL)) return found;
     memtrack_busy++;   /* dlsym may allocate: those blocks are ours */
-    found = dlsym(RTLD_NEXT, operator_names[index]);
-    if (!found) found = find_in_loaded_objects(operator_names[index]);
-    memtrack_busy--;
+    found = dlsym(RTLD_NEXT, memtrack_operator_names[index]);
+    if (!found) found = find_in_loaded_objects(memtrack_operator_names[index]);
     if (!found) found = fallback(index);
+    memtrack_busy--;
     atomic_store_explicit(&next_operator[index], found, memory_order_release);
     return found;
 }
@@ -170,22 +168,22 @@ static void adopt(void *result, int family) {
 typedef const void *nothrow_ref;   /* const std::nothrow_t & */
 typedef size_t alignment_t;        /* std::align_val_t */
 
-NEW_WRAPPER(_Znwm, NEW, MEMTRACK_VIA_NEW, MEMTRACK_FAMILY_NEW,
+NEW_WRAPPER(_Znwm, MEMTRACK_NEW, MEMTRACK_VIA_NEW, MEMTRACK_FAMILY_NEW,
             (size_t size), (size_t), (size), size)
-NEW_WRAPPER(_ZnwmRKSt9nothrow_t, NEW_NOTHROW, MEMTRACK_VIA_NEW, MEMTRACK_FAMILY_NEW,
+NEW_WRAPPER(_ZnwmRKSt9nothrow_t, MEMTRACK_NEW_NOTHROW, MEMTRACK_VIA_NEW, MEMTRACK_FAMILY_NEW,
             (size_t size, nothrow_ref tag), (size_t, nothrow_ref), (size, tag), size)
-NEW_WRAPPER(_ZnwmSt11align_val_t, NEW_ALIGNED, MEMTRACK_VIA_NEW_ALIGNED, MEMTRACK_FAMILY_NEW,
+NEW_WRAPPER(_ZnwmSt11align_val_t, MEMTRACK_NEW_ALIGNED, MEMTRACK_VIA_NEW_ALIGNED, MEMTRACK_FAMILY_NEW,
             (size_t size, alignment_t alignment), (size_t, alignment_t), (size, alignment), size)
-NEW_WRAPPER(_ZnwmSt11align_val_tRKSt9nothrow_t, NEW_ALIGNED_NOTHROW, MEMTRACK_VIA_NEW_ALIGNED, MEMTRACK_FAMILY_NEW,
+NEW_WRAPPER(_ZnwmSt11align_val_tRKSt9nothrow_t, MEMTRACK_NEW_ALIGNED_NOTHROW, MEMTRACK_VIA_NEW_ALIGNED, MEMTRACK_FAMILY_NEW,
             (size_t size, alignment_t alignment, nothrow_ref tag), (size_t, alignment_t, nothrow_ref),
             (size, alignment, tag), size)
-NEW_WRAPPER(_Znam, NEW_ARRAY, MEMTRACK_VIA_NEW_ARRAY, MEMTRACK_FAMILY_ARRAY,
+NEW_WRAPPER(_Znam, MEMTRACK_NEW_ARRAY, MEMTRACK_VIA_NEW_ARRAY, MEMTRACK_FAMILY_ARRAY,
             (size_t size), (size_t), (size), size)
-NEW_WRAPPER(_ZnamRKSt9nothrow_t, NEW_ARRAY_NOTHROW, MEMTRACK_VIA_NEW_ARRAY, MEMTRACK_FAMILY_ARRAY,
+NEW_WRAPPER(_ZnamRKSt9nothrow_t, MEMTRACK_NEW_ARRAY_NOTHROW, MEMTRACK_VIA_NEW_ARRAY, MEMTRACK_FAMILY_ARRAY,
             (size_t size, nothrow_ref tag), (size_t, nothrow_ref), (size, tag), size)
-NEW_WRAPPER(_ZnamSt11align_val_t, NEW_ARRAY_ALIGNED, MEMTRACK_VIA_NEW_ARRAY_ALIGNED, MEMTRACK_FAMILY_ARRAY,
+NEW_WRAPPER(_ZnamSt11align_val_t, MEMTRACK_NEW_ARRAY_ALIGNED, MEMTRACK_VIA_NEW_ARRAY_ALIGNED, MEMTRACK_FAMILY_ARRAY,
             (size_t size, alignment_t alignment), (size_t, alignment_t), (size, alignment), size)
-NEW_WRAPPER(_ZnamSt11align_val_tRKSt9nothrow_t, NEW_ARRAY_ALIGNED_NOTHROW, MEMTRACK_VIA_NEW_ARRAY_ALIGNED,
+NEW_WRAPPER(_ZnamSt11align_val_tRKSt9nothrow_t, MEMTRACK_NEW_ARRAY_ALIGNED_NOTHROW, MEMTRACK_VIA_NEW_ARRAY_ALIGNED,
             MEMTRACK_FAMILY_ARRAY, (size_t size, alignment_t alignment, nothrow_ref tag),
             (size_t, alignment_t, nothrow_ref), (size, alignment, tag), size)
 
@@ -215,31 +213,31 @@ NEW_WRAPPER(_ZnamSt11align_val_tRKSt9nothrow_t, NEW_ARRAY_ALIGNED_NOTHROW, MEMTR
         memtrack_cxx_deallocation = outer;                                                 \
     }
 
-DELETE_WRAPPER(_ZdlPv, DELETE, MEMTRACK_VIA_DELETE, MEMTRACK_FAMILY_NEW,
+DELETE_WRAPPER(_ZdlPv, MEMTRACK_DELETE, MEMTRACK_VIA_DELETE, MEMTRACK_FAMILY_NEW,
                (void *pointer), (void *), (pointer), 0)
-DELETE_WRAPPER(_ZdlPvRKSt9nothrow_t, DELETE_NOTHROW, MEMTRACK_VIA_DELETE, MEMTRACK_FAMILY_NEW,
+DELETE_WRAPPER(_ZdlPvRKSt9nothrow_t, MEMTRACK_DELETE_NOTHROW, MEMTRACK_VIA_DELETE, MEMTRACK_FAMILY_NEW,
                (void *pointer, nothrow_ref tag), (void *, nothrow_ref), (pointer, tag), 0)
-DELETE_WRAPPER(_ZdlPvm, DELETE_SIZED, MEMTRACK_VIA_DELETE, MEMTRACK_FAMILY_NEW,
+DELETE_WRAPPER(_ZdlPvm, MEMTRACK_DELETE_SIZED, MEMTRACK_VIA_DELETE, MEMTRACK_FAMILY_NEW,
                (void *pointer, size_t size), (void *, size_t), (pointer, size), size)
-DELETE_WRAPPER(_ZdlPvSt11align_val_t, DELETE_ALIGNED, MEMTRACK_VIA_DELETE, MEMTRACK_FAMILY_NEW,
+DELETE_WRAPPER(_ZdlPvSt11align_val_t, MEMTRACK_DELETE_ALIGNED, MEMTRACK_VIA_DELETE, MEMTRACK_FAMILY_NEW,
                (void *pointer, alignment_t alignment), (void *, alignment_t), (pointer, alignment), 0)
-DELETE_WRAPPER(_ZdlPvSt11align_val_tRKSt9nothrow_t, DELETE_ALIGNED_NOTHROW, MEMTRACK_VIA_DELETE, MEMTRACK_FAMILY_NEW,
+DELETE_WRAPPER(_ZdlPvSt11align_val_tRKSt9nothrow_t, MEMTRACK_DELETE_ALIGNED_NOTHROW, MEMTRACK_VIA_DELETE, MEMTRACK_FAMILY_NEW,
                (void *pointer, alignment_t alignment, nothrow_ref tag), (void *, alignment_t, nothrow_ref),
                (pointer, alignment, tag), 0)
-DELETE_WRAPPER(_ZdlPvmSt11align_val_t, DELETE_SIZED_ALIGNED, MEMTRACK_VIA_DELETE, MEMTRACK_FAMILY_NEW,
+DELETE_WRAPPER(_ZdlPvmSt11align_val_t, MEMTRACK_DELETE_SIZED_ALIGNED, MEMTRACK_VIA_DELETE, MEMTRACK_FAMILY_NEW,
                (void *pointer, size_t size, alignment_t alignment), (void *, size_t, alignment_t),
                (pointer, size, alignment), size)
-DELETE_WRAPPER(_ZdaPv, DELETE_ARRAY, MEMTRACK_VIA_DELETE_ARRAY, MEMTRACK_FAMILY_ARRAY,
+DELETE_WRAPPER(_ZdaPv, MEMTRACK_DELETE_ARRAY, MEMTRACK_VIA_DELETE_ARRAY, MEMTRACK_FAMILY_ARRAY,
                (void *pointer), (void *), (pointer), 0)
-DELETE_WRAPPER(_ZdaPvRKSt9nothrow_t, DELETE_ARRAY_NOTHROW, MEMTRACK_VIA_DELETE_ARRAY, MEMTRACK_FAMILY_ARRAY,
+DELETE_WRAPPER(_ZdaPvRKSt9nothrow_t, MEMTRACK_DELETE_ARRAY_NOTHROW, MEMTRACK_VIA_DELETE_ARRAY, MEMTRACK_FAMILY_ARRAY,
                (void *pointer, nothrow_ref tag), (void *, nothrow_ref), (pointer, tag), 0)
-DELETE_WRAPPER(_ZdaPvm, DELETE_ARRAY_SIZED, MEMTRACK_VIA_DELETE_ARRAY, MEMTRACK_FAMILY_ARRAY,
+DELETE_WRAPPER(_ZdaPvm, MEMTRACK_DELETE_ARRAY_SIZED, MEMTRACK_VIA_DELETE_ARRAY, MEMTRACK_FAMILY_ARRAY,
                (void *pointer, size_t size), (void *, size_t), (pointer, size), size)
-DELETE_WRAPPER(_ZdaPvSt11align_val_t, DELETE_ARRAY_ALIGNED, MEMTRACK_VIA_DELETE_ARRAY, MEMTRACK_FAMILY_ARRAY,
+DELETE_WRAPPER(_ZdaPvSt11align_val_t, MEMTRACK_DELETE_ARRAY_ALIGNED, MEMTRACK_VIA_DELETE_ARRAY, MEMTRACK_FAMILY_ARRAY,
                (void *pointer, alignment_t alignment), (void *, alignment_t), (pointer, alignment), 0)
-DELETE_WRAPPER(_ZdaPvSt11align_val_tRKSt9nothrow_t, DELETE_ARRAY_ALIGNED_NOTHROW, MEMTRACK_VIA_DELETE_ARRAY,
+DELETE_WRAPPER(_ZdaPvSt11align_val_tRKSt9nothrow_t, MEMTRACK_DELETE_ARRAY_ALIGNED_NOTHROW, MEMTRACK_VIA_DELETE_ARRAY,
                MEMTRACK_FAMILY_ARRAY, (void *pointer, alignment_t alignment, nothrow_ref tag),
                (void *, alignment_t, nothrow_ref), (pointer, alignment, tag), 0)
-DELETE_WRAPPER(_ZdaPvmSt11align_val_t, DELETE_ARRAY_SIZED_ALIGNED, MEMTRACK_VIA_DELETE_ARRAY, MEMTRACK_FAMILY_ARRAY,
+DELETE_WRAPPER(_ZdaPvmSt11align_val_t, MEMTRACK_DELETE_ARRAY_SIZED_ALIGNED, MEMTRACK_VIA_DELETE_ARRAY, MEMTRACK_FAMILY_ARRAY,
                (void *pointer, size_t size, alignment_t alignment), (void *, size_t, alignment_t),
                (pointer, size, alignment), size)

@@ -15,9 +15,14 @@
  *
  * A dlmopen namespace gets its own libc and its own heap, which is not ours to redirect: one
  * warning says it is not tracked.
+ *
+ * Layer: process.
  */
-#include "internal.h"
+#include "base.h"
+#include "failure.h"
+#include "sys.h"
 #include "arch.h"
+#include "names.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -52,19 +57,13 @@ static void warn_once(atomic_int *warned, const char *line) {
 }
 
 // ---- The functions redirected ---------------------------------------------------------------
-/* Each allocation function the tracker exports; its address is ours (dlsym on our own
- * handle) and the one ours forwards to is RTLD_NEXT's. */
-static const char *const redirected[] = {
-    "malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
-    "memalign", "valloc", "pvalloc", "cfree",
-    "_Znwm", "_ZnwmRKSt9nothrow_t", "_ZnwmSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t",
-    "_Znam", "_ZnamRKSt9nothrow_t", "_ZnamSt11align_val_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
-    "_ZdlPv", "_ZdlPvRKSt9nothrow_t", "_ZdlPvm", "_ZdlPvSt11align_val_t",
-    "_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdlPvmSt11align_val_t",
-    "_ZdaPv", "_ZdaPvRKSt9nothrow_t", "_ZdaPvm", "_ZdaPvSt11align_val_t",
-    "_ZdaPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvmSt11align_val_t",
-};
-#define REDIRECTED_COUNT (sizeof redirected / sizeof redirected[0])
+/* Each allocation function the tracker exports (names.h); its address is ours (dlsym on our
+ * own handle) and the one ours forwards to is RTLD_NEXT's. */
+#define REDIRECTED_COUNT (MEMTRACK_ALLOCATION_FUNCTIONS + MEMTRACK_OPERATOR_COUNT)
+static const char *redirected_name(size_t k) {
+    return k < MEMTRACK_ALLOCATION_FUNCTIONS ? memtrack_allocation_names[k]
+                                             : memtrack_operator_names[k - MEMTRACK_ALLOCATION_FUNCTIONS];
+}
 
 struct redirection { void *ours, *next, *in_scope; };
 
@@ -106,7 +105,7 @@ static void patch_relocations(const struct link_map *map, const ElfW(Rela) *relo
         if (type != MEMTRACK_R_JUMP_SLOT && type != MEMTRACK_R_GLOB_DAT) continue;
         const char *name = strings + symbols[ELF64_R_SYM(relocations[i].r_info)].st_name;
         for (size_t k = 0; k < REDIRECTED_COUNT; k++) {
-            if (strcmp(name, redirected[k]) != 0) continue;
+            if (strcmp(name, redirected_name(k)) != 0) continue;
             const struct redirection *r = &redirections[k];
             uintptr_t slot = map->l_addr + relocations[i].r_offset;
             void *current = *(void *const *)slot;
@@ -144,9 +143,7 @@ static void patch_object(const struct link_map *map, const struct redirection *r
 
 /* The last object of the base namespace's list: what a dlopen loads is appended after it. */
 static struct link_map *last_object(void) {
-    struct link_map *map = NULL;
-    void *main_handle = dlopen(NULL, RTLD_LAZY | RTLD_NOLOAD);
-    if (main_handle) { dlinfo(main_handle, RTLD_DI_LINKMAP, &map); dlclose(main_handle); }
+    struct link_map *map = memtrack_sys_first_object();
     while (map && map->l_next) map = map->l_next;
     return map;
 }
@@ -163,7 +160,7 @@ static void redirect_deep_bound(void *handle, struct link_map *before) {
     struct link_map *our_map = NULL;
     void *ourselves = NULL;
     if (dladdr1((void *)redirect_deep_bound, &self, (void **)&our_map, RTLD_DL_LINKMAP) && self.dli_fname)
-        ourselves = dlopen(self.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+        ourselves = memtrack_sys_dlopen(self.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
     if (!ourselves || !our_map) {
         warn_once(&ours_unknown, "memtrack: warning: cannot find libmemtrack.so's own symbols; "
                                  "RTLD_DEEPBIND libraries are not tracked\n");
@@ -172,12 +169,12 @@ static void redirect_deep_bound(void *handle, struct link_map *before) {
     struct redirection redirections[REDIRECTED_COUNT];
     memtrack_busy++;   /* dlsym may allocate */
     for (size_t k = 0; k < REDIRECTED_COUNT; k++) {
-        redirections[k].ours = dlsym(ourselves, redirected[k]);
-        redirections[k].next = dlsym(RTLD_NEXT, redirected[k]);
-        redirections[k].in_scope = dlsym(handle, redirected[k]);
+        redirections[k].ours = dlsym(ourselves, redirected_name(k));
+        redirections[k].next = dlsym(RTLD_NEXT, redirected_name(k));
+        redirections[k].in_scope = dlsym(handle, redirected_name(k));
     }
     memtrack_busy--;
-    dlclose(ourselves);
+    memtrack_sys_dlclose(ourselves);
     for (; map; map = map->l_next)
         if (map != our_map) patch_object(map, redirections);
 }
@@ -201,9 +198,7 @@ static int caller_independent(const char *file, const void *caller) {
     Lmid_t namespace_id = LM_ID_BASE;
     if (dlinfo(map, RTLD_DI_LMID, &namespace_id) != 0 || namespace_id != LM_ID_BASE) return 0;
     if (strchr(file, '/')) return 1;
-    struct link_map *main_map = NULL;
-    void *main_handle = dlopen(NULL, RTLD_LAZY | RTLD_NOLOAD);
-    if (main_handle) { dlinfo(main_handle, RTLD_DI_LINKMAP, &main_map); dlclose(main_handle); }
+    struct link_map *main_map = memtrack_sys_first_object();
     return !has_search_path(map) && !has_search_path(main_map);
 }
 

@@ -4,8 +4,22 @@
  *
  * A thread that is already inside the tracker (memtrack_busy) gets the next allocator
  * directly and its block is marked as the tracker's own: never recorded, freed quietly.
+ *
+ * Layer: api: the allocation entry points, on everything below.
  */
-#include "internal.h"
+#include "annotations.h"
+#include "bootstrap.h"
+#include "cxx.h"
+#include "family.h"
+#include "failure.h"
+#include "leakcheck.h"
+#include "loader.h"
+#include "pending.h"
+#include "process.h"
+#include "quarantine.h"
+#include "records.h"
+#include "shadow.h"
+#include "sys.h"
 #include "counters.h"
 #include "unwind.h"
 
@@ -283,7 +297,9 @@ static void release_checked(void *pointer, int family, int via, const struct mem
     const uint64_t unknown = UINT64_MAX;
     uint64_t allocated = unknown;
     uint32_t stack_id;
-    if (family != expected) memtrack_read_block((uintptr_t)pointer, &allocated, &event.alloc_stack);
+    struct memtrack_record_fields record;
+    if (family != expected && memtrack_read_block_record((uintptr_t)pointer, &record, &event.alloc_stack))
+        allocated = record.size;
     memtrack_pending_remove_noting_stack((uintptr_t)pointer, &event.alloc_stack, &allocated, &stack_id);
     if (allocated != unknown) event.size = allocated;
     if (family != expected) {
@@ -369,12 +385,17 @@ static void *reallocate(void *pointer, size_t size, int via, struct memtrack_sta
     return track_reallocated(result, size, via, stack);
 }
 
+/* Our own malloc under a hidden name: an arena block (dlsym's, at start-up) moved by realloc
+ * becomes a tracked block, without a call through our exported name (whose PLT slot a program
+ * defining malloc would take). */
+void *memtrack_entry_malloc(size_t) __attribute__((alias("malloc"), visibility("hidden")));
+
 /* realloc and reallocarray differ only in how they get the size; the stack must be captured
  * in the entry point itself, hence a macro. */
 #define REALLOC_ENTRY_BODY(pointer, size, via)                                             \
     if (!ensure_ready()) return memtrack_arena_allocate(size);                             \
     if (memtrack_arena_owns(pointer)) {   /* an arena block cannot be resized in place */  \
-        void *moved = malloc(size);                                                        \
+        void *moved = memtrack_entry_malloc(size);                                         \
         size_t available_ = memtrack_arena_bytes_after(pointer);   /* never past the arena */ \
         if (moved) memcpy(moved, pointer, size < available_ ? size : available_);           \
         return moved;                                                                      \

@@ -6,59 +6,21 @@
  * ever written, so a C program maps nothing and pays one load of an empty directory per free;
  * a C++ program pays 1/32 of the span its new'd blocks cover, mapped lazily. The granule is 8
  * bytes rather than shadow.c's 16 so that 8-byte aligned allocators need no second index.
+ *
+ * Layer: index, on radix.c.
  */
-#include "internal.h"
+#include "family.h"
+#include "radix.h"
 
-#include <sys/mman.h>
-
-/* 47-bit user addresses: 13 bits of top directory, 12 of middle, 19 bits of granules per leaf
- * (a leaf covers 4 MiB of address space in 128 KiB of bits, of which only touched pages cost). */
-#define ADDRESS_BITS 47
+/* 8-byte granules: a leaf covers 4 MiB of address space in 128 KiB of bits, of which only
+ * touched pages cost. */
 #define GRANULE_SHIFT 3
-#define LEAF_SHIFT 22
-#define MIDDLE_SHIFT 34
-#define TOP_ENTRIES (1u << (ADDRESS_BITS - MIDDLE_SHIFT))
-#define MIDDLE_ENTRIES (1u << (MIDDLE_SHIFT - LEAF_SHIFT))
-#define LEAF_GRANULES (1u << (LEAF_SHIFT - GRANULE_SHIFT))
-#define LEAF_WORDS (LEAF_GRANULES / 32)
-
-typedef _Atomic uint64_t leaf_word;
-typedef _Atomic(leaf_word *) middle_entry;
-
-static _Atomic(middle_entry *) directory[TOP_ENTRIES];
+static struct memtrack_radix family_index;
+typedef memtrack_radix_word leaf_word;
 atomic_int memtrack_any_family;   /* 0 until the first C++ block: C programs skip the walk */
 
-static void *map_zeroed(size_t bytes) {
-    void *memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return memory == MAP_FAILED ? NULL : memory;
-}
-
-static leaf_word *word_for(uintptr_t address, int create, unsigned *shift) {
-    if (address >> ADDRESS_BITS) return NULL;
-    _Atomic(middle_entry *) *top = &directory[address >> MIDDLE_SHIFT];
-    middle_entry *middle = atomic_load_explicit(top, memory_order_acquire);
-    if (!middle) {
-        if (!create) return NULL;
-        middle_entry *fresh = map_zeroed(MIDDLE_ENTRIES * sizeof(middle_entry));
-        if (!fresh) return NULL;
-        middle_entry *none = NULL;
-        if (atomic_compare_exchange_strong(top, &none, fresh)) middle = fresh;
-        else { munmap(fresh, MIDDLE_ENTRIES * sizeof(middle_entry)); middle = none; }
-    }
-    middle_entry *slot = &middle[(address >> LEAF_SHIFT) & (MIDDLE_ENTRIES - 1)];
-    leaf_word *leaf = atomic_load_explicit(slot, memory_order_acquire);
-    if (!leaf) {
-        if (!create) return NULL;
-        leaf_word *fresh = map_zeroed(LEAF_WORDS * sizeof(leaf_word));
-        if (!fresh) return NULL;
-        leaf_word *none = NULL;
-        if (atomic_compare_exchange_strong(slot, &none, fresh)) leaf = fresh;
-        else { munmap(fresh, LEAF_WORDS * sizeof(leaf_word)); leaf = none; }
-    }
-    unsigned granule = (unsigned)((address >> GRANULE_SHIFT) & (LEAF_GRANULES - 1));
-    *shift = (granule & 31) * 2;
-    return &leaf[granule >> 5];
+static inline leaf_word *word_for(uintptr_t address, int create, unsigned *shift) {
+    return memtrack_radix_word_for(&family_index, GRANULE_SHIFT, address, create, shift);
 }
 
 static int exchange(leaf_word *word, unsigned shift, int family) {

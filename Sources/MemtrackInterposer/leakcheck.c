@@ -27,8 +27,21 @@
  * could not be stopped). Plain loads are used only where nothing can change (every thread
  * stopped) and the maps read after the stop say the memory is private anonymous and readable;
  * everything else is copied with process_vm_readv (saferead.c), which fails instead of faulting.
+ *
+ * Layer: check, on stopworld.c, the table, the state and the records below.
  */
-#include "internal.h"
+#include "leakcheck.h"
+#include "annotations.h"
+#include "failure.h"
+#include "files.h"
+#include "format.h"
+#include "lock.h"
+#include "pending.h"
+#include "quarantine.h"
+#include "records.h"
+#include "shadow.h"
+#include "stacks.h"
+#include "sys.h"
 #include "arch.h"
 #include "saferead.h"
 #include "stopworld.h"
@@ -58,7 +71,7 @@
 struct range { uintptr_t start, end; };
 
 static void *map_memory(size_t bytes) {
-    void *memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *memory = memtrack_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     return memory == MAP_FAILED ? NULL : memory;
 }
 
@@ -169,58 +182,17 @@ static inline void push(struct check *c, long index) {
     else if ((size_t)index < c->sweep_low) c->sweep_low = (size_t)index;
 }
 
-static uint64_t parse_number(const char *p) {
-    uint64_t value = 0;
-    if (p[0] == '0' && p[1] == 'x') {
-        for (p += 2;; p++) {
-            int digit = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
-            if (digit < 0) break;
-            value = value * 16 + (uint64_t)digit;
-        }
-    } else {
-        while (*p >= '0' && *p <= '9') value = value * 10 + (uint64_t)(*p++ - '0');
-    }
-    return value;
-}
-
 // ---- Reading a block's record ---------------------------------------------------------------------
-/* The one place that reads block records (issue 11 may change their format): the requested size
- * and the first frame of the allocation stack. Reads the file, or the target of a symlink.
- * Returns 1 if the record was found. */
+/* The requested size and the first frame of the allocation stack: from the writer's backlog
+ * (pending.c) while the record waits there, else from the record (records.c's reader). Returns 1
+ * if the record was found. */
 static int read_block_record(uintptr_t address, uint64_t *size, uintptr_t *first_frame) {
-    /* A record still in the writer's backlog (pending.c) is read from there. */
     if (memtrack_pending_backlog_lookup(address, size, first_frame)) return 1;
-    int directory = memtrack_record_directory();
-    if (directory < 0) return 0;
-    char name[32], text[1024];
-    *memtrack_put_text(memtrack_put_hex(name, name + 20, address), name + sizeof name - 1, ".mem") = 0;
-    ssize_t length = -1;
-    int fd = (int)syscall(SYS_openat, directory, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
-    if (fd >= 0) {
-        length = syscall(SYS_read, fd, text, sizeof text - 1);
-        syscall(SYS_close, fd);
-    } else if (errno == ELOOP) {
-        length = syscall(SYS_readlinkat, directory, name, text, sizeof text - 1);
-    }
-    memtrack_record_directory_done(directory);
-    if (length <= 0) return 0;
-    text[length] = 0;
-    int found = 0;
-    for (char *p = text; *p; p++) {
-        if (p != text && p[-1] != ' ' && p[-1] != '\n') continue;
-        if (!strncmp(p, "size=", 5)) {
-            *size = parse_number(p + 5);
-            found = 1;
-        } else if (!strncmp(p, "stack=", 6)) {
-            *first_frame = (uintptr_t)parse_number(p + 6);
-        } else if (!strncmp(p, "s=", 2)) {   /* format 2 (a symlink's target) */
-            *size = parse_number(p + 2);
-            found = 1;
-        } else if (!strncmp(p, "k=", 2)) {
-            *first_frame = memtrack_stack_first_frame((uint32_t)parse_number(p + 2));
-        }
-    }
-    return found;
+    struct memtrack_record_fields fields;
+    if (!memtrack_read_block_record(address, &fields, NULL)) return 0;
+    *size = fields.size;
+    *first_frame = fields.first_frame;
+    return 1;
 }
 
 static int in_loader(const struct check *c, uintptr_t address) {
@@ -286,19 +258,19 @@ static int read_maps(struct check *c) {
     for (int attempt = 0; attempt < 6; attempt++, capacity *= 4) {
         text = map_memory(capacity);
         if (!text) return 0;
-        int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC, 0);
-        if (fd < 0) { munmap(text, capacity); return 0; }
+        int fd = (int)memtrack_sys_openat(AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC, 0);
+        if (fd < 0) { memtrack_sys_munmap(text, capacity); return 0; }
         length = 0;
         for (;;) {
-            ssize_t n = syscall(SYS_read, fd, text + length, capacity - 1 - length);
+            ssize_t n = memtrack_sys_read(fd, text + length, capacity - 1 - length);
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) break;
             length += (size_t)n;
             if (length >= capacity - 1) break;
         }
-        syscall(SYS_close, fd);
+        memtrack_sys_close(fd);
         if (length < capacity - 1) break;
-        munmap(text, capacity);
+        memtrack_sys_munmap(text, capacity);
         text = NULL;
     }
     add_own((uintptr_t)text, capacity, c);   /* it is in the maps it read, and gone after */
@@ -308,7 +280,7 @@ static int read_maps(struct check *c) {
     for (size_t i = 0; i < length; i++) lines += text[i] == '\n';
     c->map_bytes = (lines + 1) * (sizeof(struct range) + 1);
     c->maps = map_memory(c->map_bytes);
-    if (!c->maps) { munmap(text, capacity); return 0; }
+    if (!c->maps) { memtrack_sys_munmap(text, capacity); return 0; }
     c->map_kind = (unsigned char *)(c->maps + lines + 1);
     c->map_count = 0;
     for (char *line = text; *line && c->map_count < lines;) {
@@ -350,7 +322,7 @@ static int read_maps(struct check *c) {
         if (!next) break;
         line = next + 1;
     }
-    munmap(text, capacity);
+    memtrack_sys_munmap(text, capacity);
     return 1;
 }
 
@@ -838,7 +810,7 @@ static void mark_roots(struct check *c, const uint64_t self_registers[MEMTRACK_S
     if (self_stack) stacks[stack_count++] = (struct range){self_stack, self_stack + 1};
     struct memtrack_world *world = &c->world;
     int main_running = 0;
-    pid_t pid = (pid_t)syscall(SYS_getpid);
+    pid_t pid = (pid_t)memtrack_sys_getpid();
     for (int i = 0; i < world->count; i++) {
         struct memtrack_world_thread *t = &world->threads[i];
         int state = atomic_load(&t->state);
@@ -940,7 +912,7 @@ struct output { int fd; char *buffer, *out, *end; int failed; };
 
 static void flush_output(struct output *o) {
     if (o->fd >= 0 && o->out > o->buffer &&
-        memtrack_write_all(o->fd, o->buffer, (size_t)(o->out - o->buffer)) != (ssize_t)(o->out - o->buffer))
+        memtrack_sys_write_all(o->fd, o->buffer, (size_t)(o->out - o->buffer)) != (ssize_t)(o->out - o->buffer))
         o->failed = 1;
     o->out = o->buffer;
 }
@@ -965,8 +937,7 @@ static int open_output(struct output *o, const char *temporary, char *buffer, si
     o->end = buffer + capacity - 1;
     o->failed = 0;
     int directory = memtrack_record_directory();
-    o->fd = directory < 0 ? -1 : (int)syscall(SYS_openat, directory, temporary,
-                                                O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    o->fd = directory < 0 ? -1 : (int)memtrack_sys_openat(directory, temporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     memtrack_record_directory_done(directory);
     return o->fd >= 0;
 }
@@ -974,10 +945,10 @@ static int open_output(struct output *o, const char *temporary, char *buffer, si
 /* Closes the temporary file and renames it into place: a reader sees all of it or none. */
 static void publish_output(struct output *o, const char *temporary, const char *final) {
     flush_output(o);
-    syscall(SYS_close, o->fd);
+    memtrack_sys_close(o->fd);
     int directory = memtrack_record_directory();
-    if (o->failed || directory < 0 || syscall(SYS_renameat, directory, temporary, directory, final) != 0) {
-        if (directory >= 0) syscall(SYS_unlinkat, directory, temporary, 0);
+    if (o->failed || directory < 0 || memtrack_sys_renameat(directory, temporary, directory, final) != 0) {
+        if (directory >= 0) memtrack_sys_unlinkat(directory, temporary);
         memtrack_note_failure("writing the leak check", errno ? errno : ENOSPC, NULL);
     }
     memtrack_record_directory_done(directory);
@@ -1047,10 +1018,10 @@ static void write_unclassified(int on_request, uint64_t sequence, const char *re
 }
 
 void memtrack_leak_check_skipped(const char *reason) {
-    if (written_by == (pid_t)syscall(SYS_getpid)) return;   /* exit's check came first */
+    if (written_by == (pid_t)memtrack_sys_getpid()) return;   /* exit's check came first */
     int saved_errno = errno;
     write_unclassified(0, atomic_load(&memtrack_sequence), "skipped", reason);
-    written_by = (pid_t)syscall(SYS_getpid);
+    written_by = (pid_t)memtrack_sys_getpid();
     errno = saved_errno;
 }
 
@@ -1110,10 +1081,10 @@ static void stop_world(struct check *c, int self, int self_is_tracker, int on_re
 /* Whether this thread runs under a seccomp filter (Seccomp: 2 in its status). */
 static int under_seccomp_filter(void) {
     char text[4096];
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/thread-self/status", O_RDONLY | O_CLOEXEC, 0);
+    int fd = (int)memtrack_sys_openat(AT_FDCWD, "/proc/thread-self/status", O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) return 0;
-    ssize_t length = syscall(SYS_read, fd, text, sizeof text - 1);
-    syscall(SYS_close, fd);
+    ssize_t length = memtrack_sys_read(fd, text, sizeof text - 1);
+    memtrack_sys_close(fd);
     if (length <= 0) return 0;
     text[length] = 0;
     const char *line = strstr(text, "\nSeccomp:");
@@ -1189,14 +1160,14 @@ static int classify(struct check *c, int self, int self_is_tracker, const uint64
     if (!held) memtrack_world_resume(&c->world);
     if (ran) {
         lost = write_result(c, microseconds_now() - began_us);
-        if (!on_request) written_by = (pid_t)syscall(SYS_getpid);
+        if (!on_request) written_by = (pid_t)memtrack_sys_getpid();
     } else {
         write_unclassified(on_request, c->sequence, "failed", "no memory for the check");   /* mmap failed */
     }
-    if (c->marks) munmap(c->marks, c->mark_bytes);
-    if (c->maps) munmap(c->maps, c->map_bytes);
-    if (c->window) munmap(c->window, WINDOW_BYTES);
-    if (c->leaders) munmap(c->leaders, c->leader_bytes);
+    if (c->marks) memtrack_sys_munmap(c->marks, c->mark_bytes);
+    if (c->maps) memtrack_sys_munmap(c->maps, c->map_bytes);
+    if (c->window) memtrack_sys_munmap(c->window, WINDOW_BYTES);
+    if (c->leaders) memtrack_sys_munmap(c->leaders, c->leader_bytes);
     c->leaders = NULL;
     c->marks = NULL;
     c->maps = NULL;
@@ -1215,20 +1186,20 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
     uint64_t sequence = atomic_load(&memtrack_sequence);
     if (!memtrack_config.leak_check) {
         write_unclassified(on_request, sequence, "skipped", "disabled");   /* memdir check gets an answer too */
-        if (!on_request) written_by = (pid_t)syscall(SYS_getpid);
+        if (!on_request) written_by = (pid_t)memtrack_sys_getpid();
         errno = saved_errno;
         return -1;
     }
     if (atomic_exchange(&busy, 1)) { errno = saved_errno; return -1; }
     memtrack_busy++;
-    int self = (int)syscall(SYS_gettid);
+    int self = (int)memtrack_sys_gettid();
     int self_is_tracker = self == atomic_load(&memtrack_writer_thread) || self == atomic_load(&memtrack_file_thread);
     int result = -1;
     if (under_seccomp_filter()) {
         /* Any system call the check makes (clone, ptrace, process_vm_readv...) may be the one
          * the filter kills the process for. */
         write_unclassified(on_request, sequence, "skipped", "seccomp filter");
-        if (!on_request) written_by = (pid_t)syscall(SYS_getpid);
+        if (!on_request) written_by = (pid_t)memtrack_sys_getpid();
     } else {
         struct check *c = &the_check;
         struct range exit_code;
@@ -1340,7 +1311,7 @@ __attribute__((noinline)) int memtrack_leak_check_at_exit(void (*freeres)(void))
     if (!freeres) return memtrack_leak_check_now(0);
     if (atomic_load(&memtrack_run_directory) < 0) { freeres(); return -1; }
     int saved_errno = errno;
-    int self = (int)syscall(SYS_gettid);
+    int self = (int)memtrack_sys_gettid();
     int skip[2] = {memtrack_pending_writer_thread(), atomic_load(&memtrack_file_thread)};
     if (under_seccomp_filter() || atomic_exchange(&busy, 1)) {
         /* No stop is possible (or a requested check holds the world): freeres only alone. */
@@ -1363,7 +1334,7 @@ __attribute__((noinline)) int memtrack_leak_check_at_exit(void (*freeres)(void))
         int safe = world_held_safely(&c->world, &system, why, why + sizeof why - 1);
         if (safe > 0) { held = 1; why[0] = 0; break; }
         memtrack_world_resume(&c->world);
-        if (c->window) munmap(c->window, WINDOW_BYTES);
+        if (c->window) memtrack_sys_munmap(c->window, WINDOW_BYTES);
         c->window = NULL;
         if (safe < 0 || monotonic_ms() >= give_up) break;
         struct timespec pause = {0, 1000000};   /* let the busy thread leave libc */
@@ -1378,18 +1349,18 @@ __attribute__((noinline)) int memtrack_leak_check_at_exit(void (*freeres)(void))
         if (memtrack_config.leak_check) {
             result = classify(c, self, 0, registers, caller_stack, exit_code, 1, NULL);
         } else {
-            if (c->window) munmap(c->window, WINDOW_BYTES);
+            if (c->window) memtrack_sys_munmap(c->window, WINDOW_BYTES);
             c->window = NULL;
             write_unclassified(0, c->sequence, "skipped", "disabled");
         }
-        written_by = (pid_t)syscall(SYS_getpid);
+        written_by = (pid_t)memtrack_sys_getpid();
         memtrack_world_held = c->world.tracer != 0;
     } else if (memtrack_config.leak_check) {
         prepare(c, 0, atomic_load(&memtrack_sequence), &exit_code);
         result = classify(c, self, 0, registers, caller_stack, exit_code, 0, why);
     } else {
         write_unclassified(0, atomic_load(&memtrack_sequence), "skipped", "disabled");
-        written_by = (pid_t)syscall(SYS_getpid);
+        written_by = (pid_t)memtrack_sys_getpid();
     }
     memtrack_busy--;
     atomic_store(&busy, 0);

@@ -5,8 +5,10 @@
  * The loader's own frames run 12 to 16 deep between malloc and the program's dlopen call;
  * MEM_DEPTH's default of 12 would stop inside the loader, and memdir could then only name a
  * loader function. Such blocks are few, so they cost nothing that matters.
+ *
+ * Layer: index.
  */
-#include "internal.h"
+#include "loader.h"
 
 #include <elf.h>
 #include <link.h>

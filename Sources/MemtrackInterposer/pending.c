@@ -28,8 +28,17 @@
  * A free in a signal handler that interrupted its own thread inside a shard cannot wait for
  * that shard: it puts the address on the shard's small lock-free deferred list, and the
  * interrupted code does the removal when it lets go of the shard (unlock_shard).
+ *
+ * Layer: table, on records. The writer thread itself is writer.c, a layer above the leak check
+ * (whose requests it serves); it drives the passes through the functions below.
  */
-#include "internal.h"
+#include "pending.h"
+#include "failure.h"
+#include "files.h"
+#include "lock.h"
+#include "records.h"
+#include "stacks.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -84,13 +93,12 @@ static struct shard shards[SHARD_COUNT];
  * exit) while the writer holds records or removals it has taken out but not yet done. */
 static memtrack_lock pass_lock;
 atomic_int memtrack_synchronous;
-static atomic_int writer_running;
+static atomic_int writer_running;        /* the doorbell: see "For the writer thread" */
 atomic_uint_fast64_t memtrack_writer_records, memtrack_program_records, memtrack_backlog_peak;
 atomic_uint_fast64_t memtrack_program_removals;
 atomic_int memtrack_slow_directory;
 static atomic_size_t backlog_bytes;      /* mapped by all shards' backlogs */
 static atomic_uint_fast64_t backlog_records;
-static atomic_int warned_slow;
 /* The writer thread, for the leak check: it is the tracker's, never stopped or scanned. */
 atomic_int memtrack_writer_thread;
 atomic_uintptr_t memtrack_writer_stack_address;
@@ -201,11 +209,11 @@ static int backlog_grow(struct shard *shard) {
      * first map the shared zero page, and the write would then replace it with a TLB flush on
      * every core running the process (4.5 % of perl's samples were those IPIs). The table is
      * at least 3/8 full once grown, so every page is written soon anyway. */
-    void *fresh = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    void *fresh = memtrack_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (fresh == MAP_FAILED) return 0;
     for (unsigned i = 0; i < shard->backlog_slots; i++)
         if (shard->backlog[i].address) backlog_place(fresh, slots, &shard->backlog[i]);
-    if (shard->backlog) munmap(shard->backlog, old_bytes);
+    if (shard->backlog) memtrack_sys_munmap(shard->backlog, old_bytes);
     atomic_fetch_add(&backlog_bytes, bytes - old_bytes);
     shard->backlog = fresh;
     shard->backlog_slots = slots;
@@ -221,10 +229,10 @@ static int grow_removals(struct shard *shard) {
     size_t old_bytes = shard->removals == shard->removal_space ? 0 : (size_t)shard->removal_capacity * sizeof(uintptr_t);
     if (atomic_load_explicit(&backlog_bytes, memory_order_relaxed) + bytes - old_bytes > memtrack_config.backlog_bytes)
         return 0;
-    uintptr_t *fresh = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    uintptr_t *fresh = memtrack_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (fresh == MAP_FAILED) return 0;
     memcpy(fresh, shard->removals, (size_t)shard->removal_count * sizeof(uintptr_t));
-    if (old_bytes) munmap(shard->removals, old_bytes);
+    if (old_bytes) memtrack_sys_munmap(shard->removals, old_bytes);
     atomic_fetch_add(&backlog_bytes, bytes - old_bytes);
     shard->removals = fresh;
     shard->removal_capacity = capacity;
@@ -258,7 +266,6 @@ static int in_flight(const struct shard *shard, uintptr_t address) {
     return 0;
 }
 
-static void warn_if_slow(void);
 static void unlock_shard(struct shard *shard);
 
 /* Moves a young entry to the backlog, or, with the budget spent, writes it from this thread.
@@ -270,7 +277,7 @@ static void move_out(struct shard *shard, unsigned slot) {
         shard->removal_count = 0;
         memtrack_write_block(&shard->slots[slot]);
         atomic_fetch_add_explicit(&memtrack_program_records, 1, memory_order_relaxed);
-        warn_if_slow();
+        memtrack_pending_warn_if_slow();
     }
     delete_slot(shard, slot);
 }
@@ -588,37 +595,42 @@ static atomic_int flush_requested;
 
 static void wake_writer(void) {
     atomic_fetch_add(&writer_wake, 1);
-    syscall(SYS_futex, &writer_wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    memtrack_sys_futex_wake(&writer_wake, 1);
 }
 void memtrack_pending_wake_writer(void) { if (atomic_load(&writer_running)) wake_writer(); }
 
-/* At a fatal signal the module map must be brought up to date, but dl_iterate_phdr waits for the
- * loader's lock, and the thread holding it may never let go (it may be waiting for this one). So
- * the writer, which no signal interrupts, walks the list, and this thread waits at most 2 s for
- * it (README: a handler at a fatal signal waits at most 2 s for anything). Without a writer
- * (MEM_SETTLE_MS=0) the walk is made here. */
-static atomic_int modules_requested, modules_refreshed;
-
-int memtrack_pending_refresh_modules_bounded(void) {
-    if (!atomic_load(&writer_running)) { memtrack_write_modules(0, 1); return 1; }   /* a writer just made sees the request when it starts */
-    int ticket = atomic_fetch_add(&modules_requested, 1) + 1;
-    wake_writer();
-    struct timespec step = {0, 10000000};   /* 10 ms */
-    for (int waited = 0; waited < 200; waited++) {
-        int done = atomic_load(&modules_refreshed);
-        if (done >= ticket) return 1;
-        syscall(SYS_futex, &modules_refreshed, FUTEX_WAIT_PRIVATE, done, &step, NULL, 0);
-    }
-    memtrack_note_failure("updating the module map at a fatal signal: the loader stayed busy", ETIMEDOUT, NULL);
-    return 0;
+// ---- For the writer thread (writer.c) ---------------------------------------------------------
+static atomic_int warned_slow;
+/* On a disk (not tmpfs) a writer that cannot keep up makes the program slow: say so, once. */
+void memtrack_pending_warn_if_slow(void) {
+    if (!atomic_load_explicit(&memtrack_slow_directory, memory_order_relaxed)) return;
+    uint64_t waiting = atomic_load_explicit(&backlog_records, memory_order_relaxed);
+    if ((waiting < 100000 && !atomic_load(&memtrack_program_records)) || atomic_exchange(&warned_slow, 1)) return;
+    memtrack_say("memtrack: warning: MEM_DIR is not on tmpfs and the record writer is falling behind, "
+                 "so the program runs slower; put MEM_DIR on tmpfs (e.g. MEM_DIR=/dev/shm/mem) for speed\n");
 }
 
-static void refresh_modules_if_asked(void) {
-    int wanted = atomic_load(&modules_requested);
-    if (wanted == atomic_load(&modules_refreshed)) return;
-    memtrack_write_modules(0, 0);
-    atomic_store(&modules_refreshed, wanted);
-    syscall(SYS_futex, &modules_refreshed, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+/* Whether a writer runs; set by the writer's start (0 when its thread could not be made). */
+int memtrack_pending_set_writer_running(int running) { return atomic_exchange(&writer_running, running); }
+uint64_t memtrack_pending_backlog_records(void) { return atomic_load_explicit(&backlog_records, memory_order_relaxed); }
+
+/* Sleeps until woken or for tick, unless a flush asks for help. */
+void memtrack_pending_wait_for_work(const struct timespec *tick) {
+    int wake = atomic_load(&writer_wake);
+    if (!atomic_load(&flush_requested)) memtrack_sys_futex_wait_for(&writer_wake, wake, tick);
+}
+int memtrack_pending_flush_requested(void) { return atomic_load(&flush_requested); }
+void memtrack_pending_flush_helped(void) { atomic_store(&flush_requested, 0); }
+
+/* A pass holds pass_lock (see memtrack_pending_flush): between begin and end, passes. */
+void memtrack_pending_begin_pass(void) { memtrack_lock_acquire(&pass_lock); }
+void memtrack_pending_end_pass(void) { memtrack_lock_release(&pass_lock); }
+/* Writes the blocks allocated at or before cutoff_ms and before before_sequence, and the
+ * queued removals; yields: ends early when the leak check waits (memtrack_pending_pause_writer). */
+void memtrack_pending_writer_pass(uint32_t cutoff_ms, uint64_t before_sequence, int yields, int removals_first) {
+    struct pass pass = {.cutoff_ms = cutoff_ms, .before_sequence = before_sequence, .skip_busy = 1,
+                        .yields = yields, .removals_first = removals_first};
+    write_out(&pass);
 }
 
 void memtrack_pending_flush(int in_signal) {
@@ -645,124 +657,6 @@ void memtrack_pending_flush(int in_signal) {
     for (int round = 0; round < 4 && backlog_waiting(); round++) write_out(&pass);
     write_out(&pass);
     if (have_pass) memtrack_lock_release(&pass_lock);
-}
-
-// ---- The writer thread ------------------------------------------------------------------------
-/* On a disk (not tmpfs) a writer that cannot keep up makes the program slow: say so, once. */
-static void warn_if_slow(void) {
-    if (!atomic_load_explicit(&memtrack_slow_directory, memory_order_relaxed)) return;
-    uint64_t waiting = atomic_load_explicit(&backlog_records, memory_order_relaxed);
-    if ((waiting < 100000 && !atomic_load(&memtrack_program_records)) || atomic_exchange(&warned_slow, 1)) return;
-    memtrack_say("memtrack: warning: MEM_DIR is not on tmpfs and the record writer is falling behind, "
-                 "so the program runs slower; put MEM_DIR on tmpfs (e.g. MEM_DIR=/dev/shm/mem) for speed\n");
-}
-
-/* While the backlog is large (the program allocates faster than records can be made), and for
- * MEM_SETTLE_BACKLOG_MS after, blocks wait that long instead of MEM_SETTLE_MS. A program that
- * builds a large heap and frees it within that time (an interpreter's run, a batch job) then
- * costs no record for it: each would be a create now and a removal later, and the removals left
- * at exit are made while the program waits (python-malloc: 2.05 s with 50 ms, 1.47 s with 1 s).
- * The "after" keeps a teardown, which empties the backlog within milliseconds, from having its
- * last blocks written just before it frees them. The price is the SIGKILL bound, which becomes
- * the larger of this time and the backlog meanwhile; the backlog was about a second of
- * allocations in such runs anyway. Called by the writer thread only. */
-static int large_seen;          /* the backlog was large at large_seen_ms (a forked child's is not) */
-static uint32_t large_seen_ms;
-
-static uint32_t writer_settle_ms(uint32_t now) {
-    uint32_t settle = (uint32_t)memtrack_config.settle_ms;
-    if (atomic_load_explicit(&backlog_records, memory_order_relaxed) >= MEMTRACK_LARGE_BACKLOG) {
-        large_seen = 1;
-        large_seen_ms = now;
-    }
-    uint32_t backlog_settle = (uint32_t)memtrack_config.settle_backlog_ms;
-    if (large_seen && now - large_seen_ms < backlog_settle && backlog_settle > settle) settle = backlog_settle;
-    return settle;
-}
-
-static void *writer_main(void *unused) {
-    (void)unused;
-    atomic_store(&memtrack_writer_stack_address, (uintptr_t)&unused);
-    atomic_store(&memtrack_writer_thread, memtrack_thread_id());
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);   /* signals are the program's, not ours */
-    memtrack_busy = 1;                          /* whatever libc allocates for us is ours */
-    memtrack_use_private_descriptors();         /* records.c */
-    int tick_ms = memtrack_config.settle_ms / 2;
-    if (tick_ms < 1) tick_ms = 1;
-    if (tick_ms > 100) tick_ms = 100;          /* an idle server's survivors appear within settle + 100 ms */
-    struct timespec tick = {tick_ms / 1000, (long)(tick_ms % 1000) * 1000000L};
-    uint64_t reported_peak = 0, reported_program = 0;
-    for (;;) {
-        int wake = atomic_load(&writer_wake);
-        if (!atomic_load(&flush_requested))
-            syscall(SYS_futex, &writer_wake, FUTEX_WAIT_PRIVATE, wake, &tick, NULL, 0);
-        memtrack_credentials_follow();   /* a set*id call waits for this (credentials.c) */
-        refresh_modules_if_asked();      /* a fatal signal waits for this */
-        memtrack_lock_acquire(&pass_lock);
-        int helping = atomic_load(&flush_requested);
-        if (!atomic_load(&memtrack_synchronous) || helping) {   /* after the final record, only a flush's help */
-            /* memdir check: write out every young block, then answer */
-            int check_requested = !helping && memtrack_requests_take();
-            uint32_t now = memtrack_milliseconds_now();
-            struct pass pass = {.cutoff_ms = UINT32_MAX, .before_sequence = atomic_load(&memtrack_sequence) + 1,
-                                .skip_busy = 1, .removals_first = !helping};
-            if (!helping && !check_requested) {
-                uint32_t settle = writer_settle_ms(now);
-                pass.yields = 1;
-                /* Younger than the settle time, the process has no block old enough: a cutoff of
-                 * 0 would pass the blocks of its first millisecond (thousands in a tight loop). */
-                if (now >= settle) pass.cutoff_ms = now - settle;
-                else pass.before_sequence = 0;
-            }
-            write_out(&pass);
-            if (helping) {   /* the flushing thread writes the status and modules */
-                atomic_store(&flush_requested, 0);
-                memtrack_lock_release(&pass_lock);
-                continue;
-            }
-            memtrack_write_modules(0, 0);
-            if (check_requested) memtrack_requests_answer();
-            warn_if_slow();
-            /* The status shows how far behind the writer got, even after a SIGKILL. */
-            uint64_t peak = atomic_load(&memtrack_backlog_peak), program = atomic_load(&memtrack_program_records);
-            if ((peak != reported_peak || program != reported_program) && !atomic_load(&memtrack_synchronous)) {
-                memtrack_write_status("running", 0, NULL);
-                reported_peak = peak;
-                reported_program = program;
-            }
-        }
-        memtrack_lock_release(&pass_lock);
-    }
-    return NULL;
-}
-
-void memtrack_pending_start_writer(void) {
-    if (memtrack_config.settle_ms == 0 || atomic_load(&memtrack_run_directory) < 0) return;
-    if (atomic_exchange(&writer_running, 1)) return;
-    pthread_attr_t attributes;
-    pthread_t thread;
-    memtrack_busy++;
-    pthread_attr_init(&attributes);
-    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attributes, 256 * 1024);   /* batches and buffers: about 40 KiB */
-    /* Born with every signal blocked: no handler (the program's, or the leak check's stop
-     * signal) may ever run on the writer. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int error = pthread_create(&thread, &attributes, writer_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attributes);
-    if (!error) pthread_setname_np(thread, "memtrack-writer");
-    memtrack_busy--;
-    if (error) {
-        /* No thread: fall back to synchronous records, which need none. */
-        atomic_store(&writer_running, 0);
-        atomic_store(&memtrack_synchronous, 1);
-        memtrack_pending_flush(0);
-    }
 }
 
 // ---- The leak check (leakcheck.c) -----------------------------------------------------------
@@ -860,12 +754,12 @@ void memtrack_pending_fork_child(void) {
         shard->count = 0;
         shard->removal_count = 0;
         if (shard->removals && shard->removals != shard->removal_space)
-            munmap(shard->removals, (size_t)shard->removal_capacity * sizeof(uintptr_t));
+            memtrack_sys_munmap(shard->removals, (size_t)shard->removal_capacity * sizeof(uintptr_t));
         shard->removals = NULL;
         shard->removal_capacity = 0;
         shard->in_flight_count = 0;
         atomic_store(&shard->deferred_count, 0);   /* the parent's to do */
-        if (shard->backlog) munmap(shard->backlog, (size_t)shard->backlog_slots * sizeof(struct memtrack_record));
+        if (shard->backlog) memtrack_sys_munmap(shard->backlog, (size_t)shard->backlog_slots * sizeof(struct memtrack_record));
         shard->backlog = NULL;
         shard->backlog_slots = shard->backlog_count = shard->backlog_cursor = 0;
         memtrack_lock_release(&shard->lock);
@@ -874,7 +768,6 @@ void memtrack_pending_fork_child(void) {
     atomic_store(&backlog_records, 0);
     atomic_store(&memtrack_backlog_peak, 0);
     atomic_store(&memtrack_writer_records, 0);
-    large_seen = 0;
     atomic_store(&memtrack_program_records, 0);
     atomic_store(&memtrack_program_removals, 0);
     atomic_store(&pass_lock, 0);          /* the parent's writer may have held it */

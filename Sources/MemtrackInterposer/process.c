@@ -7,8 +7,25 @@
  *   fork            pthread_atfork: the child starts a record of its own
  *   fatal signals   our handler writes out, then hands on to the program's handler
  *   SIGKILL         nothing can run: at most the last settle window is lost
+ *
+ * Layer: process, on the writer, the leak check and everything below.
  */
-#include "internal.h"
+#include "process.h"
+#include "annotations.h"
+#include "counters.h"
+#include "credentials.h"
+#include "failure.h"
+#include "files.h"
+#include "format.h"
+#include "leakcheck.h"
+#include "lock.h"
+#include "pending.h"
+#include "quarantine.h"
+#include "sources.h"
+#include "stacks.h"
+#include "status.h"
+#include "sys.h"
+#include "writer.h"
 #include "stopworld.h"
 #include "unwind.h"
 
@@ -26,7 +43,6 @@
 #include <linux/magic.h>
 #include <sys/syscall.h>
 
-pid_t memtrack_pid;
 /* MEM_DIR as first opened: its absolute path and identity. A forked child (which may have
  * changed directory) opens that path again and checks it is still the same directory. */
 static char mem_path[4096];
@@ -46,13 +62,13 @@ static int open_mem_directory(void) {
     const char *override = getenv("MEM_ALLOW_UNSAFE_DIR");
     int allow_unsafe = override && override[0] == '1' && !override[1];
     int made = mkdir(path, 0700) == 0 ? 0 : errno;   /* EEXIST is the usual case */
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    int fd = (int)memtrack_sys_openat(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
     const char *refusal = NULL;
     if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
         struct stat link;
         if (lstat(path, &link) == 0 && S_ISLNK(link.st_mode)) {
             refusal = "is a symbolic link";
-            if (allow_unsafe) fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+            if (allow_unsafe) fd = (int)memtrack_sys_openat(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
         }
     }
     struct stat status;
@@ -69,7 +85,7 @@ static int open_mem_directory(void) {
         *out = 0;
         if (allow_unsafe) memtrack_say(line);
         else {   /* one line: memtrack: warning: MEM_DIR ... is ...: Operation not permitted; ... */
-            if (fd >= 0) syscall(SYS_close, fd);
+            if (fd >= 0) memtrack_sys_close(fd);
             memtrack_note_failure(line, EPERM, NULL);
             return -1;
         }
@@ -90,11 +106,11 @@ static int open_run_directory(void) {
     int mem_directory;
     struct stat identity;
     if (mem_path[0]) {
-        mem_directory = (int)syscall(SYS_openat, AT_FDCWD, mem_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+        mem_directory = (int)memtrack_sys_openat(AT_FDCWD, mem_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
         if (mem_directory < 0 || fstat(mem_directory, &identity) != 0 ||
             identity.st_dev != mem_device || identity.st_ino != mem_inode) {
             memtrack_note_failure("opening MEM_DIR again", mem_directory < 0 ? errno : ESTALE, NULL);
-            if (mem_directory >= 0) syscall(SYS_close, mem_directory);
+            if (mem_directory >= 0) memtrack_sys_close(mem_directory);
             return -1;
         }
     } else {
@@ -118,17 +134,17 @@ static int open_run_directory(void) {
         if (errno != EEXIST) {
             memtrack_note_failure(errno == EROFS ? "creating a run directory in MEM_DIR (read-only)"
                                                  : "creating a run directory in MEM_DIR", errno, NULL);
-            syscall(SYS_close, mem_directory);
+            memtrack_sys_close(mem_directory);
             return -1;
         }
     }
-    int directory = (int)syscall(SYS_openat, mem_directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    int directory = (int)memtrack_sys_openat(mem_directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
     int open_error = errno;
-    syscall(SYS_close, mem_directory);
+    memtrack_sys_close(mem_directory);
     struct stat status;
     if (directory < 0 || fstat(directory, &status) != 0 || status.st_uid != geteuid()) {
         memtrack_note_failure("opening the run directory", directory < 0 ? open_error : EPERM, NULL);
-        if (directory >= 0) syscall(SYS_close, directory);
+        if (directory >= 0) memtrack_sys_close(directory);
         return -1;
     }
     memcpy(memtrack_run_name, name, sizeof name);
@@ -146,10 +162,10 @@ static volatile int *sentinel_page;
 
 static void arm_fork_sentinel(void) {
     if (!sentinel_page) {
-        void *page = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        void *page = memtrack_sys_mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (page == MAP_FAILED) return;
         if (madvise(page, (size_t)sysconf(_SC_PAGESIZE), MADV_WIPEONFORK) != 0) {   /* Linux < 4.14 */
-            munmap(page, (size_t)sysconf(_SC_PAGESIZE));
+            memtrack_sys_munmap(page, (size_t)sysconf(_SC_PAGESIZE));
             return;
         }
         sentinel_page = page;
@@ -171,7 +187,7 @@ static void begin_record(const char *parent_run_name) {
         struct statfs filesystem;
         if (fstatfs(directory, &filesystem) == 0 && filesystem.f_type != TMPFS_MAGIC)
             atomic_store(&memtrack_slow_directory, 1);
-        syscall(SYS_close, directory);
+        memtrack_sys_close(directory);
     }
     atomic_store(&memtrack_run_directory, directory >= 0 ? 1 : -1);
     if (directory < 0) return;
@@ -186,14 +202,14 @@ static void begin_record(const char *parent_run_name) {
         atomic_store(&memtrack_synchronous, 1);
         memtrack_pending_flush(0);   /* blocks allocated before the directory existed */
     } else {
-        memtrack_pending_start_writer();
+        memtrack_start_writer();
     }
 }
 
 /* The vfork child, or a clone that skipped fork's handlers, shares or copies our memory
  * without being us: it must not write into our record. */
 static int is_our_process(void) {
-    return atomic_load(&memtrack_run_directory) >= 0 && (pid_t)syscall(SYS_getpid) == memtrack_pid;
+    return atomic_load(&memtrack_run_directory) >= 0 && (pid_t)memtrack_sys_getpid() == memtrack_pid;
 }
 
 // ---- Ending -------------------------------------------------------------------------------------
@@ -213,9 +229,9 @@ static void finish(const char *state, int value, const char *exec_path, int in_s
     memtrack_pending_flush(in_signal);
     memtrack_write_status(state, value, exec_path);
     /* Last, so that a crash inside the loader cannot cost the records or the status. At a fatal
-     * signal the loader's lock may never come free: the walk is bounded (pending.c). */
+     * signal the loader's lock may never come free: the walk is bounded (writer.c). */
     if (!strcmp(state, "signal")) {
-        if (!memtrack_pending_refresh_modules_bounded()) memtrack_write_status(state, value, exec_path);   /* says so */
+        if (!memtrack_writer_refresh_modules_bounded()) memtrack_write_status(state, value, exec_path);   /* says so */
     } else if (!memtrack_world_held) {
         /* Held: the other threads are stopped, one may hold the loader's lock; at_exit wrote
          * the map before it stopped them. */
@@ -240,19 +256,19 @@ static void at_exit(int status, void *unused) {
     finish("exit", status, NULL, 0);
 }
 
-MEMTRACK_EXPORT void _exit(int status) {
+static __attribute__((noreturn)) void exit_now(int status) {
     /* A vfork child shares its parent's memory and thread-locals: it must leave them as they
      * were (setting memtrack_busy here would turn tracking off in the parent). */
-    if (!is_our_process()) { syscall(SYS_exit_group, status); __builtin_unreachable(); }
+    if (!is_our_process()) memtrack_sys_exit_group(status);
     memtrack_busy = 1;
     if (is_our_process()) memtrack_leak_check_skipped("_exit");   /* no classification: say why */
     /* _exit is async-signal-safe: a handler may call it while this thread holds a shard lock. */
     finish("exit", status, NULL, 1);
-    syscall(SYS_exit_group, status);
-    __builtin_unreachable();
+    memtrack_sys_exit_group(status);
 }
 
-MEMTRACK_EXPORT void _Exit(int status) { _exit(status); }
+MEMTRACK_EXPORT void _exit(int status) { exit_now(status); }
+MEMTRACK_EXPORT void _Exit(int status) { exit_now(status); }
 
 // ---- exec ---------------------------------------------------------------------------------------
 static void before_exec(const char *path) {
@@ -273,26 +289,33 @@ static void after_failed_exec(void) {
 
 #define NEXT(name) ((__typeof__(&name))dlsym(RTLD_NEXT, #name))
 
-MEMTRACK_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
+/* The vector forms, also called by the list forms below (not through the exported names). */
+static int exec_vector_environment(const char *path, char *const argv[], char *const envp[]) {
     before_exec(path);
     int result = NEXT(execve)(path, argv, envp);
     after_failed_exec();
     return result;
 }
 
-MEMTRACK_EXPORT int execv(const char *path, char *const argv[]) {
+static int exec_vector(const char *path, char *const argv[]) {
     before_exec(path);
     int result = NEXT(execv)(path, argv);
     after_failed_exec();
     return result;
 }
 
-MEMTRACK_EXPORT int execvp(const char *file, char *const argv[]) {
+static int exec_vector_path(const char *file, char *const argv[]) {
     before_exec(file);
     int result = NEXT(execvp)(file, argv);
     after_failed_exec();
     return result;
 }
+
+MEMTRACK_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
+    return exec_vector_environment(path, argv, envp);
+}
+MEMTRACK_EXPORT int execv(const char *path, char *const argv[]) { return exec_vector(path, argv); }
+MEMTRACK_EXPORT int execvp(const char *file, char *const argv[]) { return exec_vector_path(file, argv); }
 
 MEMTRACK_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
     before_exec(file);
@@ -325,20 +348,20 @@ MEMTRACK_EXPORT int fexecve(int fd, char *const argv[], char *const envp[]) {
 MEMTRACK_EXPORT int execl(const char *path, const char *argument, ...) {
     GATHER_ARGUMENTS(argument, arguments)
     va_end(list);
-    return execv(path, arguments);
+    return exec_vector(path, arguments);
 }
 
 MEMTRACK_EXPORT int execlp(const char *file, const char *argument, ...) {
     GATHER_ARGUMENTS(argument, arguments)
     va_end(list);
-    return execvp(file, arguments);
+    return exec_vector_path(file, arguments);
 }
 
 MEMTRACK_EXPORT int execle(const char *path, const char *argument, ...) {
     GATHER_ARGUMENTS(argument, arguments)
     char *const *environment = va_arg(list, char *const *);
     va_end(list);
-    return execve(path, arguments, environment);
+    return exec_vector_environment(path, arguments, environment);
 }
 
 // ---- dlclose --------------------------------------------------------------------------------------
@@ -351,7 +374,7 @@ MEMTRACK_EXPORT int dlclose(void *handle) {
         memtrack_write_modules(0, 0);
         memtrack_busy--;
     }
-    int result = NEXT(dlclose)(handle);
+    int result = memtrack_sys_dlclose(handle);
     memtrack_unwind_invalidate();
     return result;
 }
@@ -379,7 +402,6 @@ static void fork_parent(void) {
     memtrack_busy--;
 }
 
-static void forget_deferred_signals(void);
 static void fork_child(void) {
     memtrack_forget_thread_id();
     memtrack_deferred_signal_count = 0;   /* signals put aside in the parent are the parent's */
@@ -388,19 +410,20 @@ static void fork_child(void) {
     memtrack_modules_fork_child();
     memtrack_quarantine_fork_child();
     memtrack_pending_fork_child();
+    memtrack_writer_fork_child();
     char parent[64];
     memcpy(parent, memtrack_run_name, sizeof parent);
     atomic_store(&memtrack_run_directory, -1);   /* the parent's: no descriptor to close */
     atomic_store(&finished, 0);
     begin_record(parent);
-    forget_deferred_signals();   /* every lock the prepare handler took is let go */
+    memtrack_forget_deferred_signals();   /* every lock the prepare handler took is let go */
     memtrack_busy--;
 }
 
 /* The first tracked call in a child that skipped fork's handlers: do what fork_child does. The
  * parent's other threads do not exist here; locks they held are released as fork_child does. */
 void memtrack_process_forked_unseen(void) {
-    if ((pid_t)syscall(SYS_getpid) == memtrack_pid) { *sentinel_page = 1; return; }
+    if ((pid_t)memtrack_sys_getpid() == memtrack_pid) { *sentinel_page = 1; return; }
     memtrack_busy++;
     fork_child();   /* ends with memtrack_busy-- */
 }
@@ -490,14 +513,10 @@ static int is_watched(int signal_number) {
 }
 
 static void on_signal(int signal_number, siginfo_t *info, void *context);
-static int (*libc_sigaction)(int, const struct sigaction *, struct sigaction *);
 
-/* libc's sigaction, not the raw system call: the kernel's struct sigaction has another layout
- * (flags before the mask, an 8-byte mask), so the raw call would leave sa_flags uninitialized
- * and put the kernel's flags and restorer into sa_mask. */
-static int real_sigaction(int signal_number, const struct sigaction *action, struct sigaction *old) {
-    return libc_sigaction(signal_number, action, old);
-}
+/* libc's sigaction (sys.c), not the raw system call: the kernel's struct sigaction has another
+ * layout (flags before the mask, an 8-byte mask), and libc supplies the restorer. */
+#define real_sigaction memtrack_sys_sigaction
 
 /* Puts our handler in front, with the program's flags and mask so its semantics (SA_RESTART,
  * SA_ONSTACK, what is blocked) stay as the program asked. */
@@ -510,66 +529,12 @@ static int install_handler(int signal_number, const struct sigaction *program) {
         ours.sa_flags = (program->sa_flags | SA_SIGINFO) & ~SA_RESETHAND;
         ours.sa_mask = program->sa_mask;
     }
-    return libc_sigaction(signal_number, &ours, NULL);   /* libc's, not ours: it supplies the restorer */
-}
-
-// ---- Signals put aside while a tracker lock is held ------------------------------------------------
-MEMTRACK_THREAD_LOCAL int memtrack_locks_held;
-#define DEFERRED_SIGNALS 4
-static MEMTRACK_THREAD_LOCAL siginfo_t deferred_signals[DEFERRED_SIGNALS];
-MEMTRACK_THREAD_LOCAL volatile int memtrack_deferred_signal_count;
-
-static int is_fault(int signal_number, const siginfo_t *info) {
-    return info && info->si_code > 0 &&
-        (signal_number == SIGSEGV || signal_number == SIGBUS || signal_number == SIGILL ||
-         signal_number == SIGFPE || signal_number == SIGTRAP || signal_number == SIGSYS);
-}
-
-/* Returns 1 if the signal was put aside. A standard signal already put aside is not put aside
- * twice (the kernel would have merged them too); when the list is full the handler runs now. */
-static int defer_signal(int signal_number, const siginfo_t *info) {
-    if (!memtrack_locks_held || !info || is_fault(signal_number, info)) return 0;
-    int count = memtrack_deferred_signal_count;
-    if (signal_number < SIGRTMIN)
-        for (int i = 0; i < count; i++) if (deferred_signals[i].si_signo == signal_number) return 1;
-    if (count >= DEFERRED_SIGNALS) return 0;
-    deferred_signals[count] = *info;
-    deferred_signals[count].si_signo = signal_number;
-    atomic_signal_fence(memory_order_seq_cst);
-    memtrack_deferred_signal_count = count + 1;
-    return 1;
-}
-
-/* Called by memtrack_lock_release when the thread holds no tracker lock any more. A handler
- * interrupting this loop finds the list as it left it (it puts aside and sends again only its
- * own signals), so taking the last entry is safe. */
-void memtrack_send_deferred_signals(void) {
-    int saved_errno = errno;
-    for (;;) {
-        int count = memtrack_deferred_signal_count;
-        if (count <= 0) break;
-        siginfo_t info = deferred_signals[count - 1];
-        atomic_signal_fence(memory_order_seq_cst);
-        memtrack_deferred_signal_count = count - 1;
-        /* To this thread, with the original siginfo: delivered on the way out of the call. If
-         * that call is refused (a seccomp filter), the signal is sent without its siginfo. */
-        pid_t process = getpid();
-        long thread = syscall(SYS_gettid);
-        if (syscall(SYS_rt_tgsigqueueinfo, process, thread, info.si_signo, &info) != 0)
-            syscall(SYS_tgkill, process, thread, info.si_signo);
-    }
-    errno = saved_errno;
-}
-
-/* A forked child: none of the parent's signals is the child's. */
-static void forget_deferred_signals(void) {
-    memtrack_deferred_signal_count = 0;
-    memtrack_locks_held = 0;
+    return real_sigaction(signal_number, &ours, NULL);   /* libc's, not ours: it supplies the restorer */
 }
 
 static void on_signal(int signal_number, siginfo_t *info, void *context) {
     int saved_errno = errno;
-    if (defer_signal(signal_number, info)) { errno = saved_errno; return; }
+    if (memtrack_defer_signal(signal_number, info)) { errno = saved_errno; return; }
     struct sigaction program = get_program_action(signal_number);
     if (program.sa_handler == SIG_DFL && !watching[signal_number]) {
         /* A handler of a signal we do not watch, reset by SA_RESETHAND: the default action is
@@ -579,7 +544,7 @@ static void on_signal(int signal_number, siginfo_t *info, void *context) {
         memset(&default_action, 0, sizeof default_action);
         default_action.sa_handler = SIG_DFL;
         real_sigaction(signal_number, &default_action, NULL);
-        syscall(SYS_rt_tgsigqueueinfo, getpid(), syscall(SYS_gettid), signal_number, info);
+        memtrack_sys_send_signal(getpid(), memtrack_sys_gettid(), signal_number, info);
         errno = saved_errno;
         return;
     }
@@ -593,8 +558,8 @@ static void on_signal(int signal_number, siginfo_t *info, void *context) {
         real_sigaction(signal_number, &default_action, NULL);
         /* A fault re-executes its instruction and dies; anything else is raised again. The
          * signal is blocked while we run, so it arrives as soon as we return. */
-        if (!is_fault(signal_number, info) || signal_number == SIGSYS)
-            syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), signal_number);
+        if (!memtrack_signal_is_fault(signal_number, info) || signal_number == SIGSYS)
+            memtrack_sys_send_signal(getpid(), memtrack_sys_gettid(), signal_number, NULL);
         errno = saved_errno;
         return;
     }
@@ -617,16 +582,16 @@ static void on_signal(int signal_number, siginfo_t *info, void *context) {
     else program.sa_handler(signal_number);
 }
 
-MEMTRACK_EXPORT int sigaction(int signal_number, const struct sigaction *action, struct sigaction *old) {
-    if (!libc_sigaction) libc_sigaction = NEXT(sigaction);
+/* The program's sigaction, and signal() in terms of it. */
+static int program_sigaction(int signal_number, const struct sigaction *action, struct sigaction *old) {
     if (signal_number <= 0 || signal_number >= NSIG || signal_number == SIGKILL || signal_number == SIGSTOP)
-        return libc_sigaction(signal_number, action, old);
+        return real_sigaction(signal_number, action, old);
     if (is_watched(signal_number)) {
         if (old) *old = get_program_action(signal_number);
         if (!action) return 0;
         if (action->sa_handler == SIG_IGN) {
             /* Honoured for real: an ignored signal must not even interrupt a system call. */
-            int result = libc_sigaction(signal_number, action, NULL);
+            int result = real_sigaction(signal_number, action, NULL);
             if (result == 0) set_program_action(signal_number, action);
             return result;
         }
@@ -637,20 +602,24 @@ MEMTRACK_EXPORT int sigaction(int signal_number, const struct sigaction *action,
     /* Another signal: ours goes in front of a program handler; SIG_DFL and SIG_IGN are the
      * kernel's to apply. */
     struct sigaction previous;
-    if (libc_sigaction(signal_number, NULL, &previous) != 0) return -1;   /* EINVAL: glibc's own */
+    if (real_sigaction(signal_number, NULL, &previous) != 0) return -1;   /* EINVAL: glibc's own */
     if (atomic_load(&wrapped[signal_number])) previous = get_program_action(signal_number);
     if (action) {
         int handled = action->sa_handler != SIG_DFL && action->sa_handler != SIG_IGN;
         if (handled) {
             set_program_action(signal_number, action);
             if (install_handler(signal_number, action) != 0) return -1;
-        } else if (libc_sigaction(signal_number, action, NULL) != 0) {
+        } else if (real_sigaction(signal_number, action, NULL) != 0) {
             return -1;
         }
         atomic_store(&wrapped[signal_number], handled);
     }
     if (old) *old = previous;
     return 0;
+}
+
+MEMTRACK_EXPORT int sigaction(int signal_number, const struct sigaction *action, struct sigaction *old) {
+    return program_sigaction(signal_number, action, old);
 }
 
 MEMTRACK_EXPORT sighandler_t signal(int signal_number, sighandler_t handler) {
@@ -660,12 +629,11 @@ MEMTRACK_EXPORT sighandler_t signal(int signal_number, sighandler_t handler) {
     action.sa_flags = SA_RESTART;   /* glibc's signal() has BSD semantics */
     sigemptyset(&action.sa_mask);
     sigaddset(&action.sa_mask, signal_number);
-    if (sigaction(signal_number, &action, &old) < 0) return SIG_ERR;
+    if (program_sigaction(signal_number, &action, &old) < 0) return SIG_ERR;
     return old.sa_handler;
 }
 
 static void watch_signals(void) {
-    if (!libc_sigaction) libc_sigaction = NEXT(sigaction);
     for (size_t i = 0; i < sizeof watched_signals / sizeof watched_signals[0]; i++) {
         int signal_number = watched_signals[i];
         struct sigaction current;
@@ -682,6 +650,7 @@ static void watch_signals(void) {
 void memtrack_process_start(void) {
     memtrack_busy++;
     find_fork();   /* here: dlsym is not safe in the signal handler that may fork */
+    memtrack_sys_resolve();   /* likewise for sigaction, which a handler may call */
     memtrack_credentials_start();
     begin_record(NULL);
     pthread_atfork(fork_prepare, fork_parent, fork_child);

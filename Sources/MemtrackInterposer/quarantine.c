@@ -12,8 +12,11 @@
  * its own blocks never waits for another thread's arena; with a shared shard it waited for the
  * arena of a thread parked in a signal handler inside malloc, for good (issue 17, item 10). With
  * more than 16 freeing threads, shards are shared again.
+ *
+ * Layer: state.
  */
-#include "internal.h"
+#include "quarantine.h"
+#include "lock.h"
 #include "counters.h"
 
 #include <string.h>

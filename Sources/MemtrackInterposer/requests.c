@@ -5,8 +5,13 @@
  *
  * The classification lives in leakcheck.c (memtrack_leak_check_now), which writes the answer:
  * with MEM_LEAK_CHECK=0 it is `result skipped disabled`.
+ *
+ * Layer: requests, on the leak check.
  */
-#include "internal.h"
+#include "requests.h"
+#include "sys.h"
+#include "files.h"
+#include "leakcheck.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +32,7 @@ void memtrack_unique_check_sequence(void) {
 int memtrack_requests_take(void) {
     int saved_errno = errno;
     int directory = memtrack_record_directory();
-    int taken = directory >= 0 && syscall(SYS_unlinkat, directory, "check-request", 0) == 0;
+    int taken = directory >= 0 && memtrack_sys_unlinkat(directory, "check-request") == 0;
     memtrack_record_directory_done(directory);
     errno = saved_errno;
     return taken;

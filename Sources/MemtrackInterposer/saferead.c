@@ -9,6 +9,8 @@
  * Where process_vm_readv does not exist (ENOSYS: qemu-user, which runs aarch64 programs on
  * x86-64), the copy goes through a pipe instead: write() from a bad page fails with EFAULT, as
  * the kernel (or qemu) checks the source; one page a write, so a bad page ends the copy there.
+ *
+ * Layer: base.
  */
 #include "saferead.h"
 

@@ -12,65 +12,27 @@
  *
  * Blocks are at least 16-byte aligned under glibc. Some allocators (jemalloc) return 8-byte
  * aligned blocks for 8-byte requests, so addresses that are 8 modulo 16 get a second index.
+ *
+ * Layer: index, on radix.c.
  */
-#include "internal.h"
+#include "shadow.h"
+#include "radix.h"
 
-#include <sys/mman.h>
-
-/* 47-bit user addresses: 13 bits of top directory, 12 of middle, 18 bits of granules per leaf
- * (a leaf covers 4 MiB of address space in 64 KiB of bits). Leaves and middles are mapped
- * lazily, so a program's index costs only what its heap spans. */
-#define ADDRESS_BITS 47
+/* 16-byte granules; addresses that are 8 modulo 16 in the second index. */
 #define GRANULE_SHIFT 4
-#define LEAF_SHIFT 22
-#define MIDDLE_SHIFT 34
-#define TOP_ENTRIES (1u << (ADDRESS_BITS - MIDDLE_SHIFT))
-#define MIDDLE_ENTRIES (1u << (MIDDLE_SHIFT - LEAF_SHIFT))
-#define LEAF_GRANULES (1u << (LEAF_SHIFT - GRANULE_SHIFT))
-#define LEAF_WORDS (LEAF_GRANULES / 32)   /* 32 two-bit states per 64-bit word */
-
-typedef _Atomic uint64_t leaf_word;
-typedef _Atomic(leaf_word *) middle_entry;
-
-static _Atomic(middle_entry *) aligned_directory[TOP_ENTRIES];
-static _Atomic(middle_entry *) odd_directory[TOP_ENTRIES];
-/* Set once a part of the index could not be mapped (ulimit -v): from then on an address with
- * no index is not known to be never allocated, and a free of it is passed on, not reported. */
-static atomic_int index_incomplete;
-
-static void *map_zeroed(size_t bytes) {
-    void *memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return memory == MAP_FAILED ? NULL : memory;
-}
+#define LEAF_WORDS memtrack_radix_leaf_words(GRANULE_SHIFT)
+static struct memtrack_radix aligned_index, odd_index;
+typedef memtrack_radix_word leaf_word;
 
 /* Returns the word holding the granule's state, creating the path when create is set. */
-static leaf_word *word_for(uintptr_t address, int create, unsigned *shift) {
-    if (address >> ADDRESS_BITS) return NULL;
-    _Atomic(middle_entry *) *directory = (address & 8) ? odd_directory : aligned_directory;
-    _Atomic(middle_entry *) *top = &directory[address >> MIDDLE_SHIFT];
-    middle_entry *middle = atomic_load_explicit(top, memory_order_acquire);
-    if (!middle) {
-        if (!create) return NULL;
-        middle_entry *fresh = map_zeroed(MIDDLE_ENTRIES * sizeof(middle_entry));
-        if (!fresh) { atomic_store(&index_incomplete, 1); return NULL; }
-        middle_entry *none = NULL;
-        if (atomic_compare_exchange_strong(top, &none, fresh)) middle = fresh;
-        else { munmap(fresh, MIDDLE_ENTRIES * sizeof(middle_entry)); middle = none; }
-    }
-    middle_entry *slot = &middle[(address >> LEAF_SHIFT) & (MIDDLE_ENTRIES - 1)];
-    leaf_word *leaf = atomic_load_explicit(slot, memory_order_acquire);
-    if (!leaf) {
-        if (!create) return NULL;
-        leaf_word *fresh = map_zeroed(LEAF_WORDS * sizeof(leaf_word));
-        if (!fresh) { atomic_store(&index_incomplete, 1); return NULL; }
-        leaf_word *none = NULL;
-        if (atomic_compare_exchange_strong(slot, &none, fresh)) leaf = fresh;
-        else { munmap(fresh, LEAF_WORDS * sizeof(leaf_word)); leaf = none; }
-    }
-    unsigned granule = (unsigned)((address >> GRANULE_SHIFT) & (LEAF_GRANULES - 1));
-    *shift = (granule & 31) * 2;
-    return &leaf[granule >> 5];
+static inline leaf_word *word_for(uintptr_t address, int create, unsigned *shift) {
+    return memtrack_radix_word_for((address & 8) ? &odd_index : &aligned_index, GRANULE_SHIFT, address, create, shift);
+}
+
+/* A part of the index could not be mapped: an address with no index is not known to be never
+ * allocated, and a free of it is passed on, not reported. */
+static int index_incomplete(void) {
+    return atomic_load(&aligned_index.incomplete) || atomic_load(&odd_index.incomplete);
 }
 
 int memtrack_shadow_exchange(const void *pointer, int state) {
@@ -87,7 +49,7 @@ int memtrack_shadow_exchange(const void *pointer, int state) {
 int memtrack_shadow_release(const void *pointer) {
     unsigned shift;
     leaf_word *word = word_for((uintptr_t)pointer, 0, &shift);
-    if (!word) return atomic_load(&index_incomplete) ? MEMTRACK_UNTRACKED : MEMTRACK_NEVER;
+    if (!word) return index_incomplete() ? MEMTRACK_UNTRACKED : MEMTRACK_NEVER;
     uint64_t old = atomic_load_explicit(word, memory_order_relaxed), updated;
     do {
         int state = (int)((old >> shift) & 3);
@@ -106,15 +68,13 @@ static inline uint64_t live_bits(uint64_t word) {
 /* Calls visit for every LIVE block, in address order: the two directories cover the same
  * leaves, and within a granule the 16-aligned address comes before the 8-mod-16 one. */
 void memtrack_shadow_for_each_live(void (*visit)(uintptr_t address, void *context), void *context) {
-    for (uintptr_t top = 0; top < TOP_ENTRIES; top++) {
-        middle_entry *aligned_middle = atomic_load(&aligned_directory[top]);
-        middle_entry *odd_middle = atomic_load(&odd_directory[top]);
-        if (!aligned_middle && !odd_middle) continue;
-        for (uintptr_t middle = 0; middle < MIDDLE_ENTRIES; middle++) {
-            leaf_word *aligned_leaf = aligned_middle ? atomic_load(&aligned_middle[middle]) : NULL;
-            leaf_word *odd_leaf = odd_middle ? atomic_load(&odd_middle[middle]) : NULL;
+    for (uintptr_t top = 0; top < MEMTRACK_RADIX_TOP_ENTRIES; top++) {
+        if (!atomic_load(&aligned_index.top[top]) && !atomic_load(&odd_index.top[top])) continue;
+        for (uintptr_t middle = 0; middle < MEMTRACK_RADIX_MIDDLE_ENTRIES; middle++) {
+            leaf_word *aligned_leaf = memtrack_radix_leaf(&aligned_index, top, middle);
+            leaf_word *odd_leaf = memtrack_radix_leaf(&odd_index, top, middle);
             if (!aligned_leaf && !odd_leaf) continue;
-            uintptr_t base = (top << MIDDLE_SHIFT) | (middle << LEAF_SHIFT);
+            uintptr_t base = (top << MEMTRACK_RADIX_MIDDLE_SHIFT) | (middle << MEMTRACK_RADIX_LEAF_SHIFT);
             for (uintptr_t w = 0; w < LEAF_WORDS; w++) {
                 uint64_t aligned = aligned_leaf ? live_bits(atomic_load_explicit(&aligned_leaf[w], memory_order_relaxed)) : 0;
                 uint64_t odd = odd_leaf ? live_bits(atomic_load_explicit(&odd_leaf[w], memory_order_relaxed)) : 0;
@@ -132,8 +92,8 @@ void memtrack_shadow_for_each_live(void (*visit)(uintptr_t address, void *contex
 /* Whether any granule in [start, end) was ever handed out (live, freed or internal): such
  * memory belongs to an allocator and is not a root. Word granularity (512 bytes). */
 int memtrack_shadow_any_known(uintptr_t start, uintptr_t end) {
-    for (uintptr_t address = start & ~(uintptr_t)511; address < end && !(address >> ADDRESS_BITS);) {
-        uintptr_t leaf_end = (address | (((uintptr_t)1 << LEAF_SHIFT) - 1)) + 1;
+    for (uintptr_t address = start & ~(uintptr_t)511; address < end && !(address >> MEMTRACK_RADIX_ADDRESS_BITS);) {
+        uintptr_t leaf_end = (address | (((uintptr_t)1 << MEMTRACK_RADIX_LEAF_SHIFT) - 1)) + 1;
         for (int d = 0; d < 2; d++) {
             unsigned shift;
             leaf_word *word = word_for(address | (d ? 8 : 0), 0, &shift);
@@ -149,18 +109,8 @@ int memtrack_shadow_any_known(uintptr_t start, uintptr_t end) {
 
 /* Calls visit for every mapping the index itself lives in (never roots). */
 void memtrack_shadow_for_each_mapping(void (*visit)(uintptr_t start, size_t bytes, void *context), void *context) {
-    for (int d = 0; d < 2; d++) {
-        _Atomic(middle_entry *) *directory = d ? odd_directory : aligned_directory;
-        for (uintptr_t top = 0; top < TOP_ENTRIES; top++) {
-            middle_entry *middle = atomic_load(&directory[top]);
-            if (!middle) continue;
-            visit((uintptr_t)middle, MIDDLE_ENTRIES * sizeof(middle_entry), context);
-            for (uintptr_t m = 0; m < MIDDLE_ENTRIES; m++) {
-                leaf_word *leaf = atomic_load(&middle[m]);
-                if (leaf) visit((uintptr_t)leaf, LEAF_WORDS * sizeof(leaf_word), context);
-            }
-        }
-    }
+    memtrack_radix_for_each_mapping(&aligned_index, GRANULE_SHIFT, visit, context);
+    memtrack_radix_for_each_mapping(&odd_index, GRANULE_SHIFT, visit, context);
 }
 
 int memtrack_shadow_state(const void *pointer) {

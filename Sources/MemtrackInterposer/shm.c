@@ -18,8 +18,15 @@
  * memtrack_busy (entry.c), and so does the tracker's own work. glibc's malloc and the loader
  * call the kernel directly and never reach these wrappers at all. Removals are seen even then:
  * an unmap or a removal only ever makes a record stale, whoever makes it.
+ *
+ * Layer: process.
  */
-#include "internal.h"
+#include "base.h"
+#include "failure.h"
+#include "files.h"
+#include "format.h"
+#include "lock.h"
+#include "sys.h"
 #include "unwind.h"
 
 #include <dlfcn.h>
@@ -81,7 +88,7 @@ static int can_record(void) {
 static int is_programs_call(void) { return !memtrack_busy && can_record(); }
 
 // ---- Writing and removing records ------------------------------------------------------------
-/* Replaces `name` with one line of text, atomically, through the file thread (records.c). */
+/* Replaces `name` with one line of text, atomically, through the file thread (files.c). */
 static void write_record(const char *name, const char *text, size_t length) {
     int error = memtrack_write_record_file(name, text, length);
     if (error) memtrack_note_failure("writing a shared-memory record", error, &memtrack_unrecorded_blocks);
@@ -95,14 +102,7 @@ static void remove_record(const char *name) {
 
 static char *put_common(char *out, const char *end, uint64_t sequence, uint32_t milliseconds,
                         int32_t thread, const char *via) {
-    out = memtrack_put_text(out, end, " seq=");
-    out = memtrack_put_decimal(out, end, sequence);
-    out = memtrack_put_text(out, end, " thread=");
-    out = memtrack_put_decimal(out, end, (uint64_t)thread);
-    out = memtrack_put_text(out, end, " ms=");
-    out = memtrack_put_decimal(out, end, milliseconds);
-    out = memtrack_put_text(out, end, " via=");
-    return memtrack_put_text(out, end, via);
+    return memtrack_put_event_fields(out, end, sequence, thread, milliseconds, via);
 }
 
 // ---- The mapping table -----------------------------------------------------------------------
@@ -262,7 +262,7 @@ static int mapping_kind(int flags, int fd, int *shared) {
     *shared = (flags & MAP_SHARED) != 0;
     if (flags & MAP_ANONYMOUS) return *shared || track_private ? KIND_ANONYMOUS : 0;
     struct stat status;
-    if (fd < 0 || syscall(SYS_fstat, fd, &status) != 0) return 0;
+    if (fd < 0 || memtrack_sys_fstat(fd, &status) != 0) return 0;
     if (!S_ISCHR(status.st_mode) || status.st_rdev != makedev(1, 5)) return 0;
     return *shared || track_private ? KIND_DEV_ZERO : 0;
 }
@@ -289,24 +289,20 @@ tracked_mmap(void *(*call)(void *, size_t, int, int, int, off_t), const char *vi
     return result;
 }
 
-static void *raw_mmap(void *address, size_t length, int protection, int flags, int fd, off_t offset) {
-    return (void *)syscall(SYS_mmap, address, length, protection, flags, fd, offset);
-}
-
 MEMTRACK_EXPORT void *mmap(void *address, size_t length, int protection, int flags, int fd, off_t offset) {
-    if (memtrack_busy && !atomic_load(&next_ready)) return raw_mmap(address, length, protection, flags, fd, offset);
+    if (memtrack_busy && !atomic_load(&next_ready)) return memtrack_sys_mmap(address, length, protection, flags, fd, offset);
     resolve_next();
     return tracked_mmap(next.mmap, "mmap", address, length, protection, flags, fd, offset);
 }
 
 MEMTRACK_EXPORT void *mmap64(void *address, size_t length, int protection, int flags, int fd, off_t offset) {
-    if (memtrack_busy && !atomic_load(&next_ready)) return raw_mmap(address, length, protection, flags, fd, offset);
+    if (memtrack_busy && !atomic_load(&next_ready)) return memtrack_sys_mmap(address, length, protection, flags, fd, offset);
     resolve_next();
     return tracked_mmap(next.mmap64 ? next.mmap64 : next.mmap, "mmap64", address, length, protection, flags, fd, offset);
 }
 
 MEMTRACK_EXPORT int munmap(void *address, size_t length) {
-    if (memtrack_busy && !atomic_load(&next_ready)) return (int)syscall(SYS_munmap, address, length);
+    if (memtrack_busy && !atomic_load(&next_ready)) return memtrack_sys_munmap(address, length);
     resolve_next();
     int result = next.munmap(address, length);
     if (result != 0 || !can_record()) return result;
@@ -462,7 +458,7 @@ static int posix_segment_exists(const char *segment) {
     out = memtrack_put_text(out, end, "/dev/shm/");
     *memtrack_put_text(out, end, segment) = 0;
     struct stat status;
-    return syscall(SYS_newfstatat, AT_FDCWD, path, &status, AT_SYMLINK_NOFOLLOW) == 0;
+    return memtrack_sys_fstatat(AT_FDCWD, path, &status, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 MEMTRACK_EXPORT int shm_open(const char *segment, int flags, mode_t mode) {

@@ -10,8 +10,14 @@
  * thread): it writes a line of its own under a fresh id. Duplicate lines are harmless. When the
  * table is full, every new stack gets a fresh line. The table (4 MiB of address space) is mapped
  * on first use; only the pages holding stacks are ever touched.
+ *
+ * Layer: records, on files and format.
  */
-#include "internal.h"
+#include "stacks.h"
+#include "failure.h"
+#include "files.h"
+#include "format.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,11 +45,11 @@ static atomic_uint used_slots;
 static struct interned *the_table(void) {
     struct interned *current = atomic_load_explicit(&table, memory_order_acquire);
     if (MEMTRACK_LIKELY(current != NULL)) return current;
-    void *fresh = mmap(NULL, TABLE_SLOTS * sizeof(struct interned), PROT_READ | PROT_WRITE,
+    void *fresh = memtrack_sys_mmap(NULL, TABLE_SLOTS * sizeof(struct interned), PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (fresh == MAP_FAILED) return NULL;
     if (!atomic_compare_exchange_strong(&table, &current, (struct interned *)fresh)) {
-        munmap(fresh, TABLE_SLOTS * sizeof(struct interned));
+        memtrack_sys_munmap(fresh, TABLE_SLOTS * sizeof(struct interned));
         return current;
     }
     return fresh;
@@ -67,7 +73,7 @@ static int append_line(uint32_t id, const struct memtrack_stack *stack) {
     out = memtrack_put_text(out, end, " ");
     out = memtrack_put_stack(out, end, stack);
     *out++ = '\n';
-    return memtrack_append_stacks_file(line, (size_t)(out - line));
+    return memtrack_append_record_file("stacks", line, (size_t)(out - line), 0);
 }
 
 /* Each id's innermost frame, so the leak check can tell the loader's blocks from their records
@@ -78,12 +84,12 @@ static _Atomic(uintptr_t *) first_frames;
 static void note_first_frame(uint32_t id, const struct memtrack_stack *stack) {
     uintptr_t *frames = atomic_load_explicit(&first_frames, memory_order_acquire);
     if (!frames) {
-        void *fresh = mmap(NULL, FIRST_FRAME_IDS * sizeof(uintptr_t), PROT_READ | PROT_WRITE,
+        void *fresh = memtrack_sys_mmap(NULL, FIRST_FRAME_IDS * sizeof(uintptr_t), PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (fresh == MAP_FAILED) return;
         uintptr_t *expected = NULL;
         if (!atomic_compare_exchange_strong(&first_frames, &expected, (uintptr_t *)fresh)) {
-            munmap(fresh, FIRST_FRAME_IDS * sizeof(uintptr_t));
+            memtrack_sys_munmap(fresh, FIRST_FRAME_IDS * sizeof(uintptr_t));
             frames = expected;
         } else {
             frames = fresh;
@@ -150,4 +156,55 @@ void memtrack_stacks_reset(void) {
         madvise(frames, FIRST_FRAME_IDS * sizeof(uintptr_t), MADV_DONTNEED);
     atomic_store(&used_slots, 0);
     atomic_store(&next_id, 1);
+}
+
+// ---- The stacks file ----------------------------------------------------------------------
+/* The stacks file is created with its header when the run directory is; lines are appended
+ * with O_APPEND, one write each (atomic against other appenders). Opened per line: new stacks
+ * are rare next to records, and holding no descriptor leaves nothing for a daemon to close. */
+void memtrack_create_stacks_file(void) {
+    static const char header[] = "memtrack/2 stacks\n";
+    int error = memtrack_write_record_file("stacks", header, sizeof header - 1);
+    if (error) memtrack_note_failure("creating the stacks file", error, NULL);
+}
+
+
+
+/* Stack `id` from the stacks file (directory: the run directory). Returns 1 if found. */
+int memtrack_stacks_read_line(int directory, uint64_t id, struct memtrack_stack *stack) {
+    int fd = memtrack_sys_openat(directory, "stacks", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    char key[24], *k = memtrack_put_decimal(key, key + sizeof key - 2, id);
+    *k++ = ' ';
+    *k = 0;
+    size_t key_length = (size_t)(k - key);
+    static const size_t window = 16384;   /* longer than any line */
+    char text[16384 + 1];
+    size_t kept = 0;
+    int found = 0, at_line_start = 1;
+    for (;;) {
+        ssize_t n = memtrack_sys_read(fd, text + kept, window - kept);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        size_t length = kept + (size_t)n;
+        text[length] = 0;
+        size_t start = 0;   /* the current line */
+        for (size_t i = 0; i < length; i++) {
+            if (text[i] != '\n') continue;
+            if (at_line_start && i - start > key_length && !memcmp(text + start, key, key_length)) {
+                text[i] = 0;
+                memtrack_parse_stack(text + start + key_length, stack);
+                found = 1;
+                break;
+            }
+            start = i + 1;
+            at_line_start = 1;
+        }
+        if (found) break;
+        kept = length - start;   /* a line cut by the window: keep it for the next read */
+        if (kept >= window) { kept = 0; at_line_start = 0; }
+        else memmove(text, text + start, kept);
+    }
+    memtrack_sys_close(fd);
+    return found;
 }

@@ -19,9 +19,12 @@
  *
  * The tracer makes raw system calls only: it shares our thread pointer, so libc's errno and
  * anything else thread-local would be the calling thread's.
+ *
+ * Layer: check, on sys.
  */
 #include "stopworld.h"
-#include "internal.h"
+#include "format.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -356,7 +359,7 @@ void memtrack_world_stop(struct memtrack_world *world, int self, const int *skip
     list_threads(world);
     if (!world->count) return;   /* no other thread: nothing to stop */
     world->tracer_stack_bytes = TRACER_STACK;
-    void *stack = mmap(NULL, TRACER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *stack = memtrack_sys_mmap(NULL, TRACER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     int error = ENOMEM;
     if (stack != MAP_FAILED) {
         world->tracer_stack = stack;
@@ -402,7 +405,7 @@ void memtrack_world_resume(struct memtrack_world *world) {
         while (raw(SYS_wait4, world->tracer, 0, __WALL, 0) == -EINTR) {}
         world->tracer = 0;
     }
-    if (world->tracer_stack) munmap(world->tracer_stack, world->tracer_stack_bytes);
+    if (world->tracer_stack) memtrack_sys_munmap(world->tracer_stack, world->tracer_stack_bytes);
     world->tracer_stack = NULL;
 }
 

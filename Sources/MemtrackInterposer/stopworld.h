@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#pragma GCC visibility push(hidden)
+
 #define MEMTRACK_WORLD_MAX_THREADS 1024
 
 enum memtrack_thread_state {
@@ -60,5 +62,7 @@ int memtrack_world_is_foreign(int tid);
 
 /* How many threads the process has besides `self`, the `skip` ones and the foreign ones (-1: unknown). */
 int memtrack_world_count_others(int self, const int *skip, int skip_count);
+
+#pragma GCC visibility pop
 
 #endif

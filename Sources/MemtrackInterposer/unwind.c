@@ -29,11 +29,14 @@
  *    the supported set, a CFA that does not increase, or max_frames.
  *
  * Other architectures get a bounded frame-pointer walk (last section).
+ *
+ * Layer: index (it needs nothing but libc and the loader).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "unwind.h"
+#include "sys.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -686,7 +689,7 @@ static uintptr_t stack_top(uintptr_t sp)
     /* Not on a known stack: a signal handler on sigaltstack, or a coroutine. The raw
      * syscall is async-signal-safe and only paid in this rare case. */
     stack_t ss;
-    if (syscall(SYS_sigaltstack, NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK)) {
+    if (memtrack_sys_sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK)) {
         uintptr_t lo = (uintptr_t)ss.ss_sp, hi = lo + ss.ss_size;
         if (sp >= lo && sp < hi)
             return hi;

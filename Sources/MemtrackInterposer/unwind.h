@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#pragma GCC visibility push(hidden)
+
 /* Writes up to max_frames return addresses into frames and returns how many.
  * frames[0] is the return address of the function that called memtrack_unwind
  * (what __builtin_return_address(0) gives in that function), frames[1] the one above, etc.
@@ -14,5 +16,7 @@ int memtrack_unwind(uintptr_t *frames, int max_frames);
  * next memtrack_unwind). Call it after dlclose, because a later dlopen may put different code
  * at the same addresses. Async-signal-safe, a single atomic increment. */
 void memtrack_unwind_invalidate(void);
+
+#pragma GCC visibility pop
 
 #endif

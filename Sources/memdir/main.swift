@@ -1,12 +1,6 @@
-// main.swift: the memdir executable. Everything is in MemdirKit; this only wires the streams.
+// main.swift: the memdir executable. Everything is in MemdirKit, the process's streams and its
+// exit included; this only starts it.
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import MemdirKit
 
-exit(MemdirCLI.main(Array(CommandLine.arguments.dropFirst()), console: .standard))
+MemdirCLI.runAndExit()

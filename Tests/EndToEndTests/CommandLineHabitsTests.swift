@@ -49,7 +49,7 @@ extension EndToEnd {
 
         /// The version in Version.swift, read as the release script reads it (grep of one line).
         static func sourceVersion() throws -> String {
-            let text = try String(contentsOf: E2E.packageRoot.appendingPathComponent("Sources/MemdirKit/Version.swift"), encoding: .utf8)
+            let text = try String(contentsOf: E2E.packageRoot.appendingPathComponent("Sources/MemdirKit/Support/Version.swift"), encoding: .utf8)
             let lines = text.split(separator: "\n").filter { $0.contains("public static let current = \"") }
             try #require(lines.count == 1, "one greppable version line: \(lines)")
             let version = String(lines[0].split(separator: "\"")[1])

@@ -52,6 +52,13 @@ public struct ParsedArguments: Sendable {
     public func flag(_ name: String) -> Bool { flags.contains(name) }
     public func value(_ name: String) -> String? { values[name]?.last }
     public func all(_ name: String) -> [String] { values[name] ?? [] }
+
+    /// The one optional positional most commands take (a records directory, or a pid), else
+    /// `fallback`; a second one is a usage error.
+    public func onlyPositional(default fallback: String) throws(MemdirError) -> String {
+        guard positionals.count <= 1 else { throw .usage("unexpected argument '\(positionals[1])'") }
+        return positionals.first ?? fallback
+    }
 }
 
 public enum ArgumentParser {

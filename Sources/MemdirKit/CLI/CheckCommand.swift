@@ -4,12 +4,6 @@
 // the scan) and answers with `leak-check-SEQ`. memdir waits for the answer by polling the
 // directory (bounded by --timeout), then prints what is lost at that moment. The process goes on.
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#endif
-
 public struct CheckCommand: Command {
     public static let name = "check"
     public static let summary = "Ask a running process for a leak check now and print what is lost at that moment."
@@ -58,7 +52,7 @@ public struct CheckCommand: Command {
                                     leaks: try leakFlags.leakOptions())
         options.ignoreBuildID = ignoreBuildID
         for (run, answer) in answers { options.leakCheckNames[baseName(run)] = baseName(answer.file) }
-        var report = try ReportBuilder.build(directory: running.count == 1 ? running[0] : target, options: options)
+        var report = try ReportPipeline(options).report(running.count == 1 ? running[0] : target)
         report.processes = report.processes.filter { p in running.contains { baseName($0) == p.name } }
         console.out(flags.json ? CheckFormatter.json(answers, report: report) : CheckFormatter.text(answers, report: report))
         return reportProblems(report, console: console)
@@ -68,54 +62,37 @@ public struct CheckCommand: Command {
     /// the owner of the process it records: everything `ask` does goes through this descriptor.
     /// (Run as root, `memdir check` followed a symlink the target's owner had swapped in for its
     /// run directory, and unlinked, created and renamed files wherever it pointed.)
-    static func openRunDirectory(_ run: String) throws(MemdirError) -> Int32 {
-        let fd = open(run, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else {
-            let error = errno
-            var st = stat()
-            if lstat(run, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK {
-                throw .directoryUnreadable(path: run, reason: "it is a symbolic link; refused")
-            }
-            throw .directoryUnreadable(path: run, reason: errnoText(error))
-        }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { let error = errno; close(fd); throw .directoryUnreadable(path: run, reason: errnoText(error)) }
+    static func openRunDirectory(_ run: String) throws(MemdirError) -> DirectoryHandle {
+        let directory = try DirectoryHandle(noFollow: run)
         // The owner of the process the record names (its /proc entry), read through the descriptor.
-        let via = "/proc/self/fd/\(fd)"
-        if let pid = ProcessStats.readProcess(via)?.pid {
-            var process = stat()
-            if stat("/proc/\(pid)", &process) == 0, process.st_uid != st.st_uid {
-                close(fd)
-                throw .directoryUnreadable(path: run, reason: "it belongs to uid \(st.st_uid), not to uid \(process.st_uid), the owner of process \(pid); refused")
-            }
+        if let pid = ProcessStats.readProcess(directory.procPath)?.pid, let process = PathStatus("/proc/\(pid)"),
+           process.owner != directory.owner {
+            throw .directoryUnreadable(path: run, reason: "it belongs to uid \(directory.owner), not to uid \(process.owner), the owner of process \(pid); refused")
         }
-        return fd
+        return directory
     }
 
     /// Writes the request and waits for a new `leak-check-*` file in `run`.
     static func ask(_ run: String, timeoutMs: Double) throws(MemdirError) -> CheckAnswer {
         let directory = try openRunDirectory(run)
-        defer { close(directory) }
-        let via = "/proc/self/fd/\(directory)"   // reads go through the descriptor too
+        defer { withExtendedLifetime(directory) {} }   // `via` names its descriptor
+        let via = directory.procPath   // reads go through the descriptor too
         let before = Set(try answerNames(directory, run))
         let request = Scanner.join(run, "check-request"), temporary = ".check-request.tmp"
-        let fd = openat(directory, temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw .system(call: "open", path: Scanner.join(run, temporary), reason: errnoText(errno)) }
-        writeAll(fd, "memtrack/1 check-request\n")
-        close(fd)
-        guard renameat(directory, temporary, directory, "check-request") == 0 else {
-            let error = errno
-            unlinkat(directory, temporary, 0)
+        if let error = directory.createFile(temporary, text: "memtrack/1 check-request\n") {
+            throw .system(call: "open", path: Scanner.join(run, temporary), reason: errnoText(error))
+        }
+        if let error = directory.rename(temporary, to: "check-request") {
+            directory.remove(temporary)
             throw .system(call: "rename", path: request, reason: errnoText(error))
         }
-        func withdraw() { unlinkat(directory, "check-request", 0) }   // a later pass must not run a check nobody waits for
+        func withdraw() { directory.remove("check-request") }   // a later pass must not run a check nobody waits for
 
         let deadline = BlockAge.nowUnixMs() + Int(timeoutMs)
         var pause = 5.0   // ms; doubles up to 200 ms: the directory may hold a million files
         while true {
             // The tracker takes the request (unlinks it) before it answers: until then, no listing.
-            var st = stat()
-            if fstatat(directory, "check-request", &st, AT_SYMLINK_NOFOLLOW) != 0 {
+            if !directory.contains("check-request") {
                 if let name = try answerNames(directory, run).filter({ !before.contains($0) }).sorted(by: { $0.count != $1.count ? $0.count < $1.count : $0 < $1 }).last {
                     let path = Scanner.join(run, name)
                     guard case .success(let text) = readTextFile(Scanner.join(via, name), limit: LeakCheckParser.maximumSize) else { throw .malformedRecord(path: path, reason: "cannot read the answer") }
@@ -127,7 +104,7 @@ public struct CheckCommand: Command {
                 throw .processNotRunning(path: run, state: state)
             }
             // `running` stays in the status of a process killed by SIGKILL: ask the kernel too.
-            if let pid = ProcessStats.readProcess(via)?.pid, kill(pid_t(pid), 0) != 0, errno == ESRCH {
+            if let pid = ProcessStats.readProcess(via)?.pid, processIsGone(Int32(clamping: pid)) {
                 withdraw()
                 throw .processNotRunning(path: run, state: "running, but process \(pid) is gone: killed by SIGKILL?")
             }
@@ -135,25 +112,18 @@ public struct CheckCommand: Command {
                 withdraw()
                 throw .checkTimedOut(path: run, seconds: timeoutMs / 1000)
             }
-            _ = poll(nil, 0, Int32(pause))
+            waitMilliseconds(Int32(pause))
             pause = min(pause * 2, 200)
         }
     }
 
-    static func answerNames(_ directory: Int32, _ run: String) throws(MemdirError) -> [String] {
-        let listed = openat(directory, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard listed >= 0, let dir = fdopendir(listed) else {
-            let error = errno
-            if listed >= 0 { close(listed) }
-            throw .directoryUnreadable(path: run, reason: errnoText(error))
-        }
-        defer { closedir(dir) }
+    static func answerNames(_ directory: DirectoryHandle, _ run: String) throws(MemdirError) -> [String] {
+        let dir = try DirectoryReader(at: directory.descriptor, ".", path: run)
         var names: [String] = []
-        while let entry = readdir(dir) {
+        while let entry = dir.next() {
             // Block files start with "0x": skip them without making a String.
-            let first = entry.pointee.d_name.0
-            guard first == CChar(UInt8(ascii: "l")) else { continue }
-            let name = withUnsafePointer(to: &entry.pointee.d_name) { $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) } }
+            guard entry.firstByte == UInt8(ascii: "l") else { continue }
+            let name = entry.name
             if name.hasPrefix("leak-check-") { names.append(name) }
         }
         return names

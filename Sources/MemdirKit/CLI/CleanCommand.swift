@@ -4,14 +4,6 @@
 // memdir, holding nothing but tracker run directories), and whose memdir and traced processes
 // have all ended.
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 public struct CleanCommand: Command {
     public static let name = "clean"
     public static let summary = "Remove the records directories memdir run kept, once their processes have ended."
@@ -82,8 +74,7 @@ public struct CleanCommand: Command {
     }
 
     static func verdict(_ path: String, olderThanMs: Double?) -> Verdict {
-        var st = stat()
-        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == getuid() else { return .notOurs }
+        guard let st = PathStatus(linkAt: path), st.isDirectory, st.owner == currentUserID() else { return .notOurs }
         let entries = (try? listDirectory(path)) ?? []
         let marker = entries.first { $0.name == RunCommand.madeByMarker && $0.kind == .file }
         let runs = entries.filter { $0.name != RunCommand.madeByMarker }
@@ -102,7 +93,7 @@ public struct CleanCommand: Command {
             }
         }
         if let olderThanMs {
-            let ageMs = (Double(time(nil)) - Double(st.st_mtim.tv_sec)) * 1000
+            let ageMs = (Double(unixTimeSeconds()) - Double(st.modifiedUnixSeconds)) * 1000
             if ageMs < olderThanMs { return .inUse("changed less than --older-than ago") }
         }
         return .removable
@@ -113,7 +104,7 @@ public struct CleanCommand: Command {
         return text.hasPrefix("memtrack/")
     }
 
-    static func isAlive(_ pid: Int32) -> Bool { pid > 0 && (kill(pid, 0) == 0 || errno == EPERM) }
+    static func isAlive(_ pid: Int32) -> Bool { pid > 0 && processIsAlive(pid) }
 
     /// A small regular file's text (the marker, a process record), never following a link nor
     /// blocking on a FIFO; nil when it is anything else.

@@ -106,12 +106,8 @@ public struct BinaryFlags: Sendable {
     }
 }
 
-/// Prints the report, then the record problems once each; returns the status for them.
-func emit(_ report: Report, json: Bool, palette: Palette = .plain, to write: (String) -> Void, console: Console) -> Int32 {
-    write(json ? JSONFormatter().format(report) : TableFormatter(palette: palette).format(report))
-    return reportProblems(report, console: console)
-}
-
+/// Prints the record problems of every process once each (and how many more there were); the
+/// status of the worst: unsupported version, then malformed, then unreadable.
 func reportProblems(_ report: Report, console: Console) -> Int32 {
     guard let first = report.firstProblem else { return 0 }
     var shown = 0

@@ -4,12 +4,6 @@
 // line are opened before any work (a bad path fails first, status 11), except `--xml-file`
 // patterns with %p, whose names are known only with the report.
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#endif
-
 public struct FormatFlags: Sendable {
     public static let options: [OptionSpec] = [
         OptionSpec("--xml-file", value: "FILE", help: "Also write valgrind's XML (protocol 4) to FILE; with %p in FILE, one file per process (%p: its pid, %q{VAR}: $VAR, %%: %)."),
@@ -79,7 +73,7 @@ public struct FormatFlags: Sendable {
                     throw .usage("invalid value '\(pattern)' for '--xml-file' (%q needs {VAR})")
                 }
                 let name = String(pattern[pattern.index(after: i)..<close])
-                out += getenv(name).map { String(cString: $0) } ?? ""
+                out += environmentValue(name) ?? ""
                 i = pattern.index(after: close)
             default: throw .usage("invalid value '\(pattern)' for '--xml-file' (unknown '%\(d)'; %p, %q{VAR} and %% are known)")
             }
@@ -94,13 +88,13 @@ public struct FormatFlags: Sendable {
             if pattern.contains("%p") {
                 let dir = pattern.contains("/") ? String(pattern[..<pattern.lastIndex(of: "/")!]) : "."
                 let expanded = try Self.expand(dir.isEmpty ? "/" : dir, pid: "0")
-                guard dir.contains("%p") || access(expanded, W_OK | X_OK) == 0 else { throw .outputUnwritable(path: pattern, reason: errnoText(errno)) }
+                if !dir.contains("%p"), let code = directoryWritable(expanded) { throw .outputUnwritable(path: pattern, reason: errnoText(code)) }
             } else {
                 outputs.xml = try OutputFile(try Self.expand(pattern, pid: "0"))
             }
         }
-        if let fd = xmlFD, fcntl(fd, F_GETFD) < 0 {
-            throw .outputUnwritable(path: "--xml-fd \(fd)", reason: errnoText(errno))
+        if let fd = xmlFD, let code = descriptorOpenError(fd) {
+            throw .outputUnwritable(path: "--xml-fd \(fd)", reason: errnoText(code))
         }
         if let sarifFile { outputs.sarif = try OutputFile(sarifFile) }
         return outputs
@@ -108,13 +102,9 @@ public struct FormatFlags: Sendable {
 
     /// SARIF's source root: `--source-root` made absolute, else the current directory.
     var absoluteSourceRoot: String {
-        let cwd: String = {
-            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            return getcwd(&buffer, buffer.count) != nil ? string(fromNulTerminated: buffer) : "/"
-        }()
+        let cwd = currentDirectory() ?? "/"
         guard let root = sourceRoot else { return cwd }
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        if realpath(root, &buffer) != nil { return string(fromNulTerminated: buffer) }
+        if let real = realPath(root) { return real }
         return root.hasPrefix("/") ? root : cwd + "/" + root
     }
 
@@ -147,9 +137,9 @@ public struct FormatFlags: Sendable {
         let taken = BlockAge.nowUnixMs()
         let addr2line = try? Addr2Line.locate()
         if addr2line == nil { console.warning("addr2line not found on PATH: the profile's locations are not resolved") }
-        let report = try ReportBuilder.build(directory: directory, options: ReportOptions(
+        let report = try ReportPipeline(ReportOptions(
             grouping: .stack, rules: rules, resolve: addr2line != nil, addr2line: addr2line,
-            leaks: LeakOptions(shownKinds: Set(LeakKind.classified))))
+            leaks: LeakOptions(shownKinds: Set(LeakKind.classified)))).report(directory)
         let profile = PprofFormatter(timeNanos: Int64(taken) &* 1_000_000, comments: pprofComments(report)).format(report)
         if let output {
             try OutputFile.writeAtomically(profile, to: output)
@@ -205,53 +195,6 @@ public struct FormatOutputs {
             do throws(MemdirError) { try sarif.save(Array(SARIFFormatter(sourceRoot: flags.absoluteSourceRoot).format(report).utf8)) } catch { note(error) }
         }
         return failed?.exitStatus ?? status
-    }
-}
-
-/// An output file, created (truncated) when opened so that a bad path fails before the work.
-struct OutputFile {
-    let path: String
-    let fd: Int32
-
-    init(_ path: String) throws(MemdirError) {
-        let fd = retryingEINTR { open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
-        guard fd >= 0 else { throw .outputUnwritable(path: path, reason: errnoText(errno)) }
-        self.path = path
-        self.fd = fd
-    }
-
-    /// Writes `bytes` and closes the file.
-    func save(_ bytes: [UInt8]) throws(MemdirError) {
-        defer { close(fd) }
-        if let failure = Self.writeBytes(fd, bytes) { throw .outputUnwritable(path: path, reason: errnoText(failure)) }
-    }
-
-    /// Writes all of `bytes` to `fd`; the errno of a failure.
-    static func writeBytes(_ fd: Int32, _ bytes: [UInt8]) -> Int32? {
-        bytes.withUnsafeBytes { buf -> Int32? in
-            var offset = 0
-            while offset < buf.count {
-                let n = retryingEINTR { write(fd, buf.baseAddress! + offset, buf.count - offset) }
-                if n < 0 { return errno }
-                if n == 0 { return EIO }
-                offset += n
-            }
-            return nil
-        }
-    }
-
-    /// Writes `bytes` to a temporary file beside `path`, then renames it into place.
-    static func writeAtomically(_ bytes: [UInt8], to path: String) throws(MemdirError) {
-        let temporary = path + ".tmp.\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .outputUnwritable(path: path, reason: errnoText(errno)) }
-        let failure = writeBytes(fd, bytes) ?? (fsync(fd) != 0 ? errno : nil)
-        close(fd)
-        guard failure == nil, rename(temporary, path) == 0 else {
-            let reason = errnoText(failure ?? errno)
-            unlink(temporary)
-            throw .outputUnwritable(path: path, reason: reason)
-        }
     }
 }
 

@@ -2,14 +2,6 @@
 // (`--show-leak-kinds`, `--suppressions`, `--gen-suppressions`, `--json-file`), with valgrind's
 // names and values, and the `--json-file` writer.
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 public struct LeakFlags: Sendable {
     public static let options: [OptionSpec] = [
         OptionSpec("--show-leak-kinds", value: "KINDS",
@@ -76,37 +68,28 @@ public struct JSONFile {
     let ownsDescriptor: Bool
 
     public init(_ path: String) throws(MemdirError) {
-        let fd = retryingEINTR { open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
-        guard fd >= 0 else { throw .outputUnwritable(path: path, reason: errnoText(errno)) }
         self.path = path
-        self.fd = fd
+        fd = try OutputFile(path).fd
         ownsDescriptor = true
     }
 
     public init(descriptor: Int32) throws(MemdirError) {
         path = "--json-fd \(descriptor)"
-        let flags = fcntl(descriptor, F_GETFL)
-        guard flags >= 0 else { throw .outputUnwritable(path: path, reason: "descriptor \(descriptor) is not open") }
-        guard flags & O_ACCMODE != O_RDONLY else { throw .outputUnwritable(path: path, reason: "descriptor \(descriptor) is open read-only") }
+        switch descriptorMode(descriptor) {
+        case .closed: throw .outputUnwritable(path: path, reason: "descriptor \(descriptor) is not open")
+        case .readOnly: throw .outputUnwritable(path: path, reason: "descriptor \(descriptor) is open read-only")
+        case .writable: break
+        }
         fd = descriptor
         ownsDescriptor = false
     }
 
     /// Writes the report and closes the file (not a descriptor the caller gave).
     public func save(_ report: Report) throws(MemdirError) {
-        defer { if ownsDescriptor { close(fd) } }
-        var text = JSONFormatter().format(report)
-        let failure: Int32 = text.withUTF8 { buf in
-            var offset = 0
-            while offset < buf.count {
-                let n = retryingEINTR { write(fd, buf.baseAddress! + offset, buf.count - offset) }
-                if n < 0 { return errno }
-                if n == 0 { return EIO }
-                offset += n
-            }
-            return 0
+        defer { if ownsDescriptor { closeDescriptor(fd) } }
+        if let failure = OutputFile.writeBytes(fd, Array(JSONFormatter().format(report).utf8)) {
+            throw .outputUnwritable(path: path, reason: errnoText(failure))
         }
-        if failure != 0 { throw .outputUnwritable(path: path, reason: errnoText(failure)) }
     }
 }
 
@@ -114,8 +97,9 @@ public struct JSONFile {
 /// file could not be written.
 func emit(_ report: Report, flags: ReportFlags, leakFlags: LeakFlags, jsonFile: JSONFile?, palette: Palette,
           to write: (String) -> Void, console: Console) -> Int32 {
-    write(flags.json ? JSONFormatter().format(report)
-                     : TableFormatter(suppressionEntries: leakFlags.generateSuppressions, palette: palette).format(report))
+    let formatter: any OutputFormatter = flags.json ? JSONFormatter()
+        : TableFormatter(suppressionEntries: leakFlags.generateSuppressions, palette: palette)
+    write(ReportPipeline.render(report, as: formatter))
     let status = reportProblems(report, console: console)
     do throws(MemdirError) {
         try jsonFile?.save(report)

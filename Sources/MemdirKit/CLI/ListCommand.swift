@@ -14,32 +14,55 @@ public struct ListCommand: Command {
         OptionSpec("--older-than", value: "AGE", help: "Only blocks allocated at least AGE ago (30s, 500ms, 2m, 1h; a plain number is seconds)."),
     ]
 
-    public var directory: String
-    public var flags: ReportFlags
-    public var leakFlags: LeakFlags
+    public var listing: LeakListing
     public var olderThanMs: UInt64?
-    public var folded: Bool
-    public var formats: FormatFlags
 
     public init(_ a: ParsedArguments) throws(MemdirError) {
-        guard a.positionals.count <= 1 else { throw .usage("unexpected argument '\(a.positionals[1])'") }
-        directory = a.positionals.first ?? "./mem"
-        flags = try ReportFlags(a)
-        leakFlags = try LeakFlags(a)
+        listing = try LeakListing(a)
         olderThanMs = try a.value("--older-than").map { (text: String) throws(MemdirError) in UInt64(try BlockAge.option(text, name: "--older-than")) }
-        formats = try FormatFlags(a, json: flags.json)
-        folded = formats.folded
     }
 
     public func run(_ console: Console) throws(MemdirError) -> Int32 {
+        try listing.run(console, resolve: false) { $0.olderThanMs = olderThanMs }
+    }
+}
+
+/// The body `list` and `resolve` share: the options both take, then the report pipeline and the
+/// chosen format. They differ only in what they add to the pipeline's options (resolve: true and
+/// `--binary`; list: `--older-than`).
+public struct LeakListing: Sendable {
+    public var directory: String
+    public var flags: ReportFlags
+    public var leakFlags: LeakFlags
+    public var formats: FormatFlags
+
+    public init(_ a: ParsedArguments) throws(MemdirError) {
+        directory = try a.onlyPositional(default: "./mem")
+        flags = try ReportFlags(a)
+        leakFlags = try LeakFlags(a)
+        formats = try FormatFlags(a, json: flags.json)
+    }
+
+    /// Reads the suppressions and opens the output files (a bad one fails before any work), runs
+    /// the pipeline with the options `configure` completes, prints the report in its format
+    /// (table or JSON, folded, pprof) and writes the other files asked for.
+    func run(_ console: Console, resolve: Bool, configure: (inout ReportOptions) -> Void) throws(MemdirError) -> Int32 {
         let leaks = try leakFlags.leakOptions()
         let jsonFile = try leakFlags.jsonFile.map { (path) throws(MemdirError) in try JSONFile(path) }
         let outputs = try formats.open()
-        var options = ReportOptions(grouping: formats.wholeStacks ? .stack : flags.grouping, rules: flags.rules, leaks: leaks)
-        options.olderThanMs = olderThanMs
-        let report = try ReportBuilder.build(directory: directory, options: options)
-        if formats.format == .pprof { return outputs.finish(report, status: formats.writePprof(report, console: console), console: console) }
-        if folded { console.out(FoldedFormatter().format(report)); return outputs.finish(report, status: reportProblems(report, console: console), console: console) }
-        return outputs.finish(report, status: emit(report, flags: flags, leakFlags: leakFlags, jsonFile: jsonFile, palette: flags.palette(for: 1), to: console.out, console: console), console: console)
+        var options = ReportOptions(grouping: formats.wholeStacks ? .stack : flags.grouping, rules: flags.rules, resolve: resolve, leaks: leaks)
+        configure(&options)
+        let report = try ReportPipeline(options).report(directory)
+        let status: Int32
+        switch formats.format {
+        case .pprof:
+            status = formats.writePprof(report, console: console)
+        case .folded:
+            console.out(ReportPipeline.render(report, as: FoldedFormatter()))
+            status = reportProblems(report, console: console)
+        case .table:
+            status = emit(report, flags: flags, leakFlags: leakFlags, jsonFile: jsonFile, palette: flags.palette(for: 1), to: console.out, console: console)
+        }
+        return outputs.finish(report, status: status, console: console)
     }
 }

@@ -27,6 +27,12 @@ public enum MemdirCLI {
             """
     }
 
+    /// The executable's whole life: this process's arguments, its stdout and stderr, and its exit
+    /// with the status `main` returns.
+    public static func runAndExit() -> Never {
+        exitProcess(main(Array(CommandLine.arguments.dropFirst()), console: .standard))
+    }
+
     /// Runs memdir with `arguments` (without argv[0]) and returns the exit status.
     public static func main(_ arguments: [String], console: Console) -> Int32 {
         guard var first = arguments.first else {

@@ -29,8 +29,7 @@ public struct ReportCommand: Command {
     public var flags: ReportFlags
 
     public init(_ a: ParsedArguments) throws(MemdirError) {
-        guard a.positionals.count <= 1 else { throw .usage("unexpected argument '\(a.positionals[1])'") }
-        directory = a.positionals.first ?? "./mem"
+        directory = try a.onlyPositional(default: "./mem")
         guard let html = a.value("--html") else { throw .usage("missing '--html FILE'") }
         self.html = html
         snapshots = a.all("--snapshot")
@@ -46,7 +45,7 @@ public struct ReportCommand: Command {
         var stackOptions = ReportOptions(grouping: .stack, rules: flags.rules, resolve: true, binary: binary, addr2line: addr2line,
                                          leaks: LeakOptions(shownKinds: Set(LeakKind.allCases)))
         stackOptions.ignoreBuildID = ignoreBuildID
-        var stacks = try ReportBuilder.build(directory: directory, options: stackOptions)
+        var stacks = try ReportPipeline(stackOptions).report(directory)
         let flame = HTMLReport.flame(stacks)
         let kinds = Set(stacks.processes.flatMap { $0.leaks.map(\.kind) })
         // The text report lists the kinds resolve lists by default, regrouped the way the user asked.

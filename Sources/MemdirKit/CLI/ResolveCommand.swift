@@ -11,33 +11,15 @@ public struct ResolveCommand: Command {
         FormatFlags.listFormatOption,
     ]
 
-    public var directory: String
-    public var flags: ReportFlags
-    public var leakFlags: LeakFlags
+    public var listing: LeakListing
     public var binary: BinaryFlags
-    public var folded: Bool
-    public var formats: FormatFlags
 
     public init(_ a: ParsedArguments) throws(MemdirError) {
-        guard a.positionals.count <= 1 else { throw .usage("unexpected argument '\(a.positionals[1])'") }
-        directory = a.positionals.first ?? "./mem"
-        flags = try ReportFlags(a)
-        leakFlags = try LeakFlags(a)
+        listing = try LeakListing(a)
         binary = BinaryFlags(a)
-        formats = try FormatFlags(a, json: flags.json)
-        folded = formats.folded
     }
 
     public func run(_ console: Console) throws(MemdirError) -> Int32 {
-        let leaks = try leakFlags.leakOptions()
-        let jsonFile = try leakFlags.jsonFile.map { (path) throws(MemdirError) in try JSONFile(path) }
-        let outputs = try formats.open()
-        var options = ReportOptions(grouping: formats.wholeStacks ? .stack : flags.grouping, rules: flags.rules, resolve: true, leaks: leaks)
-        binary.apply(to: &options)
-        let report = try ReportBuilder.build(directory: directory, options: options)
-        if formats.format == .pprof { return outputs.finish(report, status: formats.writePprof(report, console: console), console: console) }
-        if folded { console.out(FoldedFormatter().format(report)); return outputs.finish(report, status: reportProblems(report, console: console), console: console) }
-        return outputs.finish(report, status: emit(report, flags: flags, leakFlags: leakFlags, jsonFile: jsonFile, palette: flags.palette(for: 1),
-                                                   to: console.out, console: console), console: console)
+        try listing.run(console, resolve: true) { binary.apply(to: &$0) }
     }
 }

@@ -5,14 +5,6 @@
 // (23, or N from --error-exitcode; 0 turns it off) when there are lost blocks of the
 // --errors-for-leak-kinds kinds, bad frees, or an incomplete record.
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 public struct RunCommand: Command {
     public static let name = "run"
     public static let summary = "Run a program under libmemtrack.so and print the resolved report."
@@ -104,11 +96,9 @@ public struct RunCommand: Command {
             guard fileExists(override) else { throw .libraryNotFound(searched: [override]) }
             return absolute(override)
         }
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        guard realpath("/proc/self/exe", &buffer) != nil else {
+        guard let exe = realPath("/proc/self/exe") else {
             throw .libraryNotFound(searched: ["/proc/self/exe"])
         }
-        let exe = string(fromNulTerminated: buffer)
         let bin = String(exe[..<(exe.lastIndex(of: "/") ?? exe.startIndex)])
         let candidates = [bin + "/libmemtrack.so", bin + "/../lib/memdir/libmemtrack.so"]
         guard let found = candidates.first(where: fileExists) else { throw .libraryNotFound(searched: candidates) }
@@ -116,15 +106,14 @@ public struct RunCommand: Command {
     }
 
     static func absolute(_ path: String) -> String {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        return realpath(path, &buffer) != nil ? string(fromNulTerminated: buffer) : path
+        realPath(path) ?? path
     }
 
     /// Where `run` makes its directories: $TMPDIR, else /dev/shm (tmpfs: records cost no disk
     /// writes), else /tmp.
     public static func temporaryRoot() -> String {
-        getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
-            ?? (access("/dev/shm", W_OK | X_OK) == 0 ? "/dev/shm" : "/tmp")
+        environmentValue("TMPDIR").flatMap { $0.isEmpty ? nil : $0 }
+            ?? (directoryWritable("/dev/shm") == nil ? "/dev/shm" : "/tmp")
     }
 
     /// Creates the records directory: DIR (empty or new), or a fresh one under the temp dir,
@@ -134,22 +123,18 @@ public struct RunCommand: Command {
             if fileExists(dir) {
                 guard isDirectory(dir) else { throw .usage("--dir \(dir) is not a directory") }
                 guard try listDirectory(dir).isEmpty else { throw .usage("--dir \(dir) must be empty or not exist") }
-            } else if mkdir(dir, 0o700) != 0 {
-                throw .directoryUnreadable(path: dir, reason: errnoText(errno))
+            } else if let code = MemdirKit.makeDirectory(dir, mode: 0o700) {
+                throw .directoryUnreadable(path: dir, reason: errnoText(code))
             }
             return absolute(dir)
         }
         let tmp = temporaryRoot()
-        var template = Array((tmp + "/" + directoryPrefix + "XXXXXX").utf8CString)
-        guard mkdtemp(&template) != nil else {
-            throw .directoryUnreadable(path: tmp, reason: errnoText(errno))
+        let made = makeTemporaryDirectory(tmp + "/" + directoryPrefix + "XXXXXX")
+        guard let template = made.path else {
+            throw .directoryUnreadable(path: tmp, reason: errnoText(made.errno))
         }
-        let dir = absolute(string(fromNulTerminated: template))
-        let marker = retryingEINTR { open(dir + "/" + madeByMarker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600) }
-        if marker >= 0 {
-            writeAll(marker, "memdir run \(getpid())\n")
-            close(marker)
-        }
+        let dir = absolute(template)
+        createExclusiveFile(dir + "/" + madeByMarker, mode: 0o600, text: "memdir run \(currentProcessID())\n")
         return dir
     }
 
@@ -170,13 +155,13 @@ public struct RunCommand: Command {
             throw .programNotFound(program[0])
         }
         guard found.executable else {
-            throw .programNotExecutable(path: found.path, reason: errnoText(EACCES))
+            throw .programNotExecutable(path: found.path, reason: errnoText(Errno.accessDenied))
         }
         let dir = try Self.makeDirectory(directory)
         environment["MEM_DIR"] = dir
         environment["LD_PRELOAD"] = [library, environment["LD_PRELOAD"]].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ":")
         // The program is the process whose parent is memdir (children.c in the tracker).
-        environment["MEM_TRACE_PARENT"] = String(getpid())
+        environment["MEM_TRACE_PARENT"] = String(currentProcessID())
         let swiftTest = traceChildrenGiven ? nil : SwiftTestPreset(program: program, path: Self.absolute(found.path))
         environment["MEM_TRACE_CHILDREN"] = traceChildren || swiftTest != nil ? "yes" : "no"
         environment["MEM_TRACE_CHILDREN_SKIP"] = swiftTest?.skipPatterns ?? traceChildrenSkip
@@ -191,7 +176,7 @@ public struct RunCommand: Command {
         }
         var options = ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: resolve, addr2line: addr2line, leaks: leaks)
         binary.apply(to: &options)
-        var report = try ReportBuilder.build(directory: dir, options: options)
+        var report = try ReportPipeline(options).report(dir)
         let untracedExecs = report.removeProcessesReplacedByUntracedExec()
         var presetLine = ""
         if swiftTest != nil {
@@ -248,38 +233,9 @@ public struct RunCommand: Command {
         return errorExitCode
     }
 
-    /// posix_spawn with an argv array; memdir ignores SIGINT/SIGQUIT while waiting (as shells
-    /// do), the child gets them back at their defaults.
+    /// The program, run to its end with an argv array (Subprocess.swift's `runProgram`): its
+    /// status as a shell gives it.
     static func spawnAndWait(path: String, argv: [String], environment: [String: String]) throws(MemdirError) -> Int32 {
-        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        var cEnv: [UnsafeMutablePointer<CChar>?] = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for p in cArgs + cEnv { free(p) } }
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGINT); sigaddset(&defaults, SIGQUIT); sigaddset(&defaults, SIGPIPE)
-        posix_spawnattr_setsigdefault(&attr, &defaults)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attr, &empty)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        let oldInt = signal(SIGINT, SIG_IGN), oldQuit = signal(SIGQUIT, SIG_IGN)
-        defer { signal(SIGINT, oldInt); signal(SIGQUIT, oldQuit) }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, nil, &attr, &cArgs, &cEnv)
-        switch rc {
-        case 0: break
-        case ENOENT: throw .programNotFound(path)
-        case EACCES, ENOEXEC, EPERM, EISDIR: throw .programNotExecutable(path: path, reason: errnoText(rc))
-        default: throw .system(call: "posix_spawn", path: path, reason: errnoText(rc))
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            guard errno == EINTR else { throw .system(call: "waitpid", path: path, reason: errnoText(errno)) }
-        }
-        return shellStatus(status)
+        try runProgram(path: path, argv: argv, environment: environment)
     }
 }

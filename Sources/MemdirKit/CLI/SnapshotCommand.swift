@@ -2,12 +2,6 @@
 // (or finished) process, with the time, as JSON (schema memdir-snapshot/1), for `diff` and
 // `report --html`.
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#endif
-
 public struct SnapshotCommand: Command {
     public static let name = "snapshot"
     public static let summary = "Save the grouped live set of a directory, with the time, for diff and report --html."
@@ -30,8 +24,7 @@ public struct SnapshotCommand: Command {
     public var pprof: Bool
 
     public init(_ a: ParsedArguments) throws(MemdirError) {
-        guard a.positionals.count <= 1 else { throw .usage("unexpected argument '\(a.positionals[1])'") }
-        directory = a.positionals.first ?? "./mem"
+        directory = try a.onlyPositional(default: "./mem")
         output = a.value("-o")
         flags = try ReportFlags(a)
         pprof = try FormatFlags.snapshotFormat(a)
@@ -47,16 +40,11 @@ public struct SnapshotCommand: Command {
 
     /// Writes `text` to a temporary file beside `path`, then renames it into place.
     static func writeAtomically(_ text: String, to path: String) throws(MemdirError) {
-        let temporary = path + ".tmp.\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .system(call: "open", path: temporary, reason: errnoText(errno)) }
-        writeAll(fd, text)
-        let failed = fsync(fd) != 0
-        close(fd)
-        guard !failed, rename(temporary, path) == 0 else {
-            let reason = errnoText(errno)
-            unlink(temporary)
-            throw .system(call: "rename", path: path, reason: reason)
+        guard let failure = replaceFile(path, with: Array(text.utf8)) else { return }
+        switch failure.step {
+        case .open: throw .system(call: "open", path: failure.temporary, reason: errnoText(failure.errno))
+        case .write: throw .system(call: "write", path: failure.temporary, reason: errnoText(failure.errno))
+        case .sync, .rename: throw .system(call: "rename", path: path, reason: errnoText(failure.errno))
         }
     }
 }

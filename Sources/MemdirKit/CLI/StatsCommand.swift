@@ -15,8 +15,7 @@ public struct StatsCommand: Command {
     public var json: Bool
 
     public init(_ a: ParsedArguments) throws(MemdirError) {
-        guard a.positionals.count <= 1 else { throw .usage("unexpected argument '\(a.positionals[1])'") }
-        directory = a.positionals.first ?? "./mem"
+        directory = try a.onlyPositional(default: "./mem")
         json = a.flag("--json")
     }
 

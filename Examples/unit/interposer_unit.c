@@ -1,0 +1,348 @@
+/* interposer_unit.c: unit tests of the interposer's inner parts, linked against their own .c
+ * files (InterposerUnitTests builds and runs it; the list of files is there):
+ *   radix, shadow  the per-address index: lookups, creation, both granules, walks
+ *   lock           mutual exclusion under contention (spinning and futex sleeping), owner
+ *                  checks, and a signal put aside while a lock is held, sent at release
+ *   unwind         the call chain of a known function, each frame inside the expected caller
+ *   table          the young table and the backlog (pending.c, with the real records below
+ *                  it): insert, lookup by removal, collisions, growth, flush to records
+ * Only the layers up to the table are linked: if the table needed anything above it, this
+ * program would not link. Prints `ok NAME` per unit; the first failure prints `FAIL NAME: why`
+ * and exits 1.
+ */
+#include "base.h"
+#include "files.h"
+#include "lock.h"
+#include "pending.h"
+#include "radix.h"
+#include "records.h"
+#include "shadow.h"
+#include "stacks.h"
+#include "sys.h"
+#include "unwind.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *unit = "";
+#define CHECK(condition, ...)                                                    \
+    do {                                                                         \
+        if (!(condition)) {                                                      \
+            printf("FAIL %s: %s (line %d): ", unit, #condition, __LINE__);       \
+            printf(__VA_ARGS__);                                                 \
+            printf("\n");                                                        \
+            exit(1);                                                             \
+        }                                                                        \
+    } while (0)
+
+// ---- radix and shadow ---------------------------------------------------------------------
+static void count_mapping(uintptr_t start, size_t bytes, void *context) {
+    (void)start;
+    size_t *total = context;
+    total[0]++;
+    total[1] += bytes;
+}
+
+static void test_radix(void) {
+    unit = "radix";
+    static struct memtrack_radix index;
+    unsigned shift = 99;
+    uintptr_t a = 0x7f0012345670, b = a + 16, far = a + ((uintptr_t)1 << 22);   /* far: the next leaf */
+    CHECK(memtrack_radix_word_for(&index, 4, a, 0, &shift) == NULL, "an empty index has no path");
+    memtrack_radix_word *wa = memtrack_radix_word_for(&index, 4, a, 1, &shift);
+    CHECK(wa != NULL, "create maps the path");
+    unsigned shift_a = shift;
+    memtrack_radix_word *wb = memtrack_radix_word_for(&index, 4, b, 0, &shift);
+    CHECK(wb == wa && shift == shift_a + 2, "the next granule is the next two bits of the same word (%u, %u)", shift_a, shift);
+    CHECK(memtrack_radix_word_for(&index, 4, a | 15, 0, &shift) == wa && shift == shift_a, "one granule is 16 bytes");
+    atomic_fetch_or(wa, (uint64_t)2 << shift_a);
+    memtrack_radix_word *again = memtrack_radix_word_for(&index, 4, a, 1, &shift);
+    CHECK(again == wa && ((atomic_load(again) >> shift) & 3) == 2, "create on an existing path finds the same word");
+    CHECK(memtrack_radix_word_for(&index, 4, far, 0, &shift) == NULL, "the next leaf does not exist yet");
+    CHECK(memtrack_radix_word_for(&index, 4, far, 1, &shift) != NULL, "the next leaf is created");
+    CHECK(memtrack_radix_word_for(&index, 4, (uintptr_t)1 << 47, 1, &shift) == NULL, "beyond 47 bits: no index");
+    size_t mappings[2] = {0, 0};
+    memtrack_radix_for_each_mapping(&index, 4, count_mapping, mappings);
+    size_t leaf_bytes = memtrack_radix_leaf_words(4) * 8;
+    CHECK(mappings[0] == 3 && mappings[1] == MEMTRACK_RADIX_MIDDLE_ENTRIES * 8 + 2 * leaf_bytes,
+          "one middle and two leaves: %zu mappings, %zu bytes", mappings[0], mappings[1]);
+    /* 8-byte granules (family.c's): a leaf holds twice as many states. */
+    static struct memtrack_radix fine;
+    memtrack_radix_word *w1 = memtrack_radix_word_for(&fine, 3, a, 1, &shift);
+    unsigned s1 = shift;
+    memtrack_radix_word *w2 = memtrack_radix_word_for(&fine, 3, a + 8, 1, &shift);
+    CHECK(w1 == w2 && shift == s1 + 2, "8-byte granules");
+    printf("ok radix\n");
+}
+
+struct live_list { uintptr_t addresses[16]; int count; };
+static void note_live(uintptr_t address, void *context) {
+    struct live_list *list = context;
+    if (list->count < 16) list->addresses[list->count] = address;
+    list->count++;
+}
+
+static void test_shadow(void) {
+    unit = "shadow";
+    uintptr_t base = 0x5a0000000000;
+    const void *aligned = (const void *)base, *odd = (const void *)(base + 8), *next = (const void *)(base + 32);
+    CHECK(memtrack_shadow_state(aligned) == MEMTRACK_NEVER, "never allocated");
+    CHECK(memtrack_shadow_release(aligned) == MEMTRACK_NEVER, "a free of a never-allocated address says so");
+    CHECK(memtrack_shadow_exchange(aligned, MEMTRACK_LIVE) == MEMTRACK_NEVER, "first allocation");
+    CHECK(memtrack_shadow_exchange(odd, MEMTRACK_LIVE) == MEMTRACK_NEVER, "8 mod 16 is a block of its own");
+    CHECK(memtrack_shadow_exchange(next, MEMTRACK_LIVE_INTERNAL) == MEMTRACK_NEVER, "an internal block");
+    CHECK(memtrack_shadow_state(aligned) == MEMTRACK_LIVE && memtrack_shadow_state(odd) == MEMTRACK_LIVE, "both live");
+    struct live_list live = {{0}, 0};
+    memtrack_shadow_for_each_live(note_live, &live);
+    CHECK(live.count == 2 && live.addresses[0] == base && live.addresses[1] == base + 8,
+          "the live blocks in address order, internal ones left out: %d", live.count);
+    CHECK(memtrack_shadow_release(aligned) == MEMTRACK_LIVE, "free of a live block");
+    CHECK(memtrack_shadow_release(aligned) == MEMTRACK_FREED, "the second free is a double free");
+    CHECK(memtrack_shadow_state(odd) == MEMTRACK_LIVE, "the neighbour is untouched");
+    CHECK(memtrack_shadow_any_known(base, base + 16) && !memtrack_shadow_any_known(base + 4096, base + 8192),
+          "known ranges");
+    printf("ok shadow\n");
+}
+
+// ---- locks ----------------------------------------------------------------------------------
+#define LOCK_THREADS 4
+#define LOCK_ROUNDS 200000
+static memtrack_lock counter_lock;
+static long counter;
+static atomic_int owner_errors;
+
+static void *lock_worker(void *unused) {
+    (void)unused;
+    for (int i = 0; i < LOCK_ROUNDS; i++) {
+        memtrack_lock_acquire(&counter_lock);
+        if (!memtrack_lock_held_by_me(&counter_lock)) atomic_fetch_add(&owner_errors, 1);
+        long seen = counter;
+        if (i % 1000 == 0) sched_yield();   /* a holder that sleeps: others spin, then wait on the futex */
+        counter = seen + 1;
+        memtrack_lock_release(&counter_lock);
+        if (memtrack_lock_held_by_me(&counter_lock)) atomic_fetch_add(&owner_errors, 1);
+    }
+    return NULL;
+}
+
+static volatile sig_atomic_t usr1_seen;
+static void on_usr1(int number) { (void)number; usr1_seen++; }
+
+static void test_lock(void) {
+    unit = "lock";
+    pthread_t threads[LOCK_THREADS];
+    for (int i = 0; i < LOCK_THREADS; i++) CHECK(pthread_create(&threads[i], NULL, lock_worker, NULL) == 0, "thread");
+    for (int i = 0; i < LOCK_THREADS; i++) pthread_join(threads[i], NULL);
+    CHECK(counter == (long)LOCK_THREADS * LOCK_ROUNDS, "every increment counted: %ld", counter);
+    CHECK(atomic_load(&owner_errors) == 0, "the owner check was wrong %d times", atomic_load(&owner_errors));
+    CHECK(counter_lock == 0 && memtrack_locks_held == 0, "free at the end (%d, %d)", counter_lock, memtrack_locks_held);
+
+    /* A signal handler that interrupted the holder: try_for_signal says no at once. */
+    memtrack_lock_acquire(&counter_lock);
+    CHECK(memtrack_lock_try_for_signal(&counter_lock, -1) == 0, "held by me: not taken");
+    /* A signal arriving now is put aside and sent again when the last lock is let go. */
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &action, NULL);
+    sigset_t usr1;   /* the parent may have started us with it blocked */
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    info.si_signo = SIGUSR1;
+    info.si_code = SI_USER;
+    CHECK(memtrack_defer_signal(SIGUSR1, &info) == 1, "put aside while a lock is held");
+    CHECK(usr1_seen == 0 && memtrack_deferred_signal_count == 1, "not delivered yet");
+    memtrack_lock_release(&counter_lock);
+    CHECK(usr1_seen == 1 && memtrack_deferred_signal_count == 0, "delivered once at release: %d", (int)usr1_seen);
+    CHECK(memtrack_defer_signal(SIGUSR1, &info) == 0, "no lock held: runs now");
+    siginfo_t fault = info;
+    fault.si_signo = SIGSEGV;
+    fault.si_code = SEGV_MAPERR;
+    memtrack_lock_acquire(&counter_lock);
+    CHECK(memtrack_defer_signal(SIGSEGV, &fault) == 0, "a fault is never put aside");
+    memtrack_lock_release(&counter_lock);
+    printf("ok lock\n");
+}
+
+// ---- the unwinder -----------------------------------------------------------------------------
+/* Global and never inlined, so that dladdr (the program is linked -rdynamic) names each frame's
+ * function; the volatile work after each call keeps it from being a tail call. */
+volatile int unwind_sink;
+uintptr_t unwind_frames[8];
+int unwind_depth;
+__attribute__((noinline)) void unit_leaf(void) {
+    unwind_depth = memtrack_unwind(unwind_frames, 8);
+    unwind_sink++;
+}
+__attribute__((noinline)) void unit_middle(void) { unit_leaf(); unwind_sink++; }
+__attribute__((noinline)) void unit_outer(void) { unit_middle(); unwind_sink++; }
+
+static const char *function_at(uintptr_t address) {
+    Dl_info info;
+    /* A return address points after the call: address - 1 is inside the calling function. */
+    if (!dladdr((void *)(address - 1), &info) || !info.dli_sname) return "?";
+    return info.dli_sname;
+}
+
+__attribute__((noinline)) void test_unwind(void) {
+    unit = "unwind";
+    unit_outer();
+    CHECK(unwind_depth >= 3, "at least three frames: %d", unwind_depth);
+    const char *expected[] = {"unit_middle", "unit_outer", "test_unwind"};
+    for (int i = 0; i < 3; i++)
+        CHECK(!strcmp(function_at(unwind_frames[i]), expected[i]), "frame %d is in %s, not %s", i,
+              function_at(unwind_frames[i]), expected[i]);
+    printf("ok unwind\n");
+    unwind_sink++;
+}
+
+// ---- the table ----------------------------------------------------------------------------------
+#define TABLE_BLOCKS 70000
+static uintptr_t block_address(int i) { return 0x300000000000 + (uintptr_t)i * 48; }
+static uint64_t block_size(int i) { return 1 + (uint64_t)i % 1000; }
+
+static void make_block(struct memtrack_block *block, int i) {
+    memset(block, 0, sizeof *block);
+    block->address = block_address(i);
+    block->size = block_size(i);
+    block->sequence = (uint64_t)i + 1;
+    block->thread = 1;
+    block->via = MEMTRACK_VIA_MALLOC;
+    block->stack.depth = 2;
+    block->stack.frames[0] = 0x1000 + (uintptr_t)(i % 7);
+    block->stack.frames[1] = 0x2000;
+}
+
+static void visit_young(const struct memtrack_block *block, void *context) { (void)block; ++*(int *)context; }
+
+/* The record of block i: 1 with its size, 0 when there is none. */
+static int record_size(const char *directory, int i, uint64_t *size) {
+    char path[512], target[256];
+    snprintf(path, sizeof path, "%s/0x%lx.mem", directory, (unsigned long)block_address(i));
+    ssize_t length = readlink(path, target, sizeof target - 1);
+    if (length <= 0) return 0;
+    target[length] = 0;
+    const char *field = strstr(target, " s=");
+    *size = field ? strtoull(field + 3, NULL, 10) : 0;
+    return 1;
+}
+
+static void test_table(const char *scratch) {
+    unit = "table";
+    char directory[512];
+    snprintf(directory, sizeof directory, "%s/run", scratch);
+    CHECK(mkdir(directory, 0700) == 0, "mkdir %s: %s", directory, strerror(errno));
+    int fd = open(directory, O_RDONLY | O_DIRECTORY);
+    CHECK(fd >= 0, "open the run directory");
+    memtrack_remember_run_directory(fd);
+    atomic_store(&memtrack_run_directory, fd);
+    memtrack_create_stacks_file();
+
+    /* Insert: far more blocks than the young parts hold, so most move to the backlogs, which
+     * grow past their first size (1,024 slots a shard). */
+    struct memtrack_block block;
+    for (int i = 0; i < TABLE_BLOCKS; i++) {
+        make_block(&block, i);
+        memtrack_pending_add(&block);
+    }
+    CHECK(memtrack_pending_backlog_records() > 0, "blocks moved to the backlog");
+    CHECK(atomic_load(&memtrack_backlog_peak) >= 60000, "backlog peak %lu", (unsigned long)atomic_load(&memtrack_backlog_peak));
+    int young = 0;
+    memtrack_pending_visit(visit_young, &young);
+    CHECK((uint64_t)young + memtrack_pending_backlog_records() == TABLE_BLOCKS, "every block in one part: %d young + %lu backlog",
+          young, (unsigned long)memtrack_pending_backlog_records());
+    DIR *listing = opendir(directory);
+    int files = 0;
+    for (struct dirent *entry; (entry = readdir(listing));) files += strstr(entry->d_name, ".mem") != NULL;
+    closedir(listing);
+    CHECK(files == 0, "nothing written before a flush: %d records", files);
+
+    /* Lookup by removal: every third block, from either part, gives back its size and stack. */
+    int removed = 0, from_young = 0, from_backlog = 0;
+    for (int i = 0; i < TABLE_BLOCKS; i += 3) {
+        struct memtrack_stack stack = {0};
+        uint64_t size = UINT64_MAX;
+        uint32_t stack_id = 0;
+        memtrack_pending_remove_noting_stack(block_address(i), &stack, &size, &stack_id);
+        CHECK(size == block_size(i), "block %d: size %lu", i, (unsigned long)size);
+        if (!stack.depth) {
+            CHECK(stack_id && memtrack_read_stack(stack_id, &stack), "block %d: its stack id %u", i, stack_id);
+            from_backlog++;
+        } else {
+            from_young++;
+        }
+        CHECK(stack.depth == 2 && stack.frames[0] == 0x1000 + (uintptr_t)(i % 7) && stack.frames[1] == 0x2000,
+              "block %d: its stack", i);
+        removed++;
+    }
+    CHECK(from_young > 0 && from_backlog > 0, "both parts looked up: %d young, %d backlog", from_young, from_backlog);
+    uint64_t unknown = UINT64_MAX;
+    memtrack_pending_remove(0x400000000000, NULL, &unknown);
+    CHECK(unknown == UINT64_MAX, "an address never added is not found");
+
+    /* Collisions: sixteen blocks in one 256-byte chunk share a shard and a home; taking out the
+     * middle ones must leave the others findable (backward-shift deletion). */
+    uintptr_t chunk = 0x310000000000;
+    for (int k = 0; k < 16; k++) {
+        memset(&block, 0, sizeof block);
+        block.address = chunk + (uintptr_t)k * 16;
+        block.size = 5000 + (uint64_t)k;
+        block.sequence = TABLE_BLOCKS + 1 + (uint64_t)k;
+        memtrack_pending_add(&block);
+    }
+    for (int k = 4; k < 12; k++) {
+        uint64_t size = 0;
+        memtrack_pending_remove(chunk + (uintptr_t)k * 16, NULL, &size);
+        CHECK(size == 5000 + (uint64_t)k, "collision %d removed with its size", k);
+    }
+    for (int k = 0; k < 16; k++) {
+        if (k >= 4 && k < 12) continue;
+        uint64_t size = 0;
+        memtrack_pending_remove(chunk + (uintptr_t)k * 16, NULL, &size);
+        CHECK(size == 5000 + (uint64_t)k, "collision %d still found after its neighbours went", k);
+    }
+
+    /* Flush: exactly the blocks still in the table become records, with their sizes. */
+    memtrack_pending_flush(0);
+    CHECK(memtrack_pending_backlog_records() == 0, "the backlog is empty after a flush");
+    listing = opendir(directory);
+    files = 0;
+    for (struct dirent *entry; (entry = readdir(listing));) files += strstr(entry->d_name, ".mem") != NULL;
+    closedir(listing);
+    CHECK(files == TABLE_BLOCKS - removed, "%d records for %d blocks", files, TABLE_BLOCKS - removed);
+    for (int i = 0; i < TABLE_BLOCKS; i++) {
+        uint64_t size = 0;
+        int present = record_size(directory, i, &size);
+        CHECK(present == (i % 3 != 0), "block %d: record %s", i, present ? "present" : "missing");
+        CHECK(!present || size == block_size(i), "block %d: record size %lu", i, (unsigned long)size);
+    }
+    /* A settled block's free queues its record's removal; the next flush does it. */
+    uint64_t size = 0;
+    memtrack_pending_remove(block_address(1), NULL, &size);
+    memtrack_pending_flush(0);
+    CHECK(!record_size(directory, 1, &size), "the freed block's record is gone");
+    printf("ok table\n");
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    CHECK(argc == 2, "usage: interposer_unit SCRATCH-DIRECTORY");
+    test_radix();
+    test_shadow();
+    test_lock();
+    test_unwind();
+    test_table(argv[1]);
+    return 0;
+}

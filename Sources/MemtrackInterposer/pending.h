@@ -1,0 +1,66 @@
+/* pending.h: the table of young blocks and the backlog of records waiting for the writer
+ * (pending.c). Layer: table. */
+#ifndef MEMTRACK_PENDING_H
+#define MEMTRACK_PENDING_H
+
+#include "base.h"
+
+#include <time.h>
+
+#pragma GCC visibility push(hidden)
+
+void memtrack_pending_add(const struct memtrack_block *block);
+/* A cache hint for the backlog slot a free of this address will look at. */
+void memtrack_pending_prefetch_free(uintptr_t address);
+/* Forgets the block's record: removes its table entry or its file. If known, copies the
+ * allocation stack and size out (for the quarantine's double-free reports). */
+void memtrack_pending_remove(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size);
+/* The same, reading a backlog entry's stack back from the stacks file (mismatch reports). */
+void memtrack_pending_remove_noting_stack(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size,
+                                          uint32_t *stack_id);
+/* Writes every pending record and removes every queued file. in_signal: do not wait on
+ * locks this thread may hold. */
+void memtrack_pending_flush(int in_signal);
+int memtrack_pending_writer_exists(void);
+void memtrack_pending_fork_prepare(void);
+void memtrack_pending_fork_parent(void);
+void memtrack_pending_fork_child(void);
+/* A child forked in a signal handler: only the locks and the writer are let go (the code the
+ * handler interrupted may be in the middle of a table update; fork_child clears them later). */
+void memtrack_pending_fork_child_unprepared(void);
+/* For the leak check (leakcheck.c): the young blocks' records; the writer held between passes;
+ * the writer thread's id and an address on its stack (0 until it runs). */
+void memtrack_pending_visit(void (*visit)(const struct memtrack_block *block, void *context), void *context);
+int memtrack_pending_pause_writer(void);
+int memtrack_pending_backlog_lookup(uintptr_t address, uint64_t *size, uintptr_t *first_frame);
+void memtrack_pending_for_each_mapping(void (*visit)(uintptr_t start, size_t bytes, void *context), void *context);
+int memtrack_pending_writer_thread(void);
+void memtrack_pending_resume_writer(void);
+extern atomic_int memtrack_writer_thread;
+extern atomic_uintptr_t memtrack_writer_stack_address;
+/* How the writing was shared, for `status`: records the writer wrote, records the program's
+ * threads wrote because the backlog budget was spent, the most records ever waiting. */
+extern atomic_uint_fast64_t memtrack_writer_records, memtrack_program_records, memtrack_backlog_peak,
+    memtrack_program_removals;
+/* Set when MEM_DIR is not on tmpfs (statfs): a writer falling behind then says so once. */
+extern atomic_int memtrack_slow_directory;
+/* After the final record at exit: everything later is written synchronously. */
+extern atomic_int memtrack_synchronous;
+
+/* Wakes the writer (a set*id call, a flush, a module refresh). */
+void memtrack_pending_wake_writer(void);
+
+/* For the writer thread (writer.c), which drives the passes. */
+int memtrack_pending_set_writer_running(int running);   /* returns the old value */
+uint64_t memtrack_pending_backlog_records(void);
+void memtrack_pending_wait_for_work(const struct timespec *tick);
+int memtrack_pending_flush_requested(void);
+void memtrack_pending_flush_helped(void);
+void memtrack_pending_begin_pass(void);
+void memtrack_pending_end_pass(void);
+void memtrack_pending_warn_if_slow(void);
+void memtrack_pending_writer_pass(uint32_t cutoff_ms, uint64_t before_sequence, int yields, int removals_first);
+
+#pragma GCC visibility pop
+
+#endif

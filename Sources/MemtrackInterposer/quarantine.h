@@ -1,0 +1,22 @@
+/* quarantine.h: freed blocks held back from reuse, so stale frees are still caught (quarantine.c). Layer: state. */
+#ifndef MEMTRACK_QUARANTINE_H
+#define MEMTRACK_QUARANTINE_H
+
+#include "base.h"
+
+#pragma GCC visibility push(hidden)
+
+/* Takes ownership of a freed block; releases older blocks to the next allocator's free. */
+void memtrack_quarantine_put(void *pointer, uint64_t size, const struct memtrack_stack *alloc_stack,
+                             const struct memtrack_stack *free_stack);
+/* For a bad free: what the quarantine still knows of that address. Returns 1 if found. */
+int memtrack_quarantine_find(uintptr_t address, uint64_t *size, struct memtrack_stack *alloc_stack,
+                             struct memtrack_stack *free_stack);
+void memtrack_quarantine_visit(void (*visit)(uintptr_t start, size_t bytes, void *context), void *context);
+void memtrack_quarantine_fork_prepare(void);
+void memtrack_quarantine_fork_parent(void);
+void memtrack_quarantine_fork_child(void);
+
+#pragma GCC visibility pop
+
+#endif
