@@ -985,11 +985,16 @@ static uint64_t write_result(const struct check *c, uint64_t duration_us) {
         o.out = memtrack_put_hex(o.out, o.end, block_start(&c->marks[i]));
         o.out = memtrack_put_text(o.out, o.end, " ");
         o.out = memtrack_put_text(o.out, o.end, kind_names[state]);
-        if (state == INDIRECT && c->leaders) {   /* `lost ADDRESS indirectly LEADER` */
+        *o.out++ = '\n';
+        /* `leader ADDRESS LEADER`: a line of its own, which readers that do not know it skip
+         * (unknown keys are ignored), so the format's version stays. */
+        if (state == INDIRECT && c->leaders) {
+            o.out = memtrack_put_text(o.out, o.end, "leader ");
+            o.out = memtrack_put_hex(o.out, o.end, block_start(&c->marks[i]));
             o.out = memtrack_put_text(o.out, o.end, " ");
             o.out = memtrack_put_hex(o.out, o.end, block_start(&c->marks[c->leaders[i]]));
+            *o.out++ = '\n';
         }
-        *o.out++ = '\n';
     }
     put_line(&o, "end", NULL, 0, 0);
     publish_output(&o, temporary, final);

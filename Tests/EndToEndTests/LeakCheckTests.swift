@@ -26,13 +26,13 @@ struct LeakCheck {
             switch key {
             case "note": notes.append(value)
             case "lost":
-                // `lost ADDRESS KIND`, or `lost ADDRESS indirectly LEADER` (its clique's leader)
                 let words = value.split(separator: " ").map(String.init)
-                guard words.count == 2 || (words.count == 3 && words[1] == "indirectly"), lost[words[0]] == nil else {
-                    throw HarnessError("bad lost line: \(line)")
-                }
+                guard words.count == 2, lost[words[0]] == nil else { throw HarnessError("bad lost line: \(line)") }
                 lost[words[0]] = words[1]
-                if words.count == 3 { leaders[words[0]] = words[2] }
+            case "leader":   // `leader ADDRESS LEADER`: the clique leader of an indirectly lost block
+                let words = value.split(separator: " ").map(String.init)
+                guard words.count == 2, leaders[words[0]] == nil else { throw HarnessError("bad leader line: \(line)") }
+                leaders[words[0]] = words[1]
             default: fields[String(key)] = value
             }
         }

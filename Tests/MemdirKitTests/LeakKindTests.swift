@@ -354,7 +354,7 @@ import Testing
     }
 }
 
-/// `lost ADDRESS indirectly LEADER`: the clique leader of an indirectly lost block.
+/// `leader ADDRESS LEADER`: the clique leader of an indirectly lost block.
 @Suite struct LeakCheckLeaderLines {
     static func parse(_ text: String) throws(MemdirError) -> LeakCheckRecord {
         try LeakCheckParser.parse(Array(text.utf8), path: "leak-check")
@@ -366,9 +366,11 @@ import Testing
             memtrack/1 leak-check
             result complete
             seq 9
-            lost 0x30 indirectly 0x20
+            lost 0x30 indirectly
+            leader 0x30 0x20
             lost 0x10 definitely
-            lost 0x20 indirectly 0x10
+            lost 0x20 indirectly
+            leader 0x20 0x10
             lost 0x40 possibly
             end
 
@@ -382,13 +384,13 @@ import Testing
         #expect(!old.lost.hasLeaders && old.lost.leader(of: 0x20) == nil && old.lost[0x20] == .indirectlyLost)
     }
 
-    @Test("a bad leader, or a leader on another kind, is a malformed record with its line")
+    @Test("a bad leader line, or a leader for a block not indirectly lost, is a malformed record")
     func badLeaders() {
-        #expect(throws: MemdirError.malformedRecord(path: "leak-check", reason: "line 4: bad leader in lost line")) {
-            try Self.parse("memtrack/1 leak-check\nresult complete\nseq 1\nlost 0x20 indirectly 0xZZ\nend\n")
+        #expect(throws: MemdirError.malformedRecord(path: "leak-check", reason: "line 5: bad leader line")) {
+            try Self.parse("memtrack/1 leak-check\nresult complete\nseq 1\nlost 0x20 indirectly\nleader 0x20 0xZZ\nend\n")
         }
-        #expect(throws: MemdirError.self) {
-            try Self.parse("memtrack/1 leak-check\nresult complete\nseq 1\nlost 0x20 definitely 0x10\nend\n")
+        #expect(throws: MemdirError.malformedRecord(path: "leak-check", reason: "a leader line names 0x20, which is not indirectly lost")) {
+            try Self.parse("memtrack/1 leak-check\nresult complete\nseq 1\nlost 0x20 definitely\nleader 0x20 0x10\nend\n")
         }
     }
 }

@@ -66,9 +66,9 @@ extension String {
 public struct LostBlocks: Equatable, Sendable, ExpressibleByDictionaryLiteral {
     private var addresses: [UInt64] = []
     private var kinds: [LeakKind] = []
-    /// The clique leader of each indirectly lost block (`lost ADDRESS indirectly LEADER`), 0 for
-    /// none; empty while the record names no leader (records before leaders were written).
-    private var leaders: [UInt64] = []
+    /// (indirectly lost block, the block whose clique took it), from `leader` lines, sorted by
+    /// block once the record is in; empty for records written before leaders were.
+    private var leaderPairs: [(block: UInt64, leader: UInt64)] = []
     /// Every block that leads another, sorted (for LSan's suppressions: see Report.suppress).
     private var leading: [UInt64] = []
     private var sorted = true
@@ -86,24 +86,34 @@ public struct LostBlocks: Equatable, Sendable, ExpressibleByDictionaryLiteral {
         for i in addresses.indices { body(addresses[i], kinds[i]) }
     }
 
-    mutating func append(_ address: UInt64, _ kind: LeakKind, leader: UInt64 = 0) {
+    mutating func append(_ address: UInt64, _ kind: LeakKind) {
         if let last = addresses.last, last >= address { sorted = false }
-        if leader != 0 && leaders.count < addresses.count { leaders = Array(repeating: 0, count: addresses.count) }
         addresses.append(address)
         kinds.append(kind)
-        if leader != 0 || !leaders.isEmpty { leaders.append(leader) }
     }
 
-    /// Sorts by address once all lines are in (the tracker writes them in any order).
-    mutating func finish() {
+    mutating func appendLeader(of block: UInt64, _ leader: UInt64) {
+        leaderPairs.append((block, leader))
+    }
+
+    /// Sorts by address once all lines are in (the tracker writes them in any order). Returns
+    /// the first block a `leader` line names that is not listed as indirectly lost, if any.
+    @discardableResult
+    mutating func finish() -> UInt64? {
         if !sorted {
             let order = addresses.indices.sorted { addresses[$0] < addresses[$1] }
             addresses = order.map { addresses[$0] }
             kinds = order.map { kinds[$0] }
-            if !leaders.isEmpty { leaders = order.map { leaders[$0] } }
             sorted = true
         }
-        leading = Array(Set(leaders.lazy.filter { $0 != 0 })).sorted()
+        leaderPairs.sort { $0.block < $1.block }
+        leading = Array(Set(leaderPairs.lazy.map(\.leader))).sorted()
+        return leaderPairs.first { self[$0.block] != .indirectlyLost }?.block
+    }
+
+    public static func == (a: LostBlocks, b: LostBlocks) -> Bool {
+        a.addresses == b.addresses && a.kinds == b.kinds
+            && a.leaderPairs.elementsEqual(b.leaderPairs) { $0.block == $1.block && $0.leader == $1.leader }
     }
 
     private func index(_ address: UInt64, in array: [UInt64]) -> Int? {
@@ -120,12 +130,16 @@ public struct LostBlocks: Equatable, Sendable, ExpressibleByDictionaryLiteral {
     }
 
     /// Whether the record names clique leaders at all.
-    public var hasLeaders: Bool { !leaders.isEmpty }
+    public var hasLeaders: Bool { !leaderPairs.isEmpty }
 
     /// The block whose clique took this indirectly lost block; nil when none is named.
     public func leader(of address: UInt64) -> UInt64? {
-        guard !leaders.isEmpty, let i = index(address, in: addresses), leaders[i] != 0 else { return nil }
-        return leaders[i]
+        var lo = 0, hi = leaderPairs.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if leaderPairs[mid].block < address { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < leaderPairs.count && leaderPairs[lo].block == address ? leaderPairs[lo].leader : nil
     }
 
     /// Whether some indirectly lost block names this one as its leader.
@@ -231,18 +245,9 @@ public enum LeakCheckParser {
             // The common line, one per lost block, parsed without making strings.
             if line.starts(with: LeakCheckParser.lostPrefix), let gap = line[(start + 5)...].firstIndex(of: UInt8(ascii: " ")),
                let address = BlockParser.number(line[(start + 5)..<gap]) {
-                var word = line[(gap + 1)...]
-                var leader: UInt64 = 0   // `lost ADDRESS indirectly LEADER`
-                if let second = word.firstIndex(of: UInt8(ascii: " ")) {
-                    guard let named = BlockParser.number(word[(second + 1)...]), named != 0 else {
-                        throw .malformedRecord(path: path, reason: "line \(lineNumber + 1): bad leader in lost line")
-                    }
-                    leader = named
-                    word = word[..<second]
-                }
-                if let kind = LeakCheckParser.kindWords.first(where: { word.elementsEqual($0.0) })?.1,
-                   leader == 0 || kind == .indirectlyLost {
-                    record.lost.append(address, kind, leader: leader)
+                let word = line[(gap + 1)...]
+                if let kind = LeakCheckParser.kindWords.first(where: { word.elementsEqual($0.0) })?.1 {
+                    record.lost.append(address, kind)
                     return true
                 }
             }
@@ -268,6 +273,11 @@ public enum LeakCheckParser {
                 guard let gap = value.firstIndex(of: UInt8(ascii: " ")),
                       BlockParser.number(value[value.startIndex..<gap]) != nil else { throw bad("bad lost line") }
                 throw bad("unknown leak kind '\(String(decoding: value[(gap + 1)...].prefix(40), as: UTF8.self))'")
+            case "leader":   // `leader BLOCK LEADER`: the indirectly lost BLOCK's clique leader
+                guard let gap = value.firstIndex(of: UInt8(ascii: " ")),
+                      let block = BlockParser.number(value[value.startIndex..<gap]),
+                      let leader = BlockParser.number(value[(gap + 1)...]), leader != 0 else { throw bad("bad leader line") }
+                record.lost.appendLeader(of: block, leader)
             case "result":
                 let text = String(decoding: value, as: UTF8.self)
                 let (word, reason) = keyValue(Substring(text))
@@ -295,7 +305,9 @@ public enum LeakCheckParser {
             if record.ended && record.result == .complete && !seqSeen {
                 throw .malformedRecord(path: path, reason: "missing field 'seq'")
             }
-            record.lost.finish()
+            if let block = record.lost.finish() {
+                throw .malformedRecord(path: path, reason: "a leader line names \(hex(block)), which is not indirectly lost")
+            }
             return record
         }
     }
