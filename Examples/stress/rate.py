@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""stress/rate.py: how often a timing-dependent fault happens (README, Reliability).
+"""stress/rate.py: how often a timing-dependent fault happens (the catalog's Reliability).
 
     rate.py LIB RUNS TIMEOUT COMMAND...
 

@@ -1,4 +1,4 @@
-/* annotations.c: what a program can tell the tracker (README "Source locations and
+/* annotations.c: what a program can tell the tracker (the catalog's "Source locations and
  * annotations"): the state behind the exported functions in api.c, which also gives them
  * LeakSanitizer's names:
  *   memtrack_pause/resume, __lsan_disable/enable   per thread, nesting: blocks allocated in

@@ -17,7 +17,7 @@
  * header when glibc is the allocator): the requested size of a block whose record has settled
  * is no longer in memory when it is freed.
  *
- * Layout (little-endian, README "counters"): a 4 KiB header page, then SLOT_COUNT + 1 slots.
+ * Layout (little-endian, the catalog's Record format, "counters"): a 4 KiB header page, then SLOT_COUNT + 1 slots.
  *
  * Layer: state.
  */

@@ -3,7 +3,7 @@
  * writer per slot; the reader is memdir, in another process, summing whole words); the first
  * call of a thread, and threads beyond SLOT_COUNT, take counters.c's slow path. Inlining, plain
  * adds and reading the chunk header took the counters from 110 to 51 instructions per
- * malloc/free pair (callgrind on churn 200000: +2.7 %, from +5.5 %; README "Long-running").
+ * malloc/free pair (callgrind on churn 200000: +2.7 %, from +5.5 %; the catalog's Long-running programs).
  * Layer: state. */
 #ifndef MEMTRACK_COUNTERS_H
 #define MEMTRACK_COUNTERS_H

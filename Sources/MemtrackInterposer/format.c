@@ -33,7 +33,7 @@ char *memtrack_put_stack(char *out, const char *end, const struct memtrack_stack
     return out;
 }
 
-/* Escapes a value that runs to the end of its line (README: \\ \n \t \xHH). */
+/* Escapes a value that runs to the end of its line (the catalog's Record format: \\ \n \t \xHH). */
 char *memtrack_put_escaped_length(char *out, const char *end, const char *text, size_t length) {
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < length && out + 4 < end; i++) {
@@ -71,7 +71,7 @@ void memtrack_parse_stack(const char *field, struct memtrack_stack *stack) {
     stack->depth = depth;
 }
 
-/* The fields every event line has, in the order README gives (block, bad-free and shm records). */
+/* The fields every event line has, in the order the catalog's Record format gives (block, bad-free and shm records). */
 char *memtrack_put_event_fields(char *out, const char *end, uint64_t sequence, int32_t thread, uint32_t milliseconds,
                                 const char *via) {
     out = memtrack_put_text(out, end, " seq=");

@@ -12,7 +12,7 @@ char *memtrack_put_text(char *out, const char *end, const char *text);
 char *memtrack_put_decimal(char *out, const char *end, uint64_t value);
 char *memtrack_put_hex(char *out, const char *end, uintptr_t value);
 char *memtrack_put_stack(char *out, const char *end, const struct memtrack_stack *stack);
-/* Escapes a value that runs to the end of its line (README: \\ \n \t \xHH). */
+/* Escapes a value that runs to the end of its line (the catalog's Record format: \\ \n \t \xHH). */
 char *memtrack_put_escaped(char *out, const char *end, const char *text);
 char *memtrack_put_escaped_length(char *out, const char *end, const char *text, size_t length);
 

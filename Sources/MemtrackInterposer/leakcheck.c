@@ -12,7 +12,7 @@
  *   collect_blocks    the live set from the index (shadow.c), sorted by address for free; each
  *                     block's extent: the requested size when the pending table still has it,
  *                     otherwise the allocator's usable size, read from glibc's chunk header
- *                     without trusting it (see README, "Leak kinds")
+ *                     without trusting it (see the catalog's Leak kinds)
  *   mark_roots        modules, anonymous memory, thread registers and stacks, then drain:
  *                     valgrind's marking, sweeping the heap in address order
  *   mark_loader_blocks  blocks the dynamic loader allocated are roots (as LSan)

@@ -436,7 +436,7 @@ void memtrack_process_forked_unseen(void) {
  * forever. When the calling thread is inside the tracker (memtrack_busy), which is the only way
  * it can hold one of those locks, fork is made with _Fork, which takes no lock and runs no
  * handler, as glibc's fork does in a single-threaded program except for the program's own
- * pthread_atfork handlers, which are not run then (README, Limits). The child lets go of the
+ * pthread_atfork handlers, which are not run then (the catalog's Limits). The child lets go of the
  * tracker's locks at once (the threads that held them do not exist in it), records nothing
  * until the interrupted call has returned, and then starts its own record through the fork
  * sentinel, as a child of _Fork does. */

@@ -26,7 +26,7 @@ static char *put_block_name(char *out, const char *end, uintptr_t address) {
     return memtrack_put_text(out, end, ".mem");
 }
 
-/* The fields every block and bad-free line has, in the order README gives. */
+/* The fields every block and bad-free line has, in the order the catalog's Record format gives. */
 static char *put_event_fields(char *out, const char *end, uint64_t sequence, int32_t thread,
                               uint32_t milliseconds, int via, const struct memtrack_stack *stack) {
     out = memtrack_put_event_fields(out, end, sequence, thread, milliseconds, memtrack_via_name(via));
@@ -35,7 +35,7 @@ static char *put_event_fields(char *out, const char *end, uint64_t sequence, int
 }
 
 // ---- Block records, version 2: one symlink each ------------------------------------------
-/* The letter a block record's v= field gives each entry point, by via number (README, record
+/* The letter a block record's v= field gives each entry point, by via number (the catalog's Record format, record
  * format 2). free and cfree never allocate a block. */
 static const char via_letters[] = "mcrapAMvP??nNbB";
 

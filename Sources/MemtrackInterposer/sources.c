@@ -1,5 +1,5 @@
 /* sources.c: memtrack.h's source locations (file, line, function): the texts kept once per
- * process, and the `sources` file that format 2 records name them in (README, record format 2).
+ * process, and the `sources` file that format 2 records name them in (the catalog's Record format, version 2).
  * Layer: records, on files and format. */
 #include "sources.h"
 #include "files.h"

@@ -8,8 +8,8 @@ struct memtrack_config memtrack_config = {
     .freeres = 1,      /* as valgrind: libc's own buffers are not the program's leaks */
     .leak_check = 1,   /* classify live blocks at exit, as valgrind's --leak-check=full */
     .counters = 1,     /* the counters file (memdir stats, watch) */
-    .quarantine_bytes = 8u << 20,  /* catches stale frees a few thousand blocks back; see README */
-    .backlog_bytes = 128u << 20,   /* records and removals waiting for the writer: about 1.5M; see README */
+    .quarantine_bytes = 8u << 20,  /* catches stale frees a few thousand blocks back; see the catalog's Configuration */
+    .backlog_bytes = 128u << 20,   /* records and removals waiting for the writer: about 1.5M; see the catalog's Configuration */
     .settle_backlog_ms = 1000,     /* a large backlog's blocks wait this long: see writer.c */
 };
 struct memtrack_next_allocator memtrack_next;

@@ -21,7 +21,7 @@
 /* At a fatal signal the module map must be brought up to date, but dl_iterate_phdr waits for the
  * loader's lock, and the thread holding it may never let go (it may be waiting for this one). So
  * the writer, which no signal interrupts, walks the list, and this thread waits at most 2 s for
- * it (README: a handler at a fatal signal waits at most 2 s for anything). Without a writer
+ * it (the catalog's Reliability: a handler at a fatal signal waits at most 2 s for anything). Without a writer
  * (MEM_SETTLE_MS=0) the walk is made here. */
 static atomic_int modules_requested, modules_refreshed;
 

@@ -56,7 +56,7 @@ extension EndToEnd {
         /// prepare handler, when the writer walked the loader's list while a thread in dlclose freed
         /// (a lock-order circle, about 1 run in 10 of 200 forks). A 1 ms writer tick makes the
         /// writer walk the list often enough to meet the second within these runs. Before the
-        /// fixes (README, Reliability): the child's hang in 10 of 10 runs of 30 forks (2 runs
+        /// fixes (the catalog's Reliability): the child's hang in 10 of 10 runs of 30 forks (2 runs
         /// here), the parent's in 8 of 30 runs of 100 forks at a 1 ms tick (6 runs here: 84 %).
         @Test("fault 1: fork while another thread dlopens/dlcloses: no child or parent hangs (2 runs of 30 forks, 6 of 100 at a 1 ms tick)")
         func forkDuringDlopen() throws {
@@ -108,7 +108,7 @@ extension EndToEnd {
         }
 
         // 3 ------------------------------------------------------------------------------------
-        /// Before the fix it hung in 10 runs out of 10 (README, Reliability): 2 runs per mode.
+        /// Before the fix it hung in 10 runs out of 10 (the catalog's Reliability): 2 runs per mode.
         @Test("fault 3: a signal handler that frees while its thread is inside the tracker: no deadlock (2 runs)",
               arguments: bothModes)
         func freeInSignalHandler(settleMs: Int?) throws {
@@ -129,7 +129,7 @@ extension EndToEnd {
         }
 
         // 4 ------------------------------------------------------------------------------------
-        /// Before the fix 14 runs out of 20 left an empty record (README, Reliability): 5 runs
+        /// Before the fix 14 runs out of 20 left an empty record (the catalog's Reliability): 5 runs
         /// miss it with a chance of 0.3^5, a quarter of a percent.
         @Test("fault 4: exit while 4 threads allocate: every record memdir sees is whole (5 runs)")
         func exitWhileAllocating() throws {
@@ -163,7 +163,7 @@ extension EndToEnd {
         }
 
         // 6 ------------------------------------------------------------------------------------
-        /// Before the fix 5 runs out of 5 failed, in both modes (README, Reliability): 2 runs each.
+        /// Before the fix 5 runs out of 5 failed, in both modes (the catalog's Reliability): 2 runs each.
         @Test("fault 6: close_range + open while a thread allocates: the program's own descriptor is never closed (2 runs)",
               arguments: bothModes)
         func closeRangeWhileAllocating(settleMs: Int?) throws {

@@ -2,7 +2,7 @@
 // libmemtrack.so for Examples/ programs (seeds: blocks, stacks, bad free, leak-check, counters;
 // annotated: sources; shm_anonymous and shm_posix: mapping and segment records), a snapshot and a
 // watch history written by memdir. The smoke test runs 40 iterations per kind (600 in all);
-// MEMDIR_FUZZ_ITERATIONS=10000 is the long run (README "Fuzzing the readers").
+// MEMDIR_FUZZ_ITERATIONS=10000 is the long run (the catalog's Development, "Fuzzing the readers").
 
 import Foundation
 import Testing

@@ -7,7 +7,7 @@
 // peak RSS bounds what any read allocated.
 //
 // Deterministic: the same seed and iteration count replay the same inputs
-// (MEMDIR_FUZZ_SEED, MEMDIR_FUZZ_ITERATIONS; see README "Fuzzing the readers").
+// (MEMDIR_FUZZ_SEED, MEMDIR_FUZZ_ITERATIONS; see the catalog's Development, "Fuzzing the readers").
 
 import Foundation
 import MemdirKit

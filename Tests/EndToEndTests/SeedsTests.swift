@@ -48,7 +48,7 @@ extension EndToEnd {
                 #expect(bad.kind == "double-free")
                 #expect(bad.address == p4)
                 #expect(bad.fields["via"] == "free")
-                // p4's size is known while its record has not settled (README, bad frees): always
+                // p4's size is known while its record has not settled (the catalog's Record format, bad frees): always
                 // by default (freed at once), never with MEM_SETTLE_MS=0 (its record was written).
                 #expect(bad.size == (settleMs == 0 ? nil : 40), "p4's size: \(bad.fields)")
 
@@ -112,7 +112,7 @@ extension EndToEnd {
                 // Where p4 was allocated and first freed.
                 let allocLine = try location("seeds.c", "ALLOC: p4")
                 let firstFreeLine = try location("seeds.c", "FIRST-FREE: p4")
-                // The record carries them when the tracker still knows them (README: optional);
+                // The record carries them when the tracker still knows them (the catalog's Record format: optional);
                 // with the default settings it does.
                 let allocKnown = bad.raw["alloc_location"] is String
                 let freeKnown = bad.raw["free_location"] is String

@@ -6,7 +6,7 @@ import Testing
 @testable import MemdirKit
 
 @Suite struct LongRunningUnitTests {
-    /// A counters file as the tracker lays it out (README "counters").
+    /// A counters file as the tracker lays it out (the catalog's Record format, "counters").
     func countersFile(version: String = "1", slots: [(slot: Int, word: Int, value: Int64)], published: Int64 = 0, peak: Int64 = 0) -> [UInt8] {
         let slotCount = 129, slotWords = 128
         var words = [UInt64](repeating: 0, count: 4096 / 8 + slotCount * slotWords)

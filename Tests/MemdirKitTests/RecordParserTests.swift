@@ -1,4 +1,4 @@
-// RecordParserTests.swift: the parse stage against the README's record format, version 1.
+// RecordParserTests.swift: the parse stage against the record format, version 1 (the catalog's Record format).
 
 import Testing
 @testable import MemdirKit

@@ -1,5 +1,5 @@
 // SharedMemoryAndSourceTests.swift: the shared-memory records and the `src=` field of blocks,
-// against the README's formats; how a source location joins a stack's.
+// against the record formats (the catalog's Record format); how a source location joins a stack's.
 
 import Testing
 @testable import MemdirKit

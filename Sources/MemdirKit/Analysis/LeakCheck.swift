@@ -1,5 +1,5 @@
 // LeakCheck.swift: the parse and classify stages for leak kinds. Reads a run directory's
-// `leak-check` record (README "The leak-check record"), written by the tracker at a normal exit,
+// `leak-check` record (the catalog's Record format, "leak-check"), written by the tracker at a normal exit,
 // and turns it into a per-process lookup (`Classification`) the block scan asks for every block:
 // definitely / indirectly / possibly lost, still reachable, or not classified (and why).
 

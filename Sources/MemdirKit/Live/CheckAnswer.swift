@@ -1,5 +1,5 @@
 // CheckAnswer.swift: the `leak-check-SEQ` file a running process writes when `memdir check`
-// asks (README "The leak-check record"): the result, when the check began, and one `lost`
+// asks (the catalog's Record format, "leak-check"): the result, when the check began, and one `lost`
 // line per block that is not still reachable. Read only as far as `check` needs it.
 
 public struct CheckAnswer: Equatable, Sendable {

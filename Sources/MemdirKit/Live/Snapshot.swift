@@ -1,6 +1,6 @@
 // Snapshot.swift: the grouped live set of a directory at one moment (`memdir snapshot`), what
 // `diff`, `watch` and the HTML report compare over time. Saved as JSON, schema
-// "memdir-snapshot/1" (README). Groups are keyed by their unresolved location (module+offset),
+// "memdir-snapshot/1" (the catalog's Long-running programs). Groups are keyed by their unresolved location (module+offset),
 // which stays the same for the life of a process, so two snapshots of one process line up.
 
 public struct SnapshotFrame: Equatable, Sendable {

@@ -1,5 +1,5 @@
 // CheckFormatter.swift: renders `memdir check`: each process's answer, then the report of its
-// live set at that moment; JSON schema memdir-check/1 (README).
+// live set at that moment; JSON schema memdir-check/1 (the catalog's Long-running programs).
 
 public enum CheckFormatter {
     public static let schema = "memdir-check/1"

@@ -1,4 +1,4 @@
-// DiffFormatter.swift: renders a SnapshotDiff as text or JSON (schema memdir-diff/1, README).
+// DiffFormatter.swift: renders a SnapshotDiff as text or JSON (schema memdir-diff/1, the catalog's Long-running programs).
 
 public enum DiffFormatter {
     public static let schema = "memdir-diff/1"

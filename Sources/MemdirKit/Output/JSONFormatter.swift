@@ -1,4 +1,4 @@
-// JSONFormatter.swift: the `--json` report, schema "memdir-report/2" (documented in README).
+// JSONFormatter.swift: the `--json` report, schema "memdir-report/2" (documented in the catalog's Output formats).
 // Version 2 added leak kinds: per group, per process and in total, and suppressions.
 // Keys keep a fixed order; addresses and offsets are "0x..." strings, counts are numbers.
 

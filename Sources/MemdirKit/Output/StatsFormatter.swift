@@ -1,5 +1,5 @@
 // StatsFormatter.swift: renders `memdir stats` as text (in libmemusage's shape) or JSON
-// (schema memdir-stats/1, README).
+// (schema memdir-stats/1, the catalog's Long-running programs).
 
 public enum StatsFormatter {
     public static let schema = "memdir-stats/1"

@@ -154,7 +154,7 @@ public struct StackTable: Sendable {
 }
 
 public enum BlockRecordV2 {
-    /// The entry point each `v=` letter stands for (README, record format 2).
+    /// The entry point each `v=` letter stands for (the catalog's Record format, version 2).
     public static let viaNames: [UInt8: String] = [
         UInt8(ascii: "m"): "malloc", UInt8(ascii: "c"): "calloc", UInt8(ascii: "r"): "realloc",
         UInt8(ascii: "a"): "reallocarray", UInt8(ascii: "p"): "posix_memalign", UInt8(ascii: "A"): "aligned_alloc",

@@ -1,4 +1,4 @@
-// Counters.swift: reads a run directory's `counters` file (README "counters"): the tracker's
+// Counters.swift: reads a run directory's `counters` file (the catalog's Record format, "counters"): the tracker's
 // allocation statistics, kept in per-thread slots of a mapped file, summed here.
 
 /// The entry points in the tracker's `via` order: calls[i] counts entry point i.
@@ -13,7 +13,7 @@ public struct Counters: Equatable, Sendable {
     /// Live heap in usable bytes (exact at the moment of reading), and blocks.
     public var heapCurrent: Int64
     public var liveBlocks: Int64
-    /// The peak, low by at most `peakTolerance` bytes per thread (see README).
+    /// The peak, low by at most `peakTolerance` bytes per thread (see the catalog's Long-running programs).
     public var heapPeak: Int64
     public var peakTolerance: UInt64
     /// histogram[b]: allocations whose size has bit length b (b = 0: size 0; else 2^(b-1)...2^b-1).

@@ -1,5 +1,5 @@
 // Records.swift: the parse stage for the small files of a run directory (`process`, `modules`,
-// `status`, `bad-SEQ.free`), following README "Record format, version 1". Block files, which
+// `status`, `bad-SEQ.free`), following the catalog's Record format (version 1). Block files, which
 // can number millions, are parsed from bytes in BlockParser.swift.
 
 /// The only record format version this reader understands.

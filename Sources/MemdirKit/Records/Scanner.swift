@@ -61,7 +61,7 @@ public enum Scanner {
         !name.hasPrefix(".") && (name.hasSuffix(".mem") || name.hasSuffix(".free") || SharedMemory.isRecordName(name))
     }
 
-    /// The most bytes each kind of record can have (README, "Record files"); anything larger is
+    /// The most bytes each kind of record can have (the catalog's Record format, "Record files"); anything larger is
     /// malformed and is not read. The tracker writes a block line of at most ~800 bytes, a
     /// bad-free line of ~2,200, a process file of at most 80 KiB and a status of 5 KiB.
     public enum RecordLimit {

@@ -1,5 +1,5 @@
 // SharedMemory.swift: mappings and shared-memory segments the program never gave back
-// (README "Shared memory"). Parses `0xADDR.map`, `shm-ID.shm` and `posix-NAME.shm` records,
+// (the catalog's Record format, shared memory). Parses `0xADDR.map`, `shm-ID.shm` and `posix-NAME.shm` records,
 // checks whether a segment still exists on the system now (/proc/sysvipc/shm, /dev/shm), and
 // renders both kinds for the table and JSON reports. The scan, build and formatters call in here
 // through one hook each.

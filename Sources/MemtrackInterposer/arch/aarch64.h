@@ -48,7 +48,7 @@ static inline long memtrack_get_registers(int tid, memtrack_regs *registers) {
 /* arm64's kernel decides on a restart before the tracee stops (do_signal reads x0 first), and
  * the first argument x0 held is gone (no orig_x0 in any register set): an EINTR cannot be turned
  * into a restart from the tracer. The waits that would see it are not interrupted at all
- * (memtrack_interrupt_would_show); see README's Limits (aarch64). */
+ * (memtrack_interrupt_would_show); see the catalog's Limits (aarch64). */
 static inline void memtrack_restart_interrupted(int tid, long interrupted, long restart, long except) {
     (void)tid; (void)interrupted; (void)restart; (void)except;
 }

@@ -1,4 +1,4 @@
-/* memtrack.h: the installable header of libmemtrack.so (README "Source locations and
+/* memtrack.h: the installable header of libmemtrack.so (the catalog's "Source locations and
  * annotations"). C, C++ and Swift (as the MemtrackInterposer module's header).
  *
  * Nothing here needs libmemtrack at link time: every function is a weak reference, null when
