@@ -39,6 +39,13 @@ extension EndToEnd {
                 #expect(answers.count == 3 && Set(answers).count == 3, "\(answers)")
                 #expect(seqs == seqs.sorted() && Set(seqs).count == seqs.count, "\(seqs)")
                 for answer in answers { #expect(FileManager.default.fileExists(atPath: answer), "\(answer)") }
+                // --color, as list and run take it (check took it and ignored it).
+                let esc = "\u{1B}["
+                let colored = try memdir(["check", String(idle.pid), "--color=always", "--timeout", "5s"])
+                #expect(colored.status == 0 && colored.stdoutText.contains("\(esc)1mLEAK SUMMARY (1 process):\(esc)0m"), "\(colored.stdoutText)")
+                let plain = try memdir(["check", String(idle.pid), "--color=never", "--timeout", "5s"])
+                #expect(plain.status == 0 && plain.stdoutText.contains("LEAK SUMMARY (1 process):") && !plain.stdoutText.contains(esc),
+                        "\(plain.stdoutText)")
             }
         }
 

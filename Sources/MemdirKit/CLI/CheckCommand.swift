@@ -54,7 +54,7 @@ public struct CheckCommand: Command {
         for (run, answer) in answers { options.leakCheckNames[baseName(run)] = baseName(answer.file) }
         var report = try ReportPipeline(options).report(running.count == 1 ? running[0] : target)
         report.processes = report.processes.filter { p in running.contains { baseName($0) == p.name } }
-        console.out(flags.json ? CheckFormatter.json(answers, report: report) : CheckFormatter.text(answers, report: report))
+        console.out(flags.json ? CheckFormatter.json(answers, report: report) : CheckFormatter.text(answers, report: report, palette: flags.palette(for: 1)))
         return reportProblems(report, console: console)
     }
 

@@ -20,8 +20,8 @@ public enum CheckFormatter {
         return out
     }
 
-    public static func text(_ answers: [(run: String, answer: CheckAnswer)], report: Report) -> String {
-        answers.map { headline($0.run, $0.answer) }.joined() + "\n" + TableFormatter().format(report)
+    public static func text(_ answers: [(run: String, answer: CheckAnswer)], report: Report, palette: Palette = .plain) -> String {
+        answers.map { headline($0.run, $0.answer) }.joined() + "\n" + TableFormatter(palette: palette).format(report)
     }
 
     public static func json(_ answers: [(run: String, answer: CheckAnswer)], report: Report) -> String {
