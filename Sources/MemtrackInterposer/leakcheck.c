@@ -1329,44 +1329,37 @@ __attribute__((noinline)) int memtrack_leak_check_at_exit(void (*freeres)(void))
     struct range exit_code;
     struct system_text system = {0};
     dl_iterate_phdr(system_text_segments, &system);
+    prepare(c, 0, 0, &exit_code);   /* before any stop: it asks the loader */
     char why[128] = {0};
     int held = 0;
     uint64_t give_up = monotonic_ms() + 200;
-    for (int attempt = 0;; attempt++) {
-        prepare(c, 0, atomic_load(&memtrack_sequence), &exit_code);
+    for (;;) {
         memtrack_world_stop(&c->world, self, skip, 2, 1);
-        if (!c->world.count) { held = 1; break; }   /* alone: nothing to stop */
-        int safe = world_held_safely(&c->world, &system, why, why + sizeof why - 1);
-        if (safe > 0) { held = 1; why[0] = 0; break; }
+        int safe = c->world.count ? world_held_safely(&c->world, &system, why, why + sizeof why - 1) : 1;
+        if (safe > 0) { held = 1; break; }   /* (no other thread: nothing to hold) */
         memtrack_world_resume(&c->world);
-        if (c->window) memtrack_sys_munmap(c->window, WINDOW_BYTES);
-        c->window = NULL;
         if (safe < 0 || monotonic_ms() >= give_up) break;
         struct timespec pause = {0, 1000000};   /* let the busy thread leave libc */
         nanosleep(&pause, NULL);
     }
-    int result = -1;
     if (held) {
         memtrack_busy--;
         freeres();   /* its frees are the program's: they remove its records */
         memtrack_busy++;
-        c->sequence = atomic_load(&memtrack_sequence);
-        if (memtrack_config.leak_check) {
-            result = classify(c, self, 0, registers, caller_stack, exit_code, 1, NULL);
-        } else {
-            if (c->window) memtrack_sys_munmap(c->window, WINDOW_BYTES);
-            c->window = NULL;
-            write_unclassified(0, c->sequence, "skipped", "disabled");
-        }
-        written_by = (pid_t)memtrack_sys_getpid();
-        memtrack_world_held = c->world.tracer != 0;
-    } else if (memtrack_config.leak_check) {
-        prepare(c, 0, atomic_load(&memtrack_sequence), &exit_code);
-        result = classify(c, self, 0, registers, caller_stack, exit_code, 0, why);
-    } else {
-        write_unclassified(0, atomic_load(&memtrack_sequence), "skipped", "disabled");
-        written_by = (pid_t)memtrack_sys_getpid();
     }
+    int result = -1;
+    c->sequence = atomic_load(&memtrack_sequence);   /* blocks made until now are classified */
+    c->began_ms = memtrack_milliseconds_now();
+    if (memtrack_config.leak_check) {
+        /* Not held: classify stops the world itself, and notes why freeres did not run. */
+        result = classify(c, self, 0, registers, caller_stack, exit_code, held, held ? NULL : why);
+    } else {
+        if (c->window) memtrack_sys_munmap(c->window, WINDOW_BYTES);
+        c->window = NULL;
+        write_unclassified(0, c->sequence, "skipped", "disabled");
+    }
+    written_by = (pid_t)memtrack_sys_getpid();
+    if (held) memtrack_world_held = c->world.tracer != 0;
     memtrack_busy--;
     atomic_store(&busy, 0);
     errno = saved_errno;

@@ -71,9 +71,9 @@ static int parse_decimal(const char *p) {
     return *p ? -1 : value;
 }
 
-/* Calls visit(tid, context) for each thread of process `pid` (0: this one) until it returns
- * nonzero; returns -1 when /proc cannot be read. Raw system calls: the tracer runs it too. */
-static int for_each_task(pid_t pid, int (*visit)(int tid, void *context), void *context) {
+/* Calls visit(tid, context) for each thread of process `pid` (0: this one); returns -1 when
+ * /proc cannot be read. Raw system calls: the tracer runs it too. */
+static int for_each_task(pid_t pid, void (*visit)(int tid, void *context), void *context) {
     char path[64];
     char *out = memtrack_put_text(path, path + 40, "/proc/");
     out = pid ? memtrack_put_decimal(out, path + 56, (uint64_t)pid) : memtrack_put_text(out, path + 56, "self");
@@ -81,15 +81,14 @@ static int for_each_task(pid_t pid, int (*visit)(int tid, void *context), void *
     int fd = (int)raw(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     if (fd < 0) return -1;
     char buffer[4096];
-    int stop = 0;
-    while (!stop) {
+    for (;;) {
         long n = raw(SYS_getdents64, fd, buffer, sizeof buffer, 0);
         if (n <= 0) break;
-        for (long offset = 0; offset < n && !stop;) {
+        for (long offset = 0; offset < n;) {
             struct linux_dirent64 *entry = (struct linux_dirent64 *)(buffer + offset);
             offset += entry->length;
             int tid = parse_decimal(entry->name);
-            if (tid > 0) stop = visit(tid, context);
+            if (tid > 0) visit(tid, context);
         }
     }
     raw(SYS_close, fd, 0, 0, 0);
@@ -98,20 +97,19 @@ static int for_each_task(pid_t pid, int (*visit)(int tid, void *context), void *
 
 struct listing { struct memtrack_world *world; int added; };
 
-static int list_thread(int tid, void *context) {
+static void list_thread(int tid, void *context) {
     struct listing *listing = context;
     struct memtrack_world *world = listing->world;
     int known = tid == world->self;
     for (int s = 0; s < world->skip_count && !known; s++) known = world->skip[s] == tid;
     for (int i = 0; i < world->count && !known; i++) known = world->threads[i].tid == tid;
-    if (known) return 0;
-    if (world->count == MEMTRACK_WORLD_MAX_THREADS) { world->overflow++; return 0; }
+    if (known) return;
+    if (world->count == MEMTRACK_WORLD_MAX_THREADS) { world->overflow++; return; }
     struct memtrack_world_thread *t = &world->threads[world->count];
     memset(t, 0, sizeof *t);
     t->tid = tid;
     world->count++;
     listing->added++;
-    return 0;
 }
 
 /* Adds the threads of the process not listed yet (none of self or skip); returns how many. */
@@ -308,9 +306,8 @@ int memtrack_world_thread_position(const struct memtrack_world_thread *t, long *
  * way; qemu-user's own threads (which the program's ptrace cannot stop) under emulation. */
 static int foreign[8], foreign_count;
 
-static int note_foreign(int tid, void *self) {
+static void note_foreign(int tid, void *self) {
     if (tid != *(int *)self && foreign_count < 8) foreign[foreign_count++] = tid;
-    return 0;
 }
 
 void memtrack_world_note_foreign_threads(void) {
@@ -326,12 +323,11 @@ int memtrack_world_is_foreign(int tid) {
 
 struct others { int self, skip_count, count; const int *skip; };
 
-static int count_other(int tid, void *context) {
+static void count_other(int tid, void *context) {
     struct others *o = context;
     int known = tid == o->self || memtrack_world_is_foreign(tid);
     for (int s = 0; s < o->skip_count && !known; s++) known = o->skip[s] == tid;
     o->count += !known;
-    return 0;
 }
 
 int memtrack_world_count_others(int self, const int *skip, int skip_count) {

@@ -68,7 +68,8 @@ public struct LostBlocks: Equatable, Sendable, ExpressibleByDictionaryLiteral {
     private var kinds: [LeakKind] = []
     /// (indirectly lost block, the block whose clique took it), from `leader` lines, sorted by
     /// block once the record is in; empty for records written before leaders were.
-    private var leaderPairs: [(block: UInt64, leader: UInt64)] = []
+    private var leaderPairs: [LeaderPair] = []
+    private struct LeaderPair: Equatable, Sendable { var block, leader: UInt64 }
     /// Every block that leads another, sorted (for LSan's suppressions: see Report.suppress).
     private var leading: [UInt64] = []
     private var sorted = true
@@ -93,7 +94,7 @@ public struct LostBlocks: Equatable, Sendable, ExpressibleByDictionaryLiteral {
     }
 
     mutating func appendLeader(of block: UInt64, _ leader: UInt64) {
-        leaderPairs.append((block, leader))
+        leaderPairs.append(LeaderPair(block: block, leader: leader))
     }
 
     /// Sorts by address once all lines are in (the tracker writes them in any order). Returns
@@ -109,11 +110,6 @@ public struct LostBlocks: Equatable, Sendable, ExpressibleByDictionaryLiteral {
         leaderPairs.sort { $0.block < $1.block }
         leading = Array(Set(leaderPairs.lazy.map(\.leader))).sorted()
         return leaderPairs.first { self[$0.block] != .indirectlyLost }?.block
-    }
-
-    public static func == (a: LostBlocks, b: LostBlocks) -> Bool {
-        a.addresses == b.addresses && a.kinds == b.kinds
-            && a.leaderPairs.elementsEqual(b.leaderPairs) { $0.block == $1.block && $0.leader == $1.leader }
     }
 
     private func index(_ address: UInt64, in array: [UInt64]) -> Int? {
