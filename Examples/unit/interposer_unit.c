@@ -258,6 +258,9 @@ static void test_table(const char *scratch) {
         memtrack_pending_add(&block);
     }
     CHECK(memtrack_pending_backlog_records() > 0, "blocks moved to the backlog");
+    /* The peak is a sample (the writer takes one every tick): none has been taken yet. */
+    CHECK(atomic_load(&memtrack_backlog_peak) == 0, "backlog peak before a sample %lu", (unsigned long)atomic_load(&memtrack_backlog_peak));
+    CHECK(memtrack_pending_sample_backlog() >= 60000, "backlog sample");
     CHECK(atomic_load(&memtrack_backlog_peak) >= 60000, "backlog peak %lu", (unsigned long)atomic_load(&memtrack_backlog_peak));
     int young = 0;
     memtrack_pending_visit(visit_young, &young);

@@ -53,6 +53,8 @@ void memtrack_pending_wake_writer(void);
 /* For the writer thread (writer.c), which drives the passes. */
 int memtrack_pending_set_writer_running(int running);   /* returns the old value */
 uint64_t memtrack_pending_backlog_records(void);
+/* The same, also noted as the status's backlog-peak if it is the most seen. */
+uint64_t memtrack_pending_sample_backlog(void);
 void memtrack_pending_wait_for_work(const struct timespec *tick);
 int memtrack_pending_flush_requested(void);
 void memtrack_pending_flush_helped(void);

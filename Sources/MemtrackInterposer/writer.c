@@ -62,7 +62,7 @@ static uint32_t large_seen_ms;
 
 static uint32_t writer_settle_ms(uint32_t now) {
     uint32_t settle = (uint32_t)memtrack_config.settle_ms;
-    if (memtrack_pending_backlog_records() >= MEMTRACK_LARGE_BACKLOG) {
+    if (memtrack_pending_sample_backlog() >= MEMTRACK_LARGE_BACKLOG) {
         large_seen = 1;
         large_seen_ms = now;
     }
