@@ -107,7 +107,6 @@ struct memtrack_config {
     int settle_backlog_ms;    /* MEM_SETTLE_BACKLOG_MS: the settle time while the backlog is large */
 };
 /* The backlog is large from this many blocks on (see writer.c). */
-#define MEMTRACK_LARGE_BACKLOG 100000
 extern struct memtrack_config memtrack_config;
 
 /* ---- The next allocator (found by bootstrap.c) -------------------------------------------- */

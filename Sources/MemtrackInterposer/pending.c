@@ -100,7 +100,7 @@ static memtrack_lock pass_lock;
 atomic_int memtrack_synchronous;
 static atomic_int writer_running;        /* the doorbell: see "For the writer thread" */
 atomic_uint_fast64_t memtrack_writer_records, memtrack_program_records, memtrack_backlog_peak;
-atomic_uint_fast64_t memtrack_program_removals;
+atomic_uint_fast64_t memtrack_program_removals, memtrack_behind_blocks;
 atomic_int memtrack_slow_directory;
 static atomic_size_t backlog_bytes;      /* mapped by all shards' backlogs */
 /* The writer thread, for the leak check: it is the tracker's, never stopped or scanned. */
@@ -260,6 +260,8 @@ uint64_t memtrack_pending_backlog_records(void) {
     for (int i = 0; i < SHARD_COUNT; i++) waiting += __atomic_load_n(&shards[i].backlog_count, __ATOMIC_RELAXED);
     return waiting;
 }
+
+size_t memtrack_pending_backlog_bytes(void) { return atomic_load_explicit(&backlog_bytes, memory_order_relaxed); }
 
 /* The status's backlog-peak: the most blocks seen waiting at one of these samples (the writer
  * takes one every tick, the exit flush one before it writes). */

@@ -10,7 +10,7 @@ struct memtrack_config memtrack_config = {
     .counters = 1,     /* the counters file (memdir stats, watch) */
     .quarantine_bytes = 8u << 20,  /* catches stale frees a few thousand blocks back; see the catalog's Configuration */
     .backlog_bytes = 128u << 20,   /* records and removals waiting for the writer: about 1.5M; see the catalog's Configuration */
-    .settle_backlog_ms = 1000,     /* a large backlog's blocks wait this long: see writer.c */
+    .settle_backlog_ms = 5000,     /* the longest a block waits while the writer is behind: see writer.c */
 };
 struct memtrack_next_allocator memtrack_next;
 MEMTRACK_THREAD_LOCAL int memtrack_busy;

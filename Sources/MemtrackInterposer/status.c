@@ -111,7 +111,7 @@ static size_t format_status(char *text, size_t capacity, const char *state, int 
     out = put_key_number(out, end, "backlog-budget-bytes", memtrack_config.backlog_bytes);
     out = put_key_number(out, end, "settle-ms", (uint64_t)memtrack_config.settle_ms);
     out = put_key_number(out, end, "settle-backlog-ms", (uint64_t)memtrack_config.settle_backlog_ms);
-    out = put_key_number(out, end, "large-backlog-blocks", MEMTRACK_LARGE_BACKLOG);
+    out = put_key_number(out, end, "large-backlog-blocks", atomic_load(&memtrack_behind_blocks));
     const char *first_error = memtrack_first_error();
     if (first_error) out = put_key(out, end, "error", first_error, strlen(first_error));
     else if (extra_error) out = put_key(out, end, "error", extra_error, strlen(extra_error));

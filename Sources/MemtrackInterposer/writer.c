@@ -48,27 +48,72 @@ static void refresh_modules_if_asked(void) {
 }
 
 
-/* While the backlog is large (the program allocates faster than records can be made), and for
- * MEM_SETTLE_BACKLOG_MS after, blocks wait that long instead of MEM_SETTLE_MS. A program that
- * builds a large heap and frees it within that time (an interpreter's run, a batch job) then
- * costs no record for it: each would be a create now and a removal later, and the removals left
- * at exit are made while the program waits (python-malloc: 2.05 s with 50 ms, 1.47 s with 1 s).
+/* The settle policy. A block normally becomes a record once it is MEM_SETTLE_MS old. But when
+ * the program allocates faster than the writer makes records, the writer is behind: more
+ * blocks wait than it can write in one settle time (at the rate it measured, below). Writing
+ * them then costs a create now and, for a heap the program frees soon (an interpreter's run, a
+ * batch job), a removal later, and the removals left at exit are made while the program waits.
+ * So while the writer is behind, and for MEM_SETTLE_BACKLOG_MS after, blocks wait up to
+ * MEM_SETTLE_BACKLOG_MS instead; a heap built and freed within it costs no record at all.
+ *
+ * The wait shrinks as the backlog's memory (MEM_BACKLOG) fills: the whole wait up to 3/4 of
+ * what the budget holds, MEM_SETTLE_MS from 15/16, in proportion between. The writer thus
+ * starts on the oldest blocks while a quarter of the budget is left, and the program's own
+ * threads write records only when it cannot keep up at all. A fixed backlog size and a fixed wait were
+ * a cliff: python building 300,000 dicts (1.1M blocks) took 7.7 s with the long wait and 10.4 s
+ * without, because the budget ran out and its thread wrote 266,000 records itself.
+ *
  * The "after" keeps a teardown, which empties the backlog within milliseconds, from having its
- * last blocks written just before it frees them. The price is the SIGKILL bound, which becomes
- * the larger of this time and the backlog meanwhile; the backlog was about a second of
- * allocations in such runs anyway. Called by the writer thread only. */
-static int large_seen;          /* the backlog was large at large_seen_ms (a forked child's is not) */
-static uint32_t large_seen_ms;
+ * last blocks written just before it frees them. What a SIGKILL can lose is the backlog, which
+ * `status` bounds (backlog-peak, settle-backlog-ms); any other end writes it all out.
+ * Called by the writer thread only. */
+static int behind_seen;          /* the writer was behind at behind_seen_ms (a forked child's is not) */
+static uint32_t behind_seen_ms;
+/* Records a second the writer's passes made (an average of the passes that wrote at least
+ * MEASURED_PASS records; file removals in the same pass make it low, never high). It starts
+ * at a rate this VM's tmpfs exceeds threefold, so a first burst is not taken for "behind". */
+#define MEASURED_PASS 256
+static double records_per_second = 100000;
+/* Below this many blocks the writer is never behind: a program's start-up burst is not a
+ * reason to hold its blocks back for seconds. */
+#define BEHIND_FLOOR 10000
+
+/* Blocks the writer makes in one settle time, and no fewer than BEHIND_FLOOR; kept in
+ * memtrack_behind_blocks for the status. */
+static uint64_t behind_blocks(void) {
+    double blocks = records_per_second * (double)memtrack_config.settle_ms / 1000.0;
+    uint64_t behind = blocks > BEHIND_FLOOR ? (uint64_t)blocks : BEHIND_FLOOR;
+    atomic_store_explicit(&memtrack_behind_blocks, behind, memory_order_relaxed);
+    return behind;
+}
+
+static uint64_t monotonic_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+static void measure_pass(uint64_t written, uint64_t nanoseconds) {
+    if (written < MEASURED_PASS || !nanoseconds) return;
+    double rate = (double)written * 1e9 / (double)nanoseconds;
+    records_per_second = records_per_second * 0.75 + rate * 0.25;
+}
 
 static uint32_t writer_settle_ms(uint32_t now) {
     uint32_t settle = (uint32_t)memtrack_config.settle_ms;
-    if (memtrack_pending_sample_backlog() >= MEMTRACK_LARGE_BACKLOG) {
-        large_seen = 1;
-        large_seen_ms = now;
+    if (memtrack_pending_sample_backlog() >= behind_blocks()) {
+        behind_seen = 1;
+        behind_seen_ms = now;
     }
-    uint32_t backlog_settle = (uint32_t)memtrack_config.settle_backlog_ms;
-    if (large_seen && now - large_seen_ms < backlog_settle && backlog_settle > settle) settle = backlog_settle;
-    return settle;
+    uint32_t longest = (uint32_t)memtrack_config.settle_backlog_ms;
+    if (!behind_seen || now - behind_seen_ms >= longest || longest <= settle) return settle;
+    /* What the budget holds: each shard's table doubles at 3/4 full while the budget allows,
+     * so a block takes 64 to 128 bytes of it; about 80 on average, measured with python. */
+    double capacity = (double)memtrack_config.backlog_bytes / 80.0;
+    double fill = capacity > 0 ? (double)memtrack_pending_backlog_records() / capacity : 1.0;
+    if (fill >= 15.0 / 16) return settle;
+    if (fill <= 3.0 / 4) return longest;
+    return settle + (uint32_t)((double)(longest - settle) * (15.0 / 16 - fill) * (16.0 / 3));
 }
 
 static void *writer_main(void *unused) {
@@ -106,7 +151,9 @@ static void *writer_main(void *unused) {
                 if (now >= settle) cutoff_ms = now - settle;
                 else before_sequence = 0;
             }
+            uint64_t written = atomic_load(&memtrack_writer_records), started = monotonic_ns();
             memtrack_pending_writer_pass(cutoff_ms, before_sequence, yields, !helping);
+            measure_pass(atomic_load(&memtrack_writer_records) - written, monotonic_ns() - started);
             if (helping) {   /* the flushing thread writes the status and modules */
                 memtrack_pending_flush_helped();
                 memtrack_pending_end_pass();
@@ -156,4 +203,4 @@ void memtrack_start_writer(void) {
 }
 
 /* A forked child has no writer, and its backlog is new. */
-void memtrack_writer_fork_child(void) { large_seen = 0; }
+void memtrack_writer_fork_child(void) { behind_seen = 0; }

@@ -68,12 +68,14 @@ extension EndToEnd {
             }
         }
 
-        @Test("a large backlog waits MEM_SETTLE_BACKLOG_MS: a heap held past MEM_SETTLE_MS and freed costs no record; with 0 the writer makes them")
+        @Test("a writer behind waits MEM_SETTLE_BACKLOG_MS: a heap held past MEM_SETTLE_MS and freed costs no record; with 0 the writer makes them")
         func largeBacklogSettles() throws {
-            // 150,000 blocks (a backlog past 100,000) held past MEM_SETTLE_MS, then freed. The long
-            // settle time leaves a slow machine (a debug build under load) seconds to allocate them.
+            // 150,000 blocks held past MEM_SETTLE_MS, then freed. The writer is behind from what it
+            // makes in one settle time (at its first estimate, 100,000 a second: 100,000 blocks in
+            // 1 s), so the blocks wait up to MEM_SETTLE_BACKLOG_MS. A settle time of 1 s leaves a
+            // slow machine (a debug build under load) time to allocate them before any is settled.
             let cases: [(settleMs: Int, settleBacklog: String, holdMs: String, expectRecords: Bool)] = [
-                (5000, "60000", "5500", false),
+                (1000, "60000", "5500", false),
                 (200, "0", "1000", true),
             ]
             for item in cases {
@@ -87,7 +89,8 @@ extension EndToEnd {
                     #expect(dir.counter("unremoved-records") == 0)
                     #expect(dir.counter("settle-ms") == item.settleMs)
                     #expect(dir.counter("settle-backlog-ms") == Int(item.settleBacklog))
-                    #expect(dir.counter("large-backlog-blocks") == 100000)
+                    // What the writer makes in one settle time, measured, and never below 10,000.
+                    #expect((dir.counter("large-backlog-blocks") ?? 0) >= 10000)
                     let written = try #require(dir.counter("writer-records"))
                     if item.expectRecords {
                         // How many it makes before the free depends on the disk under MEM_DIR

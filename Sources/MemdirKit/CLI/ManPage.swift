@@ -24,7 +24,7 @@ public enum Environment {
         Variable(name: "MEM_LEAK_CHECK", defaultValue: "1", meaning: "At exit, classify every live block as valgrind does (definitely, indirectly, possibly lost, still reachable); 0 turns it off."),
         Variable(name: "MEM_TRACE_AFTER", defaultValue: "0", meaning: "Seconds after start before blocks are recorded (skips start-up; capped at 86400)."),
         Variable(name: "MEM_MAPPINGS", defaultValue: "shared", meaning: "Which anonymous and /dev/zero mappings are tracked: shared (MAP_SHARED only) or all."),
-        Variable(name: "MEM_SETTLE_BACKLOG_MS", defaultValue: "1000", meaning: "The settle time while more than 100,000 blocks wait for the writer thread (capped at 600000)."),
+        Variable(name: "MEM_SETTLE_BACKLOG_MS", defaultValue: "5000", meaning: "The longest a block waits while the writer thread is behind (more blocks wait than it writes in one settle time), shorter as MEM_BACKLOG fills (capped at 600000)."),
         Variable(name: "MEM_TRACE_CHILDREN", defaultValue: "yes", meaning: "no: processes whose parent is not MEM_TRACE_PARENT restart once before main without libmemtrack.so, and run untraced with everything they start (memdir run sets no unless --trace-children=yes)."),
         Variable(name: "MEM_TRACE_CHILDREN_SKIP", defaultValue: nil, meaning: "Comma-separated patterns (* and ?) of executables not to trace, nor anything they start (--trace-children-skip)."),
         Variable(name: "MEM_TRACE_PARENT", defaultValue: nil, meaning: "The pid whose children are the program (memdir run sets its own); the program and what it execs in place are traced."),
