@@ -46,6 +46,10 @@ enum Aarch64 {
         for name in ["leak_kinds", "mismatch"] {
             program(cxxCompiler, name, name + ".cpp", ["-g", "-o", "OUT", "SRC"])
         }
+        // Optimized without frame pointers, as programs built for speed are (gcc's -O2 alone
+        // keeps aarch64's frame records in functions that call): only the CFI unwinder follows them.
+        program(compiler, "unwind_o2", "unwind_o2.c", ["-O2", "-g", "-fomit-frame-pointer", "-o", "OUT", "SRC", "-pthread"])
+        program(cxxCompiler, "unwind_o2_cxx", "unwind_o2_cxx.cpp", ["-O2", "-g", "-fomit-frame-pointer", "-o", "OUT", "SRC"])
         if let failure = Compile.run(steps, currentDirectory: root) { return .failure(failure) }
         return .success(out)
     }
@@ -58,6 +62,32 @@ enum Aarch64 {
         let guestEnvironment = ["LD_PRELOAD=\(try path("libmemtrack-aarch64.so"))", "MEM_DIR=\(memDir.path)"]
         return runProgram(qemu, ["-L", sysroot] + guestEnvironment.flatMap { ["-E", $0] } + [try path(program)] + arguments,
                           environment: E2E.cleanEnvironment(), currentDirectory: memDir.deletingLastPathComponent(), timeout: 120)
+    }
+
+    /// A leak's stack down to `main`, each frame as `function:line` when it is in `file`, the
+    /// module's name for a run of frames in another module (libc's qsort: several), the file's
+    /// name for a frame inlined from another source file, or `other` (a signal trampoline
+    /// outside any module).
+    static func chain(_ group: ReportGroup, in file: String) -> [String] {
+        var result: [String] = []
+        for text in group.frames {
+            let words = text.split(separator: " ")
+            let place = String(words.last ?? "")
+            let entry: String
+            if place.hasSuffix("/" + file) || place.hasPrefix(file + ":") || place.contains("/" + file + ":") {
+                let function = words.dropLast().joined(separator: " ").split(separator: "(").first ?? ""
+                entry = "\(function):\(place.split(separator: ":").last ?? "")"
+            } else if let plus = text.range(of: "+0x"), !text.hasPrefix("0x") {
+                entry = String(text[..<plus.lowerBound])
+            } else if place.contains(":"), let name = place.split(separator: ":").first?.split(separator: "/").last {
+                entry = String(name)    // inlined from another source file (a header)
+            } else {
+                entry = "other"
+            }
+            if entry != result.last || !entry.contains(".so") { result.append(entry) }
+            if entry.hasPrefix("main:") { break }
+        }
+        return result
     }
 
     /// `expect ADDRESS KIND` lines a program printed.
@@ -263,6 +293,46 @@ extension EndToEnd {
                 // read from the signal frame's sigcontext (not a return address: no frame record).
                 #expect(handler < interrupted && interrupted < main, "\(frames)")
                 #expect(interrupted - handler == 3 && frames.indices.contains(handler + 2) && frames[handler + 2].hasPrefix("libc.so.6+"), "\(frames)")
+            }
+        }
+
+        @Test("aarch64 -O2 without frame pointers: every frame of each block's chain, through libc, a signal frame over a leaf, and libstdc++")
+        func optimizedChains() throws {
+            try withScratch { scratch in
+                let f = "unwind_o2.c"
+                let run = try Aarch64.run("unwind_o2", memDir: scratch.memDir)
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                let report = try resolveReport(scratch.memDir)
+                func at(_ function: String, _ marker: String) throws -> String { "\(function):\(try sourceLine(f, marker))" }
+                let want: [Int: [String]] = [
+                    24: [try at("make_buffer", "CHAIN: make_buffer"), try at("main", "CHAIN: main make_buffer")],
+                    40: [try at("by_key", "CHAIN: by_key"), "libc.so.6", try at("sort_keys", "CHAIN: sort_keys"),
+                         try at("main", "CHAIN: main sort_keys")],
+                    5: ["libc.so.6", try at("copy_name", "CHAIN: copy_name"), try at("main", "CHAIN: main copy_name")],
+                    // The trampoline (qemu-user's page: no module), then the interrupted pc in
+                    // the leaf spin, whose caller came from the signal frame's x30.
+                    64: [try at("on_signal", "CHAIN: on_signal"), "other", try at("spin", "CHAIN: spin"),
+                         try at("main", "CHAIN: main spin")],
+                ]
+                var got: [Int: [String]] = [:]
+                for group in report.leaks where group.blocks == 1 { got[group.bytes] = Aarch64.chain(group, in: f) }
+                #expect(got == want, "\(report.leaks.map { "\($0.bytes): \($0.frames)" })")
+            }
+            try withScratch { scratch in
+                let f = "unwind_o2_cxx.cpp"
+                let run = try Aarch64.run("unwind_o2_cxx", memDir: scratch.memDir)
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                let report = try resolveReport(scratch.memDir)
+                func at(_ function: String, _ marker: String) throws -> String { "\(function):\(try sourceLine(f, marker))" }
+                let main = try at("main", "CHAIN: main make_text")
+                let want: [Int: [String]] = [
+                    32: [try at("make_text", "CHAIN: make_text new"), main],
+                    // append's inline part (basic_string.h), then its out-of-line part in the library.
+                    61: ["libstdc++.so.6", "basic_string.h", try at("make_text", "CHAIN: make_text append"), main],
+                ]
+                var got: [Int: [String]] = [:]
+                for group in report.leaks where group.blocks == 1 { got[group.bytes] = Aarch64.chain(group, in: f) }
+                #expect(got == want, "\(report.leaks.map { "\($0.bytes): \($0.frames)" })")
             }
         }
 
