@@ -168,6 +168,43 @@ extension EndToEnd {
             }
         }
 
+        @Test("aarch64 records: --addr2line names the addr2line (over MEMDIR_ADDR2LINE); one that is not there is status 18")
+        func addr2lineFlag() throws {
+            try withScratch { scratch in
+                let run = try Aarch64.run("seeds", memDir: scratch.memDir)
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                // A PATH with only the host's addr2line, and a variable naming nothing: the flag wins.
+                let bin = scratch.root.appendingPathComponent("bin")
+                try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+                try FileManager.default.createSymbolicLink(atPath: bin.appendingPathComponent("addr2line").path,
+                                                           withDestinationPath: "/usr/bin/addr2line")
+                var env = E2E.cleanEnvironment()
+                env["PATH"] = bin.path
+                env["MEMDIR_ADDR2LINE"] = scratch.root.appendingPathComponent("no-such-addr2line").path
+                let leak = try location("seeds.c", "LEAK: p3")
+                let tool = "/usr/bin/aarch64-linux-gnu-addr2line"
+                let with = runProgram(try E2E.memdirPath(), ["resolve", scratch.memDir.path, "--addr2line", tool], environment: env)
+                #expect(with.exitedNormally && with.status == 0 && with.stdoutText.contains(leak) && with.stderrText.isEmpty,
+                        "\(with.statusDescription) \(with.stdoutText) \(with.stderrText)")
+                // Missing, then not executable: one line on stderr, status 18, nothing on stdout.
+                let notExecutable = scratch.root.appendingPathComponent("plain-file")
+                try Data("not a program\n".utf8).write(to: notExecutable)
+                for (value, reason) in [(scratch.root.appendingPathComponent("missing").path, "no such file"),
+                                        (notExecutable.path, "not an executable file"),
+                                        ("no-such-addr2line", "not found on PATH")] {
+                    let bad = runProgram(try E2E.memdirPath(), ["resolve", scratch.memDir.path, "--addr2line", value], environment: env)
+                    #expect(bad.exitedNormally && bad.status == 18 && bad.stdoutText.isEmpty
+                            && bad.stderrText == "memdir: error: --addr2line \(value): \(reason)\n",
+                            "\(bad.statusDescription) \(bad.stdoutText) \(bad.stderrText)")
+                }
+                // The variable's own error, when no flag overrides it.
+                let variable = runProgram(try E2E.memdirPath(), ["resolve", scratch.memDir.path], environment: env)
+                #expect(variable.exitedNormally && variable.status == 18
+                        && variable.stderrText == "memdir: error: MEMDIR_ADDR2LINE \(env["MEMDIR_ADDR2LINE"]!): no such file\n",
+                        "\(variable.statusDescription) \(variable.stderrText)")
+            }
+        }
+
         @Test("aarch64 under qemu-user, which has no ptrace: memdir check answers at once with a note, the server goes on")
         func checkOnRequest() throws {
             try withScratch { scratch in
@@ -333,6 +370,30 @@ extension EndToEnd {
                 var got: [Int: [String]] = [:]
                 for group in report.leaks where group.blocks == 1 { got[group.bytes] = Aarch64.chain(group, in: f) }
                 #expect(got == want, "\(report.leaks.map { "\($0.bytes): \($0.frames)" })")
+            }
+        }
+
+        @Test("aarch64: the interposer's C unit tests (Examples/unit) pass, built -O2 without frame pointers, under qemu-user")
+        func unitProgram() throws {
+            try withScratch { scratch in
+                let source = InterposerStructure.sourceDirectory
+                let program = scratch.root.appendingPathComponent("interposer_unit").path
+                // Without frame pointers the unwind unit passes only with the CFI unwinder
+                // (-DMEMTRACK_UNWIND_FORCE_FP: "at least three frames: 2").
+                let arguments = ["-O2", "-g", "-fomit-frame-pointer", "-D_GNU_SOURCE", "-I", source.path,
+                                 "-I", source.appendingPathComponent("include").path,
+                                 E2E.examplesSource.appendingPathComponent("unit/interposer_unit.c").path]
+                    + InterposerUnit.sources.map { source.appendingPathComponent($0).path }
+                    + ["-o", program, "-lpthread", "-ldl", "-rdynamic"]
+                let build = runProgram(Aarch64.compiler, arguments, environment: E2E.cleanEnvironment(), timeout: 300)
+                try #require(build.exitedNormally && build.status == 0, "\(build.statusDescription):\n\(build.stderrText)")
+                let records = scratch.memDir
+                try FileManager.default.createDirectory(at: records, withIntermediateDirectories: true)
+                let run = runProgram(Aarch64.qemu, ["-L", Aarch64.sysroot, program, records.path],
+                                     environment: E2E.cleanEnvironment(), timeout: 240)
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)\n\(run.stdoutText)\(run.stderrText)")
+                #expect(run.stdoutText.split(separator: "\n").map(String.init) == InterposerUnit.units.map { "ok \($0)" },
+                        "\(run.stdoutText)")
             }
         }
 
