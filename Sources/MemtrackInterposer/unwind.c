@@ -3,8 +3,9 @@
  * Why not backtrace() / _Unwind_Backtrace: they re-interpret the DWARF CFI of every frame on
  * every call (~600 ns for 4 frames, ~940 ns for 8), they may allocate or take the loader lock
  * on first use, and they would make libmemtrack.so depend on libgcc_s.
- * Why not a frame-pointer walk: Debian's libc, libstdc++ and most -O2 user code are built
- * without frame pointers, so the rbp chain skips or invents frames.
+ * Why not a frame-pointer walk: on x86_64 Debian's libc, libstdc++ and most -O2 user code are
+ * built without frame pointers, so the rbp chain skips or invents frames (on aarch64 gcc keeps
+ * frame records at -O2, but not with -fomit-frame-pointer).
  *
  * Design (x86_64 and aarch64 Linux, glibc >= 2.35; what differs is in arch.h, and the names
  * here say rsp and rbp for the stack and frame pointers of both, sp and x29 on aarch64):
