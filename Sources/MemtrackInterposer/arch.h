@@ -12,6 +12,17 @@
  *   memtrack_get_registers(), memtrack_restart_interrupted()   ptrace register access
  *   memtrack_interrupt_would_show(nr)  a blocked system call the leak check must not interrupt
  *   memtrack_signal_frame_pc()    the interrupted pc of a signal frame (frame-pointer walk)
+ * and for the DWARF unwinder (unwind.c):
+ *   MEMTRACK_DW_FP, MEMTRACK_DW_SP      DWARF numbers of the frame and stack pointers
+ *   MEMTRACK_RA_IN_REGISTER             whether a return address can still be in a register
+ *   MEMTRACK_RA_PACKED_FROM_FP          how the cache packs the return address's offset
+ *   memtrack_code_address(a)            a saved return address without its signature
+ *   memtrack_word16, memtrack_load16/store16/zero16   cache entries a handler never sees torn
+ *   memtrack_thread_pointer()           the top of the thread's stack block
+ *   MEMTRACK_SIGRETURN_BYTES, memtrack_is_sigreturn(code)   the signal trampoline's code
+ *   MEMTRACK_SIGFRAME_SELF_CHECKED      whether a frame without CFI may be a signal frame
+ *   memtrack_signal_frame(sp, lo, hi, out)   the interrupted registers of a signal frame
+ *   MEMTRACK_UNWIND_ENTRY(name, from)   the entry stub: the caller's pc, sp and fp
  *
  * Processors without a header here do not build: add one rather than #ifdefs elsewhere. */
 #ifndef MEMTRACK_ARCH_H

@@ -3,10 +3,12 @@
  * Why not backtrace() / _Unwind_Backtrace: they re-interpret the DWARF CFI of every frame on
  * every call (~600 ns for 4 frames, ~940 ns for 8), they may allocate or take the loader lock
  * on first use, and they would make libmemtrack.so depend on libgcc_s.
- * Why not a frame-pointer walk: Debian's libc, libstdc++ and most -O2 user code are built
- * without frame pointers, so the rbp chain skips or invents frames.
+ * Why not a frame-pointer walk: on x86_64 Debian's libc, libstdc++ and most -O2 user code are
+ * built without frame pointers, so the rbp chain skips or invents frames (on aarch64 gcc keeps
+ * frame records at -O2, but not with -fomit-frame-pointer).
  *
- * Design (x86_64 Linux, glibc >= 2.35):
+ * Design (x86_64 and aarch64 Linux, glibc >= 2.35; what differs is in arch.h, and the names
+ * here say rsp and rbp for the stack and frame pointers of both, sp and x29 on aarch64):
  *  - An assembly entry stub captures the caller's exact pc, rsp and rbp (no compiler guesswork
  *    about our own frame layout), then tail-jumps into the C walker.
  *  - A frame is described by three rules, which is all that gcc and clang emit at call sites:
@@ -27,6 +29,12 @@
  *  - The walk stops (without error) at: pc 0, an address with no FDE, an undefined return
  *    address (_start, clone), a signal trampoline (CIE augmentation "S"), any rule outside
  *    the supported set, a CFA that does not increase, or max_frames.
+ *
+ * aarch64 differs in three ways. A return address sits anywhere in its frame (gcc saves x29
+ * and x30 as a pair at the frame's bottom), so its offset is packed relative to x29's. The
+ * code a signal interrupted may be a leaf with its return address still in x30 and no frame:
+ * the signal frame's x30 is used there, and only there. qemu-user's trampoline has no CFI: a
+ * frame without CFI whose signal frame checks out (arch.h) is stepped through.
  *
  * Other architectures get a bounded frame-pointer walk (last section).
  *
@@ -53,21 +61,22 @@ void memtrack_unwind_invalidate(void)
     __atomic_fetch_add(&g_unwind_generation, 1, __ATOMIC_RELAXED);
 }
 
-/* MEMTRACK_UNWIND_FORCE_FP builds the frame-pointer fallback on x86_64 too, to test it. */
-#if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) \
+/* MEMTRACK_UNWIND_FORCE_FP builds the frame-pointer fallback here too, to test it. */
+#if (defined(__x86_64__) || defined(__aarch64__)) && defined(__linux__) && defined(__GLIBC__) \
     && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35)) \
     && !defined(MEMTRACK_UNWIND_FORCE_FP)
 
+#include "arch.h"   /* registers, the cache's 16-byte moves, the stack's top, signal frames */
 #include <dlfcn.h>
-#include <emmintrin.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 // ---- constants ----
 
-/* DWARF register numbers of the x86_64 psABI. */
-enum { DW_REG_RBP = 6, DW_REG_RSP = 7, DW_REG_RA = 16 };
+/* DWARF register numbers (arch.h): the frame pointer (rbp, x29) and the stack pointer. The
+ * names below say rbp and rsp for both. */
+enum { DW_REG_RBP = MEMTRACK_DW_FP, DW_REG_RSP = MEMTRACK_DW_SP };
 
 /* 1024 entries x 16 bytes = 16 KiB of static TLS per thread. glibc carves static TLS out of
  * every thread's stack, so a bigger cache would hurt programs that create threads with small
@@ -115,24 +124,30 @@ struct frame_rule {
     int64_t cfa_off;
     int64_t rbp_off;
     int64_t ra_off;     // return address is at CFA + ra_off
+    int ra_in_register; // aarch64: the return address is still in x30 (a leaf, after a signal)
+    int no_cfi;         // no CFI, or a signal frame's: a signal trampoline may be here
 };
 
-/* A rule packed into 16 bytes, the cache slot format, so that a slot moves with one SSE
- * instruction (see load16/store16):
- *   key  = pc (bits 0-47; user-space addresses have 47 bits) | ra_off << 48 | kinds << 56
+/* A rule packed into 16 bytes, the cache slot format, so that a slot moves whole (see
+ * load16/store16):
+ *   key  = pc (bits 0-47; user-space addresses have 47 or 48 bits) | ra << 48 | kinds << 56
  *   offs = cfa_off (bits 0-31) | rbp_off << 32      (all offsets signed)
- * kinds = cfa_kind | rbp_kind << 2. pc 0 never occurs, so an all-zero slot is empty. */
+ * kinds = cfa_kind | rbp_kind << 2 | KEY_RA_IN_REGISTER | KEY_NO_CFI. ra is ra_off, or on
+ * aarch64 (MEMTRACK_RA_PACKED_FROM_FP) ra_off - rbp_off, with rbp_off = ra_off when rbp is
+ * not saved. pc 0 never occurs, so an all-zero slot is empty. */
 #define KEY_PC_MASK (((uint64_t)1 << 48) - 1)
+#define KEY_RA_IN_REGISTER ((uint64_t)1 << 60)
+#define KEY_NO_CFI ((uint64_t)1 << 61)
 
 union cache_entry {
     struct {
         uint64_t key;
         uint64_t offs;
     } f;
-    __m128i v;
+    memtrack_word16 v;
 };
 
-_Static_assert(sizeof(union cache_entry) == 16, "cache entry must be one SSE register");
+_Static_assert(sizeof(union cache_entry) == 16, "cache entry must be one 16-byte word");
 
 static __thread union cache_entry t_cache[UNWIND_CACHE_SIZE]
     __attribute__((tls_model("initial-exec"), aligned(16)));
@@ -355,7 +370,7 @@ static int parse_cie(const uint8_t *cie, struct cie_info *ci)
 static int match_rbp_expr(const uint8_t *p, const uint8_t *end, int want_deref, int64_t *off)
 {
     struct reader r = { p, end, 0 };
-    if (rd_u8(&r) != 0x76)  // DW_OP_breg6 (rbp)
+    if (rd_u8(&r) != 0x70 + DW_REG_RBP)  // DW_OP_breg6 (rbp); breg29 on aarch64, never seen
         return 0;
     *off = rd_sleb(&r);
     if (want_deref && rd_u8(&r) != 0x06)  // DW_OP_deref
@@ -512,6 +527,8 @@ static int run_cfa_program(const uint8_t *p, const uint8_t *end, const struct ci
                 return 0;
             set_reg_rule(s, reg, ra, REG_BAD, 0);
             break;
+        case 0x2d:  // DW_CFA_AARCH64_negate_ra_state: the saved return address is signed
+            break;  // (pointer authentication); memtrack_code_address strips the signature
         case 0x2e:  // DW_CFA_GNU_args_size: only matters for landing pads
             (void)rd_uleb(&r);
             break;
@@ -539,12 +556,14 @@ static __attribute__((noinline)) void compute_rule(uintptr_t ra, struct frame_ru
     out->cfa_kind = CFA_STOP;
     out->rbp_kind = RBP_SAME;
     out->cfa_off = out->rbp_off = out->ra_off = 0;
+    out->ra_in_register = 0;
+    out->no_cfi = 1;
 
     /* ra - 1 is still inside the calling function even when the call is its last
      * instruction (calls to noreturn functions). */
     const uint8_t *fde = find_fde(ra - 1);
     if (!fde)
-        return;
+        return;         // no_cfi: JIT code, or qemu-user's signal trampoline
     uint32_t len;
     memcpy(&len, fde, 4);
     if (len == 0 || len == 0xffffffffu)
@@ -564,6 +583,7 @@ static __attribute__((noinline)) void compute_rule(uintptr_t ra, struct frame_ru
             note_signal_return(ra, (uintptr_t)dlfo.dlfo_map_end);
         return;
     }
+    out->no_cfi = 0;
     uintptr_t pc_begin = rd_encoded(&r, ci.fde_enc, 0);
     uintptr_t pc_range = rd_encoded(&r, ci.fde_enc & 0x0f, 0);  // a length: no pcrel
     if (r.bad || ra - 1 < pc_begin || ra - 1 - pc_begin >= pc_range)
@@ -586,7 +606,10 @@ static __attribute__((noinline)) void compute_rule(uintptr_t ra, struct frame_ru
     if (!run_cfa_program(r.p, r.end, &ci, &loc, ra, &s, &init))
         return;
 
-    if (s.cfa_kind < 0 || s.ra.kind != REG_AT_CFA)
+    /* The return address in its register (x30), as it is until the function saves it: only
+     * code a signal interrupted is walked at such a pc (the walk checks). */
+    int ra_in_register = MEMTRACK_RA_IN_REGISTER && s.ra.kind == REG_SAME;
+    if (s.cfa_kind < 0 || (s.ra.kind != REG_AT_CFA && !ra_in_register))
         return;         // unsupported CFA, or RA undefined (outermost frame) / elsewhere
     switch (s.rbp.kind) {
     case REG_SAME: out->rbp_kind = RBP_SAME; break;
@@ -597,7 +620,8 @@ static __attribute__((noinline)) void compute_rule(uintptr_t ra, struct frame_ru
     out->cfa_kind = s.cfa_kind;
     out->cfa_off = s.cfa_off;
     out->rbp_off = s.rbp.off;
-    out->ra_off = s.ra.off;
+    out->ra_off = ra_in_register ? 0 : s.ra.off;
+    out->ra_in_register = ra_in_register;
 }
 
 // ---- per-thread rule cache ----
@@ -610,30 +634,34 @@ static inline unsigned cache_index(uintptr_t pc)
     return (unsigned)(((uint64_t)pc * 0x9E3779B97F4A7C15ull) >> (64 - UNWIND_CACHE_BITS));
 }
 
-/* Single-instruction 16-byte load and store. Written in asm because compilers happily split
- * a vector load into two scalar loads, and a signal handler unwinding on this thread between
- * them could leave us with the key of one rule and the offsets of another. */
-static inline __m128i load16(const union cache_entry *e)
+/* A 16-byte load and store that a signal handler on this thread never sees half done (a
+ * half could pair the key of one rule with the offsets of another): arch.h's. */
+static inline memtrack_word16 load16(const union cache_entry *e)
 {
-    __m128i v;
-    __asm__ volatile("movdqa %1, %0" : "=x"(v) : "m"(e->v));
-    return v;
+    return memtrack_load16(&e->v);
 }
 
-static inline void store16(union cache_entry *e, __m128i v)
+static inline void store16(union cache_entry *e, memtrack_word16 v)
 {
-    __asm__ volatile("movdqa %1, %0" : "=m"(e->v) : "x"(v));
+    memtrack_store16(&e->v, v);
 }
 
 /* Packs a rule; returns 0 if it does not fit (then it is used unpacked and not cached). */
 static int pack_rule(uintptr_t pc, const struct frame_rule *r, union cache_entry *e)
 {
+    int64_t rbp_off = r->rbp_off, ra = r->ra_off;
+    if (MEMTRACK_RA_PACKED_FROM_FP) {
+        if (r->rbp_kind == RBP_SAME)
+            rbp_off = r->ra_off;    // the field is free: the offset goes there whole
+        ra = r->ra_off - rbp_off;
+    }
     if ((pc & ~KEY_PC_MASK) || r->cfa_off != (int32_t)r->cfa_off
-        || r->rbp_off != (int32_t)r->rbp_off || r->ra_off != (int8_t)r->ra_off)
+        || rbp_off != (int32_t)rbp_off || ra != (int8_t)ra)
         return 0;
-    e->f.key = pc | (uint64_t)(uint8_t)r->ra_off << 48
-             | (uint64_t)(r->cfa_kind | r->rbp_kind << 2) << 56;
-    e->f.offs = (uint64_t)(uint32_t)r->cfa_off | (uint64_t)(uint32_t)r->rbp_off << 32;
+    e->f.key = pc | (uint64_t)(uint8_t)ra << 48
+             | (uint64_t)(r->cfa_kind | r->rbp_kind << 2) << 56
+             | (r->ra_in_register ? KEY_RA_IN_REGISTER : 0) | (r->no_cfi ? KEY_NO_CFI : 0);
+    e->f.offs = (uint64_t)(uint32_t)r->cfa_off | (uint64_t)(uint32_t)rbp_off << 32;
     return 1;
 }
 
@@ -665,7 +693,7 @@ static inline union cache_entry lookup_rule(uintptr_t pc)
         return e;
     }
     /* Offsets beyond 32 bits or a pc above 2^48 never come out of a compiler; stop there. */
-    e.f.key = (uint64_t)CFA_STOP << 56;
+    e.f.key = (uint64_t)CFA_STOP << 56 | (rule.no_cfi ? KEY_NO_CFI : 0);
     e.f.offs = 0;
     return e;
 }
@@ -680,10 +708,8 @@ static uintptr_t stack_top(uintptr_t sp)
     uintptr_t main_top = (uintptr_t)__libc_stack_end;
     if (sp < main_top && main_top - sp < MAIN_STACK_WINDOW)
         return main_top;
-    /* The x86_64 TLS ABI keeps the thread pointer itself at %fs:0; in glibc it is the
-     * struct pthread, i.e. pthread_self(), without the call. */
-    uintptr_t self;
-    __asm__("movq %%fs:0, %0" : "=r"(self));
+    /* glibc's thread pointer, at the top of the thread's stack block (arch.h). */
+    uintptr_t self = memtrack_thread_pointer();
     if (sp < self && self - sp < THREAD_STACK_WINDOW)
         return self;
     /* Not on a known stack: a signal handler on sigaltstack, or a coroutine. The raw
@@ -699,60 +725,51 @@ static uintptr_t stack_top(uintptr_t sp)
 
 // ---- signal frames ----
 
-/* A signal handler returns into the kernel's trampoline, glibc's __restore_rt:
- *     mov $15, %rax      (48 c7 c0 0f 00 00 00; 15 = rt_sigreturn)
- *     syscall            (0f 05)
- * Its CFI is a DWARF expression over the ucontext that our rule set cannot express, so the
- * trampoline is recognised by its code instead, and the interrupted registers are read from
- * the ucontext the kernel put right above the handler's return address. */
-static const uint8_t restore_rt_code[9] = { 0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05 };
+/* A signal handler returns into the kernel's trampoline (glibc's __restore_rt on x86_64, the
+ * vDSO's __kernel_rt_sigreturn or qemu-user's page on aarch64), a rt_sigreturn system call.
+ * Its CFI, where it has any, describes the signal frame in terms our rule set cannot express,
+ * so the trampoline is recognised instead, and the interrupted registers are read from the
+ * signal frame the kernel put at the handler's CFA (arch.h: memtrack_signal_frame). */
 
 /* Set by compute_rule when an FDE marked as a signal frame ("S") covers a return address
- * whose code is the trampoline's. One per libc, and there is one libc: a single word. */
+ * whose code is the trampoline's (arch.h). One per process: a single word. */
 static uintptr_t g_signal_return;
 
 static void note_signal_return(uintptr_t pc, uintptr_t object_end)
 {
     /* Only code of a loaded object is read: it is mapped, so the comparison cannot fault. */
-    if (pc + sizeof restore_rt_code <= object_end
-        && memcmp((const void *)pc, restore_rt_code, sizeof restore_rt_code) == 0)
+    if (pc + MEMTRACK_SIGRETURN_BYTES <= object_end && memtrack_is_sigreturn((const uint8_t *)pc))
         __atomic_store_n(&g_signal_return, pc, __ATOMIC_RELAXED);
 }
 
-/* struct ucontext_t on x86_64: uc_flags, uc_link, uc_stack (24 bytes), then uc_mcontext,
- * whose gregs[] are indexed by REG_RBP (10), REG_RSP (15), REG_RIP (16). */
-#define UCONTEXT_GREGS 40
-#define GREG_RBP 10
-#define GREG_RSP 15
-#define GREG_RIP 16
-
 // ---- the walk ----
 
-/* Steps from __restore_rt at sp (the ucontext) to the interrupted code. The interrupted pc is
- * the instruction itself, not a return address: it is reported as pc + 1, so that a reader's
- * "return address - 1" and our own rule lookup (which also takes pc - 1) land on it. */
-static int step_signal_frame(uintptr_t *pc, uintptr_t *sp, uintptr_t *bp, uintptr_t *lo, uintptr_t *hi)
+/* Steps from the trampoline at sp (the handler's CFA) to the interrupted code. The interrupted
+ * pc is the instruction itself, not a return address: it is reported as pc + 1, so that a
+ * reader's "return address - 1" and our own rule lookup (which also takes pc - 1) land on it.
+ * lr is the interrupted link register (aarch64; 0 on x86_64). */
+static int step_signal_frame(uintptr_t *pc, uintptr_t *sp, uintptr_t *bp, uintptr_t *lr, uintptr_t *lo,
+                             uintptr_t *hi)
 {
-    uintptr_t gregs = *sp + UCONTEXT_GREGS;
-    if (gregs < *lo || gregs + (GREG_RIP + 1) * 8 > *hi || (gregs & 7))
+    struct memtrack_interrupted at;
+    if (!memtrack_signal_frame(*sp, *lo, *hi, &at))
         return 0;
-    const uintptr_t *registers = (const uintptr_t *)gregs;
-    uintptr_t rip = registers[GREG_RIP], rsp = registers[GREG_RSP];
-    if (rip == 0 || rsp == 0 || (rsp & 7))
+    if (at.pc == 0 || at.sp == 0 || (at.sp & 7))
         return 0;
-    *pc = rip + 1;
-    *bp = registers[GREG_RBP];
-    *sp = rsp;
+    *pc = at.pc + 1;
+    *bp = at.fp;
+    *lr = memtrack_code_address(at.lr);
+    *sp = at.sp;
     /* The handler may have run on sigaltstack: the interrupted code's stack has other bounds. */
-    if (rsp < *lo || rsp >= *hi) {
-        *lo = rsp;
-        *hi = stack_top(rsp);
+    if (at.sp < *lo || at.sp >= *hi) {
+        *lo = at.sp;
+        *hi = stack_top(at.sp);
     }
     return 1;
 }
 
 /* Called by the entry stub with the state right after memtrack_unwind returns to its caller:
- * pc is that return address, sp the caller's rsp, bp the caller's rbp. */
+ * pc is that return address, sp the caller's stack pointer, bp the caller's frame pointer. */
 __attribute__((visibility("hidden"), used, noinline))
 int memtrack_unwind_from(uintptr_t *frames, int max_frames, uintptr_t pc, uintptr_t sp,
                          uintptr_t bp);
@@ -766,21 +783,24 @@ int memtrack_unwind_from(uintptr_t *frames, int max_frames, uintptr_t pc, uintpt
     if (__builtin_expect(generation != t_cache_generation, 0)) {
         /* Slot by slot, with single stores, so a handler interrupting us sees old or empty. */
         for (unsigned i = 0; i < UNWIND_CACHE_SIZE; i++)
-            store16(&t_cache[i], _mm_setzero_si128());
+            store16(&t_cache[i], memtrack_zero16());
         t_cache_generation = generation;
     }
 
     uintptr_t lo = sp;
     uintptr_t hi = stack_top(sp);
+    uintptr_t lr = 0;   // aarch64: the interrupted code's x30, right after a signal frame
     int n = 0;
     while (n < max_frames && pc != 0) {
 
         union cache_entry rule = lookup_rule(pc);
         const int cfa_kind = (int)(rule.f.key >> 56) & 3;
         const int rbp_kind = (int)(rule.f.key >> 58) & 3;
-        const intptr_t ra_off = (int8_t)(uint8_t)(rule.f.key >> 48);
         const intptr_t cfa_off = (int32_t)(uint32_t)rule.f.offs;
         const intptr_t rbp_off = (int32_t)(uint32_t)(rule.f.offs >> 32);
+        const intptr_t ra_off = (int8_t)(uint8_t)(rule.f.key >> 48) + (MEMTRACK_RA_PACKED_FROM_FP ? rbp_off : 0);
+        /* aarch64: the return address is still in x30 (only code a signal interrupted). */
+        const int leaf = MEMTRACK_RA_IN_REGISTER && (rule.f.key & KEY_RA_IN_REGISTER);
         uintptr_t cfa;
         /* Tests in order of frequency rather than a jump table: most frames of -O2 code have an
          * rsp-based CFA, frame-pointer code an rbp-based one. */
@@ -794,26 +814,32 @@ int memtrack_unwind_from(uintptr_t *frames, int max_frames, uintptr_t pc, uintpt
                 return n;
             cfa = *(const uintptr_t *)at;
         } else {
-            /* No rule: the signal trampoline (found by compute_rule), or the end. The state
-             * goes through copies: taking the addresses of pc, sp, bp, lo and hi themselves kept
-             * them in memory for the whole walk (five loads and stores a frame). */
-            uintptr_t to_pc = pc, to_sp = sp, to_bp = bp, to_lo = lo, to_hi = hi;
-            if (pc == __atomic_load_n(&g_signal_return, __ATOMIC_RELAXED)
-                && step_signal_frame(&to_pc, &to_sp, &to_bp, &to_lo, &to_hi)) {
+            /* No rule: the signal trampoline (found by compute_rule, or on aarch64 any code
+             * without CFI whose frame checks out), or the end. The state goes through copies:
+             * taking the addresses of pc, sp, bp, lo and hi themselves kept them in memory for
+             * the whole walk (five loads and stores a frame). */
+            uintptr_t to_pc = pc, to_sp = sp, to_bp = bp, to_lr = 0, to_lo = lo, to_hi = hi;
+            if ((pc == __atomic_load_n(&g_signal_return, __ATOMIC_RELAXED)
+                 || (MEMTRACK_SIGFRAME_SELF_CHECKED && (rule.f.key & KEY_NO_CFI)))
+                && step_signal_frame(&to_pc, &to_sp, &to_bp, &to_lr, &to_lo, &to_hi)) {
                 pc = to_pc, sp = to_sp, bp = to_bp, lo = to_lo, hi = to_hi;
+                if (MEMTRACK_RA_IN_REGISTER)
+                    lr = to_lr;
                 frames[n++] = pc;
                 continue;
             }
             return n;
         }
         /* The CFA is the caller's rsp: it must move up, stay aligned and stay on the stack.
-         * hi itself is allowed, the top frame's CFA can be the stack's end. */
-        if (cfa <= sp || cfa > hi || (cfa & 7))
+         * hi itself is allowed, the top frame's CFA can be the stack's end. An interrupted leaf
+         * may have no frame at all (CFA = sp). */
+        if ((leaf ? cfa < sp : cfa <= sp) || cfa > hi || (cfa & 7))
             return n;
-        /* The return address right below the CFA, which is all compilers emit, needs no checks
-         * of its own: lo <= sp < cfa, both 8-aligned, and cfa <= hi put cfa - 8 in [lo, hi - 8]. */
+        /* The return address right below the CFA, which is all x86_64 compilers emit, needs no
+         * checks of its own: lo <= sp < cfa, both 8-aligned, and cfa <= hi put cfa - 8 in
+         * [lo, hi - 8]. */
         uintptr_t ra_at = cfa + (uintptr_t)ra_off;
-        if (__builtin_expect(ra_off != -8, 0) && (ra_at < lo || ra_at > hi - 8 || (ra_at & 7)))
+        if (!leaf && __builtin_expect(ra_off != -8, 0) && (ra_at < lo || ra_at > hi - 8 || (ra_at & 7)))
             return n;
         uintptr_t caller_bp = bp;
         if (rbp_kind != RBP_SAME) {
@@ -822,7 +848,9 @@ int memtrack_unwind_from(uintptr_t *frames, int max_frames, uintptr_t pc, uintpt
                 return n;
             caller_bp = *(const uintptr_t *)at;
         }
-        pc = *(const uintptr_t *)ra_at;
+        pc = leaf ? lr : memtrack_code_address(*(const uintptr_t *)ra_at);
+        if (MEMTRACK_RA_IN_REGISTER)
+            lr = 0;     // x30 is the callee's from here on
         if (pc == 0)
             break;      // a zero return address marks the end on some hand-made stacks
         frames[n++] = pc;
@@ -832,26 +860,10 @@ int memtrack_unwind_from(uintptr_t *frames, int max_frames, uintptr_t pc, uintpt
     return n;
 }
 
-/* The entry point: captures the caller's registers exactly, then tail-jumps so that
+/* The entry point (arch.h): captures the caller's registers exactly, then tail-jumps so that
  * memtrack_unwind_from returns straight to our caller. The CFI describes the stub for
  * debuggers and for libgcc if an exception ever has to cross it. */
-__asm__(
-    ".text\n"
-    ".globl memtrack_unwind\n"
-    ".hidden memtrack_unwind\n"
-    ".type memtrack_unwind, @function\n"
-    ".p2align 4\n"
-    "memtrack_unwind:\n"
-    ".cfi_startproc\n"
-#ifdef __CET__
-    "endbr64\n"
-#endif
-    "movq (%rsp), %rdx\n"       // pc: our return address, inside the caller
-    "leaq 8(%rsp), %rcx\n"      // sp: the caller's rsp once we have returned
-    "movq %rbp, %r8\n"          // bp: untouched so far, so it is the caller's rbp
-    "jmp memtrack_unwind_from\n"
-    ".cfi_endproc\n"
-    ".size memtrack_unwind, .-memtrack_unwind\n");
+MEMTRACK_UNWIND_ENTRY("memtrack_unwind", "memtrack_unwind_from");
 
 #else  /* ---- fallback: bounded frame-pointer walk ---- */
 

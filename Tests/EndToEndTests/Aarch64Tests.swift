@@ -46,6 +46,10 @@ enum Aarch64 {
         for name in ["leak_kinds", "mismatch"] {
             program(cxxCompiler, name, name + ".cpp", ["-g", "-o", "OUT", "SRC"])
         }
+        // Optimized without frame pointers, as programs built for speed are (gcc's -O2 alone
+        // keeps aarch64's frame records in functions that call): only the CFI unwinder follows them.
+        program(compiler, "unwind_o2", "unwind_o2.c", ["-O2", "-g", "-fomit-frame-pointer", "-o", "OUT", "SRC", "-pthread"])
+        program(cxxCompiler, "unwind_o2_cxx", "unwind_o2_cxx.cpp", ["-O2", "-g", "-fomit-frame-pointer", "-o", "OUT", "SRC"])
         if let failure = Compile.run(steps, currentDirectory: root) { return .failure(failure) }
         return .success(out)
     }
@@ -58,6 +62,32 @@ enum Aarch64 {
         let guestEnvironment = ["LD_PRELOAD=\(try path("libmemtrack-aarch64.so"))", "MEM_DIR=\(memDir.path)"]
         return runProgram(qemu, ["-L", sysroot] + guestEnvironment.flatMap { ["-E", $0] } + [try path(program)] + arguments,
                           environment: E2E.cleanEnvironment(), currentDirectory: memDir.deletingLastPathComponent(), timeout: 120)
+    }
+
+    /// A leak's stack down to `main`, each frame as `function:line` when it is in `file`, the
+    /// module's name for a run of frames in another module (libc's qsort: several), the file's
+    /// name for a frame inlined from another source file, or `other` (a signal trampoline
+    /// outside any module).
+    static func chain(_ group: ReportGroup, in file: String) -> [String] {
+        var result: [String] = []
+        for text in group.frames {
+            let words = text.split(separator: " ")
+            let place = String(words.last ?? "")
+            let entry: String
+            if place.hasSuffix("/" + file) || place.hasPrefix(file + ":") || place.contains("/" + file + ":") {
+                let function = words.dropLast().joined(separator: " ").split(separator: "(").first ?? ""
+                entry = "\(function):\(place.split(separator: ":").last ?? "")"
+            } else if let plus = text.range(of: "+0x"), !text.hasPrefix("0x") {
+                entry = String(text[..<plus.lowerBound])
+            } else if place.contains(":"), let name = place.split(separator: ":").first?.split(separator: "/").last {
+                entry = String(name)    // inlined from another source file (a header)
+            } else {
+                entry = "other"
+            }
+            if entry != result.last || !entry.contains(".so") { result.append(entry) }
+            if entry.hasPrefix("main:") { break }
+        }
+        return result
     }
 
     /// `expect ADDRESS KIND` lines a program printed.
@@ -135,6 +165,43 @@ extension EndToEnd {
                     #expect(with.exitedNormally && with.status == 0 && with.stdoutText.contains(leak),
                             "\(tool): \(with.stdoutText) \(with.stderrText)")
                 }
+            }
+        }
+
+        @Test("aarch64 records: --addr2line names the addr2line (over MEMDIR_ADDR2LINE); one that is not there is status 18")
+        func addr2lineFlag() throws {
+            try withScratch { scratch in
+                let run = try Aarch64.run("seeds", memDir: scratch.memDir)
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                // A PATH with only the host's addr2line, and a variable naming nothing: the flag wins.
+                let bin = scratch.root.appendingPathComponent("bin")
+                try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+                try FileManager.default.createSymbolicLink(atPath: bin.appendingPathComponent("addr2line").path,
+                                                           withDestinationPath: "/usr/bin/addr2line")
+                var env = E2E.cleanEnvironment()
+                env["PATH"] = bin.path
+                env["MEMDIR_ADDR2LINE"] = scratch.root.appendingPathComponent("no-such-addr2line").path
+                let leak = try location("seeds.c", "LEAK: p3")
+                let tool = "/usr/bin/aarch64-linux-gnu-addr2line"
+                let with = runProgram(try E2E.memdirPath(), ["resolve", scratch.memDir.path, "--addr2line", tool], environment: env)
+                #expect(with.exitedNormally && with.status == 0 && with.stdoutText.contains(leak) && with.stderrText.isEmpty,
+                        "\(with.statusDescription) \(with.stdoutText) \(with.stderrText)")
+                // Missing, then not executable: one line on stderr, status 18, nothing on stdout.
+                let notExecutable = scratch.root.appendingPathComponent("plain-file")
+                try Data("not a program\n".utf8).write(to: notExecutable)
+                for (value, reason) in [(scratch.root.appendingPathComponent("missing").path, "no such file"),
+                                        (notExecutable.path, "not an executable file"),
+                                        ("no-such-addr2line", "not found on PATH")] {
+                    let bad = runProgram(try E2E.memdirPath(), ["resolve", scratch.memDir.path, "--addr2line", value], environment: env)
+                    #expect(bad.exitedNormally && bad.status == 18 && bad.stdoutText.isEmpty
+                            && bad.stderrText == "memdir: error: --addr2line \(value): \(reason)\n",
+                            "\(bad.statusDescription) \(bad.stdoutText) \(bad.stderrText)")
+                }
+                // The variable's own error, when no flag overrides it.
+                let variable = runProgram(try E2E.memdirPath(), ["resolve", scratch.memDir.path], environment: env)
+                #expect(variable.exitedNormally && variable.status == 18
+                        && variable.stderrText == "memdir: error: MEMDIR_ADDR2LINE \(env["MEMDIR_ADDR2LINE"]!): no such file\n",
+                        "\(variable.statusDescription) \(variable.stderrText)")
             }
         }
 
@@ -263,6 +330,70 @@ extension EndToEnd {
                 // read from the signal frame's sigcontext (not a return address: no frame record).
                 #expect(handler < interrupted && interrupted < main, "\(frames)")
                 #expect(interrupted - handler == 3 && frames.indices.contains(handler + 2) && frames[handler + 2].hasPrefix("libc.so.6+"), "\(frames)")
+            }
+        }
+
+        @Test("aarch64 -O2 without frame pointers: every frame of each block's chain, through libc, a signal frame over a leaf, and libstdc++")
+        func optimizedChains() throws {
+            try withScratch { scratch in
+                let f = "unwind_o2.c"
+                let run = try Aarch64.run("unwind_o2", memDir: scratch.memDir)
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                let report = try resolveReport(scratch.memDir)
+                func at(_ function: String, _ marker: String) throws -> String { "\(function):\(try sourceLine(f, marker))" }
+                let want: [Int: [String]] = [
+                    24: [try at("make_buffer", "CHAIN: make_buffer"), try at("main", "CHAIN: main make_buffer")],
+                    40: [try at("by_key", "CHAIN: by_key"), "libc.so.6", try at("sort_keys", "CHAIN: sort_keys"),
+                         try at("main", "CHAIN: main sort_keys")],
+                    5: ["libc.so.6", try at("copy_name", "CHAIN: copy_name"), try at("main", "CHAIN: main copy_name")],
+                    // The trampoline (qemu-user's page: no module), then the interrupted pc in
+                    // the leaf spin, whose caller came from the signal frame's x30.
+                    64: [try at("on_signal", "CHAIN: on_signal"), "other", try at("spin", "CHAIN: spin"),
+                         try at("main", "CHAIN: main spin")],
+                ]
+                var got: [Int: [String]] = [:]
+                for group in report.leaks where group.blocks == 1 { got[group.bytes] = Aarch64.chain(group, in: f) }
+                #expect(got == want, "\(report.leaks.map { "\($0.bytes): \($0.frames)" })")
+            }
+            try withScratch { scratch in
+                let f = "unwind_o2_cxx.cpp"
+                let run = try Aarch64.run("unwind_o2_cxx", memDir: scratch.memDir)
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                let report = try resolveReport(scratch.memDir)
+                func at(_ function: String, _ marker: String) throws -> String { "\(function):\(try sourceLine(f, marker))" }
+                let main = try at("main", "CHAIN: main make_text")
+                let want: [Int: [String]] = [
+                    32: [try at("make_text", "CHAIN: make_text new"), main],
+                    // append's inline part (basic_string.h), then its out-of-line part in the library.
+                    61: ["libstdc++.so.6", "basic_string.h", try at("make_text", "CHAIN: make_text append"), main],
+                ]
+                var got: [Int: [String]] = [:]
+                for group in report.leaks where group.blocks == 1 { got[group.bytes] = Aarch64.chain(group, in: f) }
+                #expect(got == want, "\(report.leaks.map { "\($0.bytes): \($0.frames)" })")
+            }
+        }
+
+        @Test("aarch64: the interposer's C unit tests (Examples/unit) pass, built -O2 without frame pointers, under qemu-user")
+        func unitProgram() throws {
+            try withScratch { scratch in
+                let source = InterposerStructure.sourceDirectory
+                let program = scratch.root.appendingPathComponent("interposer_unit").path
+                // Without frame pointers the unwind unit passes only with the CFI unwinder
+                // (-DMEMTRACK_UNWIND_FORCE_FP: "at least three frames: 2").
+                let arguments = ["-O2", "-g", "-fomit-frame-pointer", "-D_GNU_SOURCE", "-I", source.path,
+                                 "-I", source.appendingPathComponent("include").path,
+                                 E2E.examplesSource.appendingPathComponent("unit/interposer_unit.c").path]
+                    + InterposerUnit.sources.map { source.appendingPathComponent($0).path }
+                    + ["-o", program, "-lpthread", "-ldl", "-rdynamic"]
+                let build = runProgram(Aarch64.compiler, arguments, environment: E2E.cleanEnvironment(), timeout: 300)
+                try #require(build.exitedNormally && build.status == 0, "\(build.statusDescription):\n\(build.stderrText)")
+                let records = scratch.memDir
+                try FileManager.default.createDirectory(at: records, withIntermediateDirectories: true)
+                let run = runProgram(Aarch64.qemu, ["-L", Aarch64.sysroot, program, records.path],
+                                     environment: E2E.cleanEnvironment(), timeout: 240)
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription)\n\(run.stdoutText)\(run.stderrText)")
+                #expect(run.stdoutText.split(separator: "\n").map(String.init) == InterposerUnit.units.map { "ok \($0)" },
+                        "\(run.stdoutText)")
             }
         }
 

@@ -283,7 +283,7 @@ extension EndToEnd {
                 #expect(complete("memdir list --by=") == ["caller", "frame", "stack"])
                 #expect(complete("memdir resolve --js") == ["--json", "--json-file"])
                 #expect(complete("memdir completion ") == ["bash", "fish", "zsh"])
-                #expect(complete("memdir snapshot -") == ["--by", "--format", "--help", "--wrapper", "-o"])
+                #expect(complete("memdir snapshot -") == ["--addr2line", "--by", "--format", "--help", "--wrapper", "-o"])
             }
         }
 

@@ -1,8 +1,9 @@
 // Addr2LineChoice.swift: which addr2line reads a module file. A record made on aarch64 and read
 // on x86-64 (or the other way) names files of another machine, which the host's addr2line
-// cannot read. The file's ELF machine (e_machine) picks the tool: MEMDIR_ADDR2LINE when set,
-// then the cross binutils' `<triple>-addr2line`, then `llvm-addr2line` (reads every machine),
-// then a plain `addr2line` whose --help lists the machine's target (binutils-multiarch).
+// cannot read. The file's ELF machine (e_machine) picks the tool: `--addr2line` when given, else
+// MEMDIR_ADDR2LINE when set (either one for every machine), then the cross binutils'
+// `<triple>-addr2line`, then `llvm-addr2line` (reads every machine), then a plain `addr2line`
+// whose --help lists the machine's target (binutils-multiarch).
 
 /// An ELF machine memdir knows how to pick an addr2line for.
 public struct ELFMachine: Equatable, Hashable, Sendable {
@@ -43,9 +44,21 @@ enum Addr2LineChoice {
         return value
     }
 
-    /// An addr2line that reads `machine`'s files, or nil when none is installed.
-    static func tool(for machine: ELFMachine, host: String) -> String? {
-        if let value = override { return findExecutable(value).flatMap { $0.executable ? $0.path : nil } }
+    /// The executable a chosen addr2line names (`setting` says who chose it: `--addr2line` or
+    /// MEMDIR_ADDR2LINE), or status 18 when there is none.
+    static func usable(_ value: String, setting: String) throws(MemdirError) -> String {
+        guard let found = findExecutable(value) else {
+            throw .addr2lineUnusable(value: value, setting: setting,
+                                     reason: value.contains("/") ? "no such file" : "not found on PATH")
+        }
+        guard found.executable else { throw .addr2lineUnusable(value: value, setting: setting, reason: "not an executable file") }
+        return found.path
+    }
+
+    /// An addr2line that reads `machine`'s files, or nil when none is installed. `chosen` is the
+    /// one `--addr2line` named (MEMDIR_ADDR2LINE's when nil).
+    static func tool(for machine: ELFMachine, host: String, chosen: String? = nil) -> String? {
+        if let value = chosen ?? override { return findExecutable(value).flatMap { $0.executable ? $0.path : nil } }
         if machine == ELFMachine.host { return host }
         for name in ["\(machine.triple)-addr2line", "llvm-addr2line"] {
             if let found = findExecutable(name), found.executable { return found.path }

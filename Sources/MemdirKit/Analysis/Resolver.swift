@@ -24,15 +24,29 @@ public struct Symbol: Equatable, Sendable {
 
 public struct Addr2Line: Sendable {
     public var executable: String
+    /// The addr2line `--addr2line` named, used for every machine's modules (nil: the choice of
+    /// Addr2LineChoice, MEMDIR_ADDR2LINE first).
+    public var chosen: String?
 
-    /// Finds addr2line on PATH, or MEMDIR_ADDR2LINE's (status 7 when missing). Modules of
-    /// another machine get theirs in symbolize(modules:) (Addr2LineChoice.swift).
-    public static func locate() throws(MemdirError) -> Addr2Line {
-        guard let found = findExecutable(Addr2LineChoice.override ?? "addr2line"), found.executable else { throw .addr2lineMissing }
+    /// The addr2line `--addr2line` names (`explicit`), else MEMDIR_ADDR2LINE's, else the one on
+    /// PATH: status 18 when the first two name no executable, 7 when there is none on PATH.
+    /// Modules of another machine get theirs in symbolize(modules:) (Addr2LineChoice.swift).
+    public static func locate(explicit: String? = nil) throws(MemdirError) -> Addr2Line {
+        if let explicit {
+            let path = try Addr2LineChoice.usable(explicit, setting: "--addr2line")
+            return Addr2Line(executable: path, chosen: path)
+        }
+        if let value = Addr2LineChoice.override {
+            return Addr2Line(executable: try Addr2LineChoice.usable(value, setting: "MEMDIR_ADDR2LINE"))
+        }
+        guard let found = findExecutable("addr2line"), found.executable else { throw .addr2lineMissing }
         return Addr2Line(executable: found.path)
     }
 
-    public init(executable: String) { self.executable = executable }
+    public init(executable: String, chosen: String? = nil) {
+        self.executable = executable
+        self.chosen = chosen
+    }
 
     /// Symbolizes `offsets` (already adjusted; what addr2line takes) in the module file `path`.
     /// Offsets with no debug info map to an empty array or to symbols with nil fields.
@@ -115,7 +129,7 @@ public struct Addr2Line: Sendable {
             guard let machine = ELFMachine.of(path: entry.key), machine != ELFMachine.host else {
                 return (entry.key, entry.value.sorted(), self, nil)
             }
-            if tools[machine] == nil { tools[machine] = .some(Addr2LineChoice.tool(for: machine, host: executable)) }
+            if tools[machine] == nil { tools[machine] = .some(Addr2LineChoice.tool(for: machine, host: executable, chosen: chosen)) }
             guard let tool = tools[machine] ?? nil else { return (entry.key, [], nil, Addr2LineChoice.missing(machine)) }
             return (entry.key, entry.value.sorted(), Addr2Line(executable: tool), nil)
         }

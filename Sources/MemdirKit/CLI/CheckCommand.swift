@@ -7,7 +7,7 @@
 public struct CheckCommand: Command {
     public static let name = "check"
     public static let summary = "Ask a running process for a leak check now and print what is lost at that moment."
-    public static let usage = "memdir check PID|DIR [--timeout AGE] [--json] [--binary PATH] [--by caller|frame|stack] [--wrapper NAME]... [--show-leak-kinds KINDS] [--suppressions FILE]..."
+    public static let usage = "memdir check PID|DIR [--timeout AGE] [--json] [--binary PATH] [--addr2line PATH] [--by caller|frame|stack] [--wrapper NAME]... [--show-leak-kinds KINDS] [--suppressions FILE]..."
     public static let discussion = """
         PID is a process running under libmemtrack.so; DIR is a MEM_DIR (every running process in it is asked)
         or one run directory. The tracker answers from its writer thread, so a process with MEM_SETTLE_MS=0
@@ -18,6 +18,7 @@ public struct CheckCommand: Command {
         OptionSpec("--timeout", value: "AGE", help: "How long to wait for the answer (default 10s)."),
         OptionSpec("--binary", value: "PATH", help: "Resolve the main executable's frames in PATH (it must be the program that ran: same build-id)."),
         OptionSpec("--ignore-build-id", help: "Use --binary even when its build-id is not the one recorded."),
+        Addr2LineFlag.option,
     ]
 
     public var target: String
@@ -26,6 +27,7 @@ public struct CheckCommand: Command {
     public var ignoreBuildID = false
     public var flags: ReportFlags
     public var leakFlags: LeakFlags
+    public var addr2line: Addr2LineFlag
 
     public init(_ a: ParsedArguments) throws(MemdirError) {
         guard a.positionals.count <= 1 else { throw .usage("unexpected argument '\(a.positionals[1])'") }
@@ -36,9 +38,11 @@ public struct CheckCommand: Command {
         ignoreBuildID = a.flag("--ignore-build-id")
         flags = try ReportFlags(a)
         leakFlags = try LeakFlags(a)
+        addr2line = Addr2LineFlag(a)
     }
 
     public func run(_ console: Console) throws(MemdirError) -> Int32 {
+        let tool = try addr2line.given()
         let runs = try LiveTarget.runDirectories(target)
         let running = runs.filter { ProcessStats.readStatus($0)?.state == "running" }
         guard !running.isEmpty else {
@@ -51,6 +55,7 @@ public struct CheckCommand: Command {
         var options = ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: true, binary: binary,
                                     leaks: try leakFlags.leakOptions())
         options.ignoreBuildID = ignoreBuildID
+        if let tool { options.addr2line = tool }
         for (run, answer) in answers { options.leakCheckNames[baseName(run)] = baseName(answer.file) }
         var report = try ReportPipeline(options).report(running.count == 1 ? running[0] : target)
         report.processes = report.processes.filter { p in running.contains { baseName($0) == p.name } }

@@ -106,6 +106,31 @@ public struct BinaryFlags: Sendable {
     }
 }
 
+/// `--addr2line PATH`: the addr2line for every module, whatever its machine; over MEMDIR_ADDR2LINE.
+public struct Addr2LineFlag: Sendable {
+    public static let option = OptionSpec("--addr2line", value: "PATH",
+        help: "Resolve with this addr2line (a path or a name on PATH), for every machine's modules; over MEMDIR_ADDR2LINE.")
+
+    public var value: String?
+
+    public init(_ a: ParsedArguments) { value = a.value("--addr2line") }
+
+    /// The addr2line named, checked (status 18 when it names no executable); nil when not given.
+    public func given() throws(MemdirError) -> Addr2Line? {
+        try value.map { (v: String) throws(MemdirError) in try Addr2Line.locate(explicit: v) }
+    }
+
+    /// For the commands that go on unresolved without addr2line: the tool, or nil after
+    /// `warning`. A `--addr2line` that names no executable is an error all the same.
+    public func locate(_ console: Console, warning: String) throws(MemdirError) -> Addr2Line? {
+        if let tool = try given() { return tool }
+        do { return try Addr2Line.locate() } catch {
+            console.warning(error == .addr2lineMissing ? warning : "\(error.description): locations are not resolved")
+            return nil
+        }
+    }
+}
+
 /// Prints the record problems of every process once each (and how many more there were); the
 /// status of the worst: unsupported version, then malformed, then unreadable.
 func reportProblems(_ report: Report, console: Console) -> Int32 {

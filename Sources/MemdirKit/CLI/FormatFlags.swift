@@ -132,11 +132,13 @@ public struct FormatFlags: Sendable {
 
     /// `memdir snapshot [DIR|PID] --format pprof [-o FILE]`: the live set of every kind, by whole
     /// stack, resolved when addr2line is found.
-    static func snapshotPprof(target: String, output: String?, rules: WrapperRules, console: Console) throws(MemdirError) -> Int32 {
+    static func snapshotPprof(target: String, output: String?, rules: WrapperRules, addr2line flag: Addr2LineFlag,
+                              console: Console) throws(MemdirError) -> Int32 {
+        let chosen = try flag.given()
         let directory = try snapshotDirectory(target)
         let taken = BlockAge.nowUnixMs()
-        let addr2line = try? Addr2Line.locate()
-        if addr2line == nil { console.warning("addr2line not found on PATH: the profile's locations are not resolved") }
+        var addr2line = chosen
+        if addr2line == nil { addr2line = try flag.locate(console, warning: "addr2line not found on PATH: the profile's locations are not resolved") }
         let report = try ReportPipeline(ReportOptions(
             grouping: .stack, rules: rules, resolve: addr2line != nil, addr2line: addr2line,
             leaks: LeakOptions(shownKinds: Set(LeakKind.classified)))).report(directory)

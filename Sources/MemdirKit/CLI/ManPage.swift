@@ -31,7 +31,7 @@ public enum Environment {
         Variable(name: "MEM_BACKLOG", defaultValue: "134217728", meaning: "Bytes of memory for records waiting for the writer thread; 0: no backlog."),
         // Read by memdir.
         Variable(name: "MEMDIR_LIBRARY", defaultValue: nil, meaning: "The libmemtrack.so memdir run loads, instead of the one found beside the memdir executable."),
-        Variable(name: "MEMDIR_ADDR2LINE", defaultValue: nil, meaning: "The addr2line (a path or a name on PATH) for the modules of another machine's records, e.g. aarch64 records read on x86-64."),
+        Variable(name: "MEMDIR_ADDR2LINE", defaultValue: nil, meaning: "The addr2line (a path or a name on PATH) for the modules of another machine's records, e.g. aarch64 records read on x86-64; the --addr2line option wins over it."),
         Variable(name: "TMPDIR", defaultValue: nil, meaning: "Where memdir run makes its records directory when set (else /dev/shm, else /tmp)."),
         Variable(name: "PATH", defaultValue: nil, meaning: "Where addr2line (binutils) is looked for, to resolve locations, and the program of memdir run."),
         Variable(name: "NO_COLOR", defaultValue: nil, meaning: "When set and not empty, no colour in the text output (as --color=never)."),
@@ -50,6 +50,7 @@ public enum ManPage {
             (.malformedRecord(path: "", reason: ""), "A record is malformed or truncated (the report of what parsed is printed first)."),
             (.unsupportedVersion(path: "", version: ""), "A record's or file's format version is not supported, or a file is not of the kind expected (a report given as a snapshot)."),
             (.addr2lineMissing, "addr2line was not found on PATH."),
+            (.addr2lineUnusable(value: "", setting: "", reason: ""), "--addr2line (or MEMDIR_ADDR2LINE) names no executable file."),
             (.libraryNotFound(searched: []), "libmemtrack.so was not found (run)."),
             (.suppressionsUnreadable(path: "", reason: ""), "A --suppressions file cannot be read."),
             (.malformedSuppressions(path: "", line: 0, reason: ""), "A --suppressions file is malformed (the line is named)."),

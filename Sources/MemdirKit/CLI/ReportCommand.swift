@@ -4,7 +4,7 @@
 public struct ReportCommand: Command {
     public static let name = "report"
     public static let summary = "Write the resolved report as one self-contained HTML page with an icicle graph."
-    public static let usage = "memdir report [DIR] --html FILE [--snapshot FILE]... [--history FILE] [--binary PATH] [--by caller|frame|stack] [--wrapper NAME]..."
+    public static let usage = "memdir report [DIR] --html FILE [--snapshot FILE]... [--history FILE] [--binary PATH] [--addr2line PATH] [--by caller|frame|stack] [--wrapper NAME]..."
     public static let discussion = """
         DIR (default ./mem) is a MEM_DIR or one run directory. The page needs no network: style, script and
         data are inline. Snapshots (memdir snapshot) and a watch history (memdir watch --json > FILE) add a
@@ -18,6 +18,7 @@ public struct ReportCommand: Command {
         OptionSpec("--ignore-build-id", help: "Use --binary even when its build-id is not the one recorded."),
         OptionSpec("--by", value: "caller|frame|stack", help: "Grouping of the text report (default frame)."),
         OptionSpec("--wrapper", value: "NAME", repeatable: true, help: "Also treat function NAME (or prefix NAME*) as an allocation wrapper."),
+        Addr2LineFlag.option,
     ]
 
     public var directory: String
@@ -27,9 +28,11 @@ public struct ReportCommand: Command {
     public var binary: String?
     public var ignoreBuildID = false
     public var flags: ReportFlags
+    public var addr2lineFlag: Addr2LineFlag
 
     public init(_ a: ParsedArguments) throws(MemdirError) {
         directory = try a.onlyPositional(default: "./mem")
+        addr2lineFlag = Addr2LineFlag(a)
         guard let html = a.value("--html") else { throw .usage("missing '--html FILE'") }
         self.html = html
         snapshots = a.all("--snapshot")
@@ -41,7 +44,8 @@ public struct ReportCommand: Command {
 
     public func run(_ console: Console) throws(MemdirError) -> Int32 {
         // Every live block, still reachable ones included, for the icicle ("all live blocks").
-        let addr2line = try Addr2Line.locate()
+        let addr2line: Addr2Line
+        if let chosen = try addr2lineFlag.given() { addr2line = chosen } else { addr2line = try Addr2Line.locate() }
         var stackOptions = ReportOptions(grouping: .stack, rules: flags.rules, resolve: true, binary: binary, addr2line: addr2line,
                                          leaks: LeakOptions(shownKinds: Set(LeakKind.allCases)))
         stackOptions.ignoreBuildID = ignoreBuildID
@@ -49,7 +53,7 @@ public struct ReportCommand: Command {
         let flame = HTMLReport.flame(stacks)
         let kinds = Set(stacks.processes.flatMap { $0.leaks.map(\.kind) })
         // The text report lists the kinds resolve lists by default, regrouped the way the user asked.
-        let options = ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: true, binary: binary)
+        let options = ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: true, binary: binary, addr2line: addr2line)
         for i in stacks.processes.indices {
             let shown = stacks.processes[i].leaks.filter { $0.kind == .notClassified || LeakOptions.defaultShown.contains($0.kind) }
             stacks.processes[i].leaks = ReportBuilder.regroup(shown, options: options)

@@ -8,7 +8,7 @@
 public struct RunCommand: Command {
     public static let name = "run"
     public static let summary = "Run a program under libmemtrack.so and print the resolved report."
-    public static let usage = "memdir run [--dir DIR] [--keep] [--trace-children yes|no] [--trace-children-skip PATTERNS] [--error-exitcode N] [--errors-for-leak-kinds KINDS] [--json-file FILE] [--json-fd N] [--by caller|frame|stack] [--binary PATH [--ignore-build-id]] [--show-leak-kinds KINDS] [--suppressions FILE]... [--gen-suppressions] [--show-below-main yes|no] [--default-suppressions yes|no] [--xml-file FILE] [--xml-fd N] [--sarif-file FILE] [--source-root DIR] [--color auto|always|never] [--] PROGRAM [ARGS...]"
+    public static let usage = "memdir run [--dir DIR] [--keep] [--trace-children yes|no] [--trace-children-skip PATTERNS] [--error-exitcode N] [--errors-for-leak-kinds KINDS] [--json-file FILE] [--json-fd N] [--by caller|frame|stack] [--binary PATH [--ignore-build-id]] [--addr2line PATH] [--show-leak-kinds KINDS] [--suppressions FILE]... [--gen-suppressions] [--show-below-main yes|no] [--default-suppressions yes|no] [--xml-file FILE] [--xml-fd N] [--sarif-file FILE] [--source-root DIR] [--color auto|always|never] [--] PROGRAM [ARGS...]"
     public static let discussion = """
         The report goes to stderr; the program's own stdout and stderr are left alone. For JSON, use --json-file FILE or
         --json-fd N (e.g. `3>&1 >/dev/null --json-fd 3 | jq`): --json alone would mix it with what the program prints.
@@ -21,6 +21,7 @@ public struct RunCommand: Command {
         program's own.
         """
     public static let options = ReportFlags.options + LeakFlags.options + BinaryFlags.options() + FormatFlags.options + [
+        Addr2LineFlag.option,
         OptionSpec("--dir", value: "DIR", help: "Write the records to DIR, which must be empty or not exist (kept)."),
         OptionSpec("--keep", help: "Keep the records directory even when the run found nothing."),
         OptionSpec("--trace-children", value: "yes|no", help: "Also trace the processes the program starts (default no: only the program, through its own execs)."),
@@ -41,6 +42,7 @@ public struct RunCommand: Command {
     public var flags: ReportFlags
     public var leakFlags: LeakFlags
     public var binary: BinaryFlags
+    public var addr2lineFlag: Addr2LineFlag
     public var formats: FormatFlags
     public var directory: String?
     public var keep: Bool
@@ -61,6 +63,7 @@ public struct RunCommand: Command {
         }
         leakFlags = try LeakFlags(a)
         binary = BinaryFlags(a)
+        addr2lineFlag = Addr2LineFlag(a)
         formats = try FormatFlags(a)
         errorKinds = try LeakFlags.kinds(a, "--errors-for-leak-kinds") ?? Self.defaultErrorKinds
         directory = a.value("--dir")
@@ -141,7 +144,7 @@ public struct RunCommand: Command {
     public func run(_ console: Console) throws(MemdirError) -> Int32 {
         var environment = currentEnvironment()
         let library = try Self.findLibrary(environment: environment)
-        // Bad suppressions, --json-file, --json-fd or --binary fail before the program runs.
+        // Bad suppressions, --json-file, --json-fd, --binary or --addr2line fail before the program runs.
         let leaks = try leakFlags.leakOptions()
         var jsonFile: JSONFile?
         if let fd = jsonFD {
@@ -150,6 +153,7 @@ public struct RunCommand: Command {
             jsonFile = try JSONFile(path)
         }
         if let path = binary.binary { _ = try BuildID.read(path: path) }
+        let chosenAddr2line = try addr2lineFlag.given()
         let outputs = try formats.open()
         guard let found = findExecutable(program[0], path: environment["PATH"]) else {
             throw .programNotFound(program[0])
@@ -168,13 +172,9 @@ public struct RunCommand: Command {
 
         let status = try Self.spawnAndWait(path: found.path, argv: program, environment: environment)
 
-        var resolve = true
-        var addr2line: Addr2Line?
-        do { addr2line = try Addr2Line.locate() } catch {
-            console.warning("addr2line not found on PATH: locations are not resolved")
-            resolve = false
-        }
-        var options = ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: resolve, addr2line: addr2line, leaks: leaks)
+        var addr2line = chosenAddr2line
+        if addr2line == nil { addr2line = try addr2lineFlag.locate(console, warning: "addr2line not found on PATH: locations are not resolved") }
+        var options = ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: addr2line != nil, addr2line: addr2line, leaks: leaks)
         binary.apply(to: &options)
         var report = try ReportPipeline(options).report(dir)
         let untracedExecs = report.removeProcessesReplacedByUntracedExec()

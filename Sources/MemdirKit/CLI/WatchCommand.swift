@@ -6,7 +6,7 @@
 public struct WatchCommand: Command {
     public static let name = "watch"
     public static let summary = "Watch running processes live: heap, peak, allocation rate, growing groups."
-    public static let usage = "memdir watch [DIR|PID] [--interval AGE] [--count N] [--rescan N] [--top N] [--json] [--by caller|frame|stack]"
+    public static let usage = "memdir watch [DIR|PID] [--interval AGE] [--count N] [--rescan N] [--top N] [--json] [--by caller|frame|stack] [--addr2line PATH]"
     public static let discussion = """
         DIR (default ./mem) is a MEM_DIR or one run directory; PID is a process running under libmemtrack.so
         (found through MEM_DIR in /proc/PID/environ). On a terminal the view is redrawn in place; q or Ctrl-C
@@ -21,6 +21,7 @@ public struct WatchCommand: Command {
         OptionSpec("--json", help: "JSON lines (schema memdir-watch/1), never a screen."),
         OptionSpec("--by", value: "caller|frame|stack", help: "How groups are formed (default frame)."),
         OptionSpec("--wrapper", value: "NAME", repeatable: true, help: "Also treat function NAME (or prefix NAME*) as an allocation wrapper."),
+        Addr2LineFlag.option,
     ]
 
     public var target: String
@@ -29,6 +30,7 @@ public struct WatchCommand: Command {
     public var rescan: Int
     public var top: Int
     public var flags: ReportFlags
+    public var addr2lineFlag: Addr2LineFlag
 
     public init(_ a: ParsedArguments) throws(MemdirError) {
         target = try a.onlyPositional(default: "./mem")
@@ -43,11 +45,13 @@ public struct WatchCommand: Command {
         rescan = try count("--rescan", min: 0) ?? 5
         top = try count("--top", min: 1) ?? 10
         flags = try ReportFlags(a)
+        addr2lineFlag = Addr2LineFlag(a)
     }
 
     public func run(_ console: Console) throws(MemdirError) -> Int32 {
+        let chosen = try addr2lineFlag.given()
         let watches = try LiveTarget.runDirectories(target).map { ProcessWatch(runDirectory: $0) }
-        let addr2line = try? Addr2Line.locate()
+        let addr2line = chosen ?? (try? Addr2Line.locate())
         let screen = !flags.json && isTerminal(1) && (environmentValue("TERM") ?? "dumb") != "dumb"
         let keyboard = screen ? TerminalKeys() : nil
         defer { keyboard?.restore() }

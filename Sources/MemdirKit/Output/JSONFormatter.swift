@@ -214,6 +214,7 @@ extension MemdirError {
         case .noCounters(let p), .processNotRunning(let p, _), .checkTimedOut(let p, _): p
         case .binaryUnreadable(let p, _), .binaryMismatch(let p, _, _, _): p
         case .wrongFileKind(let p, _, _, _): p
+        case .addr2lineUnusable(let p, _, _): p
         case .usage, .addr2lineMissing, .libraryNotFound, .processNotTraced: nil
         }
     }

@@ -16,6 +16,8 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
     case unsupportedVersion(path: String, version: String)
     /// addr2line is not on PATH. Status 7.
     case addr2lineMissing
+    /// `--addr2line` or MEMDIR_ADDR2LINE names no executable file. Status 18.
+    case addr2lineUnusable(value: String, setting: String, reason: String)
     /// libmemtrack.so was not found (run). Status 8.
     case libraryNotFound(searched: [String])
     /// The program exists but cannot be executed. Status 126.
@@ -54,6 +56,7 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
         case .malformedRecord: 5
         case .unsupportedVersion: 6
         case .addr2lineMissing: 7
+        case .addr2lineUnusable: 18
         case .libraryNotFound: 8
         case .suppressionsUnreadable: 9
         case .malformedSuppressions: 10
@@ -80,6 +83,7 @@ public enum MemdirError: Error, Equatable, CustomStringConvertible, Sendable {
         case .unsupportedVersion(let path, let version):
             "record format version \(version) is not supported (expected memtrack/1) in \(path)"
         case .addr2lineMissing: "addr2line not found on PATH (install binutils)"
+        case .addr2lineUnusable(let value, let setting, let reason): "\(setting) \(value): \(reason)"
         case .libraryNotFound(let searched):
             "libmemtrack.so not found (looked at \(searched.joined(separator: ", ")); set MEMDIR_LIBRARY"
         case .programNotExecutable(let path, let reason): "cannot execute \(path): \(reason.lowercasedFirst)"

@@ -93,4 +93,83 @@ static inline uintptr_t memtrack_signal_frame_pc(uintptr_t record, uintptr_t lo,
     }
 }
 
+
+/* ---- The DWARF unwinder (unwind.c) ----
+ * DWARF register numbers of AAPCS64: the frame pointer x29, the stack pointer sp (31). The
+ * return address column is the link register x30 (the CIE says so). */
+#define MEMTRACK_DW_FP 29
+#define MEMTRACK_DW_SP 31
+/* bl leaves the return address in x30: a function saves it (with x29, usually as a pair at the
+ * bottom of its frame) before it calls, so at a return address it is on the stack, anywhere in
+ * a frame of any size (gcc 12: x30 at CFA - 70024 in a function with a 70000-byte array). Only
+ * the code a signal interrupted may still have it in x30, read from the signal frame. So the
+ * packed rule keeps the return address's offset relative to x29's (8 apart in a pair), or
+ * alone in x29's field when x29 is not saved. */
+#define MEMTRACK_RA_IN_REGISTER 1
+#define MEMTRACK_RA_PACKED_FROM_FP 1
+/* Return addresses signed with pointer authentication (-mbranch-protection) carry the code
+ * in the bits above the 48-bit user address space. */
+#define memtrack_code_address(a) ((a) & (((uintptr_t)1 << 48) - 1))
+/* qemu-user's trampoline lies in no object (no CFI, code not known to be mapped): a frame with
+ * no CFI is read as a signal frame when its sigcontext's FPSIMD record is where it must be. */
+#define MEMTRACK_SIGFRAME_SELF_CHECKED 1
+
+/* The per-thread rule cache's 16-byte entries. A load pair is one instruction (an interrupt
+ * completes or restarts it); a store writes the key last, after clearing it, so a signal
+ * handler on this thread sees the old entry, an empty one or the new one, never a mix. */
+typedef unsigned __int128 memtrack_word16;
+static inline memtrack_word16 memtrack_load16(const void *from) {
+    uint64_t lo, hi;
+    __asm__ volatile("ldp %0, %1, [%2]" : "=r"(lo), "=r"(hi) : "r"(from) : "memory");
+    return (memtrack_word16)hi << 64 | lo;
+}
+static inline void memtrack_store16(void *to, memtrack_word16 v) {
+    __asm__ volatile("str xzr, [%0]\n\tstr %2, [%0, #8]\n\tstr %1, [%0]"
+                     : : "r"(to), "r"((uint64_t)v), "r"((uint64_t)(v >> 64)) : "memory");
+}
+#define memtrack_zero16() ((memtrack_word16)0)
+
+/* The thread pointer (TPIDR_EL0): glibc's TCB, right above the struct pthread at the top of the
+ * thread's stack block (static TLS above it), so [sp, thread pointer) is the live stack. */
+static inline uintptr_t memtrack_thread_pointer(void) {
+    return (uintptr_t)__builtin_thread_pointer();
+}
+
+/* The signal trampoline (the vDSO's __kernel_rt_sigreturn, qemu-user's page):
+ * mov x8, #139 (rt_sigreturn); svc #0. */
+#define MEMTRACK_SIGRETURN_BYTES 8
+static inline int memtrack_is_sigreturn(const uint8_t *code) {
+    static const uint8_t sigreturn[MEMTRACK_SIGRETURN_BYTES] = {0x68, 0x11, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4};
+    for (int i = 0; i < MEMTRACK_SIGRETURN_BYTES; i++)
+        if (code[i] != sigreturn[i]) return 0;
+    return 1;
+}
+
+/* The interrupted registers of the signal frame a handler returns through. The handler's CFA
+ * is the sp the kernel gave it: the rt_sigframe, siginfo (128 bytes) then the ucontext, whose
+ * uc_mcontext at 176 holds x0-x30, sp, pc (the layout above, MEMTRACK_SIGFRAME_CONTEXT). The
+ * FPSIMD record's header must start __reserved. The interrupted code may be a leaf whose
+ * return address is still in x30 (lr). 0 when it is not there or outside [lo, hi). */
+struct memtrack_interrupted { uintptr_t pc, sp, fp, lr; };
+static inline int memtrack_signal_frame(uintptr_t sp, uintptr_t lo, uintptr_t hi, struct memtrack_interrupted *out) {
+    uintptr_t context = sp + 128 + 176;
+    if (context < lo || context + 37 * 8 > hi || (context & 15)) return 0;
+    const uint64_t *w = (const uint64_t *)context;   /* fault_address, then x0..x30 at 1..31 */
+    if (w[36] != MEMTRACK_FPSIMD_HEADER) return 0;
+    out->fp = w[30], out->lr = w[31], out->sp = w[32], out->pc = w[33];
+    return 1;
+}
+
+/* The entry stub of memtrack_unwind: the caller's exact pc (x30, our return address), sp and
+ * frame pointer (untouched by a call), then a tail branch so that `from` returns to our caller.
+ * bti c (a hint: a no-op without BTI) lets indirect calls land here in BTI-enforcing programs. */
+#define MEMTRACK_UNWIND_ENTRY(name, from)                                                    \
+    __asm__(".text\n.globl " name "\n.hidden " name "\n.type " name ", %function\n"           \
+            ".p2align 4\n" name ":\n.cfi_startproc\n"                                         \
+            "hint #34\n"                /* bti c */                                           \
+            "mov x2, x30\n"             /* pc: our return address, inside the caller */       \
+            "mov x3, sp\n"              /* sp: the caller's */                                \
+            "mov x4, x29\n"             /* fp: the caller's */                                \
+            "b " from "\n.cfi_endproc\n.size " name ", .-" name "\n")
+
 #endif

@@ -65,4 +65,77 @@ static inline uintptr_t memtrack_signal_frame_pc(uintptr_t record, uintptr_t lo,
     return 0;
 }
 
+/* ---- The DWARF unwinder (unwind.c) ----
+ * DWARF register numbers of the psABI: the frame pointer rbp, the stack pointer rsp. */
+#define MEMTRACK_DW_FP 6
+#define MEMTRACK_DW_SP 7
+/* A call pushes the return address: at every return address it is on the stack (CFA - 8), so
+ * the walk never reads it from a register, and its offset packs on its own in 8 bits. */
+#define MEMTRACK_RA_IN_REGISTER 0
+#define MEMTRACK_RA_PACKED_FROM_FP 0
+/* Return addresses are plain addresses (no pointer authentication). */
+#define memtrack_code_address(a) (a)
+/* A signal trampoline is found by its code (note_signal_return) before its frame is read. */
+#define MEMTRACK_SIGFRAME_SELF_CHECKED 0
+
+/* The per-thread rule cache moves 16-byte entries with one SSE instruction: compilers split a
+ * vector load into two scalar ones, and a signal handler unwinding on this thread between them
+ * could see the key of one rule and the offsets of another. */
+#include <emmintrin.h>
+typedef __m128i memtrack_word16;
+static inline memtrack_word16 memtrack_load16(const void *from) {
+    __m128i v;
+    __asm__ volatile("movdqa %1, %0" : "=x"(v) : "m"(*(const __m128i *)from));
+    return v;
+}
+static inline void memtrack_store16(void *to, memtrack_word16 v) {
+    __asm__ volatile("movdqa %1, %0" : "=m"(*(__m128i *)to) : "x"(v));
+}
+#define memtrack_zero16() _mm_setzero_si128()
+
+/* The thread pointer, which glibc keeps at %fs:0: its struct pthread, at the top of the
+ * thread's stack block. */
+static inline uintptr_t memtrack_thread_pointer(void) {
+    uintptr_t self;
+    __asm__("movq %%fs:0, %0" : "=r"(self));
+    return self;
+}
+
+/* The signal trampoline, glibc's __restore_rt: mov $15, %rax (rt_sigreturn); syscall. */
+#define MEMTRACK_SIGRETURN_BYTES 9
+static inline int memtrack_is_sigreturn(const uint8_t *code) {
+    static const uint8_t restore_rt[MEMTRACK_SIGRETURN_BYTES] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
+    for (int i = 0; i < MEMTRACK_SIGRETURN_BYTES; i++)
+        if (code[i] != restore_rt[i]) return 0;
+    return 1;
+}
+
+/* The interrupted registers of the signal frame a handler returns through, read from the
+ * ucontext the kernel put at the handler's CFA: uc_flags, uc_link, uc_stack (24 bytes), then
+ * uc_mcontext.gregs[], indexed by REG_RBP (10), REG_RSP (15), REG_RIP (16). The link register
+ * is not used here (lr stays 0). 0 when the frame lies outside [lo, hi). */
+struct memtrack_interrupted { uintptr_t pc, sp, fp, lr; };
+static inline int memtrack_signal_frame(uintptr_t sp, uintptr_t lo, uintptr_t hi, struct memtrack_interrupted *out) {
+    uintptr_t gregs = sp + 40;
+    if (gregs < lo || gregs + 17 * 8 > hi || (gregs & 7)) return 0;
+    const uintptr_t *registers = (const uintptr_t *)gregs;
+    out->pc = registers[16], out->sp = registers[15], out->fp = registers[10], out->lr = 0;
+    return 1;
+}
+
+/* The entry stub of memtrack_unwind: the caller's exact pc (our return address), sp (once we
+ * have returned) and frame pointer, then a tail jump so that `from` returns to our caller. */
+#ifdef __CET__
+#define MEMTRACK_ENDBR "endbr64\n"
+#else
+#define MEMTRACK_ENDBR ""
+#endif
+#define MEMTRACK_UNWIND_ENTRY(name, from)                                                    \
+    __asm__(".text\n.globl " name "\n.hidden " name "\n.type " name ", @function\n"           \
+            ".p2align 4\n" name ":\n.cfi_startproc\n" MEMTRACK_ENDBR                          \
+            "movq (%rsp), %rdx\n"       /* pc: our return address, inside the caller */       \
+            "leaq 8(%rsp), %rcx\n"      /* sp: the caller's rsp once we have returned */      \
+            "movq %rbp, %r8\n"          /* fp: untouched so far, so the caller's */           \
+            "jmp " from "\n.cfi_endproc\n.size " name ", .-" name "\n")
+
 #endif
