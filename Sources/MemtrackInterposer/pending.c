@@ -100,7 +100,7 @@ static memtrack_lock pass_lock;
 atomic_int memtrack_synchronous;
 static atomic_int writer_running;        /* the doorbell: see "For the writer thread" */
 atomic_uint_fast64_t memtrack_writer_records, memtrack_program_records, memtrack_backlog_peak;
-atomic_uint_fast64_t memtrack_program_removals, memtrack_behind_blocks;
+atomic_uint_fast64_t memtrack_program_removals, memtrack_behind_blocks, memtrack_backlog_peak_bytes;
 atomic_int memtrack_slow_directory;
 static atomic_size_t backlog_bytes;      /* mapped by all shards' backlogs */
 /* The writer thread, for the leak check: it is the tracker's, never stopped or scanned. */
@@ -267,6 +267,9 @@ size_t memtrack_pending_backlog_bytes(void) { return atomic_load_explicit(&backl
  * takes one every tick, the exit flush one before it writes). */
 uint64_t memtrack_pending_sample_backlog(void) {
     uint64_t waiting = memtrack_pending_backlog_records();
+    uint64_t bytes = atomic_load_explicit(&backlog_bytes, memory_order_relaxed);
+    uint64_t peak_bytes = atomic_load_explicit(&memtrack_backlog_peak_bytes, memory_order_relaxed);
+    while (bytes > peak_bytes && !atomic_compare_exchange_weak(&memtrack_backlog_peak_bytes, &peak_bytes, bytes)) {}
     uint64_t peak = atomic_load_explicit(&memtrack_backlog_peak, memory_order_relaxed);
     while (waiting > peak && !atomic_compare_exchange_weak(&memtrack_backlog_peak, &peak, waiting)) {}
     return waiting;
@@ -803,6 +806,7 @@ void memtrack_pending_fork_child(void) {
     }
     atomic_store(&backlog_bytes, 0);
     atomic_store(&memtrack_backlog_peak, 0);
+    atomic_store(&memtrack_backlog_peak_bytes, 0);
     atomic_store(&memtrack_writer_records, 0);
     atomic_store(&memtrack_program_records, 0);
     atomic_store(&memtrack_program_removals, 0);

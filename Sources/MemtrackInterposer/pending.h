@@ -59,6 +59,8 @@ uint64_t memtrack_pending_sample_backlog(void);
 size_t memtrack_pending_backlog_bytes(void);
 /* The backlog from which the writer counts as behind (writer.c's settle policy), for status. */
 extern atomic_uint_fast64_t memtrack_behind_blocks;
+/* The most bytes the backlogs and removal queues were seen to map (at the same samples). */
+extern atomic_uint_fast64_t memtrack_backlog_peak_bytes;
 void memtrack_pending_wait_for_work(const struct timespec *tick);
 int memtrack_pending_flush_requested(void);
 void memtrack_pending_flush_helped(void);
