@@ -262,6 +262,10 @@ static void test_table(const char *scratch) {
     CHECK(atomic_load(&memtrack_backlog_peak) == 0, "backlog peak before a sample %lu", (unsigned long)atomic_load(&memtrack_backlog_peak));
     CHECK(memtrack_pending_sample_backlog() >= 60000, "backlog sample");
     CHECK(atomic_load(&memtrack_backlog_peak) >= 60000, "backlog peak %lu", (unsigned long)atomic_load(&memtrack_backlog_peak));
+    /* Tables at most 3/4 full: 64 bytes or more of memory per waiting block, all counted. */
+    CHECK(atomic_load(&memtrack_backlog_peak_bytes) >= memtrack_pending_backlog_records() * sizeof(struct memtrack_record) * 4 / 3,
+          "backlog bytes %lu for %lu blocks", (unsigned long)atomic_load(&memtrack_backlog_peak_bytes),
+          (unsigned long)memtrack_pending_backlog_records());
     int young = 0;
     memtrack_pending_visit(visit_young, &young);
     CHECK((uint64_t)young + memtrack_pending_backlog_records() == TABLE_BLOCKS, "every block in one part: %d young + %lu backlog",

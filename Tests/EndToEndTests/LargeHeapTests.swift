@@ -64,6 +64,7 @@ extension EndToEnd {
                 #expect(program > 0, "the young table holds 6,144 blocks; the rest the program wrote")
                 #expect(program + writer == 20000)
                 #expect(dir.counter("backlog-peak") == 0)
+                #expect(dir.counter("backlog-peak-bytes") == 0)
                 #expect(dir.counter("backlog-budget-bytes") == 0)
             }
         }
