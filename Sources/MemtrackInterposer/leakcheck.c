@@ -142,6 +142,7 @@ struct check {
     int copy_unavailable;                 /* process_vm_readv is not allowed here */
     int allocator_glibc;                  /* the allocator is glibc's: its chunk header is known */
     long map_hint;                        /* the mapping of the last plain load */
+    size_t find_hint;                     /* the block find_block found last */
     uintptr_t *window;                    /* WINDOW_BYTES for copied memory */
     uintptr_t main_stack_start, main_stack_end;   /* the [stack] mapping */
     /* threads */
@@ -156,18 +157,30 @@ struct check {
 
 // ---- Finding the block a word points into --------------------------------------------------------
 /* Index of the block holding address, or -1. A zero-size block is hit by its start only. */
-static long find_block(const struct check *c, uintptr_t address) {
+static long find_block(struct check *c, uintptr_t address) {
     /* The last block starting at or below address, by a binary search without branches (a
      * conditional move a step): the outcome of each comparison is random, and mispredicting
      * half of them made this search most of the exit check on perl's arenas (5M words). */
     const struct mark *m = c->marks;
     size_t n = c->count;
     if (!n) return -1;
+    /* First the block the last search found, and the next: neighbouring words often point to
+     * neighbouring blocks (an arena of headers pointing to their bodies, in order). perl's
+     * exit check: 122 -> 103 ms. */
+    size_t hint = c->find_hint;
+    if (hint + 1 < n && block_start(&m[hint]) <= address && address < block_start(&m[hint + 1])) {
+        m += hint;
+        n = 1;
+    } else if (hint + 2 < n && block_start(&m[hint + 1]) <= address && address < block_start(&m[hint + 2])) {
+        m += hint + 1;
+        n = 1;
+    }
     while (n > 1) {
         size_t half = n / 2;
         m = block_start(&m[half]) <= address ? m + half : m;
         n -= half;
     }
+    c->find_hint = (size_t)(m - c->marks);
     uintptr_t start = block_start(m);
     if (start > address) return -1;
     if (address == start || address - start < block_size(m)) return (long)(m - c->marks);
@@ -503,7 +516,7 @@ static int heuristic_accepts(struct check *c, struct mark *m, uintptr_t pointer)
 // ---- Marking -----------------------------------------------------------------------------------
 /* Allocators keep up to 23 bytes beyond the request in a block (glibc): an interior pointer
  * that near the end, or one a heuristic looks at, needs the requested size from the record. */
-static long confirm_interior(const struct check *c, long i, uintptr_t pointer) {
+static long confirm_interior(struct check *c, long i, uintptr_t pointer) {
     struct mark *m = &c->marks[i];
     if (m->word & (EXACT | LOOKED_UP)) return i;
     uintptr_t start = block_start(m);
