@@ -58,8 +58,8 @@ enum Aarch64 {
 
     /// Runs an aarch64 program under qemu-user with the aarch64 tracker preloaded in the guest
     /// (qemu's -E sets the guest's environment; the host's LD_PRELOAD would load it into qemu).
-    static func run(_ program: String, _ arguments: [String] = [], memDir: URL) throws -> RunResult {
-        let guestEnvironment = ["LD_PRELOAD=\(try path("libmemtrack-aarch64.so"))", "MEM_DIR=\(memDir.path)"]
+    static func run(_ program: String, _ arguments: [String] = [], memDir: URL, library: String? = nil) throws -> RunResult {
+        let guestEnvironment = ["LD_PRELOAD=\(try library ?? path("libmemtrack-aarch64.so"))", "MEM_DIR=\(memDir.path)"]
         return runProgram(qemu, ["-L", sysroot] + guestEnvironment.flatMap { ["-E", $0] } + [try path(program)] + arguments,
                           environment: E2E.cleanEnvironment(), currentDirectory: memDir.deletingLastPathComponent(), timeout: 120)
     }
@@ -110,6 +110,30 @@ extension EndToEnd {
             let library = try Aarch64.path("libmemtrack-aarch64.so")
             let header = try #require(FileHandle(forReadingAtPath: library)).readData(ofLength: 20)
             #expect(header.count == 20 && header[18] == 183 && header[19] == 0, "e_machine is not EM_AARCH64 (183)")
+        }
+
+        @Test("aarch64: the release's aarch64 library archive, unpacked, records a leak the x86-64 memdir resolves to its line",
+              .enabled(if: ProcessInfo.processInfo.environment["MEMDIR_RELEASE_AARCH64_ARCHIVE"] != nil
+                           || ProcessInfo.processInfo.environment["CI"] == "true",
+                       "set MEMDIR_RELEASE_AARCH64_ARCHIVE (bash .ci/release makes it next to the x86-64 archive)"))
+        func releaseLibraryArchive() throws {
+            let archive = try #require(ProcessInfo.processInfo.environment["MEMDIR_RELEASE_AARCH64_ARCHIVE"],
+                                       "CI must build it (.ci/run sets MEMDIR_RELEASE_AARCH64_ARCHIVE)")
+            #expect(FileManager.default.fileExists(atPath: archive), "\(archive) is missing")
+            try withScratch { scratch in
+                let prefix = scratch.root.appendingPathComponent("prefix")
+                try FileManager.default.createDirectory(at: prefix, withIntermediateDirectories: true)
+                let untar = runPlain("/bin/tar", ["-xzf", archive, "--strip-components=1", "-C", prefix.path])
+                #expect(untar.status == 0, "\(untar.stderrText)")
+                let library = prefix.appendingPathComponent("lib/memdir/libmemtrack.so").path
+                let header = try #require(FileHandle(forReadingAtPath: library)).readData(ofLength: 20)
+                #expect(header.count == 20 && header[18] == 183 && header[19] == 0, "e_machine is not EM_AARCH64 (183)")
+                let run = try Aarch64.run("seeds", memDir: scratch.memDir, library: library)
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                let report = try resolveReport(scratch.memDir)
+                expectResolved(report, [try location("seeds.c", "LEAK: p3"): [30]])
+                #expect(report.badFrees.map(\.kind) == ["double-free"], "\(report.badFrees.map(\.kind))")
+            }
         }
 
         @Test("aarch64: a leak and a double free at their file:line; the modules record names the machine")
