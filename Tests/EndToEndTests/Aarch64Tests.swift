@@ -90,6 +90,18 @@ enum Aarch64 {
         return result
     }
 
+    /// A clean environment whose PATH holds only the host's addr2line (Debian's reads x86 targets
+    /// only), in a `bin` folder of the scratch directory.
+    static func hostAddr2LineOnly(_ scratch: Scratch) throws -> [String: String] {
+        let bin = scratch.root.appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: bin.appendingPathComponent("addr2line").path,
+                                                   withDestinationPath: "/usr/bin/addr2line")
+        var env = E2E.cleanEnvironment()
+        env["PATH"] = bin.path
+        return env
+    }
+
     /// `expect ADDRESS KIND` lines a program printed.
     static func expectations(_ text: String) -> [String: String] {
         var result: [String: String] = [:]
@@ -121,10 +133,7 @@ extension EndToEnd {
                                        "CI must build it (.ci/run sets MEMDIR_RELEASE_AARCH64_ARCHIVE)")
             #expect(FileManager.default.fileExists(atPath: archive), "\(archive) is missing")
             try withScratch { scratch in
-                let prefix = scratch.root.appendingPathComponent("prefix")
-                try FileManager.default.createDirectory(at: prefix, withIntermediateDirectories: true)
-                let untar = runPlain("/bin/tar", ["-xzf", archive, "--strip-components=1", "-C", prefix.path])
-                #expect(untar.status == 0, "\(untar.stderrText)")
+                let prefix = try unpackArchive(archive, in: scratch)
                 let library = prefix.appendingPathComponent("lib/memdir/libmemtrack.so").path
                 let header = try #require(FileHandle(forReadingAtPath: library)).readData(ofLength: 20)
                 #expect(header.count == 20 && header[18] == 183 && header[19] == 0, "e_machine is not EM_AARCH64 (183)")
@@ -165,12 +174,7 @@ extension EndToEnd {
                 let run = try Aarch64.run("seeds", memDir: scratch.memDir)
                 #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
                 // A PATH with only the host's addr2line (Debian's reads x86 targets only).
-                let bin = scratch.root.appendingPathComponent("bin")
-                try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
-                try FileManager.default.createSymbolicLink(atPath: bin.appendingPathComponent("addr2line").path,
-                                                           withDestinationPath: "/usr/bin/addr2line")
-                var env = E2E.cleanEnvironment()
-                env["PATH"] = bin.path
+                var env = try Aarch64.hostAddr2LineOnly(scratch)
                 env.removeValue(forKey: "MEMDIR_ADDR2LINE")
                 let leak = try location("seeds.c", "LEAK: p3")
                 let without = runProgram(try E2E.memdirPath(), ["resolve", scratch.memDir.path], environment: env)
@@ -198,12 +202,7 @@ extension EndToEnd {
                 let run = try Aarch64.run("seeds", memDir: scratch.memDir)
                 #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
                 // A PATH with only the host's addr2line, and a variable naming nothing: the flag wins.
-                let bin = scratch.root.appendingPathComponent("bin")
-                try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
-                try FileManager.default.createSymbolicLink(atPath: bin.appendingPathComponent("addr2line").path,
-                                                           withDestinationPath: "/usr/bin/addr2line")
-                var env = E2E.cleanEnvironment()
-                env["PATH"] = bin.path
+                var env = try Aarch64.hostAddr2LineOnly(scratch)
                 env["MEMDIR_ADDR2LINE"] = scratch.root.appendingPathComponent("no-such-addr2line").path
                 let leak = try location("seeds.c", "LEAK: p3")
                 let tool = "/usr/bin/aarch64-linux-gnu-addr2line"

@@ -24,10 +24,7 @@ extension EndToEnd {
             let name = URL(fileURLWithPath: archive).lastPathComponent
             #expect(name.hasPrefix("memdir-") && name.hasSuffix("-linux-\(machine()).tar.gz"), "\(name)")
             try withScratch { scratch in
-                let prefix = scratch.root.appendingPathComponent("prefix")
-                try FileManager.default.createDirectory(at: prefix, withIntermediateDirectories: true)
-                let untar = runPlain("/bin/tar", ["-xzf", archive, "--strip-components=1", "-C", prefix.path])
-                #expect(untar.status == 0, "\(untar.stderrText)")
+                let prefix = try unpackArchive(archive, in: scratch)
                 let memdirPath = prefix.appendingPathComponent("bin/memdir").path
                 for file in ["bin/memdir", "lib/memdir/libmemtrack.so", "share/man/man1/memdir.1",
                              "share/bash-completion/completions/memdir", "share/zsh/site-functions/_memdir",
@@ -61,6 +58,16 @@ extension EndToEnd {
             }
         }
     }
+}
+
+/// A release archive unpacked into `prefix` in the scratch directory, as README's install
+/// command does (`tar -xzf … --strip-components=1`); the prefix.
+func unpackArchive(_ archive: String, in scratch: Scratch, sourceLocation: SourceLocation = #_sourceLocation) throws -> URL {
+    let prefix = scratch.root.appendingPathComponent("prefix")
+    try FileManager.default.createDirectory(at: prefix, withIntermediateDirectories: true)
+    let untar = runPlain("/bin/tar", ["-xzf", archive, "--strip-components=1", "-C", prefix.path])
+    #expect(untar.status == 0, "\(untar.stderrText)", sourceLocation: sourceLocation)
+    return prefix
 }
 
 private func machine() -> String {
