@@ -218,6 +218,7 @@ static void make_block(struct memtrack_block *block, int i) {
     block->address = block_address(i);
     block->size = block_size(i);
     block->sequence = (uint64_t)i + 1;
+    block->milliseconds = 1000 + (uint32_t)i / 1000;   /* 1000 .. 1069: a writer pass can split them */
     block->thread = 1;
     block->via = MEMTRACK_VIA_MALLOC;
     block->stack.depth = 2;
@@ -237,6 +238,15 @@ static int record_size(const char *directory, int i, uint64_t *size) {
     const char *field = strstr(target, " s=");
     *size = field ? strtoull(field + 3, NULL, 10) : 0;
     return 1;
+}
+
+/* The block records in the run directory. */
+static int count_records(const char *directory) {
+    DIR *listing = opendir(directory);
+    int files = 0;
+    for (struct dirent *entry; listing && (entry = readdir(listing));) files += strstr(entry->d_name, ".mem") != NULL;
+    if (listing) closedir(listing);
+    return files;
 }
 
 static void test_table(const char *scratch) {
@@ -270,11 +280,7 @@ static void test_table(const char *scratch) {
     memtrack_pending_visit(visit_young, &young);
     CHECK((uint64_t)young + memtrack_pending_backlog_records() == TABLE_BLOCKS, "every block in one part: %d young + %lu backlog",
           young, (unsigned long)memtrack_pending_backlog_records());
-    DIR *listing = opendir(directory);
-    int files = 0;
-    for (struct dirent *entry; (entry = readdir(listing));) files += strstr(entry->d_name, ".mem") != NULL;
-    closedir(listing);
-    CHECK(files == 0, "nothing written before a flush: %d records", files);
+    CHECK(count_records(directory) == 0, "nothing written before a flush: %d records", count_records(directory));
 
     /* Lookup by removal: every third block, from either part, gives back its size and stack. */
     int removed = 0, from_young = 0, from_backlog = 0;
@@ -321,13 +327,26 @@ static void test_table(const char *scratch) {
         CHECK(size == 5000 + (uint64_t)k, "collision %d still found after its neighbours went", k);
     }
 
+    /* Writer passes: one before any block is settled writes nothing (each backlog's sweep is
+     * skipped: no entry is that old); one at 1034 ms writes exactly the blocks allocated by
+     * then, from either part; the same pass again finds nothing more. */
+    memtrack_pending_writer_pass(999, UINT64_MAX, 0, 0);
+    CHECK(count_records(directory) == 0, "a pass before any block settled wrote %d records", count_records(directory));
+    int settled = 0;
+    for (int i = 0; i < TABLE_BLOCKS; i++) settled += i % 3 != 0 && 1000 + i / 1000 <= 1034;
+    memtrack_pending_writer_pass(1034, UINT64_MAX, 0, 0);
+    CHECK(count_records(directory) == settled, "a pass at 1034 ms wrote %d records, not %d", count_records(directory), settled);
+    memtrack_pending_writer_pass(1034, UINT64_MAX, 0, 0);
+    CHECK(count_records(directory) == settled, "the same pass again wrote %d records, not %d", count_records(directory), settled);
+    for (int i = 0; i < TABLE_BLOCKS; i += 997) {
+        uint64_t size = 0;
+        CHECK(record_size(directory, i, &size) == (i % 3 != 0 && 1000 + i / 1000 <= 1034), "block %d after the pass at 1034 ms", i);
+    }
+
     /* Flush: exactly the blocks still in the table become records, with their sizes. */
     memtrack_pending_flush(0);
     CHECK(memtrack_pending_backlog_records() == 0, "the backlog is empty after a flush");
-    listing = opendir(directory);
-    files = 0;
-    for (struct dirent *entry; (entry = readdir(listing));) files += strstr(entry->d_name, ".mem") != NULL;
-    closedir(listing);
+    int files = count_records(directory);
     CHECK(files == TABLE_BLOCKS - removed, "%d records for %d blocks", files, TABLE_BLOCKS - removed);
     for (int i = 0; i < TABLE_BLOCKS; i++) {
         uint64_t size = 0;
