@@ -120,10 +120,11 @@ public struct Addr2LineFlag: Sendable {
         try value.map { (v: String) throws(MemdirError) in try Addr2Line.locate(explicit: v) }
     }
 
-    /// For the commands that go on unresolved without addr2line: the tool, or nil after
-    /// `warning`. A `--addr2line` that names no executable is an error all the same.
-    public func locate(_ console: Console, warning: String) throws(MemdirError) -> Addr2Line? {
-        if let tool = try given() { return tool }
+    /// For the commands that go on unresolved without addr2line: `chosen` (what given() returned,
+    /// checked before any work, so a bad `--addr2line` is an error), else MEMDIR_ADDR2LINE's or
+    /// PATH's, else nil after `warning`.
+    public static func orFallback(_ chosen: Addr2Line?, _ console: Console, warning: String) -> Addr2Line? {
+        if let chosen { return chosen }
         do { return try Addr2Line.locate() } catch {
             console.warning(error == .addr2lineMissing ? warning : "\(error.description): locations are not resolved")
             return nil

@@ -41,8 +41,7 @@ public struct DiffCommand: Command {
         } catch {
             throw FileKinds.explain(error, expected: FileKinds.snapshot, hint: FileKinds.snapshotHint)
         }
-        var addr2line = chosen
-        if addr2line == nil { addr2line = try addr2lineFlag.locate(console, warning: "addr2line not found on PATH: locations are not resolved") }
+        let addr2line = Addr2LineFlag.orFallback(chosen, console, warning: "addr2line not found on PATH: locations are not resolved")
         let diff = SnapshotDiff.compare(a, b, addr2line: addr2line, rules: rules)
         console.out(json ? DiffFormatter.json(diff) : DiffFormatter.text(diff))
         return 0

@@ -137,8 +137,7 @@ public struct FormatFlags: Sendable {
         let chosen = try flag.given()
         let directory = try snapshotDirectory(target)
         let taken = BlockAge.nowUnixMs()
-        var addr2line = chosen
-        if addr2line == nil { addr2line = try flag.locate(console, warning: "addr2line not found on PATH: the profile's locations are not resolved") }
+        let addr2line = Addr2LineFlag.orFallback(chosen, console, warning: "addr2line not found on PATH: the profile's locations are not resolved")
         let report = try ReportPipeline(ReportOptions(
             grouping: .stack, rules: rules, resolve: addr2line != nil, addr2line: addr2line,
             leaks: LeakOptions(shownKinds: Set(LeakKind.classified)))).report(directory)

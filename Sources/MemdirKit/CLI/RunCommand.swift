@@ -172,8 +172,7 @@ public struct RunCommand: Command {
 
         let status = try Self.spawnAndWait(path: found.path, argv: program, environment: environment)
 
-        var addr2line = chosenAddr2line
-        if addr2line == nil { addr2line = try addr2lineFlag.locate(console, warning: "addr2line not found on PATH: locations are not resolved") }
+        let addr2line = Addr2LineFlag.orFallback(chosenAddr2line, console, warning: "addr2line not found on PATH: locations are not resolved")
         var options = ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: addr2line != nil, addr2line: addr2line, leaks: leaks)
         binary.apply(to: &options)
         var report = try ReportPipeline(options).report(dir)
