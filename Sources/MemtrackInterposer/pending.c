@@ -261,8 +261,6 @@ uint64_t memtrack_pending_backlog_records(void) {
     return waiting;
 }
 
-size_t memtrack_pending_backlog_bytes(void) { return atomic_load_explicit(&backlog_bytes, memory_order_relaxed); }
-
 /* The status's backlog-peak: the most blocks seen waiting at one of these samples (the writer
  * takes one every tick, the exit flush one before it writes). */
 uint64_t memtrack_pending_sample_backlog(void) {

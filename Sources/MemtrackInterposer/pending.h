@@ -55,8 +55,6 @@ int memtrack_pending_set_writer_running(int running);   /* returns the old value
 uint64_t memtrack_pending_backlog_records(void);
 /* The same, also noted as the status's backlog-peak if it is the most seen. */
 uint64_t memtrack_pending_sample_backlog(void);
-/* Bytes the backlogs and removal queues have mapped, out of MEM_BACKLOG. */
-size_t memtrack_pending_backlog_bytes(void);
 /* The backlog from which the writer counts as behind (writer.c's settle policy), for status. */
 extern atomic_uint_fast64_t memtrack_behind_blocks;
 /* The most bytes the backlogs and removal queues were seen to map (at the same samples). */

@@ -101,7 +101,8 @@ static void measure_pass(uint64_t written, uint64_t nanoseconds) {
 
 static uint32_t writer_settle_ms(uint32_t now) {
     uint32_t settle = (uint32_t)memtrack_config.settle_ms;
-    if (memtrack_pending_sample_backlog() >= behind_blocks()) {
+    uint64_t waiting = memtrack_pending_sample_backlog();
+    if (waiting >= behind_blocks()) {
         behind_seen = 1;
         behind_seen_ms = now;
     }
@@ -110,7 +111,7 @@ static uint32_t writer_settle_ms(uint32_t now) {
     /* What the budget holds: each shard's table doubles at 3/4 full while the budget allows,
      * so a block takes 64 to 128 bytes of it; about 80 on average, measured with python. */
     double capacity = (double)memtrack_config.backlog_bytes / 80.0;
-    double fill = capacity > 0 ? (double)memtrack_pending_backlog_records() / capacity : 1.0;
+    double fill = capacity > 0 ? (double)waiting / capacity : 1.0;
     if (fill >= 15.0 / 16) return settle;
     if (fill <= 3.0 / 4) return longest;
     return settle + (uint32_t)((double)(longest - settle) * (15.0 / 16 - fill) * (16.0 / 3));
