@@ -17,6 +17,7 @@
 #include "radix.h"
 #include "records.h"
 #include "shadow.h"
+#include "sources.h"
 #include "stacks.h"
 #include "sys.h"
 #include "unwind.h"
@@ -211,7 +212,13 @@ __attribute__((noinline)) void test_unwind(void) {
 // ---- the table ----------------------------------------------------------------------------------
 #define TABLE_BLOCKS 70000
 static uintptr_t block_address(int i) { return 0x300000000000 + (uintptr_t)i * 48; }
-static uint64_t block_size(int i) { return 1 + (uint64_t)i % 1000; }
+/* Block 7 is 5 GiB: too large for a backlog entry, its record is written when it leaves the young part. */
+#define HUGE_BLOCK 7
+static uint64_t block_size(int i) { return i == HUGE_BLOCK ? 5ull << 30 : 1 + (uint64_t)i % 1000; }
+static uint32_t unit_source;   /* a memtrack.h location, on every fifth block */
+static const int block_via[4] = {MEMTRACK_VIA_MALLOC, MEMTRACK_VIA_NEW, MEMTRACK_VIA_NEW_ARRAY, MEMTRACK_VIA_CALLOC};
+static const char block_via_letter[4] = {'m', 'n', 'N', 'c'};
+static const char *block_family_field[4] = {"", " f=n", " f=a", ""};
 
 static void make_block(struct memtrack_block *block, int i) {
     memset(block, 0, sizeof *block);
@@ -219,8 +226,10 @@ static void make_block(struct memtrack_block *block, int i) {
     block->size = block_size(i);
     block->sequence = (uint64_t)i + 1;
     block->milliseconds = 1000 + (uint32_t)i / 1000;   /* 1000 .. 1069: a writer pass can split them */
-    block->thread = 1;
-    block->via = MEMTRACK_VIA_MALLOC;
+    block->thread = 1 + i % 3;
+    block->via = (uint8_t)block_via[i % 4];
+    block->family = (uint8_t)(i % 4 == 1 ? MEMTRACK_FAMILY_NEW : i % 4 == 2 ? MEMTRACK_FAMILY_ARRAY : MEMTRACK_FAMILY_MALLOC);
+    if (i % 5 == 0) block->source = unit_source, block->source_line = 100 + (uint32_t)i % 3;
     block->stack.depth = 2;
     block->stack.frames[0] = 0x1000 + (uintptr_t)(i % 7);
     block->stack.frames[1] = 0x2000;
@@ -238,6 +247,23 @@ static int record_size(const char *directory, int i, uint64_t *size) {
     const char *field = strstr(target, " s=");
     *size = field ? strtoull(field + 3, NULL, 10) : 0;
     return 1;
+}
+
+/* Block i's record holds every field it was made with (the stack's id aside). */
+static int record_matches(const char *directory, int i, char *target, size_t capacity) {
+    char path[512], before[128], after[64];
+    snprintf(path, sizeof path, "%s/0x%lx.mem", directory, (unsigned long)block_address(i));
+    ssize_t length = readlink(path, target, capacity - 1);
+    if (length <= 0) return 0;
+    target[length] = 0;
+    snprintf(before, sizeof before, "2 s=%lu q=%d t=%d m=%u v=%c k=", (unsigned long)block_size(i), i + 1, 1 + i % 3,
+             1000 + (unsigned)i / 1000, block_via_letter[i % 4]);
+    if (i % 5 == 0) snprintf(after, sizeof after, "%s l=%u:%d", block_family_field[i % 4], unit_source, 100 + i % 3);
+    else snprintf(after, sizeof after, "%s", block_family_field[i % 4]);
+    const char *id = target + strlen(before);
+    if (strncmp(target, before, strlen(before)) || *id < '1' || *id > '9') return 0;
+    while (*id >= '0' && *id <= '9') id++;
+    return !strcmp(id, after);
 }
 
 /* The block records in the run directory. */
@@ -259,6 +285,8 @@ static void test_table(const char *scratch) {
     memtrack_remember_run_directory(fd);
     atomic_store(&memtrack_run_directory, fd);
     memtrack_create_stacks_file();
+    unit_source = memtrack_sources_intern("unit.c", "unit_function");
+    CHECK(unit_source != 0, "a source interned");
 
     /* Insert: far more blocks than the young parts hold, so most move to the backlogs, which
      * grow past their first size (1,024 slots a shard). */
@@ -268,19 +296,24 @@ static void test_table(const char *scratch) {
         memtrack_pending_add(&block);
     }
     CHECK(memtrack_pending_backlog_records() > 0, "blocks moved to the backlog");
+    /* The 5 GiB block left the young part early (it is the oldest of its shard), as a record. */
+    char target[256];
+    CHECK(count_records(directory) == 1 && record_matches(directory, HUGE_BLOCK, target, sizeof target),
+          "the 5 GiB block's record, written as it left the young part: %d records", count_records(directory));
+    CHECK(atomic_load(&memtrack_program_records) == 1, "written by the program's thread");
     /* The peak is a sample (the writer takes one every tick): none has been taken yet. */
     CHECK(atomic_load(&memtrack_backlog_peak) == 0, "backlog peak before a sample %lu", (unsigned long)atomic_load(&memtrack_backlog_peak));
     CHECK(memtrack_pending_sample_backlog() >= 60000, "backlog sample");
     CHECK(atomic_load(&memtrack_backlog_peak) >= 60000, "backlog peak %lu", (unsigned long)atomic_load(&memtrack_backlog_peak));
-    /* Tables at most 3/4 full: 64 bytes or more of memory per waiting block, all counted. */
-    CHECK(atomic_load(&memtrack_backlog_peak_bytes) >= memtrack_pending_backlog_records() * sizeof(struct memtrack_record) * 4 / 3,
+    /* Tables at most 3/4 full of 32-byte entries: 42 bytes or more per waiting block, all counted. */
+    CHECK(atomic_load(&memtrack_backlog_peak_bytes) >= memtrack_pending_backlog_records() * 32 * 4 / 3,
           "backlog bytes %lu for %lu blocks", (unsigned long)atomic_load(&memtrack_backlog_peak_bytes),
           (unsigned long)memtrack_pending_backlog_records());
     int young = 0;
     memtrack_pending_visit(visit_young, &young);
-    CHECK((uint64_t)young + memtrack_pending_backlog_records() == TABLE_BLOCKS, "every block in one part: %d young + %lu backlog",
+    CHECK((uint64_t)young + memtrack_pending_backlog_records() == TABLE_BLOCKS - 1, "every block in one part: %d young + %lu backlog",
           young, (unsigned long)memtrack_pending_backlog_records());
-    CHECK(count_records(directory) == 0, "nothing written before a flush: %d records", count_records(directory));
+    CHECK(count_records(directory) == 1, "nothing else written before a flush: %d records", count_records(directory));
 
     /* Lookup by removal: every third block, from either part, gives back its size and stack. */
     int removed = 0, from_young = 0, from_backlog = 0;
@@ -331,7 +364,7 @@ static void test_table(const char *scratch) {
      * skipped: no entry is that old); one at 1034 ms writes exactly the blocks allocated by
      * then, from either part; the same pass again finds nothing more. */
     memtrack_pending_writer_pass(999, UINT64_MAX, 0, 0);
-    CHECK(count_records(directory) == 0, "a pass before any block settled wrote %d records", count_records(directory));
+    CHECK(count_records(directory) == 1, "a pass before any block settled wrote %d records", count_records(directory) - 1);
     int settled = 0;
     for (int i = 0; i < TABLE_BLOCKS; i++) settled += i % 3 != 0 && 1000 + i / 1000 <= 1034;
     memtrack_pending_writer_pass(1034, UINT64_MAX, 0, 0);
@@ -353,6 +386,8 @@ static void test_table(const char *scratch) {
         int present = record_size(directory, i, &size);
         CHECK(present == (i % 3 != 0), "block %d: record %s", i, present ? "present" : "missing");
         CHECK(!present || size == block_size(i), "block %d: record size %lu", i, (unsigned long)size);
+        /* Every field, through either part: location, family, via, thread, sequence, time. */
+        CHECK(!present || record_matches(directory, i, target, sizeof target), "block %d: record %s", i, target);
     }
     /* A settled block's free queues its record's removal; the next flush does it. */
     uint64_t size = 0;

@@ -6,7 +6,7 @@
  * no global lock, and two threads collide only when their blocks hash to the same shard. Each
  * shard has two parts:
  *   young     128 slots of full blocks (with their stacks), filled to 3/4 at most;
- *   backlog   a growable hash table of compact records (the stack interned, 48 bytes each)
+ *   backlog   a growable hash table of compact entries (the stack interned, 32 bytes each)
  *             that takes a young shard's oldest quarter when the young part is full. It grows
  *             within MEM_BACKLOG bytes for all shards together.
  * A free finds its block in either part and no record is ever written for it. A writer thread
@@ -65,6 +65,22 @@
  * shard: fault 3's handler frees 16 at a time, and 16 slots overflowed. */
 #define DEFERRED_SLOTS 64
 
+/* A waiting block in 32 bytes (a memtrack_record is 48): the backlog is most of the tracker's
+ * memory with a large heap, and its cache and TLB misses most of the table's time. The stack
+ * id carries a memtrack.h location (memtrack_stack_id_at); a block of 4 GiB or more is written
+ * instead of waiting here. */
+struct backlog_entry {
+    uintptr_t address;              /* 0: empty */
+    uint64_t sequence_via_family;   /* sequence << 8 | via << 2 | family */
+    uint32_t size;
+    uint32_t milliseconds;
+    uint32_t stack_id;
+    int32_t thread;
+};
+_Static_assert(sizeof(struct backlog_entry) == 32, "two backlog entries a cache line");
+
+static inline uint64_t entry_sequence(const struct backlog_entry *entry) { return entry->sequence_via_family >> 8; }
+
 struct shard {
     memtrack_lock lock;
     atomic_int deferred_count;
@@ -79,7 +95,7 @@ struct shard {
      * sixth of the writer's time with a million blocks waiting). sweep_oldest_ms gathers the
      * bound of the sweep under way, which becomes backlog_oldest_ms when the sweep ends. */
     uint32_t backlog_oldest_ms, sweep_oldest_ms;
-    struct memtrack_record *backlog;     /* mmap'd, backlog_slots entries; address 0 is empty */
+    struct backlog_entry *backlog;       /* mmap'd, backlog_slots entries; address 0 is empty */
     uintptr_t in_flight[BATCH];          /* low bit set: the block was freed meanwhile */
     uintptr_t *removals;                 /* removal_space, or a larger mmap'd queue */
     unsigned removal_capacity;
@@ -204,17 +220,17 @@ static void backlog_delete(struct shard *shard, unsigned hole) {
     shard->backlog_count--;
 }
 
-static void backlog_place(struct memtrack_record *table, unsigned slots, const struct memtrack_record *record) {
-    unsigned i = backlog_home(record->address, slots);
+static void backlog_place(struct backlog_entry *table, unsigned slots, const struct backlog_entry *entry) {
+    unsigned i = backlog_home(entry->address, slots);
     while (table[i].address) i = (i + 1) & (slots - 1);
-    table[i] = *record;
+    table[i] = *entry;
 }
 
 /* Doubles the shard's backlog if the budget allows. Returns 0 when it may not grow. */
 static int backlog_grow(struct shard *shard) {
     unsigned slots = shard->backlog_slots ? shard->backlog_slots * 2 : BACKLOG_MIN_SLOTS;
-    size_t bytes = (size_t)slots * sizeof(struct memtrack_record);
-    size_t old_bytes = (size_t)shard->backlog_slots * sizeof(struct memtrack_record);
+    size_t bytes = (size_t)slots * sizeof(struct backlog_entry);
+    size_t old_bytes = (size_t)shard->backlog_slots * sizeof(struct backlog_entry);
     if (atomic_load_explicit(&backlog_bytes, memory_order_relaxed) + bytes - old_bytes > memtrack_config.backlog_bytes)
         return 0;
     /* Populated: a probe reads a slot before the insert writes it, so an untouched page would
@@ -273,19 +289,41 @@ uint64_t memtrack_pending_sample_backlog(void) {
     return waiting;
 }
 
-/* Moves a block into the backlog (its stack interned). Returns 0 when the budget is spent or
- * its stack could not be interned. */
+/* The record an entry stands for, to write it. */
+static void entry_record(struct memtrack_record *record, const struct backlog_entry *entry) {
+    record->address = entry->address;
+    record->size = entry->size;
+    record->sequence = entry_sequence(entry);
+    record->milliseconds = entry->milliseconds;
+    record->thread = entry->thread;
+    record->via = (uint8_t)(entry->sequence_via_family >> 2 & 63);
+    record->family = (uint8_t)(entry->sequence_via_family & 3);
+    record->stack_id = entry->stack_id;
+    uint32_t source, line;
+    memtrack_stack_location(entry->stack_id, &source, &line);
+    memtrack_record_set_source(record, source, line);
+}
+
+/* Moves a block into the backlog (its stack interned). Returns 0 when the budget is spent, its
+ * stack could not be interned or it does not fit an entry. */
 static int backlog_add(struct shard *shard, const struct memtrack_block *block) {
+    if (MEMTRACK_UNLIKELY(block->size > UINT32_MAX)) return 0;
     if ((shard->backlog_count + 1) * 4 > shard->backlog_slots * 3 && !backlog_grow(shard)) return 0;
     int error;
-    uint32_t stack_id = memtrack_stack_id(&block->stack, &error);
+    uint32_t stack_id = memtrack_stack_id_at(&block->stack, block->source, block->source_line, &error);
     if (!stack_id) return 0;
-    struct memtrack_record record;
-    memtrack_make_record(&record, block, stack_id);
-    backlog_place(shard->backlog, shard->backlog_slots, &record);
-    if (!shard->backlog_count || record.milliseconds < shard->backlog_oldest_ms)
-        shard->backlog_oldest_ms = record.milliseconds;
-    note_sweep_entry(shard, record.milliseconds);
+    struct backlog_entry entry = {
+        .address = block->address,
+        .sequence_via_family = block->sequence << 8 | (uint64_t)(block->via & 63) << 2 | (block->family & 3),
+        .size = (uint32_t)block->size,
+        .milliseconds = block->milliseconds,
+        .stack_id = stack_id,
+        .thread = block->thread,
+    };
+    backlog_place(shard->backlog, shard->backlog_slots, &entry);
+    if (!shard->backlog_count || entry.milliseconds < shard->backlog_oldest_ms)
+        shard->backlog_oldest_ms = entry.milliseconds;
+    note_sweep_entry(shard, entry.milliseconds);
     __atomic_store_n(&shard->backlog_count, shard->backlog_count + 1, __ATOMIC_RELAXED);
     return 1;
 }
@@ -347,7 +385,7 @@ static void make_room(struct shard *shard) {
  * for the young slot an allocation takes gained nothing measurable: that table is 2.5 MiB.) */
 void memtrack_pending_prefetch_free(uintptr_t address) {
     struct shard *shard = shard_for(address);
-    struct memtrack_record *table = __atomic_load_n(&shard->backlog, __ATOMIC_RELAXED);
+    struct backlog_entry *table = __atomic_load_n(&shard->backlog, __ATOMIC_RELAXED);
     unsigned slots = __atomic_load_n(&shard->backlog_slots, __ATOMIC_RELAXED);
     if (table && slots) __builtin_prefetch(&table[backlog_home(address, slots)]);
 }
@@ -488,7 +526,7 @@ static int eligible(uintptr_t address, uint32_t milliseconds, uint64_t sequence,
 /* Takes a batch of settled records out of the shard (young entries first, then the backlog
  * from its sweep cursor). Young entries' stacks are interned later, outside the lock. */
 static int take_records(struct shard *shard, const struct pass *pass, struct memtrack_block *young,
-                        int *young_count, struct memtrack_record *old) {
+                        int *young_count, struct backlog_entry *old) {
     int taken = 0;
     *young_count = 0;
     for (unsigned i = 0; i < SHARD_SLOTS && taken < BATCH;) {
@@ -501,15 +539,15 @@ static int take_records(struct shard *shard, const struct pass *pass, struct mem
     if (shard->backlog_oldest_ms > pass->cutoff_ms || !pass->before_sequence)   /* none settled */
         shard->backlog_cursor = shard->backlog_slots;
     while (shard->backlog_count && shard->backlog_cursor < shard->backlog_slots && taken < BATCH) {
-        struct memtrack_record *record = &shard->backlog[shard->backlog_cursor];
-        if (!eligible(record->address, record->milliseconds, record->sequence, pass)) {
-            if (record->address) note_sweep_entry(shard, record->milliseconds);
+        struct backlog_entry *entry = &shard->backlog[shard->backlog_cursor];
+        if (!eligible(entry->address, entry->milliseconds, entry_sequence(entry), pass)) {
+            if (entry->address) note_sweep_entry(shard, entry->milliseconds);
             shard->backlog_cursor++;
             if (shard->backlog_cursor == shard->backlog_slots) shard->backlog_oldest_ms = shard->sweep_oldest_ms;
             continue;
         }
-        old[taken - *young_count] = *record;
-        shard->in_flight[taken++] = record->address;
+        old[taken - *young_count] = *entry;
+        shard->in_flight[taken++] = entry->address;
         backlog_delete(shard, shard->backlog_cursor);
     }
     shard->in_flight_count = taken;
@@ -532,7 +570,7 @@ enum shard_work { SHARD_ALL, SHARD_RESUME, SHARD_REMOVALS };
  * the removals. Returns 1 when it stopped early because removals wait in other shards. */
 static int write_shard(struct shard *shard, const struct pass *pass, enum shard_work work) {
     struct memtrack_block young[BATCH];
-    struct memtrack_record old[BATCH];
+    struct backlog_entry old[BATCH];
     uintptr_t removals[BATCH];
     int interrupted = 0;
     if (!lock_shard(shard, pass->in_signal)) return 0;
@@ -568,8 +606,10 @@ static int write_shard(struct shard *shard, const struct pass *pass, enum shard_
                     block = &shard->slots[i];
             if (block) { memtrack_write_block(block); delete_slot(shard, (unsigned)(block - shard->slots)); continue; }
             for (unsigned i = 0; i < shard->backlog_slots; i++)
-                if (eligible(shard->backlog[i].address, shard->backlog[i].milliseconds, shard->backlog[i].sequence, pass)) {
-                    memtrack_write_record(&shard->backlog[i]);
+                if (eligible(shard->backlog[i].address, shard->backlog[i].milliseconds, entry_sequence(&shard->backlog[i]), pass)) {
+                    struct memtrack_record record;
+                    entry_record(&record, &shard->backlog[i]);
+                    memtrack_write_record(&record);
                     backlog_delete(shard, i);
                     i--;
                 }
@@ -585,7 +625,11 @@ static int write_shard(struct shard *shard, const struct pass *pass, enum shard_
             for (int i = 0; i < count; i++) memtrack_remove_block_file(removals[i]);
         } else {
             for (int i = 0; i < young_count; i++) memtrack_write_block(&young[i]);
-            for (int i = 0; i < count - young_count; i++) memtrack_write_record(&old[i]);
+            for (int i = 0; i < count - young_count; i++) {
+                struct memtrack_record record;
+                entry_record(&record, &old[i]);
+                memtrack_write_record(&record);
+            }
             atomic_fetch_add_explicit(&memtrack_writer_records, (uint64_t)count, memory_order_relaxed);
         }
         if (!lock_shard(shard, pass->in_signal)) return 0;  /* cannot happen: signals see no in-flight */
@@ -728,7 +772,7 @@ int memtrack_pending_backlog_lookup(uintptr_t address, uint64_t *size, uintptr_t
 void memtrack_pending_for_each_mapping(void (*visit)(uintptr_t start, size_t bytes, void *context), void *context) {
     for (int i = 0; i < SHARD_COUNT; i++) {
         struct shard *shard = &shards[i];
-        if (shard->backlog) visit((uintptr_t)shard->backlog, (size_t)shard->backlog_slots * sizeof(struct memtrack_record), context);
+        if (shard->backlog) visit((uintptr_t)shard->backlog, (size_t)shard->backlog_slots * sizeof(struct backlog_entry), context);
         if (shard->removals && shard->removals != shard->removal_space)
             visit((uintptr_t)shard->removals, (size_t)shard->removal_capacity * sizeof(uintptr_t), context);
     }
@@ -796,7 +840,7 @@ void memtrack_pending_fork_child(void) {
         shard->removal_capacity = 0;
         shard->in_flight_count = 0;
         atomic_store(&shard->deferred_count, 0);   /* the parent's to do */
-        if (shard->backlog) memtrack_sys_munmap(shard->backlog, (size_t)shard->backlog_slots * sizeof(struct memtrack_record));
+        if (shard->backlog) memtrack_sys_munmap(shard->backlog, (size_t)shard->backlog_slots * sizeof(struct backlog_entry));
         shard->backlog = NULL;
         shard->backlog_slots = shard->backlog_count = shard->backlog_cursor = 0;
         shard->backlog_oldest_ms = shard->sweep_oldest_ms = 0;

@@ -88,9 +88,13 @@ void memtrack_make_record(struct memtrack_record *record, const struct memtrack_
     record->via = block->via;
     record->family = block->family;
     record->stack_id = stack_id;
+    memtrack_record_set_source(record, block->source, block->source_line);
+}
+
+void memtrack_record_set_source(struct memtrack_record *record, uint32_t source, uint32_t line) {
     /* A location whose line cannot be written is left out: the block keeps its stack. */
-    record->source = block->source && memtrack_publish_source(block->source) == 0 ? block->source : 0;
-    record->source_line = block->source_line;
+    record->source = source && memtrack_publish_source(source) == 0 ? source : 0;
+    record->source_line = line;
 }
 
 int memtrack_write_block(const struct memtrack_block *block) {

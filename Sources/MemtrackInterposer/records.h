@@ -40,6 +40,8 @@ struct memtrack_record {
 int memtrack_write_block(const struct memtrack_block *block);
 int memtrack_write_record(const struct memtrack_record *record);
 void memtrack_make_record(struct memtrack_record *record, const struct memtrack_block *block, uint32_t stack_id);
+/* Sets the record's memtrack.h location (source 0: none), its sources line written first. */
+void memtrack_record_set_source(struct memtrack_record *record, uint32_t source, uint32_t line);
 void memtrack_remove_block_file(uintptr_t address);
 /* What a block record says (memtrack_read_block_record, the one reader of block records). */
 struct memtrack_record_fields {

@@ -103,19 +103,62 @@ uintptr_t memtrack_stack_first_frame(uint32_t id) {
     return frames && id < FIRST_FRAME_IDS ? frames[id] : 0;
 }
 
-static uint32_t fresh_line(const struct memtrack_stack *stack, int *error) {
+/* The memtrack.h location an id was interned with (memtrack_stack_id_at): a block waiting in
+ * the table keeps only its stack's id (pending.c), so the id carries the location too. The same
+ * frames with another location get an id (and a stacks line) of their own. 8 MiB of address
+ * space, touched only where located ids are. */
+static _Atomic(uint64_t *) locations;
+
+static void note_location(uint32_t id, uint32_t source, uint32_t line) {
+    uint64_t *located = atomic_load_explicit(&locations, memory_order_acquire);
+    if (!located) {
+        void *fresh = memtrack_sys_mmap(NULL, FIRST_FRAME_IDS * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (fresh == MAP_FAILED) return;
+        uint64_t *expected = NULL;
+        if (!atomic_compare_exchange_strong(&locations, &expected, (uint64_t *)fresh)) {
+            memtrack_sys_munmap(fresh, FIRST_FRAME_IDS * sizeof(uint64_t));
+            located = expected;
+        } else {
+            located = fresh;
+        }
+    }
+    if (id < FIRST_FRAME_IDS) located[id] = (uint64_t)source << 32 | line;
+}
+
+int memtrack_stack_location(uint32_t id, uint32_t *source, uint32_t *line) {
+    uint64_t *located = atomic_load_explicit(&locations, memory_order_acquire);
+    uint64_t location = located && id < FIRST_FRAME_IDS ? located[id] : 0;
+    *source = (uint32_t)(location >> 32);
+    *line = (uint32_t)location;
+    return *source != 0;
+}
+
+static uint32_t fresh_line(const struct memtrack_stack *stack, uint32_t source, uint32_t line, int *error) {
     uint32_t id = atomic_fetch_add(&next_id, 1);
     note_first_frame(id, stack);
+    /* Noted before the line is written, so before any record can name the id. An id beyond
+     * the notes cannot carry a location: it gets none (0), and the caller writes without. */
+    if (source) {
+        if (id >= FIRST_FRAME_IDS) { *error = EOVERFLOW; return 0; }
+        note_location(id, source, line);
+        if (!atomic_load_explicit(&locations, memory_order_acquire)) { *error = ENOMEM; return 0; }
+    }
     *error = append_line(id, stack);
     return *error ? 0 : id;
 }
 
 uint32_t memtrack_stack_id(const struct memtrack_stack *stack, int *error) {
+    return memtrack_stack_id_at(stack, 0, 0, error);
+}
+
+uint32_t memtrack_stack_id_at(const struct memtrack_stack *stack, uint32_t source, uint32_t line, int *error) {
     *error = 0;
     struct interned *slots = the_table();
-    if (!slots) return fresh_line(stack, error);
-    uint64_t key = hash_stack(stack, 0x243F6A8885A308D3ull) | 1;
-    uint32_t check = (uint32_t)hash_stack(stack, 0x13198A2E03707344ull) | 2;
+    if (!slots) return fresh_line(stack, source, line, error);
+    uint64_t location = source ? ((uint64_t)source << 32 | line) * 0xD6E8FEB86659FD93ull : 0;
+    uint64_t key = hash_stack(stack, 0x243F6A8885A308D3ull ^ location) | 1;
+    uint32_t check = (uint32_t)hash_stack(stack, 0x13198A2E03707344ull ^ (location >> 7)) | 2;
     for (uint32_t i = (uint32_t)(key >> 40) & (TABLE_SLOTS - 1), probes = 0; probes < MAX_PROBES;
          i = (i + 1) & (TABLE_SLOTS - 1), probes++) {
         struct interned *slot = &slots[i];
@@ -124,7 +167,7 @@ uint32_t memtrack_stack_id(const struct memtrack_stack *stack, int *error) {
             if (atomic_load_explicit(&used_slots, memory_order_relaxed) >= TABLE_LIMIT) break;
             if (atomic_compare_exchange_strong(&slot->key, &found, key)) {
                 atomic_fetch_add_explicit(&used_slots, 1, memory_order_relaxed);
-                uint32_t id = fresh_line(stack, error);
+                uint32_t id = fresh_line(stack, source, line, error);
                 slot->id = id;
                 atomic_store_explicit(&slot->check, id ? check : CHECK_FAILED, memory_order_release);
                 return id;
@@ -135,7 +178,7 @@ uint32_t memtrack_stack_id(const struct memtrack_stack *stack, int *error) {
         if (seen == check) return slot->id;
         if (seen == 0) break;   /* being written by another thread, or by the one we interrupted */
     }
-    return fresh_line(stack, error);
+    return fresh_line(stack, source, line, error);
 }
 
 /* The table and the first frames: the tracker's own memory, for the leak check. */
@@ -144,6 +187,8 @@ void memtrack_stacks_for_each_mapping(void (*visit)(uintptr_t start, size_t byte
     if (slots) visit((uintptr_t)slots, TABLE_SLOTS * sizeof(struct interned), context);
     uintptr_t *frames = atomic_load(&first_frames);
     if (frames) visit((uintptr_t)frames, FIRST_FRAME_IDS * sizeof(uintptr_t), context);
+    uint64_t *located = atomic_load(&locations);
+    if (located) visit((uintptr_t)located, FIRST_FRAME_IDS * sizeof(uint64_t), context);
 }
 
 /* A forked child starts its own run directory and stacks file: every id starts over. */
@@ -154,6 +199,9 @@ void memtrack_stacks_reset(void) {
     uintptr_t *frames = atomic_load(&first_frames);
     if (frames && atomic_load(&next_id) > 1)
         madvise(frames, FIRST_FRAME_IDS * sizeof(uintptr_t), MADV_DONTNEED);
+    uint64_t *located = atomic_load(&locations);
+    if (located && atomic_load(&next_id) > 1)
+        madvise(located, FIRST_FRAME_IDS * sizeof(uint64_t), MADV_DONTNEED);
     atomic_store(&used_slots, 0);
     atomic_store(&next_id, 1);
 }
