@@ -77,7 +77,7 @@ struct backlog_entry {
     uint32_t stack_id;
     int32_t thread;
 };
-_Static_assert(sizeof(struct backlog_entry) == 32, "two backlog entries a cache line");
+_Static_assert(sizeof(struct backlog_entry) == MEMTRACK_BACKLOG_ENTRY_BYTES, "two backlog entries a cache line");
 
 static inline uint64_t entry_sequence(const struct backlog_entry *entry) { return entry->sequence_via_family >> 8; }
 

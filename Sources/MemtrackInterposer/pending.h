@@ -50,6 +50,9 @@ extern atomic_int memtrack_synchronous;
 /* Wakes the writer (a set*id call, a flush, a module refresh). */
 void memtrack_pending_wake_writer(void);
 
+/* The memory a waiting block takes in a backlog table (pending.c), not counting free slots. */
+#define MEMTRACK_BACKLOG_ENTRY_BYTES 32
+
 /* For the writer thread (writer.c), which drives the passes. */
 int memtrack_pending_set_writer_running(int running);   /* returns the old value */
 uint64_t memtrack_pending_backlog_records(void);

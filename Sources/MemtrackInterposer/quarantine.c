@@ -22,17 +22,20 @@
 #include <string.h>
 
 /* A shard of 4,096 blocks bounds a thread's quarantine at 4,096 blocks whatever MEM_QUARANTINE
- * says, so one thread's bookkeeping stays near 1.2 MiB (untouched shards cost no memory). Stacks kept here are cut to 16 frames: enough to name
- * the first free's site in a report.
+ * says, so one thread's bookkeeping stays near 1.3 MiB (untouched shards cost no memory). Stacks
+ * kept here are cut to 16 frames: enough to name the first free's site in a report.
  *
  * History: a block leaving the quarantine (the oldest, or one too large to hold back at all)
- * leaves its metadata behind in its shard's history ring: address, size, allocation and free
- * stacks, no memory. A double free of it still gets all three stacks. 16 x 256 entries, about
- * 1.1 MiB, whatever the blocks' sizes. */
+ * leaves its metadata behind: address, size, allocation and free stacks, no memory. A double
+ * free of it still gets all three stacks. The ring has 256 slots more than it ever holds, so
+ * the 256 blocks that left last keep their slots behind the oldest held one until the ring
+ * comes round: leaving copies nothing (a copy of both stacks to a separate history was a fifth
+ * of the quarantine's instructions). */
 #define QUARANTINE_SHARDS 16
 #define QUARANTINE_SLOTS 4096
-#define RELEASE_BATCH 64   /* blocks released per lock hold (kept on the stack of free) */
 #define HISTORY_SLOTS 256
+#define RING_SLOTS (QUARANTINE_SLOTS + HISTORY_SLOTS)
+#define RELEASE_BATCH 64   /* blocks released per lock hold (kept on the stack of free) */
 #define KEPT_FRAMES 16
 
 struct kept_stack { uint32_t depth; uintptr_t frames[KEPT_FRAMES]; };
@@ -40,16 +43,17 @@ struct held_block {
     void *pointer;
     uint64_t bytes;      /* what it holds back: the allocator's usable size */
     uint64_t size;       /* what the program asked for, when known */
+    uint64_t departed;   /* 0 while held; then when it left (a process-wide count): the newest wins */
     struct kept_stack alloc_stack, free_stack;
 };
 struct quarantine_shard {
     memtrack_lock lock;
-    unsigned head, count;
+    unsigned head, count;      /* the oldest held block's slot, and how many are held */
+    unsigned departed_count;   /* slots behind head with a block that left (at most HISTORY_SLOTS) */
     uint64_t bytes;
-    struct held_block ring[QUARANTINE_SLOTS];
-    unsigned history_next;   /* the slot the next departing block overwrites */
-    uint64_t history_sequence[HISTORY_SLOTS];   /* when each entry departed: the newest wins */
-    struct held_block history[HISTORY_SLOTS];   /* pointer NULL: empty */
+    uint64_t budget;           /* MEM_QUARANTINE's share for budget_shards shards in use */
+    unsigned budget_shards;
+    struct held_block ring[RING_SLOTS];
 } __attribute__((aligned(64)));
 
 static struct quarantine_shard quarantine[QUARANTINE_SHARDS];
@@ -57,21 +61,16 @@ static atomic_uint_fast64_t departures;
 static atomic_uint next_shard;
 static MEMTRACK_THREAD_LOCAL unsigned thread_shard;   /* 1 + the index; 0 until the first free */
 
-/* The oldest block leaves the ring for the history, and its memory for the allocator. */
+static inline unsigned ring_slot(unsigned slot) { return slot >= RING_SLOTS ? slot - RING_SLOTS : slot; }
+
+/* The oldest block leaves for the allocator; its slot stays behind as history. */
 static void *release_oldest(struct quarantine_shard *shard) {
     struct held_block *oldest = &shard->ring[shard->head];
-    struct held_block *remembered = &shard->history[shard->history_next];
-    shard->history_sequence[shard->history_next] = atomic_fetch_add_explicit(&departures, 1, memory_order_relaxed) + 1;
-    shard->history_next = (shard->history_next + 1) % HISTORY_SLOTS;
-    remembered->pointer = oldest->pointer;
-    remembered->size = oldest->size;
-    remembered->alloc_stack.depth = oldest->alloc_stack.depth;
-    memcpy(remembered->alloc_stack.frames, oldest->alloc_stack.frames, oldest->alloc_stack.depth * sizeof(uintptr_t));
-    remembered->free_stack.depth = oldest->free_stack.depth;
-    memcpy(remembered->free_stack.frames, oldest->free_stack.frames, oldest->free_stack.depth * sizeof(uintptr_t));
+    oldest->departed = atomic_fetch_add_explicit(&departures, 1, memory_order_relaxed) + 1;
     shard->bytes -= oldest->bytes;
-    shard->head = (shard->head + 1) % QUARANTINE_SLOTS;
+    shard->head = ring_slot(shard->head + 1);
     shard->count--;
+    if (shard->departed_count < HISTORY_SLOTS) shard->departed_count++;
     return oldest->pointer;
 }
 
@@ -96,17 +95,23 @@ void memtrack_quarantine_put(void *pointer, uint64_t size, const struct memtrack
     if (!bytes) bytes = size;
     /* The budget is shared by the shards in use: one thread alone has all of it. */
     unsigned in_use = atomic_load_explicit(&next_shard, memory_order_relaxed);
-    uint64_t budget = memtrack_config.quarantine_bytes / (in_use < 1 ? 1 : in_use > QUARANTINE_SHARDS ? QUARANTINE_SHARDS : in_use);
+    in_use = in_use < 1 ? 1 : in_use > QUARANTINE_SHARDS ? QUARANTINE_SHARDS : in_use;
     void *release[RELEASE_BATCH];
     int release_count = 0;
     struct quarantine_shard *shard = shard_for_this_thread();
     memtrack_lock_acquire(&shard->lock);
-    struct held_block *held = &shard->ring[(shard->head + shard->count) % QUARANTINE_SLOTS];
-    if (shard->count == QUARANTINE_SLOTS)   /* full ring: the oldest goes first */
+    if (MEMTRACK_UNLIKELY(shard->budget_shards != in_use)) {   /* a division only when it changes */
+        shard->budget = memtrack_config.quarantine_bytes / in_use;
+        shard->budget_shards = in_use;
+    }
+    uint64_t budget = shard->budget;
+    if (shard->count == QUARANTINE_SLOTS)   /* full: the oldest goes first */
         release[release_count++] = release_oldest(shard);
+    struct held_block *held = &shard->ring[ring_slot(shard->head + shard->count)];
     held->pointer = pointer;
     held->bytes = bytes;
     held->size = size;
+    held->departed = 0;
     keep(&held->alloc_stack, alloc_stack);
     keep(&held->free_stack, free_stack);
     shard->count++;
@@ -132,7 +137,7 @@ int memtrack_quarantine_find(uintptr_t address, uint64_t *size, struct memtrack_
         struct quarantine_shard *shard = &quarantine[s];
         memtrack_lock_acquire(&shard->lock);
         for (unsigned i = 0; i < shard->count && !found; i++) {
-            struct held_block *held = &shard->ring[(shard->head + i) % QUARANTINE_SLOTS];
+            struct held_block *held = &shard->ring[ring_slot(shard->head + i)];
             if ((uintptr_t)held->pointer != address) continue;
             *size = held->size;
             unkeep(alloc_stack, &held->alloc_stack);
@@ -141,15 +146,15 @@ int memtrack_quarantine_find(uintptr_t address, uint64_t *size, struct memtrack_
         }
         memtrack_lock_release(&shard->lock);
     }
-    /* Not held back (any more): the most recent history entry for the address in any shard. */
+    /* Not held back (any more): the block that left last with the address, in any shard. */
     uint64_t newest = 0;
     for (int s = 0; s < QUARANTINE_SHARDS && !found; s++) {
         struct quarantine_shard *shard = &quarantine[s];
         memtrack_lock_acquire(&shard->lock);
-        for (unsigned i = 0; i < HISTORY_SLOTS; i++) {
-            struct held_block *remembered = &shard->history[i];
-            if ((uintptr_t)remembered->pointer != address || shard->history_sequence[i] <= newest) continue;
-            newest = shard->history_sequence[i];
+        for (unsigned back = 1; back <= shard->departed_count; back++) {
+            struct held_block *remembered = &shard->ring[ring_slot(shard->head + RING_SLOTS - back)];
+            if ((uintptr_t)remembered->pointer != address || remembered->departed <= newest) continue;
+            newest = remembered->departed;
             *size = remembered->size;
             unkeep(alloc_stack, &remembered->alloc_stack);
             unkeep(free_stack, &remembered->free_stack);
@@ -176,7 +181,7 @@ void memtrack_quarantine_visit(void (*visit)(uintptr_t start, size_t bytes, void
         struct quarantine_shard *shard = &quarantine[i];
         if (!memtrack_lock_try_for_signal(&shard->lock, 100)) continue;
         for (unsigned k = 0; k < shard->count; k++) {
-            const struct held_block *held = &shard->ring[(shard->head + k) % QUARANTINE_SLOTS];
+            const struct held_block *held = &shard->ring[ring_slot(shard->head + k)];
             if (held->pointer) visit((uintptr_t)held->pointer, (size_t)held->bytes, context);
         }
         memtrack_lock_release(&shard->lock);

@@ -109,8 +109,9 @@ static uint32_t writer_settle_ms(uint32_t now) {
     uint32_t longest = (uint32_t)memtrack_config.settle_backlog_ms;
     if (!behind_seen || now - behind_seen_ms >= longest || longest <= settle) return settle;
     /* What the budget holds: each shard's table doubles at 3/4 full while the budget allows,
-     * so a block takes 64 to 128 bytes of it; about 80 on average, measured with python. */
-    double capacity = (double)memtrack_config.backlog_bytes / 80.0;
+     * so a block takes 4/3 to 8/3 entries of it; 7/4 here (56 bytes: python's 1.2M blocks took
+     * 56, perl's 1.0M 67), so the wait is shortest well before the budget is spent. */
+    double capacity = (double)memtrack_config.backlog_bytes / (MEMTRACK_BACKLOG_ENTRY_BYTES * 7.0 / 4);
     double fill = capacity > 0 ? (double)waiting / capacity : 1.0;
     if (fill >= 15.0 / 16) return settle;
     if (fill <= 3.0 / 4) return longest;

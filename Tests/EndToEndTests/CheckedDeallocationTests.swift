@@ -98,6 +98,28 @@ extension EndToEnd {
             }
         }
 
+        @Test("quarantine_history: a block among the last 256 to leave a thread's quarantine keeps its stacks; one that left earlier is still a double free")
+        func quarantineHistory() throws {
+            let program = try E2E.example("quarantine_history")
+            let f = "quarantine_history.c"
+            try withScratch { scratch in
+                let run = try runTracked(program, [], Tracking(memDir: scratch.memDir))
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                #expect(run.stderrLines.count == 2 && run.stderrLines.allSatisfy { $0.hasPrefix("memtrack: double free of ") }, "\(run.stderrText)")
+                let report = try resolveReport(scratch.memDir)
+                #expect(report.leaks.isEmpty)
+                let bad = report.badFrees.sorted { ($0.raw["seq"] as? NSNumber)?.intValue ?? 0 < ($1.raw["seq"] as? NSNumber)?.intValue ?? 0 }
+                try #require(bad.count == 2 && bad.allSatisfy { $0.kind == "double-free" }, "\(report.badFrees.map(\.raw))")
+                let recent = bad[0], forgotten = bad[1]
+                #expect(frame(recent.attributed ?? "", isAt: try location(f, "HISTORY: recent second free")), "\(recent.attributed ?? "nil")")
+                #expect((recent.raw["size"] as? NSNumber)?.intValue == 24)
+                #expect(frame((recent.raw["alloc_location"] as? String) ?? "", isAt: try location(f, "HISTORY: recent malloc")), "\(recent.raw["alloc_location"] ?? "nil")")
+                #expect(frame((recent.raw["free_location"] as? String) ?? "", isAt: try location(f, "HISTORY: recent first free")), "\(recent.raw["free_location"] ?? "nil")")
+                #expect(frame(forgotten.attributed ?? "", isAt: try location(f, "HISTORY: forgotten second free")), "\(forgotten.attributed ?? "nil")")
+                #expect(forgotten.raw["free_location"] as? String == nil && forgotten.raw["alloc_location"] as? String == nil, "\(forgotten.raw)")
+            }
+        }
+
         @Test("cxx_new: blocks from operator new and new[] are recorded as such, with the program's call site first")
         func newRecords() throws {
             let program = try E2E.example("cxx_new")
