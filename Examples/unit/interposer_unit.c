@@ -5,7 +5,8 @@
  *                  checks, and a signal put aside while a lock is held, sent at release
  *   unwind         the call chain of a known function, each frame inside the expected caller
  *   table          the young table and the backlog (pending.c, with the real records below
- *                  it): insert, lookup by removal, collisions, growth, flush to records
+ *                  it): insert, lookup by removal, collisions, bounded probes, growth, flush
+ *                  to records
  * Only the layers up to the table are linked: if the table needed anything above it, this
  * program would not link. Prints `ok NAME` per unit; the first failure prints `FAIL NAME: why`
  * and exits 1.
@@ -275,6 +276,48 @@ static int count_records(const char *directory) {
     return files;
 }
 
+/* Bounded probes: 150 chunks of 128 bytes whose blocks share one shard and whose homes are one
+ * window of a 2,048-slot table (the hashes are pending.c's): 1,200 blocks that would make one
+ * run of occupied slots. No insert may step over more than 1,024 (the shard grows instead), and
+ * every block is found again with its size. */
+static uint64_t fibonacci(uint64_t x) { return x * 0x9E3779B97F4A7C15ull; }
+
+static void test_probe_bound(void) {
+    enum { CHUNKS = 150, PER_CHUNK = 8 };
+    static uintptr_t chunks[CHUNKS];
+    uintptr_t region = 0x500000000000;
+    uint64_t shard = fibonacci(region >> 8) >> 58, window = (fibonacci(region >> 7) >> 26) & 2047;
+    int found = 0;
+    for (uintptr_t chunk = region >> 7; found < CHUNKS; chunk++)
+        if (fibonacci(chunk >> 1) >> 58 == shard && ((fibonacci(chunk) >> 26) & 2047) == window) chunks[found++] = chunk << 7;
+    struct memtrack_block block;
+    uint64_t sequence = 1u << 30;
+    for (int c = 0; c < CHUNKS; c++)
+        for (int k = 0; k < PER_CHUNK; k++) {
+            memset(&block, 0, sizeof block);
+            block.address = chunks[c] + (uintptr_t)k * 16;
+            block.size = 7 + (uint64_t)k;
+            block.sequence = sequence++;
+            block.milliseconds = 500;
+            block.thread = 1;
+            block.stack.depth = 1;
+            block.stack.frames[0] = 0x3000;
+            memtrack_pending_add(&block);
+        }
+    uint64_t inserts, steps, longest;
+    memtrack_pending_probe_counts(&inserts, &steps, &longest);
+    CHECK(inserts >= CHUNKS * PER_CHUNK - 128, "the colliding blocks went to the backlog: %lu inserts", (unsigned long)inserts);
+    CHECK(longest >= 256, "the colliding blocks made a long run: the longest insert stepped over %lu", (unsigned long)longest);
+    CHECK(longest <= 1024, "no insert steps over more than 1,024 slots: %lu", (unsigned long)longest);
+    for (int c = 0; c < CHUNKS; c++)
+        for (int k = 0; k < PER_CHUNK; k++) {
+            uint64_t size = 0;
+            memtrack_pending_remove(chunks[c] + (uintptr_t)k * 16, NULL, &size);
+            CHECK(size == 7 + (uint64_t)k, "colliding block %d.%d found with its size: %lu", c, k, (unsigned long)size);
+        }
+    CHECK(memtrack_pending_backlog_records() == 0, "the colliding blocks are all gone");
+}
+
 static void test_table(const char *scratch) {
     unit = "table";
     char directory[512];
@@ -287,6 +330,7 @@ static void test_table(const char *scratch) {
     memtrack_create_stacks_file();
     unit_source = memtrack_sources_intern("unit.c", "unit_function");
     CHECK(unit_source != 0, "a source interned");
+    test_probe_bound();
 
     /* Insert: far more blocks than the young parts hold, so most move to the backlogs, which
      * grow past their first size (1,024 slots a shard). */

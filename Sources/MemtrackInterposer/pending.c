@@ -60,6 +60,14 @@
 /* Records or removals the writer takes out of a shard per lock hold. */
 #define BATCH 64
 #define BACKLOG_MIN_SLOTS 1024
+/* The longest run of occupied slots an insert may step over (32 KiB of entries). Past it the
+ * shard grows, or, with the budget spent, the block is written from the allocating thread, as
+ * when the budget is spent. A lookup steps at most as far as the longest placement into its
+ * table (backlog_reach: the inserts, and the rehash into a table twice the size, which halves
+ * its load), since a deletion only moves entries nearer home. Measured without the bound: the longest
+ * inserts were 141 steps (python-malloc, 1.2M inserts) and 601 (perl, 1.0M); the means 1.4
+ * and 5.5 (`status`: backlog-probe-max, backlog-probe-steps / backlog-inserts). */
+#define BACKLOG_MAX_PROBE 1024
 /* Frees a signal handler made while its own thread held the shard (see pending_remove). Since
  * neighbouring blocks share a shard, a handler that frees a run of them defers them all to one
  * shard: fault 3's handler frees 16 at a time, and 16 slots overflowed. */
@@ -95,6 +103,10 @@ struct shard {
      * sixth of the writer's time with a million blocks waiting). sweep_oldest_ms gathers the
      * bound of the sweep under way, which becomes backlog_oldest_ms when the sweep ends. */
     uint32_t backlog_oldest_ms, sweep_oldest_ms;
+    /* For `status`: inserts into the backlog, the slots they stepped over, the longest run. */
+    uint64_t backlog_inserts, backlog_probe_steps;
+    unsigned backlog_probe_max;
+    unsigned backlog_reach;    /* no entry of this table is further than this from its home */
     struct backlog_entry *backlog;       /* mmap'd, backlog_slots entries; address 0 is empty */
     uintptr_t in_flight[BATCH];          /* low bit set: the block was freed meanwhile */
     uintptr_t *removals;                 /* removal_space, or a larger mmap'd queue */
@@ -117,6 +129,7 @@ atomic_int memtrack_synchronous;
 static atomic_int writer_running;        /* the doorbell: see "For the writer thread" */
 atomic_uint_fast64_t memtrack_writer_records, memtrack_program_records, memtrack_backlog_peak;
 atomic_uint_fast64_t memtrack_program_removals, memtrack_behind_blocks, memtrack_backlog_peak_bytes;
+atomic_uint_fast64_t memtrack_backlog_peak_slots;
 atomic_int memtrack_slow_directory;
 static atomic_size_t backlog_bytes;      /* mapped by all shards' backlogs */
 /* The writer thread, for the leak check: it is the tracker's, never stopped or scanned. */
@@ -129,13 +142,15 @@ static inline uint64_t hash_address(uintptr_t address) {
 static inline uint64_t hash_chunk(uintptr_t address) {
     return (uint64_t)(address >> 8) * 0x9E3779B97F4A7C15ull;
 }
-/* Locality: the blocks of one 256-byte chunk share a shard, and in its backlog they take
- * neighbouring slots from a hashed base. Allocators hand out neighbouring addresses one after
- * another, so a run of inserts touches a few lines of the table instead of one line each at
- * random. The backlog is tens of MiB for 750k blocks, and its cache misses were most of perl's
- * and python's bookkeeping: CPU time fell 20 % and 13 % against a hash of the whole address.
- * Wider runs cluster: a 4 KiB page spread over 256 slots took 69 probe steps per insert in
- * perl, against 0.9 with a plain hash. */
+/* Locality: the blocks of one 256-byte chunk share a shard, and in its backlog the blocks of
+ * one 128-byte chunk take neighbouring slots from a hashed base (8 slots, 16 bytes each).
+ * Allocators hand out neighbouring addresses one after another, so a run of inserts touches a
+ * few lines of the table instead of one line each at random. The backlog is tens of MiB for a
+ * million blocks, and its cache misses were most of perl's and python's bookkeeping: CPU time
+ * fell 20 % and 13 % against a hash of the whole address. Wider windows cluster: 256-byte
+ * chunks over 16 slots took 18.3 probe steps per insert in perl's 1.0M and 5.7 in python's
+ * 1.2M, 128-byte ones over 8 slots 5.5 and 1.4 (a hash of the whole address: 1.8 and 1.9,
+ * without the locality), measured with status's backlog-probe-steps. */
 static inline struct shard *shard_for(uintptr_t address) {
     return &shards[hash_chunk(address) >> 58];
 }
@@ -143,7 +158,8 @@ static inline unsigned home_slot(uintptr_t address) {
     return (unsigned)(hash_address(address) >> 20) & (SHARD_SLOTS - 1);
 }
 static inline unsigned backlog_home(uintptr_t address, unsigned slots) {
-    return ((unsigned)(hash_chunk(address) >> 26) + (unsigned)((address >> 4) & 15)) & (slots - 1);
+    uint64_t base = (uint64_t)(address >> 7) * 0x9E3779B97F4A7C15ull;
+    return ((unsigned)(base >> 26) + (unsigned)((address >> 4) & 7)) & (slots - 1);
 }
 
 // ---- The young part --------------------------------------------------------------------------
@@ -195,10 +211,12 @@ static inline void note_sweep_entry(struct shard *shard, uint32_t milliseconds) 
 static int backlog_find(struct shard *shard, uintptr_t address) {
     unsigned mask = shard->backlog_slots - 1;
     if (!shard->backlog_count) return -1;
-    for (unsigned i = backlog_home(address, shard->backlog_slots);; i = (i + 1) & mask) {
+    for (unsigned i = backlog_home(address, shard->backlog_slots), steps = 0; steps <= shard->backlog_reach;
+         i = (i + 1) & mask, steps++) {
         if (shard->backlog[i].address == address) return (int)i;
         if (!shard->backlog[i].address) return -1;
     }
+    return -1;
 }
 
 static void backlog_delete(struct shard *shard, unsigned hole) {
@@ -220,10 +238,12 @@ static void backlog_delete(struct shard *shard, unsigned hole) {
     shard->backlog_count--;
 }
 
-static void backlog_place(struct backlog_entry *table, unsigned slots, const struct backlog_entry *entry) {
-    unsigned i = backlog_home(entry->address, slots);
-    while (table[i].address) i = (i + 1) & (slots - 1);
+/* Places an entry in a table being filled by a rehash; returns the steps it took. */
+static unsigned backlog_place(struct backlog_entry *table, unsigned slots, const struct backlog_entry *entry) {
+    unsigned i = backlog_home(entry->address, slots), steps = 0;
+    while (table[i].address) i = (i + 1) & (slots - 1), steps++;
     table[i] = *entry;
+    return steps;
 }
 
 /* Doubles the shard's backlog if the budget allows. Returns 0 when it may not grow. */
@@ -239,8 +259,13 @@ static int backlog_grow(struct shard *shard) {
      * at least 3/8 full once grown, so every page is written soon anyway. */
     void *fresh = memtrack_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (fresh == MAP_FAILED) return 0;
+    unsigned reach = 0;
     for (unsigned i = 0; i < shard->backlog_slots; i++)
-        if (shard->backlog[i].address) backlog_place(fresh, slots, &shard->backlog[i]);
+        if (shard->backlog[i].address) {
+            unsigned steps = backlog_place(fresh, slots, &shard->backlog[i]);
+            if (steps > reach) reach = steps;
+        }
+    shard->backlog_reach = reach;
     if (shard->backlog) memtrack_sys_munmap(shard->backlog, old_bytes);
     atomic_fetch_add(&backlog_bytes, bytes - old_bytes);
     shard->backlog = fresh;
@@ -286,7 +311,24 @@ uint64_t memtrack_pending_sample_backlog(void) {
     while (bytes > peak_bytes && !atomic_compare_exchange_weak(&memtrack_backlog_peak_bytes, &peak_bytes, bytes)) {}
     uint64_t peak = atomic_load_explicit(&memtrack_backlog_peak, memory_order_relaxed);
     while (waiting > peak && !atomic_compare_exchange_weak(&memtrack_backlog_peak, &peak, waiting)) {}
+    if (waiting > peak) {   /* the tables' slots at the peak: its load factor */
+        uint64_t slots = 0;
+        for (int i = 0; i < SHARD_COUNT; i++) slots += __atomic_load_n(&shards[i].backlog_slots, __ATOMIC_RELAXED);
+        atomic_store_explicit(&memtrack_backlog_peak_slots, slots, memory_order_relaxed);
+    }
     return waiting;
+}
+
+/* Inserts into the backlogs, the occupied slots they stepped over, and the longest such run,
+ * read without the shards' locks (for `status`). */
+void memtrack_pending_probe_counts(uint64_t *inserts, uint64_t *steps, uint64_t *longest) {
+    *inserts = *steps = *longest = 0;
+    for (int i = 0; i < SHARD_COUNT; i++) {
+        *inserts += __atomic_load_n(&shards[i].backlog_inserts, __ATOMIC_RELAXED);
+        *steps += __atomic_load_n(&shards[i].backlog_probe_steps, __ATOMIC_RELAXED);
+        unsigned run = __atomic_load_n(&shards[i].backlog_probe_max, __ATOMIC_RELAXED);
+        if (run > *longest) *longest = run;
+    }
 }
 
 /* The record an entry stands for, to write it. */
@@ -312,6 +354,14 @@ static int backlog_add(struct shard *shard, const struct memtrack_block *block) 
     int error;
     uint32_t stack_id = memtrack_stack_id_at(&block->stack, block->source, block->source_line, &error);
     if (!stack_id) return 0;
+    /* The free slot, within BACKLOG_MAX_PROBE steps of the entry's home, or after growing. */
+    unsigned mask = shard->backlog_slots - 1, slot = backlog_home(block->address, shard->backlog_slots), steps = 0;
+    while (shard->backlog[slot].address && steps <= BACKLOG_MAX_PROBE) slot = (slot + 1) & mask, steps++;
+    if (steps > BACKLOG_MAX_PROBE) {
+        if (!backlog_grow(shard)) return 0;
+        mask = shard->backlog_slots - 1, slot = backlog_home(block->address, shard->backlog_slots), steps = 0;
+        while (shard->backlog[slot].address) slot = (slot + 1) & mask, steps++;
+    }
     struct backlog_entry entry = {
         .address = block->address,
         .sequence_via_family = block->sequence << 8 | (uint64_t)(block->via & 63) << 2 | (block->family & 3),
@@ -320,7 +370,11 @@ static int backlog_add(struct shard *shard, const struct memtrack_block *block) 
         .stack_id = stack_id,
         .thread = block->thread,
     };
-    backlog_place(shard->backlog, shard->backlog_slots, &entry);
+    shard->backlog[slot] = entry;
+    shard->backlog_inserts++;
+    shard->backlog_probe_steps += steps;
+    if (steps > shard->backlog_probe_max) shard->backlog_probe_max = steps;
+    if (steps > shard->backlog_reach) shard->backlog_reach = steps;
     if (!shard->backlog_count || entry.milliseconds < shard->backlog_oldest_ms)
         shard->backlog_oldest_ms = entry.milliseconds;
     note_sweep_entry(shard, entry.milliseconds);
@@ -844,11 +898,14 @@ void memtrack_pending_fork_child(void) {
         shard->backlog = NULL;
         shard->backlog_slots = shard->backlog_count = shard->backlog_cursor = 0;
         shard->backlog_oldest_ms = shard->sweep_oldest_ms = 0;
+        shard->backlog_inserts = shard->backlog_probe_steps = 0;
+        shard->backlog_probe_max = shard->backlog_reach = 0;
         memtrack_lock_release(&shard->lock);
     }
     atomic_store(&backlog_bytes, 0);
     atomic_store(&memtrack_backlog_peak, 0);
     atomic_store(&memtrack_backlog_peak_bytes, 0);
+    atomic_store(&memtrack_backlog_peak_slots, 0);
     atomic_store(&memtrack_writer_records, 0);
     atomic_store(&memtrack_program_records, 0);
     atomic_store(&memtrack_program_removals, 0);

@@ -42,6 +42,10 @@ extern atomic_uintptr_t memtrack_writer_stack_address;
  * threads wrote because the backlog budget was spent, the most records ever waiting. */
 extern atomic_uint_fast64_t memtrack_writer_records, memtrack_program_records, memtrack_backlog_peak,
     memtrack_program_removals;
+/* The backlog tables' slots when backlog-peak was sampled (its load factor). */
+extern atomic_uint_fast64_t memtrack_backlog_peak_slots;
+/* Inserts into the backlogs, the occupied slots they stepped over, the longest such run. */
+void memtrack_pending_probe_counts(uint64_t *inserts, uint64_t *steps, uint64_t *longest);
 /* Set when MEM_DIR is not on tmpfs (statfs): a writer falling behind then says so once. */
 extern atomic_int memtrack_slow_directory;
 /* After the final record at exit: everything later is written synchronously. */

@@ -109,6 +109,12 @@ static size_t format_status(char *text, size_t capacity, const char *state, int 
     out = put_key_number(out, end, "program-removals", atomic_load(&memtrack_program_removals));
     out = put_key_number(out, end, "backlog-peak", atomic_load(&memtrack_backlog_peak));
     out = put_key_number(out, end, "backlog-peak-bytes", atomic_load(&memtrack_backlog_peak_bytes));
+    out = put_key_number(out, end, "backlog-peak-slots", atomic_load(&memtrack_backlog_peak_slots));
+    uint64_t inserts, steps, longest;
+    memtrack_pending_probe_counts(&inserts, &steps, &longest);
+    out = put_key_number(out, end, "backlog-inserts", inserts);
+    out = put_key_number(out, end, "backlog-probe-steps", steps);
+    out = put_key_number(out, end, "backlog-probe-max", longest);
     out = put_key_number(out, end, "backlog-budget-bytes", memtrack_config.backlog_bytes);
     out = put_key_number(out, end, "settle-ms", (uint64_t)memtrack_config.settle_ms);
     out = put_key_number(out, end, "settle-backlog-ms", (uint64_t)memtrack_config.settle_backlog_ms);
