@@ -9,7 +9,7 @@ struct memtrack_config memtrack_config = {
     .leak_check = 1,   /* classify live blocks at exit, as valgrind's --leak-check=full */
     .counters = 1,     /* the counters file (memdir stats, watch) */
     .quarantine_bytes = 8u << 20,  /* catches stale frees a few thousand blocks back; see the catalog's Configuration */
-    .backlog_bytes = 128u << 20,   /* records and removals waiting for the writer: about 1.5M; see the catalog's Configuration */
+    .backlog_bytes = 128u << 20,   /* records and removals waiting for the writer: about 3M; see the catalog's Configuration */
     .settle_backlog_ms = 5000,     /* the longest a block waits while the writer is behind: see writer.c */
 };
 struct memtrack_next_allocator memtrack_next;
