@@ -382,7 +382,7 @@ static void test_table(const char *scratch) {
     memtrack_pending_remove(0x400000000000, NULL, &unknown);
     CHECK(unknown == UINT64_MAX, "an address never added is not found");
 
-    /* Collisions: sixteen blocks in one 256-byte chunk share a shard and a home; taking out the
+    /* Collisions: sixteen blocks in one 256-byte chunk share a shard and two homes; taking out the
      * middle ones must leave the others findable (backward-shift deletion). */
     uintptr_t chunk = 0x310000000000;
     for (int k = 0; k < 16; k++) {

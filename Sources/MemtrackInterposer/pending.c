@@ -65,8 +65,8 @@
  * when the budget is spent. A lookup steps at most as far as the longest placement into its
  * table (backlog_reach: the inserts, and the rehash into a table twice the size, which halves
  * its load), since a deletion only moves entries nearer home. Measured without the bound: the longest
- * inserts were 141 steps (python-malloc, 1.2M inserts) and 601 (perl, 1.0M); the means 1.4
- * and 5.5 (`status`: backlog-probe-max, backlog-probe-steps / backlog-inserts). */
+ * inserts were 153 steps (python-malloc, 1.2M inserts) and 550 (perl, 1.0M); the means 1.4
+ * and 5.6 (`status`: backlog-probe-max, backlog-probe-steps / backlog-inserts). */
 #define BACKLOG_MAX_PROBE 1024
 /* Frees a signal handler made while its own thread held the shard (see pending_remove). Since
  * neighbouring blocks share a shard, a handler that frees a run of them defers them all to one
@@ -149,7 +149,7 @@ static inline uint64_t hash_chunk(uintptr_t address) {
  * million blocks, and its cache misses were most of perl's and python's bookkeeping: CPU time
  * fell 20 % and 13 % against a hash of the whole address. Wider windows cluster: 256-byte
  * chunks over 16 slots took 18.3 probe steps per insert in perl's 1.0M and 5.7 in python's
- * 1.2M, 128-byte ones over 8 slots 5.5 and 1.4 (a hash of the whole address: 1.8 and 1.9,
+ * 1.2M, 128-byte ones over 8 slots 5.6 and 1.4 (a hash of the whole address: 1.8 and 1.9,
  * without the locality), measured with status's backlog-probe-steps. */
 static inline struct shard *shard_for(uintptr_t address) {
     return &shards[hash_chunk(address) >> 58];
