@@ -79,29 +79,7 @@ static int append_line(uint32_t id, const struct memtrack_stack *stack) {
 /* Each id's innermost frame, so the leak check can tell the loader's blocks from their records
  * without reading the stacks file: 8 MiB of address space, touched only where ids are. */
 #define FIRST_FRAME_IDS (1u << 20)
-static _Atomic(uintptr_t *) first_frames;
-
-static void note_first_frame(uint32_t id, const struct memtrack_stack *stack) {
-    uintptr_t *frames = atomic_load_explicit(&first_frames, memory_order_acquire);
-    if (!frames) {
-        void *fresh = memtrack_sys_mmap(NULL, FIRST_FRAME_IDS * sizeof(uintptr_t), PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (fresh == MAP_FAILED) return;
-        uintptr_t *expected = NULL;
-        if (!atomic_compare_exchange_strong(&first_frames, &expected, (uintptr_t *)fresh)) {
-            memtrack_sys_munmap(fresh, FIRST_FRAME_IDS * sizeof(uintptr_t));
-            frames = expected;
-        } else {
-            frames = fresh;
-        }
-    }
-    if (id < FIRST_FRAME_IDS) frames[id] = stack->depth ? stack->frames[0] : 0;
-}
-
-uintptr_t memtrack_stack_first_frame(uint32_t id) {
-    uintptr_t *frames = atomic_load_explicit(&first_frames, memory_order_acquire);
-    return frames && id < FIRST_FRAME_IDS ? frames[id] : 0;
-}
+static _Atomic(uint64_t *) first_frames;
 
 /* The memtrack.h location an id was interned with (memtrack_stack_id_at): a block waiting in
  * the table keeps only its stack's id (pending.c), so the id carries the location too. The same
@@ -109,21 +87,37 @@ uintptr_t memtrack_stack_first_frame(uint32_t id) {
  * space, touched only where located ids are. */
 static _Atomic(uint64_t *) locations;
 
-static void note_location(uint32_t id, uint32_t source, uint32_t line) {
-    uint64_t *located = atomic_load_explicit(&locations, memory_order_acquire);
-    if (!located) {
-        void *fresh = memtrack_sys_mmap(NULL, FIRST_FRAME_IDS * sizeof(uint64_t), PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (fresh == MAP_FAILED) return;
-        uint64_t *expected = NULL;
-        if (!atomic_compare_exchange_strong(&locations, &expected, (uint64_t *)fresh)) {
-            memtrack_sys_munmap(fresh, FIRST_FRAME_IDS * sizeof(uint64_t));
-            located = expected;
-        } else {
-            located = fresh;
-        }
+/* One of the arrays above (FIRST_FRAME_IDS words), mapped on first use; NULL if it cannot be.
+ * Lock-free: of two threads (or a handler and the code it interrupted) mapping it at once, one
+ * keeps its mapping and the other unmaps its own. */
+static uint64_t *words_by_id(_Atomic(uint64_t *) *array) {
+    uint64_t *words = atomic_load_explicit(array, memory_order_acquire);
+    if (words) return words;
+    void *fresh = memtrack_sys_mmap(NULL, FIRST_FRAME_IDS * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (fresh == MAP_FAILED) return NULL;
+    if (!atomic_compare_exchange_strong(array, &words, (uint64_t *)fresh)) {
+        memtrack_sys_munmap(fresh, FIRST_FRAME_IDS * sizeof(uint64_t));
+        return words;
     }
-    if (id < FIRST_FRAME_IDS) located[id] = (uint64_t)source << 32 | line;
+    return fresh;
+}
+
+_Static_assert(sizeof(uintptr_t) == sizeof(uint64_t), "first frames are kept as 64-bit words");
+
+static void note_first_frame(uint32_t id, const struct memtrack_stack *stack) {
+    uint64_t *frames = words_by_id(&first_frames);
+    if (frames && id < FIRST_FRAME_IDS) frames[id] = stack->depth ? stack->frames[0] : 0;
+}
+
+uintptr_t memtrack_stack_first_frame(uint32_t id) {
+    uint64_t *frames = atomic_load_explicit(&first_frames, memory_order_acquire);
+    return frames && id < FIRST_FRAME_IDS ? frames[id] : 0;
+}
+
+static void note_location(uint32_t id, uint32_t source, uint32_t line) {
+    uint64_t *located = words_by_id(&locations);
+    if (located && id < FIRST_FRAME_IDS) located[id] = (uint64_t)source << 32 | line;
 }
 
 int memtrack_stack_location(uint32_t id, uint32_t *source, uint32_t *line) {
@@ -185,7 +179,7 @@ uint32_t memtrack_stack_id_at(const struct memtrack_stack *stack, uint32_t sourc
 void memtrack_stacks_for_each_mapping(void (*visit)(uintptr_t start, size_t bytes, void *context), void *context) {
     struct interned *slots = atomic_load(&table);
     if (slots) visit((uintptr_t)slots, TABLE_SLOTS * sizeof(struct interned), context);
-    uintptr_t *frames = atomic_load(&first_frames);
+    uint64_t *frames = atomic_load(&first_frames);
     if (frames) visit((uintptr_t)frames, FIRST_FRAME_IDS * sizeof(uintptr_t), context);
     uint64_t *located = atomic_load(&locations);
     if (located) visit((uintptr_t)located, FIRST_FRAME_IDS * sizeof(uint64_t), context);
@@ -196,7 +190,7 @@ void memtrack_stacks_reset(void) {
     struct interned *slots = atomic_load(&table);
     if (slots && atomic_load(&used_slots))
         madvise(slots, TABLE_SLOTS * sizeof(struct interned), MADV_DONTNEED);   /* back to zeros */
-    uintptr_t *frames = atomic_load(&first_frames);
+    uint64_t *frames = atomic_load(&first_frames);
     if (frames && atomic_load(&next_id) > 1)
         madvise(frames, FIRST_FRAME_IDS * sizeof(uintptr_t), MADV_DONTNEED);
     uint64_t *located = atomic_load(&locations);
