@@ -776,7 +776,7 @@ def git_describe():
 
 
 COLUMNS = ("workload", "tool", "runs", "median s", "spread", "x plain", "x heaptrack",
-           "x plain/round", "x heaptrack/round", "x C loop", "peak RSS MiB", "RSS x heaptrack",
+           "x plain/round", "x heaptrack/round", "x heaptrack range", "x C loop", "peak RSS MiB", "RSS x heaptrack",
            ".mem left", "tmpfs KiB", "kernel B/record", "program wrote", "notes")
 
 
@@ -798,11 +798,11 @@ def table_rows(rows):
             limit = row.runs[-1].seconds
             out.append([row.workload, row.tool, "0", f">{limit:.0f}", "-",
                         ratio(limit, plain, ">"), ratio(limit, heaptrack, ">"),
-                        "-", "-", "-", "-", "-", "-", "-", "-", "-", "; ".join(row.notes)])
+                        "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "; ".join(row.notes)])
             continue
         if median is None:
             why = row.skipped or "failed"
-            out.append([row.workload, row.tool, str(len(row.runs))] + ["-"] * 13
+            out.append([row.workload, row.tool, str(len(row.runs))] + ["-"] * 14
                        + ["; ".join([why] + row.notes)])
             continue
         times = [r.seconds for r in row.ok_runs]
@@ -810,6 +810,7 @@ def table_rows(rows):
         out.append([row.workload, row.tool, str(len(row.ok_runs)), f"{median:.3f}", spread,
                     ratio(median, plain), ratio(median, heaptrack),
                     format_ratio(round_ratio(row, plain)), format_ratio(round_ratio(row, heaptrack)),
+                    format_range(round_ratios(row, heaptrack)),
                     loop_ratio(row, median, by_key.get((row.workload, "loop"))),
                     f"{row.median_rss_mib:.1f}", rss_ratio(row, heaptrack),
                     mem_left(row), *memory_cells(row), "; ".join(row.notes)])
@@ -822,14 +823,24 @@ def ratio(median, reference, prefix=""):
     return f"{prefix}{median / reference.median_s:.2f}"
 
 
+def round_ratios(row, reference):
+    """This row's time over the reference's time in each round where both ran successfully."""
+    if reference is None:
+        return []
+    theirs = {r.round: r.seconds for r in reference.ok_runs if r.seconds > 0}
+    return [r.seconds / theirs[r.round] for r in row.ok_runs if r.round in theirs]
+
+
 def round_ratio(row, reference):
     """The median over rounds of this row's time over the reference's time in the same round
     (both runs successful), or None when they share no round."""
-    if reference is None:
-        return None
-    theirs = {r.round: r.seconds for r in reference.ok_runs if r.seconds > 0}
-    ratios = [r.seconds / theirs[r.round] for r in row.ok_runs if r.round in theirs]
+    ratios = round_ratios(row, reference)
     return statistics.median(ratios) if ratios else None
+
+
+def format_range(ratios):
+    """The lowest and highest per-round ratio: how far one run's median can be trusted."""
+    return f"{min(ratios):.2f}-{max(ratios):.2f}" if len(ratios) > 1 else "-"
 
 
 def format_ratio(value):
@@ -983,6 +994,7 @@ def save_results(machine, args, sizes, header, cells, rows, instructions):
                   "median_s": r.median_s, "median_rss_mib": r.median_rss_mib,
                   "round_x_plain": round_ratio(r, by_key.get((r.workload, "plain"))),
                   "round_x_heaptrack": round_ratio(r, by_key.get((r.workload, "heaptrack"))),
+                  "round_x_heaptrack_each": round_ratios(r, by_key.get((r.workload, "heaptrack"))),
                   "skipped": r.skipped, "notes": r.notes,
                   "runs": [vars(run) for run in r.runs]} for r in rows],
     }, indent=1) + "\n")
@@ -995,7 +1007,7 @@ median s: median wall time of the successful runs; spread: (max - min) / median.
 x plain, x heaptrack, x C loop: median over the median of that row of the same workload.
 x plain/round, x heaptrack/round: the median over rounds of (this row's time / that row's
 time in the same round): the measure the goals are stated in, robust to load that changes
-between rounds.
+between rounds. x heaptrack range: the lowest and the highest of those per-round ratios.
 C loop: fileloop.c for longlived (the file operations memtrack must do, done directly),
 symlinkloop.c for live-1m (its 1,000,000 symlinkat calls in one directory from 2 threads, as
 memtrack's exit makes them), readdirloop.c for memdir-list. Goals: memtrack on longlived within 1.3x of fileloop (longlived
