@@ -41,6 +41,7 @@
 #include "sys.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -238,12 +239,14 @@ static void backlog_delete(struct shard *shard, unsigned hole) {
     shard->backlog_count--;
 }
 
-/* Places an entry in a table being filled by a rehash; returns the steps it took. */
-static unsigned backlog_place(struct backlog_entry *table, unsigned slots, const struct backlog_entry *entry) {
-    unsigned i = backlog_home(entry->address, slots), steps = 0;
-    while (table[i].address) i = (i + 1) & (slots - 1), steps++;
-    table[i] = *entry;
-    return steps;
+/* The first free slot from the address's home, and in *steps the occupied slots stepped over;
+ * -1 when that would be more than `limit`. */
+static long free_slot(const struct backlog_entry *table, unsigned slots, uintptr_t address, unsigned limit,
+                      unsigned *steps) {
+    unsigned i = backlog_home(address, slots);
+    for (*steps = 0; table[i].address; i = (i + 1) & (slots - 1))
+        if (++*steps > limit) return -1;
+    return i;
 }
 
 /* Doubles the shard's backlog if the budget allows. Returns 0 when it may not grow. */
@@ -259,10 +262,11 @@ static int backlog_grow(struct shard *shard) {
      * at least 3/8 full once grown, so every page is written soon anyway. */
     void *fresh = memtrack_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (fresh == MAP_FAILED) return 0;
-    unsigned reach = 0;
+    struct backlog_entry *table = fresh;
+    unsigned reach = 0, steps;
     for (unsigned i = 0; i < shard->backlog_slots; i++)
         if (shard->backlog[i].address) {
-            unsigned steps = backlog_place(fresh, slots, &shard->backlog[i]);
+            table[free_slot(table, slots, shard->backlog[i].address, UINT_MAX, &steps)] = shard->backlog[i];
             if (steps > reach) reach = steps;
         }
     shard->backlog_reach = reach;
@@ -354,13 +358,12 @@ static int backlog_add(struct shard *shard, const struct memtrack_block *block) 
     int error;
     uint32_t stack_id = memtrack_stack_id_at(&block->stack, block->source, block->source_line, &error);
     if (!stack_id) return 0;
-    /* The free slot, within BACKLOG_MAX_PROBE steps of the entry's home, or after growing. */
-    unsigned mask = shard->backlog_slots - 1, slot = backlog_home(block->address, shard->backlog_slots), steps = 0;
-    while (shard->backlog[slot].address && steps <= BACKLOG_MAX_PROBE) slot = (slot + 1) & mask, steps++;
-    if (steps > BACKLOG_MAX_PROBE) {
+    /* A free slot within BACKLOG_MAX_PROBE steps of the entry's home, or after growing. */
+    unsigned steps;
+    long slot = free_slot(shard->backlog, shard->backlog_slots, block->address, BACKLOG_MAX_PROBE, &steps);
+    if (slot < 0) {
         if (!backlog_grow(shard)) return 0;
-        mask = shard->backlog_slots - 1, slot = backlog_home(block->address, shard->backlog_slots), steps = 0;
-        while (shard->backlog[slot].address) slot = (slot + 1) & mask, steps++;
+        slot = free_slot(shard->backlog, shard->backlog_slots, block->address, UINT_MAX, &steps);
     }
     struct backlog_entry entry = {
         .address = block->address,
