@@ -37,11 +37,12 @@ static void *churn(void *arg) {
 }
 
 static int pipe_fds[2];
-static atomic_int reader_eintr, reader_done;
+static atomic_int reader_eintr, reader_done, reader_started;
 static pthread_t reader_thread;
 static void *reader(void *arg) {
     (void)arg;
     char c;
+    atomic_store(&reader_started, 1);
     for (;;) {
         ssize_t n = read(pipe_fds[0], &c, 1);
         if (n < 0 && errno == EINTR) { atomic_fetch_add(&reader_eintr, 1); continue; }
@@ -54,10 +55,16 @@ static void *reader(void *arg) {
 static int usr1_phase(int restart) {
     atomic_store(&reader_eintr, 0);
     atomic_store(&reader_done, 0);
+    atomic_store(&reader_started, 0);
     if (pipe(pipe_fds)) return 2;
     pthread_create(&reader_thread, NULL, reader, NULL);
+    /* The reader must be running before the signals start: with four allocating threads on two
+     * cores it may not be scheduled within 20 ms, and signals that all arrive before its read()
+     * interrupt nothing. Without SA_RESTART, signals go on (a bounded while) until one has
+     * interrupted the read; with it, the same 5,000 as always. */
+    for (int i = 0; i < 5000 && !atomic_load(&reader_started); i++) usleep(1000);
     usleep(20000);
-    for (int i = 0; i < 5000; i++) {
+    for (int i = 0; i < 5000 || (!restart && !atomic_load(&reader_eintr) && i < 200000); i++) {
         pthread_kill(reader_thread, SIGUSR1);
         if (i % 100 == 0) usleep(100);
     }
