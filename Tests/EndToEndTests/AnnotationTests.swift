@@ -35,6 +35,31 @@ extension EndToEnd {
             }
         }
 
+        @Test("20,000 located blocks, most of them through the backlog: every one keeps its header location; the backlog's probes stay bounded")
+        func locationsThroughTheBacklog() throws {
+            let program = try E2E.example("annotated_stripped")
+            try withScratch { scratch in
+                let run = try runTracked(program, ["many"], Tracking(memDir: scratch.memDir))
+                #expect(run.exitedNormally && run.status == 0 && run.stderrText.isEmpty, "\(run.stderrText)")
+                let dir = try onlyRunDirectory(scratch.memDir)
+                #expect(dir.blocks.count == 20000)
+                // The young table holds 6,144 blocks: the rest went through the backlog.
+                let inserts = try #require(dir.counter("backlog-inserts"))
+                #expect(inserts >= 20000 - 6144, "backlog-inserts \(inserts)")
+                let longest = try #require(dir.counter("backlog-probe-max"))
+                #expect(longest <= 1024)
+                #expect((dir.counter("backlog-probe-steps") ?? -1) >= longest)
+                let peak = try #require(dir.counter("backlog-peak")), slots = try #require(dir.counter("backlog-peak-slots"))
+                #expect(peak > 0 && slots * 3 >= peak * 4, "backlog-peak \(peak) in \(slots) slots: at most 3/4 full")
+                let json = try parseJSON(try memdir(["list", scratch.memDir.path, "--json"]))
+                let leaks = try #require((json["processes"] as? [[String: Any]])?.first?["leaks"] as? [[String: Any]])
+                let byLocation = Dictionary(leaks.map { (($0["location"] as? String) ?? "?", ($0["blocks"] as? NSNumber)?.intValue ?? 0) },
+                                            uniquingKeysWith: +)
+                #expect(byLocation == [try annotatedAt("many", "LOC-MANY-A"): 10000, try annotatedAt("many", "LOC-MANY-B"): 10000],
+                        "\(byLocation)")
+            }
+        }
+
         @Test("with debug information the stack's location stands, and agrees with the header's")
         func sourceLocationsAgree() throws {
             let program = try E2E.example("annotated")
