@@ -21,7 +21,7 @@ private func checkedRun(_ memDir: URL, sourceLocation: SourceLocation = #_source
 /// valgrind's lost kinds (bytes, blocks) against the tracker's, for one program.
 private func expectValgrindLostKinds(_ arguments: [String], _ dir: RunDirectory, _ check: LeakCheck,
                                      sourceLocation: SourceLocation = #_sourceLocation) throws {
-    guard let valgrind = valgrindPath else { return }
+    guard let valgrind = valgrindForComparison() else { return }
     let program = try E2E.example("checksafety")
     let reference = runProgram(valgrind, ["--leak-check=full", program] + arguments, environment: E2E.cleanEnvironment(), timeout: 300)
     let summary = try #require(valgrindLeakSummary(reference.stderrText), "no LEAK SUMMARY in:\n\(reference.stderrText)",

@@ -113,6 +113,17 @@ let valgrindPath: String? = ["/usr/bin/valgrind", "/usr/local/bin/valgrind"].fir
     FileManager.default.isExecutableFile(atPath: $0)
 }
 
+/// valgrind for a comparison that follows a test's own checks: without it the comparison is
+/// left out, and under .ci/run (which installs valgrind and sets MEMDIR_REQUIRE_VALGRIND) that is
+/// an issue, so it cannot pass unseen.
+func valgrindForComparison(sourceLocation: SourceLocation = #_sourceLocation) -> String? {
+    if valgrindPath == nil && ProcessInfo.processInfo.environment["MEMDIR_REQUIRE_VALGRIND"] != nil {
+        Issue.record("valgrind is not installed: the comparison with valgrind did not run (.ci/run installs it)",
+                     sourceLocation: sourceLocation)
+    }
+    return valgrindPath
+}
+
 /// A program nobody here wrote, with inputs small enough to run in seconds under valgrind.
 struct ForeignProgram: CustomTestStringConvertible, Sendable {
     var name: String

@@ -75,7 +75,7 @@ extension EndToEnd {
                 #expect(run.stderrText.contains("memdir: exit status 23: \(own.definite) definitely lost, \(own.indirect) indirectly lost"))
                 #expect(try memdir(["run", "--default-suppressions", "off", "--", binary]).status == 2)
 
-                guard let valgrind = valgrindPath else { return }
+                guard let valgrind = valgrindForComparison() else { return }
                 let reference = runProgram(valgrind, ["--leak-check=full", binary, SwiftTestPackage.cleanTests],
                                            environment: E2E.cleanEnvironment(), currentDirectory: scratch.root, timeout: 300)
                 let text = reference.stderrText
