@@ -442,13 +442,6 @@ static void make_room(struct shard *shard) {
  * for the young slot an allocation takes gained nothing measurable: that table is 2.5 MiB.) */
 void memtrack_pending_prefetch_free(uintptr_t address) {
     struct shard *shard = shard_for(address);
-    /* Not for a young block (most frees, of temporaries): a prefetch into the large table
-     * stalled on its page walk all the same (6 % of python-malloc's samples). */
-    for (unsigned i = home_slot(address), probes = 0; probes < SHARD_SLOTS; i = (i + 1) & (SHARD_SLOTS - 1), probes++) {
-        uintptr_t held = __atomic_load_n(&shard->slot_address[i], __ATOMIC_RELAXED);
-        if (held == address) return;
-        if (!held) break;
-    }
     struct backlog_entry *table = __atomic_load_n(&shard->backlog, __ATOMIC_RELAXED);
     unsigned slots = __atomic_load_n(&shard->backlog_slots, __ATOMIC_RELAXED);
     if (table && slots) __builtin_prefetch(&table[backlog_home(address, slots)]);
