@@ -75,12 +75,15 @@ class Tool:
     kind: str                          # plain | memtrack | heaptrack | valgrind | loop | memdir
     env: dict = field(default_factory=dict)
     only: tuple = ()                   # workloads this tool is limited to (empty: all programs)
+    lib: str = None                    # memtrack: this libmemtrack.so instead of the one built
 
 
-def all_tools():
-    """Every tool, in table order."""
+def all_tools(libraries=()):
+    """Every tool, in table order; libraries: (name, path) pairs from --library."""
     tools = [Tool("plain", "plain"),
-             Tool("memtrack", "memtrack"),
+             Tool("memtrack", "memtrack")]
+    tools += [Tool(f"memtrack {name}", "memtrack", lib=path) for name, path in libraries]
+    tools += [
              Tool("memtrack sync", "memtrack", {"MEM_SETTLE_MS": "0"}),
              Tool("memtrack no-quarantine", "memtrack", {"MEM_QUARANTINE": "0"}),
              Tool("memtrack no-leak-check", "memtrack", {"MEM_LEAK_CHECK": "0"}),
@@ -311,7 +314,7 @@ def command_for(tool, argv, scratch, ctx, extra_env=None):
         return pipeline_command(tool, argv, scratch, ctx, env)
     argv = [a.replace("{scratch}", str(scratch)) for a in argv]
     if tool.kind == "memtrack":
-        env["BENCH_LD_PRELOAD"] = str(ctx.lib)    # LD_PRELOAD for argv, not launch.c
+        env["BENCH_LD_PRELOAD"] = str(tool.lib or ctx.lib)    # LD_PRELOAD for argv, not launch.c
         env["MEM_DIR"] = str(scratch)
         return argv, env
     if tool.kind == "heaptrack":
@@ -329,7 +332,7 @@ def pipeline_command(tool, stages, scratch, ctx, env):
         prefix = []
         if tool.kind == "memtrack":
             env["MEM_DIR"] = str(scratch)
-            prefix = ["/usr/bin/env", f"LD_PRELOAD={ctx.lib}"]   # the stages, not the shell
+            prefix = ["/usr/bin/env", f"LD_PRELOAD={tool.lib or ctx.lib}"]   # the stages, not the shell
         elif tool.kind == "heaptrack":
             prefix = [ctx.heaptrack, "-o", str(scratch / f"heaptrack-{number}.out")]
         elif tool.kind == "valgrind":
@@ -447,7 +450,7 @@ class Row:
 
 def unavailable(tool, ctx):
     """Why tool cannot run here, or None."""
-    if tool.kind == "memtrack" and not ctx.lib:
+    if tool.kind == "memtrack" and not (tool.lib or ctx.lib):
         return "libmemtrack.so not built"
     if tool.kind == "memdir" and not ctx.memdir:
         return "memdir not built"
@@ -1041,6 +1044,9 @@ def parse_args():
     parser.add_argument("--tools", help="comma-separated tool patterns (fnmatch), e.g. "
                         "'plain,memtrack*,heaptrack'; names: " +
                         ", ".join(tool_key(t) for t in all_tools()))
+    parser.add_argument("--library", action="append", default=[], metavar="NAME=PATH",
+                        help="another libmemtrack.so, run as the tool 'memtrack NAME' in the same "
+                        "rotated rounds (an A/B of two builds); repeatable")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                         help=f"seconds before a run is killed (default {DEFAULT_TIMEOUT_S})")
     parser.add_argument("--quick", action="store_true", help="small sizes, 2 rounds: a smoke test")
@@ -1068,6 +1074,15 @@ def parse_args():
     if args.runs is None:
         args.runs = 2 if args.quick else 5
     args.fs_image_dir = args.fs_image_dir or args.data_dir
+    libraries = []
+    for spec in args.library:
+        name, _, path = spec.partition("=")
+        if not name or not path or not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+            parser.error(f"--library {spec!r}: expected NAME=PATH, NAME of letters, digits, '.', '_' or '-'")
+        if not os.path.isfile(path):
+            parser.error(f"--library {spec!r}: no such file {path}")
+        libraries.append((name, os.path.abspath(path)))
+    args.library = libraries
     args.filesystem_list = [f.strip().lower() for f in args.filesystems.split(",") if f.strip()]
     for name in args.filesystem_list:
         if name != "tmpfs" and name not in LOOP_FILESYSTEMS:
@@ -1165,7 +1180,7 @@ def main():
     sizes = QUICK if args.quick else FULL
     ctx = Context(args)
     machine = machine_info()
-    tools = select(all_tools(), args.tools, tool_key)
+    tools = select(all_tools(args.library), args.tools, tool_key)
     products = build_package(args, ctx)
     bins = compile_workloads()
     bins["memdir"] = products["memdir"]
