@@ -83,16 +83,20 @@ def all_tools(libraries=()):
     tools = [Tool("plain", "plain"),
              Tool("memtrack", "memtrack")]
     tools += [Tool(f"memtrack {name}", "memtrack", lib=path) for name, path in libraries]
-    tools += [
-             Tool("memtrack sync", "memtrack", {"MEM_SETTLE_MS": "0"}),
-             Tool("memtrack no-quarantine", "memtrack", {"MEM_QUARANTINE": "0"}),
-             Tool("memtrack no-leak-check", "memtrack", {"MEM_LEAK_CHECK": "0"}),
-             Tool("memtrack no-counters", "memtrack", {"MEM_COUNTERS": "0"}, only=("churn",))]
+    tools += [Tool("memtrack sync", "memtrack", {"MEM_SETTLE_MS": "0"}),
+              Tool("memtrack no-quarantine", "memtrack", {"MEM_QUARANTINE": "0"}),
+              Tool("memtrack no-leak-check", "memtrack", {"MEM_LEAK_CHECK": "0"}),
+              Tool("memtrack no-counters", "memtrack", {"MEM_COUNTERS": "0"}, only=("churn",))]
     tools += [Tool(f"memtrack depth={d}", "memtrack", {"MEM_DEPTH": str(d)}, only=("churn",))
               for d in DEPTHS]
     tools += [Tool("heaptrack", "heaptrack"), Tool("valgrind", "valgrind"),
               Tool("C loop", "loop"), Tool("memdir list", "memdir")]
     return tools
+
+
+def memtrack_library(tool, ctx):
+    """The libmemtrack.so a memtrack tool preloads: its own (--library) or the one built."""
+    return tool.lib or ctx.lib
 
 
 def tool_key(tool):
@@ -314,7 +318,7 @@ def command_for(tool, argv, scratch, ctx, extra_env=None):
         return pipeline_command(tool, argv, scratch, ctx, env)
     argv = [a.replace("{scratch}", str(scratch)) for a in argv]
     if tool.kind == "memtrack":
-        env["BENCH_LD_PRELOAD"] = str(tool.lib or ctx.lib)    # LD_PRELOAD for argv, not launch.c
+        env["BENCH_LD_PRELOAD"] = str(memtrack_library(tool, ctx))    # LD_PRELOAD for argv, not launch.c
         env["MEM_DIR"] = str(scratch)
         return argv, env
     if tool.kind == "heaptrack":
@@ -332,7 +336,7 @@ def pipeline_command(tool, stages, scratch, ctx, env):
         prefix = []
         if tool.kind == "memtrack":
             env["MEM_DIR"] = str(scratch)
-            prefix = ["/usr/bin/env", f"LD_PRELOAD={tool.lib or ctx.lib}"]   # the stages, not the shell
+            prefix = ["/usr/bin/env", f"LD_PRELOAD={memtrack_library(tool, ctx)}"]   # the stages, not the shell
         elif tool.kind == "heaptrack":
             prefix = [ctx.heaptrack, "-o", str(scratch / f"heaptrack-{number}.out")]
         elif tool.kind == "valgrind":
@@ -450,7 +454,7 @@ class Row:
 
 def unavailable(tool, ctx):
     """Why tool cannot run here, or None."""
-    if tool.kind == "memtrack" and not (tool.lib or ctx.lib):
+    if tool.kind == "memtrack" and not memtrack_library(tool, ctx):
         return "libmemtrack.so not built"
     if tool.kind == "memdir" and not ctx.memdir:
         return "memdir not built"
