@@ -55,14 +55,22 @@ static struct interned *the_table(void) {
     return fresh;
 }
 
-static uint64_t hash_stack(const struct memtrack_stack *stack, uint64_t seed) {
-    uint64_t hash = seed ^ stack->depth;
+/* Two independent hashes of the frames (the table's key and the check), in one pass: the two
+ * multiply chains run side by side, so the second costs almost nothing (two passes were 2 % of
+ * perl's samples). */
+static void hash_stack(const struct memtrack_stack *stack, uint64_t key_seed, uint64_t check_seed,
+                       uint64_t *key, uint64_t *check) {
+    uint64_t a = key_seed ^ stack->depth, b = check_seed ^ stack->depth;
     for (uint32_t i = 0; i < stack->depth; i++) {
-        hash ^= stack->frames[i];
-        hash *= 0x9E3779B97F4A7C15ull;
-        hash ^= hash >> 29;
+        a ^= stack->frames[i];
+        b ^= stack->frames[i];
+        a *= 0x9E3779B97F4A7C15ull;
+        b *= 0x9E3779B97F4A7C15ull;
+        a ^= a >> 29;
+        b ^= b >> 29;
     }
-    return hash;
+    *key = a;
+    *check = b;
 }
 
 /* One line, one write: `ID 0xFRAME,0xFRAME...\n`. Returns 0 or an errno value. */
@@ -151,8 +159,10 @@ uint32_t memtrack_stack_id_at(const struct memtrack_stack *stack, uint32_t sourc
     struct interned *slots = the_table();
     if (!slots) return fresh_line(stack, source, line, error);
     uint64_t location = source ? ((uint64_t)source << 32 | line) * 0xD6E8FEB86659FD93ull : 0;
-    uint64_t key = hash_stack(stack, 0x243F6A8885A308D3ull ^ location) | 1;
-    uint32_t check = (uint32_t)hash_stack(stack, 0x13198A2E03707344ull ^ (location >> 7)) | 2;
+    uint64_t key, check_hash;
+    hash_stack(stack, 0x243F6A8885A308D3ull ^ location, 0x13198A2E03707344ull ^ (location >> 7), &key, &check_hash);
+    key |= 1;
+    uint32_t check = (uint32_t)check_hash | 2;
     for (uint32_t i = (uint32_t)(key >> 40) & (TABLE_SLOTS - 1), probes = 0; probes < MAX_PROBES;
          i = (i + 1) & (TABLE_SLOTS - 1), probes++) {
         struct interned *slot = &slots[i];
