@@ -162,6 +162,11 @@ static __thread unsigned t_cache_generation __attribute__((tls_model("initial-ex
 static union cache_entry main_cache[1u << MAIN_CACHE_BITS] __attribute__((aligned(64)));
 static int main_cache_taken;
 static __thread union cache_entry *t_table __attribute__((tls_model("initial-exec")));
+/* In front of the main thread's cache, a small one (4 KiB) that its hottest return addresses
+ * keep in the first-level data cache. */
+#define NEAR_CACHE_BITS 8
+static union cache_entry main_near_cache[1u << NEAR_CACHE_BITS] __attribute__((aligned(64)));
+static __thread union cache_entry *t_near __attribute__((tls_model("initial-exec")));
 static __thread unsigned t_table_bits __attribute__((tls_model("initial-exec")));
 
 // ---- reading CFI ----
@@ -677,7 +682,24 @@ static int pack_rule(uintptr_t pc, const struct frame_rule *r, union cache_entry
 }
 
 /* Returns the packed rule for return address pc, from the cache or computed. */
-static inline union cache_entry lookup_rule(uintptr_t pc, union cache_entry *table, unsigned bits)
+static inline union cache_entry lookup_far(uintptr_t pc, union cache_entry *table, unsigned bits);
+
+static inline union cache_entry lookup_rule(uintptr_t pc, union cache_entry *near, union cache_entry *table, unsigned bits)
+{
+    if (!near)
+        return lookup_far(pc, table, bits);
+    union cache_entry *slot = &near[cache_index(pc, NEAR_CACHE_BITS)];
+    union cache_entry e;
+    e.v = load16(slot);
+    if (__builtin_expect((e.f.key & KEY_PC_MASK) == pc, 1))
+        return e;
+    e = lookup_far(pc, table, bits);
+    if ((e.f.key & KEY_PC_MASK) == pc)
+        store16(slot, e.v);
+    return e;
+}
+
+static inline union cache_entry lookup_far(uintptr_t pc, union cache_entry *table, unsigned bits)
 {
     union cache_entry *slot = &table[cache_index(pc, bits)];
     union cache_entry e;
@@ -801,12 +823,16 @@ int memtrack_unwind_from(uintptr_t *frames, int max_frames, uintptr_t pc, uintpt
         bits = main_thread ? MAIN_CACHE_BITS : UNWIND_CACHE_BITS;
         table = main_thread ? main_cache : t_cache;
         t_table_bits = bits;
+        t_near = main_thread ? main_near_cache : NULL;
         t_table = table;
     }
+    union cache_entry *near = t_near;
     if (__builtin_expect(generation != t_cache_generation, 0)) {
         /* Slot by slot, with single stores, so a handler interrupting us sees old or empty. */
         for (unsigned i = 0; i < 1u << bits; i++)
             store16(&table[i], memtrack_zero16());
+        for (unsigned i = 0; near && i < 1u << NEAR_CACHE_BITS; i++)
+            store16(&near[i], memtrack_zero16());
         t_cache_generation = generation;
     }
 
@@ -816,7 +842,7 @@ int memtrack_unwind_from(uintptr_t *frames, int max_frames, uintptr_t pc, uintpt
     int n = 0;
     while (n < max_frames && pc != 0) {
 
-        union cache_entry rule = lookup_rule(pc, table, bits);
+        union cache_entry rule = lookup_rule(pc, near, table, bits);
         const int cfa_kind = (int)(rule.f.key >> 56) & 3;
         const int rbp_kind = (int)(rule.f.key >> 58) & 3;
         const intptr_t cfa_off = (int32_t)(uint32_t)rule.f.offs;
