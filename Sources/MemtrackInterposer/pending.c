@@ -5,7 +5,8 @@
  * The table is split into shards by address (256-byte chunks), each with its own small lock:
  * no global lock, and two threads collide only when their blocks hash to the same shard. Each
  * shard has two parts:
- *   young     128 slots of full blocks (with their stacks), filled to 3/4 at most;
+ *   young     128 slots of full blocks (with their stacks), filled to 3/4 at most, found
+ *             through a small index by address;
  *   backlog   a growable hash table of compact entries (the stack interned, 32 bytes each)
  *             that takes a young shard's oldest quarter when the young part is full. It grows
  *             within MEM_BACKLOG bytes for all shards together.
@@ -113,14 +114,22 @@ struct shard {
     uintptr_t *removals;                 /* removal_space, or a larger mmap'd queue */
     unsigned removal_capacity;
     uintptr_t removal_space[REMOVAL_SLOTS];
-    /* Each slot's sequence, 0 when empty: make_room finds the oldest young block in 1 KiB
-     * instead of reading a line of each 312-byte slot (9 % of perl's samples before). */
+    /* The young part's index, a linear-probing table by address: each slot's address (0 when
+     * empty), its block's sequence and where the block is in `blocks`. Probes read the 1 KiB
+     * of addresses instead of a line of each 312-byte block (a free's probe missed the cache
+     * in 29 % of its samples in perl's teardown), make_room finds the oldest in the 1 KiB of
+     * sequences (9 % of perl's samples before), and a deletion's backward shift moves index
+     * entries, not blocks (the blocks' copies were 5 % of python-malloc's samples). */
     uint64_t slot_sequence[SHARD_SLOTS];
-    /* Each slot's address, 0 when empty: probes read this 1 KiB instead of a line of each
-     * slot (a free's probe missed the cache in 29 % of its samples in perl's teardown). */
     uintptr_t slot_address[SHARD_SLOTS];
-    struct memtrack_block slots[SHARD_SLOTS];   /* address 0 marks an empty slot */
+    uint8_t slot_block[SHARD_SLOTS];
+    /* The blocks, each where it was put; a set bit of used_blocks is a block in use. An insert
+     * takes the lowest free block, so a shard whose blocks die young reuses a few warm ones. */
+    uint64_t used_blocks[SHARD_SLOTS / 64];
+    struct memtrack_block blocks[SHARD_SLOTS];
 } __attribute__((aligned(64)));
+
+_Static_assert(SHARD_SLOTS == 2 * 64, "used_blocks is two words, slot_block a byte");
 
 static struct shard shards[SHARD_COUNT];
 /* Held by the writer for a whole pass, and by a flush: a flush must not finish (and the process
@@ -164,6 +173,10 @@ static inline unsigned backlog_home(uintptr_t address, unsigned slots) {
 }
 
 // ---- The young part --------------------------------------------------------------------------
+static inline struct memtrack_block *slot_block(struct shard *shard, unsigned slot) {
+    return &shard->blocks[shard->slot_block[slot]];
+}
+
 static int find_slot(struct shard *shard, uintptr_t address) {
     for (unsigned i = home_slot(address), probes = 0; probes < SHARD_SLOTS; i = (i + 1) & (SHARD_SLOTS - 1), probes++) {
         if (shard->slot_address[i] == address) return (int)i;
@@ -174,6 +187,8 @@ static int find_slot(struct shard *shard, uintptr_t address) {
 
 /* Linear-probing deletion by backward shift: no tombstones, so probes never lengthen. */
 static void delete_slot(struct shard *shard, unsigned hole) {
+    unsigned block = shard->slot_block[hole];
+    shard->used_blocks[block / 64] &= ~(1ull << (block % 64));
     unsigned next = hole;
     for (;;) {
         next = (next + 1) & (SHARD_SLOTS - 1);
@@ -182,12 +197,11 @@ static void delete_slot(struct shard *shard, unsigned hole) {
         unsigned home = home_slot(address);
         int stays = hole <= next ? (hole < home && home <= next) : (hole < home || home <= next);
         if (stays) continue;
-        memtrack_copy_block(&shard->slots[hole], &shard->slots[next]);
         shard->slot_sequence[hole] = shard->slot_sequence[next];
         shard->slot_address[hole] = address;
+        shard->slot_block[hole] = shard->slot_block[next];
         hole = next;
     }
-    shard->slots[hole].address = 0;
     shard->slot_sequence[hole] = 0;
     shard->slot_address[hole] = 0;
     shard->count--;
@@ -196,7 +210,11 @@ static void delete_slot(struct shard *shard, unsigned hole) {
 static void insert_slot(struct shard *shard, const struct memtrack_block *block) {
     unsigned i = home_slot(block->address);
     while (shard->slot_address[i]) i = (i + 1) & (SHARD_SLOTS - 1);
-    memtrack_copy_block(&shard->slots[i], block);
+    unsigned word = ~shard->used_blocks[0] ? 0 : 1;   /* never both full: count < SHARD_SLOTS - 1 */
+    unsigned taken = word * 64 + (unsigned)__builtin_ctzll(~shard->used_blocks[word]);
+    shard->used_blocks[word] |= 1ull << (taken % 64);
+    memtrack_copy_block(&shard->blocks[taken], block);
+    shard->slot_block[i] = (uint8_t)taken;
     shard->slot_sequence[i] = block->sequence;
     shard->slot_address[i] = block->address;
     shard->count++;
@@ -397,10 +415,10 @@ static void unlock_shard(struct shard *shard);
  * Queued removals go first then: one of them may be for an earlier block at the address about
  * to be written. */
 static void move_out(struct shard *shard, unsigned slot) {
-    if (!backlog_add(shard, &shard->slots[slot])) {
+    if (!backlog_add(shard, slot_block(shard, slot))) {
         for (int i = 0; i < shard->removal_count; i++) memtrack_remove_block_file(shard->removals[i]);
         shard->removal_count = 0;
-        memtrack_write_block(&shard->slots[slot]);
+        memtrack_write_block(slot_block(shard, slot));
         atomic_fetch_add_explicit(&memtrack_program_records, 1, memory_order_relaxed);
         memtrack_pending_warn_if_slow();
     }
@@ -469,8 +487,8 @@ static void forget_locked(struct shard *shard, uintptr_t address, struct memtrac
     *queued = 1;
     int slot = find_slot(shard, address);
     if (slot >= 0) {
-        if (alloc_stack) memtrack_copy_stack(alloc_stack, &shard->slots[slot].stack);
-        if (size) *size = shard->slots[slot].size;
+        if (alloc_stack) memtrack_copy_stack(alloc_stack, &slot_block(shard, (unsigned)slot)->stack);
+        if (size) *size = slot_block(shard, (unsigned)slot)->size;
         delete_slot(shard, (unsigned)slot);
         return;
     }
@@ -587,8 +605,8 @@ static int take_records(struct shard *shard, const struct pass *pass, struct mem
     int taken = 0;
     *young_count = 0;
     for (unsigned i = 0; i < SHARD_SLOTS && taken < BATCH;) {
-        struct memtrack_block *block = &shard->slots[i];
-        if (!eligible(block->address, block->milliseconds, block->sequence, pass)) { i++; continue; }
+        struct memtrack_block *block = slot_block(shard, i);
+        if (!shard->slot_address[i] || !eligible(block->address, block->milliseconds, block->sequence, pass)) { i++; continue; }
         memtrack_copy_block(&young[(*young_count)++], block);
         shard->in_flight[taken++] = block->address;
         delete_slot(shard, i);   /* another entry may have moved into slot i: look at it again */
@@ -657,11 +675,13 @@ static int write_shard(struct shard *shard, const struct pass *pass, enum shard_
             shard->in_flight_count = count;
             shard->in_flight_removals = 1;
         } else if (hold) {
-            struct memtrack_block *block = NULL;
-            for (unsigned i = 0; i < SHARD_SLOTS && !block; i++)
-                if (eligible(shard->slots[i].address, shard->slots[i].milliseconds, shard->slots[i].sequence, pass))
-                    block = &shard->slots[i];
-            if (block) { memtrack_write_block(block); delete_slot(shard, (unsigned)(block - shard->slots)); continue; }
+            int found = -1;
+            for (unsigned i = 0; i < SHARD_SLOTS && found < 0; i++) {
+                const struct memtrack_block *block = slot_block(shard, i);
+                if (shard->slot_address[i] && eligible(block->address, block->milliseconds, block->sequence, pass))
+                    found = (int)i;
+            }
+            if (found >= 0) { memtrack_write_block(slot_block(shard, (unsigned)found)); delete_slot(shard, (unsigned)found); continue; }
             for (unsigned i = 0; i < shard->backlog_slots; i++)
                 if (eligible(shard->backlog[i].address, shard->backlog[i].milliseconds, entry_sequence(&shard->backlog[i]), pass)) {
                     struct memtrack_record record;
@@ -804,8 +824,8 @@ void memtrack_pending_visit(void (*visit)(const struct memtrack_block *block, vo
     for (int i = 0; i < SHARD_COUNT; i++) {
         struct shard *shard = &shards[i];
         if (!memtrack_lock_try_for_signal(&shard->lock, 100)) continue;
-        for (int j = 0; j < SHARD_SLOTS; j++)
-            if (shard->slots[j].address) visit(&shard->slots[j], context);
+        for (unsigned j = 0; j < SHARD_SLOTS; j++)
+            if (shard->slot_address[j]) visit(slot_block(shard, j), context);
         memtrack_lock_release(&shard->lock);
     }
 }
@@ -887,8 +907,8 @@ void memtrack_pending_fork_child(void) {
     for (int i = 0; i < SHARD_COUNT; i++) {
         struct shard *shard = &shards[i];
         if (shard->count)
-            for (int j = 0; j < SHARD_SLOTS; j++)
-                if (shard->slots[j].address) shard->slots[j].address = 0, shard->slot_sequence[j] = 0, shard->slot_address[j] = 0;
+            for (int j = 0; j < SHARD_SLOTS; j++) shard->slot_sequence[j] = 0, shard->slot_address[j] = 0;
+        shard->used_blocks[0] = shard->used_blocks[1] = 0;
         shard->count = 0;
         shard->removal_count = 0;
         if (shard->removals && shard->removals != shard->removal_space)
