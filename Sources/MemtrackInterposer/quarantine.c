@@ -105,6 +105,15 @@ void memtrack_quarantine_put(void *pointer, uint64_t size, const struct memtrack
         shard->budget_shards = in_use;
     }
     uint64_t budget = shard->budget;
+    /* The blocks released next were freed thousands of frees ago: their slots and the chunk
+     * headers the allocator's free reads are cold. Fetched ahead (slots 32 on, headers 16 on),
+     * the misses overlap the program's work instead of stalling free: glibc's free fell from
+     * 5.9 % of python-malloc's samples to 0.5 %, and time by 7 % (python-malloc) and 15 %
+     * (perl), medians of per-pair ratios over 14 and 10 interleaved pairs. */
+    if (shard->count > 64) {
+        __builtin_prefetch(&shard->ring[ring_slot(shard->head + 32)]);
+        __builtin_prefetch((const char *)shard->ring[ring_slot(shard->head + 16)].pointer - 16, 1);
+    }
     if (shard->count == QUARANTINE_SLOTS)   /* full: the oldest goes first */
         release[release_count++] = release_oldest(shard);
     struct held_block *held = &shard->ring[ring_slot(shard->head + shard->count)];
