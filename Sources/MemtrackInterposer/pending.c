@@ -442,10 +442,18 @@ static void make_room(struct shard *shard) {
     }
     if (!newest) return;   /* all in flight: the spare slots take the new block */
     uint64_t limit = oldest + (newest - oldest) / 4;
-    if (shard->backlog_slots)   /* the batch's backlog slots, fetched in parallel */
-        for (int i = 0; i < SHARD_SLOTS; i++)
-            if (shard->slot_sequence[i] && shard->slot_sequence[i] <= limit)
+    /* The batch's blocks (the oldest here: cold by now, their first three lines hold a stack
+     * of MEM_DEPTH's default) and backlog slots, fetched in parallel. With the blocks fetched
+     * too, medians of per-pair time ratios 0.95 (python-malloc) and 0.94 (perl), 14 pairs. */
+    if (shard->backlog_slots)
+        for (unsigned i = 0; i < SHARD_SLOTS; i++)
+            if (shard->slot_sequence[i] && shard->slot_sequence[i] <= limit) {
+                const char *block = (const char *)slot_block(shard, i);
+                __builtin_prefetch(block);
+                __builtin_prefetch(block + 64);
+                __builtin_prefetch(block + 128);
                 __builtin_prefetch(&shard->backlog[backlog_home(shard->slot_address[i], shard->backlog_slots)], 1);
+            }
     for (unsigned i = 0; i < SHARD_SLOTS;) {
         uint64_t sequence = shard->slot_sequence[i];
         if (!sequence || sequence > limit || (busy && in_flight(shard, shard->slot_address[i]))) { i++; continue; }
