@@ -845,6 +845,27 @@ def round_ratio(row, reference):
     return statistics.median(ratios) if ratios else None
 
 
+def library_comparison(rows, libraries):
+    """With two or more --library: each later library's time over the first's in the same round,
+    per workload (the median over rounds, and the lowest and highest). The A/B's own measure:
+    two ratios to heaptrack put heaptrack's noise into both sides."""
+    if len(libraries) < 2:
+        return ""
+    first = libraries[0][0]
+    by_tool = {(r.workload, r.tool): r for r in rows}
+    lines = [f"Libraries: time over memtrack {first}'s in the same round (median over rounds)", "",
+             f"| workload | library | x {first}/round | range | rounds |", "| --- | --- | ---: | ---: | ---: |"]
+    for workload in dict.fromkeys(r.workload for r in rows):
+        reference = by_tool.get((workload, f"memtrack {first}"))
+        for name, _ in libraries[1:]:
+            row = by_tool.get((workload, f"memtrack {name}"))
+            ratios = round_ratios(row, reference) if row and reference else []
+            if ratios:
+                lines.append(f"| {workload} | {name} | {statistics.median(ratios):.3f} | "
+                             f"{format_range(ratios)} | {len(ratios)} |")
+    return "\n".join(lines) if len(lines) > 4 else ""
+
+
 def format_range(ratios):
     """The lowest and highest per-round ratio: how far one run's median can be trusted."""
     return f"{min(ratios):.2f}-{max(ratios):.2f}" if len(ratios) > 1 else "-"
@@ -978,7 +999,7 @@ def header_lines(machine, args, sizes, workload_list):
     return lines
 
 
-def save_results(machine, args, sizes, header, cells, rows, instructions):
+def save_results(machine, args, sizes, header, cells, rows, instructions, compared):
     RESULTS.mkdir(exist_ok=True)
     stem = f"{datetime.date.today().isoformat()}-{machine['host']}" + ("-quick" if args.quick else "")
     # A second run the same day gets -2, -3, ...: an earlier run's results are never overwritten.
@@ -989,7 +1010,8 @@ def save_results(machine, args, sizes, header, cells, rows, instructions):
     md = RESULTS / f"{stem}.md"
     counted = render_instructions(instructions, sizes["instruction_pairs"])
     md.write_text("# memdir benchmark\n\n```\n" + "\n".join(header) + "\n```\n\n"
-                  + render_markdown(cells) + "\n\n" + (counted + "\n\n" if counted else "") + LEGEND + "\n")
+                  + render_markdown(cells) + "\n\n" + (compared + "\n\n" if compared else "")
+                  + (counted + "\n\n" if counted else "") + LEGEND + "\n")
     js = RESULTS / f"{stem}.json"
     by_key = references(rows)
     js.write_text(json.dumps({
@@ -1232,10 +1254,13 @@ def main():
     cells = table_rows(rows)
     print()
     print(render_text(cells))
+    compared = library_comparison(rows, args.library)
+    if compared:
+        print("\n" + compared)
     counted = render_instructions(instructions, sizes["instruction_pairs"])
     if counted:
         print("\n" + counted)
-    md, js = save_results(machine, args, sizes, header, cells, rows, instructions)
+    md, js = save_results(machine, args, sizes, header, cells, rows, instructions, compared)
     print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"saved {md.relative_to(ROOT)} and {js.relative_to(ROOT)}")
 
