@@ -162,9 +162,10 @@ static __thread unsigned t_cache_generation __attribute__((tls_model("initial-ex
 static union cache_entry main_cache[1u << MAIN_CACHE_BITS] __attribute__((aligned(64)));
 static int main_cache_taken;
 static __thread union cache_entry *t_table __attribute__((tls_model("initial-exec")));
-/* In front of the main thread's cache, a small one (4 KiB) that its hottest return addresses
- * keep in the first-level data cache. */
-#define NEAR_CACHE_BITS 8
+/* In front of the main thread's cache, a small one (16 KiB) that its hottest return addresses
+ * keep in the first-level data cache. 1,024 entries against 256: perl 0.963 and cc1 0.962 of
+ * the time (medians of per-pair ratios, 12 and 6 pairs), python-malloc the same. */
+#define NEAR_CACHE_BITS 10
 static union cache_entry main_near_cache[1u << NEAR_CACHE_BITS] __attribute__((aligned(64)));
 static __thread union cache_entry *t_near __attribute__((tls_model("initial-exec")));
 static __thread unsigned t_table_bits __attribute__((tls_model("initial-exec")));
