@@ -73,8 +73,10 @@ static void report_bad_free(void *pointer, int state, int via, const struct memt
     event.thread = memtrack_thread_id();
     event.via = (uint8_t)via;
     event.stack = *stack;
+    uint32_t alloc_stack_id = 0;
     if (event.double_free)
-        memtrack_quarantine_find(event.address, &event.size, &event.alloc_stack, &event.free_stack);
+        memtrack_quarantine_find(event.address, &event.size, &event.alloc_stack, &alloc_stack_id, &event.free_stack);
+    if (alloc_stack_id && !event.alloc_stack.depth) memtrack_read_stack(alloc_stack_id, &event.alloc_stack);
     memtrack_write_bad_free(&event);
 }
 
@@ -112,9 +114,10 @@ static inline __attribute__((always_inline)) void release_block(void *pointer, i
     }
     struct memtrack_stack alloc_stack;
     uint64_t size = 0;
+    uint32_t alloc_stack_id;
     alloc_stack.depth = 0;
-    memtrack_pending_remove((uintptr_t)pointer, &alloc_stack, &size);
-    memtrack_quarantine_put(pointer, size, &alloc_stack, free_stack);
+    memtrack_pending_remove_noting_stack((uintptr_t)pointer, &alloc_stack, &size, &alloc_stack_id);
+    memtrack_quarantine_put(pointer, size, &alloc_stack, alloc_stack_id, free_stack);
 }
 
 static inline int ensure_ready(void) {
@@ -321,7 +324,7 @@ static void release_checked(void *pointer, int family, int via, const struct mem
         event.stack = *free_stack;
         memtrack_write_bad_free(&event);
     }
-    if (memtrack_config.quarantine_bytes) memtrack_quarantine_put(pointer, event.size, &event.alloc_stack, free_stack);
+    if (memtrack_config.quarantine_bytes) memtrack_quarantine_put(pointer, event.size, &event.alloc_stack, stack_id, free_stack);
     else memtrack_next.free(pointer);
 }
 

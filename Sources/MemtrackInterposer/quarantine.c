@@ -44,6 +44,7 @@ struct held_block {
     uint64_t bytes;      /* what it holds back: the allocator's usable size */
     uint64_t size;       /* what the program asked for, when known */
     uint64_t departed;   /* 0 while held; then when it left (a process-wide count): the newest wins */
+    uint32_t alloc_stack_id;   /* when alloc_stack is empty: its id in the stacks file, or 0 */
     struct kept_stack alloc_stack, free_stack;
 };
 struct quarantine_shard {
@@ -90,7 +91,7 @@ static struct quarantine_shard *shard_for_this_thread(void) {
 }
 
 void memtrack_quarantine_put(void *pointer, uint64_t size, const struct memtrack_stack *alloc_stack,
-                             const struct memtrack_stack *free_stack) {
+                             uint32_t alloc_stack_id, const struct memtrack_stack *free_stack) {
     uint64_t bytes = memtrack_usable_size(pointer);
     if (!bytes) bytes = size;
     /* The budget is shared by the shards in use: one thread alone has all of it. */
@@ -121,6 +122,7 @@ void memtrack_quarantine_put(void *pointer, uint64_t size, const struct memtrack
     held->bytes = bytes;
     held->size = size;
     held->departed = 0;
+    held->alloc_stack_id = alloc_stack_id;
     keep(&held->alloc_stack, alloc_stack);
     keep(&held->free_stack, free_stack);
     shard->count++;
@@ -140,7 +142,7 @@ void memtrack_quarantine_put(void *pointer, uint64_t size, const struct memtrack
 
 /* A bad free is rare: every shard is searched (any thread may have freed the block). */
 int memtrack_quarantine_find(uintptr_t address, uint64_t *size, struct memtrack_stack *alloc_stack,
-                             struct memtrack_stack *free_stack) {
+                             uint32_t *alloc_stack_id, struct memtrack_stack *free_stack) {
     int found = 0;
     for (int s = 0; s < QUARANTINE_SHARDS && !found; s++) {
         struct quarantine_shard *shard = &quarantine[s];
@@ -149,6 +151,7 @@ int memtrack_quarantine_find(uintptr_t address, uint64_t *size, struct memtrack_
             struct held_block *held = &shard->ring[ring_slot(shard->head + i)];
             if ((uintptr_t)held->pointer != address) continue;
             *size = held->size;
+            *alloc_stack_id = held->alloc_stack_id;
             unkeep(alloc_stack, &held->alloc_stack);
             unkeep(free_stack, &held->free_stack);
             found = 1;
@@ -165,6 +168,7 @@ int memtrack_quarantine_find(uintptr_t address, uint64_t *size, struct memtrack_
             if ((uintptr_t)remembered->pointer != address || remembered->departed <= newest) continue;
             newest = remembered->departed;
             *size = remembered->size;
+            *alloc_stack_id = remembered->alloc_stack_id;
             unkeep(alloc_stack, &remembered->alloc_stack);
             unkeep(free_stack, &remembered->free_stack);
         }

@@ -120,6 +120,24 @@ extension EndToEnd {
             }
         }
 
+        @Test("backlog_double_free: a double free of a block that waited in the backlog (only its stack's id kept) still has its size, allocation and first free")
+        func backlogDoubleFree() throws {
+            let program = try E2E.example("backlog_double_free")
+            let f = "backlog_double_free.c"
+            try withScratch { scratch in
+                // A settle time far beyond the run: the block is in the backlog, not yet a record, when it is freed.
+                let run = try runTracked(program, [], Tracking(memDir: scratch.memDir, settleMs: 60000))
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                let report = try resolveReport(scratch.memDir)
+                let bad = report.badFrees
+                try #require(bad.count == 1 && bad[0].kind == "double-free", "\(bad.map(\.raw))")
+                #expect(frame(bad[0].attributed ?? "", isAt: try location(f, "BACKLOG: second free")), "\(bad[0].attributed ?? "nil")")
+                #expect((bad[0].raw["size"] as? NSNumber)?.intValue == 40, "\(bad[0].raw)")
+                #expect(frame((bad[0].raw["alloc_location"] as? String) ?? "", isAt: try location(f, "BACKLOG: kept malloc")), "\(bad[0].raw)")
+                #expect(frame((bad[0].raw["free_location"] as? String) ?? "", isAt: try location(f, "BACKLOG: first free")), "\(bad[0].raw)")
+            }
+        }
+
         @Test("cxx_new: blocks from operator new and new[] are recorded as such, with the program's call site first")
         func newRecords() throws {
             let program = try E2E.example("cxx_new")
