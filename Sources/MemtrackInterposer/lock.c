@@ -64,12 +64,9 @@ void memtrack_lock_acquire(memtrack_lock *lock) {
 }
 
 void memtrack_lock_release(memtrack_lock *lock) {
-    if (MEMTRACK_UNLIKELY(atomic_load_explicit(lock, memory_order_relaxed) & LOCK_WAITERS)) {
-        atomic_store_explicit(lock, 0, memory_order_release);
-        memtrack_sys_futex_wake(lock, 1);
-    } else {
-        atomic_store_explicit(lock, 0, memory_order_release);
-    }
+    int sleepers = atomic_load_explicit(lock, memory_order_relaxed) & LOCK_WAITERS;
+    atomic_store_explicit(lock, 0, memory_order_release);
+    if (MEMTRACK_UNLIKELY(sleepers)) memtrack_sys_futex_wake(lock, 1);
     atomic_signal_fence(memory_order_seq_cst);
     /* Never below 0: a forked child lets go of locks its parent's threads took. */
     if (--memtrack_locks_held <= 0) {

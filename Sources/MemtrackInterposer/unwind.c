@@ -682,24 +682,7 @@ static int pack_rule(uintptr_t pc, const struct frame_rule *r, union cache_entry
     return 1;
 }
 
-/* Returns the packed rule for return address pc, from the cache or computed. */
-static inline union cache_entry lookup_far(uintptr_t pc, union cache_entry *table, unsigned bits);
-
-static inline union cache_entry lookup_rule(uintptr_t pc, union cache_entry *near, union cache_entry *table, unsigned bits)
-{
-    if (!near)
-        return lookup_far(pc, table, bits);
-    union cache_entry *slot = &near[cache_index(pc, NEAR_CACHE_BITS)];
-    union cache_entry e;
-    e.v = load16(slot);
-    if (__builtin_expect((e.f.key & KEY_PC_MASK) == pc, 1))
-        return e;
-    e = lookup_far(pc, table, bits);
-    if ((e.f.key & KEY_PC_MASK) == pc)
-        store16(slot, e.v);
-    return e;
-}
-
+/* Returns the packed rule for return address pc from the thread's cache, or computed. */
 static inline union cache_entry lookup_far(uintptr_t pc, union cache_entry *table, unsigned bits)
 {
     union cache_entry *slot = &table[cache_index(pc, bits)];
@@ -729,6 +712,22 @@ static inline union cache_entry lookup_far(uintptr_t pc, union cache_entry *tabl
     /* Offsets beyond 32 bits or a pc above 2^48 never come out of a compiler; stop there. */
     e.f.key = (uint64_t)CFA_STOP << 56 | (rule.no_cfi ? KEY_NO_CFI : 0);
     e.f.offs = 0;
+    return e;
+}
+
+/* The same, through the main thread's near cache first (the other threads have none). */
+static inline union cache_entry lookup_rule(uintptr_t pc, union cache_entry *near, union cache_entry *table, unsigned bits)
+{
+    if (!near)
+        return lookup_far(pc, table, bits);
+    union cache_entry *slot = &near[cache_index(pc, NEAR_CACHE_BITS)];
+    union cache_entry e;
+    e.v = load16(slot);
+    if (__builtin_expect((e.f.key & KEY_PC_MASK) == pc, 1))
+        return e;
+    e = lookup_far(pc, table, bits);
+    if ((e.f.key & KEY_PC_MASK) == pc)
+        store16(slot, e.v);
     return e;
 }
 
