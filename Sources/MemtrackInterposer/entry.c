@@ -74,8 +74,11 @@ static void report_bad_free(void *pointer, int state, int via, const struct memt
     event.via = (uint8_t)via;
     event.stack = *stack;
     uint32_t alloc_stack_id = 0;
-    if (event.double_free)
-        memtrack_quarantine_find(event.address, &event.size, &event.alloc_stack, &alloc_stack_id, &event.free_stack);
+    /* A block whose record had been written left the quarantine nothing of its allocation. */
+    if (event.double_free &&
+        memtrack_quarantine_find(event.address, &event.size, &event.alloc_stack, &alloc_stack_id, &event.free_stack) &&
+        !event.alloc_stack.depth && !alloc_stack_id)
+        memtrack_pending_removed_record(event.address, &event.size, &alloc_stack_id);
     if (alloc_stack_id && !event.alloc_stack.depth) memtrack_read_stack(alloc_stack_id, &event.alloc_stack);
     memtrack_write_bad_free(&event);
 }

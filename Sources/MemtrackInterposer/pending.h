@@ -18,6 +18,9 @@ void memtrack_pending_remove(uintptr_t address, struct memtrack_stack *alloc_sta
 /* The same, reading a backlog entry's stack back from the stacks file (mismatch reports). */
 void memtrack_pending_remove_noting_stack(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size,
                                           uint32_t *stack_id);
+/* A double free's report, for a block whose record was removed at its first free: the size and
+ * stack id the record gave. Returns 1 if known. */
+int memtrack_pending_removed_record(uintptr_t address, uint64_t *size, uint32_t *stack_id);
 /* Writes every pending record and removes every queued file. in_signal: do not wait on
  * locks this thread may hold. */
 void memtrack_pending_flush(int in_signal);

@@ -109,6 +109,16 @@ int memtrack_write_block(const struct memtrack_block *block) {
     return memtrack_write_record(&record);
 }
 
+/* A format-2 target's size and stack id (0 when it has none). Returns 1 if the size was there. */
+static int parse_target(const char *text, uint64_t *size, uint32_t *stack_id) {
+    int found = 0;
+    const char *field = strstr(text, " s=");
+    if (field) { field += 3; *size = memtrack_parse_decimal(&field); found = 1; }
+    field = strstr(text, " k=");
+    if (field) { field += 3; *stack_id = (uint32_t)memtrack_parse_decimal(&field); }
+    return found;
+}
+
 /* The one reader of block records, for a mismatch report on a settled block and for the leak
  * check. Either format: the requested size, the stack's id (format 2) and first frame, and the
  * whole stack if `stack` is not NULL (format 2: a read of the stacks file, which the leak
@@ -132,12 +142,8 @@ int memtrack_read_block_record(uintptr_t address, struct memtrack_record_fields 
     struct memtrack_record_fields read = {0, 0, 0};
     int found = 0;
     if (text[0] == '2' && text[1] == ' ') {
-        const char *field = strstr(text, " s=");
-        if (field) { field += 3; read.size = memtrack_parse_decimal(&field); found = 1; }
-        field = strstr(text, " k=");
-        if (field) {
-            field += 3;
-            read.stack_id = (uint32_t)memtrack_parse_decimal(&field);
+        found = parse_target(text, &read.size, &read.stack_id);
+        if (read.stack_id) {
             read.first_frame = memtrack_stack_first_frame(read.stack_id);
             if (found && stack) memtrack_stacks_read_line(directory, read.stack_id, stack);
         }
@@ -175,6 +181,29 @@ void memtrack_remove_block_file(uintptr_t address) {
      * file, decides whether a free is legitimate. */
     int error = memtrack_remove_record_file(name);
     if (error && error != ENOENT) memtrack_note_failure("removing a block record", error, &memtrack_unremoved_records);
+}
+
+/* The writer's removal (pending.c): one readlinkat first, so that a later double free of the
+ * block can still say its size and allocation stack. Returns 1 if the record gave its size. */
+int memtrack_remove_block_file_noting(uintptr_t address, uint64_t *size, uint32_t *stack_id) {
+    int found = 0;
+    *size = 0;
+    *stack_id = 0;
+    int directory = memtrack_record_directory();
+    if (directory >= 0) {
+        char name[32], text[128];   /* a target is at most 110 bytes (format_target) */
+        *put_block_name(name, name + sizeof name - 1, address) = 0;
+        int saved_errno = errno;
+        ssize_t length = memtrack_sys_readlinkat(directory, name, text, sizeof text - 1);
+        errno = saved_errno;
+        if (length > 2 && text[0] == '2' && text[1] == ' ') {
+            text[length] = 0;
+            found = parse_target(text, size, stack_id);
+        }
+        memtrack_record_directory_done(directory);
+    }
+    memtrack_remove_block_file(address);
+    return found;
 }
 
 // ---- Bad frees ---------------------------------------------------------------------------

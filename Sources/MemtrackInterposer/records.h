@@ -43,6 +43,8 @@ void memtrack_make_record(struct memtrack_record *record, const struct memtrack_
 /* Sets the record's memtrack.h location (source 0: none), its sources line written first. */
 void memtrack_record_set_source(struct memtrack_record *record, uint32_t source, uint32_t line);
 void memtrack_remove_block_file(uintptr_t address);
+/* The same, reading the record's size and stack id first. Returns 1 if they were read. */
+int memtrack_remove_block_file_noting(uintptr_t address, uint64_t *size, uint32_t *stack_id);
 /* What a block record says (memtrack_read_block_record, the one reader of block records). */
 struct memtrack_record_fields {
     uint64_t size;

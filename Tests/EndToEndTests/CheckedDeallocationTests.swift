@@ -138,6 +138,27 @@ extension EndToEnd {
             }
         }
 
+        @Test("recorded_double_free: double frees of blocks whose records were written have their size, allocation and first free, with the record's removal still queued and done")
+        func recordedDoubleFree() throws {
+            let program = try E2E.example("recorded_double_free")
+            let f = "recorded_double_free.c"
+            try withScratch { scratch in
+                // The program waits until each record is written (and late's removed) before it frees.
+                let run = try runTracked(program, [], Tracking(memDir: scratch.memDir, settleMs: 20))
+                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
+                let report = try resolveReport(scratch.memDir)
+                #expect(report.leaks.isEmpty)
+                let bad = report.badFrees.sorted { ($0.raw["seq"] as? NSNumber)?.intValue ?? 0 < ($1.raw["seq"] as? NSNumber)?.intValue ?? 0 }
+                try #require(bad.count == 2 && bad.allSatisfy { $0.kind == "double-free" }, "\(report.badFrees.map(\.raw))")
+                for (event, name, size) in [(bad[0], "early", 40), (bad[1], "late", 72)] {
+                    #expect(frame(event.attributed ?? "", isAt: try location(f, "RECORDED: \(name) second free")), "\(event.attributed ?? "nil")")
+                    #expect((event.raw["size"] as? NSNumber)?.intValue == size, "\(name): \(event.raw)")
+                    #expect(frame((event.raw["alloc_location"] as? String) ?? "", isAt: try location(f, "RECORDED: \(name) malloc")), "\(name): \(event.raw)")
+                    #expect(frame((event.raw["free_location"] as? String) ?? "", isAt: try location(f, "RECORDED: \(name) first free")), "\(name): \(event.raw)")
+                }
+            }
+        }
+
         @Test("cxx_new: blocks from operator new and new[] are recorded as such, with the program's call site first")
         func newRecords() throws {
             let program = try E2E.example("cxx_new")
