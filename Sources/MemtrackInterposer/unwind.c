@@ -169,12 +169,6 @@ static __thread union cache_entry *t_table __attribute__((tls_model("initial-exe
 static union cache_entry main_near_cache[1u << NEAR_CACHE_BITS] __attribute__((aligned(64)));
 static __thread union cache_entry *t_near __attribute__((tls_model("initial-exec")));
 static __thread unsigned t_table_bits __attribute__((tls_model("initial-exec")));
-/* The rules of the thread's last walk, by frame number: the next walk from the same call path
- * finds frame n's rule at t_recent[n], three lines that stay in the first-level cache, instead
- * of at a hashed slot of the near cache (whose load was a third of the walk's samples in
- * python-malloc). */
-#define RECENT_FRAMES 32   /* a power of two, as deep as any walk (MEMTRACK_MAX_DEPTH) */
-static __thread union cache_entry t_recent[RECENT_FRAMES] __attribute__((tls_model("initial-exec"), aligned(64)));
 
 // ---- reading CFI ----
 
@@ -688,29 +682,14 @@ static int pack_rule(uintptr_t pc, const struct frame_rule *r, union cache_entry
     return 1;
 }
 
-/* Copies a cache hit on: each copy is stored from the register the hit was loaded into. Through
- * the stack instead (the returned union split into two 8-byte halves, then reloaded whole) the
- * store waited for both halves: a quarter of the walk's samples in python-malloc. */
-static inline void keep_hit(union cache_entry *near_slot, union cache_entry *recent, memtrack_word16 v)
-{
-    if (near_slot)
-        store16(near_slot, v);
-    store16(recent, v);
-}
-
-/* Returns the packed rule for return address pc from the thread's cache, or computed; a
- * cached rule is also put in near_slot (the main thread's near cache; NULL for the others)
- * and in recent (the walk's own memory of frame n, see t_recent). */
-static inline union cache_entry lookup_far(uintptr_t pc, union cache_entry *table, unsigned bits,
-                                           union cache_entry *near_slot, union cache_entry *recent)
+/* Returns the packed rule for return address pc from the thread's cache, or computed. */
+static inline union cache_entry lookup_far(uintptr_t pc, union cache_entry *table, unsigned bits)
 {
     union cache_entry *slot = &table[cache_index(pc, bits)];
     union cache_entry e;
     e.v = load16(slot);
-    if (__builtin_expect((e.f.key & KEY_PC_MASK) == pc, 1)) {
-        keep_hit(near_slot, recent, e.v);
+    if (__builtin_expect((e.f.key & KEY_PC_MASK) == pc, 1))
         return e;
-    }
     /* Two ways: the slot's partner (the other half of its 32-byte pair) holds the entry the
      * slot had before. Direct-mapped, two hot return addresses of one slot evicted each
      * other on every walk, and a rule can cost tens of microseconds to compute (a long CFA
@@ -718,10 +697,8 @@ static inline union cache_entry lookup_far(uintptr_t pc, union cache_entry *tabl
     union cache_entry *partner = &table[cache_index(pc, bits) ^ 1];
     union cache_entry other;
     other.v = load16(partner);
-    if ((other.f.key & KEY_PC_MASK) == pc) {
-        keep_hit(near_slot, recent, other.v);
+    if ((other.f.key & KEY_PC_MASK) == pc)
         return other;
-    }
     struct frame_rule rule;
     compute_rule(pc, &rule);
     if (pack_rule(pc, &rule, &e)) {
@@ -730,7 +707,6 @@ static inline union cache_entry lookup_far(uintptr_t pc, union cache_entry *tabl
         previous.v = load16(slot);
         store16(partner, previous.v);
         store16(slot, e.v);
-        keep_hit(near_slot, recent, load16(slot));
         return e;
     }
     /* Offsets beyond 32 bits or a pc above 2^48 never come out of a compiler; stop there. */
@@ -740,19 +716,19 @@ static inline union cache_entry lookup_far(uintptr_t pc, union cache_entry *tabl
 }
 
 /* The same, through the main thread's near cache first (the other threads have none). */
-static inline union cache_entry lookup_rule(uintptr_t pc, union cache_entry *near, union cache_entry *table, unsigned bits,
-                                            union cache_entry *recent)
+static inline union cache_entry lookup_rule(uintptr_t pc, union cache_entry *near, union cache_entry *table, unsigned bits)
 {
     if (!near)
-        return lookup_far(pc, table, bits, NULL, recent);
+        return lookup_far(pc, table, bits);
     union cache_entry *slot = &near[cache_index(pc, NEAR_CACHE_BITS)];
     union cache_entry e;
     e.v = load16(slot);
-    if (__builtin_expect((e.f.key & KEY_PC_MASK) == pc, 1)) {
-        store16(recent, e.v);
+    if (__builtin_expect((e.f.key & KEY_PC_MASK) == pc, 1))
         return e;
-    }
-    return lookup_far(pc, table, bits, slot, recent);
+    e = lookup_far(pc, table, bits);
+    if ((e.f.key & KEY_PC_MASK) == pc)
+        store16(slot, e.v);
+    return e;
 }
 
 // ---- stack bounds ----
@@ -857,8 +833,6 @@ int memtrack_unwind_from(uintptr_t *frames, int max_frames, uintptr_t pc, uintpt
             store16(&table[i], memtrack_zero16());
         for (unsigned i = 0; near && i < 1u << NEAR_CACHE_BITS; i++)
             store16(&near[i], memtrack_zero16());
-        for (unsigned i = 0; i < RECENT_FRAMES; i++)
-            store16(&t_recent[i], memtrack_zero16());
         t_cache_generation = generation;
     }
 
@@ -868,11 +842,7 @@ int memtrack_unwind_from(uintptr_t *frames, int max_frames, uintptr_t pc, uintpt
     int n = 0;
     while (n < max_frames && pc != 0) {
 
-        union cache_entry rule;
-        union cache_entry *recent = &t_recent[n & (RECENT_FRAMES - 1)];
-        rule.v = load16(recent);
-        if (__builtin_expect((rule.f.key & KEY_PC_MASK) != pc, 0))
-            rule = lookup_rule(pc, near, table, bits, recent);
+        union cache_entry rule = lookup_rule(pc, near, table, bits);
         const int cfa_kind = (int)(rule.f.key >> 56) & 3;
         const int rbp_kind = (int)(rule.f.key >> 58) & 3;
         const intptr_t cfa_off = (int32_t)(uint32_t)rule.f.offs;
