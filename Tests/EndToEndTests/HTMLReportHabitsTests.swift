@@ -89,6 +89,43 @@ extension EndToEnd {
             }
         }
 
+        @Test("--suppressions takes its blocks out of the icicle and the text report, as resolve's; --show-leak-kinds picks the listed kinds; a missing file fails before the page is written")
+        func suppressionsAndKinds() throws {
+            let program = try E2E.example("server")
+            let grow = try location("server.c", "SERVER: grow")
+            try withScratch { scratch in
+                var env = E2E.cleanEnvironment()
+                try Tracking(memDir: scratch.memDir).apply(to: &env)
+                let ran = runProgram(program, [], environment: env, stdin: Data("grow 10 100\nlose 3 77\n".utf8))
+                #expect(ran.status == 0, "\(ran.stdoutText)")
+                let all = try resolveReport(scratch.memDir)
+                let reachable = all.leaks.filter { $0.kind == "still_reachable" }
+                let reachableBlocks = reachable.reduce(0) { $0 + $1.blocks }, reachableBytes = reachable.reduce(0) { $0 + $1.bytes }
+                let supp = scratch.root.appendingPathComponent("lose.supp").path
+                try "{\n   lose-it\n   Memcheck:Leak\n   match-leak-kinds: definite\n   fun:malloc\n   fun:lose\n}\n".write(toFile: supp, atomically: true, encoding: .utf8)
+
+                let page = scratch.root.appendingPathComponent("suppressed.html").path
+                let made = try memdir(["report", scratch.memDir.path, "--html", page, "--suppressions", supp, "--show-leak-kinds", "all"])
+                #expect(made.status == 0, "\(made.stderrText)")
+                let html = try String(contentsOfFile: page, encoding: .utf8)
+                let root = try flameData(html)
+                #expect(root["b"] as? Int == reachableBlocks && root["v"] as? Int == reachableBytes, "only the still reachable blocks: \(root["b"] ?? "?")")
+                let process = try #require((root["c"] as? [[String: Any]])?.first)
+                #expect((process["c"] as? [[String: Any]] ?? []).map { $0["n"] as? String ?? "?" } == ["still reachable"])
+                #expect(element("flame-note", in: html)?.hasSuffix(" Suppressions took 3 blocks out of it.") == true, "\(element("flame-note", in: html) ?? "nil")")
+                let summary = try #require(element("summary", in: html))
+                #expect(!summary.contains("definitely lost: 3 blocks"), "\(summary)")
+                #expect(summary.split(separator: "\n").contains { $0.hasPrefix("    still reachable: 10 blocks, 1,000 bytes at grow ") && $0.hasSuffix(grow) },
+                        "--show-leak-kinds all lists them: \(summary)")
+                #expect(summary.contains("          suppressed: 231 bytes in 3 blocks") && summary.contains("  suppressed by lose-it (\(supp):1): 231 bytes in 3 blocks"), "\(summary)")
+
+                let missing = scratch.root.appendingPathComponent("never.html").path
+                let failed = try memdir(["report", scratch.memDir.path, "--html", missing, "--suppressions", scratch.root.appendingPathComponent("none.supp").path])
+                #expect(failed.status == 9 && failed.stderrText.hasPrefix("memdir: error: cannot read suppressions file "), "\(failed.status) \(failed.stderrText)")
+                #expect(!FileManager.default.fileExists(atPath: missing))
+            }
+        }
+
         @Test("the chart's legend names snapshot groups as function file:line, and the process's total from the snapshots' counters")
         func legendResolved() throws {
             let program = try E2E.example("server")

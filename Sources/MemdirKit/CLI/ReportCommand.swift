@@ -4,11 +4,12 @@
 public struct ReportCommand: Command {
     public static let name = "report"
     public static let summary = "Write the resolved report as one self-contained HTML page with an icicle graph."
-    public static let usage = "memdir report [DIR] --html FILE [--snapshot FILE]... [--history FILE] [--binary PATH] [--addr2line PATH] [--by caller|frame|stack] [--wrapper NAME]..."
+    public static let usage = "memdir report [DIR] --html FILE [--snapshot FILE]... [--history FILE] [--binary PATH] [--addr2line PATH] [--by caller|frame|stack] [--wrapper NAME]... [--show-leak-kinds KINDS] [--suppressions FILE]... [--default-suppressions yes|no]"
     public static let discussion = """
         DIR (default ./mem) is a MEM_DIR or one run directory. The page needs no network: style, script and
         data are inline. Snapshots (memdir snapshot) and a watch history (memdir watch --json > FILE) add a
-        chart of live bytes over time for the largest groups.
+        chart of live bytes over time for the largest groups. Suppressions take their blocks out of the icicle
+        and the text report alike, as resolve's; the text report lists the --show-leak-kinds kinds.
         """
     public static let options = [
         OptionSpec("--html", value: "FILE", help: "Write the page to FILE (required)."),
@@ -19,7 +20,7 @@ public struct ReportCommand: Command {
         OptionSpec("--by", value: "caller|frame|stack", help: "Grouping of the text report (default frame)."),
         OptionSpec("--wrapper", value: "NAME", repeatable: true, help: "Also treat function NAME (or prefix NAME*) as an allocation wrapper."),
         Addr2LineFlag.option,
-    ]
+    ] + LeakFlags.options.filter { ["--show-leak-kinds", "--suppressions", "--default-suppressions"].contains($0.name) }
 
     public var directory: String
     public var html: String
@@ -28,6 +29,7 @@ public struct ReportCommand: Command {
     public var binary: String?
     public var ignoreBuildID = false
     public var flags: ReportFlags
+    public var leakFlags: LeakFlags
     public var addr2lineFlag: Addr2LineFlag
 
     public init(_ a: ParsedArguments) throws(MemdirError) {
@@ -40,26 +42,32 @@ public struct ReportCommand: Command {
         binary = a.value("--binary")
         ignoreBuildID = a.flag("--ignore-build-id")
         flags = try ReportFlags(a)
+        leakFlags = try LeakFlags(a)
     }
 
     public func run(_ console: Console) throws(MemdirError) -> Int32 {
-        // Every live block, still reachable ones included, for the icicle ("all live blocks").
+        // A bad suppressions file fails before any work.
+        let leaks = try leakFlags.leakOptions()
+        // Every live block a suppression does not take, still reachable ones included, for the
+        // icicle ("all live blocks").
         let addr2line: Addr2Line
         if let chosen = try addr2lineFlag.given() { addr2line = chosen } else { addr2line = try Addr2Line.locate() }
+        var everyKind = leaks
+        everyKind.shownKinds = Set(LeakKind.allCases)
         var stackOptions = ReportOptions(grouping: .stack, rules: flags.rules, resolve: true, binary: binary, addr2line: addr2line,
-                                         leaks: LeakOptions(shownKinds: Set(LeakKind.allCases)))
+                                         leaks: everyKind)
         stackOptions.ignoreBuildID = ignoreBuildID
         var stacks = try ReportPipeline(stackOptions).report(directory)
         let flame = HTMLReport.flame(stacks)
         let kinds = Set(stacks.processes.flatMap { $0.leaks.map(\.kind) })
-        // The text report lists the kinds resolve lists by default, regrouped the way the user asked.
+        // The text report lists the kinds resolve would (--show-leak-kinds), regrouped the way the user asked.
         let options = ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: true, binary: binary, addr2line: addr2line)
         for i in stacks.processes.indices {
-            let shown = stacks.processes[i].leaks.filter { $0.kind == .notClassified || LeakOptions.defaultShown.contains($0.kind) }
+            let shown = stacks.processes[i].leaks.filter { $0.kind == .notClassified ? !leaks.shownKinds.isEmpty : leaks.shownKinds.contains($0.kind) }
             stacks.processes[i].leaks = ReportBuilder.regroup(shown, options: options)
         }
         stacks.grouping = flags.grouping
-        stacks.shownKinds = LeakOptions.defaultShown
+        stacks.shownKinds = leaks.shownKinds
         let largest = stacks.processes.flatMap(\.leaks).max { $0.bytes < $1.bytes }?.location
 
         var loaded: [Snapshot] = []
@@ -78,6 +86,10 @@ public struct ReportCommand: Command {
             : !kinds.contains(.notClassified) ? "Every block live at exit, by kind: the lost ones and the still reachable ones (the report below lists the lost kinds)."
             : kinds == [.notClassified] ? "Every block live now (blocks are classified by kind at exit, or by memdir check)."
             : "Every live block: by kind for the processes that have ended, unclassified for those still running."
+        let suppressed = stacks.processes.reduce(0) { $0 + $1.totals.suppressed.blocks }
+        if suppressed > 0 {
+            page.flameNote += " Suppressions took \(countText(suppressed)) block\(suppressed == 1 ? "" : "s") out of it."
+        }
         try SnapshotCommand.writeAtomically(page.render(), to: html)
         console.err("memdir: report written to \(html)\n")
         return reportProblems(stacks, console: console)
