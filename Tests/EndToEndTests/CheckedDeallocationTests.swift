@@ -4,6 +4,30 @@
 import Foundation
 import Testing
 
+/// An example run under the tracker, which must exit 0 with no leaks: its bad frees, in order,
+/// each of them required to be a double free.
+func doubleFrees(of example: String, settleMs: Int, sourceLocation: SourceLocation = #_sourceLocation) throws -> [ReportGroup] {
+    let program = try E2E.example(example)
+    return try withScratch { scratch in
+        let run = try runTracked(program, [], Tracking(memDir: scratch.memDir, settleMs: settleMs))
+        #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)", sourceLocation: sourceLocation)
+        let report = try resolveReport(scratch.memDir)
+        #expect(report.leaks.isEmpty, sourceLocation: sourceLocation)
+        let bad = report.badFrees.sorted { ($0.raw["seq"] as? NSNumber)?.intValue ?? 0 < ($1.raw["seq"] as? NSNumber)?.intValue ?? 0 }
+        #expect(bad.allSatisfy { $0.kind == "double-free" }, "\(bad.map(\.raw))", sourceLocation: sourceLocation)
+        return bad
+    }
+}
+
+/// A double free reported at `second` with the block's size, its allocation and its first free.
+func expectDoubleFree(_ event: ReportGroup, size: Int, at second: String, allocatedAt malloc: String, firstFreedAt first: String,
+                      sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(frame(event.attributed ?? "", isAt: second), "\(event.attributed ?? "nil")", sourceLocation: sourceLocation)
+    #expect((event.raw["size"] as? NSNumber)?.intValue == size, "\(event.raw)", sourceLocation: sourceLocation)
+    #expect(frame((event.raw["alloc_location"] as? String) ?? "", isAt: malloc), "\(event.raw)", sourceLocation: sourceLocation)
+    #expect(frame((event.raw["free_location"] as? String) ?? "", isAt: first), "\(event.raw)", sourceLocation: sourceLocation)
+}
+
 extension EndToEnd {
     @Suite struct CheckedDeallocation {
         struct Expected: Hashable {
@@ -122,40 +146,23 @@ extension EndToEnd {
 
         @Test("backlog_double_free: a double free of a block that waited in the backlog (only its stack's id kept) still has its size, allocation and first free")
         func backlogDoubleFree() throws {
-            let program = try E2E.example("backlog_double_free")
             let f = "backlog_double_free.c"
-            try withScratch { scratch in
-                // A settle time far beyond the run: the block is in the backlog, not yet a record, when it is freed.
-                let run = try runTracked(program, [], Tracking(memDir: scratch.memDir, settleMs: 60000))
-                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
-                let report = try resolveReport(scratch.memDir)
-                let bad = report.badFrees
-                try #require(bad.count == 1 && bad[0].kind == "double-free", "\(bad.map(\.raw))")
-                #expect(frame(bad[0].attributed ?? "", isAt: try location(f, "BACKLOG: second free")), "\(bad[0].attributed ?? "nil")")
-                #expect((bad[0].raw["size"] as? NSNumber)?.intValue == 40, "\(bad[0].raw)")
-                #expect(frame((bad[0].raw["alloc_location"] as? String) ?? "", isAt: try location(f, "BACKLOG: kept malloc")), "\(bad[0].raw)")
-                #expect(frame((bad[0].raw["free_location"] as? String) ?? "", isAt: try location(f, "BACKLOG: first free")), "\(bad[0].raw)")
-            }
+            // A settle time far beyond the run: the block is in the backlog, not yet a record, when it is freed.
+            let bad = try doubleFrees(of: "backlog_double_free", settleMs: 60000)
+            try #require(bad.count == 1, "\(bad.map(\.raw))")
+            try expectDoubleFree(bad[0], size: 40, at: location(f, "BACKLOG: second free"),
+                                 allocatedAt: location(f, "BACKLOG: kept malloc"), firstFreedAt: location(f, "BACKLOG: first free"))
         }
 
         @Test("recorded_double_free: double frees of blocks whose records were written have their size, allocation and first free, with the record's removal still queued and done")
         func recordedDoubleFree() throws {
-            let program = try E2E.example("recorded_double_free")
             let f = "recorded_double_free.c"
-            try withScratch { scratch in
-                // The program waits until each record is written (and late's removed) before it frees.
-                let run = try runTracked(program, [], Tracking(memDir: scratch.memDir, settleMs: 20))
-                #expect(run.exitedNormally && run.status == 0, "\(run.statusDescription) \(run.stderrText)")
-                let report = try resolveReport(scratch.memDir)
-                #expect(report.leaks.isEmpty)
-                let bad = report.badFrees.sorted { ($0.raw["seq"] as? NSNumber)?.intValue ?? 0 < ($1.raw["seq"] as? NSNumber)?.intValue ?? 0 }
-                try #require(bad.count == 2 && bad.allSatisfy { $0.kind == "double-free" }, "\(report.badFrees.map(\.raw))")
-                for (event, name, size) in [(bad[0], "early", 40), (bad[1], "late", 72)] {
-                    #expect(frame(event.attributed ?? "", isAt: try location(f, "RECORDED: \(name) second free")), "\(event.attributed ?? "nil")")
-                    #expect((event.raw["size"] as? NSNumber)?.intValue == size, "\(name): \(event.raw)")
-                    #expect(frame((event.raw["alloc_location"] as? String) ?? "", isAt: try location(f, "RECORDED: \(name) malloc")), "\(name): \(event.raw)")
-                    #expect(frame((event.raw["free_location"] as? String) ?? "", isAt: try location(f, "RECORDED: \(name) first free")), "\(name): \(event.raw)")
-                }
+            // The program waits until each record is written (and late's removed) before it frees.
+            let bad = try doubleFrees(of: "recorded_double_free", settleMs: 20)
+            try #require(bad.count == 2, "\(bad.map(\.raw))")
+            for (event, name, size) in [(bad[0], "early", 40), (bad[1], "late", 72)] {
+                try expectDoubleFree(event, size: size, at: location(f, "RECORDED: \(name) second free"),
+                                     allocatedAt: location(f, "RECORDED: \(name) malloc"), firstFreedAt: location(f, "RECORDED: \(name) first free"))
             }
         }
 
