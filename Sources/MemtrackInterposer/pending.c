@@ -426,14 +426,13 @@ static void note_removed(struct shard *shard, uintptr_t address, int known, uint
 /* The writer's removal of a record, read first (3.5 µs more a removal on this VM, on the
  * writer's thread) when a double free can be reported with what it read: with no quarantine,
  * its report has no stacks of the block anyway. */
-static int remove_reading(uintptr_t address, struct removed_record *removed) {
+static void remove_reading(uintptr_t address, struct removed_record *removed) {
     removed->address = address;
     removed->size = 0;
     removed->stack_id = 0;
     removed->known = 0;
     if (!memtrack_config.quarantine_bytes) memtrack_remove_block_file(address);
     else removed->known = (uint32_t)memtrack_remove_block_file_noting(address, &removed->size, &removed->stack_id);
-    return (int)removed->known;
 }
 
 /* The same with the shard held, noted at once. */

@@ -63,7 +63,7 @@ public struct ReportCommand: Command {
         // The text report lists the kinds resolve would (--show-leak-kinds), regrouped the way the user asked.
         let options = ReportOptions(grouping: flags.grouping, rules: flags.rules, resolve: true, binary: binary, addr2line: addr2line)
         for i in stacks.processes.indices {
-            let shown = stacks.processes[i].leaks.filter { $0.kind == .notClassified ? !leaks.shownKinds.isEmpty : leaks.shownKinds.contains($0.kind) }
+            let shown = stacks.processes[i].leaks.filter { leaks.lists($0.kind) }
             stacks.processes[i].leaks = ReportBuilder.regroup(shown, options: options)
         }
         stacks.grouping = flags.grouping
@@ -83,7 +83,7 @@ public struct ReportCommand: Command {
                               summary: TableFormatter().format(stacks))
         page.inputs = ChartInputs(snapshots: loaded.count, history: history, samples: samples)
         page.flameNote = kinds.isEmpty ? "No live blocks."
-            : !kinds.contains(.notClassified) ? "Every block live at exit, by kind: the lost ones and the still reachable ones (the report below lists the lost kinds)."
+            : !kinds.contains(.notClassified) ? "Every block live at exit, by kind: the lost ones and the still reachable ones (the report below lists \(leaks.shownKinds == LeakOptions.defaultShown ? "the lost kinds" : "the kinds asked for"))."
             : kinds == [.notClassified] ? "Every block live now (blocks are classified by kind at exit, or by memdir check)."
             : "Every live block: by kind for the processes that have ended, unclassified for those still running."
         let suppressed = stacks.processes.reduce(0) { $0 + $1.totals.suppressed.blocks }

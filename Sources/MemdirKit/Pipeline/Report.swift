@@ -247,4 +247,10 @@ public struct LeakOptions: Sendable {
         self.shownKinds = shownKinds
         self.suppressions = suppressions
     }
+
+    /// Whether a group of this kind is listed: unclassified blocks (a process still running)
+    /// unless no kind is shown at all.
+    public func lists(_ kind: LeakKind) -> Bool {
+        kind == .notClassified ? !shownKinds.isEmpty : shownKinds.contains(kind)
+    }
 }

@@ -122,9 +122,7 @@ public struct ReportPipeline: Sendable {
         for i in processes.indices {
             ReportBuilder.suppress(&processes[i], suppressions)
             for g in processes[i].leaks { processes[i].totals[g.kind].add(Tally(blocks: g.blocks, bytes: g.bytes)) }
-            processes[i].leaks = ReportBuilder.regroup(processes[i].leaks, options: options).filter {
-                $0.kind == .notClassified ? !options.leaks.shownKinds.isEmpty : options.leaks.shownKinds.contains($0.kind)
-            }
+            processes[i].leaks = ReportBuilder.regroup(processes[i].leaks, options: options).filter { options.leaks.lists($0.kind) }
             for j in processes[i].badFrees.indices {
                 var b = processes[i].badFrees[j]
                 b.attributed = ReportBuilder.attribute(b.stack, rules: rules)
