@@ -419,8 +419,8 @@ static int backlog_add(struct shard *shard, const struct memtrack_block *block) 
     return 1;
 }
 
-static void note_removed(struct shard *shard, uintptr_t address, int known, uint64_t size, uint32_t stack_id) {
-    shard->removed[shard->removed_next++ % REMOVED_SLOTS] = (struct removed_record){address, size, stack_id, (uint32_t)known};
+static void note_removed(struct shard *shard, const struct removed_record *removed) {
+    shard->removed[shard->removed_next++ % REMOVED_SLOTS] = *removed;
 }
 
 /* The writer's removal of a record, read first (3.5 µs more a removal on this VM, on the
@@ -439,7 +439,7 @@ static void remove_reading(uintptr_t address, struct removed_record *removed) {
 static void remove_noting(struct shard *shard, uintptr_t address) {
     struct removed_record removed;
     remove_reading(address, &removed);
-    note_removed(shard, address, (int)removed.known, removed.size, removed.stack_id);
+    note_removed(shard, &removed);
 }
 
 static int in_flight(const struct shard *shard, uintptr_t address) {
@@ -457,7 +457,7 @@ static void move_out(struct shard *shard, unsigned slot) {
     if (!backlog_add(shard, slot_block(shard, slot))) {
         for (int i = 0; i < shard->removal_count; i++) {
             memtrack_remove_block_file(shard->removals[i]);
-            note_removed(shard, shard->removals[i], 0, 0, 0);
+            note_removed(shard, &(struct removed_record){.address = shard->removals[i]});
         }
         shard->removal_count = 0;
         memtrack_write_block(slot_block(shard, slot));
@@ -563,7 +563,7 @@ static void forget_locked(struct shard *shard, uintptr_t address, struct memtrac
         return;
     }
     *queued = 0;
-    note_removed(shard, address, 0, 0, 0);
+    note_removed(shard, &(struct removed_record){.address = address});   /* unknown */
 }
 
 /* Releases a shard, first doing the removals that signal handlers on this thread deferred
@@ -796,7 +796,7 @@ static int write_shard(struct shard *shard, const struct pass *pass, enum shard_
         }
         if (!lock_shard(shard, pass->in_signal)) return 0;  /* cannot happen: signals see no in-flight */
         for (int i = 0; i < count; i++) {
-            if (removing) note_removed(shard, removals[i], (int)removed[i].known, removed[i].size, removed[i].stack_id);
+            if (removing) note_removed(shard, &removed[i]);
             else if (shard->in_flight[i] & 1) remove_noting(shard, shard->in_flight[i] & ~(uintptr_t)1);
         }
         shard->in_flight_count = 0;
