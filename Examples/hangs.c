@@ -6,6 +6,9 @@
  *   hangs drop UID    (as root) gives up root for UID, leaks a block and exits 0
  *   hangs loaderlock  a thread stays in a dl_iterate_phdr callback (the loader's lock held);
  *                     main raises SIGSEGV
+ *   hangs loaderexit  the same thread; main leaks 555 bytes, prints "loader busy at exit" and
+ *                     returns 0
+ *   hangs loaderfork  the same, but main first forks a child that exits 0, and waits for it
  *   hangs readonly    leaks a block, makes its run directory read-only and exits 0 (as a user
  *                     other than root: root writes anyway)
  *   hangs resethand   a SIGCHLD handler with SA_RESETHAND, three children; prints what it saw
@@ -147,14 +150,36 @@ static void *walk_forever(void *unused) {
     return NULL;
 }
 
-static int loaderlock(void) {
-    if (pipe(ends) != 0) { perror("pipe"); return 2; }
+static int park_in_the_loader(void) {
+    if (pipe(ends) != 0) { perror("pipe"); return 0; }
     pthread_t walker;
     pthread_create(&walker, NULL, walk_forever, NULL);
     char byte;
-    if (read(ends[0], &byte, 1) != 1) { fprintf(stderr, "the callback did not run\n"); return 2; }
+    if (read(ends[0], &byte, 1) != 1) { fprintf(stderr, "the callback did not run\n"); return 0; }
+    return 1;
+}
+
+static int loaderlock(void) {
+    if (!park_in_the_loader()) return 2;
     printf("loader busy\n");
     raise(SIGSEGV);
+    return 0;
+}
+
+/* The exit walked the loader's list (the module map, the leak check's roots) and waited for
+ * that lock for good; untraced, exit never walks it. */
+static int loaderexit(int fork_first) {
+    if (!park_in_the_loader()) return 2;
+    if (fork_first) {   /* fork's prepare handler walked the list too */
+        pid_t child = fork();
+        if (child == 0) _exit(0);
+        int status = -1;
+        if (child < 0 || waitpid(child, &status, 0) != child || status != 0) { fprintf(stderr, "child: %d\n", status); return 2; }
+    }
+    char *leak = malloc(555);   /* HANGS: loaderexit leak */
+    strcpy(leak, "lost");
+    leak = NULL;
+    printf("loader busy at exit\n");
     return 0;
 }
 
@@ -229,6 +254,8 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "fill") && argc > 2) return fill(argv[2]);
     if (!strcmp(mode, "drop")) return drop(number ? number : 65534);
     if (!strcmp(mode, "loaderlock")) return loaderlock();
+    if (!strcmp(mode, "loaderexit")) return loaderexit(0);
+    if (!strcmp(mode, "loaderfork")) return loaderexit(1);
     if (!strcmp(mode, "readonly")) return readonly_run_directory();
     if (!strcmp(mode, "resethand")) return resethand();
     fprintf(stderr, "usage: hangs sigfork N | parked N | setids UID | fill PATH | drop UID | loaderlock | readonly | resethand\n");

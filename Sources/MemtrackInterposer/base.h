@@ -14,7 +14,7 @@
  *   layer files: files.c
  *   layer records: stacks.c sources.c records.c
  *   layer table: pending.c
- *   layer state: quarantine.c counters.c annotations.c status.c
+ *   layer state: quarantine.c counters.c annotations.c loaderwalk.c status.c
  *   layer check: stopworld.c leakcheck.c
  *   layer requests: requests.c
  *   layer writer: writer.c

@@ -31,6 +31,7 @@
  * Layer: check, on stopworld.c, the table, the state and the records below.
  */
 #include "leakcheck.h"
+#include "loaderwalk.h"
 #include "annotations.h"
 #include "failure.h"
 #include "files.h"
@@ -1127,18 +1128,29 @@ static uint64_t microseconds_now(void) {
     return (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000;
 }
 
+static void walk_module_segments(void *check) { dl_iterate_phdr(module_segments, check); }
+
+/* Why a check is skipped when the loader's list could not be walked: without the modules'
+ * segments (the roots in their data) every block would look lost. */
+static const char loader_busy[] = "the loader stayed busy";
+
 /* What the check needs from the loader, taken before any thread is stopped: dl_iterate_phdr,
- * dlsym and dladdr take the loader's lock, which a stopped thread may hold. */
-static void prepare(struct check *c, int on_request, uint64_t sequence, struct range *exit_code) {
+ * dlsym and dladdr take the loader's lock, which a stopped thread may hold. The walk is made
+ * by the writer and waited for at most 2 s (loaderwalk.c): a thread may stay in a
+ * dl_iterate_phdr callback for good, and the exit of an untraced program does not wait for it.
+ * Returns 0 when the walk did not end in time (`c` is then the stuck walk's, not to be read). */
+static int prepare(struct check *c, int on_request, uint64_t sequence, struct range *exit_code) {
+    if (memtrack_loader_stuck()) return 0;
     memset(c, 0, sizeof *c);   /* 160 KiB: nothing next to a scan of the heap */
     c->clique = -1;
     c->on_request = on_request;
     c->sequence = sequence;
     c->began_ms = memtrack_milliseconds_now();
-    dl_iterate_phdr(module_segments, c);
+    if (!memtrack_loader_walk_bounded(walk_module_segments, c, "the leak check: the loader stayed busy")) return 0;
     *exit_code = on_request ? (struct range){0, 0} : exit_function_code();
     c->window = map_memory(WINDOW_BYTES);
     if (c->window) add_own((uintptr_t)c->window, WINDOW_BYTES, c);
+    return 1;
 }
 
 /* The check itself, on a prepared `c`, with `busy` and memtrack_busy taken by the caller.
@@ -1226,8 +1238,12 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
     } else {
         struct check *c = &the_check;
         struct range exit_code;
-        prepare(c, on_request, sequence, &exit_code);
-        result = classify(c, self, self_is_tracker, registers, caller_stack, exit_code, 0, NULL);
+        if (prepare(c, on_request, sequence, &exit_code)) {
+            result = classify(c, self, self_is_tracker, registers, caller_stack, exit_code, 0, NULL);
+        } else {
+            write_unclassified(on_request, sequence, "skipped", loader_busy);
+            if (!on_request) written_by = (pid_t)memtrack_sys_getpid();
+        }
     }
     memtrack_busy--;
     atomic_store(&busy, 0);
@@ -1264,6 +1280,7 @@ static int system_text_segments(struct dl_phdr_info *info, size_t size, void *da
     }
     return 0;
 }
+static void walk_system_text(void *system) { dl_iterate_phdr(system_text_segments, system); }
 
 /* A blocked system call in which a thread of libc holds none of libc's locks that freeres or
  * the rest of exit take (read may hold a FILE's lock: exit does not wait for those). */
@@ -1345,9 +1362,19 @@ __attribute__((noinline)) int memtrack_leak_check_at_exit(void (*freeres)(void))
     memtrack_busy++;
     struct check *c = &the_check;
     struct range exit_code;
-    struct system_text system = {0};
-    dl_iterate_phdr(system_text_segments, &system);
-    prepare(c, 0, 0, &exit_code);   /* before any stop: it asks the loader */
+    /* Static: a walk that did not end in time may still fill it (loaderwalk.c). */
+    static struct system_text system;
+    if (memtrack_loader_stuck() ||
+        (system = (struct system_text){0}, !memtrack_loader_walk_bounded(walk_system_text, &system, "the leak check: the loader stayed busy")) ||
+        !prepare(c, 0, 0, &exit_code)) {   /* before any stop: it asks the loader */
+        /* No roots, no check; and no freeres, which needs the other threads held. */
+        write_unclassified(0, atomic_load(&memtrack_sequence), "skipped", loader_busy);
+        written_by = (pid_t)memtrack_sys_getpid();
+        memtrack_busy--;
+        atomic_store(&busy, 0);
+        errno = saved_errno;
+        return -1;
+    }
     char why[128] = {0};
     int held = 0;
     uint64_t give_up = monotonic_ms() + 200;

@@ -661,8 +661,12 @@ struct pass {
 
 /* Set while the leak check waits for the writer's pass to end (memtrack_pending_pause_writer). */
 static atomic_int pause_requested;
+/* Set while a thread waits for the writer to walk the loader's list (loaderwalk.c): a pass on a
+ * disk can take seconds, and the walk's asker gives up after 2 s. */
+static atomic_int call_requested;
 static int pass_yields(const struct pass *pass) {
-    return pass->yields && atomic_load_explicit(&pause_requested, memory_order_relaxed);
+    return pass->yields && (atomic_load_explicit(&pause_requested, memory_order_relaxed) ||
+                            atomic_load_explicit(&call_requested, memory_order_relaxed));
 }
 
 static int lock_shard(struct shard *shard, int in_signal) {
@@ -842,6 +846,12 @@ static void wake_writer(void) {
     memtrack_sys_futex_wake(&writer_wake, 1);
 }
 void memtrack_pending_wake_writer(void) { if (atomic_load(&writer_running)) wake_writer(); }
+/* Ends the writer's own pass after its current batch, and wakes the writer. */
+void memtrack_pending_call_writer(void) {
+    atomic_store(&call_requested, 1);
+    memtrack_pending_wake_writer();
+}
+void memtrack_pending_writer_called(void) { atomic_store(&call_requested, 0); }
 
 // ---- For the writer thread (writer.c) ---------------------------------------------------------
 static atomic_int warned_slow;
@@ -857,10 +867,11 @@ void memtrack_pending_warn_if_slow(void) {
 /* Whether a writer runs; set by the writer's start (0 when its thread could not be made). */
 int memtrack_pending_set_writer_running(int running) { return atomic_exchange(&writer_running, running); }
 
-/* Sleeps until woken or for tick, unless a flush asks for help. */
+/* Sleeps until woken or for tick, unless a flush asks for help or a thread waits for a call
+ * (made, perhaps, before this writer first came here). */
 void memtrack_pending_wait_for_work(const struct timespec *tick) {
     int wake = atomic_load(&writer_wake);
-    if (!atomic_load(&flush_requested)) memtrack_sys_futex_wait_for(&writer_wake, wake, tick);
+    if (!atomic_load(&flush_requested) && !atomic_load(&call_requested)) memtrack_sys_futex_wait_for(&writer_wake, wake, tick);
 }
 int memtrack_pending_flush_requested(void) { return atomic_load(&flush_requested); }
 void memtrack_pending_flush_helped(void) { atomic_store(&flush_requested, 0); }

@@ -56,6 +56,10 @@ extern atomic_int memtrack_synchronous;
 
 /* Wakes the writer (a set*id call, a flush, a module refresh). */
 void memtrack_pending_wake_writer(void);
+/* Ends the writer's own pass after its current batch and wakes it (a thread waits for it);
+ * the writer clears the call with memtrack_pending_writer_called before it looks why. */
+void memtrack_pending_call_writer(void);
+void memtrack_pending_writer_called(void);
 
 /* The memory a waiting block takes in a backlog table (pending.c), not counting free slots. */
 #define MEMTRACK_BACKLOG_ENTRY_BYTES 32

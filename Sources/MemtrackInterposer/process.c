@@ -18,6 +18,7 @@
 #include "files.h"
 #include "format.h"
 #include "leakcheck.h"
+#include "loaderwalk.h"
 #include "lock.h"
 #include "pending.h"
 #include "quarantine.h"
@@ -228,14 +229,15 @@ static void finish(const char *state, int value, const char *exec_path, int in_s
     atomic_store(&memtrack_synchronous, 1);   /* anything after this is written at once */
     memtrack_pending_flush(in_signal);
     memtrack_write_status(state, value, exec_path);
-    /* Last, so that a crash inside the loader cannot cost the records or the status. At a fatal
-     * signal the loader's lock may never come free: the walk is bounded (writer.c). */
-    if (!strcmp(state, "signal")) {
-        if (!memtrack_writer_refresh_modules_bounded()) memtrack_write_status(state, value, exec_path);   /* says so */
-    } else if (!memtrack_world_held) {
-        /* Held: the other threads are stopped, one may hold the loader's lock; at_exit wrote
-         * the map before it stopped them. */
-        memtrack_write_modules(0, in_signal);
+    /* Last, so that a crash inside the loader cannot cost the records or the status. The
+     * loader's lock may never come free (a thread parked in a dl_iterate_phdr callback): the
+     * walk is bounded (loaderwalk.c), and the status written again says so. Held: the other
+     * threads are stopped, one may hold the loader's lock; at_exit wrote the map before it
+     * stopped them. */
+    if (!strcmp(state, "signal") || !memtrack_world_held) {
+        const char *what = !strcmp(state, "signal") ? "updating the module map at a fatal signal: the loader stayed busy"
+                                                    : "updating the module map at exit: the loader stayed busy";
+        if (!memtrack_refresh_modules_bounded(what)) memtrack_write_status(state, value, exec_path);
     }
     atomic_store(&finished, 1);
 }
@@ -250,7 +252,7 @@ static void at_exit(int status, void *unused) {
         libc_freeres = (void (*)(void))dlsym(RTLD_DEFAULT, "__libc_freeres");
         memtrack_busy--;
     }
-    memtrack_write_modules(0, 0);   /* while no thread is held: see finish */
+    memtrack_refresh_modules_bounded("updating the module map at exit: the loader stayed busy");   /* while no thread is held: see finish */
     /* What is still reachable now, after destructors and freeres. */
     memtrack_leak_check_at_exit(memtrack_config.freeres ? call_freeres : NULL);
     finish("exit", status, NULL, 0);
@@ -411,6 +413,7 @@ static void fork_child(void) {
     memtrack_quarantine_fork_child();
     memtrack_pending_fork_child();
     memtrack_writer_fork_child();
+    memtrack_loader_walk_fork_child();
     char parent[64];
     memcpy(parent, memtrack_run_name, sizeof parent);
     atomic_store(&memtrack_run_directory, -1);   /* the parent's: no descriptor to close */
@@ -456,6 +459,7 @@ static void fork_child_unprepared(void) {
     memtrack_quarantine_fork_child();
     memtrack_files_fork_child();
     memtrack_modules_fork_child_unprepared();
+    memtrack_loader_walk_fork_child();
     memtrack_annotations_fork_release();
 }
 

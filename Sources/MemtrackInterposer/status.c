@@ -7,6 +7,7 @@
 #include "failure.h"
 #include "files.h"
 #include "format.h"
+#include "loaderwalk.h"
 #include "lock.h"
 #include "pending.h"
 #include "sys.h"
@@ -280,19 +281,39 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data) 
  * /proc/self/task has one link per thread plus two. */
 static int parent_had_threads;
 void memtrack_modules_fork_refresh(void) {
-    memtrack_write_modules(0, 0);
+    memtrack_refresh_modules_bounded("updating the module map at fork: the loader stayed busy");
     struct stat task;
     long threads = memtrack_sys_fstatat(AT_FDCWD, "/proc/self/task", &task, 0) == 0 ? (long)task.st_nlink - 2 : 99;
     parent_had_threads = threads > 1 + memtrack_pending_writer_exists();
 }
 /* The writer may hold modules_lock (it updates the map every tick); a child forked then would
- * wait for it forever in begin_record. */
-void memtrack_modules_fork_prepare(void) { memtrack_lock_acquire(&modules_lock); }
-void memtrack_modules_fork_parent(void) { memtrack_lock_release(&modules_lock); }
+ * wait for it forever in begin_record. A writer stuck in a walk of the loader's list holds it
+ * for good (loaderwalk.c): then, or after 2 s, the fork goes on without it, and the child lets
+ * go of it as of every lock its parent's threads held. Per thread: two threads may fork at once. */
+static __thread int fork_holds_modules __attribute__((tls_model("initial-exec")));
+void memtrack_modules_fork_prepare(void) {
+    fork_holds_modules = !memtrack_loader_stuck() && memtrack_lock_try_for_signal(&modules_lock, -1);
+}
+void memtrack_modules_fork_parent(void) {
+    if (fork_holds_modules) memtrack_lock_release(&modules_lock);
+    fork_holds_modules = 0;
+}
 void memtrack_modules_fork_child(void) {
     if (parent_had_threads) walk_unsafe = 1;
-    memtrack_lock_release(&modules_lock);
+    if (fork_holds_modules) memtrack_lock_release(&modules_lock);
+    else atomic_store(&modules_lock, 0);   /* a parent's thread held it; this thread counts no hold */
+    fork_holds_modules = 0;
 }
+/* The map brought up to date by the writer, waiting at most 2 s (loaderwalk.c): at a fatal
+ * signal and at exit, where the loader's lock may never come free. Without a writer
+ * (MEM_SETTLE_MS=0) the walk is made here. Returns 0 when it did not end in time (noted as
+ * `what`). */
+static void refresh_modules(void *unused) { (void)unused; memtrack_write_modules(0, 0); }
+int memtrack_refresh_modules_bounded(const char *what) {
+    if (!memtrack_pending_writer_exists()) { memtrack_write_modules(0, 1); return 1; }
+    return memtrack_loader_walk_bounded(refresh_modules, NULL, what);
+}
+
 /* A child forked in a signal handler (process.c): prepare did not run, and the tracker's own
  * threads may have held the loader's lock. */
 void memtrack_modules_fork_child_unprepared(void) {

@@ -13,6 +13,8 @@ void memtrack_write_status(const char *state, int value, const char *exec_path);
 int memtrack_write_status_mark(const char *why);
 /* Brings the modules file up to date; in_signal: do not wait for a lock this thread holds. */
 void memtrack_write_modules(int force_rewrite, int in_signal);
+/* The same, made by the writer and waited for at most 2 s; 0 when it did not end in time. */
+int memtrack_refresh_modules_bounded(const char *what);
 void memtrack_modules_fork_refresh(void);
 void memtrack_modules_fork_prepare(void);
 void memtrack_modules_fork_parent(void);

@@ -7,6 +7,7 @@
 #include "capabilities.h"
 #include "failure.h"
 #include "files.h"
+#include "loaderwalk.h"
 #include "pending.h"
 #include "requests.h"
 #include "status.h"
@@ -17,36 +18,6 @@
 #include <signal.h>
 #include <stdint.h>
 #include <time.h>
-
-/* At a fatal signal the module map must be brought up to date, but dl_iterate_phdr waits for the
- * loader's lock, and the thread holding it may never let go (it may be waiting for this one). So
- * the writer, which no signal interrupts, walks the list, and this thread waits at most 2 s for
- * it (the catalog's Reliability: a handler at a fatal signal waits at most 2 s for anything). Without a writer
- * (MEM_SETTLE_MS=0) the walk is made here. */
-static atomic_int modules_requested, modules_refreshed;
-
-int memtrack_writer_refresh_modules_bounded(void) {
-    if (!memtrack_pending_writer_exists()) { memtrack_write_modules(0, 1); return 1; }   /* a writer just made sees the request when it starts */
-    int ticket = atomic_fetch_add(&modules_requested, 1) + 1;
-    memtrack_pending_wake_writer();
-    struct timespec step = {0, 10000000};   /* 10 ms */
-    for (int waited = 0; waited < 200; waited++) {
-        int done = atomic_load(&modules_refreshed);
-        if (done >= ticket) return 1;
-        memtrack_sys_futex_wait_for(&modules_refreshed, done, &step);
-    }
-    memtrack_note_failure("updating the module map at a fatal signal: the loader stayed busy", ETIMEDOUT, NULL);
-    return 0;
-}
-
-static void refresh_modules_if_asked(void) {
-    int wanted = atomic_load(&modules_requested);
-    if (wanted == atomic_load(&modules_refreshed)) return;
-    memtrack_write_modules(0, 0);
-    atomic_store(&modules_refreshed, wanted);
-    memtrack_sys_futex_wake(&modules_refreshed, INT32_MAX);
-}
-
 
 /* The settle policy. A block normally becomes a record once it is MEM_SETTLE_MS old. But when
  * the program allocates faster than the writer makes records, the writer is behind: more
@@ -132,10 +103,11 @@ static void *writer_main(void *unused) {
     if (tick_ms > 100) tick_ms = 100;          /* an idle server's survivors appear within settle + 100 ms */
     struct timespec tick = {tick_ms / 1000, (long)(tick_ms % 1000) * 1000000L};
     uint64_t reported_peak = 0, reported_program = 0;
+    int refresh_modules = 0;
     for (;;) {
         memtrack_pending_wait_for_work(&tick);
         memtrack_credentials_follow();   /* a set*id call waits for this (credentials.c) */
-        refresh_modules_if_asked();      /* a fatal signal waits for this */
+        memtrack_loader_walk_serve();    /* a fatal signal, exit or fork waits for this (loaderwalk.c) */
         memtrack_pending_begin_pass();
         int helping = memtrack_pending_flush_requested();
         if (!atomic_load(&memtrack_synchronous) || helping) {   /* after the final record, only a flush's help */
@@ -161,7 +133,7 @@ static void *writer_main(void *unused) {
                 memtrack_pending_end_pass();
                 continue;
             }
-            memtrack_write_modules(0, 0);
+            refresh_modules = 1;
             if (check_requested) memtrack_requests_answer();
             memtrack_pending_warn_if_slow();
             /* The status shows how far behind the writer got, even after a SIGKILL. */
@@ -173,6 +145,10 @@ static void *writer_main(void *unused) {
             }
         }
         memtrack_pending_end_pass();
+        /* Outside the pass: a walk of the loader's list can wait for good (a thread parked in a
+         * dl_iterate_phdr callback), and an exit's flush waits for the pass to end. */
+        if (refresh_modules) memtrack_write_modules(0, 0);
+        refresh_modules = 0;
     }
     return NULL;
 }

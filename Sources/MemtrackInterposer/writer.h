@@ -8,8 +8,6 @@
 
 /* Starts the writer (MEM_SETTLE_MS > 0); without a thread, records become synchronous. */
 void memtrack_start_writer(void);
-/* The module map brought up to date by the writer, waiting at most 2 s (fatal signals). */
-int memtrack_writer_refresh_modules_bounded(void);
 void memtrack_writer_fork_child(void);
 
 #pragma GCC visibility pop

@@ -141,6 +141,46 @@ extension EndToEnd {
             }
         }
 
+        /// Read while fixing: the exit brought the module map up to date and the leak check
+        /// took its roots with dl_iterate_phdr, on the exiting thread; with a thread parked in a
+        /// dl_iterate_phdr callback that waited for good, holding the module map's lock, and
+        /// the program could no longer be stopped by SIGTERM (the tracker put the signal aside
+        /// until the lock came free). Untraced the program exits 0 at once. Now the writer makes
+        /// the walks, the exit waits for them 2 s at most, the check is skipped (without the
+        /// modules' data every block would look lost), and the record says it is incomplete.
+        /// `loaderfork` forks first: fork's prepare handler walked the list too, and hung.
+        @Test(arguments: [("loaderexit", "exit"), ("loaderfork", "fork")])
+        func exitWhileTheLoaderIsBusy(mode: String, firstWalk: String) throws {
+            let program = try E2E.example("hangs")
+            let plain = runPlain(program, [mode], timeout: 30)
+            #expect(plain.exitedNormally && plain.status == 0 && plain.stdoutText == "loader busy at exit\n")
+            try withTmpfsScratch { memDir in
+                let started = Date()
+                let result = try runTracked(program, [mode], Tracking(memDir: memDir), timeout: 20)
+                #expect(!result.timedOut, "hung")
+                #expect(result.exitedNormally && result.status == 0, "\(result.statusDescription)")
+                #expect(result.stdoutText == plain.stdoutText)
+                #expect(Date().timeIntervalSince(started) < 10)
+                let records = try runDirectories(memDir)
+                #expect(records.count == (mode == "loaderfork" ? 2 : 1), "\(records.map(\.name))")
+                if mode == "loaderfork" {
+                    let child = try #require(records.first { $0.parent != nil })
+                    #expect(child.state == "exit" && child.status["code"] == "0", "\(child.status)")
+                }
+                let record = try #require(records.first { $0.parent == nil })
+                #expect(record.state == "exit", "\(record.status)")
+                #expect(record.status["error"] == "updating the module map at \(firstWalk): the loader stayed busy: Connection timed out", "\(record.status)")
+                #expect((record.counter("unrecorded-events") ?? 0) >= 1)
+                #expect(record.blockSizes.contains(555), "the leaked block is still recorded: \(record.blockSizes)")
+                let check = try #require(try LeakCheck.read(record))
+                #expect(check.complete && check.result == "skipped the loader stayed busy", "\(check.fields)")
+                // The gate does not pass it.
+                let list = try memdir(["list", memDir.path, "--json"])
+                let summary = (try? JSONSerialization.jsonObject(with: list.stdout) as? [String: Any])?["summary"] as? [String: Any]
+                #expect(summary?["clean"] as? Bool == false, "\(list.stdoutText)")
+            }
+        }
+
         /// The tracker's handler now sits in front of every program handler (item 10). A handler
         /// reset by SA_RESETHAND on a signal whose default is not fatal (SIGCHLD) must leave the
         /// default to the kernel: the program goes on, and its record ends in `exit`.

@@ -25,7 +25,7 @@ public enum ReportBuilder {
         if let status = scan.status {
             if !status.isComplete {
                 reasons.append("\(status.unrecordedBlocks) live blocks not recorded, \(status.unremovedRecords) freed blocks not removed, "
-                               + "\(status.unrecordedEvents) bad frees not recorded")
+                               + "\(status.unrecordedEvents) bad frees or other records not recorded")
             }
             if let error = status.error { reasons.append("the tracker warned: \(error)") }
             if status.state == "running", let pid = scan.process?.pid, pid > 0, pid <= Int(Int32.max),

@@ -83,7 +83,7 @@ public struct ReportCommand: Command {
                               summary: TableFormatter().format(stacks))
         page.inputs = ChartInputs(snapshots: loaded.count, history: history, samples: samples)
         page.flameNote = kinds.isEmpty ? "No live blocks."
-            : !kinds.contains(.notClassified) ? "Every block live at exit, by kind: the lost ones and the still reachable ones (the report below lists \(leaks.shownKinds == LeakOptions.defaultShown ? "the lost kinds" : "the kinds asked for"))."
+            : !kinds.contains(.notClassified) ? "Every block live at exit, by kind: \(Self.kindsPresent(kinds)) (the report below lists \(leaks.shownKinds == LeakOptions.defaultShown ? "the lost kinds" : "the kinds asked for"))."
             : kinds == [.notClassified] ? "Every block live now (blocks are classified by kind at exit, or by memdir check)."
             : "Every live block: by kind for the processes that have ended, unclassified for those still running."
         let suppressed = stacks.processes.reduce(0) { $0 + $1.totals.suppressed.blocks }
@@ -93,6 +93,13 @@ public struct ReportCommand: Command {
         try SnapshotCommand.writeAtomically(page.render(), to: html)
         console.err("memdir: report written to \(html)\n")
         return reportProblems(stacks, console: console)
+    }
+
+    /// What the icicle of classified blocks holds: lost ones, still reachable ones, or both.
+    static func kindsPresent(_ kinds: Set<LeakKind>) -> String {
+        let lost = kinds.contains { $0 != .stillReachable && $0 != .notClassified }
+        if !lost { return "only still reachable ones, none lost" }
+        return kinds.contains(.stillReachable) ? "the lost ones and the still reachable ones" : "only lost ones"
     }
 
     /// Each snapshot group's key -> its resolved location (`function file:line`), attributed as

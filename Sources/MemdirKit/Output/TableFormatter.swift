@@ -134,7 +134,7 @@ public struct TableFormatter: OutputFormatter {
         if let st = p.status, !st.isComplete {
             out += "  " + palette.warning("warning:") + " record incomplete: \(grouped(st.unrecordedBlocks)) live block\(s(st.unrecordedBlocks)) not recorded, "
                 + "\(grouped(st.unremovedRecords)) freed block\(s(st.unremovedRecords)) not removed (may show as leaks), "
-                + "\(grouped(st.unrecordedEvents)) bad free\(s(st.unrecordedEvents)) not recorded"
+                + "\(grouped(st.unrecordedEvents)) bad free\(s(st.unrecordedEvents)) or other record\(s(st.unrecordedEvents)) not recorded"
                 + (st.error.map { ": \($0.printable)" } ?? "") + "\n"
         }
         // The other reasons (the counters' one, first in the list, has the line above).

@@ -1,0 +1,86 @@
+/* loaderwalk.c: walks of the loader's list that may not wait for good. dl_iterate_phdr (the
+ * module map, the leak check's roots) waits for the loader's lock, and a thread that stays
+ * inside a dl_iterate_phdr callback, or inside dlopen, holds that lock for good. An untraced
+ * program does not care: its exit and its death by a signal never walk the list. So at a fatal
+ * signal, at exit and at fork the walk is made by the writer, which no signal interrupts and
+ * whose wait stops nothing of the program's, and the asking thread waits for it at most 2 s
+ * (the catalog's Reliability: a handler at a fatal signal waits at most 2 s for anything).
+ * After one such wait the loader is taken to be stuck and later walks fail at once, so that an
+ * exit that would walk three times waits 2 s, not 6.
+ *
+ * One walk at a time: a second asker waits for the first, within its own 2 s. A walk that did
+ * not end keeps the slot for good (the writer may still run it, into its static data).
+ *
+ * Layer: state, on the table (the writer's doorbell).
+ */
+#include "loaderwalk.h"
+#include "failure.h"
+#include "pending.h"
+#include "sys.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <time.h>
+
+#define WAIT_MS 2000
+
+static void (*_Atomic requested_work)(void *);
+static void *requested_data;
+static atomic_int slot_taken, walks_done, stuck;
+
+static uint64_t monotonic_ms(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);   /* the vDSO: async-signal-safe */
+    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+static int give_up(const char *what) {
+    if (!atomic_exchange(&stuck, 1)) memtrack_note_failure(what, ETIMEDOUT, NULL);
+    return 0;
+}
+
+int memtrack_loader_walk_bounded(void (*work)(void *data), void *data, const char *what) {
+    int writer = atomic_load(&memtrack_writer_thread);
+    if (!memtrack_pending_writer_exists() || (writer && writer == memtrack_thread_id())) {
+        work(data);
+        return 1;
+    }
+    if (atomic_load(&stuck)) return 0;
+    uint64_t deadline = monotonic_ms() + WAIT_MS;
+    const struct timespec step = {0, 10000000};   /* 10 ms */
+    for (int free_slot = 0; !atomic_compare_exchange_strong(&slot_taken, &free_slot, 1); free_slot = 0) {
+        if (monotonic_ms() >= deadline || atomic_load(&stuck)) return give_up(what);
+        memtrack_sys_futex_wait_for(&slot_taken, 1, &step);
+    }
+    requested_data = data;
+    atomic_store(&requested_work, work);
+    memtrack_pending_call_writer();   /* a writer just made sees the request when it starts */
+    for (;;) {
+        int done = atomic_load(&walks_done);
+        if (!atomic_load(&requested_work)) break;
+        if (monotonic_ms() >= deadline) return give_up(what);   /* the slot stays taken */
+        memtrack_sys_futex_wait_for(&walks_done, done, &step);
+    }
+    atomic_store(&slot_taken, 0);
+    memtrack_sys_futex_wake(&slot_taken, 1);
+    return 1;
+}
+
+void memtrack_loader_walk_serve(void) {
+    memtrack_pending_writer_called();   /* before the look: a call made after it is seen next time */
+    void (*work)(void *) = atomic_load(&requested_work);
+    if (!work) return;
+    work(requested_data);
+    atomic_store(&requested_work, NULL);
+    atomic_fetch_add(&walks_done, 1);
+    memtrack_sys_futex_wake(&walks_done, INT32_MAX);
+}
+
+int memtrack_loader_stuck(void) { return atomic_load(&stuck); }
+
+/* A forked child has one thread and no writer yet: whatever the parent's walk was, it is not
+ * the child's. (A child of a stuck parent walks on its own thread, as without a writer.) */
+void memtrack_loader_walk_fork_child(void) {
+    atomic_store(&requested_work, NULL);
+    atomic_store(&slot_taken, 0);
+}
