@@ -16,6 +16,8 @@ void memtrack_remember_run_directory(int fd);
 /* The run directory for one use, opened by path and checked; -1 when unusable. Give it back
  * with memtrack_record_directory_done. */
 int memtrack_record_directory(void);
+/* A block record's target (readlinkat), with no descriptor in the program's table; -1 if none. */
+ssize_t memtrack_read_record_link(const char *name, char *text, size_t size);
 void memtrack_record_directory_done(int fd);
 
 /* Record files, through the file thread; each returns 0 or an errno value. */

@@ -189,18 +189,14 @@ int memtrack_remove_block_file_noting(uintptr_t address, uint64_t *size, uint32_
     int found = 0;
     *size = 0;
     *stack_id = 0;
-    int directory = memtrack_record_directory();
-    if (directory >= 0) {
-        char name[32], text[128];   /* a target is at most 110 bytes (format_target) */
-        *put_block_name(name, name + sizeof name - 1, address) = 0;
-        int saved_errno = errno;
-        ssize_t length = memtrack_sys_readlinkat(directory, name, text, sizeof text - 1);
-        errno = saved_errno;
-        if (length > 2 && text[0] == '2' && text[1] == ' ') {
-            text[length] = 0;
-            found = parse_target(text, size, stack_id);
-        }
-        memtrack_record_directory_done(directory);
+    char name[32], text[128];   /* a target is at most 110 bytes (format_target) */
+    *put_block_name(name, name + sizeof name - 1, address) = 0;
+    int saved_errno = errno;
+    ssize_t length = memtrack_read_record_link(name, text, sizeof text - 1);
+    errno = saved_errno;
+    if (length > 2 && text[0] == '2' && text[1] == ' ') {
+        text[length] = 0;
+        found = parse_target(text, size, stack_id);
     }
     memtrack_remove_block_file(address);
     return found;
