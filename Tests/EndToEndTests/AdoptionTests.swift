@@ -24,6 +24,7 @@ private func runShell(_ options: [String], _ script: String, in scratch: Scratch
                       environment: [String: String] = [:]) throws -> (RunResult, [String: Any]) {
     let jsonFile = scratch.root.appendingPathComponent("report-\(UUID().uuidString).json")
     var env = E2E.cleanEnvironment()
+    env["TMPDIR"] = scratch.root.path   // the directories of failed runs are kept: in the scratch, not /dev/shm
     env.merge(environment) { $1 }
     let run = runProgram(try E2E.memdirPath(), ["run", "--json-file", jsonFile.path] + options + ["--", "/bin/sh", "-c", script],
                          environment: env, currentDirectory: scratch.root)
