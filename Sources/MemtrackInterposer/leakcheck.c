@@ -1132,7 +1132,7 @@ static void walk_module_segments(void *check) { dl_iterate_phdr(module_segments,
 
 /* Why a check is skipped when the loader's list could not be walked: without the modules'
  * segments (the roots in their data) every block would look lost. */
-static const char loader_busy[] = "the loader stayed busy";
+static const char loader_not_walked[] = "the loader's list was not walked in time";
 
 /* What the check needs from the loader, taken before any thread is stopped: dl_iterate_phdr,
  * dlsym and dladdr take the loader's lock, which a stopped thread may hold. The walk is made
@@ -1146,7 +1146,7 @@ static int prepare(struct check *c, int on_request, uint64_t sequence, struct ra
     c->on_request = on_request;
     c->sequence = sequence;
     c->began_ms = memtrack_milliseconds_now();
-    if (!memtrack_loader_walk_bounded(walk_module_segments, c, "the leak check: the loader stayed busy")) return 0;
+    if (!memtrack_loader_walk_bounded(walk_module_segments, c, "the leak check's walk of the loader's list")) return 0;
     *exit_code = on_request ? (struct range){0, 0} : exit_function_code();
     c->window = map_memory(WINDOW_BYTES);
     if (c->window) add_own((uintptr_t)c->window, WINDOW_BYTES, c);
@@ -1241,7 +1241,7 @@ __attribute__((noinline)) int memtrack_leak_check_now(int on_request) {
         if (prepare(c, on_request, sequence, &exit_code)) {
             result = classify(c, self, self_is_tracker, registers, caller_stack, exit_code, 0, NULL);
         } else {
-            write_unclassified(on_request, sequence, "skipped", loader_busy);
+            write_unclassified(on_request, sequence, "skipped", loader_not_walked);
             if (!on_request) written_by = (pid_t)memtrack_sys_getpid();
         }
     }
@@ -1365,10 +1365,10 @@ __attribute__((noinline)) int memtrack_leak_check_at_exit(void (*freeres)(void))
     /* Static: a walk that did not end in time may still fill it (loaderwalk.c). */
     static struct system_text system;
     if (memtrack_loader_stuck() ||
-        (system = (struct system_text){0}, !memtrack_loader_walk_bounded(walk_system_text, &system, "the leak check: the loader stayed busy")) ||
+        (system = (struct system_text){0}, !memtrack_loader_walk_bounded(walk_system_text, &system, "the leak check's walk of the loader's list")) ||
         !prepare(c, 0, 0, &exit_code)) {   /* before any stop: it asks the loader */
         /* No roots, no check; and no freeres, which needs the other threads held. */
-        write_unclassified(0, atomic_load(&memtrack_sequence), "skipped", loader_busy);
+        write_unclassified(0, atomic_load(&memtrack_sequence), "skipped", loader_not_walked);
         written_by = (pid_t)memtrack_sys_getpid();
         memtrack_busy--;
         atomic_store(&busy, 0);

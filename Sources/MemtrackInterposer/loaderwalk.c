@@ -15,6 +15,7 @@
  */
 #include "loaderwalk.h"
 #include "failure.h"
+#include "format.h"
 #include "pending.h"
 #include "sys.h"
 
@@ -27,6 +28,9 @@
 static void (*_Atomic requested_work)(void *);
 static void *requested_data;
 static atomic_int slot_taken, walks_done, stuck;
+/* The writer is inside a walk (its own tick's or one asked for): a walk that does not end is
+ * the loader's doing; one that never began is the writer's (busy elsewhere). */
+static atomic_int writer_walking;
 
 static uint64_t monotonic_ms(void) {
     struct timespec now;
@@ -35,7 +39,13 @@ static uint64_t monotonic_ms(void) {
 }
 
 static int give_up(const char *what) {
-    if (!atomic_exchange(&stuck, 1)) memtrack_note_failure(what, ETIMEDOUT, NULL);
+    static char failure[192];   /* noted once: the first give-up sets `stuck` */
+    if (atomic_exchange(&stuck, 1)) return 0;
+    char *out = memtrack_put_text(failure, failure + sizeof failure - 1, what);
+    out = memtrack_put_text(out, failure + sizeof failure - 1,
+                            atomic_load(&writer_walking) ? ": the loader stayed busy" : ": the writer did not answer");
+    *out = 0;
+    memtrack_note_failure(failure, ETIMEDOUT, NULL);
     return 0;
 }
 
@@ -70,13 +80,16 @@ void memtrack_loader_walk_serve(void) {
     memtrack_pending_writer_called();   /* before the look: a call made after it is seen next time */
     void (*work)(void *) = atomic_load(&requested_work);
     if (!work) return;
+    atomic_store(&writer_walking, 1);
     work(requested_data);
+    atomic_store(&writer_walking, 0);
     atomic_store(&requested_work, NULL);
     atomic_fetch_add(&walks_done, 1);
     memtrack_sys_futex_wake(&walks_done, INT32_MAX);
 }
 
 int memtrack_loader_stuck(void) { return atomic_load(&stuck); }
+void memtrack_loader_writer_walking(int walking) { atomic_store(&writer_walking, walking); }
 
 /* A forked child has one thread and no writer yet: whatever the parent's walk was, it is not
  * the child's. (A child of a stuck parent walks on its own thread, as without a writer.) */

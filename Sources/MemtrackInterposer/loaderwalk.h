@@ -9,11 +9,14 @@
 
 /* Runs work(data), which walks the loader's list, on the writer thread, and waits for it at
  * most 2 s (on this thread when it is the writer, or no writer runs). Returns 1 when it ran, 0
- * when it did not end in time: the failure is noted as `what` ("...: the loader stayed busy"),
- * work may still run later, so data must be static, and every later call fails at once. */
+ * when it did not end in time: the failure is noted as `what` and why (": the loader stayed
+ * busy", or ": the writer did not answer"), work may still run later, so data must be static,
+ * and every later call fails at once. */
 int memtrack_loader_walk_bounded(void (*work)(void *data), void *data, const char *what);
 /* The writer's side: runs the walk asked for, if any. */
 void memtrack_loader_walk_serve(void);
+/* The writer's own walks (its tick's module map) say so, for the failure's reason. */
+void memtrack_loader_writer_walking(int walking);
 /* A walk failed to end in time in this process. */
 int memtrack_loader_stuck(void);
 void memtrack_loader_walk_fork_child(void);

@@ -235,8 +235,8 @@ static void finish(const char *state, int value, const char *exec_path, int in_s
      * threads are stopped, one may hold the loader's lock; at_exit wrote the map before it
      * stopped them. */
     if (!strcmp(state, "signal") || !memtrack_world_held) {
-        const char *what = !strcmp(state, "signal") ? "updating the module map at a fatal signal: the loader stayed busy"
-                                                    : "updating the module map at exit: the loader stayed busy";
+        const char *what = !strcmp(state, "signal") ? "updating the module map at a fatal signal"
+                                                    : "updating the module map at exit";
         if (!memtrack_refresh_modules_bounded(what)) memtrack_write_status(state, value, exec_path);
     }
     atomic_store(&finished, 1);
@@ -252,7 +252,7 @@ static void at_exit(int status, void *unused) {
         libc_freeres = (void (*)(void))dlsym(RTLD_DEFAULT, "__libc_freeres");
         memtrack_busy--;
     }
-    memtrack_refresh_modules_bounded("updating the module map at exit: the loader stayed busy");   /* while no thread is held: see finish */
+    memtrack_refresh_modules_bounded("updating the module map at exit");   /* while no thread is held: see finish */
     /* What is still reachable now, after destructors and freeres. */
     memtrack_leak_check_at_exit(memtrack_config.freeres ? call_freeres : NULL);
     finish("exit", status, NULL, 0);

@@ -281,7 +281,7 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data) 
  * /proc/self/task has one link per thread plus two. */
 static int parent_had_threads;
 void memtrack_modules_fork_refresh(void) {
-    memtrack_refresh_modules_bounded("updating the module map at fork: the loader stayed busy");
+    memtrack_refresh_modules_bounded("updating the module map at fork");
     struct stat task;
     long threads = memtrack_sys_fstatat(AT_FDCWD, "/proc/self/task", &task, 0) == 0 ? (long)task.st_nlink - 2 : 99;
     parent_had_threads = threads > 1 + memtrack_pending_writer_exists();

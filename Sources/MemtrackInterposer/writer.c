@@ -147,7 +147,11 @@ static void *writer_main(void *unused) {
         memtrack_pending_end_pass();
         /* Outside the pass: a walk of the loader's list can wait for good (a thread parked in a
          * dl_iterate_phdr callback), and an exit's flush waits for the pass to end. */
-        if (refresh_modules) memtrack_write_modules(0, 0);
+        if (refresh_modules) {
+            memtrack_loader_writer_walking(1);
+            memtrack_write_modules(0, 0);
+            memtrack_loader_writer_walking(0);
+        }
         refresh_modules = 0;
     }
     return NULL;
