@@ -96,4 +96,5 @@ void memtrack_loader_writer_walking(int walking) { atomic_store(&writer_walking,
 void memtrack_loader_walk_fork_child(void) {
     atomic_store(&requested_work, NULL);
     atomic_store(&slot_taken, 0);
+    atomic_store(&writer_walking, 0);
 }
