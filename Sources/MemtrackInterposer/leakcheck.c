@@ -1364,9 +1364,13 @@ __attribute__((noinline)) int memtrack_leak_check_at_exit(void (*freeres)(void))
     struct range exit_code;
     /* Static: a walk that did not end in time may still fill it (loaderwalk.c). */
     static struct system_text system;
-    if (memtrack_loader_stuck() ||
-        (system = (struct system_text){0}, !memtrack_loader_walk_bounded(walk_system_text, &system, "the leak check's walk of the loader's list")) ||
-        !prepare(c, 0, 0, &exit_code)) {   /* before any stop: it asks the loader */
+    int walked = !memtrack_loader_stuck();
+    if (walked) {
+        system = (struct system_text){0};
+        walked = memtrack_loader_walk_bounded(walk_system_text, &system, "the leak check's walk of the loader's list") &&
+                 prepare(c, 0, 0, &exit_code);   /* before any stop: it asks the loader */
+    }
+    if (!walked) {
         /* No roots, no check; and no freeres, which needs the other threads held. */
         write_unclassified(0, atomic_load(&memtrack_sequence), "skipped", loader_not_walked);
         written_by = (pid_t)memtrack_sys_getpid();

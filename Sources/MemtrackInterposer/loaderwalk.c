@@ -32,11 +32,8 @@ static atomic_int slot_taken, walks_done, stuck;
  * the loader's doing; one that never began is the writer's (busy elsewhere). */
 static atomic_int writer_walking;
 
-static uint64_t monotonic_ms(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);   /* the vDSO: async-signal-safe */
-    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
-}
+/* Past the deadline, on a clock that wraps after 49 days. */
+static int past(uint32_t deadline) { return (int32_t)(memtrack_milliseconds_now() - deadline) >= 0; }
 
 static int give_up(const char *what) {
     static char failure[192];   /* noted once: the first give-up sets `stuck` */
@@ -56,10 +53,10 @@ int memtrack_loader_walk_bounded(void (*work)(void *data), void *data, const cha
         return 1;
     }
     if (atomic_load(&stuck)) return 0;
-    uint64_t deadline = monotonic_ms() + WAIT_MS;
+    uint32_t deadline = memtrack_milliseconds_now() + WAIT_MS;   /* the vDSO's clock: signal-safe */
     const struct timespec step = {0, 10000000};   /* 10 ms */
     for (int free_slot = 0; !atomic_compare_exchange_strong(&slot_taken, &free_slot, 1); free_slot = 0) {
-        if (monotonic_ms() >= deadline || atomic_load(&stuck)) return give_up(what);
+        if (past(deadline) || atomic_load(&stuck)) return give_up(what);
         memtrack_sys_futex_wait_for(&slot_taken, 1, &step);
     }
     requested_data = data;
@@ -68,7 +65,7 @@ int memtrack_loader_walk_bounded(void (*work)(void *data), void *data, const cha
     for (;;) {
         int done = atomic_load(&walks_done);
         if (!atomic_load(&requested_work)) break;
-        if (monotonic_ms() >= deadline) return give_up(what);   /* the slot stays taken */
+        if (past(deadline)) return give_up(what);   /* the slot stays taken */
         memtrack_sys_futex_wait_for(&walks_done, done, &step);
     }
     atomic_store(&slot_taken, 0);

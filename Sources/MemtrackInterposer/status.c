@@ -290,7 +290,7 @@ void memtrack_modules_fork_refresh(void) {
  * wait for it forever in begin_record. A writer stuck in a walk of the loader's list holds it
  * for good (loaderwalk.c): then, or after 2 s, the fork goes on without it, and the child lets
  * go of it as of every lock its parent's threads held. Per thread: two threads may fork at once. */
-static __thread int fork_holds_modules __attribute__((tls_model("initial-exec")));
+static MEMTRACK_THREAD_LOCAL int fork_holds_modules;
 void memtrack_modules_fork_prepare(void) {
     fork_holds_modules = !memtrack_loader_stuck() && memtrack_lock_try_for_signal(&modules_lock, -1);
 }
