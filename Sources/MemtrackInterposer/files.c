@@ -132,21 +132,15 @@ static int make_symlink(int directory, const char *name, const char *target) {
     return EEXIST;
 }
 
-/* `stacks`, kept open by a thread with a table of its own (the file thread, the writer): every
- * new stack is a line, and an open and a close for each were most of its cost on a disk
- * (python's 1,870 stacks: 21 µs an open on xfs, on a program thread that waits for it). */
-static MEMTRACK_THREAD_LOCAL int private_stacks = -1;
-
-/* One line appended with one write (O_APPEND: atomic against other appenders). */
+/* One line appended with one write (O_APPEND: atomic against other appenders). Opened by name
+ * each time, not kept open: a `stacks` removed under us must make the next append fail (and the
+ * record say it is incomplete), not go on into an unlinked file that no reader will see. */
 static int append_line(int directory, const char *name, const char *line, size_t length, int create) {
-    int keep = memtrack_private_files && !create && directory == private_directory && !strcmp(name, "stacks");
-    int fd = keep ? private_stacks : -1;
-    if (fd < 0) fd = memtrack_sys_openat(directory, name, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+    int fd = memtrack_sys_openat(directory, name, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
     if (fd < 0) return errno;
     ssize_t written = memtrack_sys_write_all(fd, line, length);
     int error = written == (ssize_t)length ? 0 : (written < 0 ? errno : ENOSPC);
-    if (keep && !error) private_stacks = fd;
-    else { memtrack_sys_close(fd); if (fd == private_stacks) private_stacks = -1; }
+    memtrack_sys_close(fd);
     return error;
 }
 

@@ -156,6 +156,36 @@ extension EndToEnd {
             }
         }
 
+        /// Read while fixing: for a few days' code the file thread and the writer kept `stacks`
+        /// open for their appends; a `stacks` removed mid-run then took the new stacks' lines
+        /// into an unlinked file, and the record said it was complete (its records named stacks
+        /// no reader could find). Each append opens `stacks` by name again.
+        @Test("stacks removed mid-run: the next new stack's line fails, the record says so, the gate fails")
+        func stacksFileRemoved() throws {
+            let program = try E2E.example("server")
+            try withScratch { scratch in
+                let run = try RunDriver(["run", "--error-exitcode", "9", "--dir", scratch.memDir.path, "--", program])
+                #expect(try run.readLine() == "ready")
+                #expect(try run.send("grow 50 100") == "grew 50")
+                #expect(try run.send("wait 200") == "waited")   // grow's stack is on disk
+                let runDirs = try FileManager.default.contentsOfDirectory(atPath: scratch.memDir.path)
+                try #require(runDirs.count == 1, "\(runDirs)")
+                let runDir = scratch.memDir.appendingPathComponent(runDirs[0])
+                try FileManager.default.removeItem(at: runDir.appendingPathComponent("stacks"))
+                #expect(try run.send("lose 3 77") == "lost")         // a new stack, past the settle time
+                #expect(try run.send("wait 200") == "waited")
+                let (status, stderr) = run.finish()
+                #expect(status == 9, "\(stderr)")
+                #expect(stderr.contains("record incomplete"), "\(stderr)")
+                let record = try onlyRunDirectory(scratch.memDir)
+                #expect(record.status["error"] == "writing a stack: No such file or directory", "\(record.status)")
+                #expect((record.counter("unrecorded-blocks") ?? 0) >= 3, "\(record.status)")
+                let (clean, reasons, _) = try incompleteness(scratch.memDir)
+                #expect(clean == false)
+                #expect(reasons.count == 1 && !(reasons.first ?? []).isEmpty, "\(reasons)")
+            }
+        }
+
         @Test("a clean run of the same program passes the gate (the two faults above are what fails it)")
         func cleanRunPasses() throws {
             let program = try E2E.example("server")
