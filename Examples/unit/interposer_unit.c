@@ -7,12 +7,17 @@
  *   table          the young table and the backlog (pending.c, with the real records below
  *                  it): insert, lookup by removal, collisions, bounded probes, growth, flush
  *                  to records
- * Only the layers up to the table are linked: if the table needed anything above it, this
- * program would not link. Prints `ok NAME` per unit; the first failure prints `FAIL NAME: why`
+ *   loaderwalk     a walk asked of a pretend writer: made by the writer when it serves; made
+ *                  here when it does not and is not inside a walk of its own; given up after
+ *                  2 s when it is (the loader holds it), noted once, and refused at once after
+ * Only the layers up to the table are linked, and loaderwalk.c, which needs nothing else: if
+ * the table needed anything above it, this program would not link. Prints `ok NAME` per unit; the first failure prints `FAIL NAME: why`
  * and exits 1.
  */
 #include "base.h"
+#include "failure.h"
 #include "files.h"
+#include "loaderwalk.h"
 #include "lock.h"
 #include "pending.h"
 #include "radix.h"
@@ -441,6 +446,56 @@ static void test_table(const char *scratch) {
     printf("ok table\n");
 }
 
+// ---- loaderwalk ------------------------------------------------------------------------------
+static atomic_int walked_on;   /* the thread that made the walk */
+static void note_walker(void *unused) { (void)unused; atomic_store(&walked_on, memtrack_thread_id()); }
+
+static atomic_int serving_thread;
+static void *serve_until_walked(void *unused) {
+    (void)unused;
+    atomic_store(&serving_thread, memtrack_thread_id());
+    struct timespec pause = {0, 1000000};
+    for (int i = 0; i < 5000 && !atomic_load(&walked_on); i++) {
+        memtrack_loader_walk_serve();
+        nanosleep(&pause, NULL);
+    }
+    return NULL;
+}
+
+static uint32_t elapsed_since(uint32_t start) { return memtrack_milliseconds_now() - start; }
+
+static void test_loaderwalk(void) {
+    unit = "loaderwalk";
+    memtrack_pending_set_writer_running(1);   /* a pretend writer, with another thread's id */
+    atomic_store(&memtrack_writer_thread, 1);
+    pthread_t writer;
+    CHECK(pthread_create(&writer, NULL, serve_until_walked, NULL) == 0, "thread");
+    CHECK(memtrack_loader_walk_bounded(note_walker, NULL, "unit walk") == 1, "a served walk ran");
+    pthread_join(writer, NULL);
+    CHECK(atomic_load(&walked_on) == atomic_load(&serving_thread), "on the writer (%d, %d)", atomic_load(&walked_on), atomic_load(&serving_thread));
+
+    atomic_store(&walked_on, 0);   /* nobody serves, the writer is not inside a walk: made here */
+    uint32_t start = memtrack_milliseconds_now();
+    CHECK(memtrack_loader_walk_bounded(note_walker, NULL, "unit walk") == 1, "a walk the writer did not take ran here");
+    CHECK(atomic_load(&walked_on) == memtrack_thread_id() && !memtrack_loader_stuck(), "here, not stuck");
+    CHECK(elapsed_since(start) >= 1900 && elapsed_since(start) < 4000, "after the 2 s wait (%u ms)", elapsed_since(start));
+
+    atomic_store(&walked_on, 0);   /* the writer inside a walk of its own that does not end */
+    memtrack_loader_writer_walking(1);
+    start = memtrack_milliseconds_now();
+    CHECK(memtrack_loader_walk_bounded(note_walker, NULL, "unit walk") == 0, "given up");
+    CHECK(elapsed_since(start) >= 1900 && elapsed_since(start) < 4000, "after 2 s (%u ms)", elapsed_since(start));
+    CHECK(!atomic_load(&walked_on) && memtrack_loader_stuck(), "not walked here, stuck");
+    const char *error = memtrack_first_error();
+    CHECK(error && !strcmp(error, "unit walk: the loader stayed busy: Connection timed out"), "noted: %s", error ? error : "nothing");
+    start = memtrack_milliseconds_now();
+    CHECK(memtrack_loader_walk_bounded(note_walker, NULL, "unit walk") == 0 && elapsed_since(start) < 100, "refused at once");
+    memtrack_loader_writer_walking(0);
+    memtrack_pending_set_writer_running(0);
+    atomic_store(&memtrack_writer_thread, 0);
+    printf("ok %s\n", unit);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     CHECK(argc == 2, "usage: interposer_unit SCRATCH-DIRECTORY");
@@ -449,5 +504,6 @@ int main(int argc, char **argv) {
     test_lock();
     test_unwind();
     test_table(argv[1]);
+    test_loaderwalk();   /* last: it leaves the process's first failure noted */
     return 0;
 }

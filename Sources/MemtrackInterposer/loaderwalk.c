@@ -9,7 +9,9 @@
  * exit that would walk three times waits 2 s, not 6.
  *
  * One walk at a time: a second asker waits for the first, within its own 2 s. A walk that did
- * not end keeps the slot for good (the writer may still run it, into its static data).
+ * not end keeps the slot for good (the writer may still run it, into its static data). A walk
+ * the writer did not take in time while it was not inside a walk of its own (it answers a long
+ * `memdir check`, say) is taken back and made on the asking thread.
  *
  * Layer: state, on the table (the writer's doorbell).
  */
@@ -25,25 +27,33 @@
 
 #define WAIT_MS 2000
 
-static void (*_Atomic requested_work)(void *);
+/* The walk asked for: ASKED by a thread, TAKEN by the writer, DONE when it ended. */
+enum { NO_WALK, ASKED, TAKEN, DONE };
+static atomic_int walk_state;
+static void (*requested_work)(void *);
 static void *requested_data;
 static atomic_int slot_taken, walks_done, stuck;
 /* The writer is inside a walk (its own tick's or one asked for): a walk that does not end is
- * the loader's doing; one that never began is the writer's (busy elsewhere). */
+ * the loader's doing. */
 static atomic_int writer_walking;
 
 /* Past the deadline, on a clock that wraps after 49 days. */
 static int past(uint32_t deadline) { return (int32_t)(memtrack_milliseconds_now() - deadline) >= 0; }
 
 static int give_up(const char *what) {
-    static char failure[192];   /* noted once: the first give-up sets `stuck` */
-    if (atomic_exchange(&stuck, 1)) return 0;
-    char *out = memtrack_put_text(failure, failure + sizeof failure - 1, what);
-    out = memtrack_put_text(out, failure + sizeof failure - 1,
-                            atomic_load(&writer_walking) ? ": the loader stayed busy" : ": the writer did not answer");
-    *out = 0;
-    memtrack_note_failure(failure, ETIMEDOUT, NULL);
+    if (!atomic_exchange(&stuck, 1)) {
+        char failure[192];   /* memtrack_note_failure copies it */
+        char *out = memtrack_put_text(failure, failure + sizeof failure - 1, what);
+        out = memtrack_put_text(out, failure + sizeof failure - 1, ": the loader stayed busy");
+        *out = 0;
+        memtrack_note_failure(failure, ETIMEDOUT, NULL);
+    }
     return 0;
+}
+
+static void release_slot(void) {
+    atomic_store(&slot_taken, 0);
+    memtrack_sys_futex_wake(&slot_taken, 1);
 }
 
 int memtrack_loader_walk_bounded(void (*work)(void *data), void *data, const char *what) {
@@ -56,31 +66,42 @@ int memtrack_loader_walk_bounded(void (*work)(void *data), void *data, const cha
     uint32_t deadline = memtrack_milliseconds_now() + WAIT_MS;   /* the vDSO's clock: signal-safe */
     const struct timespec step = {0, 10000000};   /* 10 ms */
     for (int free_slot = 0; !atomic_compare_exchange_strong(&slot_taken, &free_slot, 1); free_slot = 0) {
-        if (past(deadline) || atomic_load(&stuck)) return give_up(what);
+        if (past(deadline) || atomic_load(&stuck)) return give_up(what);   /* the holder waits on a stuck walk */
         memtrack_sys_futex_wait_for(&slot_taken, 1, &step);
     }
+    requested_work = work;
     requested_data = data;
-    atomic_store(&requested_work, work);
+    atomic_store(&walk_state, ASKED);
     memtrack_pending_call_writer();   /* a writer just made sees the request when it starts */
     for (;;) {
         int done = atomic_load(&walks_done);
-        if (!atomic_load(&requested_work)) break;
-        if (past(deadline)) return give_up(what);   /* the slot stays taken */
+        if (atomic_load(&walk_state) == DONE) break;
+        if (past(deadline)) {
+            int asked = ASKED;
+            if (!atomic_compare_exchange_strong(&walk_state, &asked, NO_WALK)) return give_up(what);   /* taken: the slot stays */
+            release_slot();
+            /* The writer never took it. Inside a walk of its own, the loader is what holds it;
+             * else it is busy elsewhere (answering a long memdir check): walk here, as a
+             * process without a writer does. */
+            if (atomic_load(&writer_walking)) return give_up(what);
+            work(data);
+            return 1;
+        }
         memtrack_sys_futex_wait_for(&walks_done, done, &step);
     }
-    atomic_store(&slot_taken, 0);
-    memtrack_sys_futex_wake(&slot_taken, 1);
+    atomic_store(&walk_state, NO_WALK);
+    release_slot();
     return 1;
 }
 
 void memtrack_loader_walk_serve(void) {
     memtrack_pending_writer_called();   /* before the look: a call made after it is seen next time */
-    void (*work)(void *) = atomic_load(&requested_work);
-    if (!work) return;
+    int asked = ASKED;
+    if (!atomic_compare_exchange_strong(&walk_state, &asked, TAKEN)) return;
     atomic_store(&writer_walking, 1);
-    work(requested_data);
+    requested_work(requested_data);
     atomic_store(&writer_walking, 0);
-    atomic_store(&requested_work, NULL);
+    atomic_store(&walk_state, DONE);
     atomic_fetch_add(&walks_done, 1);
     memtrack_sys_futex_wake(&walks_done, INT32_MAX);
 }
@@ -91,7 +112,7 @@ void memtrack_loader_writer_walking(int walking) { atomic_store(&writer_walking,
 /* A forked child has one thread and no writer yet: whatever the parent's walk was, it is not
  * the child's. (A child of a stuck parent walks on its own thread, as without a writer.) */
 void memtrack_loader_walk_fork_child(void) {
-    atomic_store(&requested_work, NULL);
+    atomic_store(&walk_state, NO_WALK);
     atomic_store(&slot_taken, 0);
     atomic_store(&writer_walking, 0);
 }

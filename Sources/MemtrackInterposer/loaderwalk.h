@@ -8,10 +8,12 @@
 #pragma GCC visibility push(hidden)
 
 /* Runs work(data), which walks the loader's list, on the writer thread, and waits for it at
- * most 2 s (on this thread when it is the writer, or no writer runs). Returns 1 when it ran, 0
- * when it did not end in time: the failure is noted as `what` and why (": the loader stayed
- * busy", or ": the writer did not answer"), work may still run later, so data must be static,
- * and every later call fails at once. */
+ * most 2 s (on this thread when it is the writer, when no writer runs, and when the writer did
+ * not take it in time without being inside a walk itself). Returns 1 when it ran, 0 when the
+ * loader kept it (or the writer's own walk) from ending in time: the failure is noted as
+ * `what` + ": the loader stayed busy", work may still run later, so data must be static, and
+ * every later call fails at once. work may run on the asking thread: it must not wait for a
+ * lock that thread may hold (a signal handler's). */
 int memtrack_loader_walk_bounded(void (*work)(void *data), void *data, const char *what);
 /* The writer's side: runs the walk asked for, if any. */
 void memtrack_loader_walk_serve(void);

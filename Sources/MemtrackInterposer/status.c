@@ -308,7 +308,12 @@ void memtrack_modules_fork_child(void) {
  * signal and at exit, where the loader's lock may never come free. Without a writer
  * (MEM_SETTLE_MS=0) the walk is made here. Returns 0 when it did not end in time (noted as
  * `what`). */
-static void refresh_modules(void *unused) { (void)unused; memtrack_write_modules(0, 0); }
+/* On the writer, or on the asking thread (loaderwalk.c), which may be a signal handler that
+ * interrupted its own update of the map: then it does not wait for the map's lock. */
+static void refresh_modules(void *unused) {
+    (void)unused;
+    memtrack_write_modules(0, memtrack_thread_id() != atomic_load(&memtrack_writer_thread));
+}
 int memtrack_refresh_modules_bounded(const char *what) {
     if (!memtrack_pending_writer_exists()) { memtrack_write_modules(0, 1); return 1; }
     return memtrack_loader_walk_bounded(refresh_modules, NULL, what);

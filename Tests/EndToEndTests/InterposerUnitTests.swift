@@ -2,17 +2,20 @@
 // Examples/unit/interposer_unit.c is compiled with the interposer's own .c files of the layers
 // up to the table (base.h lists the layers) and run. It checks the radix index and the live-set
 // index, the locks (under contention, and a signal put aside while one is held), the unwinder
-// (a known call chain, each frame inside the expected function) and the table (insert, lookup,
-// collisions, growth of the backlog, flush to records), and prints `ok UNIT` for each.
+// (a known call chain, each frame inside the expected function), the table (insert, lookup,
+// collisions, growth of the backlog, flush to records) and the bounded walks of the loader's list
+// (loaderwalk.c), and prints `ok UNIT` for each.
 
 import Foundation
 import Testing
 
 enum InterposerUnit {
-    /// The files linked: the table and every layer below it, nothing above.
+    /// The files linked: the table and every layer below it, and loaderwalk.c (which needs
+    /// nothing above the table); nothing else above.
     static let sources = ["state.c", "sys.c", "lock.c", "capabilities.c", "format.c", "names.c", "failure.c",
-                          "radix.c", "shadow.c", "unwind.c", "files.c", "stacks.c", "sources.c", "records.c", "pending.c"]
-    static let units = ["radix", "shadow", "lock", "unwind", "table"]
+                          "radix.c", "shadow.c", "unwind.c", "files.c", "stacks.c", "sources.c", "records.c", "pending.c",
+                          "loaderwalk.c"]
+    static let units = ["radix", "shadow", "lock", "unwind", "table", "loaderwalk"]
 }
 
 extension EndToEnd {
