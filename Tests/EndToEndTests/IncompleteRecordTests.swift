@@ -186,7 +186,7 @@ extension EndToEnd {
             }
         }
 
-        @Test("a clean run of the same program passes the gate (the two faults above are what fails it)")
+        @Test("a clean run of the same program passes the gate (the faults above are what fails it)")
         func cleanRunPasses() throws {
             let program = try E2E.example("server")
             try withScratch { scratch in
