@@ -66,7 +66,12 @@ int memtrack_loader_walk_bounded(void (*work)(void *data), void *data, const cha
     uint32_t deadline = memtrack_milliseconds_now() + WAIT_MS;   /* the vDSO's clock: signal-safe */
     const struct timespec step = {0, 10000000};   /* 10 ms */
     for (int free_slot = 0; !atomic_compare_exchange_strong(&slot_taken, &free_slot, 1); free_slot = 0) {
-        if (past(deadline) || atomic_load(&stuck)) return give_up(what);   /* the holder waits on a stuck walk */
+        if (atomic_load(&stuck)) return 0;
+        if (past(deadline)) {   /* another asker still waits: on the loader, or on a busy writer */
+            if (atomic_load(&writer_walking)) return give_up(what);
+            work(data);
+            return 1;
+        }
         memtrack_sys_futex_wait_for(&slot_taken, 1, &step);
     }
     requested_work = work;
