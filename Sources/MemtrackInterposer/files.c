@@ -175,15 +175,21 @@ static int do_file_operation(int operation, const char *name, const char *text, 
  * switches each: the most of perl's time once its backlog budget was spent). The path was
  * read from the directory we created, which is ours and checked at start; 0 when it is too long
  * for this small buffer (then the file thread does it). */
-static int by_path(int operation, const char *name, const char *text, int *error) {
-    char path[512], *out = path, *end = path + sizeof path - 1;
-    if (operation != FILE_SYMLINK && operation != FILE_REMOVE) return 0;
+static int record_path(char *path, size_t size, const char *name) {
+    char *out = path, *end = path + size - 1;
     if (!run_path[0] || atomic_load(&memtrack_run_directory) < 0) return 0;
     out = memtrack_put_text(out, end, run_path);
     out = memtrack_put_text(out, end, "/");
     out = memtrack_put_text(out, end, name);
     if (out >= end) return 0;
     *out = 0;
+    return 1;
+}
+
+static int by_path(int operation, const char *name, const char *text, int *error) {
+    char path[512];
+    if (operation != FILE_SYMLINK && operation != FILE_REMOVE) return 0;
+    if (!record_path(path, sizeof path, name)) return 0;
     if (operation == FILE_SYMLINK) *error = make_symlink(AT_FDCWD, path, text);
     else *error = memtrack_sys_unlinkat(AT_FDCWD, path) < 0 ? errno : 0;
     return 1;
@@ -285,16 +291,8 @@ void memtrack_record_directory_done(int fd) { put_run_directory(fd); }
 /* A block record's target, read without a descriptor in the program's table: in the thread's
  * own table, or by the run directory's absolute path (as by_path). Returns its length, or -1. */
 ssize_t memtrack_read_record_link(const char *name, char *text, size_t size) {
-    char path[512], *out = path, *end = path + sizeof path - 1;
-    if (!memtrack_private_files && run_path[0] && atomic_load(&memtrack_run_directory) >= 0) {
-        out = memtrack_put_text(out, end, run_path);
-        out = memtrack_put_text(out, end, "/");
-        out = memtrack_put_text(out, end, name);
-        if (out < end) {
-            *out = 0;
-            return memtrack_sys_readlinkat(AT_FDCWD, path, text, size);
-        }
-    }
+    char path[512];
+    if (!memtrack_private_files && record_path(path, sizeof path, name)) return memtrack_sys_readlinkat(AT_FDCWD, path, text, size);
     int directory = get_run_directory();
     if (directory < 0) return -1;
     ssize_t length = memtrack_sys_readlinkat(directory, name, text, size);

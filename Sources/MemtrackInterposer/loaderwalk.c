@@ -51,6 +51,15 @@ static int give_up(const char *what) {
     return 0;
 }
 
+/* The 2 s ran out before the writer took the walk. Inside a walk of its own, the loader is
+ * what holds it; else it is busy elsewhere (answering a long memdir check): walk here, as a
+ * process without a writer does. */
+static int walk_here_unless_stuck(void (*work)(void *data), void *data, const char *what) {
+    if (atomic_load(&writer_walking)) return give_up(what);
+    work(data);
+    return 1;
+}
+
 static void release_slot(void) {
     atomic_store(&slot_taken, 0);
     memtrack_sys_futex_wake(&slot_taken, 1);
@@ -67,11 +76,7 @@ int memtrack_loader_walk_bounded(void (*work)(void *data), void *data, const cha
     const struct timespec step = {0, 10000000};   /* 10 ms */
     for (int free_slot = 0; !atomic_compare_exchange_strong(&slot_taken, &free_slot, 1); free_slot = 0) {
         if (atomic_load(&stuck)) return 0;
-        if (past(deadline)) {   /* another asker still waits: on the loader, or on a busy writer */
-            if (atomic_load(&writer_walking)) return give_up(what);
-            work(data);
-            return 1;
-        }
+        if (past(deadline)) return walk_here_unless_stuck(work, data, what);   /* another asker still waits */
         memtrack_sys_futex_wait_for(&slot_taken, 1, &step);
     }
     requested_work = work;
@@ -85,12 +90,7 @@ int memtrack_loader_walk_bounded(void (*work)(void *data), void *data, const cha
             int asked = ASKED;
             if (!atomic_compare_exchange_strong(&walk_state, &asked, NO_WALK)) return give_up(what);   /* taken: the slot stays */
             release_slot();
-            /* The writer never took it. Inside a walk of its own, the loader is what holds it;
-             * else it is busy elsewhere (answering a long memdir check): walk here, as a
-             * process without a writer does. */
-            if (atomic_load(&writer_walking)) return give_up(what);
-            work(data);
-            return 1;
+            return walk_here_unless_stuck(work, data, what);
         }
         memtrack_sys_futex_wait_for(&walks_done, done, &step);
     }

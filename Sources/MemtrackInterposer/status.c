@@ -304,18 +304,18 @@ void memtrack_modules_fork_child(void) {
     else atomic_store(&modules_lock, 0);   /* a parent's thread held it; this thread counts no hold */
     fork_holds_modules = 0;
 }
-/* The map brought up to date by the writer, waiting at most 2 s (loaderwalk.c): at a fatal
- * signal and at exit, where the loader's lock may never come free. Without a writer
- * (MEM_SETTLE_MS=0) the walk is made here. Returns 0 when it did not end in time (noted as
- * `what`). */
 /* On the writer, or on the asking thread (loaderwalk.c), which may be a signal handler that
  * interrupted its own update of the map: then it does not wait for the map's lock. */
 static void refresh_modules(void *unused) {
     (void)unused;
     memtrack_write_modules(0, memtrack_thread_id() != atomic_load(&memtrack_writer_thread));
 }
+
+/* The map brought up to date by the writer, waiting at most 2 s (loaderwalk.c): at a fatal
+ * signal, at exit and at fork, where the loader's lock may never come free. Without a writer
+ * (MEM_SETTLE_MS=0) the walk is made here. Returns 0 when it did not end in time (noted as
+ * `what`). */
 int memtrack_refresh_modules_bounded(const char *what) {
-    if (!memtrack_pending_writer_exists()) { memtrack_write_modules(0, 1); return 1; }
     return memtrack_loader_walk_bounded(refresh_modules, NULL, what);
 }
 

@@ -103,8 +103,8 @@ static void *writer_main(void *unused) {
     if (tick_ms > 100) tick_ms = 100;          /* an idle server's survivors appear within settle + 100 ms */
     struct timespec tick = {tick_ms / 1000, (long)(tick_ms % 1000) * 1000000L};
     uint64_t reported_peak = 0, reported_program = 0;
-    int refresh_modules = 0;
     for (;;) {
+        int refresh_modules = 0;
         memtrack_pending_wait_for_work(&tick);
         memtrack_credentials_follow();   /* a set*id call waits for this (credentials.c) */
         memtrack_loader_walk_serve();    /* a fatal signal, exit or fork waits for this (loaderwalk.c) */
@@ -152,7 +152,6 @@ static void *writer_main(void *unused) {
             memtrack_write_modules(0, 0);
             memtrack_loader_writer_walking(0);
         }
-        refresh_modules = 0;
     }
     return NULL;
 }
