@@ -115,12 +115,13 @@ static inline __attribute__((always_inline)) void release_block(void *pointer, i
         memtrack_next.free(pointer);
         return;
     }
+    /* A young block's size and stack come with it; an older one's are the writer's to drop, and
+     * a double free's report finds them where the writer noted them (pending.c). */
     struct memtrack_stack alloc_stack;
     uint64_t size = 0;
-    uint32_t alloc_stack_id;
     alloc_stack.depth = 0;
-    memtrack_pending_remove_noting_stack((uintptr_t)pointer, &alloc_stack, &size, &alloc_stack_id);
-    memtrack_quarantine_put(pointer, size, &alloc_stack, alloc_stack_id, free_stack);
+    memtrack_pending_remove((uintptr_t)pointer, &alloc_stack, &size);
+    memtrack_quarantine_put(pointer, size, &alloc_stack, 0, free_stack);
 }
 
 static inline int ensure_ready(void) {
@@ -257,7 +258,6 @@ MEMTRACK_EXPORT int posix_memalign(void **result, size_t alignment, size_t size)
         memtrack_busy = 1;                                                                 \
         const struct memtrack_cxx_deallocation *cxx = take_cxx_deallocation(pointer);      \
         int state = release_state(pointer);                                                \
-        if (state == MEMTRACK_LIVE) memtrack_pending_prefetch_free((uintptr_t)pointer);    \
         memtrack_counters_freed(via_, pointer, state);                                      \
         int bad = state == MEMTRACK_NEVER || state == MEMTRACK_FREED;                      \
         int family = state == MEMTRACK_LIVE ? memtrack_family_take(pointer) : MEMTRACK_FAMILY_MALLOC; \

@@ -12,8 +12,15 @@
  *             within MEM_BACKLOG bytes for all shards together.
  * A free finds its block in either part and no record is ever written for it. A writer thread
  * wakes every half settle time, removes the records of freed blocks (queued per shard by the
- * freeing thread) and writes the settled blocks of both parts. Only when the backlog budget is
- * spent does the allocating thread write a record itself (counted in `status`).
+ * freeing thread) and writes the settled blocks of both parts. When the backlog budget is spent,
+ * the thread applying the events (below) writes the record at once.
+ *
+ * The backlog is the writer's: the program's threads only queue events for it. A young block
+ * moving out and a free of a block that is not young are each a 32-byte event in the shard's
+ * ring (`events`), which the writer applies in order (a free: drop the backlog entry, or queue
+ * the removal of the record). The backlog's cache and TLB misses, most of a large heap's
+ * bookkeeping, are then on the writer's core; a thread finding its ring full applies it itself.
+ * A free that needs the allocation's size (a sized delete) applies the ring and looks at once.
  *
  * The writer makes its system calls outside the shard locks, so the program's threads never
  * wait for a file operation: it takes a batch of removals or of records out of a shard, notes
@@ -74,8 +81,15 @@
  * neighbouring blocks share a shard, a handler that frees a run of them defers them all to one
  * shard: fault 3's handler frees 16 at a time, and 16 slots overflowed. */
 #define DEFERRED_SLOTS 64
-/* The last records removed from a shard, for double-free reports (4,096 for all shards). */
-#define REMOVED_SLOTS 64
+/* The last records and backlog entries removed from a shard, for double-free reports (16,384
+ * for all shards: a free of a backlog block reaches the quarantine without its size or stack,
+ * which its report then finds here). */
+#define REMOVED_SLOTS 256
+/* Events a shard queues for the writer; the writer is woken when one shard holds EVENT_WAKE. */
+#define EVENT_SLOTS 256
+#define EVENT_WAKE 128
+/* A free event is the freed address with this bit set (tracked blocks are 8-byte aligned). */
+#define FREE_EVENT 1
 
 /* A waiting block in 32 bytes (a memtrack_record is 48): the backlog is most of the tracker's
  * memory with a large heap, and its cache and TLB misses most of the table's time. The stack
@@ -143,6 +157,9 @@ struct shard {
      * thread); a program thread that removes one itself leaves a mark that it is not known. */
     struct removed_record removed[REMOVED_SLOTS];
     unsigned removed_next;
+    /* Events for the backlog, oldest first: an entry to add, or a freed address | FREE_EVENT. */
+    unsigned event_count;
+    struct backlog_entry events[EVENT_SLOTS];
 } __attribute__((aligned(64)));
 
 _Static_assert(SHARD_SLOTS == 2 * 64, "used_blocks is two words, slot_block a byte");
@@ -153,6 +170,7 @@ static struct shard shards[SHARD_COUNT];
 static memtrack_lock pass_lock;
 atomic_int memtrack_synchronous;
 static atomic_int writer_running;        /* the doorbell: see "For the writer thread" */
+static atomic_int drain_requested;       /* a shard's events reached EVENT_WAKE */
 atomic_uint_fast64_t memtrack_writer_records, memtrack_program_records, memtrack_backlog_peak;
 atomic_uint_fast64_t memtrack_program_removals, memtrack_behind_blocks, memtrack_backlog_peak_bytes;
 atomic_uint_fast64_t memtrack_backlog_peak_slots;
@@ -283,12 +301,14 @@ static long free_slot(const struct backlog_entry *table, unsigned slots, uintptr
     return i;
 }
 
-/* Doubles the shard's backlog if the budget allows. Returns 0 when it may not grow. */
-static int backlog_grow(struct shard *shard) {
+/* Doubles the shard's backlog if the budget allows (past_budget: even if not). Returns 0 when it
+ * may not grow. */
+static int backlog_grow(struct shard *shard, int past_budget) {
     unsigned slots = shard->backlog_slots ? shard->backlog_slots * 2 : BACKLOG_MIN_SLOTS;
     size_t bytes = (size_t)slots * sizeof(struct backlog_entry);
     size_t old_bytes = (size_t)shard->backlog_slots * sizeof(struct backlog_entry);
-    if (atomic_load_explicit(&backlog_bytes, memory_order_relaxed) + bytes - old_bytes > memtrack_config.backlog_bytes)
+    if (!past_budget &&
+        atomic_load_explicit(&backlog_bytes, memory_order_relaxed) + bytes - old_bytes > memtrack_config.backlog_bytes)
         return 0;
     /* Populated: a probe reads a slot before the insert writes it, so an untouched page would
      * first map the shared zero page, and the write would then replace it with a TLB flush on
@@ -384,22 +404,14 @@ static void entry_record(struct memtrack_record *record, const struct backlog_en
     memtrack_record_set_source(record, source, line);
 }
 
-/* Moves a block into the backlog (its stack interned). Returns 0 when the budget is spent, its
- * stack could not be interned or it does not fit an entry. */
-static int backlog_add(struct shard *shard, const struct memtrack_block *block) {
+/* The entry that stands for a young block (its stack interned). Returns 0 when its stack could
+ * not be interned or it does not fit an entry. */
+static int make_entry(const struct memtrack_block *block, struct backlog_entry *entry) {
     if (MEMTRACK_UNLIKELY(block->size > UINT32_MAX)) return 0;
-    if ((shard->backlog_count + 1) * 4 > shard->backlog_slots * 3 && !backlog_grow(shard)) return 0;
     int error;
     uint32_t stack_id = memtrack_stack_id_at(&block->stack, block->source, block->source_line, &error);
     if (!stack_id) return 0;
-    /* A free slot within BACKLOG_MAX_PROBE steps of the entry's home, or after growing. */
-    unsigned steps;
-    long slot = free_slot(shard->backlog, shard->backlog_slots, block->address, BACKLOG_MAX_PROBE, &steps);
-    if (slot < 0) {
-        if (!backlog_grow(shard)) return 0;
-        slot = free_slot(shard->backlog, shard->backlog_slots, block->address, UINT_MAX, &steps);
-    }
-    struct backlog_entry entry = {
+    *entry = (struct backlog_entry){
         .address = block->address,
         .sequence_via_family = block->sequence << 8 | (uint64_t)(block->via & 63) << 2 | (block->family & 3),
         .size = (uint32_t)block->size,
@@ -407,14 +419,28 @@ static int backlog_add(struct shard *shard, const struct memtrack_block *block) 
         .stack_id = stack_id,
         .thread = block->thread,
     };
-    shard->backlog[slot] = entry;
+    return 1;
+}
+
+/* Puts an entry into the backlog. Returns 0 when the budget is spent (past_budget: only when no
+ * memory can be had). */
+static int backlog_insert(struct shard *shard, const struct backlog_entry *entry, int past_budget) {
+    if ((shard->backlog_count + 1) * 4 > shard->backlog_slots * 3 && !backlog_grow(shard, past_budget)) return 0;
+    /* A free slot within BACKLOG_MAX_PROBE steps of the entry's home, or after growing. */
+    unsigned steps;
+    long slot = free_slot(shard->backlog, shard->backlog_slots, entry->address, BACKLOG_MAX_PROBE, &steps);
+    if (slot < 0) {
+        if (!backlog_grow(shard, past_budget)) return 0;
+        slot = free_slot(shard->backlog, shard->backlog_slots, entry->address, UINT_MAX, &steps);
+    }
+    shard->backlog[slot] = *entry;
     shard->backlog_inserts++;
     shard->backlog_probe_steps += steps;
     if (steps > shard->backlog_probe_max) shard->backlog_probe_max = steps;
     if (steps > shard->backlog_reach) shard->backlog_reach = steps;
-    if (!shard->backlog_count || entry.milliseconds < shard->backlog_oldest_ms)
-        shard->backlog_oldest_ms = entry.milliseconds;
-    note_sweep_entry(shard, entry.milliseconds);
+    if (!shard->backlog_count || entry->milliseconds < shard->backlog_oldest_ms)
+        shard->backlog_oldest_ms = entry->milliseconds;
+    note_sweep_entry(shard, entry->milliseconds);
     __atomic_store_n(&shard->backlog_count, shard->backlog_count + 1, __ATOMIC_RELAXED);
     return 1;
 }
@@ -452,20 +478,64 @@ static int in_flight(const struct shard *shard, uintptr_t address) {
 }
 
 static void unlock_shard(struct shard *shard);
+static void apply_events(struct shard *shard, int by_writer);
+static void wake_writer(void);
 
-/* Moves a young entry to the backlog, or, with the budget spent, writes it from this thread.
- * Queued removals go first then: one of them may be for an earlier block at the address about
- * to be written. */
+/* Writes a block's record from this thread (no room for it in memory). Queued removals and
+ * events go first: one of them may be for an earlier block at the address about to be written. */
+static void write_now(struct shard *shard, const struct memtrack_block *block, const struct backlog_entry *entry,
+                      int by_writer) {
+    if (shard->event_count) apply_events(shard, by_writer);
+    for (int i = 0; i < shard->removal_count; i++) {
+        memtrack_remove_block_file(shard->removals[i]);
+        note_removed(shard, &(struct removed_record){.address = shard->removals[i]});
+    }
+    shard->removal_count = 0;
+    if (block) memtrack_write_block(block);
+    else {
+        struct memtrack_record record;
+        entry_record(&record, entry);
+        memtrack_write_record(&record);
+    }
+    atomic_fetch_add_explicit(by_writer ? &memtrack_writer_records : &memtrack_program_records, 1, memory_order_relaxed);
+    if (!by_writer) memtrack_pending_warn_if_slow();
+}
+
+/* An entry the events move into the backlog, or, with the budget spent, write. A removal of an
+ * earlier record at the address may be in flight on the writer's thread: such an entry goes
+ * into the backlog past the budget rather than race the removal with a new record. */
+static void add_entry(struct shard *shard, const struct backlog_entry *entry, int by_writer) {
+    if (backlog_insert(shard, entry, 0)) return;
+    if (!in_flight(shard, entry->address)) write_now(shard, NULL, entry, by_writer);
+    else if (!backlog_insert(shard, entry, 1))
+        memtrack_note_failure("keeping a block's record in memory", ENOMEM, &memtrack_unrecorded_blocks);
+}
+
+/* Whether this thread hands the backlog's work to the writer (it applies the events). */
+static inline int writer_takes_events(void) {
+    return atomic_load_explicit(&writer_running, memory_order_relaxed) &&
+           !atomic_load_explicit(&memtrack_synchronous, memory_order_relaxed);
+}
+
+static void queue_event(struct shard *shard, const struct backlog_entry *event) {
+    if (MEMTRACK_UNLIKELY(shard->event_count == EVENT_SLOTS)) apply_events(shard, 0);   /* the writer is behind */
+    shard->events[shard->event_count++] = *event;
+    if (MEMTRACK_UNLIKELY(shard->event_count == EVENT_WAKE) &&
+        !atomic_load_explicit(&drain_requested, memory_order_relaxed)) {
+        atomic_store(&drain_requested, 1);
+        wake_writer();
+    }
+}
+
+/* Moves a young entry to the backlog: an event for the writer, or with no writer at once. */
 static void move_out(struct shard *shard, unsigned slot) {
-    if (!backlog_add(shard, slot_block(shard, slot))) {
-        for (int i = 0; i < shard->removal_count; i++) {
-            memtrack_remove_block_file(shard->removals[i]);
-            note_removed(shard, &(struct removed_record){.address = shard->removals[i]});
-        }
-        shard->removal_count = 0;
-        memtrack_write_block(slot_block(shard, slot));
-        atomic_fetch_add_explicit(&memtrack_program_records, 1, memory_order_relaxed);
-        memtrack_pending_warn_if_slow();
+    struct backlog_entry entry;
+    const struct memtrack_block *block = slot_block(shard, slot);
+    if (!make_entry(block, &entry)) write_now(shard, block, NULL, 0);
+    else if (writer_takes_events()) queue_event(shard, &entry);
+    else {
+        if (shard->event_count) apply_events(shard, 0);
+        add_entry(shard, &entry, 0);
     }
     delete_slot(shard, slot);
 }
@@ -488,34 +558,20 @@ static void make_room(struct shard *shard) {
     if (!newest) return;   /* all in flight: the spare slots take the new block */
     uint64_t limit = oldest + (newest - oldest) / 4;
     /* The batch's blocks (the oldest here: cold by now, their first three lines hold a stack
-     * of MEM_DEPTH's default) and backlog slots, fetched in parallel. With the blocks fetched
-     * too, medians of per-pair time ratios 0.95 (python-malloc) and 0.94 (perl), 14 pairs. */
-    if (shard->backlog_slots)
-        for (unsigned i = 0; i < SHARD_SLOTS; i++)
-            if (shard->slot_sequence[i] && shard->slot_sequence[i] <= limit) {
-                const char *block = (const char *)slot_block(shard, i);
-                __builtin_prefetch(block);
-                __builtin_prefetch(block + 64);
-                __builtin_prefetch(block + 128);
-                __builtin_prefetch(&shard->backlog[backlog_home(shard->slot_address[i], shard->backlog_slots)], 1);
-            }
+     * of MEM_DEPTH's default), fetched in parallel. With the blocks fetched too, medians of
+     * per-pair time ratios 0.95 (python-malloc) and 0.94 (perl), 14 pairs. */
+    for (unsigned i = 0; i < SHARD_SLOTS; i++)
+        if (shard->slot_sequence[i] && shard->slot_sequence[i] <= limit) {
+            const char *block = (const char *)slot_block(shard, i);
+            __builtin_prefetch(block);
+            __builtin_prefetch(block + 64);
+            __builtin_prefetch(block + 128);
+        }
     for (unsigned i = 0; i < SHARD_SLOTS;) {
         uint64_t sequence = shard->slot_sequence[i];
         if (!sequence || sequence > limit || (busy && in_flight(shard, shard->slot_address[i]))) { i++; continue; }
         move_out(shard, i);   /* another entry may have moved into slot i: look at it again */
     }
-}
-
-/* A hint, read without the shard's lock (a stale table or size only makes a useless prefetch,
- * which cannot fault): free calls it before it unwinds, so the cache miss of the backlog lookup
- * overlaps the walk instead of following it. The backlog is tens of MiB for a large heap, and
- * its misses were most of a free's own time in perl's and python's teardowns. (The same hint
- * for the young slot an allocation takes gained nothing measurable: that table is 2.5 MiB.) */
-void memtrack_pending_prefetch_free(uintptr_t address) {
-    struct shard *shard = shard_for(address);
-    struct backlog_entry *table = __atomic_load_n(&shard->backlog, __ATOMIC_RELAXED);
-    unsigned slots = __atomic_load_n(&shard->backlog_slots, __ATOMIC_RELAXED);
-    if (table && slots) __builtin_prefetch(&table[backlog_home(address, slots)]);
 }
 
 void memtrack_pending_add(const struct memtrack_block *block) {
@@ -528,13 +584,70 @@ void memtrack_pending_add(const struct memtrack_block *block) {
     memtrack_lock_acquire(&shard->lock);
     if (shard->count >= SHARD_LIMIT) make_room(shard);
     if (shard->count < SHARD_SLOTS - 1) insert_slot(shard, block);
-    else { memtrack_write_block(block); atomic_fetch_add_explicit(&memtrack_program_records, 1, memory_order_relaxed); }
+    else write_now(shard, block, NULL, 0);
     unlock_shard(shard);
 }
 
-/* With the shard held: drops the address's young or backlog entry, marks its record in flight,
- * or queues its record's removal for the writer (*queued = 0 when the caller must remove the
- * record itself). *stack_id: the interned stack of a backlog entry, else 0. */
+/* With the shard held, for an address that is not young: drops its backlog entry, marks its
+ * record in flight, or queues its record's removal for the writer. Returns 0 when the caller
+ * must remove the record itself. *size, *stack_id: a backlog entry's, if asked. */
+static int forget_settled(struct shard *shard, uintptr_t address, uint64_t *size, uint32_t *stack_id) {
+    int slot = backlog_find(shard, address);
+    if (slot >= 0) {   /* the stack is interned: the quarantine's reports do without it */
+        const struct backlog_entry *entry = &shard->backlog[slot];
+        if (size) *size = entry->size;
+        if (stack_id) *stack_id = entry->stack_id;
+        if (memtrack_config.quarantine_bytes)   /* for a double free's report */
+            note_removed(shard, &(struct removed_record){.address = address, .size = entry->size,
+                                                          .stack_id = entry->stack_id, .known = 1});
+        backlog_delete(shard, (unsigned)slot);
+        return 1;
+    }
+    if (!shard->in_flight_removals)
+        for (int i = 0; i < shard->in_flight_count; i++)
+            if (shard->in_flight[i] == address) {   /* the writer removes it once written */
+                shard->in_flight[i] |= 1;
+                return 1;
+            }
+    /* The block has a record (or had no chance of one). Queue its removal for the writer. */
+    if (atomic_load_explicit(&writer_running, memory_order_relaxed) &&
+        !atomic_load_explicit(&memtrack_synchronous, memory_order_relaxed) &&
+        (shard->removal_count < (int)shard->removal_capacity || grow_removals(shard))) {
+        shard->removals[shard->removal_count++] = address;
+        return 1;
+    }
+    note_removed(shard, &(struct removed_record){.address = address});   /* unknown */
+    return 0;
+}
+
+/* Applies the shard's events in order, with the shard held: by the writer, or by a program
+ * thread whose ring is full or which needs the backlog as it is now. */
+static void apply_events(struct shard *shard, int by_writer) {
+    unsigned count = shard->event_count;
+    shard->event_count = 0;
+    /* The backlog is tens of MiB: fetch the slots of the events a few ahead. */
+    for (unsigned i = 0; i < count && i < 8; i++)
+        if (shard->backlog_slots)
+            __builtin_prefetch(&shard->backlog[backlog_home(shard->events[i].address & ~(uintptr_t)FREE_EVENT, shard->backlog_slots)]);
+    for (unsigned i = 0; i < count; i++) {
+        if (i + 8 < count && shard->backlog_slots)
+            __builtin_prefetch(&shard->backlog[backlog_home(shard->events[i + 8].address & ~(uintptr_t)FREE_EVENT, shard->backlog_slots)]);
+        const struct backlog_entry *event = &shard->events[i];
+        if (event->address & FREE_EVENT) {
+            uintptr_t address = event->address & ~(uintptr_t)FREE_EVENT;
+            if (!forget_settled(shard, address, NULL, NULL)) {
+                memtrack_remove_block_file(address);
+                atomic_fetch_add_explicit(&memtrack_program_removals, 1, memory_order_relaxed);
+            }
+        } else {
+            add_entry(shard, event, by_writer);
+        }
+    }
+}
+
+/* With the shard held: drops the address's young entry, or hands the rest to the writer as a
+ * free event (now: when asked for the size or stack id, which only the backlog may hold).
+ * *queued = 0 when the caller must remove the record itself. */
 static void forget_locked(struct shard *shard, uintptr_t address, struct memtrack_stack *alloc_stack,
                           uint64_t *size, uint32_t *stack_id, int *queued) {
     *queued = 1;
@@ -545,28 +658,12 @@ static void forget_locked(struct shard *shard, uintptr_t address, struct memtrac
         delete_slot(shard, (unsigned)slot);
         return;
     }
-    slot = backlog_find(shard, address);
-    if (slot >= 0) {   /* the stack is interned: the quarantine's reports do without it */
-        if (size) *size = shard->backlog[slot].size;
-        if (stack_id) *stack_id = shard->backlog[slot].stack_id;
-        backlog_delete(shard, (unsigned)slot);
+    if (!stack_id && writer_takes_events()) {
+        queue_event(shard, &(struct backlog_entry){.address = address | FREE_EVENT});
         return;
     }
-    if (!shard->in_flight_removals)
-        for (int i = 0; i < shard->in_flight_count; i++)
-            if (shard->in_flight[i] == address) {   /* the writer removes it once written */
-                shard->in_flight[i] |= 1;
-                return;
-            }
-    /* The block has a record (or had no chance of one). Queue its removal for the writer. */
-    if (atomic_load_explicit(&writer_running, memory_order_relaxed) &&
-        !atomic_load_explicit(&memtrack_synchronous, memory_order_relaxed) &&
-        (shard->removal_count < (int)shard->removal_capacity || grow_removals(shard))) {
-        shard->removals[shard->removal_count++] = address;
-        return;
-    }
-    *queued = 0;
-    note_removed(shard, &(struct removed_record){.address = address});   /* unknown */
+    if (shard->event_count) apply_events(shard, 0);
+    *queued = forget_settled(shard, address, size, stack_id);
 }
 
 /* Releases a shard, first doing the removals that signal handlers on this thread deferred
@@ -629,6 +726,7 @@ int memtrack_pending_removed_record(uintptr_t address, uint64_t *size, uint32_t 
     if (memtrack_lock_held_by_me(&shard->lock)) return 0;   /* a handler inside its own thread's hold */
     for (int attempt = 0; attempt < 64; attempt++) {
         memtrack_lock_acquire(&shard->lock);
+        if (shard->event_count) apply_events(shard, 0);   /* the free of it may wait there */
         int waiting = in_flight(shard, address), known = 0;
         for (int i = 0; i < shard->removal_count && !waiting; i++) waiting = shard->removals[i] == address;
         for (unsigned back = 1; !waiting && back <= REMOVED_SLOTS && back <= shard->removed_next; back++) {
@@ -753,6 +851,9 @@ static int write_shard(struct shard *shard, const struct pass *pass, enum shard_
             memtrack_lock_acquire(&shard->lock);
             continue;
         }
+        /* The events first: a free among them may queue a removal that must precede a record
+         * at its address, and a block among them is not settled in the backlog yet. */
+        if (shard->event_count) apply_events(shard, !pass->in_signal && pass->yields);
         int count = 0, young_count = 0, removing = shard->removal_count != 0;
         if (removing) {
             while (shard->removal_count && count < BATCH) {
@@ -808,6 +909,11 @@ static int write_shard(struct shard *shard, const struct pass *pass, enum shard_
         }
         shard->in_flight_count = 0;
         if (pass_yields(pass)) break;
+        if (pass->yields && atomic_load_explicit(&drain_requested, memory_order_relaxed)) {
+            unlock_shard(shard);   /* no shard held while the others' events are applied */
+            memtrack_pending_drain_events();
+            memtrack_lock_acquire(&shard->lock);
+        }
         if (!removing && pass->removals_first && removals_elsewhere(shard) >= BATCH) { interrupted = 1; break; }
     }
     unlock_shard(shard);
@@ -815,7 +921,10 @@ static int write_shard(struct shard *shard, const struct pass *pass, enum shard_
 }
 
 static int backlog_waiting(void) {
-    return memtrack_pending_backlog_records() > 0;
+    if (memtrack_pending_backlog_records()) return 1;
+    for (int i = 0; i < SHARD_COUNT; i++)
+        if (__atomic_load_n(&shards[i].event_count, __ATOMIC_RELAXED)) return 1;
+    return 0;
 }
 
 /* The writer's own pass puts removals before new records across all shards, not only within
@@ -874,8 +983,26 @@ int memtrack_pending_set_writer_running(int running) { return atomic_exchange(&w
  * (made, perhaps, before this writer first came here). */
 void memtrack_pending_wait_for_work(const struct timespec *tick) {
     int wake = atomic_load(&writer_wake);
-    if (!atomic_load(&flush_requested) && !atomic_load(&call_requested)) memtrack_sys_futex_wait_for(&writer_wake, wake, tick);
+    if (!atomic_load(&flush_requested) && !atomic_load(&call_requested) && !atomic_load(&drain_requested))
+        memtrack_sys_futex_wait_for(&writer_wake, wake, tick);
 }
+
+int memtrack_pending_drain_requested(void) { return atomic_load_explicit(&drain_requested, memory_order_relaxed); }
+
+/* Applies every shard's events (the writer, holding no shard; or the leak check, which takes a
+ * shard that another thread holds for long as it is: its lookups read the events too). */
+static void drain_events(int by_writer) {
+    atomic_store(&drain_requested, 0);   /* a ring filling from now on asks again */
+    for (int i = 0; i < SHARD_COUNT; i++) {
+        struct shard *shard = &shards[i];
+        if (!__atomic_load_n(&shard->event_count, __ATOMIC_RELAXED)) continue;
+        if (by_writer) memtrack_lock_acquire(&shard->lock);
+        else if (!memtrack_lock_try_for_signal(&shard->lock, 100)) continue;
+        apply_events(shard, by_writer);
+        unlock_shard(shard);
+    }
+}
+void memtrack_pending_drain_events(void) { drain_events(1); }
 int memtrack_pending_flush_requested(void) { return atomic_load(&flush_requested); }
 void memtrack_pending_flush_helped(void) { atomic_store(&flush_requested, 0); }
 
@@ -935,13 +1062,25 @@ void memtrack_pending_visit(void (*visit)(const struct memtrack_block *block, vo
 int memtrack_pending_backlog_lookup(uintptr_t address, uint64_t *size, uintptr_t *first_frame) {
     struct shard *shard = shard_for(address);
     if (!memtrack_lock_try_for_signal(&shard->lock, 100)) return 0;
-    int slot = backlog_find(shard, address), found = slot >= 0;
-    if (found) {
-        *size = shard->backlog[slot].size;
-        *first_frame = memtrack_stack_first_frame(shard->backlog[slot].stack_id);
+    /* Events not yet applied (the check applied them all before it stopped the threads; a few
+     * may have come since), newest first: the block's own, or a free of an earlier one. */
+    const struct backlog_entry *entry = NULL;
+    int decided = 0;
+    for (unsigned i = shard->event_count; i-- > 0 && !decided;)
+        if ((shard->events[i].address & ~(uintptr_t)FREE_EVENT) == address) {
+            decided = 1;
+            if (!(shard->events[i].address & FREE_EVENT)) entry = &shard->events[i];
+        }
+    if (!decided) {
+        int slot = backlog_find(shard, address);
+        if (slot >= 0) entry = &shard->backlog[slot];
+    }
+    if (entry) {
+        *size = entry->size;
+        *first_frame = memtrack_stack_first_frame(entry->stack_id);
     }
     memtrack_lock_release(&shard->lock);
-    return found;
+    return entry != NULL;
 }
 
 /* The backlogs' and removal queues' mappings: the tracker's own memory, which holds block
@@ -975,6 +1114,9 @@ int memtrack_pending_pause_writer(void) {
         taken = memtrack_lock_try_for_signal(&pass_lock, 1);
     }
     atomic_store(&pause_requested, 0);
+    /* The events into the backlog now, before the check maps its own memory (applying them may
+     * grow a table) and stops the threads. */
+    drain_events(0);
     return taken;
 }
 void memtrack_pending_resume_writer(void) { memtrack_lock_release(&pass_lock); }
@@ -997,6 +1139,7 @@ void memtrack_pending_fork_child_unprepared(void) {
     atomic_store(&pass_lock, 0);
     atomic_store(&flush_requested, 0);
     atomic_store(&writer_running, 0);
+    atomic_store(&drain_requested, 0);
     atomic_store(&memtrack_writer_thread, 0);
 }
 
@@ -1016,6 +1159,7 @@ void memtrack_pending_fork_child(void) {
         shard->removals = NULL;
         shard->removal_capacity = 0;
         shard->in_flight_count = 0;
+        shard->event_count = 0;                    /* the parent's blocks */
         atomic_store(&shard->deferred_count, 0);   /* the parent's to do */
         if (shard->backlog) memtrack_sys_munmap(shard->backlog, (size_t)shard->backlog_slots * sizeof(struct backlog_entry));
         shard->backlog = NULL;
@@ -1034,6 +1178,7 @@ void memtrack_pending_fork_child(void) {
     atomic_store(&memtrack_program_removals, 0);
     atomic_store(&pass_lock, 0);          /* the parent's writer may have held it */
     atomic_store(&flush_requested, 0);
+    atomic_store(&drain_requested, 0);
     atomic_store(&writer_running, 0);   /* threads do not survive fork */
     atomic_store(&memtrack_writer_thread, 0);
 }

@@ -10,12 +10,11 @@
 #pragma GCC visibility push(hidden)
 
 void memtrack_pending_add(const struct memtrack_block *block);
-/* A cache hint for the backlog slot a free of this address will look at. */
-void memtrack_pending_prefetch_free(uintptr_t address);
-/* Forgets the block's record: removes its table entry or its file. If known, copies the
- * allocation stack and size out (for the quarantine's double-free reports). */
+/* Forgets the block's record: removes its young entry, or queues the rest for the writer. A young
+ * block's allocation stack and size are copied out (for the quarantine's double-free reports). */
 void memtrack_pending_remove(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size);
-/* The same, reading a backlog entry's stack back from the stacks file (mismatch reports). */
+/* The same at once, also for a backlog entry, whose size is copied out and its stack's id given
+ * in *stack_id (a sized delete's check, mismatch reports). */
 void memtrack_pending_remove_noting_stack(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size,
                                           uint32_t *stack_id);
 /* A double free's report, for a block whose record was removed at its first free: the size and
@@ -74,6 +73,9 @@ extern atomic_uint_fast64_t memtrack_behind_blocks;
 /* The most bytes the backlogs and removal queues were seen to map (at the same samples). */
 extern atomic_uint_fast64_t memtrack_backlog_peak_bytes;
 void memtrack_pending_wait_for_work(const struct timespec *tick);
+/* Whether a shard's events wait for the writer, and applying them all (pass held). */
+int memtrack_pending_drain_requested(void);
+void memtrack_pending_drain_events(void);
 int memtrack_pending_flush_requested(void);
 void memtrack_pending_flush_helped(void);
 void memtrack_pending_begin_pass(void);

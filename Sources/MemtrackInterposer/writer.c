@@ -103,11 +103,28 @@ static void *writer_main(void *unused) {
     if (tick_ms > 100) tick_ms = 100;          /* an idle server's survivors appear within settle + 100 ms */
     struct timespec tick = {tick_ms / 1000, (long)(tick_ms % 1000) * 1000000L};
     uint64_t reported_peak = 0, reported_program = 0;
+    struct timespec wait = tick;
+    uint32_t last_pass_ms = memtrack_milliseconds_now();
     for (;;) {
         int refresh_modules = 0;
-        memtrack_pending_wait_for_work(&tick);
+        memtrack_pending_wait_for_work(&wait);
+        wait = tick;
         memtrack_credentials_follow();   /* a set*id call waits for this (credentials.c) */
         memtrack_loader_walk_serve();    /* a fatal signal, exit or fork waits for this (loaderwalk.c) */
+        /* Woken because a shard's events filled half its ring: apply them all, then sleep on
+         * until the tick is due (a memdir check's request waits for it, a flush does not). */
+        if (memtrack_pending_drain_requested()) {
+            memtrack_pending_begin_pass();
+            memtrack_pending_drain_events();
+            memtrack_pending_end_pass();
+            uint32_t since = memtrack_milliseconds_now() - last_pass_ms;
+            if (since < (uint32_t)tick_ms && !memtrack_pending_flush_requested()) {
+                uint32_t left = (uint32_t)tick_ms - since;
+                wait = (struct timespec){left / 1000, (long)(left % 1000) * 1000000L};
+                continue;
+            }
+        }
+        last_pass_ms = memtrack_milliseconds_now();
         memtrack_pending_begin_pass();
         int helping = memtrack_pending_flush_requested();
         if (!atomic_load(&memtrack_synchronous) || helping) {   /* after the final record, only a flush's help */
