@@ -1161,6 +1161,7 @@ static int classify(struct check *c, int self, int self_is_tracker, const uint64
     /* The writer finishes its pass first (at exit it may be writing many records): that wait
      * is not the classification's. */
     int paused = self_is_tracker ? 0 : memtrack_pending_pause_writer();
+    memtrack_pending_drain_for_check();
     uint64_t began_us = microseconds_now();
     stop_world(c, self, self_is_tracker, on_request, held);
     if (note && c->notes < MAX_NOTES) {

@@ -989,7 +989,7 @@ void memtrack_pending_wait_for_work(const struct timespec *tick) {
 
 int memtrack_pending_drain_requested(void) { return atomic_load_explicit(&drain_requested, memory_order_relaxed); }
 
-/* Applies every shard's events (the writer, holding no shard; or the leak check, which takes a
+/* Applies every shard's events (the writer, holding no shard; or the leak check, which leaves a
  * shard that another thread holds for long as it is: its lookups read the events too). */
 static void drain_events(int by_writer) {
     atomic_store(&drain_requested, 0);   /* a ring filling from now on asks again */
@@ -1114,11 +1114,12 @@ int memtrack_pending_pause_writer(void) {
         taken = memtrack_lock_try_for_signal(&pass_lock, 1);
     }
     atomic_store(&pause_requested, 0);
-    /* The events into the backlog now, before the check maps its own memory (applying them may
-     * grow a table) and stops the threads. */
-    drain_events(0);
     return taken;
 }
+
+/* The events into the backlog, before the check maps its own memory (applying them may grow a
+ * table) and stops the threads; its lookups scan only what comes after. */
+void memtrack_pending_drain_for_check(void) { drain_events(0); }
 void memtrack_pending_resume_writer(void) { memtrack_lock_release(&pass_lock); }
 
 int memtrack_pending_writer_exists(void) { return atomic_load(&writer_running); }

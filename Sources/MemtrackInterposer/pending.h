@@ -34,6 +34,7 @@ void memtrack_pending_fork_child_unprepared(void);
  * the writer thread's id and an address on its stack (0 until it runs). */
 void memtrack_pending_visit(void (*visit)(const struct memtrack_block *block, void *context), void *context);
 int memtrack_pending_pause_writer(void);
+void memtrack_pending_drain_for_check(void);
 int memtrack_pending_backlog_lookup(uintptr_t address, uint64_t *size, uintptr_t *first_frame);
 void memtrack_pending_for_each_mapping(void (*visit)(uintptr_t start, size_t bytes, void *context), void *context);
 int memtrack_pending_writer_thread(void);

@@ -248,6 +248,38 @@ extension EndToEnd {
             }
         }
 
+        /// The backlog's events (pending.c): blocks moved out of the young table and frees of them,
+        /// from four threads, each freeing the blocks another thread made; with records written
+        /// and removed (odd rounds outlive the settle time, and MEM_SETTLE_BACKLOG_MS=0 does not
+        /// hold them back), addresses handed out again at once (no quarantine), and a backlog
+        /// budget of two shards' tables, so that applying the events writes records. Each case
+        /// must leave exactly the deliberate leaks.
+        @Test("blocks past the young table freed by other threads while their events wait: exactly the leaks remain",
+              arguments: [
+                  ["MEM_SETTLE_BACKLOG_MS": "0"],
+                  ["MEM_SETTLE_BACKLOG_MS": "0", "MEM_QUARANTINE": "0"],
+                  ["MEM_SETTLE_BACKLOG_MS": "0", "MEM_QUARANTINE": "0", "MEM_BACKLOG": "65536"],
+              ])
+        func backlogEvents(settings: [String: String]) throws {
+            let program = try Stress.program("backlogchurn")
+            try withScratch { scratch in
+                let result = try runTracked(program, ["4", "6"], Tracking(memDir: scratch.memDir),
+                                            extraEnvironment: settings, timeout: 60)
+                #expect(result.exitedNormally && result.status == 0, "\(result.statusDescription)")
+                #expect(result.stdoutText == "done\n")
+                #expect(result.stderr.isEmpty, "\(result.stderrText)")
+                let dir = try onlyRunDirectory(scratch.memDir)
+                // Thread t leaks t+1 blocks of 2000+t bytes.
+                let expected = (0..<4).flatMap { t in Array(repeating: 2000 + t, count: t + 1) }
+                #expect(dir.blockSizes == expected, "\(summary([dir]))")
+                #expect(dir.badFrees.isEmpty, "\(dir.badFrees.keys.sorted())")
+                #expect(dir.state == "exit" && dir.status["code"] == "0", "\(dir.status)")
+                #expect(dir.counter("unrecorded-blocks") == 0 && dir.counter("unremoved-records") == 0)
+                // The records were written and removed during the run, not only at exit.
+                #expect((dir.counter("writer-records") ?? 0) > 1000, "\(dir.status)")
+            }
+        }
+
         @Test("addresses handed out again while the pending table is full: every leak keeps its file",
               arguments: [nil, 0] as [Int?])
         func reusedAddresses(quarantine: Int?) throws {
