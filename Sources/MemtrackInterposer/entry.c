@@ -263,6 +263,7 @@ MEMTRACK_EXPORT int posix_memalign(void **result, size_t alignment, size_t size)
         int family = state == MEMTRACK_LIVE ? memtrack_family_take(pointer) : MEMTRACK_FAMILY_MALLOC; \
         int expected = cxx ? cxx->family : MEMTRACK_FAMILY_MALLOC;                         \
         int checked = state == MEMTRACK_LIVE && (family != expected || (cxx && cxx->size)); \
+        if (checked) memtrack_pending_prefetch_free((uintptr_t)pointer);                  \
         struct memtrack_stack own_stack;                                                   \
         const struct memtrack_stack *stack = &own_stack;                                   \
         own_stack.depth = 0;                                                               \

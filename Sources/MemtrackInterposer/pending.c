@@ -574,6 +574,17 @@ static void make_room(struct shard *shard) {
     }
 }
 
+/* A hint, read without the shard's lock (a stale table or size only makes a useless prefetch,
+ * which cannot fault), for a free that will look in the backlog itself (a sized delete): made
+ * before it unwinds, the cache miss overlaps the walk instead of following it. A plain free
+ * leaves the backlog to the writer and needs none. */
+void memtrack_pending_prefetch_free(uintptr_t address) {
+    struct shard *shard = shard_for(address);
+    struct backlog_entry *table = __atomic_load_n(&shard->backlog, __ATOMIC_RELAXED);
+    unsigned slots = __atomic_load_n(&shard->backlog_slots, __ATOMIC_RELAXED);
+    if (table && slots) __builtin_prefetch(&table[backlog_home(address, slots)]);
+}
+
 void memtrack_pending_add(const struct memtrack_block *block) {
     if (atomic_load_explicit(&memtrack_synchronous, memory_order_relaxed) &&
         atomic_load_explicit(&memtrack_run_directory, memory_order_relaxed) >= 0) {
@@ -633,6 +644,7 @@ static void apply_events(struct shard *shard, int by_writer) {
         if (i + 8 < count && shard->backlog_slots)
             __builtin_prefetch(&shard->backlog[backlog_home(shard->events[i + 8].address & ~(uintptr_t)FREE_EVENT, shard->backlog_slots)]);
         const struct backlog_entry *event = &shard->events[i];
+        if (!event->address) continue;   /* withdrawn by a sized delete (forget_locked) */
         if (event->address & FREE_EVENT) {
             uintptr_t address = event->address & ~(uintptr_t)FREE_EVENT;
             if (!forget_settled(shard, address, NULL, NULL)) {
@@ -645,9 +657,22 @@ static void apply_events(struct shard *shard, int by_writer) {
     }
 }
 
+/* The newest of the shard's events for the address (an entry, or a free of an earlier block
+ * there), or -1. */
+static int newest_event(const struct shard *shard, uintptr_t address) {
+    for (unsigned i = shard->event_count; i-- > 0;)
+        if ((shard->events[i].address & ~(uintptr_t)FREE_EVENT) == address) return (int)i;
+    return -1;
+}
+
 /* With the shard held: drops the address's young entry, or hands the rest to the writer as a
- * free event (now: when asked for the size or stack id, which only the backlog may hold).
- * *queued = 0 when the caller must remove the record itself. */
+ * free event. Asked for the stack id (a sized delete's check needs the size now), it looks
+ * itself: an entry still among the events is withdrawn there, and the backlog is read at once
+ * unless a free of an earlier block at the address waits among them (then they are applied
+ * first). Applying them all for every sized delete made the thread that deletes what others
+ * allocate (threaded.cpp's consumer) do the others' backlog work: 20 % more time, 35 MiB more
+ * memory while its producers ran ahead. *queued = 0 when the caller must remove the record
+ * itself. */
 static void forget_locked(struct shard *shard, uintptr_t address, struct memtrack_stack *alloc_stack,
                           uint64_t *size, uint32_t *stack_id, int *queued) {
     *queued = 1;
@@ -662,7 +687,15 @@ static void forget_locked(struct shard *shard, uintptr_t address, struct memtrac
         queue_event(shard, &(struct backlog_entry){.address = address | FREE_EVENT});
         return;
     }
-    if (shard->event_count) apply_events(shard, 0);
+    int newest = shard->event_count ? newest_event(shard, address) : -1;
+    if (newest >= 0 && !(shard->events[newest].address & FREE_EVENT)) {
+        struct backlog_entry *entry = &shard->events[newest];
+        if (size) *size = entry->size;
+        if (stack_id) *stack_id = entry->stack_id;
+        entry->address = 0;   /* never reaches the backlog, and no record was made of it */
+        return;
+    }
+    if (newest >= 0) apply_events(shard, 0);
     *queued = forget_settled(shard, address, size, stack_id);
 }
 
@@ -1065,13 +1098,9 @@ int memtrack_pending_backlog_lookup(uintptr_t address, uint64_t *size, uintptr_t
     /* Events not yet applied (the check applied them all before it stopped the threads; a few
      * may have come since), newest first: the block's own, or a free of an earlier one. */
     const struct backlog_entry *entry = NULL;
-    int decided = 0;
-    for (unsigned i = shard->event_count; i-- > 0 && !decided;)
-        if ((shard->events[i].address & ~(uintptr_t)FREE_EVENT) == address) {
-            decided = 1;
-            if (!(shard->events[i].address & FREE_EVENT)) entry = &shard->events[i];
-        }
-    if (!decided) {
+    int newest = newest_event(shard, address);
+    if (newest >= 0 && !(shard->events[newest].address & FREE_EVENT)) entry = &shard->events[newest];
+    if (newest < 0) {
         int slot = backlog_find(shard, address);
         if (slot >= 0) entry = &shard->backlog[slot];
     }

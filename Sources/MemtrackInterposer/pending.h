@@ -10,6 +10,8 @@
 #pragma GCC visibility push(hidden)
 
 void memtrack_pending_add(const struct memtrack_block *block);
+/* A cache hint for the backlog slot a sized delete of this address will look at. */
+void memtrack_pending_prefetch_free(uintptr_t address);
 /* Forgets the block's record: removes its young entry, or queues the rest for the writer. A young
  * block's allocation stack and size are copied out (for the quarantine's double-free reports). */
 void memtrack_pending_remove(uintptr_t address, struct memtrack_stack *alloc_stack, uint64_t *size);
