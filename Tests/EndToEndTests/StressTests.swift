@@ -45,6 +45,22 @@ private func summary(_ dirs: [RunDirectory]) -> String {
         .joined(separator: "\n")
 }
 
+/// A run of a program whose thread t leaks t+1 blocks of firstSize+t bytes and prints "done":
+/// exactly those blocks remain, with no bad free and nothing unrecorded or unremoved.
+@discardableResult
+private func expectOnlyThreadLeaks(_ result: RunResult, _ scratch: Scratch, threads: Int, firstSize: Int) throws -> RunDirectory {
+    #expect(result.exitedNormally && result.status == 0, "\(result.statusDescription)")
+    #expect(result.stdoutText == "done\n")
+    #expect(result.stderr.isEmpty, "\(result.stderrText)")
+    let dir = try onlyRunDirectory(scratch.memDir)
+    let expected = (0..<threads).flatMap { t in Array(repeating: firstSize + t, count: t + 1) }
+    #expect(dir.blockSizes == expected, "\(summary([dir]))")
+    #expect(dir.badFrees.isEmpty, "\(dir.badFrees.keys.sorted())")
+    #expect(dir.state == "exit" && dir.status["code"] == "0", "\(dir.status)")
+    #expect(dir.counter("unrecorded-blocks") == 0 && dir.counter("unremoved-records") == 0)
+    return dir
+}
+
 /// Settle time and quarantine: deferred and synchronous, with and without the quarantine.
 /// The timing-dependent tests here (fork while threads churn, SIGUSR1 storms, _exit from a
 /// handler, addresses reused while the table is full) keep MEM_DIR on the disk, where their
@@ -65,16 +81,7 @@ extension EndToEnd {
                     let result = try runTracked(program, ["8", iterations],
                                                 Tracking(memDir: scratch.memDir, settleMs: settleMs, quarantine: quarantine),
                                                 timeout: 60)
-                    #expect(result.exitedNormally && result.status == 0, "\(result.statusDescription)")
-                    #expect(result.stdoutText == "done\n")
-                    #expect(result.stderr.isEmpty, "\(result.stderrText)")
-                    let dir = try onlyRunDirectory(scratch.memDir)
-                    // Thread t leaks t+1 blocks of 1000+t bytes.
-                    let expected = (0..<8).flatMap { t in Array(repeating: 1000 + t, count: t + 1) }
-                    #expect(dir.blockSizes == expected, "\(summary([dir]))")
-                    #expect(dir.badFrees.isEmpty, "\(dir.badFrees.keys.sorted())")
-                    #expect(dir.state == "exit" && dir.status["code"] == "0", "\(dir.status)")
-                    #expect(dir.counter("unrecorded-blocks") == 0 && dir.counter("unremoved-records") == 0)
+                    try expectOnlyThreadLeaks(result, scratch, threads: 8, firstSize: 1000)
                 }
             }
         }
@@ -265,16 +272,7 @@ extension EndToEnd {
             try withScratch { scratch in
                 let result = try runTracked(program, ["4", "6"], Tracking(memDir: scratch.memDir),
                                             extraEnvironment: settings, timeout: 60)
-                #expect(result.exitedNormally && result.status == 0, "\(result.statusDescription)")
-                #expect(result.stdoutText == "done\n")
-                #expect(result.stderr.isEmpty, "\(result.stderrText)")
-                let dir = try onlyRunDirectory(scratch.memDir)
-                // Thread t leaks t+1 blocks of 2000+t bytes.
-                let expected = (0..<4).flatMap { t in Array(repeating: 2000 + t, count: t + 1) }
-                #expect(dir.blockSizes == expected, "\(summary([dir]))")
-                #expect(dir.badFrees.isEmpty, "\(dir.badFrees.keys.sorted())")
-                #expect(dir.state == "exit" && dir.status["code"] == "0", "\(dir.status)")
-                #expect(dir.counter("unrecorded-blocks") == 0 && dir.counter("unremoved-records") == 0)
+                let dir = try expectOnlyThreadLeaks(result, scratch, threads: 4, firstSize: 2000)
                 // The records were written and removed during the run, not only at exit.
                 #expect((dir.counter("writer-records") ?? 0) > 1000, "\(dir.status)")
             }
