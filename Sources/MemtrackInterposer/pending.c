@@ -631,8 +631,8 @@ static int forget_settled(struct shard *shard, uintptr_t address, uint64_t *size
     return 0;
 }
 
-/* Applies the shard's events in order, with the shard held: by the writer, or by a program
- * thread whose ring is full or which needs the backlog as it is now. */
+/* Applies the shard's events in order, with the shard held: by the writer or a flush (by_writer),
+ * or by a program thread whose ring is full or which needs the backlog as it is now. */
 static void apply_events(struct shard *shard, int by_writer) {
     unsigned count = shard->event_count;
     shard->event_count = 0;
@@ -885,8 +885,9 @@ static int write_shard(struct shard *shard, const struct pass *pass, enum shard_
             continue;
         }
         /* The events first: a free among them may queue a removal that must precede a record
-         * at its address, and a block among them is not settled in the backlog yet. */
-        if (shard->event_count) apply_events(shard, !pass->in_signal && pass->yields);
+         * at its address, and a block among them is not settled in the backlog yet. What they
+         * write counts as the pass's (the writer's or the exit flush's: writer-records). */
+        if (shard->event_count) apply_events(shard, 1);
         int count = 0, young_count = 0, removing = shard->removal_count != 0;
         if (removing) {
             while (shard->removal_count && count < BATCH) {
