@@ -633,16 +633,21 @@ static int forget_settled(struct shard *shard, uintptr_t address, uint64_t *size
 
 /* Applies the shard's events in order, with the shard held: by the writer or a flush (by_writer),
  * or by a program thread whose ring is full or which needs the backlog as it is now. */
+static inline void prefetch_event_slot(const struct shard *shard, unsigned event) {
+    if (shard->backlog_slots)
+        __builtin_prefetch(&shard->backlog[backlog_home(shard->events[event].address & ~(uintptr_t)FREE_EVENT, shard->backlog_slots)]);
+}
+
 static void apply_events(struct shard *shard, int by_writer) {
+    /* Emptied first, so that a record written on the way (write_now) finds no events to apply.
+     * Nothing queues one meanwhile: the shard is held, and a signal handler's free on this
+     * thread waits in the deferred list until unlock_shard. */
     unsigned count = shard->event_count;
     shard->event_count = 0;
     /* The backlog is tens of MiB: fetch the slots of the events a few ahead. */
-    for (unsigned i = 0; i < count && i < 8; i++)
-        if (shard->backlog_slots)
-            __builtin_prefetch(&shard->backlog[backlog_home(shard->events[i].address & ~(uintptr_t)FREE_EVENT, shard->backlog_slots)]);
+    for (unsigned i = 0; i < count && i < 8; i++) prefetch_event_slot(shard, i);
     for (unsigned i = 0; i < count; i++) {
-        if (i + 8 < count && shard->backlog_slots)
-            __builtin_prefetch(&shard->backlog[backlog_home(shard->events[i + 8].address & ~(uintptr_t)FREE_EVENT, shard->backlog_slots)]);
+        if (i + 8 < count) prefetch_event_slot(shard, i + 8);
         const struct backlog_entry *event = &shard->events[i];
         if (!event->address) continue;   /* withdrawn by a sized delete (forget_locked) */
         if (event->address & FREE_EVENT) {

@@ -89,6 +89,10 @@ static uint32_t writer_settle_ms(uint32_t now) {
     return settle + (uint32_t)((double)(longest - settle) * (15.0 / 16 - fill) * (16.0 / 3));
 }
 
+static struct timespec milliseconds_span(uint32_t milliseconds) {
+    return (struct timespec){milliseconds / 1000, (long)(milliseconds % 1000) * 1000000L};
+}
+
 static void *writer_main(void *unused) {
     (void)unused;
     atomic_store(&memtrack_writer_stack_address, (uintptr_t)&unused);
@@ -101,7 +105,7 @@ static void *writer_main(void *unused) {
     int tick_ms = memtrack_config.settle_ms / 2;
     if (tick_ms < 1) tick_ms = 1;
     if (tick_ms > 100) tick_ms = 100;          /* an idle server's survivors appear within settle + 100 ms */
-    struct timespec tick = {tick_ms / 1000, (long)(tick_ms % 1000) * 1000000L};
+    struct timespec tick = milliseconds_span((uint32_t)tick_ms);
     uint64_t reported_peak = 0, reported_program = 0;
     struct timespec wait = tick;
     uint32_t last_pass_ms = memtrack_milliseconds_now();
@@ -119,8 +123,7 @@ static void *writer_main(void *unused) {
             memtrack_pending_end_pass();
             uint32_t since = memtrack_milliseconds_now() - last_pass_ms;
             if (since < (uint32_t)tick_ms && !memtrack_pending_flush_requested()) {
-                uint32_t left = (uint32_t)tick_ms - since;
-                wait = (struct timespec){left / 1000, (long)(left % 1000) * 1000000L};
+                wait = milliseconds_span((uint32_t)tick_ms - since);
                 continue;
             }
         }
