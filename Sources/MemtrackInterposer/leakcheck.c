@@ -163,9 +163,8 @@ struct check {
  * exit, in L1), then the 64 blocks after the one it found: six dependent loads of the block
  * array instead of fourteen. */
 #define SAMPLE_STRIDE 64
-/* Each step's comparison is random, so half of them would mispredict as branches. gcc makes a
- * conditional move of `?:` here; clang (SwiftPM's compiler) made a branch of it, and of a mask
- * too, unless told the outcome is unpredictable. */
+/* gcc makes find_block's `?:` a conditional move; clang (SwiftPM's compiler) made a branch of it,
+ * and of a mask too, unless told the outcome is unpredictable. */
 #if defined(__has_builtin)
 #if __has_builtin(__builtin_unpredictable)
 #define UNPREDICTABLE(condition) __builtin_unpredictable(condition)

@@ -20,7 +20,7 @@
  * ring (`events`), which the writer applies in order (a free: drop the backlog entry, or queue
  * the removal of the record). The backlog's cache and TLB misses, most of a large heap's
  * bookkeeping, are then on the writer's core; a thread finding its ring full applies it itself.
- * A free that needs the allocation's size (a sized delete) applies the ring and looks at once.
+ * A free that needs the allocation's size (a sized delete) looks at once (forget_locked).
  *
  * The writer makes its system calls outside the shard locks, so the program's threads never
  * wait for a file operation: it takes a batch of removals or of records out of a shard, notes
@@ -511,7 +511,7 @@ static void add_entry(struct shard *shard, const struct backlog_entry *entry, in
         memtrack_note_failure("keeping a block's record in memory", ENOMEM, &memtrack_unrecorded_blocks);
 }
 
-/* Whether this thread hands the backlog's work to the writer (it applies the events). */
+/* Whether the writer takes the backlog's work: it applies the events and does the removals. */
 static inline int writer_takes_events(void) {
     return atomic_load_explicit(&writer_running, memory_order_relaxed) &&
            !atomic_load_explicit(&memtrack_synchronous, memory_order_relaxed);
@@ -621,9 +621,7 @@ static int forget_settled(struct shard *shard, uintptr_t address, uint64_t *size
                 return 1;
             }
     /* The block has a record (or had no chance of one). Queue its removal for the writer. */
-    if (atomic_load_explicit(&writer_running, memory_order_relaxed) &&
-        !atomic_load_explicit(&memtrack_synchronous, memory_order_relaxed) &&
-        (shard->removal_count < (int)shard->removal_capacity || grow_removals(shard))) {
+    if (writer_takes_events() && (shard->removal_count < (int)shard->removal_capacity || grow_removals(shard))) {
         shard->removals[shard->removal_count++] = address;
         return 1;
     }
@@ -631,13 +629,13 @@ static int forget_settled(struct shard *shard, uintptr_t address, uint64_t *size
     return 0;
 }
 
-/* Applies the shard's events in order, with the shard held: by the writer or a flush (by_writer),
- * or by a program thread whose ring is full or which needs the backlog as it is now. */
 static inline void prefetch_event_slot(const struct shard *shard, unsigned event) {
     if (shard->backlog_slots)
         __builtin_prefetch(&shard->backlog[backlog_home(shard->events[event].address & ~(uintptr_t)FREE_EVENT, shard->backlog_slots)]);
 }
 
+/* Applies the shard's events in order, with the shard held: by the writer or a flush (by_writer),
+ * or by a program thread whose ring is full or which needs the backlog as it is now. */
 static void apply_events(struct shard *shard, int by_writer) {
     /* Emptied first, so that a record written on the way (write_now) finds no events to apply.
      * Nothing queues one meanwhile: the shard is held, and a signal handler's free on this
